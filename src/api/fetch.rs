@@ -1,0 +1,192 @@
+//! Fetch: read whole record batches from partition logs, below the high watermark, with
+//! `min_bytes`/`max_wait_ms` long polling woken by appends (not by timers).
+//!
+//! Sessionless (KIP-227 allows it): every response carries session id 0, so clients send full
+//! fetch requests. Batches go out as stored: this layer never looks inside them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::fetch_request::FetchPartition;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::{Ctx, Reply};
+use crate::replica::Partition;
+
+/// Fetch from version 13 names topics by id only.
+const TOPIC_IDS_FROM_VERSION: i16 = 13;
+/// Kafka's `fetch.max.bytes` default: caps what one response may carry whatever the client asks.
+const FETCH_MAX_BYTES: usize = 55 * 1024 * 1024;
+/// Longest long poll; clients ask for 100 ms to a few seconds.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+const READ_COMMITTED: i8 = 1;
+
+/// One requested partition, resolved against the metadata once per request.
+struct Wanted {
+    topic_index: usize,
+    request: FetchPartition,
+    partition: Result<Arc<Partition>, ResponseError>,
+}
+
+/// A fetch request resolved and ready to be read (again, on each wake-up).
+struct Plan {
+    ctx: Ctx,
+    topics: Vec<(TopicName, Uuid)>,
+    partitions: Vec<Wanted>,
+    max_bytes: usize,
+    min_bytes: usize,
+    read_committed: bool,
+}
+
+pub(super) fn handle(ctx: &Ctx, req: FetchRequest) -> Reply<FetchResponse> {
+    if req.session_id != 0 {
+        // We never hand out sessions, so an incremental fetch names one we do not have.
+        let code = ctx.count(ResponseError::FetchSessionIdNotFound);
+        return Reply::Now(FetchResponse::default().with_error_code(code));
+    }
+    let plan = Plan::new(ctx, &req);
+    let (response, enough) = plan.read();
+    let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
+    if enough || wait.is_zero() {
+        return Reply::Now(response);
+    }
+    let deadline = Instant::now() + wait;
+    Reply::Later(Box::pin(async move { plan.long_poll(deadline).await }))
+}
+
+impl Plan {
+    fn new(ctx: &Ctx, req: &FetchRequest) -> Plan {
+        let image = ctx.broker.metadata.image();
+        let by_id = ctx.version >= TOPIC_IDS_FROM_VERSION;
+        let mut topics = Vec::with_capacity(req.topics.len());
+        let mut partitions = Vec::new();
+        for (topic_index, t) in req.topics.iter().enumerate() {
+            let name = if by_id {
+                image.topic_by_id(&t.topic_id).map(|t| t.name.clone())
+            } else {
+                Some(t.topic.0.to_string())
+            };
+            topics.push((t.topic.clone(), t.topic_id));
+            for p in &t.partitions {
+                let partition = match &name {
+                    None => Err(ResponseError::UnknownTopicId),
+                    Some(n) => ctx
+                        .broker
+                        .replicas
+                        .get(n, p.partition)
+                        .ok_or(ResponseError::UnknownTopicOrPartition),
+                };
+                partitions.push(Wanted {
+                    topic_index,
+                    request: p.clone(),
+                    partition,
+                });
+            }
+        }
+        Plan {
+            ctx: ctx.clone(),
+            topics,
+            partitions,
+            max_bytes: (req.max_bytes.max(0) as usize).min(FETCH_MAX_BYTES),
+            min_bytes: req.min_bytes.max(0) as usize,
+            read_committed: req.isolation_level == READ_COMMITTED,
+        }
+    }
+
+    /// Waits until enough bytes arrived or the deadline passed. Registering as a waiter before
+    /// reading means an append between the read and the wait still wakes us.
+    async fn long_poll(self, deadline: Instant) -> FetchResponse {
+        loop {
+            let wake = Arc::new(Notify::new());
+            for p in self.partitions.iter().filter_map(|w| w.partition.as_ref().ok()) {
+                p.add_waiter(&wake);
+            }
+            let (response, enough) = self.read();
+            if enough || Instant::now() >= deadline {
+                return response;
+            }
+            if tokio::time::timeout_at(deadline, wake.notified()).await.is_err() {
+                return self.read().0;
+            }
+        }
+    }
+
+    /// Reads every partition once. Returns the response and whether it may be sent now
+    /// (min_bytes reached, or an error to report).
+    fn read(&self) -> (FetchResponse, bool) {
+        let mut budget = self.max_bytes;
+        let mut total = 0usize;
+        let mut has_error = false;
+        let mut topics: Vec<FetchableTopicResponse> = self
+            .topics
+            .iter()
+            .map(|(name, id)| {
+                FetchableTopicResponse::default()
+                    .with_topic(if self.ctx.version < TOPIC_IDS_FROM_VERSION {
+                        name.clone()
+                    } else {
+                        TopicName(StrBytes::default())
+                    })
+                    .with_topic_id(*id)
+            })
+            .collect();
+        for w in &self.partitions {
+            let data = self.read_partition(w, budget, total == 0);
+            let n = data.records.as_ref().map_or(0, Bytes::len);
+            has_error |= data.error_code != 0;
+            total += n;
+            budget = budget.saturating_sub(n);
+            topics[w.topic_index].partitions.push(data);
+        }
+        let response = FetchResponse::default().with_responses(topics);
+        (response, has_error || total >= self.min_bytes)
+    }
+
+    fn read_partition(&self, w: &Wanted, budget: usize, first_data: bool) -> PartitionData {
+        let req = &w.request;
+        let base = PartitionData::default()
+            .with_partition_index(req.partition)
+            .with_records(Some(Bytes::new()))
+            .with_aborted_transactions(self.read_committed.then(Vec::new));
+        let partition = match &w.partition {
+            Ok(p) => p,
+            Err(e) => return self.failed(base, *e),
+        };
+        let base = base
+            .with_high_watermark(partition.high_watermark())
+            .with_last_stable_offset(partition.high_watermark())
+            .with_log_start_offset(partition.log_start_offset());
+        let epoch = partition.leader_epoch();
+        if req.current_leader_epoch >= 0 && req.current_leader_epoch != epoch {
+            let e = if req.current_leader_epoch > epoch {
+                ResponseError::UnknownLeaderEpoch
+            } else {
+                ResponseError::FencedLeaderEpoch
+            };
+            return self.failed(base, e);
+        }
+        let max = (req.partition_max_bytes.max(0) as usize).min(budget);
+        match partition.read(req.fetch_offset, max, first_data && budget > 0) {
+            Ok(r) => base
+                .with_high_watermark(r.high_watermark)
+                .with_last_stable_offset(r.high_watermark)
+                .with_log_start_offset(r.log_start_offset)
+                .with_records(Some(r.records)),
+            Err(e) => {
+                let code = self.ctx.code(&e);
+                base.with_error_code(code)
+            }
+        }
+    }
+
+    fn failed(&self, base: PartitionData, e: ResponseError) -> PartitionData {
+        base.with_error_code(self.ctx.count(e))
+    }
+}

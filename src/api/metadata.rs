@@ -1,0 +1,159 @@
+//! Metadata: brokers, the controller, and topics with their partitions' leaders; creates
+//! missing topics when auto-creation is on and the client allows it.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use uuid::Uuid;
+
+use super::{Ctx, Reply};
+use crate::error::KafkaCode;
+use crate::metadata::topics::{self, NewTopic};
+use crate::metadata::{MetadataError, TopicImage};
+
+/// Kafka's AclOperation codes an unsecured broker grants on a topic and on the cluster.
+const TOPIC_OPERATIONS: &[i32] = &[3, 4, 5, 6, 7, 8, 10, 11];
+pub(super) const CLUSTER_OPERATIONS: &[i32] = &[5, 7, 8, 9, 10, 11, 12];
+/// "Not requested" for authorized operations fields; any other value breaks some clients.
+pub(super) const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+
+pub(super) fn operations(ops: &[i32]) -> i32 {
+    ops.iter().fold(0, |acc, op| acc | (1 << op))
+}
+
+pub(super) fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply<MetadataResponse> {
+    let broker = &ctx.broker;
+    // v0 has no null: an empty list means every topic. From v1, null means every topic.
+    let wanted = match req.topics {
+        Some(t) if !(ctx.version == 0 && t.is_empty()) => Some(t),
+        _ => None,
+    };
+    let allow_create = broker.settings.auto_create_topics_enable && (ctx.version < 4 || req.allow_auto_topic_creation);
+    let mut image = broker.metadata.image();
+    let topics = match wanted {
+        None => image
+            .topics()
+            .map(|t| describe(ctx, t, req.include_topic_authorized_operations))
+            .collect(),
+        Some(requested) => requested
+            .into_iter()
+            .map(|t| {
+                let found = match &t.name {
+                    Some(name) => image.topic(name).cloned(),
+                    None => image.topic_by_id(&t.topic_id).cloned(),
+                };
+                match (found, t.name) {
+                    (Some(topic), _) => describe(ctx, &topic, req.include_topic_authorized_operations),
+                    (None, Some(name)) if allow_create => auto_create(ctx, &mut image, &name.0),
+                    (None, Some(name)) => {
+                        let e = unknown_or_invalid(&name);
+                        missing(ctx, Some(name), Uuid::nil(), e)
+                    }
+                    (None, None) => missing(ctx, None, t.topic_id, ResponseError::UnknownTopicId),
+                }
+            })
+            .collect(),
+    };
+    let cluster_ops = if req.include_cluster_authorized_operations && (8..=10).contains(&ctx.version) {
+        operations(CLUSTER_OPERATIONS)
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
+    Reply::Now(
+        MetadataResponse::default()
+            .with_brokers(brokers(ctx))
+            .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
+            .with_controller_id(BrokerId(broker.node_id))
+            .with_topics(topics)
+            .with_cluster_authorized_operations(cluster_ops),
+    )
+}
+
+fn unknown_or_invalid(name: &TopicName) -> ResponseError {
+    match topics::validate_topic_name(name) {
+        Ok(()) => ResponseError::UnknownTopicOrPartition,
+        Err(_) => ResponseError::InvalidTopicException,
+    }
+}
+
+fn brokers(ctx: &Ctx) -> Vec<MetadataResponseBroker> {
+    let b = &ctx.broker;
+    vec![MetadataResponseBroker::default()
+        .with_node_id(BrokerId(b.node_id))
+        .with_host(StrBytes::from_string(b.advertised.host.clone()))
+        .with_port(b.advertised.port as i32)]
+}
+
+fn auto_create(ctx: &Ctx, image: &mut Arc<crate::metadata::MetadataImage>, name: &str) -> MetadataResponseTopic {
+    let topic = NewTopic {
+        name: name.to_string(),
+        num_partitions: -1,
+        replication_factor: -1,
+        ..Default::default()
+    };
+    match ctx.broker.create_topic(&topic, false) {
+        Ok(next) => {
+            *image = next;
+            let created = image.topic(name).expect("topic was just created").clone();
+            describe(ctx, &created, false)
+        }
+        // Another request created it first: describe what is there.
+        Err(MetadataError::TopicAlreadyExists(_)) => {
+            *image = ctx.broker.metadata.image();
+            match image.topic(name) {
+                Some(t) => describe(ctx, &t.clone(), false),
+                None => missing(
+                    ctx,
+                    Some(TopicName(name.to_string().into())),
+                    Uuid::nil(),
+                    ResponseError::LeaderNotAvailable,
+                ),
+            }
+        }
+        Err(e) => missing(
+            ctx,
+            Some(TopicName(name.to_string().into())),
+            Uuid::nil(),
+            e.kafka_error(),
+        ),
+    }
+}
+
+fn missing(ctx: &Ctx, name: Option<TopicName>, id: Uuid, err: ResponseError) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(ctx.count(err))
+        .with_name(name)
+        .with_topic_id(id)
+        .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED)
+}
+
+fn describe(ctx: &Ctx, topic: &TopicImage, with_ops: bool) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|(&index, p)| {
+            MetadataResponsePartition::default()
+                .with_partition_index(index)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
+                .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
+        })
+        .collect();
+    let ops = if with_ops && ctx.version >= 8 {
+        operations(TOPIC_OPERATIONS)
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+        .with_topic_id(topic.id)
+        .with_is_internal(topic.is_internal())
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(ops)
+}

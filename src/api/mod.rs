@@ -1,0 +1,232 @@
+//! The Kafka API layer: decodes a request frame with the kafka-protocol crate, checks the API
+//! and version, routes it to the handler of its request family (one file each), and encodes
+//! the response frame.
+//!
+//! May call: the services (`replica`, `metadata`) through [`Broker`]. Knows nothing of sockets:
+//! it takes a frame and gives back a future of the response frame, so the network layer can
+//! keep responses in request order while a long-poll fetch waits.
+
+mod api_versions;
+mod cluster;
+mod configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod topics;
+pub(crate) mod versions;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::ResponseError;
+use tracing::debug;
+
+use crate::broker::Broker;
+use crate::error::KafkaCode;
+
+/// The response frame of one request, possibly still being computed (long-poll fetch, acks
+/// wait).
+pub(crate) type Pending = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// What the connection does once a request is done.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Write this frame.
+    Send(BytesMut),
+    /// Write nothing (acks=0 produce).
+    Nothing,
+    /// The response could not be encoded (a bug); the client would wait forever, so close.
+    Close(String),
+}
+
+/// A request the broker will not answer: the connection is closed, as Kafka closes it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProtocolError {
+    #[error("request frame of {0} bytes is too short for a request header")]
+    TooShort(usize),
+    #[error("unknown API key {0}")]
+    UnknownApiKey(i16),
+    #[error("{api:?} version {version} is not supported (supported: {min}..={max})")]
+    UnsupportedVersion {
+        api: ApiKey,
+        version: i16,
+        min: i16,
+        max: i16,
+    },
+    #[error("cannot decode {api:?} v{version}: {reason}")]
+    Malformed { api: ApiKey, version: i16, reason: String },
+}
+
+/// What a handler gives back: a response now, or one that needs waiting for.
+pub(crate) enum Reply<R> {
+    Now(R),
+    Later(Pin<Box<dyn Future<Output = R> + Send>>),
+    /// No response at all (acks=0 produce).
+    Silent,
+    /// Close the connection instead of answering (a failed acks=0 produce, as in Kafka).
+    Close(String),
+}
+
+/// Who asked, and with which version; handed to every handler.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) api: ApiKey,
+    pub(crate) version: i16,
+    correlation_id: i32,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} v{} #{}", self.api, self.version, self.correlation_id)
+    }
+}
+
+impl Ctx {
+    /// The Kafka code for `err`, counted in the errors metric.
+    pub(crate) fn code(&self, err: &impl KafkaCode) -> i16 {
+        self.count(err.kafka_error())
+    }
+
+    /// Counts a response error code in the errors metric and returns it.
+    pub(crate) fn count(&self, err: ResponseError) -> i16 {
+        self.broker
+            .metrics
+            .errors
+            .with_label_values(&[api_name(self.api), &format!("{err:?}")])
+            .inc();
+        err.code()
+    }
+}
+
+fn api_name(api: ApiKey) -> &'static str {
+    versions::name(api)
+}
+
+/// Decodes one request frame, runs it, and returns the future of its response frame.
+/// Work that must happen in request order (appends) is done before this returns.
+pub(crate) fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Pending, ProtocolError> {
+    if frame.len() < 8 {
+        return Err(ProtocolError::TooShort(frame.len()));
+    }
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let api = ApiKey::try_from(raw_key).map_err(|_| ProtocolError::UnknownApiKey(raw_key))?;
+    let ctx = Ctx {
+        broker: broker.clone(),
+        api,
+        version,
+        correlation_id,
+        started: Instant::now(),
+    };
+    let Some(range) = versions::supported(api) else {
+        return Err(ProtocolError::UnknownApiKey(raw_key));
+    };
+    if version < range.min || version > range.max {
+        if api == ApiKey::ApiVersions {
+            // KIP-511: answer with a v0 body listing our ranges so the client can pick one.
+            return Ok(ready(encode(&ctx, 0, 0, &api_versions::unsupported_version())));
+        }
+        return Err(ProtocolError::UnsupportedVersion {
+            api,
+            version,
+            min: range.min,
+            max: range.max,
+        });
+    }
+    broker
+        .metrics
+        .requests
+        .with_label_values(&[api_name(api), &version.to_string()])
+        .inc();
+    let malformed = |reason: String| ProtocolError::Malformed { api, version, reason };
+    RequestHeader::decode(&mut frame, api.request_header_version(version)).map_err(|e| malformed(e.to_string()))?;
+    route(ctx, frame).map_err(|e| malformed(e.to_string()))
+}
+
+/// Decodes the body for its API and runs the handler.
+fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
+    let v = ctx.version;
+    let pending = match ctx.api {
+        ApiKey::ApiVersions => respond(&ctx, api_versions::handle(&ctx, decode(&mut body, v)?)),
+        ApiKey::Metadata => respond(&ctx, metadata::handle(&ctx, decode(&mut body, v)?)),
+        ApiKey::Produce => respond(&ctx, produce::handle(&ctx, decode(&mut body, v)?)),
+        ApiKey::Fetch => respond(&ctx, fetch::handle(&ctx, decode(&mut body, v)?)),
+        ApiKey::ListOffsets => respond(&ctx, list_offsets::handle(&ctx, decode(&mut body, v)?)),
+        ApiKey::CreateTopics => respond(&ctx, topics::create_topics(&ctx, decode(&mut body, v)?)),
+        ApiKey::DeleteTopics => respond(&ctx, topics::delete_topics(&ctx, decode(&mut body, v)?)),
+        ApiKey::CreatePartitions => respond(&ctx, topics::create_partitions(&ctx, decode(&mut body, v)?)),
+        ApiKey::DescribeConfigs => respond(&ctx, configs::describe_configs(&ctx, decode(&mut body, v)?)),
+        ApiKey::DescribeCluster => respond(&ctx, cluster::describe_cluster(&ctx, decode(&mut body, v)?)),
+        other => anyhow::bail!("{other:?} is advertised but has no handler"),
+    };
+    if body.has_remaining() {
+        debug!(api = ?ctx.api, extra = body.remaining(), "request body has trailing bytes");
+    }
+    Ok(pending)
+}
+
+fn decode<T: Decodable>(body: &mut Bytes, version: i16) -> anyhow::Result<T> {
+    T::decode(body, version)
+}
+
+fn respond<R: Encodable + Send + 'static>(ctx: &Ctx, reply: Reply<R>) -> Pending {
+    match reply {
+        Reply::Now(r) => ready(finish(ctx, &r)),
+        Reply::Later(fut) => {
+            let ctx = ctx.clone();
+            Box::pin(async move { finish(&ctx, &fut.await) })
+        }
+        Reply::Silent => {
+            observe(ctx);
+            ready(Outcome::Nothing)
+        }
+        Reply::Close(why) => ready(Outcome::Close(why)),
+    }
+}
+
+fn ready(outcome: Outcome) -> Pending {
+    Box::pin(async move { outcome })
+}
+
+fn observe(ctx: &Ctx) {
+    ctx.broker
+        .metrics
+        .request_seconds
+        .with_label_values(&[api_name(ctx.api)])
+        .observe(ctx.started.elapsed().as_secs_f64());
+}
+
+fn finish<R: Encodable>(ctx: &Ctx, response: &R) -> Outcome {
+    observe(ctx);
+    let header_version = ctx.api.response_header_version(ctx.version);
+    encode(ctx, header_version, ctx.version, response)
+}
+
+/// Encodes `[size][response header][body]`.
+fn encode<R: Encodable>(ctx: &Ctx, header_version: i16, version: i16, response: &R) -> Outcome {
+    let header = ResponseHeader::default().with_correlation_id(ctx.correlation_id);
+    let frame = (|| {
+        let size = header.compute_size(header_version)? + response.compute_size(version)?;
+        let mut buf = BytesMut::with_capacity(4 + size);
+        buf.put_i32(i32::try_from(size)?);
+        header.encode(&mut buf, header_version)?;
+        response.encode(&mut buf, version)?;
+        anyhow::Ok(buf)
+    })();
+    match frame {
+        Ok(buf) => {
+            ctx.broker.metrics.bytes_out.inc_by(buf.len() as u64);
+            Outcome::Send(buf)
+        }
+        Err(e) => Outcome::Close(format!("cannot encode {ctx:?} response: {e}")),
+    }
+}

@@ -1,0 +1,67 @@
+//! Which APIs and versions Sluice serves: the single table ApiVersions advertises and the
+//! dispatcher enforces. An entry here must have a handler in `api::route` (a test checks).
+
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::protocol::VersionRange;
+
+/// (API, lowest version, highest version). Lowest versions are kafka-protocol's floors.
+const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 18),
+    (ApiKey::ListOffsets, 1, 10),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DescribeCluster, 0, 2),
+];
+
+pub(crate) fn supported(api: ApiKey) -> Option<VersionRange> {
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == api)
+        .map(|&(_, min, max)| VersionRange { min, max })
+}
+
+pub(crate) fn all() -> impl Iterator<Item = (ApiKey, VersionRange)> {
+    SUPPORTED.iter().map(|&(k, min, max)| (k, VersionRange { min, max }))
+}
+
+/// The metric label of an API: Kafka's name for it.
+pub(crate) fn name(api: ApiKey) -> &'static str {
+    match api {
+        ApiKey::Produce => "Produce",
+        ApiKey::Fetch => "Fetch",
+        ApiKey::ListOffsets => "ListOffsets",
+        ApiKey::Metadata => "Metadata",
+        ApiKey::ApiVersions => "ApiVersions",
+        ApiKey::CreateTopics => "CreateTopics",
+        ApiKey::DeleteTopics => "DeleteTopics",
+        ApiKey::DescribeConfigs => "DescribeConfigs",
+        ApiKey::CreatePartitions => "CreatePartitions",
+        ApiKey::DescribeCluster => "DescribeCluster",
+        _ => "Other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Message;
+
+    use super::*;
+
+    #[test]
+    fn advertised_ranges_lie_within_what_the_codec_supports() {
+        for (api, range) in all() {
+            let codec = api.valid_versions();
+            assert!(
+                range.min >= codec.min && range.max <= codec.max,
+                "{api:?} {range} vs codec {codec}"
+            );
+        }
+        assert_eq!(MetadataRequest::VERSIONS.min, 0);
+    }
+}

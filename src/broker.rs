@@ -1,0 +1,85 @@
+//! The broker's services wired together: what every API handler gets to work with.
+//!
+//! A metadata change goes metadata log → image → replicas, in that order, here and nowhere
+//! else, so no handler can publish a change without making it durable first.
+
+use std::sync::Arc;
+
+use tracing::error;
+
+use crate::clock::now_ms;
+use crate::config::{Listener, Settings};
+use crate::metadata::topics::{self, NewTopic, Placement};
+use crate::metadata::{Metadata, MetadataError, MetadataImage, MetadataRecord};
+use crate::metrics::Metrics;
+use crate::replica::ReplicaManager;
+
+#[derive(Debug)]
+pub(crate) struct Broker {
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) node_id: i32,
+    pub(crate) cluster_id: String,
+    /// The endpoint clients are told to use.
+    pub(crate) advertised: Listener,
+    pub(crate) metadata: Metadata,
+    pub(crate) replicas: Arc<ReplicaManager>,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl Broker {
+    /// The brokers replicas may be placed on. One until the controller issue adds registration.
+    fn brokers(&self) -> Vec<i32> {
+        vec![self.node_id]
+    }
+
+    /// Commits a planned change and makes this broker's partitions follow it.
+    fn change<F>(&self, plan: F) -> Result<Arc<MetadataImage>, MetadataError>
+    where
+        F: FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, MetadataError>,
+    {
+        let image = self.metadata.commit(plan, now_ms())?;
+        if let Err(e) = self.replicas.reconcile(&image) {
+            // The change is committed; the partition stays unavailable until the next start.
+            error!(error = %e, "could not apply metadata change to local partitions");
+        }
+        Ok(image)
+    }
+
+    /// Creates a topic (or only checks that it could be, with `validate_only`).
+    pub(crate) fn create_topic(
+        &self,
+        topic: &NewTopic,
+        validate_only: bool,
+    ) -> Result<Arc<MetadataImage>, MetadataError> {
+        let brokers = self.brokers();
+        let placement = Placement {
+            brokers: &brokers,
+            default_partitions: self.settings.num_partitions,
+            default_replication_factor: self.settings.default_replication_factor,
+        };
+        if validate_only {
+            topics::plan_create_topic(&self.metadata.image(), &placement, topic)?;
+            return Ok(self.metadata.image());
+        }
+        self.change(|image| topics::plan_create_topic(image, &placement, topic))
+    }
+
+    pub(crate) fn delete_topic(&self, name: &str) -> Result<Arc<MetadataImage>, MetadataError> {
+        self.change(|image| topics::plan_delete_topic(image, name))
+    }
+
+    pub(crate) fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Option<&[Vec<i32>]>,
+        validate_only: bool,
+    ) -> Result<Arc<MetadataImage>, MetadataError> {
+        let brokers = self.brokers();
+        if validate_only {
+            topics::plan_create_partitions(&self.metadata.image(), &brokers, name, count, assignments)?;
+            return Ok(self.metadata.image());
+        }
+        self.change(|image| topics::plan_create_partitions(image, &brokers, name, count, assignments))
+    }
+}

@@ -1,0 +1,144 @@
+//! Settings: `config/*.toml` plus `--override key=value`, turned into typed [`Settings`].
+//!
+//! Names are Apache Kafka's (`log.segment.bytes`, `listeners`, …). In TOML the dotted names
+//! nest (`[log] segment.bytes = …` is `log.segment.bytes`), so the file is flattened into dotted
+//! keys first, overrides are laid on top, and only then is anything typed. That keeps one code
+//! path for file, override and default, and lets DescribeConfigs report each value's source.
+//!
+//! This module reads files and parses strings; it never touches the network or the data dirs.
+
+mod listener;
+mod settings;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub use listener::Listener;
+pub use settings::{Setting, Settings, Source};
+
+/// A setting that cannot be used; the message names it, and the broker refuses to start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Toml { path: String, message: String },
+    #[error("unknown setting '{0}'")]
+    Unknown(String),
+    #[error("bad value for setting '{name}': '{value}' ({reason})")]
+    BadValue {
+        name: String,
+        value: String,
+        reason: String,
+    },
+    #[error("bad override '{0}': expected key=value")]
+    BadOverride(String),
+}
+
+/// Loads the settings: defaults, then the TOML file (if given), then each `key=value` override.
+pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Settings, ConfigError> {
+    let mut layers = settings::Layers::default();
+    if let Some(p) = path {
+        layers.file = read_file(p)?;
+    }
+    for o in overrides {
+        let (k, v) = o.split_once('=').ok_or_else(|| ConfigError::BadOverride(o.clone()))?;
+        layers.overrides.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Settings::from_layers(layers)
+}
+
+fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    parse_toml(&text).map_err(|message| ConfigError::Toml { path: shown, message })
+}
+
+/// Flattens TOML into dotted keys with string values (`[log] segment.bytes = 5` → `log.segment.bytes = "5"`).
+fn parse_toml(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+    let mut flat = BTreeMap::new();
+    flatten("", &toml::Value::Table(table), &mut flat);
+    Ok(flat)
+}
+
+fn flatten(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, String>) {
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        toml::Value::String(s) => {
+            out.insert(prefix.to_string(), s.clone());
+        }
+        toml::Value::Array(items) => {
+            let parts: Vec<String> = items
+                .iter()
+                .map(|i| match i {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            out.insert(prefix.to_string(), parts.join(","));
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_toml_flattens_to_kafka_names() {
+        let flat = parse_toml("[log]\nsegment.bytes = 1024\ndirs = \"/tmp/x\"\n[node]\nid = 3\n").unwrap();
+        assert_eq!(flat["log.segment.bytes"], "1024");
+        assert_eq!(flat["log.dirs"], "/tmp/x");
+        assert_eq!(flat["node.id"], "3");
+    }
+
+    #[test]
+    fn override_wins_over_file_and_default() {
+        let s = load(None, &["log.segment.bytes=2048".into(), "node.id=7".into()]).unwrap();
+        assert_eq!(s.log_segment_bytes, 2048);
+        assert_eq!(s.node_id, 7);
+        assert_eq!(s.source("node.id"), Source::Override);
+        assert_eq!(s.source("num.partitions"), Source::Default);
+    }
+
+    #[test]
+    fn unknown_setting_is_named() {
+        let err = load(None, &["log.segmnt.bytes=1".into()]).unwrap_err();
+        assert_eq!(err.to_string(), "unknown setting 'log.segmnt.bytes'");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let err = load(None, &["num.partitions=zero".into()]).unwrap_err();
+        assert!(err.to_string().contains("'num.partitions'"), "{err}");
+        let err = load(None, &["num.partitions=0".into()]).unwrap_err();
+        assert!(err.to_string().contains("'num.partitions'"), "{err}");
+    }
+
+    #[test]
+    fn shipped_config_file_is_valid_and_documents_every_setting() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sluice.toml");
+        load(Some(Path::new(path)), &[]).unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
+        for s in Settings::defaults().entries() {
+            let leaf = s.name.rsplit('.').next().unwrap();
+            assert!(text.contains(leaf), "config/sluice.toml does not mention {}", s.name);
+        }
+    }
+}

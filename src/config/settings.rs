@@ -1,0 +1,254 @@
+//! The table of broker settings: name, type, default, check, and one line of documentation.
+//!
+//! One macro invocation declares each setting once; from it come the typed field, the parser,
+//! the default, and the entry DescribeConfigs reports. Adding a setting is one line here plus
+//! its comment in `config/sluice.toml` (a test checks the file mentions every setting).
+
+use std::collections::BTreeMap;
+
+use super::{ConfigError, Listener};
+
+/// Where a setting's value came from (reported by DescribeConfigs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File,
+    Override,
+}
+
+/// One setting as DescribeConfigs shows it.
+#[derive(Debug, Clone)]
+pub struct Setting {
+    pub name: &'static str,
+    pub value: String,
+    pub source: Source,
+    pub doc: &'static str,
+}
+
+/// A value type a setting can have.
+trait SettingValue: Sized {
+    fn parse_value(s: &str) -> Result<Self, String>;
+    fn show(&self) -> String;
+}
+
+macro_rules! int_setting_value {
+    ($($t:ty),*) => {$(
+        impl SettingValue for $t {
+            fn parse_value(s: &str) -> Result<Self, String> {
+                s.trim().parse().map_err(|_| format!("not a {}", stringify!($t)))
+            }
+            fn show(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+int_setting_value!(i32, i64);
+
+impl SettingValue for bool {
+    fn parse_value(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err("expected true or false".into()),
+        }
+    }
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl SettingValue for String {
+    fn parse_value(s: &str) -> Result<Self, String> {
+        Ok(s.to_string())
+    }
+    fn show(&self) -> String {
+        self.clone()
+    }
+}
+
+impl SettingValue for Vec<Listener> {
+    fn parse_value(s: &str) -> Result<Self, String> {
+        Listener::parse_list(s)
+    }
+    fn show(&self) -> String {
+        self.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",")
+    }
+}
+
+fn any<T>(_: &T) -> Result<(), String> {
+    Ok(())
+}
+
+fn positive(v: &i64) -> Result<(), String> {
+    (*v > 0).then_some(()).ok_or_else(|| "must be > 0".into())
+}
+
+fn positive_i32(v: &i32) -> Result<(), String> {
+    (*v > 0).then_some(()).ok_or_else(|| "must be > 0".into())
+}
+
+fn non_negative_i32(v: &i32) -> Result<(), String> {
+    (*v >= 0).then_some(()).ok_or_else(|| "must be >= 0".into())
+}
+
+fn minus_one_or_positive(v: &i64) -> Result<(), String> {
+    (*v == -1 || *v > 0)
+        .then_some(())
+        .ok_or_else(|| "must be -1 or > 0".into())
+}
+
+fn segment_bytes(v: &i64) -> Result<(), String> {
+    // The .index stores u32 file positions, so a segment can never pass 2 GiB.
+    (14..=i32::MAX as i64)
+        .contains(v)
+        .then_some(())
+        .ok_or_else(|| "must be in 14..=2147483647".into())
+}
+
+#[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
+fn listeners(v: &Vec<Listener>) -> Result<(), String> {
+    (!v.is_empty())
+        .then_some(())
+        .ok_or_else(|| "at least one listener is needed".into())
+}
+
+#[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
+fn host_port(v: &String) -> Result<(), String> {
+    v.parse::<std::net::SocketAddr>()
+        .map(|_| ())
+        .map_err(|_| "expected host:port, e.g. 127.0.0.1:9644".into())
+}
+
+#[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
+fn cleanup_policy(v: &String) -> Result<(), String> {
+    crate::metadata::topic_config::check_cleanup_policy(v)
+}
+
+macro_rules! settings {
+    ($( $(#[doc = $doc:literal])+ $field:ident : $ty:ty = $name:literal, $default:literal, $check:expr; )*) => {
+        /// Every broker setting, typed. Field names are the Kafka names with `_` for `.`.
+        #[derive(Debug, Clone)]
+        pub struct Settings {
+            $( $(#[doc = $doc])+ pub $field: $ty, )*
+            sources: BTreeMap<&'static str, Source>,
+        }
+
+        impl Settings {
+            /// Builds settings from dotted keys; every key must be known, every value valid.
+            pub(super) fn from_layers(mut layers: Layers) -> Result<Settings, ConfigError> {
+                let mut sources = BTreeMap::new();
+                let settings = Settings {
+                    $( $field: take::<$ty>(&mut layers, &mut sources, $name, $default, $check)?, )*
+                    sources,
+                };
+                match layers.file.into_keys().chain(layers.overrides.into_keys()).next() {
+                    Some(unknown) => Err(ConfigError::Unknown(unknown)),
+                    None => Ok(settings),
+                }
+            }
+
+            /// Every setting with its value and source, in declaration order.
+            pub fn entries(&self) -> Vec<Setting> {
+                vec![$( Setting {
+                    name: $name,
+                    value: self.$field.show(),
+                    source: self.source($name),
+                    doc: concat!($($doc),+).trim_start(),
+                }, )*]
+            }
+        }
+    };
+}
+
+/// Raw dotted-key values: from the file, and from `--override` (which wins).
+#[derive(Debug, Default)]
+pub(super) struct Layers {
+    pub(super) file: BTreeMap<String, String>,
+    pub(super) overrides: BTreeMap<String, String>,
+}
+
+fn take<T: SettingValue>(
+    layers: &mut Layers,
+    sources: &mut BTreeMap<&'static str, Source>,
+    name: &'static str,
+    default: &'static str,
+    check: fn(&T) -> Result<(), String>,
+) -> Result<T, ConfigError> {
+    let from_file = layers.file.remove(name);
+    let (raw, source) = match (layers.overrides.remove(name), from_file) {
+        (Some(v), _) => (v, Source::Override),
+        (None, Some(v)) => (v, Source::File),
+        (None, None) => (default.to_string(), Source::Default),
+    };
+    let bad = |reason: String| ConfigError::BadValue {
+        name: name.to_string(),
+        value: raw.clone(),
+        reason,
+    };
+    let value = T::parse_value(&raw).map_err(bad)?;
+    check(&value).map_err(bad)?;
+    sources.insert(name, source);
+    Ok(value)
+}
+
+settings! {
+    /// This node's id, unique in the cluster.
+    node_id: i32 = "node.id", "1", non_negative_i32;
+    /// Where clients connect: comma-separated NAME://host:port.
+    listeners: Vec<Listener> = "listeners", "PLAINTEXT://127.0.0.1:9092", listeners;
+    /// What clients are told to connect to; empty means the same as `listeners`.
+    advertised_listeners: Vec<Listener> = "advertised.listeners", "", any;
+    /// Data directory (one for now): partition logs and the metadata log live here.
+    log_dirs: String = "log.dirs", "./data", any;
+    /// Partitions of an auto-created topic, and of CreateTopics asking for -1.
+    num_partitions: i32 = "num.partitions", "1", positive_i32;
+    /// Replication factor of auto-created topics and of CreateTopics asking for -1.
+    default_replication_factor: i32 = "default.replication.factor", "1", positive_i32;
+    /// Create a topic when a client asks Metadata for one that does not exist.
+    auto_create_topics_enable: bool = "auto.create.topics.enable", "true", any;
+    /// Roll to a new segment when the active one would pass this size.
+    log_segment_bytes: i64 = "log.segment.bytes", "1073741824", segment_bytes;
+    /// Roll to a new segment when the active one is older than this.
+    log_roll_ms: i64 = "log.roll.ms", "604800000", positive;
+    /// Delete whole segments whose newest record is older than this; -1 keeps forever.
+    log_retention_ms: i64 = "log.retention.ms", "604800000", minus_one_or_positive;
+    /// Delete oldest segments while a partition is larger than this; -1 means no limit.
+    log_retention_bytes: i64 = "log.retention.bytes", "-1", minus_one_or_positive;
+    /// How often retention runs.
+    log_retention_check_interval_ms: i64 = "log.retention.check.interval.ms", "300000", positive;
+    /// fsync a partition after this many records; the default leaves it to the OS, as Kafka does.
+    log_flush_interval_messages: i64 = "log.flush.interval.messages", "9223372036854775807", positive;
+    /// fsync a partition when its last fsync is older than this.
+    log_flush_interval_ms: i64 = "log.flush.interval.ms", "9223372036854775807", positive;
+    /// Add a sparse index entry after this many bytes of log.
+    log_index_interval_bytes: i32 = "log.index.interval.bytes", "4096", positive_i32;
+    /// Default cleanup.policy of topics: delete (compaction is not implemented yet).
+    log_cleanup_policy: String = "log.cleanup.policy", "delete", cleanup_policy;
+    /// Largest record batch a producer may send (whole batch, with its 12-byte log overhead).
+    message_max_bytes: i32 = "message.max.bytes", "1048588", positive_i32;
+    /// Largest request frame a client may send; a bigger one closes the connection.
+    socket_request_max_bytes: i32 = "socket.request.max.bytes", "104857600", positive_i32;
+    /// Most requests one connection may have in flight (pipelined) before the broker stops reading it.
+    queued_max_requests: i32 = "queued.max.requests", "500", positive_i32;
+    /// Most open client connections; more are closed at accept.
+    max_connections: i32 = "max.connections", "10000", positive_i32;
+    /// Fewest in-sync replicas for an acks=all produce to succeed.
+    min_insync_replicas: i32 = "min.insync.replicas", "1", positive_i32;
+    /// Where Prometheus scrapes /metrics (host:port).
+    metrics_listener: String = "metrics.listener", "127.0.0.1:9644", host_port;
+    /// Log level when RUST_LOG is not set (error, warn, info, debug, trace or a tracing filter).
+    logging_level: String = "logging.level", "info", any;
+}
+
+impl Settings {
+    /// All defaults (what a start with no file and no override gets).
+    pub fn defaults() -> Settings {
+        Settings::from_layers(Layers::default()).expect("defaults are valid")
+    }
+
+    /// Where a setting's value came from.
+    pub fn source(&self, name: &str) -> Source {
+        self.sources.get(name).copied().unwrap_or(Source::Default)
+    }
+}

@@ -1,0 +1,59 @@
+//! The one place where Sluice's typed errors become Kafka error codes.
+//!
+//! Each service has its own error enum (`LogError`, `ReplicaError`, `MetadataError`); the API
+//! layer asks [`KafkaCode::kafka_error`] for the code to put in a response, never matching on
+//! error text.
+
+use kafka_protocol::ResponseError;
+
+use crate::log::LogError;
+use crate::metadata::{MetadataError, StoreError};
+use crate::replica::ReplicaError;
+
+/// An error that a Kafka response can carry.
+pub(crate) trait KafkaCode {
+    fn kafka_error(&self) -> ResponseError;
+}
+
+impl KafkaCode for LogError {
+    fn kafka_error(&self) -> ResponseError {
+        match self {
+            LogError::CorruptMessage(_) => ResponseError::CorruptMessage,
+            LogError::InvalidRecord(_) => ResponseError::InvalidRecord,
+            LogError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+            LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+            LogError::InvalidPartition { .. } => ResponseError::InvalidTopicException,
+            e if e.is_storage_failure() => ResponseError::KafkaStorageError,
+            _ => ResponseError::UnknownServerError,
+        }
+    }
+}
+
+impl KafkaCode for ReplicaError {
+    fn kafka_error(&self) -> ResponseError {
+        match self {
+            ReplicaError::UnknownTopicOrPartition { .. } => ResponseError::UnknownTopicOrPartition,
+            ReplicaError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+            ReplicaError::Log(e) => e.kafka_error(),
+        }
+    }
+}
+
+impl KafkaCode for MetadataError {
+    fn kafka_error(&self) -> ResponseError {
+        match self {
+            MetadataError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+            MetadataError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            MetadataError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+            MetadataError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+            MetadataError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            MetadataError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            MetadataError::InvalidConfig(_) => ResponseError::InvalidConfig,
+            MetadataError::InvalidRequest(_) => ResponseError::InvalidRequest,
+            MetadataError::Store(StoreError::Log(e)) => e.kafka_error(),
+            MetadataError::Store(StoreError::Decode { .. }) | MetadataError::Apply(_) => {
+                ResponseError::UnknownServerError
+            }
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Sluice: a Kafka wire-protocol-compatible broker.
+//!
+//! Layers, each calling only downwards: `net` (sockets, framing) → `api` (Kafka requests, one
+//! file per family) → services (`replica`, `metadata`) → `log` (the segmented storage engine).
+//! `broker` wires the services together; `server` starts and stops a node. Only settings and
+//! the server are public: clients talk to Sluice over the Kafka protocol, not through Rust.
+
+mod api;
+mod broker;
+mod clock;
+pub mod config;
+mod error;
+mod log;
+mod metadata;
+mod metrics;
+mod net;
+mod replica;
+mod server;
+
+pub use config::Settings;
+pub use server::{Server, StartError};

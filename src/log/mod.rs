@@ -1,0 +1,37 @@
+//! The storage engine: one segmented, append-only log per partition in Apache Kafka's own
+//! on-disk format (`<base>.log` / `.index` / `.timeindex`, 20-digit base offsets), and the
+//! manager that owns a log directory and its `recovery-point-offset-checkpoint`.
+//!
+//! Owns: every file under the log directory. May call: std, `bytes`, `memmap2`, `crc32c`,
+//! `thiserror`, `tracing`, and kafka-protocol's record decoder (only to find a record by
+//! timestamp). Must never: depend on any other module of this crate (it is the bottom layer),
+//! decode or re-encode records on the append or fetch path, recompute a producer's CRC, or know
+//! about replication, topic metadata or the network. A `Log` does blocking file I/O and is not
+//! synchronised: callers hold each one behind a lock and keep it off async worker threads
+//! (`spawn_blocking`) when the I/O may be slow.
+
+mod batch;
+mod checkpoint;
+mod error;
+mod index;
+#[allow(clippy::module_inception)]
+mod log;
+mod manager;
+mod recovery;
+mod retention;
+mod scan;
+mod segment;
+mod time_index;
+
+#[cfg(test)]
+mod testutil;
+
+// The partition and api layers use these; nothing inside the module does, hence the allow.
+#[allow(unused_imports)]
+pub(crate) use self::{
+    batch::BatchHeader,
+    error::LogError,
+    log::{AppendInfo, Log, LogConfig},
+    manager::LogManager,
+    recovery::RecoveryStats,
+};

@@ -1,0 +1,176 @@
+//! Prometheus metrics: the registry, the broker's counters, and the `/metrics` HTTP endpoint.
+//!
+//! Request counters are bumped once per request (never per record). Per-partition gauges are
+//! not kept up to date on the hot path at all: a collector reads them from the replica
+//! manager's atomics when Prometheus scrapes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::replica::ReplicaManager;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    pub(crate) requests: IntCounterVec,
+    pub(crate) request_seconds: HistogramVec,
+    pub(crate) errors: IntCounterVec,
+    pub(crate) bytes_in: IntCounter,
+    pub(crate) bytes_out: IntCounter,
+    pub(crate) messages_in: IntCounter,
+    pub(crate) connections_open: IntGauge,
+    pub(crate) connections_rejected: IntCounter,
+}
+
+fn must<T>(r: prometheus::Result<T>) -> T {
+    // Only fails for a malformed name or a duplicate registration: a bug, caught by any test.
+    r.expect("metric definition is valid")
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Metrics {
+        let registry = Registry::new_custom(Some("sluice".into()), None).expect("registry");
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = must(IntCounterVec::new(Opts::new(name, help), labels));
+            must(registry.register(Box::new(c.clone())));
+            c
+        };
+        let counter = |name: &str, help: &str| {
+            let c = must(IntCounter::new(name, help));
+            must(registry.register(Box::new(c.clone())));
+            c
+        };
+        let request_seconds = must(HistogramVec::new(
+            HistogramOpts::new(
+                "request_duration_seconds",
+                "Time from request decoded to response ready, by API",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["api"],
+        ));
+        must(registry.register(Box::new(request_seconds.clone())));
+        let connections_open = must(IntGauge::new("connections_open", "Open client connections"));
+        must(registry.register(Box::new(connections_open.clone())));
+        Metrics {
+            requests: counter_vec(
+                "requests_total",
+                "Requests handled, by API and version",
+                &["api", "version"],
+            ),
+            errors: counter_vec(
+                "errors_total",
+                "Error codes returned in responses, by API and error",
+                &["api", "error"],
+            ),
+            bytes_in: counter("bytes_in_total", "Request bytes received"),
+            bytes_out: counter("bytes_out_total", "Response bytes sent"),
+            messages_in: counter("messages_in_total", "Records appended to partition logs"),
+            connections_rejected: counter(
+                "connections_rejected_total",
+                "Connections closed at accept (max.connections)",
+            ),
+            request_seconds,
+            connections_open,
+            registry,
+        }
+    }
+
+    /// Adds the per-partition gauges, read from `replicas` at scrape time.
+    pub(crate) fn watch_partitions(&self, replicas: Arc<ReplicaManager>) {
+        must(self.registry.register(Box::new(PartitionCollector::new(replicas))));
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub(crate) fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding into memory");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+
+    /// Serves `GET /metrics` until the task is dropped.
+    pub(crate) async fn serve(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
+        let addr: SocketAddr = listener.local_addr()?;
+        info!(%addr, "metrics endpoint listening");
+        let metrics = self.clone();
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let m = metrics.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        m.render(),
+                    )
+                }
+            }),
+        );
+        axum::serve(listener, app).await
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// Per-partition log end offset and size, gathered at scrape time.
+#[derive(Debug)]
+struct PartitionCollector {
+    replicas: Arc<ReplicaManager>,
+    descs: Vec<Desc>,
+}
+
+impl PartitionCollector {
+    fn new(replicas: Arc<ReplicaManager>) -> PartitionCollector {
+        let descs = Self::gauges()
+            .iter()
+            .flat_map(|g| g.desc().into_iter().cloned())
+            .collect();
+        PartitionCollector { replicas, descs }
+    }
+
+    fn gauges() -> [IntGaugeVec; 4] {
+        let labels = &["topic", "partition"];
+        let g = |name: &str, help: &str| must(IntGaugeVec::new(Opts::new(name, help).namespace("sluice"), labels));
+        [
+            g("log_end_offset", "Next offset to be written, per partition"),
+            g("log_start_offset", "First offset still in the log, per partition"),
+            g("log_size_bytes", "Bytes on disk in the partition's segments"),
+            g("log_segments", "Segments in the partition's log"),
+        ]
+    }
+}
+
+impl Collector for PartitionCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let [end, start, size, segments] = Self::gauges();
+        for p in self.replicas.all() {
+            let index = p.index.to_string();
+            let labels = [p.topic.as_str(), index.as_str()];
+            end.with_label_values(&labels).set(p.log_end_offset());
+            start.with_label_values(&labels).set(p.log_start_offset());
+            size.with_label_values(&labels).set(p.size_bytes() as i64);
+            if let Ok(n) = p.with_log(|log| Ok(log.segment_count())) {
+                segments.with_label_values(&labels).set(n as i64);
+            }
+        }
+        [end, start, size, segments].iter().flat_map(|g| g.collect()).collect()
+    }
+}

@@ -1,0 +1,234 @@
+//! The set of partitions this broker hosts, kept in step with the metadata image, plus the
+//! periodic log upkeep (flush, roll, retention, recovery-point checkpoint).
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use tracing::{info, warn};
+
+use super::partition::Partition;
+use super::ReplicaError;
+use crate::config::Settings;
+use crate::log::{LogError, LogManager};
+use crate::metadata::store::METADATA_TOPIC;
+use crate::metadata::{topic_config, MetadataImage, TopicImage};
+
+type Key = (String, i32);
+
+#[derive(Debug)]
+pub(crate) struct ReplicaManager {
+    node_id: i32,
+    settings: Arc<Settings>,
+    logs: LogManager,
+    partitions: RwLock<HashMap<Key, Arc<Partition>>>,
+}
+
+impl ReplicaManager {
+    /// Opens (and recovers) every partition log on disk that the image says this node hosts;
+    /// directories of topics the image no longer has are deleted (a crash mid-deletion).
+    pub(crate) fn open(
+        settings: Arc<Settings>,
+        log_dir: &Path,
+        image: &MetadataImage,
+    ) -> Result<ReplicaManager, LogError> {
+        let logs = LogManager::open(log_dir)?;
+        let config_for = |topic: &str| {
+            if topic == METADATA_TOPIC {
+                return None;
+            }
+            let overrides = image.topic(topic).map(|t| t.configs.clone()).unwrap_or_default();
+            Some(topic_config::log_config(&settings, &overrides))
+        };
+        let loaded = logs.load_all(config_for)?;
+        let manager = ReplicaManager {
+            node_id: settings.node_id,
+            settings: settings.clone(),
+            logs,
+            partitions: RwLock::new(HashMap::new()),
+        };
+        let mut map = HashMap::new();
+        let (mut scanned, mut truncated) = (0u64, 0u64);
+        for (topic, index, log) in loaded {
+            let stats = log.recovery_stats();
+            scanned += stats.batches_scanned;
+            truncated += stats.bytes_truncated;
+            match image.topic(&topic).filter(|t| manager.hosts(t, index)) {
+                Some(t) => {
+                    let p = manager.partition_for(t, index, log);
+                    map.insert((topic, index), Arc::new(p));
+                }
+                None => {
+                    warn!(
+                        topic,
+                        partition = index,
+                        "deleting log of a partition the metadata does not have"
+                    );
+                    log.delete()?;
+                }
+            }
+        }
+        info!(
+            partitions = map.len(),
+            batches_scanned = scanned,
+            bytes_truncated = truncated,
+            "partition logs loaded"
+        );
+        *manager.partitions.write().expect("partitions lock") = map;
+        manager.reconcile(image)?;
+        Ok(manager)
+    }
+
+    fn hosts(&self, topic: &TopicImage, index: i32) -> bool {
+        topic
+            .partitions
+            .get(&index)
+            .is_some_and(|p| p.replicas.contains(&self.node_id))
+    }
+
+    fn partition_for(&self, topic: &TopicImage, index: i32, log: crate::log::Log) -> Partition {
+        let epoch = topic.partitions.get(&index).map_or(0, |p| p.leader_epoch);
+        let p = Partition::new(topic.name.clone(), index, topic.id, self.node_id, log, epoch);
+        p.set_min_insync_replicas(topic_config::min_insync_replicas(&self.settings, &topic.configs));
+        p
+    }
+
+    /// Brings the hosted partitions in line with the image: creates logs for new partitions,
+    /// deletes those of removed (or deleted and re-created) topics, applies config changes.
+    pub(crate) fn reconcile(&self, image: &MetadataImage) -> Result<(), LogError> {
+        let mut wanted = HashSet::new();
+        for topic in image.topics() {
+            for &index in topic.partitions.keys().filter(|i| self.hosts(topic, **i)) {
+                wanted.insert((topic.name.clone(), index));
+                self.ensure(topic, index)?;
+            }
+        }
+        let gone: Vec<Arc<Partition>> = {
+            let mut map = self.partitions.write().expect("partitions lock");
+            let keys: Vec<Key> = map.keys().filter(|k| !wanted.contains(*k)).cloned().collect();
+            keys.iter().filter_map(|k| map.remove(k)).collect()
+        };
+        for p in gone {
+            info!(topic = %p.topic, partition = p.index, "deleting partition");
+            if let Err(e) = p.delete() {
+                warn!(topic = %p.topic, partition = p.index, error = %e, "could not delete partition log");
+            }
+        }
+        Ok(())
+    }
+
+    fn ensure(&self, topic: &TopicImage, index: i32) -> Result<(), LogError> {
+        let config = topic_config::log_config(&self.settings, &topic.configs);
+        let min_isr = topic_config::min_insync_replicas(&self.settings, &topic.configs);
+        if let Some(p) = self.get(&topic.name, index) {
+            if p.topic_id == topic.id {
+                if let Err(e) = p.update_config(config, min_isr) {
+                    warn!(topic = %topic.name, partition = index, error = %e, "config not applied");
+                }
+                return Ok(());
+            }
+            // Same name, new id: the topic was deleted and re-created; the old data must go.
+            self.partitions
+                .write()
+                .expect("partitions lock")
+                .remove(&(topic.name.clone(), index));
+            if let Err(e) = p.delete() {
+                warn!(topic = %topic.name, partition = index, error = %e, "could not delete old partition log");
+            }
+        }
+        let log = self.logs.create(&topic.name, index, config)?;
+        let p = Arc::new(self.partition_for(topic, index, log));
+        self.partitions
+            .write()
+            .expect("partitions lock")
+            .insert((topic.name.clone(), index), p);
+        Ok(())
+    }
+
+    pub(crate) fn get(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        // A (String, i32) key needs an owned String to look up; topic names are short.
+        self.partitions
+            .read()
+            .expect("partitions lock")
+            .get(&(topic.to_string(), index))
+            .cloned()
+    }
+
+    /// The partition, or the Kafka-shaped "not here" error.
+    pub(crate) fn require(&self, topic: &str, index: i32) -> Result<Arc<Partition>, ReplicaError> {
+        self.get(topic, index)
+            .ok_or_else(|| ReplicaError::UnknownTopicOrPartition {
+                topic: topic.to_string(),
+                partition: index,
+            })
+    }
+
+    pub(crate) fn all(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .expect("partitions lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Time-based upkeep: fsync when due, roll idle segments past segment.ms.
+    pub(crate) fn tick(&self, now_ms: i64) {
+        for p in self.all() {
+            let r = p.with_log(|log| {
+                log.flush_if_due(now_ms)?;
+                log.roll_if_due(now_ms)?;
+                Ok(())
+            });
+            log_failure(&p, "log upkeep", r);
+        }
+    }
+
+    /// Deletes segments past retention.
+    pub(crate) fn enforce_retention(&self, now_ms: i64) {
+        for p in self.all() {
+            let r = p.with_log(|log| Ok(log.enforce_retention(now_ms)?));
+            if let Ok(n) = r.as_ref() {
+                if *n > 0 {
+                    info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments");
+                }
+            }
+            log_failure(&p, "retention", r);
+        }
+    }
+
+    /// fsyncs every partition with unflushed data and writes the recovery-point checkpoint, so
+    /// a restart after a crash rescans only what came after.
+    pub(crate) fn checkpoint(&self) -> Result<(), LogError> {
+        let mut points = Vec::new();
+        for p in self.all() {
+            let r = p.with_log(|log| {
+                if log.recovery_point() < log.log_end_offset() {
+                    log.flush()?;
+                }
+                Ok(log.recovery_point())
+            });
+            match r {
+                Ok(point) => points.push((p.topic.clone(), p.index, point)),
+                Err(e) => log_failure::<()>(&p, "flush for checkpoint", Err(e)),
+            }
+        }
+        self.logs.write_recovery_checkpoint(&points)
+    }
+
+    /// Clean shutdown: flush and close every log, then checkpoint their recovery points.
+    pub(crate) fn shutdown(&self) -> Result<(), LogError> {
+        self.checkpoint()?;
+        for p in self.all() {
+            log_failure(&p, "close", p.close());
+        }
+        Ok(())
+    }
+}
+
+fn log_failure<T>(p: &Partition, what: &str, r: Result<T, ReplicaError>) {
+    match r {
+        Ok(_) | Err(ReplicaError::UnknownTopicOrPartition { .. }) => {}
+        Err(e) => warn!(topic = %p.topic, partition = p.index, error = %e, "{what} failed"),
+    }
+}

@@ -1,0 +1,24 @@
+//! Partition replicas hosted by this broker: each partition's log plus its role state (leader
+//! epoch, high watermark, in-sync replicas) and the waiters of long-poll fetches.
+//!
+//! May call: `log`. Must never call `api` or `net`; it learns about topics only from the
+//! metadata image handed to [`ReplicaManager::reconcile`].
+
+mod manager;
+mod partition;
+
+pub(crate) use manager::ReplicaManager;
+pub(crate) use partition::Partition;
+
+use crate::log::LogError;
+
+/// Why a replica operation failed. Mapped to Kafka codes in `crate::error`.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReplicaError {
+    #[error("this broker does not host {topic}-{partition}")]
+    UnknownTopicOrPartition { topic: String, partition: i32 },
+    #[error("{isr} in-sync replicas, fewer than min.insync.replicas={min}")]
+    NotEnoughReplicas { isr: usize, min: i32 },
+    #[error(transparent)]
+    Log(#[from] LogError),
+}

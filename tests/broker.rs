@@ -1,0 +1,530 @@
+//! End-to-end behaviour of one in-process broker over real sockets, with a raw client.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use common::{batch, Client, TestBroker};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
+use kafka_protocol::ResponseError;
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+async fn create_topic(c: &mut Client, topic: &str, partitions: i32, configs: &[(&str, &str)]) -> i16 {
+    let t = CreatableTopic::default()
+        .with_name(name(topic))
+        .with_num_partitions(partitions)
+        .with_replication_factor(1)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_string(k.to_string()))
+                        .with_value(Some(StrBytes::from_string(v.to_string())))
+                })
+                .collect(),
+        );
+    let resp = c
+        .send(
+            7,
+            &CreateTopicsRequest::default()
+                .with_topics(vec![t])
+                .with_timeout_ms(5000),
+        )
+        .await;
+    resp.topics[0].error_code
+}
+
+fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(records))])])
+}
+
+/// (error code, base offset)
+async fn produce(c: &mut Client, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
+    let resp = c.send(9, &produce_request(topic, partition, records, -1)).await;
+    let p = &resp.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default().with_topic(name(topic)).with_partitions(
+            vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)],
+        )])
+}
+
+async fn fetch(c: &mut Client, topic: &str, partition: i32, offset: i64) -> fetch_response::PartitionData {
+    let resp = c.send(11, &fetch_request(topic, partition, offset, 0)).await;
+    resp.responses[0].partitions[0].clone()
+}
+
+/// Every (offset, value) in a fetched record set.
+fn values(records: &Bytes) -> Vec<(i64, Vec<u8>)> {
+    let mut buf = records.clone();
+    RecordBatchDecoder::decode_all(&mut buf)
+        .unwrap()
+        .into_iter()
+        .flat_map(|s| s.records)
+        .map(|r| (r.offset, r.value.unwrap().to_vec()))
+        .collect()
+}
+
+/// Every value in a partition, fetching segment by segment up to the high watermark.
+async fn fetch_all(c: &mut Client, topic: &str, partition: i32) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let p = fetch(c, topic, partition, offset).await;
+        assert_eq!(p.error_code, 0);
+        let got = values(p.records.as_ref().unwrap());
+        if got.is_empty() {
+            assert_eq!(offset, p.high_watermark);
+            return out;
+        }
+        let start = offset;
+        offset = got.last().unwrap().0 + 1;
+        // A fetch inside a batch returns the whole batch: skip what came before `start`.
+        out.extend(got.into_iter().filter(|(o, _)| *o >= start).map(|(_, v)| v));
+    }
+}
+
+async fn list_offset(c: &mut Client, topic: &str, partition: i32, timestamp: i64) -> (i16, i64, i64) {
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(timestamp)])]);
+    let resp = c.send(7, &req).await;
+    let p = &resp.topics[0].partitions[0];
+    (p.error_code, p.offset, p.timestamp)
+}
+
+#[tokio::test]
+async fn api_versions_lists_ranges_and_answers_unknown_versions_as_v0() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    let resp = c.send(3, &ApiVersionsRequest::default()).await;
+    assert_eq!(resp.error_code, 0);
+    let produce = resp.api_keys.iter().find(|k| k.api_key == 0).unwrap();
+    assert_eq!((produce.min_version, produce.max_version), (3, 13));
+
+    // KIP-511: a version from the future gets UNSUPPORTED_VERSION in a v0 body with our ranges.
+    let mut frame = c.frame(3, &ApiVersionsRequest::default());
+    frame[6..8].copy_from_slice(&99i16.to_be_bytes());
+    c.send_raw(&frame).await;
+    let (_, resp) = Client::decode::<ApiVersionsRequest>(0, c.read_frame().await.unwrap());
+    assert_eq!(resp.error_code, ResponseError::UnsupportedVersion.code());
+    assert!(resp.api_keys.iter().any(|k| k.api_key == 1));
+}
+
+#[tokio::test]
+async fn produce_then_fetch_returns_the_records_at_their_offsets() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    assert_eq!(create_topic(&mut c, "orders", 2, &[]).await, 0);
+    assert_eq!(
+        produce(&mut c, "orders", 1, batch(&[b"a", b"b"], 1000, Compression::None)).await,
+        (0, 0)
+    );
+    assert_eq!(
+        produce(&mut c, "orders", 1, batch(&[b"c"], 2000, Compression::Lz4)).await,
+        (0, 2)
+    );
+    let p = fetch(&mut c, "orders", 1, 0).await;
+    assert_eq!(p.error_code, 0);
+    assert_eq!(p.high_watermark, 3);
+    let got = values(p.records.as_ref().unwrap());
+    assert_eq!(got, vec![(0, b"a".to_vec()), (1, b"b".to_vec()), (2, b"c".to_vec())]);
+}
+
+#[tokio::test]
+async fn fetch_inside_a_batch_returns_the_whole_batch() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "t", 1, &[]).await;
+    produce(&mut c, "t", 0, batch(&[b"a", b"b", b"c"], 1000, Compression::Gzip)).await;
+    let p = fetch(&mut c, "t", 0, 1).await;
+    assert_eq!(values(p.records.as_ref().unwrap()).first().unwrap().0, 0);
+}
+
+#[tokio::test]
+async fn fetch_with_nothing_to_return_has_empty_not_null_records() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "t", 1, &[]).await;
+    let p = fetch(&mut c, "t", 0, 0).await;
+    assert_eq!(p.error_code, 0);
+    assert_eq!(p.records, Some(Bytes::new()));
+}
+
+#[tokio::test]
+async fn fetch_out_of_range_is_offset_out_of_range() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "t", 1, &[]).await;
+    let p = fetch(&mut c, "t", 0, 5).await;
+    assert_eq!(p.error_code, ResponseError::OffsetOutOfRange.code());
+}
+
+#[tokio::test]
+async fn long_poll_fetch_is_woken_by_a_produce() {
+    let broker = TestBroker::start(&[]).await;
+    let mut admin = broker.client().await;
+    create_topic(&mut admin, "t", 1, &[]).await;
+    let mut consumer = broker.client().await;
+    let started = Instant::now();
+    let waiting = tokio::spawn(async move {
+        let resp = consumer.send(11, &fetch_request("t", 0, 0, 10_000)).await;
+        (resp, started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    produce(&mut admin, "t", 0, batch(&[b"x"], 1, Compression::None)).await;
+    let (resp, waited) = waiting.await.unwrap();
+    assert_eq!(
+        values(resp.responses[0].partitions[0].records.as_ref().unwrap()).len(),
+        1
+    );
+    // Woken by the append, not by the 10 s timeout.
+    assert!(waited < Duration::from_secs(8), "waited {waited:?}");
+}
+
+#[tokio::test]
+async fn long_poll_fetch_times_out_empty() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "t", 1, &[]).await;
+    let resp = c.send(11, &fetch_request("t", 0, 0, 300)).await;
+    assert_eq!(resp.responses[0].partitions[0].records, Some(Bytes::new()));
+}
+
+#[tokio::test]
+async fn corrupt_batch_is_corrupt_message_and_the_broker_keeps_serving() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "t", 1, &[]).await;
+    let mut bad = BytesMut::from(&batch(&[b"hello"], 1, Compression::None)[..]);
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    assert_eq!(
+        produce(&mut c, "t", 0, bad.freeze()).await.0,
+        ResponseError::CorruptMessage.code()
+    );
+    assert_eq!(
+        produce(&mut c, "t", 0, batch(&[b"ok"], 1, Compression::None)).await,
+        (0, 0)
+    );
+}
+
+#[tokio::test]
+async fn produce_to_unknown_topic_or_partition_is_refused() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    let code = ResponseError::UnknownTopicOrPartition.code();
+    assert_eq!(
+        produce(&mut c, "nope", 0, batch(&[b"x"], 1, Compression::None)).await.0,
+        code
+    );
+    create_topic(&mut c, "t", 1, &[]).await;
+    assert_eq!(
+        produce(&mut c, "t", 7, batch(&[b"x"], 1, Compression::None)).await.0,
+        code
+    );
+}
+
+#[tokio::test]
+async fn batch_over_max_message_bytes_is_message_too_large() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "t", 1, &[("max.message.bytes", "1000")]).await;
+    let big = vec![7u8; 2000];
+    let code = produce(&mut c, "t", 0, batch(&[&big], 1, Compression::None)).await.0;
+    assert_eq!(code, ResponseError::MessageTooLarge.code());
+}
+
+#[tokio::test]
+async fn unknown_api_key_closes_only_that_connection() {
+    let broker = TestBroker::start(&[]).await;
+    let mut bad = broker.client().await;
+    let mut frame = bad.frame(3, &ApiVersionsRequest::default());
+    frame[4..6].copy_from_slice(&999i16.to_be_bytes());
+    bad.send_raw(&frame).await;
+    assert!(bad.is_closed().await);
+    let mut good = broker.client().await;
+    assert_eq!(good.send(3, &ApiVersionsRequest::default()).await.error_code, 0);
+}
+
+#[tokio::test]
+async fn garbage_and_oversized_frames_close_the_connection() {
+    let broker = TestBroker::start(&["socket.request.max.bytes=1000"]).await;
+    let mut c = broker.client().await;
+    c.send_raw(&[0, 0, 0, 12, 0, 3, 0, 1, 0xde, 0xad, 0xbe, 0xef, 0xff, 0xff, 0xff, 0xff])
+        .await;
+    assert!(c.is_closed().await);
+    let mut c = broker.client().await;
+    c.send_raw(&100_000i32.to_be_bytes()).await;
+    assert!(c.is_closed().await);
+    let mut c = broker.client().await;
+    c.send_raw(&(-5i32).to_be_bytes()).await;
+    assert!(c.is_closed().await);
+    assert_eq!(
+        broker
+            .client()
+            .await
+            .send(3, &ApiVersionsRequest::default())
+            .await
+            .error_code,
+        0
+    );
+}
+
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "t", 1, &[]).await;
+    // A long-poll fetch first, then quick requests behind it on the same connection.
+    let mut frames = BytesMut::new();
+    frames.extend_from_slice(&c.frame(11, &fetch_request("t", 0, 0, 500)));
+    for _ in 0..5 {
+        frames.extend_from_slice(&c.frame(3, &ApiVersionsRequest::default()));
+    }
+    c.send_raw(&frames).await;
+    let (first, _) = Client::decode::<FetchRequest>(11, c.read_frame().await.unwrap());
+    let mut ids = vec![first];
+    for _ in 0..5 {
+        ids.push(Client::decode::<ApiVersionsRequest>(3, c.read_frame().await.unwrap()).0);
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted);
+}
+
+#[tokio::test]
+async fn list_offsets_earliest_latest_and_by_timestamp() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "t", 1, &[]).await;
+    produce(&mut c, "t", 0, batch(&[b"a", b"b"], 1000, Compression::None)).await;
+    produce(&mut c, "t", 0, batch(&[b"c", b"d", b"e"], 5000, Compression::Zstd)).await;
+    assert_eq!(list_offset(&mut c, "t", 0, -2).await.1, 0);
+    // Latest is the log end offset, not the last batch's base offset + 1.
+    assert_eq!(list_offset(&mut c, "t", 0, -1).await.1, 5);
+    assert_eq!(list_offset(&mut c, "t", 0, 5001).await, (0, 3, 5001));
+    assert_eq!(list_offset(&mut c, "t", 0, 0).await, (0, 0, 1000));
+    assert_eq!(list_offset(&mut c, "t", 0, 9999).await, (0, -1, -1));
+    assert_eq!(list_offset(&mut c, "t", 0, -3).await, (0, 4, 5002));
+}
+
+#[tokio::test]
+async fn metadata_auto_creates_topics_and_rejects_bad_names() {
+    let broker = TestBroker::start(&["num.partitions=3"]).await;
+    let mut c = broker.client().await;
+    let req = MetadataRequest::default()
+        .with_allow_auto_topic_creation(true)
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(name("fresh"))),
+            MetadataRequestTopic::default().with_name(Some(name("bad name"))),
+        ]));
+    let resp = c.send(12, &req).await;
+    assert_eq!(resp.topics[0].error_code, 0);
+    assert_eq!(resp.topics[0].partitions.len(), 3);
+    assert_eq!(resp.topics[1].error_code, ResponseError::InvalidTopicException.code());
+    assert_eq!(resp.brokers.len(), 1);
+    assert_eq!(resp.brokers[0].port, broker.addr.port() as i32);
+}
+
+#[tokio::test]
+async fn metadata_without_auto_create_is_unknown_topic() {
+    let broker = TestBroker::start(&["auto.create.topics.enable=false"]).await;
+    let mut c = broker.client().await;
+    let req = MetadataRequest::default()
+        .with_allow_auto_topic_creation(true)
+        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(name("x")))]));
+    let resp = c.send(12, &req).await;
+    assert_eq!(resp.topics[0].error_code, ResponseError::UnknownTopicOrPartition.code());
+}
+
+#[tokio::test]
+async fn create_topic_errors_use_kafka_codes() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    assert_eq!(create_topic(&mut c, "t", 1, &[]).await, 0);
+    assert_eq!(
+        create_topic(&mut c, "t", 1, &[]).await,
+        ResponseError::TopicAlreadyExists.code()
+    );
+    assert_eq!(
+        create_topic(&mut c, "u", 0, &[]).await,
+        ResponseError::InvalidPartitions.code()
+    );
+    assert_eq!(
+        create_topic(&mut c, "a/b", 1, &[]).await,
+        ResponseError::InvalidTopicException.code()
+    );
+    assert_eq!(
+        create_topic(&mut c, "v", 1, &[("retention.ms", "x")]).await,
+        ResponseError::InvalidConfig.code()
+    );
+}
+
+#[tokio::test]
+async fn deleted_topic_is_gone_and_can_be_recreated_empty() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "t", 1, &[]).await;
+    produce(&mut c, "t", 0, batch(&[b"old"], 1, Compression::None)).await;
+    let resp = c
+        .send(4, &DeleteTopicsRequest::default().with_topic_names(vec![name("t")]))
+        .await;
+    assert_eq!(resp.responses[0].error_code, 0);
+    assert!(!broker.data.join("t-0").exists());
+    let resp = c
+        .send(4, &DeleteTopicsRequest::default().with_topic_names(vec![name("t")]))
+        .await;
+    assert_eq!(
+        resp.responses[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+    create_topic(&mut c, "t", 1, &[]).await;
+    assert_eq!(list_offset(&mut c, "t", 0, -1).await.1, 0);
+}
+
+#[tokio::test]
+async fn create_partitions_adds_usable_partitions() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "t", 1, &[]).await;
+    let req = CreatePartitionsRequest::default().with_topics(vec![
+        create_partitions_request::CreatePartitionsTopic::default()
+            .with_name(name("t"))
+            .with_count(3),
+    ]);
+    let resp = c.send(3, &req).await;
+    assert_eq!(resp.results[0].error_code, 0);
+    assert_eq!(
+        produce(&mut c, "t", 2, batch(&[b"x"], 1, Compression::None)).await,
+        (0, 0)
+    );
+    let resp = c.send(3, &req).await;
+    assert_eq!(resp.results[0].error_code, ResponseError::InvalidPartitions.code());
+}
+
+#[tokio::test]
+async fn describe_configs_returns_every_topic_config_with_sources() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "t", 1, &[("retention.ms", "1234")]).await;
+    let req = DescribeConfigsRequest::default().with_resources(vec![
+        describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("t")),
+        describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(4)
+            .with_resource_name(StrBytes::from_static_str("1")),
+    ]);
+    let resp = c.send(4, &req).await;
+    let topic = &resp.results[0];
+    assert_eq!(topic.error_code, 0);
+    assert!(topic.configs.len() >= 10);
+    let retention = topic
+        .configs
+        .iter()
+        .find(|e| e.name.as_str() == "retention.ms")
+        .unwrap();
+    assert_eq!(retention.value.as_deref(), Some("1234"));
+    assert_eq!(retention.config_source, 1);
+    let segment = topic
+        .configs
+        .iter()
+        .find(|e| e.name.as_str() == "segment.bytes")
+        .unwrap();
+    assert_eq!(segment.config_source, 5);
+    assert!(resp.results[1]
+        .configs
+        .iter()
+        .any(|e| e.name.as_str() == "log.segment.bytes"));
+}
+
+#[tokio::test]
+async fn describe_cluster_names_this_broker_as_controller() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    let resp = c.send(1, &DescribeClusterRequest::default()).await;
+    assert_eq!(resp.controller_id, BrokerId(1));
+    assert_eq!(resp.brokers.len(), 1);
+    assert!(!resp.cluster_id.is_empty());
+}
+
+#[tokio::test]
+async fn data_and_topics_survive_a_restart() {
+    let mut broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "keep", 2, &[]).await;
+    produce(&mut c, "keep", 1, batch(&[b"a", b"b"], 1, Compression::Snappy)).await;
+    drop(c);
+    broker.restart(&[]).await;
+    let mut c = broker.client().await;
+    assert_eq!(
+        create_topic(&mut c, "keep", 2, &[]).await,
+        ResponseError::TopicAlreadyExists.code()
+    );
+    assert_eq!(
+        produce(&mut c, "keep", 1, batch(&[b"c"], 1, Compression::None)).await,
+        (0, 2)
+    );
+    assert_eq!(
+        fetch_all(&mut c, "keep", 1).await,
+        vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+    );
+}
+
+#[tokio::test]
+async fn metrics_endpoint_reports_requests_and_partitions() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "m", 1, &[]).await;
+    produce(&mut c, "m", 0, batch(&[b"a"], 1, Compression::None)).await;
+    let mut s = tokio::net::TcpStream::connect(broker.metrics_addr()).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    assert!(
+        body.contains("sluice_requests_total{api=\"Produce\",version=\"9\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("sluice_log_end_offset{partition=\"0\",topic=\"m\"} 1"),
+        "{body}"
+    );
+    assert!(body.contains("sluice_messages_in_total 1"));
+    assert!(body.contains("sluice_request_duration_seconds_bucket"));
+}

@@ -1,0 +1,178 @@
+//! Test support: a broker started in-process on free ports with its own temp data dir, and a
+//! minimal raw Kafka client built on the kafka-protocol crate.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A node running in this process.
+pub struct TestBroker {
+    pub server: Option<sluice::Server>,
+    pub addr: SocketAddr,
+    pub data: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn settings(data: &Path, extra: &[&str]) -> sluice::Settings {
+    let mut overrides = vec![
+        "listeners=PLAINTEXT://127.0.0.1:0".to_string(),
+        "metrics.listener=127.0.0.1:0".to_string(),
+        format!("log.dirs={}", data.display()),
+    ];
+    overrides.extend(extra.iter().map(|s| s.to_string()));
+    sluice::config::load(None, &overrides).expect("test settings are valid")
+}
+
+impl TestBroker {
+    pub async fn start(extra: &[&str]) -> TestBroker {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_path_buf();
+        let mut b = TestBroker::start_in(&data, extra).await;
+        b._dir = Some(dir);
+        b
+    }
+
+    pub async fn start_in(data: &Path, extra: &[&str]) -> TestBroker {
+        let server = sluice::Server::start(settings(data, extra))
+            .await
+            .expect("broker starts");
+        TestBroker {
+            addr: server.kafka_addrs[0],
+            server: Some(server),
+            data: data.to_path_buf(),
+            _dir: None,
+        }
+    }
+
+    /// Clean shutdown, then a new start on the same data dir.
+    pub async fn restart(&mut self, extra: &[&str]) {
+        self.server.take().unwrap().shutdown().await;
+        let next = TestBroker::start_in(&self.data, extra).await;
+        self.addr = next.addr;
+        self.server = next.server;
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr).await
+    }
+
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.server.as_ref().unwrap().metrics_addr
+    }
+}
+
+/// A raw Kafka client: one connection, requests encoded with kafka-protocol.
+pub struct Client {
+    pub stream: TcpStream,
+    correlation_id: i32,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        Client {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            correlation_id: 0,
+        }
+    }
+
+    /// Encodes a request frame (size prefix included).
+    pub fn frame<R: Request>(&mut self, version: i16, req: &R) -> BytesMut {
+        self.correlation_id += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation_id)
+            .with_client_id(Some(StrBytes::from_static_str("sluice-test")));
+        let mut body = BytesMut::new();
+        header.encode(&mut body, R::header_version(version)).unwrap();
+        req.encode(&mut body, version).unwrap();
+        let mut frame = BytesMut::with_capacity(body.len() + 4);
+        frame.put_i32(body.len() as i32);
+        frame.extend_from_slice(&body);
+        frame
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// Reads one response frame; None when the broker closed the connection.
+    pub async fn read_frame(&mut self) -> Option<Bytes> {
+        let size = match self.stream.read_i32().await {
+            Ok(s) => s as usize,
+            Err(_) => return None,
+        };
+        let mut buf = vec![0u8; size];
+        self.stream.read_exact(&mut buf).await.ok()?;
+        Some(Bytes::from(buf))
+    }
+
+    pub fn decode<R: Request>(version: i16, mut frame: Bytes) -> (i32, R::Response) {
+        let header = ResponseHeader::decode(&mut frame, R::Response::header_version(version)).unwrap();
+        let resp = R::Response::decode(&mut frame, version).unwrap();
+        assert_eq!(frame.remaining(), 0, "response has trailing bytes");
+        (header.correlation_id, resp)
+    }
+
+    pub async fn send<R: Request>(&mut self, version: i16, req: &R) -> R::Response {
+        let frame = self.frame(version, req);
+        self.send_raw(&frame).await;
+        let expected = self.correlation_id;
+        let resp = self.read_frame().await.expect("broker answered");
+        let (correlation_id, resp) = Client::decode::<R>(version, resp);
+        assert_eq!(correlation_id, expected);
+        resp
+    }
+
+    /// True if the broker closed the connection (read returns EOF within a second).
+    pub async fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(
+            tokio::time::timeout(std::time::Duration::from_secs(5), self.stream.read(&mut b)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+}
+
+/// One v2 record batch holding `values` (keys "k<i>"), timestamps from `ts`.
+pub fn batch(values: &[&[u8]], ts: i64, compression: Compression) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder starts a new batch whenever offset - sequence changes.
+            sequence: i as i32,
+            timestamp: ts + i as i64,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::copy_from_slice(v)),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
