@@ -144,7 +144,7 @@ impl PartitionCollector {
 
     fn gauges() -> [IntGaugeVec; 4] {
         let labels = &["topic", "partition"];
-        let g = |name: &str, help: &str| must(IntGaugeVec::new(Opts::new(name, help).namespace("sluice"), labels));
+        let g = |name: &str, help: &str| must(IntGaugeVec::new(Opts::new(name, help), labels));
         [
             g("log_end_offset", "Next offset to be written, per partition"),
             g("log_start_offset", "First offset still in the log, per partition"),

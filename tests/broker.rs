@@ -522,7 +522,7 @@ async fn metrics_endpoint_reports_requests_and_partitions() {
         "{body}"
     );
     assert!(
-        body.contains("sluice_log_end_offset{partition=\"0\",topic=\"m\"} 1"),
+        body.contains("\nsluice_log_end_offset{partition=\"0\",topic=\"m\"} 1\n"),
         "{body}"
     );
     assert!(body.contains("sluice_messages_in_total 1"));

@@ -42,6 +42,8 @@ fn list_partition(ctx: &Ctx, topic: &str, req: &ListOffsetsPartition) -> ListOff
         Err(e) => return base.with_error_code(ctx.code(&e)),
     };
     let epoch = partition.leader_epoch();
+    // The leader epoch field exists from v4; the codec refuses a value it cannot encode.
+    let reported_epoch = if ctx.version >= 4 { epoch } else { -1 };
     if req.current_leader_epoch >= 0 && req.current_leader_epoch != epoch {
         let e = if req.current_leader_epoch > epoch {
             ResponseError::UnknownLeaderEpoch
@@ -54,8 +56,8 @@ fn list_partition(ctx: &Ctx, topic: &str, req: &ListOffsetsPartition) -> ListOff
         Ok(Some((offset, timestamp))) => base
             .with_offset(offset)
             .with_timestamp(timestamp)
-            .with_leader_epoch(epoch),
-        Ok(None) => base.with_leader_epoch(epoch),
+            .with_leader_epoch(reported_epoch),
+        Ok(None) => base.with_leader_epoch(reported_epoch),
         Err(e) => base.with_error_code(ctx.code(&e)),
     }
 }

@@ -1,0 +1,275 @@
+"""Shared machinery for the compatibility tests: a `Broker` that runs the real `sluice` binary
+on free ports with its own data directory, fixtures handing one out, and small client helpers
+every test file uses (consume a range with confluent-kafka, run kcat with a timeout).
+
+Every wait here is bounded; every process started here is stopped at teardown.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 10.0
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def sluice_bin() -> Path:
+    return Path(os.environ.get("SLUICE_BIN", REPO / "target" / "release" / "sluice"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class BrokerError(AssertionError):
+    pass
+
+
+class Broker:
+    """One `sluice` process. Ports and data dir stay the same across stop/kill9/start, so a
+    restart is the same broker to its clients."""
+
+    def __init__(self, data_dir: Path, overrides: dict | None = None):
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.metrics_port = free_port()
+        self.overrides = dict(overrides or {})
+        self.proc: subprocess.Popen | None = None
+        self.runs = 0  # how many times this broker was started; each run logs to its own file
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def log_path(self, run: int | None = None) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.sluice-{run or self.runs}.log"
+
+    def log_text(self, run: int | None = None) -> str:
+        p = self.log_path(run)
+        return ANSI.sub("", p.read_text(errors="replace")) if p.exists() else ""
+
+    def all_logs(self) -> str:
+        return "".join(self.log_text(r) for r in range(1, self.runs + 1))
+
+    def command(self) -> list[str]:
+        settings = {
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "metrics.listener": f"127.0.0.1:{self.metrics_port}",
+            "log.dirs": str(self.data_dir),
+            **self.overrides,
+        }
+        cmd = [str(sluice_bin())]
+        for k, v in settings.items():
+            cmd += ["--override", f"{k}={v}"]
+        return cmd
+
+    def start(self) -> "Broker":
+        assert not self.running(), "broker already running"
+        if not sluice_bin().exists():
+            raise BrokerError(f"sluice binary not found at {sluice_bin()} (set SLUICE_BIN)")
+        self.runs += 1
+        log = open(self.log_path(), "wb")
+        env = {**os.environ, "NO_COLOR": "1"}
+        self.proc = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL
+        )
+        log.close()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BrokerError(f"sluice exited with {self.proc.returncode} at start:\n{self.log_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.kill9()
+        raise BrokerError(f"sluice did not accept connections within {START_TIMEOUT_S}s:\n{self.log_text()}")
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> int:
+        """SIGTERM, then wait for a clean exit; returns the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+                raise BrokerError(f"sluice ignored SIGTERM for {STOP_TIMEOUT_S}s:\n{self.log_text()}")
+        return self.proc.returncode
+
+    def kill9(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=STOP_TIMEOUT_S)
+
+    def restart(self) -> "Broker":
+        code = self.stop()
+        assert code == 0, f"sluice exited with {code} on SIGTERM:\n{self.log_text()}"
+        return self.start()
+
+    def assert_healthy(self) -> None:
+        """The broker is still up and never panicked."""
+        logs = self.all_logs()
+        assert "panicked" not in logs, f"sluice panicked:\n{logs[-5000:]}"
+        assert self.running(), f"sluice died (exit {self.proc.returncode}):\n{self.log_text()[-5000:]}"
+
+
+def _broker_fixture(tmp_path_factory, name: str, overrides: dict | None = None):
+    b = Broker(tmp_path_factory.mktemp(name) / "data", overrides).start()
+    try:
+        yield b
+        b.assert_healthy()
+    finally:
+        b.kill9()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    """One broker per test module; tests in a module use distinct topic names."""
+    yield from _broker_fixture(tmp_path_factory, "sluice")
+
+
+@pytest.fixture
+def fresh_broker(tmp_path_factory):
+    """A broker of this test's own, for tests that stop, kill or restart it."""
+    yield from _broker_fixture(tmp_path_factory, "sluice-own")
+
+
+@pytest.fixture
+def topic(request) -> str:
+    """A topic name unique to this test (and to this run)."""
+    return unique_topic(request.node.name)
+
+
+def unique_topic(hint: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_-]", "_", hint)[:80]
+    return f"{stem}-{uuid.uuid4().hex[:8]}"
+
+
+# ---------------------------------------------------------------------------------------------
+# kcat
+
+
+def kcat(bootstrap: str, *args: str, input: bytes | None = None, timeout: float = 20.0) -> subprocess.CompletedProcess:
+    """Runs kcat against the broker; fails the test on a non-zero exit or a timeout."""
+    cmd = ["kcat", "-b", bootstrap, *args]
+    try:
+        r = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"{' '.join(cmd)} timed out after {timeout}s; stderr:\n{e.stderr!r}") from e
+    assert r.returncode == 0, f"{' '.join(cmd)} exited {r.returncode}; stderr:\n{r.stderr.decode(errors='replace')}"
+    return r
+
+
+# ---------------------------------------------------------------------------------------------
+# confluent-kafka
+
+
+def producer_config(bootstrap: str, **extra) -> dict:
+    return {
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": False,  # InitProducerId is not implemented
+        "socket.timeout.ms": 10000,
+        "message.timeout.ms": 20000,
+        **extra,
+    }
+
+
+def consumer_config(bootstrap: str, **extra) -> dict:
+    # assign() needs no coordinator: group.id is only a required name to librdkafka, and with
+    # auto-commit off and no subscribe() it never looks for the group coordinator.
+    return {
+        "bootstrap.servers": bootstrap,
+        "group.id": "sluice-compat-unused",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": True,
+        "socket.timeout.ms": 10000,
+        **extra,
+    }
+
+
+def produce_all(producer, topic: str, values, partition: int = 0, timeout: float = 20.0, **kw) -> list:
+    """Produces every value and waits for all delivery reports; returns [(err, msg)] in order."""
+    reports = []
+
+    def on_delivery(err, msg):
+        reports.append((err, msg))
+
+    for v in values:
+        producer.produce(topic, value=v, partition=partition, on_delivery=on_delivery, **kw)
+        producer.poll(0)
+    remaining = producer.flush(timeout)
+    assert remaining == 0, f"{remaining} messages still undelivered after {timeout}s"
+    return reports
+
+
+def delivered_offsets(reports) -> list[int]:
+    errors = [err for err, _ in reports if err is not None]
+    assert not errors, f"delivery failed: {errors[:3]}"
+    return [m.offset() for _, m in reports]
+
+
+def consume_range(bootstrap: str, topic: str, partition: int, start, count: int, timeout: float = 20.0, **extra) -> list:
+    """Assigns one partition at `start` (an offset or OFFSET_BEGINNING) and returns the first
+    `count` messages, failing if they have not all arrived within `timeout` seconds."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    c = Consumer(consumer_config(bootstrap, **extra))
+    try:
+        c.assign([TopicPartition(topic, partition, start)])
+        got = []
+        deadline = time.monotonic() + timeout
+        while len(got) < count and time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise AssertionError(f"consumer error: {m.error()}")
+            got.append(m)
+        assert len(got) == count, f"got {len(got)} of {count} messages from {topic}[{partition}] in {timeout}s"
+        return got
+    finally:
+        c.close()
+
+
+def consume_until_eof(bootstrap: str, topic: str, partition: int = 0, start=None, timeout: float = 20.0) -> list:
+    """Everything from `start` (default: beginning) up to the end of the partition."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+    c = Consumer(consumer_config(bootstrap))
+    try:
+        c.assign([TopicPartition(topic, partition, OFFSET_BEGINNING if start is None else start)])
+        got = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    return got
+                raise AssertionError(f"consumer error: {m.error()}")
+            got.append(m)
+        raise AssertionError(f"no end of partition {topic}[{partition}] within {timeout}s ({len(got)} read)")
+    finally:
+        c.close()
