@@ -273,3 +273,36 @@ def consume_until_eof(bootstrap: str, topic: str, partition: int = 0, start=None
         raise AssertionError(f"no end of partition {topic}[{partition}] within {timeout}s ({len(got)} read)")
     finally:
         c.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# What the broker stored: Kafka's on-disk layout, <log.dirs>/<topic>-<partition>/*.log, each a
+# sequence of v2 record batches. Lets a test check how the client batched and compressed.
+
+CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
+
+
+def stored_batches(broker: Broker, topic: str, partition: int = 0) -> list[dict]:
+    """Every batch header in the partition's segments, oldest first."""
+    batches = []
+    for seg in sorted((broker.data_dir / f"{topic}-{partition}").glob("*.log")):
+        data = seg.read_bytes()
+        pos = 0
+        while pos + 61 <= len(data):
+            base_offset = int.from_bytes(data[pos : pos + 8], "big", signed=True)
+            length = int.from_bytes(data[pos + 8 : pos + 12], "big", signed=True)
+            if length <= 0:
+                break  # preallocated or torn tail
+            attributes = int.from_bytes(data[pos + 21 : pos + 23], "big")
+            last_delta = int.from_bytes(data[pos + 23 : pos + 27], "big", signed=True)
+            count = int.from_bytes(data[pos + 57 : pos + 61], "big", signed=True)
+            batches.append(
+                {
+                    "base_offset": base_offset,
+                    "last_offset": base_offset + last_delta,
+                    "codec": CODECS.get(attributes & 7, attributes & 7),
+                    "records": count,
+                }
+            )
+            pos += 12 + length
+    return batches

@@ -122,9 +122,10 @@ impl Log {
             recovery_stats: loaded.stats,
         };
         log.recovery_point = recovery_point.clamp(log.log_start_offset(), log.log_end_offset());
+        // One line per partition would flood the log at start; the replica manager sums them up.
         if loaded.stats.segments_scanned > 0 {
             let stats = loaded.stats;
-            tracing::info!(
+            tracing::debug!(
                 dir = %dir.display(),
                 log_start = log.log_start_offset(),
                 log_end = log.log_end_offset(),
