@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
 use tracing::error;
 
 use crate::clock::now_ms;
@@ -24,6 +25,8 @@ pub(crate) struct Broker {
     pub(crate) metadata: Metadata,
     pub(crate) replicas: Arc<ReplicaManager>,
     pub(crate) metrics: Arc<Metrics>,
+    /// Cancelled when the node shuts down: parked requests (long polls) answer at once.
+    pub(crate) shutdown: CancellationToken,
 }
 
 impl Broker {

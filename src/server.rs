@@ -95,6 +95,7 @@ impl Server {
             source,
         })?;
 
+        let shutdown = CancellationToken::new();
         let broker = Arc::new(Broker {
             node_id: settings.node_id,
             settings: settings.clone(),
@@ -103,8 +104,8 @@ impl Server {
             metadata,
             replicas,
             metrics: metrics.clone(),
+            shutdown: shutdown.clone(),
         });
-        let shutdown = CancellationToken::new();
         let connections = TaskTracker::new();
         let background = TaskTracker::new();
         for l in listeners {

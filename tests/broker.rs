@@ -528,3 +528,21 @@ async fn metrics_endpoint_reports_requests_and_partitions() {
     assert!(body.contains("sluice_messages_in_total 1"));
     assert!(body.contains("sluice_request_duration_seconds_bucket"));
 }
+
+#[tokio::test]
+async fn shutdown_answers_parked_long_polls_instead_of_waiting_them_out() {
+    let mut broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "t", 1, &[]).await;
+    let parked = tokio::spawn(async move { c.send(11, &fetch_request("t", 0, 0, 30_000)).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    broker.server.take().unwrap().shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    let resp = parked.await.unwrap();
+    assert_eq!(resp.responses[0].partitions[0].records, Some(Bytes::new()));
+}

@@ -112,7 +112,13 @@ impl Plan {
             if enough || Instant::now() >= deadline {
                 return response;
             }
-            if tokio::time::timeout_at(deadline, wake.notified()).await.is_err() {
+            let woken = tokio::select! {
+                _ = wake.notified() => true,
+                _ = tokio::time::sleep_until(deadline) => false,
+                // Shutting down: answer with what there is rather than hold the node up.
+                _ = self.ctx.broker.shutdown.cancelled() => false,
+            };
+            if !woken {
                 return self.read().0;
             }
         }
