@@ -14,6 +14,7 @@ use crate::metadata::topics::{self, NewTopic, Placement};
 use crate::metadata::{Metadata, MetadataError, MetadataImage, MetadataRecord};
 use crate::metrics::Metrics;
 use crate::replica::ReplicaManager;
+use crate::txn::ProducerIdManager;
 
 #[derive(Debug)]
 pub(crate) struct Broker {
@@ -25,6 +26,7 @@ pub(crate) struct Broker {
     pub(crate) metadata: Metadata,
     pub(crate) replicas: Arc<ReplicaManager>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) producer_ids: ProducerIdManager,
     /// Cancelled when the node shuts down: parked requests (long polls) answer at once.
     pub(crate) shutdown: CancellationToken,
 }

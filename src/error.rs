@@ -23,6 +23,9 @@ impl KafkaCode for LogError {
             LogError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
             LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
             LogError::InvalidPartition { .. } => ResponseError::InvalidTopicException,
+            LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+            LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+            LogError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
             e if e.is_storage_failure() => ResponseError::KafkaStorageError,
             _ => ResponseError::UnknownServerError,
         }

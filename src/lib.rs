@@ -16,6 +16,7 @@ mod metrics;
 mod net;
 mod replica;
 mod server;
+mod txn;
 
 pub use config::Settings;
 pub use server::{Server, StartError};

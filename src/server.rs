@@ -105,6 +105,7 @@ impl Server {
             replicas,
             metrics: metrics.clone(),
             shutdown: shutdown.clone(),
+            producer_ids: Default::default(),
         });
         let connections = TaskTracker::new();
         let background = TaskTracker::new();
@@ -262,6 +263,7 @@ async fn upkeep(broker: Arc<Broker>, shutdown: CancellationToken) {
                 replicas.enforce_retention(now_ms);
             }
             if checkpoint {
+                replicas.expire_producers(now_ms);
                 if let Err(e) = replicas.checkpoint() {
                     warn!(error = %e, "recovery checkpoint failed");
                 }

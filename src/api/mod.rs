@@ -13,6 +13,7 @@ mod fetch;
 mod list_offsets;
 mod metadata;
 mod produce;
+mod producer_ids;
 mod topics;
 pub(crate) mod versions;
 
@@ -166,6 +167,8 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         ApiKey::CreatePartitions => respond(&ctx, topics::create_partitions(&ctx, decode(&mut body, v)?)),
         ApiKey::DescribeConfigs => respond(&ctx, configs::describe_configs(&ctx, decode(&mut body, v)?)),
         ApiKey::DescribeCluster => respond(&ctx, cluster::describe_cluster(&ctx, decode(&mut body, v)?)),
+        ApiKey::InitProducerId => respond(&ctx, producer_ids::init_producer_id(&ctx, decode(&mut body, v)?)),
+        ApiKey::DescribeProducers => respond(&ctx, producer_ids::describe_producers(&ctx, decode(&mut body, v)?)),
         other => anyhow::bail!("{other:?} is advertised but has no handler"),
     };
     if body.has_remaining() {

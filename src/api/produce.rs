@@ -81,6 +81,7 @@ fn append(ctx: &Ctx, topic: &str, index: i32, records: &[u8], acks: i16) -> Resu
     let mut batches = BytesMut::from(records);
     match partition.append_as_leader(&mut batches, acks == -1, now_ms()) {
         Ok(info) => {
+            // A duplicate (a producer's retry) wrote nothing and reports 0 records.
             broker.metrics.messages_in.inc_by(info.record_count);
             Ok((info.base_offset, partition.log_start_offset()))
         }

@@ -235,6 +235,8 @@ settings! {
     max_connections: i32 = "max.connections", "10000", positive_i32;
     /// Fewest in-sync replicas for an acks=all produce to succeed.
     min_insync_replicas: i32 = "min.insync.replicas", "1", positive_i32;
+    /// Forget an idempotent producer's sequence state after this long without a write from it.
+    producer_id_expiration_ms: i64 = "producer.id.expiration.ms", "86400000", positive;
     /// Where Prometheus scrapes /metrics (host:port).
     metrics_listener: String = "metrics.listener", "127.0.0.1:9644", host_port;
     /// Log level when RUST_LOG is not set (error, warn, info, debug, trace or a tracing filter).

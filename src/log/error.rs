@@ -47,6 +47,16 @@ pub(crate) enum LogError {
     },
     #[error("partition directory {} already exists", .0.display())]
     AlreadyExists(PathBuf),
+    #[error("producer {producer_id} epoch {epoch} is older than its current epoch {current}")]
+    InvalidProducerEpoch { producer_id: i64, epoch: i16, current: i16 },
+    #[error("producer {producer_id} sent sequence {sequence} after {last:?}")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        sequence: i32,
+        last: Option<i32>,
+    },
+    #[error("producer {producer_id} is unknown here and its batch starts at sequence {sequence}, not 0")]
+    UnknownProducerId { producer_id: i64, sequence: i32 },
 }
 
 impl LogError {

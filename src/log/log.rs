@@ -7,6 +7,7 @@
 
 use super::batch::{self, BatchHeader};
 use super::error::{IoContext, LogError};
+use super::producer_state::{ProducerState, Verdict, NO_PRODUCER_ID};
 use super::recovery::{self, RecoveryStats};
 use super::segment::{ReadLimits, Segment};
 use bytes::Bytes;
@@ -64,6 +65,8 @@ pub(crate) struct AppendInfo {
     pub(crate) record_count: u64,
     pub(crate) batch_count: u32,
     pub(crate) bytes: u64,
+    /// A retry of a batch already in the log: nothing was written, the offsets are the original's.
+    pub(crate) duplicate: bool,
 }
 
 impl AppendInfo {
@@ -76,6 +79,7 @@ impl AppendInfo {
             record_count: 0,
             batch_count: headers.len() as u32,
             bytes: bytes as u64,
+            duplicate: false,
         };
         for header in headers {
             if header.max_timestamp > info.max_timestamp {
@@ -104,6 +108,8 @@ pub(crate) struct Log {
     /// A segment file was created or deleted since the last directory fsync.
     pub(super) dir_dirty: bool,
     pub(super) recovery_stats: RecoveryStats,
+    /// Idempotent producers' recent batches, for deduplication and sequence checks.
+    pub(super) producers: ProducerState,
 }
 
 impl Log {
@@ -120,8 +126,10 @@ impl Log {
             clock_ms: None,
             dir_dirty: loaded.stats.segments_deleted > 0,
             recovery_stats: loaded.stats,
+            producers: ProducerState::default(),
         };
         log.recovery_point = recovery_point.clamp(log.log_start_offset(), log.log_end_offset());
+        log.load_producer_state()?;
         // One line per partition would flood the log at start; the replica manager sums them up.
         if loaded.stats.segments_scanned > 0 {
             let stats = loaded.stats;
@@ -147,6 +155,9 @@ impl Log {
     ) -> Result<AppendInfo, LogError> {
         self.observe_clock(now_ms);
         let mut headers = batch::validate_batches(batches, self.config.max_message_bytes)?;
+        if let Some(duplicate) = self.check_producers(&headers)? {
+            return Ok(duplicate);
+        }
         let offsets = offset_span(&headers)?;
         if batches.len() > i32::MAX as usize {
             return Err(LogError::MessageTooLarge {
@@ -162,6 +173,9 @@ impl Log {
         let interval = self.config.index_interval_bytes;
         self.active_mut().append(batches, &headers, interval, now_ms)?;
         debug_assert_eq!(self.log_end_offset(), next_offset);
+        for h in &headers {
+            self.producers.record(h);
+        }
         let info = AppendInfo::summarize(&headers, batches.len());
         self.unflushed_records = self.unflushed_records.saturating_add(info.record_count);
         if self.unflushed_records >= self.config.flush_interval_messages || self.flush_timer_due(now_ms) {
@@ -272,6 +286,7 @@ impl Log {
     /// fsync of every segment written since the last flush (and the directory if segments
     /// came or went); the recovery point moves to the log end.
     pub(crate) fn flush(&mut self) -> Result<(), LogError> {
+        self.snapshot_producers()?;
         for segment in &mut self.segments {
             segment.flush()?;
         }
@@ -345,8 +360,47 @@ impl Log {
         let segment = Segment::create(&self.dir, base_offset)?;
         self.segments.push(segment);
         self.dir_dirty = true;
+        // Kafka snapshots producer state at every roll, bounding the replay after a crash.
+        self.snapshot_producers()?;
         tracing::debug!(dir = %self.dir.display(), base_offset, "rolled new segment");
         Ok(())
+    }
+
+    /// Duplicate of a recent batch: its original offsets, and nothing to write. Otherwise
+    /// checks every idempotent batch's epoch and sequence (Kafka's rules, `producer_state`).
+    fn check_producers(&self, headers: &[BatchHeader]) -> Result<Option<AppendInfo>, LogError> {
+        if headers.iter().all(|h| h.producer_id == NO_PRODUCER_ID) {
+            return Ok(None);
+        }
+        if headers.len() > 1 {
+            // As Kafka: sequence checks and deduplication work on whole requests of one batch.
+            return Err(LogError::InvalidRecord(
+                "an idempotent produce carries exactly one record batch per partition".into(),
+            ));
+        }
+        match self.producers.check(&headers[0])? {
+            Verdict::Append => Ok(None),
+            Verdict::Duplicate(meta) => Ok(Some(AppendInfo {
+                base_offset: meta.first_offset,
+                last_offset: meta.last_offset,
+                max_timestamp: meta.timestamp,
+                offset_of_max_timestamp: meta.last_offset,
+                record_count: 0,
+                batch_count: 0,
+                bytes: 0,
+                duplicate: true,
+            })),
+        }
+    }
+
+    /// Forgets producers idle longer than `max_idle_ms`; returns how many.
+    pub(crate) fn expire_producers(&mut self, now_ms: i64, max_idle_ms: i64) -> usize {
+        self.producers.expire(now_ms, max_idle_ms)
+    }
+
+    /// The producer state, for DescribeProducers.
+    pub(crate) fn producers(&self) -> &ProducerState {
+        &self.producers
     }
 
     pub(crate) fn update_config(&mut self, config: LogConfig) {

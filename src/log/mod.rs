@@ -17,6 +17,8 @@ mod index;
 #[allow(clippy::module_inception)]
 mod log;
 mod manager;
+mod producer_snapshots;
+mod producer_state;
 mod recovery;
 mod retention;
 mod scan;

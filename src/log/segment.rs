@@ -329,6 +329,22 @@ impl Segment {
         }
     }
 
+    /// Calls `visit` with the header of every batch from the one holding `offset` to the end
+    /// of the segment. Headers only: used to rebuild producer state on open.
+    pub(crate) fn visit_headers(&self, offset: i64, mut visit: impl FnMut(&BatchHeader)) -> Result<(), LogError> {
+        let Some((position, _)) = self.find_batch(offset)? else {
+            return Ok(());
+        };
+        let mut scanner = self.scanner(position, false);
+        loop {
+            match scanner.next_batch()? {
+                Scanned::End => return Ok(()),
+                Scanned::Invalid { position, reason } => return Err(self.corrupt(position, reason)),
+                Scanned::Batch { header, .. } => visit(&header),
+            }
+        }
+    }
+
     /// Whole batches from `position` (where `first` starts) within `limits`.
     pub(crate) fn read_batches(
         &self,

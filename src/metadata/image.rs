@@ -43,6 +43,8 @@ pub(crate) struct ApplyError(pub String);
 pub(crate) struct MetadataImage {
     topics: BTreeMap<String, Arc<TopicImage>>,
     names_by_id: HashMap<Uuid, String>,
+    /// The first producer id no block has handed out yet.
+    next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -52,6 +54,10 @@ impl MetadataImage {
 
     pub(crate) fn topic_by_id(&self, id: &Uuid) -> Option<&Arc<TopicImage>> {
         self.names_by_id.get(id).and_then(|n| self.topics.get(n))
+    }
+
+    pub(crate) fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
     }
 
     pub(crate) fn topics(&self) -> impl Iterator<Item = &Arc<TopicImage>> {
@@ -112,6 +118,15 @@ impl MetadataImage {
                     .remove(topic_id)
                     .ok_or_else(|| ApplyError(format!("no topic with id {topic_id}")))?;
                 self.topics.remove(&name);
+            }
+            MetadataRecord::ProducerIds { next_producer_id } => {
+                if *next_producer_id <= self.next_producer_id {
+                    return Err(ApplyError(format!(
+                        "producer id block ending at {next_producer_id} does not follow {}",
+                        self.next_producer_id
+                    )));
+                }
+                self.next_producer_id = *next_producer_id;
             }
         }
         Ok(())

@@ -36,4 +36,7 @@ pub(crate) enum MetadataRecord {
     },
     /// A topic and all its partitions are gone.
     RemoveTopic { topic_id: Uuid },
+    /// A block of producer ids was handed out; the next block starts here (KRaft's
+    /// ProducerIdsRecord), so ids stay unique across restarts.
+    ProducerIds { next_producer_id: i64 },
 }

@@ -184,6 +184,15 @@ impl ReplicaManager {
         }
     }
 
+    /// Forgets idempotent producers idle longer than producer.id.expiration.ms.
+    pub(crate) fn expire_producers(&self, now_ms: i64) {
+        let max_idle = self.settings.producer_id_expiration_ms;
+        for p in self.all() {
+            let r = p.with_log(|log| Ok(log.expire_producers(now_ms, max_idle)));
+            log_failure(&p, "producer expiry", r);
+        }
+    }
+
     /// Deletes segments past retention.
     pub(crate) fn enforce_retention(&self, now_ms: i64) {
         for p in self.all() {

@@ -7,9 +7,16 @@ use std::path::{Path, PathBuf};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -144,6 +151,22 @@ impl Client {
 
 /// One v2 record batch holding `values` (keys "k<i>"), timestamps from `ts`.
 pub fn batch(values: &[&[u8]], ts: i64, compression: Compression) -> Bytes {
+    producer_batch(values, ts, compression, -1, -1, -1)
+}
+
+/// One idempotent batch: producer id and epoch, first sequence `seq`.
+pub fn idempotent_batch(values: &[&[u8]], producer_id: i64, epoch: i16, seq: i32) -> Bytes {
+    producer_batch(values, 1000, Compression::None, producer_id, epoch, seq)
+}
+
+fn producer_batch(
+    values: &[&[u8]],
+    ts: i64,
+    compression: Compression,
+    producer_id: i64,
+    producer_epoch: i16,
+    first_seq: i32,
+) -> Bytes {
     let records: Vec<Record> = values
         .iter()
         .enumerate()
@@ -152,12 +175,12 @@ pub fn batch(values: &[&[u8]], ts: i64, compression: Compression) -> Bytes {
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder starts a new batch whenever offset - sequence changes.
-            sequence: i as i32,
+            sequence: if first_seq < 0 { i as i32 } else { first_seq + i as i32 },
             timestamp: ts + i as i64,
             key: Some(Bytes::from(format!("k{i}"))),
             value: Some(Bytes::copy_from_slice(v)),
@@ -175,4 +198,117 @@ pub fn batch(values: &[&[u8]], ts: i64, compression: Compression) -> Bytes {
     )
     .unwrap();
     buf.freeze()
+}
+
+// Request helpers shared by the integration tests.
+
+pub fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+pub async fn create_topic(c: &mut Client, topic: &str, partitions: i32, configs: &[(&str, &str)]) -> i16 {
+    let t = CreatableTopic::default()
+        .with_name(name(topic))
+        .with_num_partitions(partitions)
+        .with_replication_factor(1)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_string(k.to_string()))
+                        .with_value(Some(StrBytes::from_string(v.to_string())))
+                })
+                .collect(),
+        );
+    let resp = c
+        .send(
+            7,
+            &CreateTopicsRequest::default()
+                .with_topics(vec![t])
+                .with_timeout_ms(5000),
+        )
+        .await;
+    resp.topics[0].error_code
+}
+
+pub fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(records))])])
+}
+
+/// (error code, base offset)
+pub async fn produce(c: &mut Client, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
+    let resp = c.send(9, &produce_request(topic, partition, records, -1)).await;
+    let p = &resp.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+pub fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default().with_topic(name(topic)).with_partitions(
+            vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)],
+        )])
+}
+
+pub async fn fetch(c: &mut Client, topic: &str, partition: i32, offset: i64) -> fetch_response::PartitionData {
+    let resp = c.send(11, &fetch_request(topic, partition, offset, 0)).await;
+    resp.responses[0].partitions[0].clone()
+}
+
+/// Every (offset, value) in a fetched record set.
+pub fn values(records: &Bytes) -> Vec<(i64, Vec<u8>)> {
+    let mut buf = records.clone();
+    RecordBatchDecoder::decode_all(&mut buf)
+        .unwrap()
+        .into_iter()
+        .flat_map(|s| s.records)
+        .map(|r| (r.offset, r.value.unwrap().to_vec()))
+        .collect()
+}
+
+/// Every value in a partition, fetching segment by segment up to the high watermark.
+pub async fn fetch_all(c: &mut Client, topic: &str, partition: i32) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let p = fetch(c, topic, partition, offset).await;
+        assert_eq!(p.error_code, 0);
+        let got = values(p.records.as_ref().unwrap());
+        if got.is_empty() {
+            assert_eq!(offset, p.high_watermark);
+            return out;
+        }
+        let start = offset;
+        offset = got.last().unwrap().0 + 1;
+        // A fetch inside a batch returns the whole batch: skip what came before `start`.
+        out.extend(got.into_iter().filter(|(o, _)| *o >= start).map(|(_, v)| v));
+    }
+}
+
+pub async fn list_offset(c: &mut Client, topic: &str, partition: i32, timestamp: i64) -> (i16, i64, i64) {
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(timestamp)])]);
+    let resp = c.send(7, &req).await;
+    let p = &resp.topics[0].partitions[0];
+    (p.error_code, p.offset, p.timestamp)
 }

@@ -1,0 +1,78 @@
+//! InitProducerId (idempotent producers) and DescribeProducers (KIP-664).
+
+use kafka_protocol::messages::describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
+use kafka_protocol::messages::{
+    DescribeProducersRequest, DescribeProducersResponse, InitProducerIdRequest, InitProducerIdResponse, ProducerId,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use tracing::warn;
+
+use super::{Ctx, Reply};
+
+pub(super) fn init_producer_id(ctx: &Ctx, req: InitProducerIdRequest) -> Reply<InitProducerIdResponse> {
+    let response = InitProducerIdResponse::default();
+    if req.transactional_id.as_ref().is_some_and(|t| !t.is_empty()) {
+        // Transactions are a later issue; a clear, non-retriable refusal beats a client that
+        // retries forever against a coordinator that is not there.
+        warn!(client = ?ctx, "InitProducerId with a transactional id: transactions are not supported yet");
+        return Reply::Now(response.with_error_code(ctx.count(ResponseError::InvalidRequest)));
+    }
+    // Without a transactional id Kafka hands out a fresh id at epoch 0 every time, also for a
+    // KIP-360 request that names its current id and epoch.
+    match ctx.broker.producer_ids.next_id(&ctx.broker.metadata) {
+        Ok(id) => Reply::Now(response.with_producer_id(ProducerId(id)).with_producer_epoch(0)),
+        Err(e) => {
+            warn!(error = %e, "cannot reserve producer ids");
+            Reply::Now(
+                response
+                    .with_error_code(ctx.code(&e))
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+            )
+        }
+    }
+}
+
+pub(super) fn describe_producers(ctx: &Ctx, req: DescribeProducersRequest) -> Reply<DescribeProducersResponse> {
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partition_indexes
+                .iter()
+                .map(|&index| describe_partition(ctx, &t.name, index))
+                .collect();
+            TopicResponse::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    Reply::Now(DescribeProducersResponse::default().with_topics(topics))
+}
+
+fn describe_partition(ctx: &Ctx, topic: &str, index: i32) -> PartitionResponse {
+    let base = PartitionResponse::default().with_partition_index(index);
+    let states = ctx.broker.replicas.require(topic, index).and_then(|p| {
+        p.with_log(|log| {
+            Ok(log
+                .producers()
+                .iter()
+                .map(|(id, e)| {
+                    ProducerState::default()
+                        .with_producer_id(ProducerId(*id))
+                        .with_producer_epoch(i32::from(e.epoch))
+                        .with_last_sequence(e.last_seq().unwrap_or(-1))
+                        .with_last_timestamp(e.last_timestamp)
+                        .with_coordinator_epoch(-1)
+                        .with_current_txn_start_offset(-1)
+                })
+                .collect())
+        })
+    });
+    match states {
+        Ok(active) => base.with_active_producers(active),
+        Err(e) => base
+            .with_error_code(ctx.code(&e))
+            .with_error_message(Some(StrBytes::from_string(e.to_string()))),
+    }
+}
