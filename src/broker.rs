@@ -10,6 +10,8 @@ use tracing::error;
 
 use crate::clock::now_ms;
 use crate::config::{Listener, Settings};
+use crate::group::api::Event;
+use crate::group::runtime::{GroupCoordinator, OFFSETS_TOPIC};
 use crate::metadata::topics::{self, NewTopic, Placement};
 use crate::metadata::{Metadata, MetadataError, MetadataImage, MetadataRecord};
 use crate::metrics::Metrics;
@@ -27,6 +29,7 @@ pub(crate) struct Broker {
     pub(crate) replicas: Arc<ReplicaManager>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) producer_ids: ProducerIdManager,
+    pub(crate) groups: GroupCoordinator,
     /// Cancelled when the node shuts down: parked requests (long polls) answer at once.
     pub(crate) shutdown: CancellationToken,
 }
@@ -47,7 +50,38 @@ impl Broker {
             // The change is committed; the partition stays unavailable until the next start.
             error!(error = %e, "could not apply metadata change to local partitions");
         }
+        self.groups.reconcile(&self.replicas);
         Ok(image)
+    }
+
+    /// Creates `__consumer_offsets` if it does not exist yet (Kafka creates it on the first
+    /// FindCoordinator): compacted, `offsets.topic.*` partitions and segment size.
+    pub(crate) fn ensure_offsets_topic(&self) -> Result<(), MetadataError> {
+        if self.metadata.image().topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let rf = self
+            .settings
+            .offsets_topic_replication_factor
+            .min(self.brokers().len() as i32);
+        let topic = NewTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            num_partitions: self.groups.partitions,
+            replication_factor: rf as i16,
+            assignments: Default::default(),
+            configs: [
+                ("cleanup.policy".to_string(), "compact".to_string()),
+                (
+                    "segment.bytes".to_string(),
+                    self.settings.offsets_topic_segment_bytes.to_string(),
+                ),
+            ]
+            .into(),
+        };
+        match self.create_topic(&topic, false) {
+            Ok(_) | Err(MetadataError::TopicAlreadyExists(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Creates a topic (or only checks that it could be, with `validate_only`).
@@ -70,7 +104,20 @@ impl Broker {
     }
 
     pub(crate) fn delete_topic(&self, name: &str) -> Result<Arc<MetadataImage>, MetadataError> {
-        self.change(|image| topics::plan_delete_topic(image, name))
+        let partitions: Vec<(String, i32)> = self
+            .metadata
+            .image()
+            .topic(name)
+            .map(|t| t.partitions.keys().map(|p| (name.to_string(), *p)).collect())
+            .unwrap_or_default();
+        let image = self.change(|image| topics::plan_delete_topic(image, name))?;
+        // Committed offsets of the deleted partitions go too (tombstones), as in Kafka.
+        for shard in self.groups.shards() {
+            shard.notify(Event::PartitionsDeleted {
+                partitions: partitions.clone(),
+            });
+        }
+        Ok(image)
     }
 
     pub(crate) fn create_partitions(

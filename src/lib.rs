@@ -10,6 +10,7 @@ mod broker;
 mod clock;
 pub mod config;
 mod error;
+mod group;
 mod log;
 mod metadata;
 mod metrics;

@@ -15,6 +15,8 @@ use tracing::{info, warn};
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::config::{ConfigError, Listener, Settings};
+use crate::group::config::GroupConfig;
+use crate::group::runtime::GroupCoordinator;
 use crate::log::LogError;
 use crate::metadata::{LocalMetadataLog, Metadata, MetadataError};
 use crate::metrics::Metrics;
@@ -106,7 +108,9 @@ impl Server {
             metrics: metrics.clone(),
             shutdown: shutdown.clone(),
             producer_ids: Default::default(),
+            groups: GroupCoordinator::new(group_config(&settings), settings.offsets_topic_num_partitions),
         });
+        broker.groups.reconcile(&broker.replicas);
         let connections = TaskTracker::new();
         let background = TaskTracker::new();
         for l in listeners {
@@ -151,6 +155,19 @@ impl Server {
             Ok(Err(e)) => warn!(error = %e, "log shutdown failed; the next start recovers"),
             Err(e) => warn!(error = %e, "log shutdown task failed; the next start recovers"),
         }
+    }
+}
+
+fn group_config(s: &Settings) -> GroupConfig {
+    GroupConfig {
+        initial_rebalance_delay_ms: s.group_initial_rebalance_delay_ms,
+        min_session_timeout_ms: s.group_min_session_timeout_ms,
+        max_session_timeout_ms: s.group_max_session_timeout_ms,
+        max_size: s.group_max_size as usize,
+        offsets_retention_ms: s.offsets_retention_minutes.saturating_mul(60_000),
+        offsets_retention_check_interval_ms: s.offsets_retention_check_interval_ms,
+        offset_metadata_max_bytes: s.offset_metadata_max_bytes as usize,
+        ..GroupConfig::default()
     }
 }
 

@@ -9,22 +9,27 @@
 mod api_versions;
 mod cluster;
 mod configs;
+mod coordinator;
 mod fetch;
+mod group_admin;
+mod groups;
 mod list_offsets;
 mod metadata;
+mod offset_commits;
 mod produce;
 mod producer_ids;
 mod topics;
 pub(crate) mod versions;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::ResponseError;
 use tracing::debug;
 
@@ -78,6 +83,10 @@ pub(crate) enum Reply<R> {
 #[derive(Clone)]
 pub(crate) struct Ctx {
     pub(crate) broker: Arc<Broker>,
+    /// The request header's client id ("" when null).
+    pub(crate) client_id: StrBytes,
+    /// The client's address, for DescribeGroups' client host.
+    pub(crate) peer: Option<SocketAddr>,
     pub(crate) api: ApiKey,
     pub(crate) version: i16,
     correlation_id: i32,
@@ -113,7 +122,7 @@ fn api_name(api: ApiKey) -> &'static str {
 
 /// Decodes one request frame, runs it, and returns the future of its response frame.
 /// Work that must happen in request order (appends) is done before this returns.
-pub(crate) fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Pending, ProtocolError> {
+pub(crate) fn dispatch(broker: &Arc<Broker>, mut frame: Bytes, peer: SocketAddr) -> Result<Pending, ProtocolError> {
     if frame.len() < 8 {
         return Err(ProtocolError::TooShort(frame.len()));
     }
@@ -121,8 +130,10 @@ pub(crate) fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Pending
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let api = ApiKey::try_from(raw_key).map_err(|_| ProtocolError::UnknownApiKey(raw_key))?;
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         broker: broker.clone(),
+        client_id: StrBytes::default(),
+        peer: Some(peer),
         api,
         version,
         correlation_id,
@@ -149,7 +160,9 @@ pub(crate) fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Pending
         .with_label_values(&[api_name(api), &version.to_string()])
         .inc();
     let malformed = |reason: String| ProtocolError::Malformed { api, version, reason };
-    RequestHeader::decode(&mut frame, api.request_header_version(version)).map_err(|e| malformed(e.to_string()))?;
+    let header =
+        RequestHeader::decode(&mut frame, api.request_header_version(version)).map_err(|e| malformed(e.to_string()))?;
+    ctx.client_id = header.client_id.unwrap_or_default();
     route(ctx, frame).map_err(|e| malformed(e.to_string()))
 }
 
@@ -167,6 +180,17 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         ApiKey::CreatePartitions => respond(&ctx, topics::create_partitions(&ctx, decode(&mut body, v)?)),
         ApiKey::DescribeConfigs => respond(&ctx, configs::describe_configs(&ctx, decode(&mut body, v)?)),
         ApiKey::DescribeCluster => respond(&ctx, cluster::describe_cluster(&ctx, decode(&mut body, v)?)),
+        ApiKey::FindCoordinator => respond(&ctx, coordinator::find_coordinator(&ctx, decode(&mut body, v)?)),
+        ApiKey::JoinGroup => respond(&ctx, groups::join_group(&ctx, decode(&mut body, v)?)),
+        ApiKey::SyncGroup => respond(&ctx, groups::sync_group(&ctx, decode(&mut body, v)?)),
+        ApiKey::Heartbeat => respond(&ctx, groups::heartbeat(&ctx, decode(&mut body, v)?)),
+        ApiKey::LeaveGroup => respond(&ctx, groups::leave_group(&ctx, decode(&mut body, v)?)),
+        ApiKey::ListGroups => respond(&ctx, group_admin::list_groups(&ctx, decode(&mut body, v)?)),
+        ApiKey::DescribeGroups => respond(&ctx, group_admin::describe_groups(&ctx, decode(&mut body, v)?)),
+        ApiKey::DeleteGroups => respond(&ctx, group_admin::delete_groups(&ctx, decode(&mut body, v)?)),
+        ApiKey::OffsetCommit => respond(&ctx, offset_commits::offset_commit(&ctx, decode(&mut body, v)?)),
+        ApiKey::OffsetFetch => respond(&ctx, offset_commits::offset_fetch(&ctx, decode(&mut body, v)?)),
+        ApiKey::OffsetDelete => respond(&ctx, offset_commits::offset_delete(&ctx, decode(&mut body, v)?)),
         ApiKey::InitProducerId => respond(&ctx, producer_ids::init_producer_id(&ctx, decode(&mut body, v)?)),
         ApiKey::DescribeProducers => respond(&ctx, producer_ids::describe_producers(&ctx, decode(&mut body, v)?)),
         other => anyhow::bail!("{other:?} is advertised but has no handler"),

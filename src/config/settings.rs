@@ -235,6 +235,26 @@ settings! {
     max_connections: i32 = "max.connections", "10000", positive_i32;
     /// Fewest in-sync replicas for an acks=all produce to succeed.
     min_insync_replicas: i32 = "min.insync.replicas", "1", positive_i32;
+    /// How long the first rebalance of an empty group waits for more members to join.
+    group_initial_rebalance_delay_ms: i32 = "group.initial.rebalance.delay.ms", "3000", non_negative_i32;
+    /// Smallest session timeout a consumer may ask for.
+    group_min_session_timeout_ms: i32 = "group.min.session.timeout.ms", "6000", positive_i32;
+    /// Largest session timeout a consumer may ask for.
+    group_max_session_timeout_ms: i32 = "group.max.session.timeout.ms", "1800000", positive_i32;
+    /// Most members one consumer group may have.
+    group_max_size: i32 = "group.max.size", "2147483647", positive_i32;
+    /// Partitions of `__consumer_offsets`; a group lives on partition hash(group) % this. Fixed once created.
+    offsets_topic_num_partitions: i32 = "offsets.topic.num.partitions", "50", positive_i32;
+    /// Replication factor of `__consumer_offsets` (capped at the number of brokers).
+    offsets_topic_replication_factor: i32 = "offsets.topic.replication.factor", "3", positive_i32;
+    /// Segment size of `__consumer_offsets`.
+    offsets_topic_segment_bytes: i64 = "offsets.topic.segment.bytes", "104857600", segment_bytes;
+    /// Committed offsets of an empty group are deleted after this many minutes (7 days).
+    offsets_retention_minutes: i64 = "offsets.retention.minutes", "10080", positive;
+    /// How often expired offsets are looked for.
+    offsets_retention_check_interval_ms: i64 = "offsets.retention.check.interval.ms", "600000", positive;
+    /// Longest metadata string an offset commit may carry.
+    offset_metadata_max_bytes: i32 = "offset.metadata.max.bytes", "4096", positive_i32;
     /// Forget an idempotent producer's sequence state after this long without a write from it.
     producer_id_expiration_ms: i64 = "producer.id.expiration.ms", "86400000", positive;
     /// Where Prometheus scrapes /metrics (host:port).

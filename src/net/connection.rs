@@ -71,7 +71,7 @@ async fn read_loop(
             }
         };
         broker.metrics.bytes_in.inc_by(frame.len() as u64 + 4);
-        match api::dispatch(broker, frame) {
+        match api::dispatch(broker, frame, peer) {
             Ok(pending) => {
                 if tx.send(pending).await.is_err() {
                     return;

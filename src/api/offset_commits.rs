@@ -1,0 +1,269 @@
+//! Committed offsets: OffsetCommit, OffsetFetch (single group, and the batched v8+ form),
+//! OffsetDelete. Commits are events of the group's coordinator shard (they are appended to
+//! `__consumer_offsets` before they are answered); fetches read the shard's state.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
+use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
+    OffsetFetchResponse, TopicName,
+};
+use kafka_protocol::ResponseError;
+
+use super::groups::{call, code, text};
+use super::{Ctx, Reply};
+use crate::group::api::{self as core, Event, Response, TopicErrors};
+use crate::group::query::FetchedOffsets;
+
+/// From v8 OffsetFetch asks about a list of groups.
+const BATCHED_FETCH_FROM_VERSION: i16 = 8;
+
+fn topic_name(s: &str) -> TopicName {
+    TopicName(text(s.to_string()))
+}
+
+pub(super) fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> Reply<OffsetCommitResponse> {
+    let group_id = req.group_id.0.to_string();
+    let image = ctx.broker.metadata.image();
+    // As Kafka: offsets of partitions that do not exist are refused before the coordinator.
+    let mut unknown: Vec<TopicErrors> = Vec::new();
+    let mut topics: Vec<core::CommitTopic> = Vec::new();
+    for t in req.topics {
+        let exists = |p: i32| {
+            image
+                .topic(&t.name)
+                .is_some_and(|topic| topic.partitions.contains_key(&p))
+        };
+        let (known, missing): (Vec<_>, Vec<_>) = t.partitions.into_iter().partition(|p| exists(p.partition_index));
+        if !missing.is_empty() {
+            unknown.push(TopicErrors {
+                name: t.name.to_string(),
+                partitions: missing
+                    .iter()
+                    .map(|p| (p.partition_index, Some(ResponseError::UnknownTopicOrPartition)))
+                    .collect(),
+            });
+        }
+        if !known.is_empty() {
+            topics.push(core::CommitTopic {
+                name: t.name.to_string(),
+                partitions: known
+                    .into_iter()
+                    .map(|p| core::CommitPartition {
+                        partition: p.partition_index,
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p.committed_metadata.map(|m| m.to_string()),
+                        commit_timestamp_ms: -1,
+                    })
+                    .collect(),
+            });
+        }
+    }
+    let all_topics = topics.clone();
+    let request = |id| {
+        Event::CommitOffsets(core::CommitRequest {
+            req: id,
+            api_version: ctx.version,
+            group_id: group_id.clone(),
+            generation_id: req.generation_id_or_member_epoch,
+            member_id: req.member_id.to_string(),
+            group_instance_id: req.group_instance_id.map(|s| s.to_string()),
+            retention_time_ms: req.retention_time_ms,
+            topics,
+        })
+    };
+    let (c, c2, unknown2) = (ctx.clone(), ctx.clone(), unknown.clone());
+    call(
+        ctx,
+        &group_id,
+        request,
+        move |r| match r {
+            Response::OffsetCommit(o) => Some(commit_response(&c, o.topics.into_iter().chain(unknown))),
+            _ => None,
+        },
+        move |e| {
+            let refused = core::OffsetCommitResponse::all(&all_topics, Some(e)).topics;
+            commit_response(&c2, refused.into_iter().chain(unknown2))
+        },
+    )
+}
+
+fn commit_response(ctx: &Ctx, topics: impl Iterator<Item = TopicErrors>) -> OffsetCommitResponse {
+    OffsetCommitResponse::default().with_topics(
+        topics
+            .map(|t| {
+                OffsetCommitResponseTopic::default()
+                    .with_name(topic_name(&t.name))
+                    .with_partitions(
+                        t.partitions
+                            .into_iter()
+                            .map(|(p, e)| {
+                                OffsetCommitResponsePartition::default()
+                                    .with_partition_index(p)
+                                    .with_error_code(code(ctx, e))
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}
+
+/// The committed offsets of one group, or the reason it is not served here.
+fn fetch_group(ctx: &Ctx, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> FetchedOffsets {
+    let fetched = ctx
+        .broker
+        .groups
+        .shard(group_id)
+        .map_err(|u| u.error())
+        .and_then(|shard| {
+            shard
+                .query(|s| s.fetch_offsets(group_id, topics.as_deref()))
+                .ok_or(ResponseError::NotCoordinator)
+        });
+    fetched.unwrap_or_else(|e| FetchedOffsets {
+        error: Some(e),
+        topics: Vec::new(),
+    })
+}
+
+pub(super) fn offset_fetch(ctx: &Ctx, req: OffsetFetchRequest) -> Reply<OffsetFetchResponse> {
+    if ctx.version >= BATCHED_FETCH_FROM_VERSION {
+        let groups = req
+            .groups
+            .into_iter()
+            .map(|g| {
+                let topics = g.topics.map(|ts| {
+                    ts.into_iter()
+                        .map(|t| (t.name.to_string(), t.partition_indexes))
+                        .collect()
+                });
+                let f = fetch_group(ctx, &g.group_id, topics);
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_error_code(code(ctx, f.error))
+                    .with_topics(
+                        f.topics
+                            .into_iter()
+                            .map(|t| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(topic_name(&t.name))
+                                    .with_partitions(
+                                        t.partitions
+                                            .into_iter()
+                                            .map(|p| {
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(p.partition)
+                                                    .with_committed_offset(p.offset)
+                                                    .with_committed_leader_epoch(p.leader_epoch)
+                                                    .with_metadata(Some(text(p.metadata)))
+                                                    .with_error_code(code(ctx, p.error))
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        return Reply::Now(OffsetFetchResponse::default().with_groups(groups));
+    }
+    let topics = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let f = fetch_group(ctx, &req.group_id, topics);
+    let topics = f
+        .topics
+        .into_iter()
+        .map(|t| {
+            OffsetFetchResponseTopic::default()
+                .with_name(topic_name(&t.name))
+                .with_partitions(
+                    t.partitions
+                        .into_iter()
+                        .map(|p| {
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(p.partition)
+                                .with_committed_offset(p.offset)
+                                .with_committed_leader_epoch(p.leader_epoch)
+                                .with_metadata(Some(text(p.metadata)))
+                                .with_error_code(code(ctx, p.error))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    Reply::Now(
+        OffsetFetchResponse::default()
+            .with_topics(topics)
+            .with_error_code(code(ctx, f.error)),
+    )
+}
+
+pub(super) fn offset_delete(ctx: &Ctx, req: OffsetDeleteRequest) -> Reply<OffsetDeleteResponse> {
+    let group_id = req.group_id.0.to_string();
+    let topics: Vec<(String, Vec<i32>)> = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            (
+                t.name.to_string(),
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )
+        })
+        .collect();
+    let request = |id| {
+        Event::OffsetDelete(core::OffsetDeleteRequest {
+            req: id,
+            group_id: group_id.clone(),
+            topics,
+        })
+    };
+    let c = ctx.clone();
+    call(
+        ctx,
+        &group_id,
+        request,
+        move |r| match r {
+            Response::OffsetDelete(o) => Some(
+                OffsetDeleteResponse::default()
+                    .with_error_code(code(&c, o.error))
+                    .with_topics(delete_topics(&c, o.topics)),
+            ),
+            _ => None,
+        },
+        |e| OffsetDeleteResponse::default().with_error_code(e.code()),
+    )
+}
+
+fn delete_topics(ctx: &Ctx, topics: Vec<TopicErrors>) -> Vec<OffsetDeleteResponseTopic> {
+    // Merge per topic name: the core lists each topic once already, this keeps request order.
+    let mut merged: BTreeMap<usize, OffsetDeleteResponseTopic> = BTreeMap::new();
+    for (i, t) in topics.into_iter().enumerate() {
+        let partitions = t
+            .partitions
+            .into_iter()
+            .map(|(p, e)| {
+                OffsetDeleteResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_error_code(code(ctx, e))
+            })
+            .collect();
+        merged.insert(
+            i,
+            OffsetDeleteResponseTopic::default()
+                .with_name(topic_name(&t.name))
+                .with_partitions(partitions),
+        );
+    }
+    merged.into_values().collect()
+}

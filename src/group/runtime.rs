@@ -1,0 +1,359 @@
+//! The async shell around the pure group core: one shard per `__consumer_offsets` partition
+//! this broker hosts, each holding its `GroupCoordinatorState` behind a lock, the requests
+//! parked until the core answers them, and the timers the core asked for.
+//!
+//! The only part of `group` that does I/O. It runs the core's actions in order: answers go to
+//! the parked request, records are appended to the shard's partition through the replica
+//! layer (and the result fed back as `Event::Persisted`), timers become tokio sleeps that feed
+//! `Event::TimerFired`. The lock is never held across an await.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::indexmap::IndexMap;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use kafka_protocol::ResponseError;
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
+use tracing::{debug, info, warn};
+
+use super::api::{Action, Event, RawRecord, RequestId, Response, TimerKey};
+use super::config::GroupConfig;
+use super::coordinator::{handle, GroupCoordinatorState};
+use super::replay;
+use crate::clock::now_ms;
+use crate::error::KafkaCode;
+use crate::replica::{Partition, ReplicaError, ReplicaManager};
+
+/// Kafka's name for the topic that holds group metadata and committed offsets.
+pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// Bytes read per step when loading a partition.
+const LOAD_READ_BYTES: usize = 1 << 20;
+
+/// Every shard this broker hosts, by `__consumer_offsets` partition.
+#[derive(Debug)]
+pub(crate) struct GroupCoordinator {
+    config: GroupConfig,
+    /// `offsets.topic.num.partitions`: a group's shard is `partition_for(group, this)`.
+    pub(crate) partitions: i32,
+    shards: RwLock<HashMap<i32, Arc<Shard>>>,
+}
+
+/// Why a group request cannot be served here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unavailable {
+    /// `__consumer_offsets` does not exist yet: FindCoordinator creates it.
+    NotAvailable,
+    /// This broker does not host the group's partition.
+    NotCoordinator,
+}
+
+impl Unavailable {
+    pub(crate) fn error(self) -> ResponseError {
+        match self {
+            Unavailable::NotAvailable => ResponseError::CoordinatorNotAvailable,
+            Unavailable::NotCoordinator => ResponseError::NotCoordinator,
+        }
+    }
+}
+
+impl GroupCoordinator {
+    pub(crate) fn new(config: GroupConfig, partitions: i32) -> GroupCoordinator {
+        GroupCoordinator {
+            config,
+            partitions,
+            shards: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The shard of `group_id`, if this broker hosts it.
+    pub(crate) fn shard(&self, group_id: &str) -> Result<Arc<Shard>, Unavailable> {
+        let partition = super::partition_for(group_id, self.partitions);
+        let shards = self.shards.read().expect("shards lock");
+        if shards.is_empty() {
+            return Err(Unavailable::NotAvailable);
+        }
+        shards.get(&partition).cloned().ok_or(Unavailable::NotCoordinator)
+    }
+
+    pub(crate) fn shards(&self) -> Vec<Arc<Shard>> {
+        self.shards.read().expect("shards lock").values().cloned().collect()
+    }
+
+    /// Loads a shard for every hosted `__consumer_offsets` partition not loaded yet, and lets
+    /// go of those no longer hosted (their parked requests get NOT_COORDINATOR).
+    pub(crate) fn reconcile(&self, replicas: &ReplicaManager) {
+        let hosted: HashMap<i32, Arc<Partition>> = (0..self.partitions)
+            .filter_map(|p| replicas.get(OFFSETS_TOPIC, p).map(|part| (p, part)))
+            .collect();
+        let (gone, new): (Vec<Arc<Shard>>, Vec<Arc<Partition>>) = {
+            let shards = self.shards.read().expect("shards lock");
+            let gone = shards
+                .iter()
+                .filter(|(p, s)| hosted.get(p).is_none_or(|h| !Arc::ptr_eq(h, &s.partition)))
+                .map(|(_, s)| s.clone())
+                .collect();
+            let new = hosted
+                .iter()
+                .filter(|(p, h)| shards.get(p).is_none_or(|s| !Arc::ptr_eq(h, &s.partition)))
+                .map(|(_, h)| h.clone())
+                .collect();
+            (gone, new)
+        };
+        for shard in gone {
+            self.shards.write().expect("shards lock").remove(&shard.partition.index);
+            shard.unload();
+        }
+        let (mut loaded, mut groups) = (0, 0);
+        for partition in new {
+            let index = partition.index;
+            match Shard::load(self.config.clone(), partition) {
+                Ok(shard) => {
+                    loaded += 1;
+                    groups += shard.query(|s| s.groups.len()).unwrap_or(0);
+                    self.shards.write().expect("shards lock").insert(index, shard);
+                }
+                Err(e) => warn!(partition = index, error = %e, "cannot load group coordinator partition"),
+            }
+        }
+        if loaded > 0 {
+            info!(partitions = loaded, groups, "group coordinator partitions loaded");
+        }
+    }
+}
+
+/// The groups of one `__consumer_offsets` partition.
+#[derive(Debug)]
+pub(crate) struct Shard {
+    partition: Arc<Partition>,
+    inner: Mutex<ShardInner>,
+}
+
+#[derive(Debug)]
+struct ShardInner {
+    /// `None` once unloaded: requests then get NOT_COORDINATOR.
+    state: Option<GroupCoordinatorState>,
+    parked: HashMap<RequestId, oneshot::Sender<Response>>,
+    timers: HashMap<TimerKey, AbortHandle>,
+    next_request: RequestId,
+}
+
+/// Why a shard could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LoadError {
+    #[error(transparent)]
+    Replica(#[from] ReplicaError),
+    #[error("record batch at offset {offset} does not decode: {reason}")]
+    Decode { offset: i64, reason: String },
+    #[error("group record: {0:?}")]
+    Record(super::records::RecordError),
+}
+
+impl Shard {
+    fn load(config: GroupConfig, partition: Arc<Partition>) -> Result<Arc<Shard>, LoadError> {
+        let records = read_records(&partition)?;
+        let count = records.len();
+        let seed = uuid::Uuid::new_v4().as_u64_pair().0;
+        let loaded = replay::load(config, seed, now_ms(), records).map_err(LoadError::Record)?;
+        debug!(
+            partition = partition.index,
+            records = count,
+            skipped = loaded.skipped_records,
+            groups = loaded.state.groups.len(),
+            "group coordinator partition loaded"
+        );
+        let shard = Arc::new(Shard {
+            partition,
+            inner: Mutex::new(ShardInner {
+                state: Some(loaded.state),
+                parked: HashMap::new(),
+                timers: HashMap::new(),
+                next_request: 0,
+            }),
+        });
+        shard.run_actions(loaded.actions);
+        Ok(shard)
+    }
+
+    fn unload(&self) {
+        let actions = {
+            let mut inner = self.inner.lock().expect("shard lock");
+            inner.timers.drain().for_each(|(_, t)| t.abort());
+            inner.state.take().map(replay::unload).unwrap_or_default()
+        };
+        let mut inner = self.inner.lock().expect("shard lock");
+        for action in actions {
+            if let Action::Respond { req, response } = action {
+                if let Some(tx) = inner.parked.remove(&req) {
+                    let _ = tx.send(response);
+                }
+            }
+        }
+    }
+
+    /// Runs a request through the core; the receiver gets its answer (maybe much later, e.g.
+    /// a JoinGroup parked until the rebalance completes). `None` if the shard is unloaded.
+    pub(crate) fn request(
+        self: &Arc<Self>,
+        build: impl FnOnce(RequestId) -> Event,
+    ) -> Option<oneshot::Receiver<Response>> {
+        let (tx, rx) = oneshot::channel();
+        let event = {
+            let mut inner = self.inner.lock().expect("shard lock");
+            inner.state.as_ref()?;
+            inner.next_request += 1;
+            let req = inner.next_request;
+            inner.parked.insert(req, tx);
+            build(req)
+        };
+        self.run(event);
+        Some(rx)
+    }
+
+    /// Tells the core about an event no client waits on (e.g. partitions deleted).
+    pub(crate) fn notify(self: &Arc<Self>, event: Event) {
+        self.run(event);
+    }
+
+    /// A read-only look at the state (ListGroups, DescribeGroups, OffsetFetch).
+    pub(crate) fn query<T>(&self, f: impl FnOnce(&GroupCoordinatorState) -> T) -> Option<T> {
+        self.inner.lock().expect("shard lock").state.as_ref().map(f)
+    }
+
+    fn run(self: &Arc<Self>, event: Event) {
+        let actions = {
+            let mut inner = self.inner.lock().expect("shard lock");
+            match inner.state.as_mut() {
+                Some(state) => handle(state, now_ms(), event),
+                None => return,
+            }
+        };
+        self.run_actions(actions);
+    }
+
+    /// Runs actions in order; the result of each append is fed back to the core at once, and
+    /// the actions that produces run after those already queued.
+    fn run_actions(self: &Arc<Self>, actions: Vec<Action>) {
+        let mut queue = VecDeque::from(actions);
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::Respond { req, response } => {
+                    let tx = self.inner.lock().expect("shard lock").parked.remove(&req);
+                    if let Some(tx) = tx {
+                        // The client may have gone away; its answer then has nowhere to go.
+                        let _ = tx.send(response);
+                    }
+                }
+                Action::Persist { token, records } => {
+                    let result = self.append(&records);
+                    let mut inner = self.inner.lock().expect("shard lock");
+                    if let Some(state) = inner.state.as_mut() {
+                        queue.extend(handle(state, now_ms(), Event::Persisted { token, result }));
+                    }
+                }
+                Action::ScheduleTimer { key, at_ms } => self.schedule(key, at_ms),
+                Action::CancelTimer { key } => {
+                    if let Some(t) = self.inner.lock().expect("shard lock").timers.remove(&key) {
+                        t.abort();
+                    }
+                }
+            }
+        }
+    }
+
+    fn schedule(self: &Arc<Self>, key: TimerKey, at_ms: i64) {
+        let delay = Duration::from_millis(at_ms.saturating_sub(now_ms()).max(0) as u64);
+        let shard = Arc::downgrade(self);
+        let fired = key.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some(shard) = shard.upgrade() {
+                shard.inner.lock().expect("shard lock").timers.remove(&fired);
+                shard.run(Event::TimerFired { key: fired });
+            }
+        });
+        if let Some(old) = self
+            .inner
+            .lock()
+            .expect("shard lock")
+            .timers
+            .insert(key, task.abort_handle())
+        {
+            old.abort();
+        }
+    }
+
+    /// Appends the records as one batch (acks=all) to this shard's partition.
+    fn append(&self, records: &[RawRecord]) -> Result<(), ResponseError> {
+        let mut batch = encode_batch(records, now_ms());
+        match self.partition.append_as_leader(&mut batch, true, now_ms()) {
+            Ok(_) => Ok(()),
+            Err(ReplicaError::UnknownTopicOrPartition { .. }) => Err(ResponseError::NotLeaderOrFollower),
+            Err(e) => {
+                warn!(partition = self.partition.index, error = %e, "group coordinator append failed");
+                Err(e.kafka_error())
+            }
+        }
+    }
+}
+
+fn encode_batch(records: &[RawRecord], now_ms: i64) -> BytesMut {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder starts a new batch whenever offset - sequence changes: one batch.
+            sequence: i as i32,
+            timestamp: now_ms,
+            key: Some(key.clone()),
+            value: value.clone(),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encoding into memory cannot fail");
+    buf
+}
+
+/// Every record of the partition in log order, skipping control and transactional batches.
+fn read_records(partition: &Partition) -> Result<Vec<RawRecord>, LoadError> {
+    let mut out = Vec::new();
+    let mut offset = partition.log_start_offset();
+    let end = partition.high_watermark();
+    while offset < end {
+        let mut bytes: Bytes = partition.read(offset, LOAD_READ_BYTES, true)?.records;
+        if bytes.is_empty() {
+            break;
+        }
+        let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|e| LoadError::Decode {
+            offset,
+            reason: e.to_string(),
+        })?;
+        for record in sets.into_iter().flat_map(|s| s.records) {
+            offset = offset.max(record.offset + 1);
+            if record.control || record.transactional {
+                continue;
+            }
+            if let Some(key) = record.key {
+                out.push((key, record.value));
+            }
+        }
+    }
+    Ok(out)
+}
