@@ -431,3 +431,16 @@ async fn shutdown_answers_parked_long_polls_instead_of_waiting_them_out() {
     let resp = parked.await.unwrap();
     assert_eq!(resp.responses[0].partitions[0].records, Some(Bytes::new()));
 }
+
+#[tokio::test]
+async fn topic_compression_type_recompresses_batches_on_append() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    assert_eq!(create_topic(&mut c, "z", 1, &[("compression.type", "zstd")]).await, 0);
+    produce(&mut c, "z", 0, batch(&[b"a", b"b"], 1, Compression::Gzip)).await;
+    let p = fetch(&mut c, "z", 0, 0).await;
+    let records = p.records.unwrap();
+    // Attributes (offset 21) carry the codec in their low three bits: 4 is zstd.
+    assert_eq!(i16::from_be_bytes([records[21], records[22]]) & 7, 4);
+    assert_eq!(values(&records), vec![(0, b"a".to_vec()), (1, b"b".to_vec())]);
+}

@@ -76,11 +76,10 @@ fn ratio(v: &str) -> Result<(), String> {
         _ => Err("must be a number in 0..=1".into()),
     }
 }
-fn compression_type(v: &str) -> Result<(), String> {
-    // Recompression on append is a later issue; until then only the producer's codec is kept.
-    (v == "producer")
+fn check_compression_type(v: &str) -> Result<(), String> {
+    matches!(v, "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd")
         .then_some(())
-        .ok_or_else(|| "only 'producer' is supported (broker-side recompression is not implemented yet)".into())
+        .ok_or_else(|| "must be producer, uncompressed, gzip, snappy, lz4 or zstd".into())
 }
 fn timestamp_type(v: &str) -> Result<(), String> {
     (v == "CreateTime")
@@ -107,7 +106,7 @@ macro_rules! defs {
 
 defs! {
     "cleanup.policy": List, Some("log.cleanup.policy"), "delete", check_cleanup_policy;
-    "compression.type": String, None, "producer", compression_type;
+    "compression.type": String, None, "producer", check_compression_type;
     "delete.retention.ms": Long, None, "86400000", long_ge_zero;
     "file.delete.delay.ms": Long, None, "60000", long_ge_zero;
     "flush.messages": Long, Some("log.flush.interval.messages"), "9223372036854775807", long_ge_one;
@@ -192,6 +191,11 @@ pub(crate) fn log_config(settings: &Settings, overrides: &BTreeMap<String, Strin
         flush_interval_ms: long("flush.ms"),
         max_message_bytes: long("max.message.bytes") as u32,
     }
+}
+
+/// The topic's compression.type (`producer` unless overridden).
+pub(crate) fn compression_type<'a>(overrides: &'a BTreeMap<String, String>) -> &'a str {
+    overrides.get("compression.type").map_or("producer", String::as_str)
 }
 
 /// The min.insync.replicas in force for a topic.

@@ -90,6 +90,7 @@ impl ReplicaManager {
         let epoch = topic.partitions.get(&index).map_or(0, |p| p.leader_epoch);
         let p = Partition::new(topic.name.clone(), index, topic.id, self.node_id, log, epoch);
         p.set_min_insync_replicas(topic_config::min_insync_replicas(&self.settings, &topic.configs));
+        p.set_compression_type(topic_config::compression_type(&topic.configs));
         p
     }
 
@@ -122,7 +123,7 @@ impl ReplicaManager {
         let min_isr = topic_config::min_insync_replicas(&self.settings, &topic.configs);
         if let Some(p) = self.get(&topic.name, index) {
             if p.topic_id == topic.id {
-                if let Err(e) = p.update_config(config, min_isr) {
+                if let Err(e) = p.update_config(config, min_isr, topic_config::compression_type(&topic.configs)) {
                     warn!(topic = %topic.name, partition = index, error = %e, "config not applied");
                 }
                 return Ok(());

@@ -6,6 +6,7 @@
 
 mod manager;
 mod partition;
+mod recompress;
 
 pub(crate) use manager::ReplicaManager;
 pub(crate) use partition::Partition;

@@ -8,9 +8,11 @@ use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
+use kafka_protocol::records::Compression;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use super::recompress::{recompress, topic_codec};
 use super::ReplicaError;
 use crate::log::{AppendInfo, Log, LogConfig};
 
@@ -31,6 +33,8 @@ pub(crate) struct Partition {
     log_end_offset: AtomicI64,
     size_bytes: AtomicU64,
     min_insync_replicas: AtomicI32,
+    /// The topic's compression.type codec; `None` keeps the producer's batches as sent.
+    recompress_to: Mutex<Option<Compression>>,
     isr: Mutex<Vec<i32>>,
     waiters: Mutex<Vec<Weak<Notify>>>,
 }
@@ -64,6 +68,7 @@ impl Partition {
             log_end_offset: AtomicI64::new(0),
             size_bytes: AtomicU64::new(0),
             min_insync_replicas: AtomicI32::new(1),
+            recompress_to: Mutex::new(None),
             isr: Mutex::new(vec![node_id]),
             waiters: Mutex::new(Vec::new()),
         };
@@ -96,6 +101,11 @@ impl Partition {
 
     pub(crate) fn set_min_insync_replicas(&self, n: i32) {
         self.min_insync_replicas.store(n, Ordering::Release);
+    }
+
+    /// Sets the topic's `compression.type`.
+    pub(crate) fn set_compression_type(&self, compression_type: &str) {
+        *self.recompress_to.lock().expect("codec lock") = topic_codec(compression_type);
     }
 
     /// Runs `f` on the log, or reports the partition as not hosted once it has been deleted.
@@ -136,6 +146,15 @@ impl Partition {
             }
         }
         let epoch = self.leader_epoch();
+        let target = *self.recompress_to.lock().expect("codec lock");
+        let mut rewritten = match target {
+            Some(codec) => recompress(batches, codec)?,
+            None => None,
+        };
+        let batches = match rewritten.as_mut() {
+            Some(r) => &mut r[..],
+            None => batches,
+        };
         let info = self.with_log(|log| Ok(log.append(batches, epoch, now_ms)?))?;
         self.advance_high_watermark();
         self.wake_waiters();
@@ -175,8 +194,14 @@ impl Partition {
         }
     }
 
-    pub(crate) fn update_config(&self, config: LogConfig, min_insync_replicas: i32) -> Result<(), ReplicaError> {
+    pub(crate) fn update_config(
+        &self,
+        config: LogConfig,
+        min_insync_replicas: i32,
+        compression_type: &str,
+    ) -> Result<(), ReplicaError> {
         self.set_min_insync_replicas(min_insync_replicas);
+        self.set_compression_type(compression_type);
         self.with_log(|log| {
             log.update_config(config);
             Ok(())
