@@ -194,7 +194,7 @@ pub(crate) fn log_config(settings: &Settings, overrides: &BTreeMap<String, Strin
 }
 
 /// The topic's compression.type (`producer` unless overridden).
-pub(crate) fn compression_type<'a>(overrides: &'a BTreeMap<String, String>) -> &'a str {
+pub(crate) fn compression_type(overrides: &BTreeMap<String, String>) -> &str {
     overrides.get("compression.type").map_or("producer", String::as_str)
 }
 
