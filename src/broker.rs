@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
-use tracing::error;
 
 use crate::clock::now_ms;
 use crate::config::{Listener, Settings};
@@ -46,12 +45,19 @@ impl Broker {
         F: FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, MetadataError>,
     {
         let image = self.metadata.commit(plan, now_ms())?;
-        if let Err(e) = self.replicas.reconcile(&image) {
-            // The change is committed; the partition stays unavailable until the next start.
-            error!(error = %e, "could not apply metadata change to local partitions");
-        }
+        let local = self.replicas.reconcile(&image);
         self.groups.reconcile(&self.replicas);
+        // Committed either way; the client learns that this broker could not serve it (yet).
+        local.map_err(|e| MetadataError::LocalStorage(e.to_string()))?;
         Ok(image)
+    }
+
+    /// Retries creating local partitions a previous change could not (e.g. out of files).
+    pub(crate) fn retry_reconcile(&self) {
+        if self.replicas.needs_reconcile() {
+            let _ = self.replicas.reconcile(&self.metadata.image());
+            self.groups.reconcile(&self.replicas);
+        }
     }
 
     /// Creates `__consumer_offsets` if it does not exist yet (Kafka creates it on the first

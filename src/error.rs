@@ -54,6 +54,7 @@ impl KafkaCode for MetadataError {
             MetadataError::InvalidConfig(_) => ResponseError::InvalidConfig,
             MetadataError::InvalidRequest(_) => ResponseError::InvalidRequest,
             MetadataError::Store(StoreError::Log(e)) => e.kafka_error(),
+            MetadataError::LocalStorage(_) => ResponseError::KafkaStorageError,
             MetadataError::Store(StoreError::Decode { .. }) | MetadataError::Apply(_) => {
                 ResponseError::UnknownServerError
             }

@@ -72,6 +72,7 @@ pub struct Server {
 
 impl Server {
     pub async fn start(settings: Settings) -> Result<Server, StartError> {
+        raise_open_files_limit();
         let settings = Arc::new(settings);
         let data_dir = PathBuf::from(&settings.log_dirs);
         let lock = open_data_dir(&data_dir)?;
@@ -168,6 +169,16 @@ fn group_config(s: &Settings) -> GroupConfig {
         offsets_retention_check_interval_ms: s.offsets_retention_check_interval_ms,
         offset_metadata_max_bytes: s.offset_metadata_max_bytes as usize,
         ..GroupConfig::default()
+    }
+}
+
+/// Every partition segment holds open files and every client a socket: raise the soft limit
+/// on open files to the hard one, as Kafka's packaging asks operators to, so a default
+/// `ulimit -n` of 1024 does not cap the broker at a few hundred partitions.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => info!(limit, "open files limit"),
+        Err(e) => warn!(error = %e, "cannot raise the open files limit"),
     }
 }
 
@@ -272,9 +283,11 @@ async fn upkeep(broker: Arc<Broker>, shutdown: CancellationToken) {
         if checkpoint {
             last_checkpoint = now;
         }
-        let replicas = broker.replicas.clone();
+        let b = broker.clone();
         let work = tokio::task::spawn_blocking(move || {
             let now_ms = now_ms();
+            b.retry_reconcile();
+            let replicas = &b.replicas;
             replicas.tick(now_ms);
             if retention {
                 replicas.enforce_retention(now_ms);

@@ -135,26 +135,27 @@ fn entries(ctx: &Ctx, r: &DescribeConfigsResource) -> Result<Vec<Entry>, (Respon
     }
 }
 
-fn to_result(e: Entry, synonyms: bool, docs: bool) -> DescribeConfigsResourceResult {
+/// Kafka's synonyms, most specific first: the topic override (if any), then the broker
+/// setting that supplies the default, else the default itself.
+fn synonyms_of(e: &Entry) -> Vec<DescribeConfigsSynonym> {
+    let synonym = |name: &str, value: &str, source: ConfigSource| {
+        DescribeConfigsSynonym::default()
+            .with_name(text(name.to_string()))
+            .with_value(Some(text(value.to_string())))
+            .with_source(source as i8)
+    };
     let mut list = Vec::new();
-    if synonyms {
-        list.push(
-            DescribeConfigsSynonym::default()
-                .with_name(text(e.name.clone()))
-                .with_value(Some(text(e.value.clone())))
-                .with_source(e.source as i8),
-        );
-        if let Some((name, value, source)) = e.broker_synonym {
-            if name != e.name {
-                list.push(
-                    DescribeConfigsSynonym::default()
-                        .with_name(text(name))
-                        .with_value(Some(text(value)))
-                        .with_source(source as i8),
-                );
-            }
-        }
+    if e.source == ConfigSource::Topic || e.broker_synonym.is_none() {
+        list.push(synonym(&e.name, &e.value, e.source));
     }
+    if let Some((name, value, source)) = &e.broker_synonym {
+        list.push(synonym(name, value, *source));
+    }
+    list
+}
+
+fn to_result(e: Entry, synonyms: bool, docs: bool) -> DescribeConfigsResourceResult {
+    let list = if synonyms { synonyms_of(&e) } else { Vec::new() };
     DescribeConfigsResourceResult::default()
         .with_name(text(e.name))
         .with_value(Some(text(e.value)))

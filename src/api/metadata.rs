@@ -137,9 +137,17 @@ fn describe(ctx: &Ctx, topic: &TopicImage, with_ops: bool) -> MetadataResponseTo
         .partitions
         .iter()
         .map(|(&index, p)| {
+            // Led here but not open here (its log could not be created): no usable leader.
+            let offline = p.leader == ctx.broker.node_id && ctx.broker.replicas.get(&topic.name, index).is_none();
+            let (leader, error) = if offline {
+                (-1, ctx.count(ResponseError::LeaderNotAvailable))
+            } else {
+                (p.leader, 0)
+            };
             MetadataResponsePartition::default()
+                .with_error_code(error)
                 .with_partition_index(index)
-                .with_leader_id(BrokerId(p.leader))
+                .with_leader_id(BrokerId(leader))
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
                 .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())

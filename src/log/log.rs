@@ -354,7 +354,7 @@ impl Log {
     }
 
     /// Seals the active segment and starts a new one at the log end.
-    fn roll(&mut self) -> Result<(), LogError> {
+    pub(super) fn roll(&mut self) -> Result<(), LogError> {
         let base_offset = self.log_end_offset();
         self.active_mut().seal()?;
         let segment = Segment::create(&self.dir, base_offset)?;

@@ -1,5 +1,6 @@
 //! Retention: deletes whole old segments by time (`retention_ms`), then by size
-//! (`retention_bytes`), oldest first, never the active one.
+//! (`retention_bytes`), oldest first, never the active one (a log whose every record expired
+//! is rolled first, so its last segment can go too).
 //!
 //! Owns: the choice of segments to delete (a pure function) and the deletion. May call:
 //! `log`, `segment`, tracing. Must never: cut a segment in part or touch the active segment.
@@ -51,6 +52,7 @@ impl Log {
         if self.config.retention_ms < 0 && self.config.retention_bytes < 0 {
             return Ok(0);
         }
+        self.roll_if_all_expired(now_ms)?;
         let candidates = &self.segments[..self.segments.len() - 1];
         let stats = candidates
             .iter()
@@ -65,6 +67,22 @@ impl Log {
         let n = deletable_prefix(&stats, self.size_bytes(), now_ms, retention_ms, retention_bytes);
         self.delete_oldest(n)?;
         Ok(n)
+    }
+
+    /// When every record of the log, the active segment's included, is past `retention_ms`,
+    /// rolls so the whole log can go (Kafka does the same): otherwise an idle partition would
+    /// keep its expired records until `segment.ms` rolled it, days later.
+    fn roll_if_all_expired(&mut self, now_ms: i64) -> Result<(), LogError> {
+        let retention_ms = self.config.retention_ms;
+        if retention_ms < 0 || self.active().is_empty() {
+            return Ok(());
+        }
+        for segment in &self.segments {
+            if now_ms.saturating_sub(segment.largest_timestamp_ms()?) <= retention_ms {
+                return Ok(());
+            }
+        }
+        self.roll()
     }
 
     fn delete_oldest(&mut self, n: usize) -> Result<(), LogError> {
@@ -154,13 +172,14 @@ mod log_tests {
             log.read(0, 100, i64::MAX, true),
             Err(LogError::OffsetOutOfRange { log_start: 4, .. })
         ));
-        // The active segment stays however old it is.
-        assert_eq!(log.enforce_retention(1_000_000).unwrap(), 2);
+        // Once every record expired, the active segment is rolled and goes too (Kafka's rule),
+        // leaving an empty log whose offsets continue where they were.
+        assert_eq!(log.enforce_retention(1_000_000).unwrap(), 3);
         assert_eq!(
             (log.log_start_offset(), log.log_end_offset(), log.segment_count()),
-            (8, 10, 1)
+            (10, 10, 1)
         );
-        assert_eq!(log.recovery_point(), 8);
+        assert_eq!(log.recovery_point(), 10);
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub(crate) enum MetadataError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Apply(#[from] image::ApplyError),
+    /// The change is committed, but this broker could not create its partitions of it.
+    #[error("committed, but local partitions could not be created: {0}")]
+    LocalStorage(String),
 }
 
 /// Holds the current image and commits changes through the metadata log.

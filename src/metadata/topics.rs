@@ -68,6 +68,14 @@ pub(crate) fn plan_create_topic(
     if image.topic(&topic.name).is_some() {
         return Err(MetadataError::TopicAlreadyExists(topic.name.clone()));
     }
+    // Kafka's rule: '.' and '_' collide in metric names, so names differing only there clash.
+    let unified = |n: &str| n.replace('.', "_");
+    if let Some(other) = image.topics().find(|t| unified(&t.name) == unified(&topic.name)) {
+        return Err(MetadataError::InvalidTopic(format!(
+            "topic '{}' collides with existing topic '{}' ('.' and '_' are treated alike)",
+            topic.name, other.name
+        )));
+    }
     for (k, v) in &topic.configs {
         topic_config::validate(k, v).map_err(MetadataError::InvalidConfig)?;
     }
@@ -275,6 +283,14 @@ mod tests {
             assert!(matches!(err, MetadataError::InvalidTopic(_)), "{name}");
         }
         validate_topic_name(&"x".repeat(249)).unwrap();
+    }
+
+    #[test]
+    fn names_differing_only_by_dot_or_underscore_collide() {
+        let image =
+            applied(&plan_create_topic(&MetadataImage::default(), &placement(), &new_topic("a.b", 1, 1)).unwrap());
+        let err = plan_create_topic(&image, &placement(), &new_topic("a_b", 1, 1)).unwrap_err();
+        assert!(matches!(err, MetadataError::InvalidTopic(_)));
     }
 
     #[test]

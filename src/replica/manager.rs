@@ -3,14 +3,15 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::partition::Partition;
 use super::ReplicaError;
 use crate::config::Settings;
-use crate::log::{LogError, LogManager};
+use crate::log::{Log, LogError, LogManager};
 use crate::metadata::store::METADATA_TOPIC;
 use crate::metadata::{topic_config, MetadataImage, TopicImage};
 
@@ -22,6 +23,7 @@ pub(crate) struct ReplicaManager {
     settings: Arc<Settings>,
     logs: LogManager,
     partitions: RwLock<HashMap<Key, Arc<Partition>>>,
+    needs_reconcile: AtomicBool,
 }
 
 impl ReplicaManager {
@@ -46,6 +48,7 @@ impl ReplicaManager {
             settings: settings.clone(),
             logs,
             partitions: RwLock::new(HashMap::new()),
+            needs_reconcile: AtomicBool::new(false),
         };
         let mut map = HashMap::new();
         let (mut scanned, mut truncated) = (0u64, 0u64);
@@ -86,7 +89,7 @@ impl ReplicaManager {
             .is_some_and(|p| p.replicas.contains(&self.node_id))
     }
 
-    fn partition_for(&self, topic: &TopicImage, index: i32, log: crate::log::Log) -> Partition {
+    fn partition_for(&self, topic: &TopicImage, index: i32, log: Log) -> Partition {
         let epoch = topic.partitions.get(&index).map_or(0, |p| p.leader_epoch);
         let p = Partition::new(topic.name.clone(), index, topic.id, self.node_id, log, epoch);
         p.set_min_insync_replicas(topic_config::min_insync_replicas(&self.settings, &topic.configs));
@@ -98,12 +101,19 @@ impl ReplicaManager {
     /// deletes those of removed (or deleted and re-created) topics, applies config changes.
     pub(crate) fn reconcile(&self, image: &MetadataImage) -> Result<(), LogError> {
         let mut wanted = HashSet::new();
+        let mut first_failure = None;
+        let mut failures = 0;
         for topic in image.topics() {
             for &index in topic.partitions.keys().filter(|i| self.hosts(topic, **i)) {
                 wanted.insert((topic.name.clone(), index));
-                self.ensure(topic, index)?;
+                // Keep going past a failure: one bad partition must not leave the rest missing.
+                if let Err(e) = self.ensure(topic, index) {
+                    failures += 1;
+                    first_failure.get_or_insert(e);
+                }
             }
         }
+        self.needs_reconcile.store(failures > 0, Ordering::Release);
         let gone: Vec<Arc<Partition>> = {
             let mut map = self.partitions.write().expect("partitions lock");
             let keys: Vec<Key> = map.keys().filter(|k| !wanted.contains(*k)).cloned().collect();
@@ -115,7 +125,18 @@ impl ReplicaManager {
                 warn!(topic = %p.topic, partition = p.index, error = %e, "could not delete partition log");
             }
         }
-        Ok(())
+        match first_failure {
+            None => Ok(()),
+            Some(e) => {
+                error!(failures, error = %e, "could not create local partitions; retrying every second");
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether the last reconcile left partitions missing (the upkeep task retries it).
+    pub(crate) fn needs_reconcile(&self) -> bool {
+        self.needs_reconcile.load(Ordering::Acquire)
     }
 
     fn ensure(&self, topic: &TopicImage, index: i32) -> Result<(), LogError> {
@@ -137,7 +158,11 @@ impl ReplicaManager {
                 warn!(topic = %topic.name, partition = index, error = %e, "could not delete old partition log");
             }
         }
-        let log = self.logs.create(&topic.name, index, config)?;
+        let log = match self.logs.create(&topic.name, index, config.clone()) {
+            // Left behind by an earlier attempt that failed half way: recover and adopt it.
+            Err(LogError::AlreadyExists(dir)) => Log::open(&dir, config, 0)?,
+            other => other?,
+        };
         let p = Arc::new(self.partition_for(topic, index, log));
         self.partitions
             .write()
