@@ -227,7 +227,7 @@ def admin_config(bootstrap: str) -> dict:
 def producer_config(bootstrap: str, **extra) -> dict:
     return {
         "bootstrap.servers": bootstrap,
-        "enable.idempotence": False,  # InitProducerId is not implemented
+        "enable.idempotence": False,  # the default; tests that want it turn it on
         "socket.timeout.ms": 10000,
         "log.connection.close": False,  # a broker stopped by a test is not news
         "message.timeout.ms": 20000,
@@ -236,8 +236,9 @@ def producer_config(bootstrap: str, **extra) -> dict:
 
 
 def consumer_config(bootstrap: str, **extra) -> dict:
-    # assign() needs no coordinator: group.id is only a required name to librdkafka, and with
-    # auto-commit off and no subscribe() it never looks for the group coordinator.
+    # librdkafka insists on a group.id even for assign(); with assign() only, auto-commit and
+    # offset store off, and an explicit start offset, it never joins, fetches or commits
+    # offsets for the group.
     return {
         "bootstrap.servers": bootstrap,
         "group.id": "sluice-compat-unused",
@@ -340,13 +341,6 @@ def consume_until_eof(bootstrap: str, topic: str, partition: int = 0, start=None
 # ---------------------------------------------------------------------------------------------
 # What the broker stored: Kafka's on-disk layout, <log.dirs>/<topic>-<partition>/*.log, each a
 # sequence of v2 record batches. Lets a test check how the client batched and compressed.
-
-# A known broker issue, shared by the librdkafka-based tests (kcat, confluent-kafka).
-LZ4_BUG = (
-    "BROKER ISSUE (README, 'Known broker issues'): librdkafka turns its LZ4 feature on only when "
-    "ApiVersions lists FindCoordinator, which Sluice does not serve yet, so compression.type=lz4 "
-    "batches are sent uncompressed ('Broker does not support compression type lz4')"
-)
 
 CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 
