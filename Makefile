@@ -44,3 +44,22 @@ fmt:
 clean:
 	$(CARGO) clean
 	rm -rf $(VENV)
+
+# Benchmarks (issue 5; see bench/README.md): a librdkafka load generator, its own Cargo package
+# in bench/ (never built by `make test`). Starts a release sluice on a temp data dir, or uses
+# `make bench BOOTSTRAP=host:port [BROKER_PID=pid]`. BENCH_ARGS adds flags, e.g. --quick.
+# Installs what the librdkafka build, the TCP ceiling and the plot need from Debian if missing.
+.PHONY: bench
+bench: $(if $(BOOTSTRAP),,build)
+	@missing=""; \
+	for t in cmake:cmake c++:g++ make:make iperf3:iperf3; do \
+		command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
+	[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; fi
+	$(CARGO) build --release -j 2 --manifest-path bench/Cargo.toml
+	cd bench && ./target/release/sluice-bench --out results \
+		$(if $(BOOTSTRAP),--bootstrap $(BOOTSTRAP) $(if $(BROKER_PID),--broker-pid $(BROKER_PID)),--sluice-bin $(abspath $(SLUICE_BIN))) \
+		$(BENCH_ARGS)
