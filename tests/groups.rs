@@ -196,3 +196,18 @@ async fn delete_groups_refuses_a_live_group_and_deletes_an_empty_one() {
     assert_eq!(resp.results[1].error_code, 0);
     assert_eq!(fetch_committed(&mut c, "empty").await.0, -1);
 }
+
+#[tokio::test]
+async fn clients_cannot_produce_to_the_offsets_topic() {
+    let broker = TestBroker::start(SETTINGS).await;
+    let mut c = broker.client().await;
+    find_coordinator(&mut c, "g").await;
+    let (code, _) = produce(
+        &mut c,
+        "__consumer_offsets",
+        0,
+        batch(&[b"x"], 1, kafka_protocol::records::Compression::None),
+    )
+    .await;
+    assert_eq!(code, ResponseError::InvalidTopicException.code());
+}

@@ -55,12 +55,22 @@ fn produce_topic(ctx: &Ctx, topic: TopicProduceData, acks: i16) -> TopicProduceR
     } else {
         ResponseError::UnknownTopicOrPartition
     };
+    let internal = name
+        .as_deref()
+        .and_then(|n| image.topic(n))
+        .is_some_and(|t| t.is_internal());
     let partitions = topic
         .partition_data
         .into_iter()
         .map(|p| {
             let result = match (&name, p.records) {
                 _ if !(-1..=1).contains(&acks) => Err(ctx.count(ResponseError::InvalidRequiredAcks)),
+                // As Kafka: clients cannot write to internal topics; only the broker's own
+                // coordinators do, through the replica layer directly.
+                (Some(n), _) if internal => {
+                    warn!(topic = %n, client = ?ctx, "produce to an internal topic refused");
+                    Err(ctx.count(ResponseError::InvalidTopicException))
+                }
                 (None, _) => Err(ctx.count(unknown_id)),
                 (Some(_), None) => Err(ctx.count(ResponseError::InvalidRecord)),
                 (Some(name), Some(records)) => append(ctx, name, p.index, &records, acks),
