@@ -205,7 +205,7 @@ impl Log {
         // More than one segment only across an empty segment or a gap.
         for segment in &self.segments[self.segment_for(offset)..] {
             if let Some((position, header)) = segment.find_batch(offset)? {
-                return Ok(segment.read_batches(position, &header, &limits)?.freeze());
+                return segment.read_batches(position, &header, &limits);
             }
         }
         Ok(Bytes::new())

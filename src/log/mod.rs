@@ -19,6 +19,7 @@ mod log;
 mod manager;
 mod producer_snapshots;
 mod producer_state;
+mod read_map;
 mod recovery;
 mod retention;
 mod scan;

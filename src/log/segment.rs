@@ -9,9 +9,10 @@
 use super::batch::{BatchHeader, HEADER_BYTES};
 use super::error::{IoContext, LogError};
 use super::index::{OffsetIndex, INDEX_MAX_BYTES};
+use super::read_map::ReadMap;
 use super::scan::{BatchScanner, Scanned};
 use super::time_index::TimeIndex;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::RecordBatchDecoder;
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -122,6 +123,8 @@ pub(crate) struct Segment {
     log_path: PathBuf,
     log: File,
     size_bytes: u64,
+    /// What fetches read through, without copying.
+    read_map: ReadMap,
     tracker: Tracker,
     /// Wall clock of the first append into this segment (drives `segment_ms`).
     rolling_since_ms: Option<i64>,
@@ -183,6 +186,7 @@ impl Segment {
             log_path,
             log,
             size_bytes,
+            read_map: ReadMap::default(),
             tracker,
             rolling_since_ms: None,
             dirty: true,
@@ -351,24 +355,30 @@ impl Segment {
         position: u64,
         first: &BatchHeader,
         limits: &ReadLimits,
-    ) -> Result<BytesMut, LogError> {
+    ) -> Result<Bytes, LogError> {
         if first.last_offset() >= limits.max_offset {
-            return Ok(BytesMut::new());
+            return Ok(Bytes::new());
         }
         if first.size_bytes() > limits.max_bytes {
             if limits.min_one {
-                return self.read_exact(position, first.size_bytes());
+                return self.read_mapped(position, first.size_bytes());
             }
-            return Ok(BytesMut::new());
+            return Ok(Bytes::new());
         }
         let want = (limits.max_bytes as u64).min(self.size_bytes - position) as usize;
-        let mut buf = self.read_exact(position, want)?;
+        let mut buf = self.read_mapped(position, want)?;
         let cut = self.whole_batches(&buf, position, limits.max_offset)?;
         debug_assert!(cut >= first.size_bytes(), "the first batch always fits here");
         buf.truncate(cut);
         #[cfg(debug_assertions)]
         check_crcs(&buf);
         Ok(buf)
+    }
+
+    /// `len` bytes from `position`, sliced from the read mapping (no copy).
+    fn read_mapped(&self, position: u64, len: usize) -> Result<Bytes, LogError> {
+        self.read_map
+            .slice(&self.log, &self.log_path, position, len, self.size_bytes)
     }
 
     /// Length of the prefix of `buf` made of whole batches that end below `max_offset`.
@@ -455,6 +465,11 @@ impl Segment {
     ) -> Result<(), LogError> {
         self.tracker.index.truncate_to(first_dropped);
         self.tracker.time_index.truncate_to(first_dropped);
+        // NOTE for the replication issue, the first caller: fetch responses may still hold
+        // slices of the old mapping past `position`; shrinking the file under them would fault.
+        // Before wiring this in, wait for in-flight reads of the segment (or truncate into a
+        // copy of the kept prefix instead).
+        self.read_map.reset();
         self.log.set_len(position).at("truncate log", &self.log_path)?;
         self.size_bytes = position;
         self.dirty = true;
