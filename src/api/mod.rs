@@ -11,6 +11,7 @@ mod cluster;
 mod configs;
 mod coordinator;
 mod fetch;
+mod frame;
 mod group_admin;
 mod groups;
 mod list_offsets;
@@ -27,14 +28,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use bytes::{Buf, BufMut, Bytes};
+use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::ResponseError;
 use tracing::debug;
 
 use crate::broker::Broker;
 use crate::error::KafkaCode;
+pub(crate) use frame::Frame;
+use frame::SpliceBuf;
 
 /// The response frame of one request, possibly still being computed (long-poll fetch, acks
 /// wait).
@@ -44,7 +47,7 @@ pub(crate) type Pending = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 #[derive(Debug)]
 pub(crate) enum Outcome {
     /// Write this frame.
-    Send(BytesMut),
+    Send(Frame),
     /// Write nothing (acks=0 produce).
     Nothing,
     /// The response could not be encoded (a bug); the client would wait forever, so close.
@@ -205,7 +208,7 @@ fn decode<T: Decodable>(body: &mut Bytes, version: i16) -> anyhow::Result<T> {
     T::decode(body, version)
 }
 
-fn respond<R: Encodable + Send + 'static>(ctx: &Ctx, reply: Reply<R>) -> Pending {
+fn respond<R: Encodable + Payloads + Send + 'static>(ctx: &Ctx, reply: Reply<R>) -> Pending {
     match reply {
         Reply::Now(r) => ready(finish(ctx, &r)),
         Reply::Later(fut) => {
@@ -220,6 +223,52 @@ fn respond<R: Encodable + Send + 'static>(ctx: &Ctx, reply: Reply<R>) -> Pending
     }
 }
 
+/// Large `Bytes` fields of a response that the frame passes through instead of copying.
+pub(crate) trait Payloads {
+    fn payloads(&self) -> Vec<Bytes> {
+        Vec::new()
+    }
+}
+
+impl Payloads for FetchResponse {
+    fn payloads(&self) -> Vec<Bytes> {
+        self.responses
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .filter_map(|p| p.records.clone())
+            .collect()
+    }
+}
+
+macro_rules! no_payloads {
+    ($($t:ty),* $(,)?) => { $(impl Payloads for $t {})* };
+}
+
+no_payloads!(
+    ApiVersionsResponse,
+    MetadataResponse,
+    ProduceResponse,
+    ListOffsetsResponse,
+    CreateTopicsResponse,
+    DeleteTopicsResponse,
+    CreatePartitionsResponse,
+    DescribeConfigsResponse,
+    DescribeClusterResponse,
+    InitProducerIdResponse,
+    DescribeProducersResponse,
+    FindCoordinatorResponse,
+    JoinGroupResponse,
+    SyncGroupResponse,
+    HeartbeatResponse,
+    LeaveGroupResponse,
+    ListGroupsResponse,
+    DescribeGroupsResponse,
+    DeleteGroupsResponse,
+    OffsetCommitResponse,
+    OffsetFetchResponse,
+    OffsetDeleteResponse,
+);
+
 fn ready(outcome: Outcome) -> Pending {
     Box::pin(async move { outcome })
 }
@@ -232,22 +281,22 @@ fn observe(ctx: &Ctx) {
         .observe(ctx.started.elapsed().as_secs_f64());
 }
 
-fn finish<R: Encodable>(ctx: &Ctx, response: &R) -> Outcome {
+fn finish<R: Encodable + Payloads>(ctx: &Ctx, response: &R) -> Outcome {
     observe(ctx);
     let header_version = ctx.api.response_header_version(ctx.version);
     encode(ctx, header_version, ctx.version, response)
 }
 
-/// Encodes `[size][response header][body]`.
-fn encode<R: Encodable>(ctx: &Ctx, header_version: i16, version: i16, response: &R) -> Outcome {
+/// Encodes `[size][response header][body]`; record batches are passed through, not copied.
+fn encode<R: Encodable + Payloads>(ctx: &Ctx, header_version: i16, version: i16, response: &R) -> Outcome {
     let header = ResponseHeader::default().with_correlation_id(ctx.correlation_id);
     let frame = (|| {
         let size = header.compute_size(header_version)? + response.compute_size(version)?;
-        let mut buf = BytesMut::with_capacity(4 + size);
+        let mut buf = SpliceBuf::new(4 + size, response.payloads());
         buf.put_i32(i32::try_from(size)?);
         header.encode(&mut buf, header_version)?;
         response.encode(&mut buf, version)?;
-        anyhow::Ok(buf)
+        anyhow::Ok(buf.finish())
     })();
     match frame {
         Ok(buf) => {

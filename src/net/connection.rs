@@ -94,8 +94,9 @@ async fn write_loop(
 ) {
     while let Some(pending) = rx.recv().await {
         match pending.await {
-            Outcome::Send(frame) => {
-                if let Err(e) = writer.write_all(&frame).await {
+            Outcome::Send(mut frame) => {
+                // One vectored write of the frame's chunks (header, record batches as read).
+                if let Err(e) = writer.write_all_buf(&mut frame).await {
                     debug!(%peer, error = %e, "write failed");
                     break;
                 }
