@@ -1,6 +1,7 @@
 """Shared machinery for the compatibility tests: a `Broker` that runs the real `sluice` binary
 on free ports with its own data directory, fixtures handing one out, and small client helpers
-every test file uses (consume a range with confluent-kafka, run kcat with a timeout).
+every test file uses (consume a range with confluent-kafka, run kcat with a timeout, a
+producer streaming across restarts and the check of what it left in the log).
 
 Every wait here is bounded; every process started here is stopped at teardown.
 """
@@ -10,6 +11,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -338,6 +340,124 @@ def consume_until_eof(bootstrap: str, topic: str, partition: int = 0, start=None
         c.close()
 
 
+CLIENT_TIMEOUT_S = 20
+
+
+def create_topic(broker: Broker, topic: str, partitions: int = 1, config: dict | None = None) -> None:
+    """Creates `topic` with confluent-kafka's AdminClient (topic configs by Kafka name)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(admin_config(broker.bootstrap))
+    new = NewTopic(topic, num_partitions=partitions, config={k: str(v) for k, v in (config or {}).items()})
+    admin.create_topics([new])[topic].result(timeout=CLIENT_TIMEOUT_S)
+
+
+def watermarks(broker: Broker, topic: str, partition: int = 0) -> tuple[int, int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer(consumer_config(broker.bootstrap))
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=CLIENT_TIMEOUT_S, cached=False)
+    finally:
+        c.close()
+
+
+def log_contents(broker: Broker, topic: str, partition: int = 0) -> list[tuple[int, bytes]]:
+    """(offset, value) of every record in the partition, read with confluent-kafka."""
+    got = consume_until_eof(broker.bootstrap, topic, partition, timeout=CLIENT_TIMEOUT_S)
+    return [(m.offset(), m.value()) for m in got]
+
+
+class StreamingProducer(threading.Thread):
+    """A confluent-kafka producer (acks=all) sending `seq-<n>` values until stopped, value n to
+    partition n % `partitions`, recording each delivery report.
+
+    Idempotent: librdkafka retries whatever was in flight when a connection broke, and the
+    broker must drop the copies it already has. Otherwise no retries: a request that fails (the
+    broker died under it) is reported failed rather than re-sent, so any duplicate in the log
+    would be the broker's doing, not the client's."""
+
+    BURST = 50
+
+    def __init__(self, bootstrap: str, topic: str, idempotent: bool = False, partitions: int = 1,
+                 extra: dict | None = None):
+        from confluent_kafka import Producer
+
+        super().__init__(daemon=True)
+        self.topic = topic
+        self.partitions = partitions
+        reliability = {"enable.idempotence": True} if idempotent else {"retries": 0}
+        self.producer = Producer(
+            producer_config(
+                bootstrap,
+                acks="all",
+                **reliability,
+                **{"linger.ms": 2, "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 200},
+                **(extra or {}),
+            )
+        )
+        self.acked: list[tuple[int, bytes]] = []  # (offset, value), in report order
+        self.acked_in: dict[int, list[tuple[int, bytes]]] = {p: [] for p in range(partitions)}  # per partition
+        self.failed: list[bytes] = []
+        self.errors: list = []
+        self.sent = 0
+        self.stopping = threading.Event()
+        self.undelivered = None
+
+    def on_delivery(self, err, msg):
+        if err is None:
+            self.acked.append((msg.offset(), msg.value()))
+            self.acked_in[msg.partition()].append((msg.offset(), msg.value()))
+        else:
+            self.failed.append(msg.value())
+            self.errors.append(err)
+
+    def sent_to(self, partition: int) -> list[bytes]:
+        """Every value sent to `partition`, in the order sent."""
+        return [f"seq-{n:07d}".encode() for n in range(partition, self.sent, self.partitions)]
+
+    def run(self):
+        while not self.stopping.is_set():
+            try:
+                for _ in range(self.BURST):  # bursts keep several produce requests in flight
+                    value = f"seq-{self.sent:07d}".encode()
+                    self.producer.produce(
+                        self.topic, value=value, partition=self.sent % self.partitions, on_delivery=self.on_delivery
+                    )
+                    self.sent += 1
+            except BufferError:
+                pass
+            self.producer.poll(0.002)
+        self.undelivered = self.producer.flush(CLIENT_TIMEOUT_S)
+        self.producer = None  # destroyed here, not whenever the garbage collector gets to it
+
+    def wait_for_acks(self, count: int) -> None:
+        deadline = time.monotonic() + CLIENT_TIMEOUT_S
+        while len(self.acked) < count:
+            assert time.monotonic() < deadline, f"only {len(self.acked)} of {count} acks in {CLIENT_TIMEOUT_S}s"
+            assert self.is_alive(), "producer thread died"
+            time.sleep(0.01)
+
+    def finish(self) -> None:
+        self.stopping.set()
+        self.join(CLIENT_TIMEOUT_S + 5)
+        assert not self.is_alive(), "producer thread did not finish"
+        assert self.undelivered == 0, f"{self.undelivered} messages neither delivered nor failed"
+
+
+def assert_every_ack_is_in_the_log_once_in_order(acked, log) -> None:
+    """`log` (one partition's (offset, value)s) has contiguous offsets from 0, no value twice,
+    values in the order sent, and every acknowledged (offset, value) of `acked`."""
+    offsets = [o for o, _ in log]
+    values = [v for _, v in log]
+    assert offsets == list(range(len(log))), "offsets in the log have gaps or repeats"
+    assert len(set(values)) == len(values), "the log holds a record twice"
+    assert values == sorted(values), "the log holds records out of the order they were sent"
+    at = dict(log)
+    wrong = [(o, v, at.get(o)) for o, v in acked if at.get(o) != v]
+    assert not wrong, f"{len(wrong)} acknowledged records are missing or elsewhere, e.g. {wrong[:3]}"
+
+
 # ---------------------------------------------------------------------------------------------
 # What the broker stored: Kafka's on-disk layout, <log.dirs>/<topic>-<partition>/*.log, each a
 # sequence of v2 record batches. Lets a test check how the client batched and compressed.
@@ -346,7 +466,9 @@ CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 
 
 def stored_batches(broker: Broker, topic: str, partition: int = 0) -> list[dict]:
-    """Every batch header in the partition's segments, oldest first."""
+    """Every batch header in the partition's segments, oldest first: offsets, codec, record
+    count, size on disk (bytes, with the 12-byte offset and length prefix) and the producer id,
+    epoch and base sequence (-1, -1, -1 unless written by an idempotent producer)."""
     batches = []
     for seg in sorted((broker.data_dir / f"{topic}-{partition}").glob("*.log")):
         data = seg.read_bytes()
@@ -365,6 +487,10 @@ def stored_batches(broker: Broker, topic: str, partition: int = 0) -> list[dict]
                     "last_offset": base_offset + last_delta,
                     "codec": CODECS.get(attributes & 7, attributes & 7),
                     "records": count,
+                    "size": 12 + length,
+                    "producer_id": int.from_bytes(data[pos + 43 : pos + 51], "big", signed=True),
+                    "producer_epoch": int.from_bytes(data[pos + 51 : pos + 53], "big", signed=True),
+                    "base_sequence": int.from_bytes(data[pos + 53 : pos + 57], "big", signed=True),
                 }
             )
             pos += 12 + length

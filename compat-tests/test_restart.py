@@ -10,7 +10,6 @@ versions get their own connection closed; real clients on other connections keep
 
 import socket
 import struct
-import threading
 import time
 
 import pytest
@@ -19,106 +18,21 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import (
     Broker,
+    StreamingProducer,
     admin_config,
+    assert_every_ack_is_in_the_log_once_in_order,
     consume_range,
-    consume_until_eof,
     consumer_config,
+    create_topic,
     delivered_offsets,
     kcat,
+    log_contents,
     produce_all,
     producer_config,
+    watermarks,
 )
 
 TIMEOUT_S = 20
-
-
-def create_topic(broker, topic: str, partitions: int = 1) -> None:
-    admin = AdminClient(admin_config(broker.bootstrap))
-    admin.create_topics([NewTopic(topic, num_partitions=partitions)])[topic].result(timeout=TIMEOUT_S)
-
-
-def watermarks(broker, topic: str, partition: int = 0) -> tuple[int, int]:
-    c = Consumer(consumer_config(broker.bootstrap))
-    try:
-        return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT_S, cached=False)
-    finally:
-        c.close()
-
-
-def log_contents(broker, topic: str) -> list[tuple[int, bytes]]:
-    return [(m.offset(), m.value()) for m in consume_until_eof(broker.bootstrap, topic, timeout=TIMEOUT_S)]
-
-
-class StreamingProducer(threading.Thread):
-    """Produces `seq-<n>` values to partition 0 until stopped, recording each delivery report.
-
-    No retries: a request that fails (the broker died under it) is reported failed rather
-    than re-sent, so any duplicate in the log would be the broker's doing, not the client's."""
-
-    BURST = 50
-
-    def __init__(self, bootstrap: str, topic: str, idempotent: bool = False):
-        super().__init__(daemon=True)
-        self.topic = topic
-        # Idempotent: librdkafka retries whatever was in flight, and the broker must drop the
-        # copies it already has. Otherwise no retries, so a duplicate is the broker's doing.
-        reliability = {"enable.idempotence": True} if idempotent else {"retries": 0}
-        self.producer = Producer(
-            producer_config(
-                bootstrap,
-                acks="all",
-                **reliability,
-                **{"linger.ms": 2, "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 200},
-            )
-        )
-        self.acked: list[tuple[int, bytes]] = []  # (offset, value), in report order
-        self.failed: list[bytes] = []
-        self.sent = 0
-        self.stopping = threading.Event()
-        self.undelivered = None
-
-    def on_delivery(self, err, msg):
-        if err is None:
-            self.acked.append((msg.offset(), msg.value()))
-        else:
-            self.failed.append(msg.value())
-
-    def run(self):
-        while not self.stopping.is_set():
-            try:
-                for _ in range(self.BURST):  # bursts keep several produce requests in flight
-                    value = f"seq-{self.sent:07d}".encode()
-                    self.producer.produce(self.topic, value=value, partition=0, on_delivery=self.on_delivery)
-                    self.sent += 1
-            except BufferError:
-                pass
-            self.producer.poll(0.002)
-        self.undelivered = self.producer.flush(TIMEOUT_S)
-        self.producer = None  # destroyed here, not whenever the garbage collector gets to it
-
-    def wait_for_acks(self, count: int) -> None:
-        deadline = time.monotonic() + TIMEOUT_S
-        while len(self.acked) < count:
-            assert time.monotonic() < deadline, f"only {len(self.acked)} of {count} acks in {TIMEOUT_S}s"
-            assert self.is_alive(), "producer thread died"
-            time.sleep(0.01)
-
-    def finish(self) -> None:
-        self.stopping.set()
-        self.join(TIMEOUT_S + 5)
-        assert not self.is_alive(), "producer thread did not finish"
-        assert self.undelivered == 0, f"{self.undelivered} messages neither delivered nor failed"
-
-
-def assert_every_ack_is_in_the_log_once_in_order(acked, log) -> None:
-    offsets = [o for o, _ in log]
-    values = [v for _, v in log]
-    assert offsets == list(range(len(log))), "offsets in the log have gaps or repeats"
-    assert len(set(values)) == len(values), "the log holds a record twice"
-    assert values == sorted(values), "the log holds records out of the order they were sent"
-    at = dict(log)
-    wrong = [(o, v, at.get(o)) for o, v in acked if at.get(o) != v]
-    assert not wrong, f"{len(wrong)} acknowledged records are missing or elsewhere, e.g. {wrong[:3]}"
 
 
 def test_acknowledged_records_survive_a_clean_restart(fresh_broker, topic):

@@ -366,6 +366,11 @@ impl Log {
         Ok(())
     }
 
+    /// Checks batches as `append` would (framing, size limit, CRC) without writing them.
+    pub(crate) fn validate(&self, batches: &[u8]) -> Result<(), LogError> {
+        batch::validate_batches(batches, self.config.max_message_bytes).map(|_| ())
+    }
+
     /// Duplicate of a recent batch: its original offsets, and nothing to write. Otherwise
     /// checks every idempotent batch's epoch and sequence (Kafka's rules, `producer_state`).
     fn check_producers(&self, headers: &[BatchHeader]) -> Result<Option<AppendInfo>, LogError> {

@@ -148,7 +148,12 @@ impl Partition {
         let epoch = self.leader_epoch();
         let target = *self.recompress_to.lock().expect("codec lock");
         let mut rewritten = match target {
-            Some(codec) => recompress(batches, codec)?,
+            Some(codec) => {
+                // As Kafka: the batch as received is checked (size, CRC) before it is rewritten,
+                // and the rewritten one again by the append.
+                self.with_log(|log| Ok(log.validate(batches)?))?;
+                recompress(batches, codec)?
+            }
             None => None,
         };
         let batches = match rewritten.as_mut() {
