@@ -92,6 +92,23 @@ impl AppendInfo {
     }
 }
 
+/// The fsyncs of a flush, to run without the log's lock (see `Log::begin_flush`).
+#[derive(Debug)]
+pub(crate) struct PendingFlush {
+    files: Vec<(PathBuf, File)>,
+    /// Everything below this offset is durable once the files are synced.
+    pub(crate) upto: i64,
+}
+
+impl PendingFlush {
+    pub(crate) fn sync(&self) -> Result<(), LogError> {
+        for (path, file) in &self.files {
+            file.sync_data().at("fsync log", path)?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Log {
     pub(super) dir: PathBuf,
@@ -300,6 +317,44 @@ impl Log {
         self.unflushed_records = 0;
         self.last_flush_ms = self.clock_ms.or(self.last_flush_ms);
         Ok(())
+    }
+
+    /// Starts a flush whose slow part, fsyncing segment data, runs without this log's lock:
+    /// producer snapshot, indexes and directory are made durable here (small writes), the
+    /// segment files are handed back. `None` when there is nothing to flush.
+    pub(crate) fn begin_flush(&mut self) -> Result<Option<PendingFlush>, LogError> {
+        if self.recovery_point == self.log_end_offset() && !self.dir_dirty {
+            return Ok(None);
+        }
+        self.snapshot_producers()?;
+        let mut files = Vec::new();
+        for segment in &mut self.segments {
+            if let Some(f) = segment.detach_for_flush()? {
+                files.push(f);
+            }
+        }
+        if self.dir_dirty {
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .at("fsync dir", &self.dir)?;
+            self.dir_dirty = false;
+        }
+        Ok(Some(PendingFlush {
+            files,
+            upto: self.log_end_offset(),
+        }))
+    }
+
+    /// Ends a flush begun with `begin_flush`: after its fsyncs succeeded, everything below
+    /// `upto` is durable; after they failed, the segments are marked to be flushed again.
+    pub(crate) fn end_flush(&mut self, upto: i64, synced: bool) {
+        if synced {
+            self.recovery_point = self.recovery_point.max(upto);
+            self.unflushed_records = 0;
+            self.last_flush_ms = self.clock_ms.or(self.last_flush_ms);
+        } else {
+            self.segments.iter_mut().for_each(Segment::mark_dirty);
+        }
     }
 
     /// Flushes if `flush_interval_ms` has passed since the last flush and there is anything
@@ -704,6 +759,33 @@ mod tests {
             assert_eq!(log.offset_for_timestamp(ts).unwrap(), expected, "ts {ts}");
         }
         assert_eq!(log.max_timestamp().unwrap(), Some((12, 3_002)));
+    }
+
+    #[test]
+    fn unlocked_flush_advances_the_recovery_point_only_to_what_it_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), config());
+        append(&mut log, batch_of(3, 100), 0);
+        let pending = log.begin_flush().unwrap().expect("something to flush");
+        assert_eq!(pending.upto, 3);
+        // Appends while the fsync runs are not covered by it.
+        append(&mut log, batch_of(2, 200), 0);
+        pending.sync().unwrap();
+        log.end_flush(pending.upto, true);
+        assert_eq!(log.recovery_point(), 3);
+        let pending = log.begin_flush().unwrap().unwrap();
+        log.end_flush(pending.upto, false);
+        assert_eq!(log.recovery_point(), 3, "a failed sync moves nothing");
+        let pending = log.begin_flush().unwrap().unwrap();
+        assert_eq!(
+            pending.files.len(),
+            1,
+            "the failed flush left the segment to sync again"
+        );
+        pending.sync().unwrap();
+        log.end_flush(pending.upto, true);
+        assert_eq!(log.recovery_point(), 5);
+        assert!(log.begin_flush().unwrap().is_none());
     }
 
     #[test]

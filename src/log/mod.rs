@@ -34,7 +34,7 @@ mod testutil;
 pub(crate) use self::{
     batch::BatchHeader,
     error::LogError,
-    log::{AppendInfo, Log, LogConfig},
+    log::{AppendInfo, Log, LogConfig, PendingFlush},
     manager::LogManager,
     recovery::RecoveryStats,
 };

@@ -648,6 +648,24 @@ impl Segment {
         Ok(())
     }
 
+    /// First half of a flush done without the log's lock: msyncs the indexes (small), marks the
+    /// segment clean and hands back a second handle on the `.log` for the caller to fsync.
+    pub(crate) fn detach_for_flush(&mut self) -> Result<Option<(PathBuf, File)>, LogError> {
+        if !self.dirty {
+            return Ok(None);
+        }
+        self.tracker.index.flush()?;
+        self.tracker.time_index.flush()?;
+        let file = self.log.try_clone().at("dup log for fsync", &self.log_path)?;
+        self.dirty = false;
+        Ok(Some((self.log_path.clone(), file)))
+    }
+
+    /// Marks the segment as holding unflushed data again (its detached fsync failed).
+    pub(crate) fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
     /// Removes the three files (unmapping first).
     pub(crate) fn delete(self) -> Result<(), LogError> {
         let (dir, base) = (self.dir.clone(), self.base_offset);

@@ -233,17 +233,13 @@ impl ReplicaManager {
     }
 
     /// fsyncs every partition with unflushed data and writes the recovery-point checkpoint, so
-    /// a restart after a crash rescans only what came after.
+    /// a restart after a crash rescans only what came after. The fsync of segment data runs
+    /// outside each partition's lock: a minute of appends can take seconds to sync, and
+    /// producers and fetches of that partition must not wait for it.
     pub(crate) fn checkpoint(&self) -> Result<(), LogError> {
         let mut points = Vec::new();
         for p in self.all() {
-            let r = p.with_log(|log| {
-                if log.recovery_point() < log.log_end_offset() {
-                    log.flush()?;
-                }
-                Ok(log.recovery_point())
-            });
-            match r {
+            match p.flush_unlocked() {
                 Ok(point) => points.push((p.topic.clone(), p.index, point)),
                 Err(e) => log_failure::<()>(&p, "flush for checkpoint", Err(e)),
             }

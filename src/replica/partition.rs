@@ -213,6 +213,19 @@ impl Partition {
         })
     }
 
+    /// Flushes the log with its fsyncs outside the log lock; returns the recovery point.
+    pub(crate) fn flush_unlocked(&self) -> Result<i64, ReplicaError> {
+        let Some(pending) = self.with_log(|log| Ok(log.begin_flush()?))? else {
+            return self.with_log(|log| Ok(log.recovery_point()));
+        };
+        let synced = pending.sync();
+        self.with_log(|log| {
+            log.end_flush(pending.upto, synced.is_ok());
+            Ok(log.recovery_point())
+        })
+        .and_then(|point| synced.map(|_| point).map_err(ReplicaError::from))
+    }
+
     /// Takes the log out (later calls see the partition as unknown) and deletes it from disk.
     pub(crate) fn delete(&self) -> Result<(), ReplicaError> {
         let log = self.log.lock().expect("partition log lock").take();
