@@ -345,6 +345,11 @@ impl Log {
         }))
     }
 
+    /// Lets go of every segment's read mapping (see `Segment::release_read_map`).
+    pub(crate) fn release_read_maps(&self) {
+        self.segments.iter().for_each(Segment::release_read_map);
+    }
+
     /// Ends a flush begun with `begin_flush`: after its fsyncs succeeded, everything below
     /// `upto` is durable; after they failed, the segments are marked to be flushed again.
     pub(crate) fn end_flush(&mut self, upto: i64, synced: bool) {

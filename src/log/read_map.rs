@@ -81,7 +81,7 @@ fn map_read_only(file: &File, path: &Path, len: u64) -> Result<Mmap, LogError> {
 
 impl ReadMap {
     /// Forgets the mapping (the next read maps the file again). Readers holding slices keep
-    /// theirs alive.
+    /// theirs alive. Also called every checkpoint, to bound the RSS of mapped pages.
     pub(crate) fn reset(&self) {
         *self.map.lock().expect("read map lock") = None;
     }

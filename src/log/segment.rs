@@ -661,6 +661,13 @@ impl Segment {
         Ok(Some((self.log_path.clone(), file)))
     }
 
+    /// Drops this segment's read mapping; the next fetch maps it again. Mapped pages count in
+    /// the broker's RSS while mapped, so letting go of maps periodically keeps RSS to what was
+    /// read recently instead of everything ever read.
+    pub(crate) fn release_read_map(&self) {
+        self.read_map.reset();
+    }
+
     /// Marks the segment as holding unflushed data again (its detached fsync failed).
     pub(crate) fn mark_dirty(&mut self) {
         self.dirty = true;

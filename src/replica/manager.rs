@@ -239,6 +239,11 @@ impl ReplicaManager {
     pub(crate) fn checkpoint(&self) -> Result<(), LogError> {
         let mut points = Vec::new();
         for p in self.all() {
+            let released = p.with_log(|log| {
+                log.release_read_maps();
+                Ok(())
+            });
+            log_failure(&p, "release read maps", released);
             match p.flush_unlocked() {
                 Ok(point) => points.push((p.topic.clone(), p.index, point)),
                 Err(e) => log_failure::<()>(&p, "flush for checkpoint", Err(e)),
