@@ -92,6 +92,23 @@ impl AppendInfo {
     }
 }
 
+/// Suffix of a partition directory that is being deleted.
+pub(crate) const DELETED_SUFFIX: &str = "-delete";
+
+/// Removes a directory renamed for deletion, logging (not failing) if it cannot.
+pub(crate) fn remove_deleted_dir(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not remove deleted partition directory");
+    }
+}
+
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{nanos:x}{:x}", std::process::id())
+}
+
 /// The fsyncs of a flush, to run without the log's lock (see `Log::begin_flush`).
 #[derive(Debug)]
 pub(crate) struct PendingFlush {
@@ -532,10 +549,25 @@ impl Log {
     }
 
     /// Removes the partition directory and everything in it.
+    ///
+    /// As Kafka does, the directory is first renamed to `<name>.<unique>-delete` (instant, and
+    /// it no longer looks like a partition), then removed on a background thread: removing
+    /// gigabytes of segments takes seconds that no request should wait for. A leftover of a
+    /// crash during removal is cleaned up by `LogManager` at the next start.
     pub(crate) fn delete(self) -> Result<(), LogError> {
         let dir = self.dir.clone();
         drop(self);
-        std::fs::remove_dir_all(&dir).at("delete partition dir", &dir)
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let doomed = dir.with_file_name(format!("{name}.{}{DELETED_SUFFIX}", unique_suffix()));
+        std::fs::rename(&dir, &doomed).at("rename partition dir for deletion", &dir)?;
+        std::thread::Builder::new()
+            .name("log-delete".into())
+            .spawn(move || remove_deleted_dir(&doomed))
+            .at("start deletion thread", &dir)?;
+        Ok(())
     }
 
     pub(super) fn active(&self) -> &Segment {
@@ -764,6 +796,24 @@ mod tests {
             assert_eq!(log.offset_for_timestamp(ts).unwrap(), expected, "ts {ts}");
         }
         assert_eq!(log.max_timestamp().unwrap(), Some((12, 3_002)));
+    }
+
+    #[test]
+    fn delete_takes_the_directory_away_at_once_and_removes_it_in_the_background() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("t-0");
+        let mut log = open(&dir, config());
+        append(&mut log, batch_of(3, 100), 0);
+        log.delete().unwrap();
+        assert!(!dir.exists());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_dir(parent.path()).unwrap().next().is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "renamed directory was not removed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use super::checkpoint::{self, CheckpointEntry};
 use super::error::{IoContext, LogError};
-use super::log::{Log, LogConfig};
+use super::log::{remove_deleted_dir, Log, LogConfig, DELETED_SUFFIX};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -103,6 +103,11 @@ impl LogManager {
             if !entry.file_type().at("stat", &entry.path())?.is_dir() {
                 continue;
             }
+            if entry.file_name().to_string_lossy().ends_with(DELETED_SUFFIX) {
+                // A deletion the last run did not finish.
+                remove_deleted_dir(&entry.path());
+                continue;
+            }
             match entry.file_name().to_str().and_then(parse_partition_dir) {
                 Some(tp) => found.push(tp),
                 None => {
@@ -172,6 +177,17 @@ fn check_partition(topic: &str, partition: i32) -> Result<(), LogError> {
 mod tests {
     use super::*;
     use crate::log::testutil::{append, batch_of, config};
+
+    #[test]
+    fn leftover_of_an_unfinished_deletion_is_removed_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let leftover = dir.path().join("t-0.1a2b-delete");
+        fs::create_dir(&leftover).unwrap();
+        fs::write(leftover.join("00000000000000000000.log"), b"x").unwrap();
+        let manager = LogManager::open(dir.path()).unwrap();
+        assert!(manager.load_all(|_| Some(config())).unwrap().is_empty());
+        assert!(!leftover.exists());
+    }
 
     #[test]
     fn load_all_opens_dashed_topics_from_checkpoint_and_skips_bad_names() {
