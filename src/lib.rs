@@ -11,6 +11,7 @@ mod clock;
 pub mod config;
 mod error;
 mod group;
+mod internal_batch;
 mod log;
 mod metadata;
 mod metrics;

@@ -11,11 +11,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
@@ -27,6 +24,7 @@ use super::coordinator::{handle, GroupCoordinatorState};
 use super::replay;
 use crate::clock::now_ms;
 use crate::error::KafkaCode;
+use crate::internal_batch;
 use crate::replica::{Partition, ReplicaError, ReplicaManager};
 
 /// Kafka's name for the topic that holds group metadata and committed offsets.
@@ -289,7 +287,7 @@ impl Shard {
 
     /// Appends the records as one batch (acks=all) to this shard's partition.
     fn append(&self, records: &[RawRecord]) -> Result<(), ResponseError> {
-        let mut batch = encode_batch(records, now_ms());
+        let mut batch = internal_batch::encode(records.iter().map(|(k, v)| (Some(k), v.as_ref())), now_ms());
         match self.partition.append_as_leader(&mut batch, true, now_ms()) {
             Ok(_) => Ok(()),
             Err(ReplicaError::UnknownTopicOrPartition { .. }) => Err(ResponseError::NotLeaderOrFollower),
@@ -299,36 +297,6 @@ impl Shard {
             }
         }
     }
-}
-
-fn encode_batch(records: &[RawRecord], now_ms: i64) -> BytesMut {
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch whenever offset - sequence changes: one batch.
-            sequence: i as i32,
-            timestamp: now_ms,
-            key: Some(key.clone()),
-            value: value.clone(),
-            headers: IndexMap::new(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encoding into memory cannot fail");
-    buf
 }
 
 /// Every record of the partition in log order, skipping control and transactional batches.

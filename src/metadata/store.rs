@@ -11,12 +11,10 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::RecordBatchDecoder;
 
 use super::records::MetadataRecord;
+use crate::internal_batch;
 use crate::log::{Log, LogConfig, LogError};
 
 /// The metadata log's topic name and directory under `log.dirs`, as in KRaft.
@@ -63,34 +61,11 @@ impl LocalMetadataLog {
 }
 
 fn encode(records: &[MetadataRecord], now_ms: i64) -> BytesMut {
-    let records: Vec<Record> = records
+    let values: Vec<Bytes> = records
         .iter()
-        .enumerate()
-        .map(|(i, r)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch whenever offset - sequence changes; keeping them
-            // in step makes one change exactly one batch, so it is recovered whole or not at all.
-            sequence: i as i32,
-            timestamp: now_ms,
-            key: None,
-            value: Some(Bytes::from(serde_json::to_vec(r).expect("records serialize"))),
-            headers: IndexMap::new(),
-        })
+        .map(|r| Bytes::from(serde_json::to_vec(r).expect("records serialize")))
         .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encoding into memory cannot fail");
-    buf
+    internal_batch::encode(values.iter().map(|v| (None, Some(v))), now_ms)
 }
 
 impl MetadataLog for LocalMetadataLog {
@@ -131,14 +106,6 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-
-    #[test]
-    fn one_change_is_one_batch() {
-        let id = uuid::Uuid::new_v4();
-        let change: Vec<_> = (0..3).map(|_| MetadataRecord::RemoveTopic { topic_id: id }).collect();
-        let mut buf = encode(&change, 1).freeze();
-        assert_eq!(RecordBatchDecoder::decode_batch_info(&mut buf).unwrap().len(), 1);
-    }
 
     #[test]
     fn records_survive_reopen_in_order() {
