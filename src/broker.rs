@@ -11,7 +11,7 @@ use crate::clock::now_ms;
 use crate::config::{Listener, Settings};
 use crate::group::api::Event;
 use crate::group::runtime::{GroupCoordinator, OFFSETS_TOPIC};
-use crate::metadata::topics::{self, NewTopic, Placement};
+use crate::metadata::topics::{self, ConfigChange, NewTopic, Placement};
 use crate::metadata::{Metadata, MetadataError, MetadataImage, MetadataRecord};
 use crate::metrics::Metrics;
 use crate::replica::ReplicaManager;
@@ -124,6 +124,21 @@ impl Broker {
             });
         }
         Ok(image)
+    }
+
+    /// Changes a topic's config overrides (or only checks the change, with `validate_only`).
+    pub(crate) fn alter_topic_configs(
+        &self,
+        name: &str,
+        changes: &[(String, ConfigChange)],
+        replace_all: bool,
+        validate_only: bool,
+    ) -> Result<Arc<MetadataImage>, MetadataError> {
+        if validate_only {
+            topics::plan_alter_configs(&self.metadata.image(), name, changes, replace_all)?;
+            return Ok(self.metadata.image());
+        }
+        self.change(|image| topics::plan_alter_configs(image, name, changes, replace_all))
     }
 
     pub(crate) fn create_partitions(

@@ -457,3 +457,40 @@ async fn large_fetch_responses_arrive_intact() {
     // One fetch carries several batches read straight from the segment.
     assert_eq!(fetch_all(&mut c, "big", 0).await, values);
 }
+
+#[tokio::test]
+async fn incremental_alter_configs_changes_a_topic_live_and_refuses_broker_settings() {
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "t", 1, &[]).await;
+    let alter = |kind: i8, name: &str, key: &str, op: i8, value: Option<&str>| {
+        IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(kind)
+            .with_resource_name(StrBytes::from_string(name.to_string()))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_string(key.to_string()))
+                .with_config_operation(op)
+                .with_value(value.map(|v| StrBytes::from_string(v.to_string())))])])
+    };
+    let resp = c.send(1, &alter(2, "t", "max.message.bytes", 0, Some("1000"))).await;
+    assert_eq!(resp.responses[0].error_code, 0);
+    // The new limit applies to the next produce at once.
+    let big = vec![1u8; 2000];
+    assert_eq!(
+        produce(&mut c, "t", 0, batch(&[&big], 1, Compression::None)).await.0,
+        ResponseError::MessageTooLarge.code()
+    );
+    let resp = c.send(1, &alter(2, "t", "max.message.bytes", 1, None)).await;
+    assert_eq!(resp.responses[0].error_code, 0);
+    assert_eq!(produce(&mut c, "t", 0, batch(&[&big], 1, Compression::None)).await.0, 0);
+    let resp = c.send(1, &alter(2, "t", "no.such.config", 0, Some("1"))).await;
+    assert_eq!(resp.responses[0].error_code, ResponseError::InvalidConfig.code());
+    let resp = c.send(1, &alter(4, "1", "log.retention.ms", 0, Some("1"))).await;
+    assert_eq!(resp.responses[0].error_code, ResponseError::InvalidRequest.code());
+    let resp = c.send(1, &alter(2, "missing", "retention.ms", 0, Some("1"))).await;
+    assert_eq!(
+        resp.responses[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
+}

@@ -1,17 +1,23 @@
-//! DescribeConfigs: every topic config with its effective value and source, and the broker's
-//! own settings. Kafka returns all configs (with defaults), never an empty list.
+//! Configs: DescribeConfigs (every topic config with its effective value and source, and the
+//! broker's own settings; Kafka returns all configs with defaults, never an empty list), and
+//! IncrementalAlterConfigs / AlterConfigs for topic overrides (committed to the metadata log).
+//! Broker settings are static (a restart applies them), so altering one is refused.
 
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
-use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::messages::{
+    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse,
+    DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{Ctx, Reply};
 use crate::config::Source;
 use crate::metadata::topic_config::{self, ConfigSource, ConfigType};
+use crate::metadata::topics::ConfigChange;
 
 /// Kafka's ConfigResource.Type codes.
 const RESOURCE_TOPIC: i8 = 2;
@@ -165,4 +171,120 @@ fn to_result(e: Entry, synonyms: bool, docs: bool) -> DescribeConfigsResourceRes
         .with_synonyms(list)
         .with_config_type(e.config_type as i8)
         .with_documentation(if docs { e.doc.map(text) } else { None })
+}
+
+/// IncrementalAlterConfigs operation codes.
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+/// Applies one resource's changes; the error code and message for its response entry.
+fn alter_resource(
+    ctx: &Ctx,
+    resource_type: i8,
+    name: &str,
+    changes: Result<Vec<(String, ConfigChange)>, String>,
+    replace_all: bool,
+    validate_only: bool,
+) -> (i16, Option<StrBytes>) {
+    let refused = |e: ResponseError, msg: String| (ctx.count(e), Some(text(msg)));
+    if resource_type == RESOURCE_BROKER {
+        return refused(
+            ResponseError::InvalidRequest,
+            "broker settings are static in Sluice: change config/sluice.toml and restart".into(),
+        );
+    }
+    if resource_type != RESOURCE_TOPIC {
+        return refused(
+            ResponseError::InvalidRequest,
+            format!("resource type {resource_type} is not supported"),
+        );
+    }
+    let changes = match changes {
+        Ok(c) => c,
+        Err(msg) => return refused(ResponseError::InvalidConfig, msg),
+    };
+    match ctx
+        .broker
+        .alter_topic_configs(name, &changes, replace_all, validate_only)
+    {
+        Ok(_) => (0, None),
+        Err(e) => (ctx.code(&e), Some(text(e.to_string()))),
+    }
+}
+
+pub(super) fn incremental_alter_configs(
+    ctx: &Ctx,
+    req: IncrementalAlterConfigsRequest,
+) -> Reply<IncrementalAlterConfigsResponse> {
+    let responses = req
+        .resources
+        .iter()
+        .map(|r| {
+            let changes = r
+                .configs
+                .iter()
+                .map(|c| {
+                    let value = || {
+                        c.value
+                            .as_ref()
+                            .map(|v| v.to_string())
+                            .ok_or(format!("no value for {}", c.name))
+                    };
+                    let change = match c.config_operation {
+                        OP_SET => ConfigChange::Set(value()?),
+                        OP_DELETE => ConfigChange::Delete,
+                        OP_APPEND => ConfigChange::Append(value()?),
+                        OP_SUBTRACT => ConfigChange::Subtract(value()?),
+                        other => return Err(format!("unknown config operation {other}")),
+                    };
+                    Ok((c.name.to_string(), change))
+                })
+                .collect::<Result<Vec<_>, String>>();
+            let (code, message) = alter_resource(
+                ctx,
+                r.resource_type,
+                &r.resource_name,
+                changes,
+                false,
+                req.validate_only,
+            );
+            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_error_code(code)
+                .with_error_message(message)
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+        })
+        .collect();
+    Reply::Now(IncrementalAlterConfigsResponse::default().with_responses(responses))
+}
+
+pub(super) fn alter_configs(ctx: &Ctx, req: AlterConfigsRequest) -> Reply<AlterConfigsResponse> {
+    let responses = req
+        .resources
+        .iter()
+        .map(|r| {
+            // The legacy API sets the complete override set: what is not named goes back to default.
+            let changes = r
+                .configs
+                .iter()
+                .map(|c| {
+                    let change = match &c.value {
+                        Some(v) => ConfigChange::Set(v.to_string()),
+                        None => ConfigChange::Delete,
+                    };
+                    Ok((c.name.to_string(), change))
+                })
+                .collect::<Result<Vec<_>, String>>();
+            let (code, message) =
+                alter_resource(ctx, r.resource_type, &r.resource_name, changes, true, req.validate_only);
+            alter_configs_response::AlterConfigsResourceResponse::default()
+                .with_error_code(code)
+                .with_error_message(message)
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+        })
+        .collect();
+    Reply::Now(AlterConfigsResponse::default().with_responses(responses))
 }

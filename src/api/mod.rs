@@ -182,6 +182,10 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         ApiKey::DeleteTopics => respond(&ctx, topics::delete_topics(&ctx, decode(&mut body, v)?)),
         ApiKey::CreatePartitions => respond(&ctx, topics::create_partitions(&ctx, decode(&mut body, v)?)),
         ApiKey::DescribeConfigs => respond(&ctx, configs::describe_configs(&ctx, decode(&mut body, v)?)),
+        ApiKey::IncrementalAlterConfigs => {
+            respond(&ctx, configs::incremental_alter_configs(&ctx, decode(&mut body, v)?))
+        }
+        ApiKey::AlterConfigs => respond(&ctx, configs::alter_configs(&ctx, decode(&mut body, v)?)),
         ApiKey::DescribeCluster => respond(&ctx, cluster::describe_cluster(&ctx, decode(&mut body, v)?)),
         ApiKey::FindCoordinator => respond(&ctx, coordinator::find_coordinator(&ctx, decode(&mut body, v)?)),
         ApiKey::JoinGroup => respond(&ctx, groups::join_group(&ctx, decode(&mut body, v)?)),
@@ -253,6 +257,8 @@ no_payloads!(
     DeleteTopicsResponse,
     CreatePartitionsResponse,
     DescribeConfigsResponse,
+    IncrementalAlterConfigsResponse,
+    AlterConfigsResponse,
     DescribeClusterResponse,
     InitProducerIdResponse,
     DescribeProducersResponse,

@@ -141,6 +141,11 @@ pub(crate) fn validate(name: &str, value: &str) -> Result<(), String> {
     (def.check)(value).map_err(|reason| format!("invalid value '{value}' for {name}: {reason}"))
 }
 
+/// Whether `name` is a topic config Sluice knows.
+pub(crate) fn is_known(name: &str) -> bool {
+    TOPIC_CONFIGS.iter().any(|d| d.name == name)
+}
+
 /// Every topic config with its effective value and where that value comes from.
 pub(crate) fn effective(settings: &Settings, overrides: &BTreeMap<String, String>) -> Vec<EffectiveConfig> {
     let broker: BTreeMap<&str, (String, Source)> = settings

@@ -158,6 +158,89 @@ pub(crate) fn plan_create_partitions(
     Ok(partition_records(topic.id, current, new))
 }
 
+/// One change to a topic config override (IncrementalAlterConfigs' operations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ConfigChange {
+    Set(String),
+    Delete,
+    /// List configs (cleanup.policy): add these items if missing.
+    Append(String),
+    /// List configs: remove these items.
+    Subtract(String),
+}
+
+/// IncrementalAlterConfigs / AlterConfigs on a topic: the overrides after `changes` (applied in
+/// order to the current ones; `replace_all` drops every override not named, as the legacy
+/// AlterConfigs does), as TopicConfig records. Every resulting value is validated.
+pub(crate) fn plan_alter_configs(
+    image: &MetadataImage,
+    name: &str,
+    changes: &[(String, ConfigChange)],
+    replace_all: bool,
+) -> Result<Vec<MetadataRecord>, MetadataError> {
+    let topic = image
+        .topic(name)
+        .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
+    let mut next = if replace_all {
+        BTreeMap::new()
+    } else {
+        topic.configs.clone()
+    };
+    for (key, change) in changes {
+        let current = next.get(key).cloned();
+        let list = |v: Option<String>| -> Vec<String> {
+            v.map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        let value = match change {
+            ConfigChange::Set(v) => Some(v.clone()),
+            ConfigChange::Delete => None,
+            ConfigChange::Append(v) => {
+                let mut items = list(current);
+                for item in list(Some(v.clone())) {
+                    if !items.contains(&item) {
+                        items.push(item);
+                    }
+                }
+                Some(items.join(","))
+            }
+            ConfigChange::Subtract(v) => {
+                let gone = list(Some(v.clone()));
+                let items: Vec<String> = list(current).into_iter().filter(|i| !gone.contains(i)).collect();
+                Some(items.join(","))
+            }
+        };
+        match value {
+            Some(v) => {
+                topic_config::validate(key, &v).map_err(MetadataError::InvalidConfig)?;
+                next.insert(key.clone(), v);
+            }
+            None => {
+                // Deleting an override of an unknown name is as wrong as setting it.
+                if !topic_config::is_known(key) {
+                    return Err(MetadataError::InvalidConfig(format!("unknown topic config '{key}'")));
+                }
+                next.remove(key);
+            }
+        }
+    }
+    let names: BTreeSet<&String> = topic.configs.keys().chain(next.keys()).collect();
+    Ok(names
+        .into_iter()
+        .filter(|k| topic.configs.get(*k) != next.get(*k))
+        .map(|k| MetadataRecord::TopicConfig {
+            topic_id: topic.id,
+            name: k.clone(),
+            value: next.get(k).cloned(),
+        })
+        .collect())
+}
+
 fn check_partition_count(n: i32) -> Result<(), MetadataError> {
     if n < 1 {
         return Err(MetadataError::InvalidPartitions(format!(
@@ -323,6 +406,49 @@ mod tests {
         assert!(matches!(err, MetadataError::InvalidReplicaAssignment(_)));
         t.assignments.insert(0, vec![1]);
         plan_create_topic(&MetadataImage::default(), &placement(), &t).unwrap();
+    }
+
+    #[test]
+    fn alter_configs_sets_deletes_and_appends_with_validation() {
+        let image =
+            applied(&plan_create_topic(&MetadataImage::default(), &placement(), &new_topic("t", 1, 1)).unwrap());
+        let set = |k: &str, c: ConfigChange| (k.to_string(), c);
+        let records = plan_alter_configs(
+            &image,
+            "t",
+            &[
+                set("retention.ms", ConfigChange::Set("1000".into())),
+                set("cleanup.policy", ConfigChange::Append("compact".into())),
+            ],
+            false,
+        )
+        .unwrap();
+        let mut image = image;
+        records.iter().for_each(|r| image.apply(r).unwrap());
+        let topic = image.topic("t").unwrap();
+        assert_eq!(topic.configs["retention.ms"], "1000");
+        assert_eq!(topic.configs["cleanup.policy"], "compact");
+        let records = plan_alter_configs(&image, "t", &[set("retention.ms", ConfigChange::Delete)], false).unwrap();
+        assert_eq!(records.len(), 1);
+        let err = plan_alter_configs(
+            &image,
+            "t",
+            &[set("retention.ms", ConfigChange::Set("-7".into()))],
+            false,
+        )
+        .unwrap_err();
+        assert!(matches!(err, MetadataError::InvalidConfig(_)));
+        let err = plan_alter_configs(&image, "t", &[set("bogus", ConfigChange::Set("1".into()))], false).unwrap_err();
+        assert!(matches!(err, MetadataError::InvalidConfig(_)));
+        // Legacy AlterConfigs replaces the whole set: overrides not named go.
+        let records = plan_alter_configs(
+            &image,
+            "t",
+            &[set("segment.ms", ConfigChange::Set("5000".into()))],
+            true,
+        )
+        .unwrap();
+        assert_eq!(records.len(), 3);
     }
 
     #[test]
