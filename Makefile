@@ -19,7 +19,8 @@ run: build
 # Everything CI runs: lints, unit and integration tests, then real clients against the binary.
 test: test-deps lint unit compat
 
-# kcat from Debian; confluent-kafka, kafka-python and pytest from PyPI into a local venv.
+# kcat from Debian; confluent-kafka, kafka-python and pytest from PyPI into a local venv;
+# kafkajs from npm (needs node and npm) into compat-tests/kafkajs/node_modules.
 test-deps:
 	@command -v kcat >/dev/null 2>&1 || { \
 		echo "installing kcat"; \
@@ -27,6 +28,8 @@ test-deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat >/dev/null; }
 	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -r compat-tests/requirements.txt
+	@if [ ! -d compat-tests/kafkajs/node_modules ] || [ compat-tests/kafkajs/package-lock.json -nt compat-tests/kafkajs/node_modules ]; then \
+		cd compat-tests/kafkajs && npm ci --no-audit --no-fund --silent; fi
 
 lint:
 	$(CARGO) fmt --check
