@@ -494,3 +494,19 @@ async fn incremental_alter_configs_changes_a_topic_live_and_refuses_broker_setti
         ResponseError::UnknownTopicOrPartition.code()
     );
 }
+
+#[tokio::test]
+async fn a_large_create_topics_does_not_hold_up_other_clients() {
+    let broker = TestBroker::start(&[]).await;
+    let mut admin = broker.client().await;
+    let creating = tokio::spawn(async move { create_topic(&mut admin, "wide", 2000, &[]).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut other = broker.client().await;
+    assert_eq!(other.send(3, &ApiVersionsRequest::default()).await.error_code, 0);
+    // Answered while the 2000 partitions were still being created, not after.
+    assert!(
+        !creating.is_finished(),
+        "CreateTopics finished first; make the topic wider"
+    );
+    assert_eq!(creating.await.unwrap(), 0);
+}

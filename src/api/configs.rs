@@ -217,7 +217,7 @@ fn alter_resource(
 pub(super) fn incremental_alter_configs(
     ctx: &Ctx,
     req: IncrementalAlterConfigsRequest,
-) -> Reply<IncrementalAlterConfigsResponse> {
+) -> IncrementalAlterConfigsResponse {
     let responses = req
         .resources
         .iter()
@@ -257,10 +257,10 @@ pub(super) fn incremental_alter_configs(
                 .with_resource_name(r.resource_name.clone())
         })
         .collect();
-    Reply::Now(IncrementalAlterConfigsResponse::default().with_responses(responses))
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
-pub(super) fn alter_configs(ctx: &Ctx, req: AlterConfigsRequest) -> Reply<AlterConfigsResponse> {
+pub(super) fn alter_configs(ctx: &Ctx, req: AlterConfigsRequest) -> AlterConfigsResponse {
     let responses = req
         .resources
         .iter()
@@ -286,5 +286,5 @@ pub(super) fn alter_configs(ctx: &Ctx, req: AlterConfigsRequest) -> Reply<AlterC
                 .with_resource_name(r.resource_name.clone())
         })
         .collect();
-    Reply::Now(AlterConfigsResponse::default().with_responses(responses))
+    AlterConfigsResponse::default().with_responses(responses)
 }

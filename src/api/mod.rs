@@ -178,14 +178,30 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         ApiKey::Produce => respond(&ctx, produce::handle(&ctx, decode(&mut body, v)?)),
         ApiKey::Fetch => respond(&ctx, fetch::handle(&ctx, decode(&mut body, v)?)),
         ApiKey::ListOffsets => respond(&ctx, list_offsets::handle(&ctx, decode(&mut body, v)?)),
-        ApiKey::CreateTopics => respond(&ctx, topics::create_topics(&ctx, decode(&mut body, v)?)),
-        ApiKey::DeleteTopics => respond(&ctx, topics::delete_topics(&ctx, decode(&mut body, v)?)),
-        ApiKey::CreatePartitions => respond(&ctx, topics::create_partitions(&ctx, decode(&mut body, v)?)),
+        ApiKey::CreateTopics => {
+            let req = decode(&mut body, v)?;
+            respond(&ctx, blocking(&ctx, move |ctx| topics::create_topics(ctx, req)))
+        }
+        ApiKey::DeleteTopics => {
+            let req = decode(&mut body, v)?;
+            respond(&ctx, blocking(&ctx, move |ctx| topics::delete_topics(ctx, req)))
+        }
+        ApiKey::CreatePartitions => {
+            let req = decode(&mut body, v)?;
+            respond(&ctx, blocking(&ctx, move |ctx| topics::create_partitions(ctx, req)))
+        }
         ApiKey::DescribeConfigs => respond(&ctx, configs::describe_configs(&ctx, decode(&mut body, v)?)),
         ApiKey::IncrementalAlterConfigs => {
-            respond(&ctx, configs::incremental_alter_configs(&ctx, decode(&mut body, v)?))
+            let req = decode(&mut body, v)?;
+            respond(
+                &ctx,
+                blocking(&ctx, move |ctx| configs::incremental_alter_configs(ctx, req)),
+            )
         }
-        ApiKey::AlterConfigs => respond(&ctx, configs::alter_configs(&ctx, decode(&mut body, v)?)),
+        ApiKey::AlterConfigs => {
+            let req = decode(&mut body, v)?;
+            respond(&ctx, blocking(&ctx, move |ctx| configs::alter_configs(ctx, req)))
+        }
         ApiKey::DescribeCluster => respond(&ctx, cluster::describe_cluster(&ctx, decode(&mut body, v)?)),
         ApiKey::FindCoordinator => respond(&ctx, coordinator::find_coordinator(&ctx, decode(&mut body, v)?)),
         ApiKey::JoinGroup => respond(&ctx, groups::join_group(&ctx, decode(&mut body, v)?)),
@@ -274,6 +290,27 @@ no_payloads!(
     OffsetFetchResponse,
     OffsetDeleteResponse,
 );
+
+/// Runs a handler that does blocking file work (creating, deleting or reconfiguring partitions)
+/// on tokio's blocking pool: a CreateTopics of a thousand partitions must not hold one of the
+/// async workers, which serve every other connection meanwhile.
+fn blocking<R, F>(ctx: &Ctx, handler: F) -> Reply<R>
+where
+    R: Default + Send + 'static,
+    F: FnOnce(&Ctx) -> R + Send + 'static,
+{
+    let ctx = ctx.clone();
+    Reply::Later(Box::pin(async move {
+        match tokio::task::spawn_blocking(move || handler(&ctx)).await {
+            Ok(response) => response,
+            Err(e) => {
+                // A panic in the handler: answer with an empty response rather than never.
+                tracing::error!(error = %e, "admin request handler failed");
+                R::default()
+            }
+        }
+    }))
+}
 
 fn ready(outcome: Outcome) -> Pending {
     Box::pin(async move { outcome })

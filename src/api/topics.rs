@@ -15,7 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::{Ctx, Reply};
+use super::Ctx;
 use crate::metadata::topic_config;
 use crate::metadata::topics::NewTopic;
 use crate::metadata::MetadataError;
@@ -34,7 +34,7 @@ fn duplicates<'a>(names: impl Iterator<Item = &'a str>) -> HashMap<&'a str, usiz
     counts
 }
 
-pub(super) fn create_topics(ctx: &Ctx, req: CreateTopicsRequest) -> Reply<CreateTopicsResponse> {
+pub(super) fn create_topics(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let dups = duplicates(req.topics.iter().map(|t| t.name.0.as_str()));
     let results = req
         .topics
@@ -47,7 +47,7 @@ pub(super) fn create_topics(ctx: &Ctx, req: CreateTopicsRequest) -> Reply<Create
             create_one(ctx, t, req.validate_only)
         })
         .collect();
-    Reply::Now(CreateTopicsResponse::default().with_topics(results))
+    CreateTopicsResponse::default().with_topics(results)
 }
 
 fn new_topic(t: &CreatableTopic) -> Result<NewTopic, MetadataError> {
@@ -128,7 +128,7 @@ fn failed_create(ctx: &Ctx, t: &CreatableTopic, e: &MetadataError) -> CreatableT
         .with_replication_factor(-1)
 }
 
-pub(super) fn delete_topics(ctx: &Ctx, req: DeleteTopicsRequest) -> Reply<DeleteTopicsResponse> {
+pub(super) fn delete_topics(ctx: &Ctx, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
     // v6 names topics in `topics` (by name or id); earlier versions in `topic_names`.
     let wanted: Vec<(Option<TopicName>, Uuid)> = if ctx.version >= 6 {
         req.topics.into_iter().map(|t| (t.name, t.topic_id)).collect()
@@ -166,10 +166,10 @@ pub(super) fn delete_topics(ctx: &Ctx, req: DeleteTopicsRequest) -> Reply<Delete
             }
         })
         .collect();
-    Reply::Now(DeleteTopicsResponse::default().with_responses(responses))
+    DeleteTopicsResponse::default().with_responses(responses)
 }
 
-pub(super) fn create_partitions(ctx: &Ctx, req: CreatePartitionsRequest) -> Reply<CreatePartitionsResponse> {
+pub(super) fn create_partitions(ctx: &Ctx, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
     let dups = duplicates(req.topics.iter().map(|t| t.name.0.as_str()));
     let results = req
         .topics
@@ -199,5 +199,5 @@ pub(super) fn create_partitions(ctx: &Ctx, req: CreatePartitionsRequest) -> Repl
             }
         })
         .collect();
-    Reply::Now(CreatePartitionsResponse::default().with_results(results))
+    CreatePartitionsResponse::default().with_results(results)
 }
