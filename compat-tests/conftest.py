@@ -290,29 +290,37 @@ def delivered_offsets(reports) -> list[int]:
     return [m.offset() for _, m in reports]
 
 
+def poll_messages(consumer, count: int, timeout: float) -> list:
+    """The next `count` messages of a subscribed or assigned consumer (end-of-partition events
+    skipped), failing if they have not all arrived within `timeout` seconds."""
+    from confluent_kafka import KafkaError
+
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < deadline:
+        m = consumer.poll(0.1)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() == KafkaError._PARTITION_EOF:
+                continue
+            raise AssertionError(f"consumer error: {m.error()}")
+        got.append(m)
+    assert len(got) == count, f"got {len(got)} of {count} messages in {timeout}s"
+    return got
+
+
 def consume_range(
     bootstrap: str, topic: str, partition: int, start, count: int, timeout: float = 20.0, **extra
 ) -> list:
     """Assigns one partition at `start` (an offset or OFFSET_BEGINNING) and returns the first
     `count` messages, failing if they have not all arrived within `timeout` seconds."""
-    from confluent_kafka import Consumer, KafkaError, TopicPartition
+    from confluent_kafka import Consumer, TopicPartition
 
     c = Consumer(consumer_config(bootstrap, **extra))
     try:
         c.assign([TopicPartition(topic, partition, start)])
-        got = []
-        deadline = time.monotonic() + timeout
-        while len(got) < count and time.monotonic() < deadline:
-            m = c.poll(0.2)
-            if m is None:
-                continue
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    continue
-                raise AssertionError(f"consumer error: {m.error()}")
-            got.append(m)
-        assert len(got) == count, f"got {len(got)} of {count} messages from {topic}[{partition}] in {timeout}s"
-        return got
+        return poll_messages(c, count, timeout)
     finally:
         c.close()
 

@@ -29,7 +29,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from conftest import Broker, admin_config, broker_fixture, create_topic, producer_config
+from conftest import Broker, admin_config, broker_fixture, create_topic, poll_messages, producer_config
 
 TIMEOUT_S = 20
 SESSION_TIMEOUT_MS = 6000  # the broker's group.min.session.timeout.ms
@@ -105,19 +105,7 @@ def group_consumer(broker, group: str, **extra) -> Consumer:
 
 def poll_values(consumer: Consumer, count: int, timeout: float = TIMEOUT_S) -> list:
     """The next `count` records (as messages) from a subscribed or assigned consumer."""
-    got = []
-    deadline = time.monotonic() + timeout
-    while len(got) < count and time.monotonic() < deadline:
-        m = consumer.poll(0.1)
-        if m is None:
-            continue
-        if m.error():
-            if m.error().code() == KafkaError._PARTITION_EOF:
-                continue
-            raise AssertionError(f"consumer error: {m.error()}")
-        got.append(m)
-    assert len(got) == count, f"got {len(got)} of {count} records in {timeout}s"
-    return got
+    return poll_messages(consumer, count, timeout)
 
 
 def poll_until_assigned(consumer: Consumer, timeout: float = TIMEOUT_S) -> list:

@@ -2,8 +2,6 @@
 //! OffsetDelete. Commits are events of the group's coordinator shard (they are appended to
 //! `__consumer_offsets` before they are answered); fetches read the shard's state.
 
-use std::collections::BTreeMap;
-
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
 use kafka_protocol::messages::offset_fetch_response::{
@@ -246,24 +244,21 @@ pub(super) fn offset_delete(ctx: &Ctx, req: OffsetDeleteRequest) -> Reply<Offset
 }
 
 fn delete_topics(ctx: &Ctx, topics: Vec<TopicErrors>) -> Vec<OffsetDeleteResponseTopic> {
-    // Merge per topic name: the core lists each topic once already, this keeps request order.
-    let mut merged: BTreeMap<usize, OffsetDeleteResponseTopic> = BTreeMap::new();
-    for (i, t) in topics.into_iter().enumerate() {
-        let partitions = t
-            .partitions
-            .into_iter()
-            .map(|(p, e)| {
-                OffsetDeleteResponsePartition::default()
-                    .with_partition_index(p)
-                    .with_error_code(code(ctx, e))
-            })
-            .collect();
-        merged.insert(
-            i,
+    topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|(p, e)| {
+                    OffsetDeleteResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_error_code(code(ctx, e))
+                })
+                .collect();
             OffsetDeleteResponseTopic::default()
                 .with_name(topic_name(&t.name))
-                .with_partitions(partitions),
-        );
-    }
-    merged.into_values().collect()
+                .with_partitions(partitions)
+        })
+        .collect()
 }
