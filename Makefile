@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := compat-tests/.venv
 SLUICE_BIN := target/release/sluice
 
-.PHONY: all build run test test-deps unit compat lint fmt clean
+.PHONY: all build run test test-deps unit compat lint fmt clean cluster cluster-stop cluster-clean
 
 all: build
 
@@ -15,6 +15,18 @@ build:
 
 run: build
 	$(SLUICE_BIN) --config config/sluice.toml
+
+# A local three-node cluster (config/cluster/node-{1,2,3}.toml, each broker and controller) in
+# the background: logs, pid files and data under /tmp/sluice-cluster. `make cluster` returns once
+# all three Kafka ports accept and prints the bootstrap list.
+cluster: build
+	bash config/cluster/cluster.sh start $(SLUICE_BIN)
+
+cluster-stop:
+	bash config/cluster/cluster.sh stop
+
+cluster-clean:
+	bash config/cluster/cluster.sh clean
 
 # Everything CI runs: lints, unit and integration tests, then real clients against the binary.
 test: test-deps lint unit compat

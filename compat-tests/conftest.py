@@ -6,6 +6,7 @@ producer streaming across restarts and the check of what it left in the log).
 Every wait here is bounded; every process started here is stopped at teardown.
 """
 
+import json
 import os
 import re
 import signal
@@ -28,10 +29,21 @@ def sluice_bin() -> Path:
     return Path(os.environ.get("SLUICE_BIN", REPO / "target" / "release" / "sluice"))
 
 
+_ports_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and not handed out before in this run: a broker keeps its ports across
+    restarts, and a cluster names every node's ports before any node binds them, so two
+    handed-out ports must never be the same one."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_handed_out:
+            _ports_handed_out.add(port)
+            return port
+    raise BrokerError("no fresh free port in 100 tries")
 
 
 class BrokerError(AssertionError):
@@ -40,7 +52,12 @@ class BrokerError(AssertionError):
 
 class Broker:
     """One `sluice` process. Ports and data dir stay the same across stop/kill9/start, so a
-    restart is the same broker to its clients."""
+    restart is the same broker to its clients.
+
+    `start()` is `spawn()` then `wait_until_ready()`; a cluster spawns all its nodes first,
+    since each waits for the others before it opens its Kafka listener."""
+
+    start_timeout_s = START_TIMEOUT_S
 
     def __init__(self, data_dir: Path, overrides: dict | None = None, max_open_files: int | None = None):
         self.data_dir = Path(data_dir)
@@ -76,19 +93,31 @@ class Broker:
             time.sleep(0.05)
         return True
 
-    def command(self) -> list[str]:
-        settings = {
+    def base_settings(self) -> dict:
+        """What every run of this broker is given; `overrides` are laid on top."""
+        return {
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
             "metrics.listener": f"127.0.0.1:{self.metrics_port}",
             "log.dirs": str(self.data_dir),
-            **self.overrides,
         }
+
+    @property
+    def ready_port(self) -> int:
+        """The port that accepts connections once this process is ready for its clients."""
+        return self.port
+
+    def command(self) -> list[str]:
         cmd = [str(sluice_bin())]
-        for k, v in settings.items():
+        for k, v in {**self.base_settings(), **self.overrides}.items():
             cmd += ["--override", f"{k}={v}"]
         return cmd
 
     def start(self) -> "Broker":
+        self.spawn()
+        return self.wait_until_ready()
+
+    def spawn(self) -> None:
+        """Starts the process without waiting for it to listen."""
         assert not self.running(), "broker already running"
         if not sluice_bin().exists():
             raise BrokerError(f"sluice binary not found at {sluice_bin()} (set SLUICE_BIN)")
@@ -105,17 +134,24 @@ class Broker:
         )
         log.close()
         self.meant_to_run = True
-        deadline = time.monotonic() + START_TIMEOUT_S
+
+    def wait_until_ready(self) -> "Broker":
+        """Waits up to `start_timeout_s` for `ready_port` to accept; kills the process and
+        fails if it does not, or if the process exits first."""
+        deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise BrokerError(f"sluice exited with {self.proc.returncode} at start:\n{self.log_text()}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                socket.create_connection(("127.0.0.1", self.ready_port), timeout=0.5).close()
                 return self
             except OSError:
                 time.sleep(0.05)
         self.kill9()
-        raise BrokerError(f"sluice did not accept connections within {START_TIMEOUT_S}s:\n{self.log_text()}")
+        raise BrokerError(
+            f"sluice did not accept connections on {self.ready_port} within {self.start_timeout_s}s:\n"
+            f"{self.log_text()}"
+        )
 
     def _limit_open_files(self) -> None:
         import resource
@@ -158,6 +194,9 @@ class Broker:
         if self.meant_to_run:
             assert self.running(), f"sluice died (exit {self.proc.returncode}):\n{self.log_text()[-5000:]}"
 
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.all_logs().splitlines()[-lines:])
+
 
 def broker_fixture(tmp_path_factory, name: str, overrides: dict | None = None):
     b = Broker(tmp_path_factory.mktemp(name) / "data", overrides).start()
@@ -170,13 +209,16 @@ def broker_fixture(tmp_path_factory, name: str, overrides: dict | None = None):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    """On a failure, the tail of the broker's log goes into the report."""
+    """On a failure, the tail of each broker's log goes into the report: a `Broker` fixture's,
+    and every node's of a fixture with `log_tails()` (the clusters of `cluster.py`)."""
     report = yield
-    if report.failed:
-        for name in ("broker", "fresh_broker"):
-            b = item.funcargs.get(name) if hasattr(item, "funcargs") else None
-            if isinstance(b, Broker):
-                report.sections.append((f"sluice log ({name}, tail)", "\n".join(b.all_logs().splitlines()[-40:])))
+    if report.failed and hasattr(item, "funcargs"):
+        for name, value in item.funcargs.items():
+            if isinstance(value, Broker):
+                report.sections.append((f"sluice log ({name}, tail)", value.log_tail()))
+            elif hasattr(value, "log_tails"):
+                for node, tail in value.log_tails().items():
+                    report.sections.append((f"sluice log ({name}, {node}, tail)", tail))
     return report
 
 
@@ -216,6 +258,11 @@ def kcat(bootstrap: str, *args: str, input: bytes | None = None, timeout: float 
         raise AssertionError(f"{' '.join(cmd)} timed out after {timeout}s; stderr:\n{e.stderr!r}") from e
     assert r.returncode == 0, f"{' '.join(cmd)} exited {r.returncode}; stderr:\n{r.stderr.decode(errors='replace')}"
     return r
+
+
+def kcat_metadata(bootstrap: str, *args: str) -> dict:
+    """`kcat -L -J`: brokers, controller id, topics with their partitions, leaders and ISRs."""
+    return json.loads(kcat(bootstrap, "-L", "-J", *args).stdout)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,7 +425,9 @@ def log_contents(broker: Broker, topic: str, partition: int = 0) -> list[tuple[i
 
 class StreamingProducer(threading.Thread):
     """A confluent-kafka producer (acks=all) sending `seq-<n>` values until stopped, value n to
-    partition n % `partitions`, recording each delivery report.
+    partition n % `partitions`, recording each delivery report. `extra` producer settings win
+    over these; `burst_interval_s` paces it (a burst of BURST every that many seconds) where a
+    test wants a steady stream rather than all the machine can do.
 
     Idempotent: librdkafka retries whatever was in flight when a connection broke, and the
     broker must drop the copies it already has. Otherwise no retries: a request that fails (the
@@ -388,22 +437,23 @@ class StreamingProducer(threading.Thread):
     BURST = 50
 
     def __init__(self, bootstrap: str, topic: str, idempotent: bool = False, partitions: int = 1,
-                 extra: dict | None = None):
+                 extra: dict | None = None, burst_interval_s: float = 0.0):
         from confluent_kafka import Producer
 
         super().__init__(daemon=True)
         self.topic = topic
         self.partitions = partitions
+        self.burst_interval_s = burst_interval_s
         reliability = {"enable.idempotence": True} if idempotent else {"retries": 0}
-        self.producer = Producer(
-            producer_config(
-                bootstrap,
-                acks="all",
-                **reliability,
-                **{"linger.ms": 2, "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 200},
-                **(extra or {}),
-            )
-        )
+        settings = {
+            "acks": "all",
+            **reliability,
+            "linger.ms": 2,
+            "reconnect.backoff.ms": 50,
+            "reconnect.backoff.max.ms": 200,
+            **(extra or {}),
+        }
+        self.producer = Producer(producer_config(bootstrap, **settings))
         self.acked: list[tuple[int, bytes]] = []  # (offset, value), in report order
         self.acked_in: dict[int, list[tuple[int, bytes]]] = {p: [] for p in range(partitions)}  # per partition
         self.failed: list[bytes] = []
@@ -436,6 +486,8 @@ class StreamingProducer(threading.Thread):
             except BufferError:
                 pass
             self.producer.poll(0.002)
+            if self.burst_interval_s:
+                self.stopping.wait(self.burst_interval_s)
         self.undelivered = self.producer.flush(CLIENT_TIMEOUT_S)
         self.producer = None  # destroyed here, not whenever the garbage collector gets to it
 
@@ -461,6 +513,12 @@ def assert_every_ack_is_in_the_log_once_in_order(acked, log) -> None:
     assert offsets == list(range(len(log))), "offsets in the log have gaps or repeats"
     assert len(set(values)) == len(values), "the log holds a record twice"
     assert values == sorted(values), "the log holds records out of the order they were sent"
+    assert_every_ack_is_in_the_log(acked, log)
+
+
+def assert_every_ack_is_in_the_log(acked, log) -> None:
+    """Every acknowledged (offset, value) of `acked` is in `log` (one partition's (offset,
+    value)s) at that offset."""
     at = dict(log)
     wrong = [(o, v, at.get(o)) for o, v in acked if at.get(o) != v]
     assert not wrong, f"{len(wrong)} acknowledged records are missing or elsewhere, e.g. {wrong[:3]}"

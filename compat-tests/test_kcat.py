@@ -1,18 +1,17 @@
 """kcat (librdkafka's command-line client) against Sluice: metadata listing, producing with
 keys and headers, consuming with exact formatted output, and topic auto-creation."""
 
-import json
 import time
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import pytest
 
-from conftest import admin_config, create_topic, kcat, stored_batches
+from conftest import admin_config, create_topic, kcat, kcat_metadata, stored_batches
 
 
 def metadata_json(broker, *args) -> dict:
-    return json.loads(kcat(broker.bootstrap, "-L", "-J", *args).stdout)
+    return kcat_metadata(broker.bootstrap, *args)
 
 
 def produce_lines(broker, topic: str, lines: list[str], *args: str) -> None:

@@ -31,6 +31,7 @@ from conftest import (
     producer_config,
     watermarks,
 )
+from kafka_wire import recv_exactly
 
 TIMEOUT_S = 20
 
@@ -253,15 +254,6 @@ def closed_by_broker(sock: socket.socket, timeout: float = 5.0) -> bool:
 
 def raw_connection(broker) -> socket.socket:
     return socket.create_connection(("127.0.0.1", broker.port), timeout=5)
-
-
-def recv_exactly(sock: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        assert chunk, "connection closed early"
-        buf += chunk
-    return buf
 
 
 BAD_INPUTS = {

@@ -1,18 +1,23 @@
 //! The broker's services wired together: what every API handler gets to work with.
 //!
-//! A metadata change goes metadata log → image → replicas, in that order, here and nowhere
-//! else, so no handler can publish a change without making it durable first.
+//! Metadata flows one way: a change goes to the active controller (wherever it runs), is
+//! committed to the Raft metadata log, and comes back through this node's state machine as a
+//! new image; `publish` then makes the replicas and group shards follow it. A handler that
+//! made a change waits until that publication has happened here, so its next request sees it.
 
 use std::sync::Arc;
 
+use kafka_protocol::ResponseError;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::now_ms;
 use crate::config::{Listener, Settings};
+use crate::controller::{Command, Controller, Reply};
+use crate::error::KafkaCode;
 use crate::group::api::Event;
 use crate::group::runtime::{GroupCoordinator, OFFSETS_TOPIC};
-use crate::metadata::topics::{self, ConfigChange, NewTopic, Placement};
-use crate::metadata::{Metadata, MetadataError, MetadataImage, MetadataRecord};
+use crate::metadata::topics::{ConfigChange, NewTopic};
+use crate::metadata::{Applied, Metadata, MetadataError, MetadataImage};
 use crate::metrics::Metrics;
 use crate::replica::ReplicaManager;
 use crate::txn::ProducerIdManager;
@@ -21,35 +26,83 @@ use crate::txn::ProducerIdManager;
 pub(crate) struct Broker {
     pub(crate) settings: Arc<Settings>,
     pub(crate) node_id: i32,
-    pub(crate) cluster_id: String,
+    /// This node's meta.properties cluster id, reported until the metadata log names one.
+    pub(crate) local_cluster_id: String,
     /// The endpoint clients are told to use.
     pub(crate) advertised: Listener,
     pub(crate) metadata: Metadata,
+    pub(crate) controller: Arc<Controller>,
     pub(crate) replicas: Arc<ReplicaManager>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) producer_ids: ProducerIdManager,
     pub(crate) groups: GroupCoordinator,
+    /// The metadata log index replicas and groups have been brought in line with.
+    pub(crate) published: watch::Sender<u64>,
     /// Cancelled when the node shuts down: parked requests (long polls) answer at once.
     pub(crate) shutdown: CancellationToken,
 }
 
 impl Broker {
-    /// The brokers replicas may be placed on. One until the controller issue adds registration.
-    fn brokers(&self) -> Vec<i32> {
-        vec![self.node_id]
+    pub(crate) fn cluster_id(&self) -> String {
+        let image = self.metadata.image();
+        image.cluster_id().unwrap_or(&self.local_cluster_id).to_string()
     }
 
-    /// Commits a planned change and makes this broker's partitions follow it.
-    fn change<F>(&self, plan: F) -> Result<Arc<MetadataImage>, MetadataError>
-    where
-        F: FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, MetadataError>,
-    {
-        let image = self.metadata.commit(plan, now_ms())?;
-        let local = self.replicas.reconcile(&image);
+    /// The controller id clients are given (Metadata, DescribeCluster): the active controller
+    /// when it is also a live broker, else a live broker (this one if it can). Admin clients
+    /// send their requests to that id and expect it among the brokers; any broker forwards
+    /// them to the active controller, as Kafka's KRaft brokers do.
+    pub(crate) fn controller_for_clients(&self, image: &MetadataImage) -> i32 {
+        let live = |id: i32| image.broker(id).is_some_and(|b| !b.fenced);
+        match self.controller.active() {
+            Some(id) if live(id) => id,
+            _ if live(self.node_id) => self.node_id,
+            _ => image.live_brokers().next().map_or(-1, |b| b.id),
+        }
+    }
+
+    /// Makes the replicas and group shards follow a newly applied image (blocking file work:
+    /// runs on the blocking pool). Committed offsets of deleted partitions go too, as in Kafka.
+    pub(crate) fn publish(&self, previous: &MetadataImage, applied: &Applied) {
+        let _ = self.replicas.reconcile(&applied.image);
         self.groups.reconcile(&self.replicas);
-        // Committed either way; the client learns that this broker could not serve it (yet).
-        local.map_err(|e| MetadataError::LocalStorage(e.to_string()))?;
-        Ok(image)
+        let deleted: Vec<(String, i32)> = previous
+            .topics()
+            .filter(|t| applied.image.topic_by_id(&t.id).is_none())
+            .flat_map(|t| t.partitions.keys().map(|p| (t.name.clone(), *p)))
+            .collect();
+        if !deleted.is_empty() {
+            for shard in self.groups.shards() {
+                shard.notify(Event::PartitionsDeleted {
+                    partitions: deleted.clone(),
+                });
+            }
+        }
+        self.published.send_replace(applied.index);
+    }
+
+    /// Sends a change to the active controller and waits until this node has published it.
+    /// Blocking: admin handlers run on the blocking pool.
+    fn change(&self, command: Command) -> Result<Arc<MetadataImage>, MetadataError> {
+        tokio::runtime::Handle::current().block_on(async {
+            let index = match self.controller.submit(command).await? {
+                Reply::Committed { index } => index,
+                other => {
+                    return Err(MetadataError::InvalidRequest(format!(
+                        "unexpected controller reply {other:?}"
+                    )))
+                }
+            };
+            let mut published = self.published.subscribe();
+            // Err only when the node is stopping; the change is committed either way.
+            let _ = published.wait_for(|p| *p >= index).await;
+            Ok(())
+        })?;
+        if self.replicas.needs_reconcile() {
+            // Committed either way; the client learns that this broker could not serve it (yet).
+            return Err(MetadataError::LocalStorage("see the broker log".into()));
+        }
+        Ok(self.metadata.image())
     }
 
     /// Retries creating local partitions a previous change could not (e.g. out of files).
@@ -63,13 +116,12 @@ impl Broker {
     /// Creates `__consumer_offsets` if it does not exist yet (Kafka creates it on the first
     /// FindCoordinator): compacted, `offsets.topic.*` partitions and segment size.
     pub(crate) fn ensure_offsets_topic(&self) -> Result<(), MetadataError> {
-        if self.metadata.image().topic(OFFSETS_TOPIC).is_some() {
+        let image = self.metadata.image();
+        if image.topic(OFFSETS_TOPIC).is_some() {
             return Ok(());
         }
-        let rf = self
-            .settings
-            .offsets_topic_replication_factor
-            .min(self.brokers().len() as i32);
+        let live = image.live_brokers().count().max(1) as i32;
+        let rf = self.settings.offsets_topic_replication_factor.min(live);
         let topic = NewTopic {
             name: OFFSETS_TOPIC.to_string(),
             num_partitions: self.groups.partitions,
@@ -86,6 +138,7 @@ impl Broker {
         };
         match self.create_topic(&topic, false) {
             Ok(_) | Err(MetadataError::TopicAlreadyExists(_)) => Ok(()),
+            Err(e) if e.kafka_error() == ResponseError::TopicAlreadyExists => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -96,34 +149,14 @@ impl Broker {
         topic: &NewTopic,
         validate_only: bool,
     ) -> Result<Arc<MetadataImage>, MetadataError> {
-        let brokers = self.brokers();
-        let placement = Placement {
-            brokers: &brokers,
-            default_partitions: self.settings.num_partitions,
-            default_replication_factor: self.settings.default_replication_factor,
-        };
-        if validate_only {
-            topics::plan_create_topic(&self.metadata.image(), &placement, topic)?;
-            return Ok(self.metadata.image());
-        }
-        self.change(|image| topics::plan_create_topic(image, &placement, topic))
+        self.change(Command::CreateTopic {
+            topic: topic.clone(),
+            validate_only,
+        })
     }
 
     pub(crate) fn delete_topic(&self, name: &str) -> Result<Arc<MetadataImage>, MetadataError> {
-        let partitions: Vec<(String, i32)> = self
-            .metadata
-            .image()
-            .topic(name)
-            .map(|t| t.partitions.keys().map(|p| (name.to_string(), *p)).collect())
-            .unwrap_or_default();
-        let image = self.change(|image| topics::plan_delete_topic(image, name))?;
-        // Committed offsets of the deleted partitions go too (tombstones), as in Kafka.
-        for shard in self.groups.shards() {
-            shard.notify(Event::PartitionsDeleted {
-                partitions: partitions.clone(),
-            });
-        }
-        Ok(image)
+        self.change(Command::DeleteTopic { name: name.to_string() })
     }
 
     /// Changes a topic's config overrides (or only checks the change, with `validate_only`).
@@ -134,11 +167,12 @@ impl Broker {
         replace_all: bool,
         validate_only: bool,
     ) -> Result<Arc<MetadataImage>, MetadataError> {
-        if validate_only {
-            topics::plan_alter_configs(&self.metadata.image(), name, changes, replace_all)?;
-            return Ok(self.metadata.image());
-        }
-        self.change(|image| topics::plan_alter_configs(image, name, changes, replace_all))
+        self.change(Command::AlterConfigs {
+            name: name.to_string(),
+            changes: changes.to_vec(),
+            replace_all,
+            validate_only,
+        })
     }
 
     pub(crate) fn create_partitions(
@@ -148,11 +182,11 @@ impl Broker {
         assignments: Option<&[Vec<i32>]>,
         validate_only: bool,
     ) -> Result<Arc<MetadataImage>, MetadataError> {
-        let brokers = self.brokers();
-        if validate_only {
-            topics::plan_create_partitions(&self.metadata.image(), &brokers, name, count, assignments)?;
-            return Ok(self.metadata.image());
-        }
-        self.change(|image| topics::plan_create_partitions(image, &brokers, name, count, assignments))
+        self.change(Command::CreatePartitions {
+            name: name.to_string(),
+            count,
+            assignments: assignments.map(<[Vec<i32>]>::to_vec),
+            validate_only,
+        })
     }
 }

@@ -7,7 +7,7 @@
 use kafka_protocol::ResponseError;
 
 use crate::log::LogError;
-use crate::metadata::{MetadataError, StoreError};
+use crate::metadata::MetadataError;
 use crate::replica::ReplicaError;
 
 /// An error that a Kafka response can carry.
@@ -36,6 +36,7 @@ impl KafkaCode for ReplicaError {
     fn kafka_error(&self) -> ResponseError {
         match self {
             ReplicaError::UnknownTopicOrPartition { .. } => ResponseError::UnknownTopicOrPartition,
+            ReplicaError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
             ReplicaError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
             ReplicaError::Log(e) => e.kafka_error(),
         }
@@ -53,11 +54,12 @@ impl KafkaCode for MetadataError {
             MetadataError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
             MetadataError::InvalidConfig(_) => ResponseError::InvalidConfig,
             MetadataError::InvalidRequest(_) => ResponseError::InvalidRequest,
-            MetadataError::Store(StoreError::Log(e)) => e.kafka_error(),
             MetadataError::LocalStorage(_) => ResponseError::KafkaStorageError,
-            MetadataError::Store(StoreError::Decode { .. }) | MetadataError::Apply(_) => {
-                ResponseError::UnknownServerError
+            MetadataError::ControllerUnavailable(_) => ResponseError::RequestTimedOut,
+            MetadataError::Remote { code, .. } => {
+                ResponseError::try_from_code(*code).unwrap_or(ResponseError::UnknownServerError)
             }
+            MetadataError::Apply(_) => ResponseError::UnknownServerError,
         }
     }
 }

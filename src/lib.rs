@@ -9,6 +9,7 @@ mod api;
 mod broker;
 mod clock;
 pub mod config;
+mod controller;
 mod error;
 mod group;
 mod internal_batch;

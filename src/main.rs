@@ -28,7 +28,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&settings.logging_level));
+    // openraft narrates every vote and append at info; its warnings are what an operator needs.
+    let level = if settings.logging_level.contains("openraft") {
+        settings.logging_level.clone()
+    } else {
+        format!("{},openraft=warn", settings.logging_level)
+    };
+    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&level));
     let filter = match filter {
         Ok(f) => f,
         Err(e) => {

@@ -1,5 +1,6 @@
-//! Starting and stopping a node: data directory, metadata, partitions, listeners, metrics and
-//! the log upkeep task. `main` and the integration tests both go through [`Server::start`].
+//! Starting and stopping a node: data directory, the controller (metadata log), registration,
+//! partitions, listeners, metrics and the log upkeep task. `main` and the integration tests
+//! both go through [`Server::start`].
 
 use std::fs::{File, OpenOptions};
 use std::net::SocketAddr;
@@ -15,10 +16,13 @@ use tracing::{info, warn};
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::config::{ConfigError, Listener, Settings};
+use crate::controller::lifecycle::BrokerLifecycle;
+use crate::controller::{Controller, Quorum};
 use crate::group::config::GroupConfig;
 use crate::group::runtime::GroupCoordinator;
 use crate::log::LogError;
-use crate::metadata::{LocalMetadataLog, Metadata, MetadataError};
+use crate::metadata::brokers::Registration;
+use crate::metadata::{Metadata, MetadataError};
 use crate::metrics::Metrics;
 use crate::replica::ReplicaManager;
 
@@ -60,7 +64,10 @@ impl From<LogError> for StartError {
 /// A running node.
 #[derive(Debug)]
 pub struct Server {
-    broker: Arc<Broker>,
+    /// None on a controller-only node.
+    broker: Option<Arc<Broker>>,
+    lifecycle: Option<BrokerLifecycle>,
+    controller: Arc<Controller>,
     /// The bound Kafka listener addresses (the real port when 0 was asked for).
     pub kafka_addrs: Vec<SocketAddr>,
     pub metrics_addr: SocketAddr,
@@ -71,91 +78,184 @@ pub struct Server {
 }
 
 impl Server {
+    /// Starts a node. A broker returns once it is registered with the controller quorum,
+    /// unfenced and serving; in a cluster that means once a quorum of voters is up.
     pub async fn start(settings: Settings) -> Result<Server, StartError> {
         raise_open_files_limit();
         let settings = Arc::new(settings);
         let data_dir = PathBuf::from(&settings.log_dirs);
         let lock = open_data_dir(&data_dir)?;
         let cluster_id = meta_properties(&data_dir, settings.node_id)?;
-        let metadata = Metadata::open(Box::new(
-            LocalMetadataLog::open(&data_dir).map_err(MetadataError::from)?,
-        ))?;
-        let started = std::time::Instant::now();
-        let replicas = Arc::new(ReplicaManager::open(settings.clone(), &data_dir, &metadata.image())?);
-        info!(elapsed_ms = started.elapsed().as_millis() as u64, "logs recovered");
-
-        let mut listeners = Vec::new();
-        for l in &settings.listeners {
-            listeners.push(bind(&l.bind_addr()).await?);
-        }
-        let kafka_addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
-        let advertised = advertised(&settings, kafka_addrs[0]);
+        let quorum = Quorum::parse(
+            &settings.controller_quorum_voters,
+            settings.node_id,
+            settings.is_controller(),
+        )
+        .map_err(|e| StartError::Metadata(e.to_string()))?;
+        let shutdown = CancellationToken::new();
+        // Bound before anything waits: peers must reach this node while it waits for them.
+        let (controller_listener, controller_addr) = match settings.controller_listener() {
+            Some(l) if !quorum.is_standalone() => {
+                let bound = bind(&l.bind_addr()).await?;
+                let port = bound.local_addr().map_or(l.port, |a| a.port());
+                (Some(bound), Some(format!("{}:{port}", l.host)))
+            }
+            _ => (None, None),
+        };
+        let controller = Controller::start(
+            settings.clone(),
+            &data_dir,
+            quorum.clone(),
+            controller_listener,
+            cluster_id.clone(),
+            shutdown.clone(),
+        )
+        .await
+        .map_err(|e| StartError::Metadata(e.to_string()))?;
         let metrics = Arc::new(Metrics::new());
-        metrics.watch_partitions(replicas.clone());
         let metrics_listener = bind(&settings.metrics_listener).await?;
         let metrics_addr = metrics_listener.local_addr().map_err(|source| StartError::Bind {
             addr: settings.metrics_listener.clone(),
             source,
         })?;
+        let background = TaskTracker::new();
+        let stop = shutdown.clone();
+        let served = metrics.clone();
+        background.spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                r = served.serve(metrics_listener) => if let Err(e) = r { warn!(error = %e, "metrics endpoint stopped") },
+            }
+        });
+        let mut server = Server {
+            broker: None,
+            lifecycle: None,
+            controller: controller.clone(),
+            kafka_addrs: Vec::new(),
+            metrics_addr,
+            shutdown: shutdown.clone(),
+            connections: TaskTracker::new(),
+            background,
+            _lock: lock,
+        };
+        if !settings.is_broker() {
+            info!(node_id = settings.node_id, "sluice started (controller only)");
+            return Ok(server);
+        }
 
-        let shutdown = CancellationToken::new();
+        // Kafka listeners are bound now (registration names their ports) but accept only once
+        // this broker is unfenced.
+        let mut listeners = Vec::new();
+        for l in settings.kafka_listeners() {
+            listeners.push(bind(&l.bind_addr()).await?);
+        }
+        let kafka_addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+        let advertised = advertised(&settings, kafka_addrs[0]);
+        let registration = Registration {
+            broker_id: settings.node_id,
+            incarnation_id: uuid::Uuid::new_v4(),
+            host: advertised.host.clone(),
+            port: advertised.port,
+            rack: Some(settings.broker_rack.clone()).filter(|r| !r.is_empty()),
+        };
+        // A broker that is not a voter is sent the metadata log as a Raft learner.
+        let learner = controller_addr.filter(|_| !quorum.is_voter(settings.node_id));
+        let lifecycle = BrokerLifecycle::new(controller.clone(), registration, learner);
+        lifecycle
+            .register_and_catch_up(&shutdown)
+            .await
+            .map_err(|e| StartError::Metadata(e.to_string()))?;
+
+        let applied = controller.applied().borrow().clone();
+        let started = std::time::Instant::now();
+        let replicas = Arc::new(ReplicaManager::open(settings.clone(), &data_dir, &applied.image)?);
+        info!(elapsed_ms = started.elapsed().as_millis() as u64, "logs recovered");
+        metrics.watch_partitions(replicas.clone());
         let broker = Arc::new(Broker {
             node_id: settings.node_id,
             settings: settings.clone(),
-            cluster_id,
+            local_cluster_id: cluster_id,
             advertised,
-            metadata,
+            metadata: Metadata::new(controller.applied()),
+            controller: controller.clone(),
             replicas,
             metrics: metrics.clone(),
             shutdown: shutdown.clone(),
             producer_ids: Default::default(),
             groups: GroupCoordinator::new(group_config(&settings), settings.offsets_topic_num_partitions),
+            published: tokio::sync::watch::Sender::new(0),
         });
-        broker.groups.reconcile(&broker.replicas);
-        let connections = TaskTracker::new();
-        let background = TaskTracker::new();
+        broker.publish(&applied.image, &applied);
+        server
+            .background
+            .spawn(follow_metadata(broker.clone(), shutdown.clone()));
+        lifecycle
+            .unfence(&shutdown)
+            .await
+            .map_err(|e| StartError::Metadata(e.to_string()))?;
+        // Serve only once the partitions (and group shards) this broker now leads are open.
+        let unfenced_at = controller.applied().borrow().index;
+        let _ = broker.published.subscribe().wait_for(|p| *p >= unfenced_at).await;
+        let interval = Duration::from_millis(settings.broker_heartbeat_interval_ms as u64);
+        server
+            .background
+            .spawn(lifecycle.clone().heartbeats(interval, shutdown.clone()));
         for l in listeners {
-            background.spawn(crate::net::accept_loop(
+            server.background.spawn(crate::net::accept_loop(
                 l,
                 broker.clone(),
                 shutdown.clone(),
-                connections.clone(),
+                server.connections.clone(),
             ));
         }
-        let stop = shutdown.clone();
-        background.spawn(async move {
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                r = metrics.serve(metrics_listener) => if let Err(e) = r { warn!(error = %e, "metrics endpoint stopped") },
-            }
-        });
-        background.spawn(upkeep(broker.clone(), shutdown.clone()));
+        server.background.spawn(upkeep(broker.clone(), shutdown.clone()));
         info!(node_id = broker.node_id, listeners = ?kafka_addrs, advertised = %broker.advertised, "sluice started");
-        Ok(Server {
-            broker,
-            kafka_addrs,
-            metrics_addr,
-            shutdown,
-            connections,
-            background,
-            _lock: lock,
-        })
+        server.kafka_addrs = kafka_addrs;
+        server.broker = Some(broker);
+        server.lifecycle = Some(lifecycle);
+        Ok(server)
     }
 
-    /// Stops accepting, lets in-flight requests finish, then flushes and closes every log.
+    /// Hands this broker's partitions off (controlled shutdown), stops accepting, lets
+    /// in-flight requests finish, flushes and closes every log, then stops Raft.
     pub async fn shutdown(self) {
         info!("shutting down");
+        if let Some(lifecycle) = &self.lifecycle {
+            lifecycle.controlled_shutdown().await;
+        }
         self.shutdown.cancel();
         self.connections.close();
         self.connections.wait().await;
         self.background.close();
         self.background.wait().await;
-        let replicas = self.broker.replicas.clone();
-        match tokio::task::spawn_blocking(move || replicas.shutdown()).await {
-            Ok(Ok(())) => info!("logs flushed and closed"),
-            Ok(Err(e)) => warn!(error = %e, "log shutdown failed; the next start recovers"),
-            Err(e) => warn!(error = %e, "log shutdown task failed; the next start recovers"),
+        if let Some(broker) = &self.broker {
+            let replicas = broker.replicas.clone();
+            match tokio::task::spawn_blocking(move || replicas.shutdown()).await {
+                Ok(Ok(())) => info!("logs flushed and closed"),
+                Ok(Err(e)) => warn!(error = %e, "log shutdown failed; the next start recovers"),
+                Err(e) => warn!(error = %e, "log shutdown task failed; the next start recovers"),
+            }
         }
+        self.controller.shutdown().await;
+    }
+}
+
+/// Makes the broker follow each image this node's state machine applies, in order.
+async fn follow_metadata(broker: Arc<Broker>, shutdown: CancellationToken) {
+    let mut applied = broker.controller.applied();
+    let mut previous = applied.borrow_and_update().image.clone();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = applied.changed() => if changed.is_err() { return },
+        }
+        let next = applied.borrow_and_update().clone();
+        let (b, prev) = (broker.clone(), previous.clone());
+        let image = next.image.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || b.publish(&prev, &next)).await {
+            warn!(error = %e, "applying a metadata change to the partitions failed");
+        }
+        previous = image;
     }
 }
 
@@ -194,7 +294,7 @@ fn advertised(settings: &Settings, bound: SocketAddr) -> Listener {
     if let Some(l) = settings.advertised_listeners.first() {
         return l.clone();
     }
-    let mut l = settings.listeners[0].clone();
+    let mut l = settings.kafka_listeners()[0].clone();
     l.port = bound.port();
     if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
         warn!("listener binds every interface; advertising localhost (set advertised.listeners for remote clients)");

@@ -510,3 +510,32 @@ async fn a_large_create_topics_does_not_hold_up_other_clients() {
     );
     assert_eq!(creating.await.unwrap(), 0);
 }
+
+/// Over a thousand metadata changes: the metadata log is snapshotted and purged (every 1000
+/// entries) and a restart rebuilds the same metadata from snapshot plus the rest of the log.
+#[tokio::test]
+async fn metadata_survives_snapshot_and_purge_of_its_log() {
+    let mut broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    for round in 0..550 {
+        assert_eq!(create_topic(&mut c, "churn", 1, &[]).await, 0, "round {round}");
+        let delete = DeleteTopicsRequest::default()
+            .with_topic_names(vec![name("churn")])
+            .with_timeout_ms(5000);
+        assert_eq!(c.send(4, &delete).await.responses[0].error_code, 0);
+    }
+    create_topic(&mut c, "kept", 3, &[("retention.ms", "12345")]).await;
+    drop(c);
+    let dir = broker.data.join("__cluster_metadata-0");
+    assert!(dir.join("snapshot.json").exists(), "no snapshot was taken");
+    broker.restart(&[]).await;
+    let mut c = broker.client().await;
+    let meta = c.send(12, &MetadataRequest::default().with_topics(None)).await;
+    let names: Vec<String> = meta
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.to_string()))
+        .collect();
+    assert_eq!(names, ["kept"]);
+    assert_eq!(meta.topics[0].partitions.len(), 3);
+}

@@ -1,4 +1,5 @@
-//! DescribeCluster: the cluster id, the controller, and the brokers (KIP-700).
+//! DescribeCluster: the cluster id, the controller (see `Broker::controller_for_clients`), and
+//! the live brokers (KIP-700).
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -9,11 +10,17 @@ use super::{Ctx, Reply};
 
 pub(super) fn describe_cluster(ctx: &Ctx, req: DescribeClusterRequest) -> Reply<DescribeClusterResponse> {
     let b = &ctx.broker;
-    // This node is broker and controller at once, so both endpoint types list it.
-    let me = DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(b.node_id))
-        .with_host(StrBytes::from_string(b.advertised.host.clone()))
-        .with_port(b.advertised.port as i32);
+    let image = b.metadata.image();
+    let brokers = image
+        .live_brokers()
+        .map(|broker| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(broker.id))
+                .with_host(StrBytes::from_string(broker.host.clone()))
+                .with_port(broker.port as i32)
+                .with_rack(broker.rack.clone().map(StrBytes::from_string))
+        })
+        .collect();
     let ops = if req.include_cluster_authorized_operations {
         operations(CLUSTER_OPERATIONS)
     } else {
@@ -22,9 +29,9 @@ pub(super) fn describe_cluster(ctx: &Ctx, req: DescribeClusterRequest) -> Reply<
     Reply::Now(
         DescribeClusterResponse::default()
             .with_endpoint_type(req.endpoint_type)
-            .with_cluster_id(StrBytes::from_string(b.cluster_id.clone()))
-            .with_controller_id(BrokerId(b.node_id))
-            .with_brokers(vec![me])
+            .with_cluster_id(StrBytes::from_string(b.cluster_id()))
+            .with_controller_id(BrokerId(b.controller_for_clients(&image)))
+            .with_brokers(brokers)
             .with_cluster_authorized_operations(ops),
     )
 }

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::{Ctx, Reply};
+use crate::error::KafkaCode;
 use crate::replica::Partition;
 
 /// Fetch from version 13 names topics by id only.
@@ -77,11 +78,7 @@ impl Plan {
             for p in &t.partitions {
                 let partition = match &name {
                     None => Err(ResponseError::UnknownTopicId),
-                    Some(n) => ctx
-                        .broker
-                        .replicas
-                        .get(n, p.partition)
-                        .ok_or(ResponseError::UnknownTopicOrPartition),
+                    Some(n) => ctx.broker.replicas.require(n, p.partition).map_err(|e| e.kafka_error()),
                 };
                 partitions.push(Wanted {
                     topic_index,
@@ -162,6 +159,8 @@ impl Plan {
             .with_records(Some(Bytes::new()))
             .with_aborted_transactions(self.read_committed.then(Vec::new));
         let partition = match &w.partition {
+            // Leadership can move while the fetch is parked.
+            Ok(p) if !p.is_leader() => return self.failed(base, ResponseError::NotLeaderOrFollower),
             Ok(p) => p,
             Err(e) => return self.failed(base, *e),
         };

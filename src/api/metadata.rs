@@ -11,10 +11,10 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::{Ctx, Reply};
+use super::Ctx;
 use crate::error::KafkaCode;
 use crate::metadata::topics::{self, NewTopic};
-use crate::metadata::{MetadataError, TopicImage};
+use crate::metadata::{MetadataImage, TopicImage};
 
 /// Kafka's AclOperation codes an unsecured broker grants on a topic and on the cluster.
 const TOPIC_OPERATIONS: &[i32] = &[3, 4, 5, 6, 7, 8, 10, 11];
@@ -26,7 +26,7 @@ pub(super) fn operations(ops: &[i32]) -> i32 {
     ops.iter().fold(0, |acc, op| acc | (1 << op))
 }
 
-pub(super) fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply<MetadataResponse> {
+pub(super) fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
     let broker = &ctx.broker;
     // v0 has no null: an empty list means every topic. From v1, null means every topic.
     let wanted = match req.topics {
@@ -64,14 +64,12 @@ pub(super) fn handle(ctx: &Ctx, req: MetadataRequest) -> Reply<MetadataResponse>
     } else {
         OPERATIONS_NOT_REQUESTED
     };
-    Reply::Now(
-        MetadataResponse::default()
-            .with_brokers(brokers(ctx))
-            .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
-            .with_controller_id(BrokerId(broker.node_id))
-            .with_topics(topics)
-            .with_cluster_authorized_operations(cluster_ops),
-    )
+    MetadataResponse::default()
+        .with_brokers(brokers(&image))
+        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id())))
+        .with_controller_id(BrokerId(broker.controller_for_clients(&image)))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(cluster_ops)
 }
 
 fn unknown_or_invalid(name: &TopicName) -> ResponseError {
@@ -81,15 +79,21 @@ fn unknown_or_invalid(name: &TopicName) -> ResponseError {
     }
 }
 
-fn brokers(ctx: &Ctx) -> Vec<MetadataResponseBroker> {
-    let b = &ctx.broker;
-    vec![MetadataResponseBroker::default()
-        .with_node_id(BrokerId(b.node_id))
-        .with_host(StrBytes::from_string(b.advertised.host.clone()))
-        .with_port(b.advertised.port as i32)]
+/// Every live (registered, unfenced) broker, from the metadata image.
+fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+    image
+        .live_brokers()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.clone().map(StrBytes::from_string))
+        })
+        .collect()
 }
 
-fn auto_create(ctx: &Ctx, image: &mut Arc<crate::metadata::MetadataImage>, name: &str) -> MetadataResponseTopic {
+fn auto_create(ctx: &Ctx, image: &mut Arc<MetadataImage>, name: &str) -> MetadataResponseTopic {
     let topic = NewTopic {
         name: name.to_string(),
         num_partitions: -1,
@@ -103,7 +107,7 @@ fn auto_create(ctx: &Ctx, image: &mut Arc<crate::metadata::MetadataImage>, name:
             describe(ctx, &created, false)
         }
         // Another request created it first: describe what is there.
-        Err(MetadataError::TopicAlreadyExists(_)) => {
+        Err(e) if e.kafka_error() == ResponseError::TopicAlreadyExists => {
             *image = ctx.broker.metadata.image();
             match image.topic(name) {
                 Some(t) => describe(ctx, &t.clone(), false),
@@ -133,17 +137,21 @@ fn missing(ctx: &Ctx, name: Option<TopicName>, id: Uuid, err: ResponseError) -> 
 }
 
 fn describe(ctx: &Ctx, topic: &TopicImage, with_ops: bool) -> MetadataResponseTopic {
+    let image = ctx.broker.metadata.image();
+    let live = |id: i32| image.broker(id).is_some_and(|b| !b.fenced);
     let partitions = topic
         .partitions
         .iter()
         .map(|(&index, p)| {
-            // Led here but not open here (its log could not be created): no usable leader.
-            let offline = p.leader == ctx.broker.node_id && ctx.broker.replicas.get(&topic.name, index).is_none();
-            let (leader, error) = if offline {
+            // Led here but not open here (its log could not be created), or led by nobody
+            // alive: no usable leader, and clients retry.
+            let offline_here = p.leader == ctx.broker.node_id && ctx.broker.replicas.get(&topic.name, index).is_none();
+            let (leader, error) = if offline_here || !live(p.leader) {
                 (-1, ctx.count(ResponseError::LeaderNotAvailable))
             } else {
                 (p.leader, 0)
             };
+            let offline: Vec<BrokerId> = p.replicas.iter().copied().filter(|r| !live(*r)).map(BrokerId).collect();
             MetadataResponsePartition::default()
                 .with_error_code(error)
                 .with_partition_index(index)
@@ -151,6 +159,7 @@ fn describe(ctx: &Ctx, topic: &TopicImage, with_ops: bool) -> MetadataResponseTo
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
                 .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
+                .with_offline_replicas(offline)
         })
         .collect();
     let ops = if with_ops && ctx.version >= 8 {

@@ -19,6 +19,7 @@ mod metadata;
 mod offset_commits;
 mod produce;
 mod producer_ids;
+mod quorum;
 mod topics;
 pub(crate) mod versions;
 
@@ -174,7 +175,11 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
     let v = ctx.version;
     let pending = match ctx.api {
         ApiKey::ApiVersions => respond(&ctx, api_versions::handle(&ctx, decode(&mut body, v)?)),
-        ApiKey::Metadata => respond(&ctx, metadata::handle(&ctx, decode(&mut body, v)?)),
+        ApiKey::Metadata => {
+            // Blocking: creating a missing topic waits for the controller.
+            let req = decode(&mut body, v)?;
+            respond(&ctx, blocking(&ctx, move |ctx| metadata::handle(ctx, req)))
+        }
         ApiKey::Produce => respond(&ctx, produce::handle(&ctx, decode(&mut body, v)?)),
         ApiKey::Fetch => respond(&ctx, fetch::handle(&ctx, decode(&mut body, v)?)),
         ApiKey::ListOffsets => respond(&ctx, list_offsets::handle(&ctx, decode(&mut body, v)?)),
@@ -203,7 +208,12 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             respond(&ctx, blocking(&ctx, move |ctx| configs::alter_configs(ctx, req)))
         }
         ApiKey::DescribeCluster => respond(&ctx, cluster::describe_cluster(&ctx, decode(&mut body, v)?)),
-        ApiKey::FindCoordinator => respond(&ctx, coordinator::find_coordinator(&ctx, decode(&mut body, v)?)),
+        ApiKey::DescribeQuorum => respond(&ctx, quorum::describe_quorum(&ctx, decode(&mut body, v)?)),
+        ApiKey::FindCoordinator => {
+            // Blocking: the first one creates __consumer_offsets through the controller.
+            let req = decode(&mut body, v)?;
+            respond(&ctx, blocking(&ctx, move |ctx| coordinator::find_coordinator(ctx, req)))
+        }
         ApiKey::JoinGroup => respond(&ctx, groups::join_group(&ctx, decode(&mut body, v)?)),
         ApiKey::SyncGroup => respond(&ctx, groups::sync_group(&ctx, decode(&mut body, v)?)),
         ApiKey::Heartbeat => respond(&ctx, groups::heartbeat(&ctx, decode(&mut body, v)?)),
@@ -276,6 +286,7 @@ no_payloads!(
     IncrementalAlterConfigsResponse,
     AlterConfigsResponse,
     DescribeClusterResponse,
+    DescribeQuorumResponse,
     InitProducerIdResponse,
     DescribeProducersResponse,
     FindCoordinatorResponse,

@@ -20,18 +20,19 @@ pub(super) fn init_producer_id(ctx: &Ctx, req: InitProducerIdRequest) -> Reply<I
     }
     // Without a transactional id Kafka hands out a fresh id at epoch 0 every time, also for a
     // KIP-360 request that names its current id and epoch.
-    match ctx.broker.producer_ids.next_id(&ctx.broker.metadata) {
-        Ok(id) => Reply::Now(response.with_producer_id(ProducerId(id)).with_producer_epoch(0)),
-        Err(e) => {
-            warn!(error = %e, "cannot reserve producer ids");
-            Reply::Now(
+    let ctx = ctx.clone();
+    Reply::Later(Box::pin(async move {
+        match ctx.broker.producer_ids.next_id(&ctx.broker.controller).await {
+            Ok(id) => response.with_producer_id(ProducerId(id)).with_producer_epoch(0),
+            Err(e) => {
+                warn!(error = %e, "cannot reserve producer ids");
                 response
                     .with_error_code(ctx.code(&e))
                     .with_producer_id(ProducerId(-1))
-                    .with_producer_epoch(-1),
-            )
+                    .with_producer_epoch(-1)
+            }
         }
-    }
+    }))
 }
 
 pub(super) fn describe_producers(ctx: &Ctx, req: DescribeProducersRequest) -> Reply<DescribeProducersResponse> {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// One listener: a name (PLAINTEXT for now), a host and a port.
+/// One listener: a name (PLAINTEXT, or a controller listener's name), a host and a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
     pub name: String,
@@ -22,9 +22,6 @@ impl Listener {
         let port: u16 = port.parse().map_err(|_| format!("bad port '{port}'"))?;
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("bad listener name '{name}'"));
-        }
-        if name != "PLAINTEXT" {
-            return Err(format!("listener {name}: only PLAINTEXT is supported"));
         }
         let host = host.trim_start_matches('[').trim_end_matches(']');
         Ok(Listener {
@@ -72,9 +69,9 @@ mod tests {
     }
 
     #[test]
-    fn rejects_missing_port_and_unknown_protocol() {
+    fn rejects_missing_port_and_name() {
         assert!(Listener::parse("PLAINTEXT://localhost").is_err());
-        assert!(Listener::parse("SSL://localhost:9093").is_err());
         assert!(Listener::parse("localhost:9093").is_err());
+        assert!(Listener::parse("BAD-NAME://localhost:9093").is_err());
     }
 }

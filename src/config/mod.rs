@@ -45,7 +45,7 @@ pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Settings, Confi
         let (k, v) = o.split_once('=').ok_or_else(|| ConfigError::BadOverride(o.clone()))?;
         layers.overrides.insert(k.trim().to_string(), v.trim().to_string());
     }
-    Settings::from_layers(layers)
+    Settings::from_layers(layers)?.check_combination()
 }
 
 fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
@@ -129,6 +129,30 @@ mod tests {
         assert!(err.to_string().contains("'num.partitions'"), "{err}");
         let err = load(None, &["num.partitions=0".into()]).unwrap_err();
         assert!(err.to_string().contains("'num.partitions'"), "{err}");
+    }
+
+    #[test]
+    fn roles_listeners_and_quorum_must_fit_together() {
+        let bad = |overrides: &[&str], name: &str| {
+            let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+            let err = load(None, &overrides).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        };
+        bad(&["listeners=SSL://localhost:9093"], "'listeners'");
+        bad(&["listeners=CONTROLLER://localhost:9093"], "'listeners'");
+        bad(&["controller.quorum.voters=1@localhost:9093"], "'listeners'");
+        bad(&["process.roles=broker"], "'process.roles'");
+        bad(&["process.roles=broker,zookeeper"], "'process.roles'");
+        let s = load(
+            None,
+            &[
+                "listeners=PLAINTEXT://:9092,CONTROLLER://:9093".into(),
+                "controller.quorum.voters=1@localhost:9093".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.kafka_listeners().len(), 1);
+        assert_eq!(s.controller_listener().unwrap().port, 9093);
     }
 
     #[test]

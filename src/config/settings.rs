@@ -107,10 +107,12 @@ fn segment_bytes(v: &i64) -> Result<(), String> {
 }
 
 #[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
-fn listeners(v: &Vec<Listener>) -> Result<(), String> {
-    (!v.is_empty())
-        .then_some(())
-        .ok_or_else(|| "at least one listener is needed".into())
+fn process_roles(v: &String) -> Result<(), String> {
+    let roles: Vec<&str> = v.split(',').map(str::trim).filter(|r| !r.is_empty()).collect();
+    if roles.is_empty() || roles.iter().any(|r| !matches!(*r, "broker" | "controller")) {
+        return Err("expected broker, controller, or both".into());
+    }
+    Ok(())
 }
 
 #[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
@@ -195,8 +197,27 @@ fn take<T: SettingValue>(
 settings! {
     /// This node's id, unique in the cluster.
     node_id: i32 = "node.id", "1", non_negative_i32;
+    /// What this node is: `broker`, `controller` (a voter of the metadata quorum), or both.
+    process_roles: String = "process.roles", "broker,controller", process_roles;
+    /// The metadata quorum's voters as `id@host:port` (their controller listeners), comma
+    /// separated; empty means this node alone (a single-node cluster).
+    controller_quorum_voters: String = "controller.quorum.voters", "", any;
+    /// Names of the listeners that carry controller traffic (Raft, forwarded admin requests).
+    controller_listener_names: String = "controller.listener.names", "CONTROLLER", any;
+    /// Without a message from the active controller for this long, a voter starts an election
+    /// (randomised up to twice this).
+    controller_quorum_election_timeout_ms: i32 = "controller.quorum.election.timeout.ms", "1000", positive_i32;
+    /// How long a broker keeps trying to get a metadata change to the active controller
+    /// before answering REQUEST_TIMED_OUT.
+    controller_request_timeout_ms: i32 = "controller.request.timeout.ms", "15000", positive_i32;
+    /// How often a broker heartbeats to the active controller.
+    broker_heartbeat_interval_ms: i32 = "broker.heartbeat.interval.ms", "2000", positive_i32;
+    /// A broker with no heartbeat for this long is fenced: its partitions lose their leader.
+    broker_session_timeout_ms: i32 = "broker.session.timeout.ms", "9000", positive_i32;
+    /// The rack this broker is in; replicas of a partition are spread over racks.
+    broker_rack: String = "broker.rack", "", any;
     /// Where clients connect: comma-separated NAME://host:port.
-    listeners: Vec<Listener> = "listeners", "PLAINTEXT://127.0.0.1:9092", listeners;
+    listeners: Vec<Listener> = "listeners", "PLAINTEXT://127.0.0.1:9092", any;
     /// What clients are told to connect to; empty means the same as `listeners`.
     advertised_listeners: Vec<Listener> = "advertised.listeners", "", any;
     /// Data directory (one for now): partition logs and the metadata log live here.
@@ -272,5 +293,76 @@ impl Settings {
     /// Where a setting's value came from.
     pub fn source(&self, name: &str) -> Source {
         self.sources.get(name).copied().unwrap_or(Source::Default)
+    }
+
+    fn has_role(&self, role: &str) -> bool {
+        self.process_roles.split(',').any(|r| r.trim() == role)
+    }
+
+    pub fn is_broker(&self) -> bool {
+        self.has_role("broker")
+    }
+
+    pub fn is_controller(&self) -> bool {
+        self.has_role("controller")
+    }
+
+    fn is_controller_listener(&self, l: &Listener) -> bool {
+        self.controller_listener_names.split(',').any(|n| n.trim() == l.name)
+    }
+
+    /// The listeners Kafka clients connect to.
+    pub fn kafka_listeners(&self) -> Vec<Listener> {
+        self.listeners
+            .iter()
+            .filter(|l| !self.is_controller_listener(l))
+            .cloned()
+            .collect()
+    }
+
+    /// The listener Raft and forwarded requests arrive on, if any.
+    pub fn controller_listener(&self) -> Option<Listener> {
+        self.listeners.iter().find(|l| self.is_controller_listener(l)).cloned()
+    }
+
+    /// Checks that the settings fit together (roles, listeners, quorum); the error names the
+    /// setting to fix.
+    pub(super) fn check_combination(self) -> Result<Settings, ConfigError> {
+        let bad = |name: &str, value: &str, reason: &str| ConfigError::BadValue {
+            name: name.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+        };
+        let listeners = self
+            .listeners
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        if let Some(l) = self
+            .listeners
+            .iter()
+            .find(|l| l.name != "PLAINTEXT" && !self.is_controller_listener(l))
+        {
+            let why = format!(
+                "listener {}: only PLAINTEXT and controller.listener.names are supported",
+                l.name
+            );
+            return Err(bad("listeners", &listeners, &why));
+        }
+        if self.is_broker() && self.kafka_listeners().is_empty() {
+            return Err(bad("listeners", &listeners, "a broker needs a PLAINTEXT listener"));
+        }
+        let clustered = !self.controller_quorum_voters.trim().is_empty();
+        if clustered && self.controller_listener().is_none() {
+            let why =
+                "with controller.quorum.voters set, every node needs a controller listener (controller.listener.names)";
+            return Err(bad("listeners", &listeners, why));
+        }
+        if !clustered && !self.is_controller() {
+            let why = "a broker-only node needs controller.quorum.voters";
+            return Err(bad("process.roles", &self.process_roles, why));
+        }
+        Ok(self)
     }
 }

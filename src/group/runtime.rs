@@ -86,7 +86,7 @@ impl GroupCoordinator {
     /// go of those no longer hosted (their parked requests get NOT_COORDINATOR).
     pub(crate) fn reconcile(&self, replicas: &ReplicaManager) {
         let hosted: HashMap<i32, Arc<Partition>> = (0..self.partitions)
-            .filter_map(|p| replicas.get(OFFSETS_TOPIC, p).map(|part| (p, part)))
+            .filter_map(|p| replicas.leading(OFFSETS_TOPIC, p).map(|part| (p, part)))
             .collect();
         let (gone, new): (Vec<Arc<Shard>>, Vec<Arc<Partition>>) = {
             let shards = self.shards.read().expect("shards lock");

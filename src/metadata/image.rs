@@ -1,5 +1,5 @@
-//! The metadata image: topics, partitions and their configs, as replaying the metadata log
-//! leaves them. Readers take an `Arc` snapshot; a change builds a new image and swaps it in.
+//! The metadata image: brokers, topics, partitions and their configs, as replaying the
+//! metadata log leaves them. Readers take an `Arc` snapshot; a change builds a new image and swaps it in.
 //!
 //! Pure data: no I/O, no locks. Applying a record that contradicts the image is a bug in
 //! whoever wrote the log, so `apply` reports it instead of guessing.
@@ -39,10 +39,23 @@ impl TopicImage {
 #[error("metadata record does not apply: {0}")]
 pub(crate) struct ApplyError(pub String);
 
-#[derive(Debug, Clone, Default)]
+/// A registered broker: where clients reach it, and whether it may lead partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BrokerImage {
+    pub(crate) id: i32,
+    pub(crate) incarnation_id: Uuid,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) rack: Option<String>,
+    pub(crate) fenced: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct MetadataImage {
     topics: BTreeMap<String, Arc<TopicImage>>,
     names_by_id: HashMap<Uuid, String>,
+    brokers: BTreeMap<i32, BrokerImage>,
+    cluster_id: Option<String>,
     /// The first producer id no block has handed out yet.
     next_producer_id: i64,
 }
@@ -62,6 +75,63 @@ impl MetadataImage {
 
     pub(crate) fn topics(&self) -> impl Iterator<Item = &Arc<TopicImage>> {
         self.topics.values()
+    }
+
+    pub(crate) fn cluster_id(&self) -> Option<&str> {
+        self.cluster_id.as_deref()
+    }
+
+    pub(crate) fn broker(&self, id: i32) -> Option<&BrokerImage> {
+        self.brokers.get(&id)
+    }
+
+    /// The brokers clients are told about and partitions may be placed on.
+    pub(crate) fn live_brokers(&self) -> impl Iterator<Item = &BrokerImage> {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    /// Records that replay into this image: what a snapshot of the metadata log holds.
+    pub(crate) fn to_records(&self) -> Vec<MetadataRecord> {
+        let mut out = Vec::new();
+        if let Some(id) = &self.cluster_id {
+            out.push(MetadataRecord::ClusterId { cluster_id: id.clone() });
+        }
+        for b in self.brokers.values() {
+            out.push(MetadataRecord::RegisterBroker {
+                broker_id: b.id,
+                incarnation_id: b.incarnation_id,
+                host: b.host.clone(),
+                port: b.port,
+                rack: b.rack.clone(),
+            });
+            if !b.fenced {
+                out.push(MetadataRecord::UnfenceBroker { broker_id: b.id });
+            }
+        }
+        if self.next_producer_id > 0 {
+            out.push(MetadataRecord::ProducerIds {
+                next_producer_id: self.next_producer_id,
+            });
+        }
+        for t in self.topics.values() {
+            out.push(MetadataRecord::Topic {
+                name: t.name.clone(),
+                topic_id: t.id,
+                configs: t.configs.clone(),
+            });
+            for (&partition, p) in &t.partitions {
+                out.push(MetadataRecord::Partition {
+                    topic_id: t.id,
+                    partition,
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                    partition_epoch: p.partition_epoch,
+                });
+            }
+        }
+        out
     }
 
     /// Applies one record in place.
@@ -128,8 +198,57 @@ impl MetadataImage {
                 }
                 self.next_producer_id = *next_producer_id;
             }
+            MetadataRecord::ClusterId { cluster_id } => {
+                if self.cluster_id.as_ref().is_some_and(|c| c != cluster_id) {
+                    return Err(ApplyError(format!("cluster id is already {:?}", self.cluster_id)));
+                }
+                self.cluster_id = Some(cluster_id.clone());
+            }
+            MetadataRecord::RegisterBroker {
+                broker_id,
+                incarnation_id,
+                host,
+                port,
+                rack,
+            } => {
+                let broker = BrokerImage {
+                    id: *broker_id,
+                    incarnation_id: *incarnation_id,
+                    host: host.clone(),
+                    port: *port,
+                    rack: rack.clone(),
+                    fenced: true,
+                };
+                self.brokers.insert(*broker_id, broker);
+            }
+            MetadataRecord::FenceBroker { broker_id } => self.broker_mut(*broker_id)?.fenced = true,
+            MetadataRecord::UnfenceBroker { broker_id } => self.broker_mut(*broker_id)?.fenced = false,
+            MetadataRecord::PartitionChange {
+                topic_id,
+                partition,
+                leader,
+                isr,
+            } => {
+                let topic = self.topic_mut(topic_id)?;
+                let p = topic
+                    .partitions
+                    .get_mut(partition)
+                    .ok_or_else(|| ApplyError(format!("no partition {partition} in topic {topic_id}")))?;
+                if p.leader != *leader {
+                    p.leader_epoch += 1;
+                }
+                p.leader = *leader;
+                p.isr = isr.clone();
+                p.partition_epoch += 1;
+            }
         }
         Ok(())
+    }
+
+    fn broker_mut(&mut self, id: i32) -> Result<&mut BrokerImage, ApplyError> {
+        self.brokers
+            .get_mut(&id)
+            .ok_or_else(|| ApplyError(format!("broker {id} is not registered")))
     }
 
     fn topic_mut(&mut self, id: &Uuid) -> Result<&mut TopicImage, ApplyError> {
@@ -202,6 +321,79 @@ mod tests {
         image.apply(&MetadataRecord::RemoveTopic { topic_id: id }).unwrap();
         assert!(image.topic("t").is_none() && image.topic_by_id(&id).is_none());
         image.apply(&topic("t", Uuid::new_v4())).unwrap();
+    }
+
+    fn register(id: i32) -> MetadataRecord {
+        MetadataRecord::RegisterBroker {
+            broker_id: id,
+            incarnation_id: Uuid::new_v4(),
+            host: "127.0.0.1".into(),
+            port: 9000 + id as u16,
+            rack: None,
+        }
+    }
+
+    #[test]
+    fn brokers_register_fenced_and_unfence() {
+        let mut image = MetadataImage::default();
+        image.apply(&register(1)).unwrap();
+        image.apply(&register(2)).unwrap();
+        assert_eq!(image.live_brokers().count(), 0);
+        image.apply(&MetadataRecord::UnfenceBroker { broker_id: 2 }).unwrap();
+        assert_eq!(image.live_brokers().map(|b| b.id).collect::<Vec<_>>(), [2]);
+        // A restart re-registers: fenced again until it catches up.
+        image.apply(&register(2)).unwrap();
+        assert_eq!(image.live_brokers().count(), 0);
+        assert!(image.apply(&MetadataRecord::FenceBroker { broker_id: 9 }).is_err());
+    }
+
+    #[test]
+    fn partition_change_bumps_epochs() {
+        let id = Uuid::new_v4();
+        let mut image = MetadataImage::default();
+        image.apply(&topic("t", id)).unwrap();
+        image.apply(&partition(id, 0)).unwrap();
+        let change = |leader| MetadataRecord::PartitionChange {
+            topic_id: id,
+            partition: 0,
+            leader,
+            isr: vec![1],
+        };
+        image.apply(&change(-1)).unwrap();
+        image.apply(&change(-1)).unwrap();
+        let p = &image.topic("t").unwrap().partitions[&0];
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (-1, 1, 2));
+    }
+
+    #[test]
+    fn an_image_replays_from_its_own_records() {
+        let id = Uuid::new_v4();
+        let mut image = MetadataImage::default();
+        let records = [
+            MetadataRecord::ClusterId {
+                cluster_id: "c1".into(),
+            },
+            register(1),
+            register(2),
+            MetadataRecord::UnfenceBroker { broker_id: 1 },
+            MetadataRecord::ProducerIds { next_producer_id: 2000 },
+            topic("t", id),
+            partition(id, 0),
+            MetadataRecord::PartitionChange {
+                topic_id: id,
+                partition: 0,
+                leader: -1,
+                isr: vec![1],
+            },
+        ];
+        for r in &records {
+            image.apply(r).unwrap();
+        }
+        let mut replayed = MetadataImage::default();
+        for r in image.to_records() {
+            replayed.apply(&r).unwrap();
+        }
+        assert_eq!(replayed, image);
     }
 
     #[test]

@@ -4,17 +4,21 @@
 //! May call: the metadata log store (and through it `log`). Must never call the replica layer
 //! or the API layer: the broker wires the image into them after a commit.
 
+pub(crate) mod brokers;
 pub(crate) mod image;
 pub(crate) mod records;
-pub(crate) mod store;
 pub(crate) mod topic_config;
 pub(crate) mod topics;
 
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+
+use tokio::sync::watch;
 
 pub(crate) use image::{MetadataImage, TopicImage};
 pub(crate) use records::MetadataRecord;
-pub(crate) use store::{LocalMetadataLog, MetadataLog, StoreError};
+
+/// The metadata log's topic name (its directory under `log.dirs` is `__cluster_metadata-0`).
+pub(crate) const METADATA_TOPIC: &str = "__cluster_metadata";
 
 /// Why a metadata change was refused or failed. Mapped to Kafka codes in `crate::error`.
 #[derive(Debug, thiserror::Error)]
@@ -36,62 +40,38 @@ pub(crate) enum MetadataError {
     #[error("{0}")]
     InvalidRequest(String),
     #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
     Apply(#[from] image::ApplyError),
+    /// The active controller refused the change; it chose the Kafka code.
+    #[error("{message}")]
+    Remote { code: i16, message: String },
+    /// No active controller could be reached in time (an election, or no quorum).
+    #[error("{0}")]
+    ControllerUnavailable(String),
     /// The change is committed, but this broker could not create its partitions of it.
     #[error("committed, but local partitions could not be created: {0}")]
     LocalStorage(String),
 }
 
-/// Holds the current image and commits changes through the metadata log.
-#[derive(Debug)]
+/// What this node has applied of the metadata log: the image after the entry at `index`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Applied {
+    pub(crate) index: u64,
+    pub(crate) image: Arc<MetadataImage>,
+}
+
+/// The node's read side of the metadata: the latest applied image, never torn.
+#[derive(Debug, Clone)]
 pub(crate) struct Metadata {
-    image: RwLock<Arc<MetadataImage>>,
-    log: Box<dyn MetadataLog>,
-    /// Serialises plan → append → publish, so each plan sees the image the previous one left.
-    changes: Mutex<()>,
+    applied: watch::Receiver<Applied>,
 }
 
 impl Metadata {
-    /// Replays the whole log into a fresh image.
-    pub(crate) fn open(log: Box<dyn MetadataLog>) -> Result<Metadata, MetadataError> {
-        let mut image = MetadataImage::default();
-        for record in log.read_all()? {
-            image.apply(&record)?;
-        }
-        Ok(Metadata {
-            image: RwLock::new(Arc::new(image)),
-            log,
-            changes: Mutex::new(()),
-        })
+    pub(crate) fn new(applied: watch::Receiver<Applied>) -> Metadata {
+        Metadata { applied }
     }
 
     /// The current image: a snapshot that never changes under the caller.
     pub(crate) fn image(&self) -> Arc<MetadataImage> {
-        self.image.read().expect("image lock").clone()
-    }
-
-    /// Plans a change against the current image, makes it durable, then publishes the new
-    /// image. Returns the image after the change (unchanged when the plan is empty).
-    pub(crate) fn commit<F>(&self, plan: F, now_ms: i64) -> Result<Arc<MetadataImage>, MetadataError>
-    where
-        F: FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, MetadataError>,
-    {
-        let _serial = self.changes.lock().expect("metadata change lock");
-        let current = self.image();
-        let records = plan(&current)?;
-        if records.is_empty() {
-            return Ok(current);
-        }
-        // Apply to a copy first: a plan that does not apply must never reach the log.
-        let mut next = MetadataImage::clone(&current);
-        for r in &records {
-            next.apply(r)?;
-        }
-        self.log.append(&records, now_ms)?;
-        let next = Arc::new(next);
-        *self.image.write().expect("image lock") = next.clone();
-        Ok(next)
+        self.applied.borrow().image.clone()
     }
 }

@@ -1,5 +1,6 @@
 //! The typed records of the metadata log, modelled on KRaft's (TopicRecord, PartitionRecord,
-//! ConfigRecord, RemoveTopicRecord). The image is whatever replaying them in order produces.
+//! ConfigRecord, RemoveTopicRecord, RegisterBrokerRecord, Fence/UnfenceBrokerRecord,
+//! PartitionChangeRecord). The image is whatever replaying them in order produces.
 //!
 //! They are stored as the JSON value of a Kafka record in `__cluster_metadata-0`; a change that
 //! needs several records is one batch, so it is applied whole or not at all after a crash.
@@ -39,4 +40,28 @@ pub(crate) enum MetadataRecord {
     /// A block of producer ids was handed out; the next block starts here (KRaft's
     /// ProducerIdsRecord), so ids stay unique across restarts.
     ProducerIds { next_producer_id: i64 },
+    /// The cluster's id, written once by the first active controller, so every node of the
+    /// cluster reports the same one.
+    ClusterId { cluster_id: String },
+    /// A broker registered (KRaft's RegisterBrokerRecord). A new incarnation (a restart)
+    /// replaces the old registration and starts fenced until the broker has caught up.
+    RegisterBroker {
+        broker_id: i32,
+        incarnation_id: Uuid,
+        host: String,
+        port: u16,
+        rack: Option<String>,
+    },
+    /// The broker stopped heartbeating (or asked to shut down): it leads nothing until unfenced.
+    FenceBroker { broker_id: i32 },
+    /// The broker is alive and caught up with the metadata log.
+    UnfenceBroker { broker_id: i32 },
+    /// A partition's leader or ISR changed (KRaft's PartitionChangeRecord); the leader epoch
+    /// goes up when the leader changes, the partition epoch on every change.
+    PartitionChange {
+        topic_id: Uuid,
+        partition: i32,
+        leader: i32,
+        isr: Vec<i32>,
+    },
 }

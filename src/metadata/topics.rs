@@ -17,7 +17,7 @@ const TOPIC_NAME_MAX_LEN: usize = 249;
 pub(crate) const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
 
 /// A CreateTopics entry, with -1 meaning "the broker's default" as in Kafka.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct NewTopic {
     pub(crate) name: String,
     pub(crate) num_partitions: i32,
@@ -159,7 +159,7 @@ pub(crate) fn plan_create_partitions(
 }
 
 /// One change to a topic config override (IncrementalAlterConfigs' operations).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum ConfigChange {
     Set(String),
     Delete,
@@ -255,7 +255,8 @@ fn check_partition_count(n: i32) -> Result<(), MetadataError> {
     Ok(())
 }
 
-/// Round-robin placement starting after `first`: partition p's replicas are consecutive brokers.
+/// Round-robin placement: partition p's replicas are consecutive brokers from `brokers`, which
+/// the controller hands over already rotated by a random start and interleaved across racks.
 fn place(brokers: &[i32], first: i32, count: i32, rf: i32) -> Result<Vec<Vec<i32>>, MetadataError> {
     if rf < 1 {
         return Err(MetadataError::InvalidReplicationFactor(format!(
@@ -308,7 +309,8 @@ fn partition_records(topic_id: Uuid, first: i32, assignments: Vec<Vec<i32>>) -> 
             topic_id,
             partition,
             leader: replicas[0],
-            isr: replicas.clone(),
+            // No replication yet: only the leader has the data, so only it is in sync.
+            isr: vec![replicas[0]],
             replicas,
             leader_epoch: 0,
             partition_epoch: 0,

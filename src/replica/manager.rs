@@ -12,8 +12,7 @@ use super::partition::Partition;
 use super::ReplicaError;
 use crate::config::Settings;
 use crate::log::{Log, LogError, LogManager};
-use crate::metadata::store::METADATA_TOPIC;
-use crate::metadata::{topic_config, MetadataImage, TopicImage};
+use crate::metadata::{topic_config, MetadataImage, TopicImage, METADATA_TOPIC};
 
 type Key = (String, i32);
 
@@ -23,6 +22,8 @@ pub(crate) struct ReplicaManager {
     settings: Arc<Settings>,
     logs: LogManager,
     partitions: RwLock<HashMap<Key, Arc<Partition>>>,
+    /// The image of the last reconcile: tells "led elsewhere" from "no such partition".
+    image: RwLock<Arc<MetadataImage>>,
     needs_reconcile: AtomicBool,
 }
 
@@ -48,6 +49,7 @@ impl ReplicaManager {
             settings: settings.clone(),
             logs,
             partitions: RwLock::new(HashMap::new()),
+            image: RwLock::default(),
             needs_reconcile: AtomicBool::new(false),
         };
         let mut map = HashMap::new();
@@ -92,14 +94,23 @@ impl ReplicaManager {
     fn partition_for(&self, topic: &TopicImage, index: i32, log: Log) -> Partition {
         let epoch = topic.partitions.get(&index).map_or(0, |p| p.leader_epoch);
         let p = Partition::new(topic.name.clone(), index, topic.id, self.node_id, log, epoch);
+        self.follow_leadership(topic, index, &p);
         p.set_min_insync_replicas(topic_config::min_insync_replicas(&self.settings, &topic.configs));
         p.set_compression_type(topic_config::compression_type(&topic.configs));
         p
     }
 
+    fn follow_leadership(&self, topic: &TopicImage, index: i32, p: &Partition) {
+        if let Some(meta) = topic.partitions.get(&index) {
+            p.set_leadership(meta.leader == self.node_id, meta.leader_epoch);
+        }
+    }
+
     /// Brings the hosted partitions in line with the image: creates logs for new partitions,
-    /// deletes those of removed (or deleted and re-created) topics, applies config changes.
+    /// deletes those of removed (or deleted and re-created) topics, applies config changes
+    /// and leadership.
     pub(crate) fn reconcile(&self, image: &MetadataImage) -> Result<(), LogError> {
+        *self.image.write().expect("image lock") = Arc::new(image.clone());
         let mut wanted = HashSet::new();
         let mut first_failure = None;
         let mut failures = 0;
@@ -144,6 +155,7 @@ impl ReplicaManager {
         let min_isr = topic_config::min_insync_replicas(&self.settings, &topic.configs);
         if let Some(p) = self.get(&topic.name, index) {
             if p.topic_id == topic.id {
+                self.follow_leadership(topic, index, &p);
                 if let Err(e) = p.update_config(config, min_isr, topic_config::compression_type(&topic.configs)) {
                     warn!(topic = %topic.name, partition = index, error = %e, "config not applied");
                 }
@@ -180,13 +192,29 @@ impl ReplicaManager {
             .cloned()
     }
 
-    /// The partition, or the Kafka-shaped "not here" error.
+    /// The partition if this node leads it, or the Kafka-shaped reason it cannot be served
+    /// here: led by another broker (or by none), or not a partition at all.
     pub(crate) fn require(&self, topic: &str, index: i32) -> Result<Arc<Partition>, ReplicaError> {
-        self.get(topic, index)
-            .ok_or_else(|| ReplicaError::UnknownTopicOrPartition {
-                topic: topic.to_string(),
-                partition: index,
-            })
+        if let Some(p) = self.leading(topic, index) {
+            return Ok(p);
+        }
+        let known = self
+            .image
+            .read()
+            .expect("image lock")
+            .topic(topic)
+            .is_some_and(|t| t.partitions.contains_key(&index));
+        let (topic, partition) = (topic.to_string(), index);
+        Err(if known {
+            ReplicaError::NotLeader { topic, partition }
+        } else {
+            ReplicaError::UnknownTopicOrPartition { topic, partition }
+        })
+    }
+
+    /// The partition, if this node hosts it and leads it.
+    pub(crate) fn leading(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        self.get(topic, index).filter(|p| p.is_leader())
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<Partition>> {

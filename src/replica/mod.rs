@@ -18,6 +18,8 @@ use crate::log::LogError;
 pub(crate) enum ReplicaError {
     #[error("this broker does not host {topic}-{partition}")]
     UnknownTopicOrPartition { topic: String, partition: i32 },
+    #[error("this broker does not lead {topic}-{partition}")]
+    NotLeader { topic: String, partition: i32 },
     #[error("{isr} in-sync replicas, fewer than min.insync.replicas={min}")]
     NotEnoughReplicas { isr: usize, min: i32 },
     #[error(transparent)]

@@ -4,7 +4,7 @@
 //! await). Offsets that readers poll without the lock (log start/end, high watermark, size) are
 //! mirrored in atomics after every change.
 
-use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
@@ -28,6 +28,9 @@ pub(crate) struct Partition {
     /// `None` once the partition has been deleted; in-flight requests then see "unknown".
     log: Mutex<Option<Log>>,
     leader_epoch: AtomicI32,
+    /// Whether this node leads the partition (per the last metadata image); only a leader
+    /// takes produce and serves fetches.
+    leader: AtomicBool,
     high_watermark: AtomicI64,
     log_start_offset: AtomicI64,
     log_end_offset: AtomicI64,
@@ -63,6 +66,7 @@ impl Partition {
             node_id,
             log: Mutex::new(None),
             leader_epoch: AtomicI32::new(leader_epoch),
+            leader: AtomicBool::new(false),
             high_watermark: AtomicI64::new(0),
             log_start_offset: AtomicI64::new(0),
             log_end_offset: AtomicI64::new(0),
@@ -81,6 +85,19 @@ impl Partition {
 
     pub(crate) fn leader_epoch(&self) -> i32 {
         self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Acquire)
+    }
+
+    /// Follows the metadata: leader or not, at which epoch. Fetchers parked on a partition
+    /// that stopped being led here are woken so they answer with the new state.
+    pub(crate) fn set_leadership(&self, leader: bool, epoch: i32) {
+        self.leader_epoch.store(epoch, Ordering::Release);
+        if self.leader.swap(leader, Ordering::AcqRel) && !leader {
+            self.wake_waiters();
+        }
     }
 
     pub(crate) fn high_watermark(&self) -> i64 {

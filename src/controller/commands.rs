@@ -1,0 +1,352 @@
+//! What brokers ask of the active controller, and how it carries each out: plan against the
+//! image it has applied, commit the records through Raft, answer with the log index the
+//! change landed at (so the asking broker can wait until its own image has it).
+//!
+//! Only the active controller executes; any other node answers `NotController` and the
+//! caller looks for the leader again (see `Controller::submit`).
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tracing::info;
+use uuid::Uuid;
+
+use super::{Controller, MetadataChange};
+use crate::error::KafkaCode;
+use crate::metadata::brokers::{self, Registration};
+use crate::metadata::topics::{self, ConfigChange, NewTopic, Placement};
+use crate::metadata::{MetadataError, MetadataImage, MetadataRecord};
+
+/// A metadata change or question for the active controller.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Command {
+    CreateTopic {
+        topic: NewTopic,
+        validate_only: bool,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    CreatePartitions {
+        name: String,
+        count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    },
+    AlterConfigs {
+        name: String,
+        changes: Vec<(String, ConfigChange)>,
+        replace_all: bool,
+        validate_only: bool,
+    },
+    /// Reserve the next `count` producer ids.
+    AllocateProducerIds {
+        count: i64,
+    },
+    /// A broker starting; `learner` is its controller-listener address when it is not a voter
+    /// and must be sent the metadata log.
+    Register {
+        registration: Registration,
+        learner: Option<String>,
+    },
+    Heartbeat {
+        broker_id: i32,
+        incarnation_id: Uuid,
+        want_shutdown: bool,
+    },
+    DescribeQuorum,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Reply {
+    /// The change is in the log at this index (or, when nothing needed changing, the index the
+    /// decision was made at).
+    Committed {
+        index: u64,
+    },
+    /// Producer ids `[end - count, end)` are this broker's.
+    ProducerIds {
+        end: i64,
+        index: u64,
+    },
+    Heartbeat {
+        registered: bool,
+        fenced: bool,
+        index: u64,
+    },
+    Quorum(QuorumState),
+}
+
+/// KIP-595's view of the quorum, from the active controller's Raft metrics.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct QuorumState {
+    pub(crate) leader_id: i32,
+    pub(crate) leader_epoch: i32,
+    pub(crate) high_watermark: i64,
+    pub(crate) voters: Vec<ReplicaProgress>,
+    pub(crate) observers: Vec<ReplicaProgress>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ReplicaProgress {
+    pub(crate) id: i32,
+    /// One past the last entry known to be on that node; -1 when unknown.
+    pub(crate) log_end_offset: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+pub(crate) enum CommandError {
+    #[error("this node is not the active controller")]
+    NotController,
+    /// Refused with a Kafka error code (the one mapping lives in `crate::error`).
+    #[error("{message}")]
+    Refused { code: i16, message: String },
+}
+
+impl From<MetadataError> for CommandError {
+    fn from(e: MetadataError) -> Self {
+        CommandError::Refused {
+            code: e.kafka_error().code(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl Controller {
+    /// Carries out `command` if this node is the active controller.
+    pub(crate) async fn execute(&self, command: Command) -> Result<Reply, CommandError> {
+        match command {
+            Command::CreateTopic { topic, validate_only } => {
+                let index = self
+                    .commit(validate_only, |image| {
+                        let order = placement_start(brokers::placement_order(image));
+                        let placement = Placement {
+                            brokers: &order,
+                            default_partitions: self.settings.num_partitions,
+                            default_replication_factor: self.settings.default_replication_factor,
+                        };
+                        topics::plan_create_topic(image, &placement, &topic)
+                    })
+                    .await?;
+                Ok(Reply::Committed { index })
+            }
+            Command::DeleteTopic { name } => {
+                let index = self
+                    .commit(false, |image| topics::plan_delete_topic(image, &name))
+                    .await?;
+                Ok(Reply::Committed { index })
+            }
+            Command::CreatePartitions {
+                name,
+                count,
+                assignments,
+                validate_only,
+            } => {
+                let index = self
+                    .commit(validate_only, |image| {
+                        let order = placement_start(brokers::placement_order(image));
+                        topics::plan_create_partitions(image, &order, &name, count, assignments.as_deref())
+                    })
+                    .await?;
+                Ok(Reply::Committed { index })
+            }
+            Command::AlterConfigs {
+                name,
+                changes,
+                replace_all,
+                validate_only,
+            } => {
+                let index = self
+                    .commit(validate_only, |image| {
+                        topics::plan_alter_configs(image, &name, &changes, replace_all)
+                    })
+                    .await?;
+                Ok(Reply::Committed { index })
+            }
+            Command::AllocateProducerIds { count } => {
+                let mut end = 0;
+                let index = self
+                    .commit(false, |image| {
+                        end = image.next_producer_id() + count;
+                        Ok(vec![MetadataRecord::ProducerIds { next_producer_id: end }])
+                    })
+                    .await?;
+                Ok(Reply::ProducerIds { end, index })
+            }
+            Command::Register { registration, learner } => self.register(registration, learner).await,
+            Command::Heartbeat {
+                broker_id,
+                incarnation_id,
+                want_shutdown,
+            } => self.heartbeat(broker_id, incarnation_id, want_shutdown).await,
+            Command::DescribeQuorum => {
+                self.ensure_active()?;
+                Ok(Reply::Quorum(self.quorum_state()))
+            }
+        }
+    }
+
+    /// Plans against the applied image and commits the records; one change at a time, so each
+    /// plan sees the image the previous change left. With `validate_only` nothing is written.
+    pub(super) async fn commit<F>(&self, validate_only: bool, plan: F) -> Result<u64, CommandError>
+    where
+        F: FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, MetadataError>,
+    {
+        let _serial = self.serial.lock().await;
+        // Waits until this leader has applied everything committed before it: the plan must
+        // see every change earlier leaders made.
+        self.raft
+            .ensure_linearizable()
+            .await
+            .map_err(|_| CommandError::NotController)?;
+        let applied = self.applied.borrow().clone();
+        let mut records = plan(&applied.image)?;
+        if validate_only || records.is_empty() {
+            return Ok(applied.index);
+        }
+        if applied.image.cluster_id().is_none() {
+            records.insert(
+                0,
+                MetadataRecord::ClusterId {
+                    cluster_id: self.proposed_cluster_id.clone(),
+                },
+            );
+        }
+        let written = self
+            .raft
+            .client_write(MetadataChange { records })
+            .await
+            .map_err(|_| CommandError::NotController)?;
+        match written.data.rejected {
+            None => Ok(written.log_id.index),
+            Some(why) => Err(MetadataError::Apply(crate::metadata::image::ApplyError(why)).into()),
+        }
+    }
+
+    fn ensure_active(&self) -> Result<(), CommandError> {
+        match self.raft.metrics().borrow().current_leader {
+            Some(id) if id == self.node_id as u64 => Ok(()),
+            _ => Err(CommandError::NotController),
+        }
+    }
+
+    async fn register(&self, registration: Registration, learner: Option<String>) -> Result<Reply, CommandError> {
+        self.ensure_active()?;
+        let id = registration.broker_id;
+        if let Some(addr) = learner {
+            let known = self
+                .raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .get_node(&(id as u64))
+                .is_some_and(|n| n.addr == addr);
+            if !known {
+                // Not blocking: the broker waits for its own image to catch up instead.
+                self.raft
+                    .add_learner(id as u64, openraft::BasicNode::new(addr), false)
+                    .await
+                    .map_err(|_| CommandError::NotController)?;
+            }
+        }
+        let index = self
+            .commit(false, |image| Ok(brokers::plan_register(image, &registration)))
+            .await?;
+        self.liveness.lock().expect("liveness lock").insert(id, Instant::now());
+        info!(broker = id, incarnation = %registration.incarnation_id, "broker registered");
+        Ok(Reply::Committed { index })
+    }
+
+    /// A heartbeat keeps a broker unfenced. The broker sends its first one only once it has
+    /// applied the log up to its own registration, so the first heartbeat of a fenced broker
+    /// unfences it; one asking to shut down fences it at once (controlled shutdown).
+    async fn heartbeat(
+        &self,
+        broker_id: i32,
+        incarnation_id: Uuid,
+        want_shutdown: bool,
+    ) -> Result<Reply, CommandError> {
+        self.ensure_active()?;
+        let applied = self.applied.borrow().clone();
+        let broker = match applied.image.broker(broker_id) {
+            Some(b) if b.incarnation_id == incarnation_id => b.clone(),
+            _ => {
+                return Ok(Reply::Heartbeat {
+                    registered: false,
+                    fenced: true,
+                    index: applied.index,
+                })
+            }
+        };
+        self.liveness
+            .lock()
+            .expect("liveness lock")
+            .insert(broker_id, Instant::now());
+        let plan = match (want_shutdown, broker.fenced) {
+            (true, false) => {
+                info!(broker = broker_id, "broker shutting down: fencing it");
+                brokers::plan_fence
+            }
+            (false, true) => {
+                info!(broker = broker_id, "broker caught up: unfencing it");
+                brokers::plan_unfence
+            }
+            _ => {
+                return Ok(Reply::Heartbeat {
+                    registered: true,
+                    fenced: broker.fenced,
+                    index: applied.index,
+                })
+            }
+        };
+        let index = self.commit(false, |image| Ok(plan(image, broker_id))).await?;
+        Ok(Reply::Heartbeat {
+            registered: true,
+            fenced: want_shutdown,
+            index,
+        })
+    }
+
+    fn quorum_state(&self) -> QuorumState {
+        let m = self.raft.metrics().borrow().clone();
+        let last = m.last_log_index.map_or(0, |i| i as i64 + 1);
+        let matched = |id: u64| -> i64 {
+            if id == self.node_id as u64 {
+                return last;
+            }
+            m.replication
+                .as_ref()
+                .and_then(|r| r.get(&id))
+                .map_or(-1, |l| l.map_or(0, |l| l.index as i64 + 1))
+        };
+        let membership = m.membership_config.membership();
+        let progress = |id: u64| ReplicaProgress {
+            id: id as i32,
+            log_end_offset: matched(id),
+        };
+        let voters: Vec<u64> = membership.voter_ids().collect();
+        QuorumState {
+            leader_id: self.node_id,
+            leader_epoch: m.current_term as i32,
+            high_watermark: m.last_applied.map_or(0, |l| l.index as i64 + 1),
+            voters: voters.iter().map(|&id| progress(id)).collect(),
+            observers: membership
+                .nodes()
+                .map(|(id, _)| *id)
+                .filter(|id| !voters.contains(id))
+                .map(progress)
+                .collect(),
+        }
+    }
+}
+
+/// Rotates the placement order by a random amount, so topics' first partitions do not all
+/// land on the same broker (Kafka's random start index).
+fn placement_start(mut order: Vec<i32>) -> Vec<i32> {
+    if !order.is_empty() {
+        let start = (Uuid::new_v4().as_u128() % order.len() as u128) as usize;
+        order.rotate_left(start);
+    }
+    order
+}

@@ -1,0 +1,328 @@
+//! The KRaft-style controller: the metadata log replicated with openraft, the state machine
+//! that turns it into the metadata image on every node, and the active controller's duties
+//! (planning changes, broker registration, heartbeats and fencing).
+//!
+//! Roles, as in KRaft: voters (`process.roles` includes `controller`) form the Raft quorum
+//! named by `controller.quorum.voters`; broker-only nodes follow the log as Raft learners (the
+//! counterpart of KRaft's observers) and are added by the active controller when they
+//! register. Every node's state machine publishes the image it has applied; brokers serve
+//! Metadata and place partitions from it. With no voters configured the node is a quorum of
+//! one, which is what `make run` starts.
+//!
+//! May call: `metadata` (records, image, planning). Never the replica or API layers.
+
+pub(crate) mod commands;
+pub(crate) mod lifecycle;
+pub(crate) mod log_store;
+mod network;
+mod quorum;
+mod state_machine;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Cursor;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openraft::{BasicNode, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+pub(crate) use commands::{Command, CommandError, QuorumState, ReplicaProgress, Reply};
+pub(crate) use quorum::Quorum;
+
+use crate::config::Settings;
+use crate::metadata::{brokers, Applied, MetadataError, MetadataRecord};
+
+/// One metadata change: the records are applied together or not at all.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct MetadataChange {
+    pub(crate) records: Vec<MetadataRecord>,
+}
+
+/// What applying a change did; `rejected` says why it did not fit the image.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct ChangeOutcome {
+    pub(crate) rejected: Option<String>,
+}
+
+openraft::declare_raft_types!(
+    /// Sluice's Raft types: metadata changes in, outcomes out, nodes addressed by their
+    /// controller listener.
+    pub(crate) TypeConfig:
+        D = MetadataChange,
+        R = ChangeOutcome,
+);
+
+type Raft = openraft::Raft<TypeConfig>;
+
+/// Where the metadata log lives under `log.dirs` (KRaft's name for it).
+pub(crate) const METADATA_DIR: &str = "__cluster_metadata-0";
+/// How often the active controller looks for brokers whose session expired.
+const LIVENESS_CHECK: Duration = Duration::from_millis(250);
+/// Pause between attempts to find the active controller.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+pub(crate) struct Controller {
+    node_id: i32,
+    raft: Raft,
+    applied: watch::Receiver<Applied>,
+    settings: Arc<Settings>,
+    quorum: Quorum,
+    /// Used by the first change of a new cluster: this node's meta.properties cluster id.
+    proposed_cluster_id: String,
+    /// Serialises plan → commit on the active controller.
+    serial: tokio::sync::Mutex<()>,
+    /// Last heartbeat per broker, kept by the active controller only.
+    liveness: Mutex<HashMap<i32, Instant>>,
+    tasks: TaskTracker,
+}
+
+impl std::fmt::Debug for Controller {
+    // openraft's handle has no Debug; the node id and quorum say which controller this is.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("node_id", &self.node_id)
+            .field("quorum", &self.quorum)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ControllerStartError {
+    #[error("metadata log in {path}: {source}")]
+    Storage { path: String, source: std::io::Error },
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+impl Controller {
+    /// Opens the metadata log and state machine, starts Raft (initialising the quorum on first
+    /// start of a voter), and serves the controller listener when there is one.
+    pub(crate) async fn start(
+        settings: Arc<Settings>,
+        data_dir: &Path,
+        quorum: Quorum,
+        listener: Option<TcpListener>,
+        proposed_cluster_id: String,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Controller>, ControllerStartError> {
+        let dir = data_dir.join(METADATA_DIR);
+        let storage = |source| ControllerStartError::Storage {
+            path: dir.display().to_string(),
+            source,
+        };
+        let log_store = log_store::FileLogStore::open(&dir).map_err(storage)?;
+        let (state_machine, applied) = state_machine::StateMachine::open(&dir).map_err(storage)?;
+        let election = settings.controller_quorum_election_timeout_ms as u64;
+        let config = openraft::Config {
+            cluster_name: "sluice".into(),
+            heartbeat_interval: (election / 10).max(20),
+            election_timeout_min: election,
+            election_timeout_max: election * 2,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
+            max_in_snapshot_log_to_keep: 100,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| ControllerStartError::Raft(e.to_string()))?;
+        let node_id = settings.node_id;
+        let raft = Raft::new(
+            node_id as u64,
+            Arc::new(config),
+            network::Network,
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| ControllerStartError::Raft(e.to_string()))?;
+        let controller = Arc::new(Controller {
+            node_id,
+            raft,
+            applied,
+            settings,
+            quorum,
+            proposed_cluster_id,
+            serial: Default::default(),
+            liveness: Default::default(),
+            tasks: TaskTracker::new(),
+        });
+        if let Some(l) = listener {
+            controller
+                .tasks
+                .spawn(network::serve(l, controller.clone(), shutdown.clone()));
+        }
+        if controller.quorum.is_voter(node_id) {
+            controller.initialize().await?;
+            controller.tasks.spawn(liveness_loop(controller.clone(), shutdown));
+        }
+        Ok(controller)
+    }
+
+    async fn initialize(&self) -> Result<(), ControllerStartError> {
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| ControllerStartError::Raft(e.to_string()))?;
+        let voters: BTreeMap<u64, BasicNode> = self
+            .quorum
+            .voters()
+            .iter()
+            .map(|(id, addr)| (*id as u64, BasicNode::new(addr.clone())))
+            .collect();
+        if !initialized {
+            // Every voter initialises with the same membership: Raft makes that one log entry,
+            // whichever node's copy wins the first election.
+            info!(voters = ?voters.keys().collect::<Vec<_>>(), "initialising the controller quorum");
+            if let Err(e) = self.raft.initialize(voters.clone()).await {
+                warn!(error = %e, "quorum initialisation skipped");
+            }
+        }
+        if voters.len() == 1 {
+            // A quorum of one need not wait out an election timeout after a restart.
+            let _ = self.raft.trigger().elect().await;
+        }
+        Ok(())
+    }
+
+    /// The voters and their controller-listener addresses, from the current membership.
+    pub(crate) fn voter_addresses(&self) -> Vec<(i32, String)> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        membership
+            .voter_ids()
+            .filter_map(|id| membership.get_node(&id).map(|n| (id as i32, n.addr.clone())))
+            .collect()
+    }
+
+    /// The image this node has applied, and the index it is at.
+    pub(crate) fn applied(&self) -> watch::Receiver<Applied> {
+        self.applied.clone()
+    }
+
+    /// The active controller's node id, if this node knows one.
+    pub(crate) fn active(&self) -> Option<i32> {
+        self.raft.metrics().borrow().current_leader.map(|id| id as i32)
+    }
+
+    /// Waits until this node's image includes the entry at `index`.
+    pub(crate) async fn caught_up(&self, index: u64) {
+        let mut applied = self.applied.clone();
+        // Err only when the state machine is gone, i.e. the node is stopping.
+        let _ = applied.wait_for(|a| a.index >= index).await;
+    }
+
+    /// Sends `command` to the active controller, wherever it is, trying again while there is
+    /// none (an election) until `controller.request.timeout.ms` runs out.
+    pub(crate) async fn submit(&self, command: Command) -> Result<Reply, MetadataError> {
+        let timeout = Duration::from_millis(self.settings.controller_request_timeout_ms as u64);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut voter_turn = 0;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let attempt = match self.leader_address(&mut voter_turn) {
+                None => Err(CommandError::NotController),
+                Some(None) => match tokio::time::timeout(left, self.execute(command.clone())).await {
+                    Ok(r) => r,
+                    Err(_) => Err(CommandError::NotController),
+                },
+                Some(Some(addr)) => quorum::forward(&addr, &command, left).await,
+            };
+            match attempt {
+                Ok(reply) => return Ok(reply),
+                Err(CommandError::Refused { code, message }) => return Err(MetadataError::Remote { code, message }),
+                Err(CommandError::NotController) => {}
+            }
+            if tokio::time::Instant::now() + RETRY_PAUSE >= deadline {
+                return Err(MetadataError::ControllerUnavailable(format!(
+                    "no active controller answered within {} ms",
+                    timeout.as_millis()
+                )));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    /// Where to send a command: `Some(None)` means this node leads; `Some(Some(addr))` a peer;
+    /// a node that knows no leader (a broker before it is a learner) tries the voters in turn.
+    fn leader_address(&self, voter_turn: &mut usize) -> Option<Option<String>> {
+        let metrics = self.raft.metrics().borrow().clone();
+        if let Some(leader) = metrics.current_leader {
+            if leader == self.node_id as u64 {
+                return Some(None);
+            }
+            if let Some(node) = metrics.membership_config.membership().get_node(&leader) {
+                return Some(Some(node.addr.clone()));
+            }
+        }
+        let voters = self.quorum.voters();
+        let (id, addr) = voters.get(*voter_turn % voters.len().max(1))?;
+        *voter_turn += 1;
+        if *id == self.node_id {
+            return None;
+        }
+        Some(Some(addr.clone()))
+    }
+
+    pub(crate) async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            warn!(error = %e, "raft did not stop cleanly");
+        }
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+/// On the active controller: fence every live broker whose last heartbeat is older than
+/// `broker.session.timeout.ms`. A newly elected controller gives every broker a full session
+/// from its election, as Kafka's does, since it has seen no heartbeats yet.
+async fn liveness_loop(controller: Arc<Controller>, shutdown: CancellationToken) {
+    let session = Duration::from_millis(controller.settings.broker_session_timeout_ms as u64);
+    let mut led_term = None;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(LIVENESS_CHECK) => {}
+        }
+        let (leader, term) = {
+            let m = controller.raft.metrics().borrow().clone();
+            (m.current_leader, m.current_term)
+        };
+        if leader != Some(controller.node_id as u64) {
+            led_term = None;
+            continue;
+        }
+        if led_term != Some(term) {
+            led_term = Some(term);
+            controller.liveness.lock().expect("liveness lock").clear();
+        }
+        let image = controller.applied.borrow().image.clone();
+        let now = Instant::now();
+        let expired: Vec<i32> = {
+            let mut seen = controller.liveness.lock().expect("liveness lock");
+            image
+                .live_brokers()
+                .filter(|b| now.duration_since(*seen.entry(b.id).or_insert(now)) > session)
+                .map(|b| b.id)
+                .collect()
+        };
+        for id in expired {
+            warn!(
+                broker = id,
+                session_ms = session.as_millis() as u64,
+                "broker session expired: fencing it"
+            );
+            if let Err(e) = controller
+                .commit(false, |image| Ok(brokers::plan_fence(image, id)))
+                .await
+            {
+                warn!(broker = id, error = %e, "could not fence broker");
+            }
+        }
+    }
+}

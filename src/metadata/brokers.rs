@@ -1,0 +1,235 @@
+//! Planning broker lifecycle changes: registration, fencing and unfencing, and the leader
+//! moves each implies. Pure functions of the image, like `topics`; the controller commits the
+//! records they return.
+//!
+//! Without replication a partition's ISR is its leader alone, so fencing a broker leaves its
+//! partitions without a leader (-1) rather than handing them to a replica that has none of the
+//! data; unfencing it gives them back.
+
+use uuid::Uuid;
+
+use super::image::MetadataImage;
+use super::records::MetadataRecord;
+
+/// What a broker tells the controller when it starts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Registration {
+    pub(crate) broker_id: i32,
+    pub(crate) incarnation_id: Uuid,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) rack: Option<String>,
+}
+
+/// A new incarnation (or a moved endpoint) is recorded; the same registration sent again is not.
+pub(crate) fn plan_register(image: &MetadataImage, r: &Registration) -> Vec<MetadataRecord> {
+    let same = image.broker(r.broker_id).is_some_and(|b| {
+        b.incarnation_id == r.incarnation_id && b.host == r.host && b.port == r.port && b.rack == r.rack
+    });
+    if same {
+        return Vec::new();
+    }
+    vec![MetadataRecord::RegisterBroker {
+        broker_id: r.broker_id,
+        incarnation_id: r.incarnation_id,
+        host: r.host.clone(),
+        port: r.port,
+        rack: r.rack.clone(),
+    }]
+}
+
+/// Fences a live broker and moves leadership of its partitions to another live ISR member, or
+/// to nobody (-1) when it was the last one. The broker stays in the ISR when it is the last
+/// member, as in Kafka: it holds the only copy, so it is the one to lead again.
+pub(crate) fn plan_fence(image: &MetadataImage, broker_id: i32) -> Vec<MetadataRecord> {
+    match image.broker(broker_id) {
+        Some(b) if !b.fenced => {}
+        _ => return Vec::new(),
+    }
+    let live = |id: i32| id != broker_id && image.broker(id).is_some_and(|b| !b.fenced);
+    let mut out = vec![MetadataRecord::FenceBroker { broker_id }];
+    for topic in image.topics() {
+        for (&partition, p) in &topic.partitions {
+            if p.leader != broker_id {
+                continue;
+            }
+            let others: Vec<i32> = p.isr.iter().copied().filter(|&i| i != broker_id).collect();
+            let leader = others.iter().copied().find(|&i| live(i)).unwrap_or(-1);
+            let isr = if others.is_empty() { p.isr.clone() } else { others };
+            out.push(MetadataRecord::PartitionChange {
+                topic_id: topic.id,
+                partition,
+                leader,
+                isr,
+            });
+        }
+    }
+    out
+}
+
+/// Unfences a caught-up broker and makes it leader of every leaderless partition whose ISR
+/// names it.
+pub(crate) fn plan_unfence(image: &MetadataImage, broker_id: i32) -> Vec<MetadataRecord> {
+    match image.broker(broker_id) {
+        Some(b) if b.fenced => {}
+        _ => return Vec::new(),
+    }
+    let mut out = vec![MetadataRecord::UnfenceBroker { broker_id }];
+    for topic in image.topics() {
+        for (&partition, p) in &topic.partitions {
+            if p.leader == -1 && p.isr.contains(&broker_id) {
+                out.push(MetadataRecord::PartitionChange {
+                    topic_id: topic.id,
+                    partition,
+                    leader: broker_id,
+                    isr: p.isr.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The order replicas are placed in: live brokers by id, interleaved across racks (one from
+/// each rack in turn) so consecutive brokers sit on different racks whenever racks are set.
+pub(crate) fn placement_order(image: &MetadataImage) -> Vec<i32> {
+    let mut racks: std::collections::BTreeMap<Option<&str>, Vec<i32>> = Default::default();
+    for b in image.live_brokers() {
+        racks.entry(b.rack.as_deref()).or_default().push(b.id);
+    }
+    let mut columns: Vec<std::vec::IntoIter<i32>> = racks.into_values().map(Vec::into_iter).collect();
+    let mut out = Vec::new();
+    loop {
+        let before = out.len();
+        for c in columns.iter_mut() {
+            out.extend(c.next());
+        }
+        if out.len() == before {
+            return out;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn registration(id: i32, rack: Option<&str>) -> Registration {
+        Registration {
+            broker_id: id,
+            incarnation_id: Uuid::new_v4(),
+            host: "127.0.0.1".into(),
+            port: 9000 + id as u16,
+            rack: rack.map(String::from),
+        }
+    }
+
+    fn apply(image: &mut MetadataImage, records: &[MetadataRecord]) {
+        for r in records {
+            image.apply(r).unwrap();
+        }
+    }
+
+    /// Three live brokers and one topic with a partition led by each.
+    fn cluster() -> (MetadataImage, Uuid) {
+        let mut image = MetadataImage::default();
+        for id in 1..=3 {
+            let records = plan_register(&image, &registration(id, None));
+            apply(&mut image, &records);
+            let records = plan_unfence(&image, id);
+            apply(&mut image, &records);
+        }
+        let id = Uuid::new_v4();
+        let mut records = vec![MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id: id,
+            configs: BTreeMap::new(),
+        }];
+        for p in 0..3 {
+            records.push(MetadataRecord::Partition {
+                topic_id: id,
+                partition: p,
+                replicas: vec![p + 1],
+                isr: vec![p + 1],
+                leader: p + 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            });
+        }
+        apply(&mut image, &records);
+        (image, id)
+    }
+
+    fn leaders(image: &MetadataImage) -> Vec<i32> {
+        image
+            .topic("t")
+            .unwrap()
+            .partitions
+            .values()
+            .map(|p| p.leader)
+            .collect()
+    }
+
+    #[test]
+    fn registering_twice_with_the_same_incarnation_writes_nothing() {
+        let mut image = MetadataImage::default();
+        let r = registration(1, None);
+        let records = plan_register(&image, &r);
+        assert_eq!(records.len(), 1);
+        apply(&mut image, &records);
+        assert!(plan_register(&image, &r).is_empty());
+        let restarted = Registration {
+            incarnation_id: Uuid::new_v4(),
+            ..r
+        };
+        assert_eq!(plan_register(&image, &restarted).len(), 1);
+    }
+
+    #[test]
+    fn fencing_leaves_the_last_replica_in_the_isr_and_no_leader() {
+        let (mut image, _) = cluster();
+        let records = plan_fence(&image, 2);
+        apply(&mut image, &records);
+        assert_eq!(leaders(&image), [1, -1, 3]);
+        let p = &image.topic("t").unwrap().partitions[&1];
+        assert_eq!((p.isr.clone(), p.leader_epoch), (vec![2], 1));
+        assert!(plan_fence(&image, 2).is_empty(), "fencing a fenced broker is a no-op");
+        // Coming back, it leads its partition again, at a new epoch.
+        let records = plan_unfence(&image, 2);
+        apply(&mut image, &records);
+        assert_eq!(leaders(&image), [1, 2, 3]);
+        assert_eq!(image.topic("t").unwrap().partitions[&1].leader_epoch, 2);
+    }
+
+    #[test]
+    fn fencing_moves_leadership_to_another_live_isr_member() {
+        let (mut image, id) = cluster();
+        apply(
+            &mut image,
+            &[MetadataRecord::PartitionChange {
+                topic_id: id,
+                partition: 0,
+                leader: 1,
+                isr: vec![1, 3],
+            }],
+        );
+        let records = plan_fence(&image, 1);
+        apply(&mut image, &records);
+        let p = &image.topic("t").unwrap().partitions[&0];
+        assert_eq!((p.leader, p.isr.clone()), (3, vec![3]));
+    }
+
+    #[test]
+    fn placement_interleaves_racks() {
+        let mut image = MetadataImage::default();
+        for (id, rack) in [(1, "a"), (2, "a"), (3, "b"), (4, "b"), (5, "c")] {
+            let records = plan_register(&image, &registration(id, Some(rack)));
+            apply(&mut image, &records);
+            let records = plan_unfence(&image, id);
+            apply(&mut image, &records);
+        }
+        assert_eq!(placement_order(&image), [1, 3, 5, 2, 4]);
+    }
+}
