@@ -5,7 +5,7 @@
 //! Only the active controller executes; any other node answers `NotController` and the
 //! caller looks for the leader again (see `Controller::submit`).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tracing::info;
@@ -192,35 +192,41 @@ impl Controller {
     where
         F: FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, MetadataError>,
     {
-        let _serial = self.serial.lock().await;
-        // Waits until this leader has applied everything committed before it: the plan must
-        // see every change earlier leaders made.
-        self.raft
-            .ensure_linearizable()
-            .await
-            .map_err(|_| CommandError::NotController)?;
-        let applied = self.applied.borrow().clone();
-        let mut records = plan(&applied.image)?;
-        if validate_only || records.is_empty() {
-            return Ok(applied.index);
-        }
-        if applied.image.cluster_id().is_none() {
-            records.insert(
-                0,
-                MetadataRecord::ClusterId {
-                    cluster_id: self.proposed_cluster_id.clone(),
-                },
-            );
-        }
-        let written = self
-            .raft
-            .client_write(MetadataChange { records })
-            .await
-            .map_err(|_| CommandError::NotController)?;
-        match written.data.rejected {
-            None => Ok(written.log_id.index),
-            Some(why) => Err(MetadataError::Apply(crate::metadata::image::ApplyError(why)).into()),
-        }
+        // Bounded: without a quorum Raft waits indefinitely, and the next change must not queue
+        // behind this one forever. The caller sees "not the controller" and looks again.
+        let limit = Duration::from_millis(self.settings.controller_request_timeout_ms as u64);
+        let committed = tokio::time::timeout(limit, async {
+            let _serial = self.serial.lock().await;
+            // Waits until this leader has applied everything committed before it: the plan must
+            // see every change earlier leaders made.
+            self.raft
+                .ensure_linearizable()
+                .await
+                .map_err(|_| CommandError::NotController)?;
+            let applied = self.applied.borrow().clone();
+            let mut records = plan(&applied.image)?;
+            if validate_only || records.is_empty() {
+                return Ok(applied.index);
+            }
+            if applied.image.cluster_id().is_none() {
+                records.insert(
+                    0,
+                    MetadataRecord::ClusterId {
+                        cluster_id: self.proposed_cluster_id.clone(),
+                    },
+                );
+            }
+            let written = self
+                .raft
+                .client_write(MetadataChange { records })
+                .await
+                .map_err(|_| CommandError::NotController)?;
+            match written.data.rejected {
+                None => Ok(written.log_id.index),
+                Some(why) => Err(MetadataError::Apply(crate::metadata::image::ApplyError(why)).into()),
+            }
+        });
+        committed.await.unwrap_or(Err(CommandError::NotController))
     }
 
     fn ensure_active(&self) -> Result<(), CommandError> {

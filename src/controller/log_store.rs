@@ -56,12 +56,6 @@ pub(crate) struct FileLogStore<C: RaftTypeConfig> {
     inner: Arc<Mutex<Inner<C>>>,
 }
 
-/// Reads entries of a [`FileLogStore`], sharing its state; for openraft's replication tasks.
-pub(crate) struct LogReader<C: RaftTypeConfig> {
-    dir: PathBuf,
-    inner: Arc<Mutex<Inner<C>>>,
-}
-
 impl<C: RaftTypeConfig> Debug for FileLogStore<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FileLogStore")
@@ -70,11 +64,13 @@ impl<C: RaftTypeConfig> Debug for FileLogStore<C> {
     }
 }
 
-impl<C: RaftTypeConfig> Debug for LogReader<C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LogReader")
-            .field("dir", &self.dir)
-            .finish_non_exhaustive()
+/// A clone shares the log: it is the reader openraft's replication tasks get.
+impl<C: RaftTypeConfig> Clone for FileLogStore<C> {
+    fn clone(&self) -> Self {
+        FileLogStore {
+            dir: self.dir.clone(),
+            inner: Arc::clone(&self.inner),
+        }
     }
 }
 
@@ -446,25 +442,12 @@ where
     }
 }
 
-impl<C> RaftLogReader<C> for LogReader<C>
-where
-    C: RaftTypeConfig,
-    C::Entry: Clone + Serialize + DeserializeOwned,
-{
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
-        &mut self,
-        range: RB,
-    ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
-        Ok(self.inner.lock().await.read_range(range))
-    }
-}
-
 impl<C> RaftLogStorage<C> for FileLogStore<C>
 where
     C: RaftTypeConfig,
     C::Entry: Clone + Serialize + DeserializeOwned,
 {
-    type LogReader = LogReader<C>;
+    type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<C>, StorageError<C::NodeId>> {
         let inner = self.inner.lock().await;
@@ -475,10 +458,7 @@ where
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
-        LogReader {
-            dir: self.dir.clone(),
-            inner: Arc::clone(&self.inner),
-        }
+        self.clone()
     }
 
     async fn save_vote(&mut self, vote: &Vote<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {

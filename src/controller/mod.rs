@@ -98,6 +98,8 @@ pub(crate) enum ControllerStartError {
     Storage { path: String, source: std::io::Error },
     #[error("raft: {0}")]
     Raft(String),
+    #[error("{0} holds a metadata log from a Sluice without the Raft controller; move the data directory aside or start an older Sluice on it")]
+    OldFormat(String),
 }
 
 impl Controller {
@@ -116,6 +118,11 @@ impl Controller {
             path: dir.display().to_string(),
             source,
         };
+        // Sluice before the controller kept the metadata log as Kafka segments here; starting
+        // on that with an empty Raft log would find no topics and delete every partition.
+        if dir.join("00000000000000000000.log").exists() {
+            return Err(ControllerStartError::OldFormat(dir.display().to_string()));
+        }
         let log_store = log_store::FileLogStore::open(&dir).map_err(storage)?;
         let (state_machine, applied) = state_machine::StateMachine::open(&dir).map_err(storage)?;
         let election = settings.controller_quorum_election_timeout_ms as u64;

@@ -40,13 +40,21 @@ struct Stored {
     data: Vec<u8>,
 }
 
-#[derive(Debug)]
-pub(crate) struct StateMachine {
+/// What a snapshot is made of; a builder takes a copy, so the image it dumps cannot change
+/// under it while the state machine goes on applying.
+#[derive(Debug, Clone)]
+struct State {
     dir: PathBuf,
     image: Arc<MetadataImage>,
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
+    /// The latest snapshot, shared with every builder.
     current: Arc<Mutex<Option<Stored>>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct StateMachine {
+    state: State,
     publish: watch::Sender<Applied>,
 }
 
@@ -66,11 +74,13 @@ impl StateMachine {
         fs::create_dir_all(dir)?;
         let (publish, applied) = watch::channel(Applied::default());
         let mut sm = StateMachine {
-            dir: dir.to_path_buf(),
-            image: Arc::default(),
-            last_applied: None,
-            membership: StoredMembership::default(),
-            current: Arc::default(),
+            state: State {
+                dir: dir.to_path_buf(),
+                image: Arc::default(),
+                last_applied: None,
+                membership: StoredMembership::default(),
+                current: Arc::default(),
+            },
             publish,
         };
         let path = dir.join(SNAPSHOT_FILE);
@@ -80,10 +90,10 @@ impl StateMachine {
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
                 sm.load(&file)
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                info!(last_applied = ?sm.last_applied, "metadata snapshot loaded");
+                info!(last_applied = ?sm.state.last_applied, "metadata snapshot loaded");
                 // Followers are sent the records alone; the meta travels beside them.
                 let data = serde_json::to_vec(&file.records)?;
-                *sm.current.lock().expect("snapshot lock") = Some(Stored { meta: file.meta, data });
+                *sm.state.current.lock().expect("snapshot lock") = Some(Stored { meta: file.meta, data });
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
@@ -96,17 +106,17 @@ impl StateMachine {
         for r in &file.records {
             image.apply(r).map_err(|e| e.to_string())?;
         }
-        self.image = Arc::new(image);
-        self.last_applied = file.meta.last_log_id;
-        self.membership = file.meta.last_membership.clone();
+        self.state.image = Arc::new(image);
+        self.state.last_applied = file.meta.last_log_id;
+        self.state.membership = file.meta.last_membership.clone();
         self.publish();
         Ok(())
     }
 
     fn publish(&self) {
         let applied = Applied {
-            index: self.last_applied.map_or(0, |l| l.index),
-            image: self.image.clone(),
+            index: self.state.last_applied.map_or(0, |l| l.index),
+            image: self.state.image.clone(),
         };
         self.publish.send_replace(applied);
     }
@@ -115,7 +125,7 @@ impl StateMachine {
     /// against an image that was stale by the time it committed) is rejected the same way on
     /// every node, so all images stay identical.
     fn apply_change(&mut self, records: &[MetadataRecord]) -> ChangeOutcome {
-        let mut next = MetadataImage::clone(&self.image);
+        let mut next = MetadataImage::clone(&self.state.image);
         for r in records {
             if let Err(e) = next.apply(r) {
                 warn!(error = %e, "metadata change rejected");
@@ -124,7 +134,7 @@ impl StateMachine {
                 };
             }
         }
-        self.image = Arc::new(next);
+        self.state.image = Arc::new(next);
         ChangeOutcome { rejected: None }
     }
 }
@@ -135,7 +145,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn applied_state(
         &mut self,
     ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>> {
-        Ok((self.last_applied, self.membership.clone()))
+        Ok((self.state.last_applied, self.state.membership.clone()))
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<ChangeOutcome>, StorageError<NodeId>>
@@ -149,11 +159,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Blank => ChangeOutcome::default(),
                 EntryPayload::Normal(change) => self.apply_change(&change.records),
                 EntryPayload::Membership(m) => {
-                    self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+                    self.state.membership = StoredMembership::new(Some(entry.log_id), m.clone());
                     ChangeOutcome::default()
                 }
             };
-            self.last_applied = Some(entry.log_id);
+            self.state.last_applied = Some(entry.log_id);
             out.push(outcome);
         }
         self.publish();
@@ -161,13 +171,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
-        SnapshotBuilder {
-            dir: self.dir.clone(),
-            image: self.image.clone(),
-            last_applied: self.last_applied,
-            membership: self.membership.clone(),
-            current: self.current.clone(),
-        }
+        SnapshotBuilder(self.state.clone())
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
@@ -195,8 +199,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             )
         })?;
         let bytes = serde_json::to_vec(&file).map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
-        write_atomically(&self.dir, SNAPSHOT_FILE, &bytes).map_err(|e| io_error(subject, ErrorVerb::Write, e))?;
-        *self.current.lock().expect("snapshot lock") = Some(Stored {
+        write_atomically(&self.state.dir, SNAPSHOT_FILE, &bytes).map_err(|e| io_error(subject, ErrorVerb::Write, e))?;
+        *self.state.current.lock().expect("snapshot lock") = Some(Stored {
             meta: meta.clone(),
             data,
         });
@@ -204,7 +208,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        let current = self.current.lock().expect("snapshot lock").clone();
+        let current = self.state.current.lock().expect("snapshot lock").clone();
         Ok(current.map(|s| Snapshot {
             meta: s.meta,
             snapshot: Box::new(Cursor::new(s.data)),
@@ -214,36 +218,30 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
 /// Builds a snapshot of the image as it was when the builder was made.
 #[derive(Debug)]
-pub(crate) struct SnapshotBuilder {
-    dir: PathBuf,
-    image: Arc<MetadataImage>,
-    last_applied: Option<LogId<NodeId>>,
-    membership: StoredMembership<NodeId, BasicNode>,
-    current: Arc<Mutex<Option<Stored>>>,
-}
+pub(crate) struct SnapshotBuilder(State);
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        let snapshot_id = match self.last_applied {
+        let snapshot_id = match self.0.last_applied {
             Some(l) => format!("{}-{}", l.leader_id.term, l.index),
             None => "empty".to_string(),
         };
         let meta = SnapshotMeta {
-            last_log_id: self.last_applied,
-            last_membership: self.membership.clone(),
+            last_log_id: self.0.last_applied,
+            last_membership: self.0.membership.clone(),
             snapshot_id,
         };
         let file = SnapshotFile {
             meta: meta.clone(),
-            records: self.image.to_records(),
+            records: self.0.image.to_records(),
         };
         let subject = ErrorSubject::Snapshot(Some(meta.signature()));
         let bytes = serde_json::to_vec(&file).map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
-        write_atomically(&self.dir, SNAPSHOT_FILE, &bytes)
+        write_atomically(&self.0.dir, SNAPSHOT_FILE, &bytes)
             .map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
         // What goes over the wire to a follower is the records alone; the meta travels beside.
         let data = serde_json::to_vec(&file.records).map_err(|e| io_error(subject, ErrorVerb::Write, e))?;
-        *self.current.lock().expect("snapshot lock") = Some(Stored {
+        *self.0.current.lock().expect("snapshot lock") = Some(Stored {
             meta: meta.clone(),
             data: data.clone(),
         });
@@ -327,7 +325,7 @@ mod tests {
 
         let (reopened, applied) = StateMachine::open(dir.path()).unwrap();
         assert_eq!(*applied.borrow().image, *image);
-        assert_eq!(reopened.last_applied, snapshot.meta.last_log_id);
+        assert_eq!(reopened.state.last_applied, snapshot.meta.last_log_id);
 
         let other = tempfile::tempdir().unwrap();
         let (mut follower, applied) = StateMachine::open(other.path()).unwrap();
@@ -345,6 +343,6 @@ mod tests {
     }
 
     fn applied_image(sm: &StateMachine) -> Arc<MetadataImage> {
-        sm.image.clone()
+        sm.state.image.clone()
     }
 }

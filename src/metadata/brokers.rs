@@ -22,6 +22,8 @@ pub(crate) struct Registration {
 }
 
 /// A new incarnation (or a moved endpoint) is recorded; the same registration sent again is not.
+/// A broker that restarted before its session expired is fenced first: its partitions lose
+/// their leader and get a new leader epoch when it is unfenced, as after any restart.
 pub(crate) fn plan_register(image: &MetadataImage, r: &Registration) -> Vec<MetadataRecord> {
     let same = image.broker(r.broker_id).is_some_and(|b| {
         b.incarnation_id == r.incarnation_id && b.host == r.host && b.port == r.port && b.rack == r.rack
@@ -29,13 +31,15 @@ pub(crate) fn plan_register(image: &MetadataImage, r: &Registration) -> Vec<Meta
     if same {
         return Vec::new();
     }
-    vec![MetadataRecord::RegisterBroker {
+    let mut out = plan_fence(image, r.broker_id);
+    out.push(MetadataRecord::RegisterBroker {
         broker_id: r.broker_id,
         incarnation_id: r.incarnation_id,
         host: r.host.clone(),
         port: r.port,
         rack: r.rack.clone(),
-    }]
+    });
+    out
 }
 
 /// Fences a live broker and moves leadership of its partitions to another live ISR member, or
@@ -185,6 +189,19 @@ mod tests {
             ..r
         };
         assert_eq!(plan_register(&image, &restarted).len(), 1);
+    }
+
+    #[test]
+    fn a_restart_within_the_session_fences_first_so_leaders_get_a_new_epoch() {
+        let (mut image, _) = cluster();
+        let restarted = registration(2, None);
+        let records = plan_register(&image, &restarted);
+        apply(&mut image, &records);
+        assert_eq!(leaders(&image), [1, -1, 3]);
+        let records = plan_unfence(&image, 2);
+        apply(&mut image, &records);
+        assert_eq!(leaders(&image), [1, 2, 3]);
+        assert_eq!(image.topic("t").unwrap().partitions[&1].leader_epoch, 2);
     }
 
     #[test]
