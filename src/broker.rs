@@ -5,7 +5,8 @@
 //! new image; `publish` then makes the replicas and group shards follow it. A handler that
 //! made a change waits until that publication has happened here, so its next request sees it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
@@ -38,6 +39,8 @@ pub(crate) struct Broker {
     pub(crate) groups: GroupCoordinator,
     /// The metadata log index replicas and groups have been brought in line with.
     pub(crate) published: watch::Sender<u64>,
+    /// The image of that index; held while publishing, so publications never interleave.
+    pub(crate) last_published: Mutex<Arc<MetadataImage>>,
     /// Cancelled when the node shuts down: parked requests (long polls) answer at once.
     pub(crate) shutdown: CancellationToken,
 }
@@ -63,10 +66,15 @@ impl Broker {
 
     /// Makes the replicas and group shards follow a newly applied image (blocking file work:
     /// runs on the blocking pool). Committed offsets of deleted partitions go too, as in Kafka.
-    pub(crate) fn publish(&self, previous: &MetadataImage, applied: &Applied) {
+    /// Publications are serialised and in log order, so an older image never undoes a newer.
+    pub(crate) fn publish(&self, applied: &Applied) {
+        let mut last = self.last_published.lock().expect("publish lock");
+        if applied.index < *self.published.borrow() {
+            return;
+        }
         let _ = self.replicas.reconcile(&applied.image);
         self.groups.reconcile(&self.replicas);
-        let deleted: Vec<(String, i32)> = previous
+        let deleted: Vec<(String, i32)> = last
             .topics()
             .filter(|t| applied.image.topic_by_id(&t.id).is_none())
             .flat_map(|t| t.partitions.keys().map(|p| (t.name.clone(), *p)))
@@ -78,39 +86,51 @@ impl Broker {
                 });
             }
         }
+        *last = applied.image.clone();
         self.published.send_replace(applied.index);
+    }
+
+    /// Retries creating local partitions a previous change could not (e.g. out of files),
+    /// from the last published image.
+    pub(crate) fn retry_reconcile(&self) {
+        if self.replicas.needs_reconcile() {
+            let last = self.last_published.lock().expect("publish lock");
+            let _ = self.replicas.reconcile(&last);
+            self.groups.reconcile(&self.replicas);
+        }
     }
 
     /// Sends a change to the active controller and waits until this node has published it.
     /// Blocking: admin handlers run on the blocking pool.
     fn change(&self, command: Command) -> Result<Arc<MetadataImage>, MetadataError> {
+        let limit = Duration::from_millis(self.settings.controller_request_timeout_ms as u64);
         tokio::runtime::Handle::current().block_on(async {
             let index = match self.controller.submit(command).await? {
                 Reply::Committed { index } => index,
                 other => {
-                    return Err(MetadataError::InvalidRequest(format!(
+                    return Err(MetadataError::UnexpectedReply(format!(
                         "unexpected controller reply {other:?}"
                     )))
                 }
             };
+            // Committed; bounded, since publication stops when the node does.
             let mut published = self.published.subscribe();
-            // Err only when the node is stopping; the change is committed either way.
-            let _ = published.wait_for(|p| *p >= index).await;
-            Ok(())
+            let waited = tokio::select! {
+                _ = self.shutdown.cancelled() => false,
+                r = tokio::time::timeout(limit, published.wait_for(|p| *p >= index)) => matches!(r, Ok(Ok(_))),
+            };
+            match waited {
+                true => Ok(()),
+                false => Err(MetadataError::ControllerUnavailable(
+                    "committed, but not yet applied on this broker".into(),
+                )),
+            }
         })?;
         if self.replicas.needs_reconcile() {
             // Committed either way; the client learns that this broker could not serve it (yet).
             return Err(MetadataError::LocalStorage("see the broker log".into()));
         }
         Ok(self.metadata.image())
-    }
-
-    /// Retries creating local partitions a previous change could not (e.g. out of files).
-    pub(crate) fn retry_reconcile(&self) {
-        if self.replicas.needs_reconcile() {
-            let _ = self.replicas.reconcile(&self.metadata.image());
-            self.groups.reconcile(&self.replicas);
-        }
     }
 
     /// Creates `__consumer_offsets` if it does not exist yet (Kafka creates it on the first

@@ -59,7 +59,8 @@ impl KafkaCode for MetadataError {
             MetadataError::Remote { code, .. } => {
                 ResponseError::try_from_code(*code).unwrap_or(ResponseError::UnknownServerError)
             }
-            MetadataError::Apply(_) => ResponseError::UnknownServerError,
+            MetadataError::Apply(_) | MetadataError::UnexpectedReply(_) => ResponseError::UnknownServerError,
+            MetadataError::MetadataLogStopped => ResponseError::NotController,
         }
     }
 }

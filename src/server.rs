@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::broker::Broker;
 use crate::clock::now_ms;
@@ -22,7 +23,7 @@ use crate::group::config::GroupConfig;
 use crate::group::runtime::GroupCoordinator;
 use crate::log::LogError;
 use crate::metadata::brokers::Registration;
-use crate::metadata::{Metadata, MetadataError};
+use crate::metadata::{Applied, Metadata, MetadataError, MetadataImage};
 use crate::metrics::Metrics;
 use crate::replica::ReplicaManager;
 
@@ -67,6 +68,8 @@ pub struct Server {
     /// None on a controller-only node.
     broker: Option<Arc<Broker>>,
     lifecycle: Option<BrokerLifecycle>,
+    /// Stops the heartbeats first on shutdown, so none can undo the controlled shutdown.
+    heartbeats: CancellationToken,
     controller: Arc<Controller>,
     /// The bound Kafka listener addresses (the real port when 0 was asked for).
     pub kafka_addrs: Vec<SocketAddr>,
@@ -108,7 +111,6 @@ impl Server {
             quorum.clone(),
             controller_listener,
             cluster_id.clone(),
-            shutdown.clone(),
         )
         .await
         .map_err(|e| StartError::Metadata(e.to_string()))?;
@@ -130,6 +132,7 @@ impl Server {
         let mut server = Server {
             broker: None,
             lifecycle: None,
+            heartbeats: shutdown.child_token(),
             controller: controller.clone(),
             kafka_addrs: Vec::new(),
             metrics_addr,
@@ -166,7 +169,10 @@ impl Server {
             .await
             .map_err(|e| StartError::Metadata(e.to_string()))?;
 
-        let applied = controller.applied().borrow().clone();
+        // One receiver from here on, so no image applied during log recovery goes unpublished.
+        let mut applied_rx = controller.applied();
+        let applied = applied_rx.borrow_and_update().clone();
+        adopt_cluster_id(&data_dir, &cluster_id, &applied.image, settings.node_id)?;
         let started = std::time::Instant::now();
         let replicas = Arc::new(ReplicaManager::open(settings.clone(), &data_dir, &applied.image)?);
         info!(elapsed_ms = started.elapsed().as_millis() as u64, "logs recovered");
@@ -184,11 +190,12 @@ impl Server {
             producer_ids: Default::default(),
             groups: GroupCoordinator::new(group_config(&settings), settings.offsets_topic_num_partitions),
             published: tokio::sync::watch::Sender::new(0),
+            last_published: std::sync::Mutex::new(applied.image.clone()),
         });
-        broker.publish(&applied.image, &applied);
+        broker.publish(&applied);
         server
             .background
-            .spawn(follow_metadata(broker.clone(), shutdown.clone()));
+            .spawn(follow_metadata(broker.clone(), applied_rx, shutdown.clone()));
         lifecycle
             .unfence(&shutdown)
             .await
@@ -199,7 +206,7 @@ impl Server {
         let interval = Duration::from_millis(settings.broker_heartbeat_interval_ms as u64);
         server
             .background
-            .spawn(lifecycle.clone().heartbeats(interval, shutdown.clone()));
+            .spawn(lifecycle.clone().heartbeats(interval, server.heartbeats.clone()));
         for l in listeners {
             server.background.spawn(crate::net::accept_loop(
                 l,
@@ -221,6 +228,7 @@ impl Server {
     pub async fn shutdown(self) {
         info!("shutting down");
         if let Some(lifecycle) = &self.lifecycle {
+            self.heartbeats.cancel();
             lifecycle.controlled_shutdown().await;
         }
         self.shutdown.cancel();
@@ -241,22 +249,52 @@ impl Server {
 }
 
 /// Makes the broker follow each image this node's state machine applies, in order.
-async fn follow_metadata(broker: Arc<Broker>, shutdown: CancellationToken) {
-    let mut applied = broker.controller.applied();
-    let mut previous = applied.borrow_and_update().image.clone();
+async fn follow_metadata(broker: Arc<Broker>, mut applied: watch::Receiver<Applied>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            changed = applied.changed() => if changed.is_err() { return },
+            changed = applied.changed() => if changed.is_err() {
+                if shutdown.is_cancelled() {
+                    return;
+                }
+                // Raft stopped under a running broker (a storage failure): its metadata would
+                // freeze while it went on serving. Kafka exits in this case too.
+                error!("the metadata log stopped; this node cannot follow the cluster and exits");
+                std::process::exit(1);
+            },
         }
         let next = applied.borrow_and_update().clone();
-        let (b, prev) = (broker.clone(), previous.clone());
-        let image = next.image.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || b.publish(&prev, &next)).await {
+        let b = broker.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || b.publish(&next)).await {
             warn!(error = %e, "applying a metadata change to the partitions failed");
         }
-        previous = image;
     }
+}
+
+/// The cluster id is the metadata log's (the first controller's). A data directory that has
+/// partition logs of another cluster is refused: starting would delete them as unknown. An
+/// empty one takes the cluster's id.
+fn adopt_cluster_id(dir: &Path, local: &str, image: &MetadataImage, node_id: i32) -> Result<(), StartError> {
+    let Some(cluster) = image.cluster_id() else {
+        return Ok(());
+    };
+    if cluster == local {
+        return Ok(());
+    }
+    let has_logs = std::fs::read_dir(dir)
+        .map_err(|source| StartError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?
+        .filter_map(Result::ok)
+        .any(|e| e.path().is_dir() && !e.file_name().to_string_lossy().starts_with("__cluster_metadata"));
+    if has_logs {
+        return Err(StartError::MetaProperties(format!(
+            "{} holds partition logs of cluster {local}, but the controller quorum is cluster {cluster}",
+            dir.display()
+        )));
+    }
+    write_meta_properties(dir, cluster, node_id)
 }
 
 fn group_config(s: &Settings) -> GroupConfig {
@@ -351,14 +389,23 @@ fn meta_properties(dir: &Path, node_id: i32) -> Result<String, StartError> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let cluster_id = uuid::Uuid::new_v4().simple().to_string();
-            let text = format!("#Written by sluice\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
-            let tmp = dir.join("meta.properties.tmp");
-            std::fs::write(&tmp, text).map_err(io)?;
-            std::fs::rename(&tmp, &path).map_err(io)?;
+            write_meta_properties(dir, &cluster_id, node_id)?;
             Ok(cluster_id)
         }
         Err(e) => Err(io(e)),
     }
+}
+
+fn write_meta_properties(dir: &Path, cluster_id: &str, node_id: i32) -> Result<(), StartError> {
+    let path = dir.join("meta.properties");
+    let io = |source| StartError::DataDir {
+        path: path.display().to_string(),
+        source,
+    };
+    let text = format!("#Written by sluice\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
+    let tmp = dir.join("meta.properties.tmp");
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)
 }
 
 /// Periodic log upkeep: flush/roll every second, retention on its interval, checkpoint every

@@ -34,6 +34,29 @@ async fn init_producer_id_hands_out_distinct_ids_at_epoch_zero() {
     assert_eq!((a.1, b.1), (0, 0));
 }
 
+/// Ids come in blocks reserved through the metadata log: a restart skips the rest of a block,
+/// never hands out an id again.
+#[tokio::test]
+async fn producer_ids_are_never_reused_across_blocks_and_restarts() {
+    let mut broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..1005 {
+        assert!(
+            seen.insert(init_producer_id(&mut c).await.0),
+            "an id was handed out twice"
+        );
+    }
+    drop(c);
+    broker.restart(&[]).await;
+    let mut c = broker.client().await;
+    let after = init_producer_id(&mut c).await.0;
+    assert!(
+        after >= 2000,
+        "after a restart the next block starts past every reserved one: {after}"
+    );
+}
+
 #[tokio::test]
 async fn transactional_init_is_refused_until_transactions_exist() {
     let broker = TestBroker::start(&[]).await;

@@ -26,14 +26,30 @@ pub(super) fn operations(ops: &[i32]) -> i32 {
     ops.iter().fold(0, |acc, op| acc | (1 << op))
 }
 
+/// Whether answering may create a topic (and so wait for the controller): auto-creation is
+/// allowed and a requested name is not in the image.
+pub(super) fn may_create(ctx: &Ctx, req: &MetadataRequest) -> bool {
+    let image = ctx.broker.metadata.image();
+    allows_creation(ctx, req)
+        && req
+            .topics
+            .iter()
+            .flatten()
+            .any(|t| t.name.as_ref().is_some_and(|n| image.topic(n).is_none()))
+}
+
+fn allows_creation(ctx: &Ctx, req: &MetadataRequest) -> bool {
+    ctx.broker.settings.auto_create_topics_enable && (ctx.version < 4 || req.allow_auto_topic_creation)
+}
+
 pub(super) fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
     let broker = &ctx.broker;
+    let allow_create = allows_creation(ctx, &req);
     // v0 has no null: an empty list means every topic. From v1, null means every topic.
     let wanted = match req.topics {
         Some(t) if !(ctx.version == 0 && t.is_empty()) => Some(t),
         _ => None,
     };
-    let allow_create = broker.settings.auto_create_topics_enable && (ctx.version < 4 || req.allow_auto_topic_creation);
     let mut image = broker.metadata.image();
     let topics = match wanted {
         None => image

@@ -176,9 +176,13 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
     let pending = match ctx.api {
         ApiKey::ApiVersions => respond(&ctx, api_versions::handle(&ctx, decode(&mut body, v)?)),
         ApiKey::Metadata => {
-            // Blocking: creating a missing topic waits for the controller.
             let req = decode(&mut body, v)?;
-            respond(&ctx, blocking(&ctx, move |ctx| metadata::handle(ctx, req)))
+            if metadata::may_create(&ctx, &req) {
+                // Blocking: creating a missing topic waits for the controller.
+                respond(&ctx, blocking(&ctx, move |ctx| metadata::handle(ctx, req)))
+            } else {
+                respond(&ctx, Reply::Now(metadata::handle(&ctx, req)))
+            }
         }
         ApiKey::Produce => respond(&ctx, produce::handle(&ctx, decode(&mut body, v)?)),
         ApiKey::Fetch => respond(&ctx, fetch::handle(&ctx, decode(&mut body, v)?)),

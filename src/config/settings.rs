@@ -359,6 +359,14 @@ impl Settings {
                 "with controller.quorum.voters set, every node needs a controller listener (controller.listener.names)";
             return Err(bad("listeners", &listeners, why));
         }
+        if let Some(l) = self.controller_listener().filter(|_| clustered) {
+            // Its address is what peers are told to connect to (a learner's, or a voter's in
+            // controller.quorum.voters), so it must be one they can reach.
+            if matches!(l.host.as_str(), "" | "0.0.0.0" | "::") {
+                let why = "the controller listener needs the host peers reach it at, not a wildcard";
+                return Err(bad("listeners", &listeners, why));
+            }
+        }
         if !clustered && !self.is_controller() {
             let why = "a broker-only node needs controller.quorum.voters";
             return Err(bad("process.roles", &self.process_roles, why));

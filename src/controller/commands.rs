@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
 use tracing::info;
 use uuid::Uuid;
@@ -14,6 +15,7 @@ use uuid::Uuid;
 use super::{Controller, MetadataChange};
 use crate::error::KafkaCode;
 use crate::metadata::brokers::{self, Registration};
+use crate::metadata::image::ApplyError;
 use crate::metadata::topics::{self, ConfigChange, NewTopic, Placement};
 use crate::metadata::{MetadataError, MetadataImage, MetadataRecord};
 
@@ -94,10 +96,17 @@ pub(crate) struct ReplicaProgress {
     pub(crate) log_end_offset: i64,
 }
 
+/// How often a change is planned again after the state machine found its plan stale.
+const PLAN_ATTEMPTS: usize = 3;
+
 #[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
 pub(crate) enum CommandError {
+    /// Not the leader (any more): look for the active controller and send it there.
     #[error("this node is not the active controller")]
     NotController,
+    /// The leader could not reach a quorum in time.
+    #[error("the active controller has no quorum")]
+    NoQuorum,
     /// Refused with a Kafka error code (the one mapping lives in `crate::error`).
     #[error("{message}")]
     Refused { code: i16, message: String },
@@ -188,21 +197,27 @@ impl Controller {
 
     /// Plans against the applied image and commits the records; one change at a time, so each
     /// plan sees the image the previous change left. With `validate_only` nothing is written.
-    pub(super) async fn commit<F>(&self, validate_only: bool, plan: F) -> Result<u64, CommandError>
+    ///
+    /// Waiting for the turn and for the applied state is bounded (without a quorum Raft waits
+    /// indefinitely; the caller then looks for a controller again). The turn is held until the
+    /// write resolves: `ensure_linearizable` does not cover an entry still being written.
+    /// Should a plan still meet a change it did not see (its caller gave up on an earlier
+    /// write that then landed), the state machine rejects it whole and it is planned again.
+    pub(super) async fn commit<F>(&self, validate_only: bool, mut plan: F) -> Result<u64, CommandError>
     where
-        F: FnOnce(&MetadataImage) -> Result<Vec<MetadataRecord>, MetadataError>,
+        F: FnMut(&MetadataImage) -> Result<Vec<MetadataRecord>, MetadataError>,
     {
-        // Bounded: without a quorum Raft waits indefinitely, and the next change must not queue
-        // behind this one forever. The caller sees "not the controller" and looks again.
         let limit = Duration::from_millis(self.settings.controller_request_timeout_ms as u64);
-        let committed = tokio::time::timeout(limit, async {
-            let _serial = self.serial.lock().await;
-            // Waits until this leader has applied everything committed before it: the plan must
-            // see every change earlier leaders made.
-            self.raft
-                .ensure_linearizable()
-                .await
-                .map_err(|_| CommandError::NotController)?;
+        let _serial = tokio::time::timeout(limit, self.serial.lock())
+            .await
+            .map_err(|_| CommandError::NoQuorum)?;
+        let mut rejected = String::new();
+        for _ in 0..PLAN_ATTEMPTS {
+            match tokio::time::timeout(limit, self.raft.ensure_linearizable()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) => return Err(CommandError::NotController),
+                Err(_) => return Err(CommandError::NoQuorum),
+            }
             let applied = self.applied.borrow().clone();
             let mut records = plan(&applied.image)?;
             if validate_only || records.is_empty() {
@@ -222,11 +237,11 @@ impl Controller {
                 .await
                 .map_err(|_| CommandError::NotController)?;
             match written.data.rejected {
-                None => Ok(written.log_id.index),
-                Some(why) => Err(MetadataError::Apply(crate::metadata::image::ApplyError(why)).into()),
+                None => return Ok(written.log_id.index),
+                Some(why) => rejected = why,
             }
-        });
-        committed.await.unwrap_or(Err(CommandError::NotController))
+        }
+        Err(MetadataError::Apply(ApplyError(rejected)).into())
     }
 
     fn ensure_active(&self) -> Result<(), CommandError> {
@@ -247,15 +262,21 @@ impl Controller {
                 .membership_config
                 .membership()
                 .get_node(&(id as u64))
-                .is_some_and(|n| n.addr == addr);
-            if !known {
-                // Not blocking: the broker waits for its own image to catch up instead.
-                self.raft
-                    .add_learner(id as u64, openraft::BasicNode::new(addr), false)
-                    .await
-                    .map_err(|_| CommandError::NotController)?;
-            }
+                .map(|n| n.addr.clone());
+            let node = openraft::BasicNode::new(addr.clone());
+            // Not blocking: the broker waits for its own image to catch up instead.
+            let changed = match known {
+                None => self.raft.add_learner(id as u64, node, false).await.map(|_| ()),
+                // A learner back at another address: adding it again would keep the old one.
+                Some(old) if old != addr => {
+                    let nodes = ChangeMembers::SetNodes([(id as u64, node)].into());
+                    self.raft.change_membership(nodes, true).await.map(|_| ())
+                }
+                Some(_) => Ok(()),
+            };
+            changed.map_err(|_| CommandError::NotController)?;
         }
+        self.shutting_down.lock().expect("shutting down lock").remove(&id);
         let index = self
             .commit(false, |image| Ok(brokers::plan_register(image, &registration)))
             .await?;
@@ -289,6 +310,22 @@ impl Controller {
             .lock()
             .expect("liveness lock")
             .insert(broker_id, Instant::now());
+        // A broker that asked to be fenced for shutdown stays fenced, even if a heartbeat sent
+        // just before it stopped arrives after; its next start registers anew.
+        let stopping = {
+            let mut stopping = self.shutting_down.lock().expect("shutting down lock");
+            if want_shutdown {
+                stopping.insert(broker_id, incarnation_id);
+            }
+            stopping.get(&broker_id) == Some(&incarnation_id)
+        };
+        if stopping && !want_shutdown {
+            return Ok(Reply::Heartbeat {
+                registered: true,
+                fenced: true,
+                index: applied.index,
+            });
+        }
         let plan = match (want_shutdown, broker.fenced) {
             (true, false) => {
                 info!(broker = broker_id, "broker shutting down: fencing it");

@@ -77,10 +77,12 @@ impl BrokerLifecycle {
             registration: self.registration.clone(),
             learner: self.learner.clone(),
         };
-        if let Reply::Committed { index } = self.controller.submit(command).await? {
-            self.controller.caught_up(index).await;
+        match self.controller.submit(command).await? {
+            Reply::Committed { index } => self.controller.caught_up(index).await,
+            other => Err(MetadataError::UnexpectedReply(format!(
+                "registration answered with {other:?}"
+            ))),
         }
-        Ok(())
     }
 
     /// Heartbeats until the controller unfences this broker and its image shows that.
@@ -95,8 +97,7 @@ impl BrokerLifecycle {
                 if !registered {
                     self.register().await?;
                 } else if !fenced {
-                    self.controller.caught_up(index).await;
-                    return Ok(());
+                    return self.controller.caught_up(index).await;
                 }
             }
             tokio::time::sleep(UNFENCE_POLL).await;

@@ -31,6 +31,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
+use uuid::Uuid;
 
 pub(crate) use commands::{Command, CommandError, QuorumState, ReplicaProgress, Reply};
 pub(crate) use quorum::Quorum;
@@ -79,6 +80,10 @@ pub(crate) struct Controller {
     serial: tokio::sync::Mutex<()>,
     /// Last heartbeat per broker, kept by the active controller only.
     liveness: Mutex<HashMap<i32, Instant>>,
+    /// Brokers (and the incarnation) that asked to be fenced for shutdown.
+    shutting_down: Mutex<HashMap<i32, Uuid>>,
+    /// The controller's own: it must keep serving Raft while the broker part stops.
+    stop: CancellationToken,
     tasks: TaskTracker,
 }
 
@@ -111,7 +116,6 @@ impl Controller {
         quorum: Quorum,
         listener: Option<TcpListener>,
         proposed_cluster_id: String,
-        shutdown: CancellationToken,
     ) -> Result<Arc<Controller>, ControllerStartError> {
         let dir = data_dir.join(METADATA_DIR);
         let storage = |source| ControllerStartError::Storage {
@@ -133,6 +137,10 @@ impl Controller {
             election_timeout_max: election * 2,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
             max_in_snapshot_log_to_keep: 100,
+            // A chunk is JSON (about 3.5 bytes per byte); the last one also rebuilds the image
+            // and fsyncs it on the follower. openraft's 200 ms would fail a large snapshot.
+            snapshot_max_chunk_size: 1024 * 1024,
+            install_snapshot_timeout: 10_000,
             ..Default::default()
         }
         .validate()
@@ -156,8 +164,11 @@ impl Controller {
             proposed_cluster_id,
             serial: Default::default(),
             liveness: Default::default(),
+            shutting_down: Default::default(),
+            stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
         });
+        let shutdown = controller.stop.clone();
         if let Some(l) = listener {
             controller
                 .tasks
@@ -218,10 +229,11 @@ impl Controller {
     }
 
     /// Waits until this node's image includes the entry at `index`.
-    pub(crate) async fn caught_up(&self, index: u64) {
+    pub(crate) async fn caught_up(&self, index: u64) -> Result<(), MetadataError> {
         let mut applied = self.applied.clone();
-        // Err only when the state machine is gone, i.e. the node is stopping.
-        let _ = applied.wait_for(|a| a.index >= index).await;
+        // Err: the state machine is gone, Raft stopped (shutdown, or a storage failure).
+        let reached = applied.wait_for(|a| a.index >= index).await.is_ok();
+        reached.then_some(()).ok_or(MetadataError::MetadataLogStopped)
     }
 
     /// Sends `command` to the active controller, wherever it is, trying again while there is
@@ -240,14 +252,14 @@ impl Controller {
                 },
                 Some(Some(addr)) => quorum::forward(&addr, &command, left).await,
             };
-            match attempt {
+            let why = match attempt {
                 Ok(reply) => return Ok(reply),
                 Err(CommandError::Refused { code, message }) => return Err(MetadataError::Remote { code, message }),
-                Err(CommandError::NotController) => {}
-            }
+                Err(e @ (CommandError::NotController | CommandError::NoQuorum)) => e,
+            };
             if tokio::time::Instant::now() + RETRY_PAUSE >= deadline {
                 return Err(MetadataError::ControllerUnavailable(format!(
-                    "no active controller answered within {} ms",
+                    "no metadata change possible within {} ms: {why}",
                     timeout.as_millis()
                 )));
             }
@@ -277,6 +289,7 @@ impl Controller {
     }
 
     pub(crate) async fn shutdown(&self) {
+        self.stop.cancel();
         if let Err(e) = self.raft.shutdown().await {
             warn!(error = %e, "raft did not stop cleanly");
         }

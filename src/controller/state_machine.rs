@@ -198,12 +198,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 io::Error::new(io::ErrorKind::InvalidData, e),
             )
         })?;
-        let bytes = serde_json::to_vec(&file).map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
-        write_atomically(&self.state.dir, SNAPSHOT_FILE, &bytes).map_err(|e| io_error(subject, ErrorVerb::Write, e))?;
-        *self.state.current.lock().expect("snapshot lock") = Some(Stored {
-            meta: meta.clone(),
-            data,
-        });
+        store(&self.state.dir, &self.state.current, file, data)?;
         Ok(())
     }
 
@@ -235,21 +230,38 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             meta: meta.clone(),
             records: self.0.image.to_records(),
         };
-        let subject = ErrorSubject::Snapshot(Some(meta.signature()));
-        let bytes = serde_json::to_vec(&file).map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
-        write_atomically(&self.0.dir, SNAPSHOT_FILE, &bytes)
-            .map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
         // What goes over the wire to a follower is the records alone; the meta travels beside.
-        let data = serde_json::to_vec(&file.records).map_err(|e| io_error(subject, ErrorVerb::Write, e))?;
-        *self.0.current.lock().expect("snapshot lock") = Some(Stored {
-            meta: meta.clone(),
-            data: data.clone(),
-        });
+        let data = serde_json::to_vec(&file.records)
+            .map_err(|e| io_error(ErrorSubject::Snapshot(Some(meta.signature())), ErrorVerb::Write, e))?;
+        let stored = store(&self.0.dir, &self.0.current, file, data)?;
         Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
         })
     }
+}
+
+/// Writes `file` as the snapshot and makes it current, unless a snapshot at least as new
+/// already is: openraft builds snapshots in a task of their own, which can finish after a
+/// newer snapshot from the leader was installed, and must not replace it. Returns what is
+/// current afterwards.
+#[allow(clippy::result_large_err)] // openraft's StorageError is what the trait methods return.
+fn store(
+    dir: &Path,
+    current: &Mutex<Option<Stored>>,
+    file: SnapshotFile,
+    data: Vec<u8>,
+) -> Result<Stored, StorageError<NodeId>> {
+    let mut current = current.lock().expect("snapshot lock");
+    if let Some(c) = current.as_ref().filter(|c| c.meta.last_log_id >= file.meta.last_log_id) {
+        return Ok(c.clone());
+    }
+    let subject = ErrorSubject::Snapshot(Some(file.meta.signature()));
+    let bytes = serde_json::to_vec(&file).map_err(|e| io_error(subject.clone(), ErrorVerb::Write, e))?;
+    write_atomically(dir, SNAPSHOT_FILE, &bytes).map_err(|e| io_error(subject, ErrorVerb::Write, e))?;
+    let stored = Stored { meta: file.meta, data };
+    *current = Some(stored.clone());
+    Ok(stored)
 }
 
 #[cfg(test)]

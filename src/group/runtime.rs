@@ -8,6 +8,7 @@
 //! `Event::TimerFired`. The lock is never held across an await.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -39,6 +40,9 @@ pub(crate) struct GroupCoordinator {
     /// `offsets.topic.num.partitions`: a group's shard is `partition_for(group, this)`.
     pub(crate) partitions: i32,
     shards: RwLock<HashMap<i32, Arc<Shard>>>,
+    /// Whether `__consumer_offsets` exists (per the last reconcile): if so, a group whose
+    /// partition is not led here has a coordinator elsewhere.
+    offsets_topic_exists: AtomicBool,
 }
 
 /// Why a group request cannot be served here.
@@ -65,6 +69,7 @@ impl GroupCoordinator {
             config,
             partitions,
             shards: RwLock::new(HashMap::new()),
+            offsets_topic_exists: AtomicBool::new(false),
         }
     }
 
@@ -72,7 +77,7 @@ impl GroupCoordinator {
     pub(crate) fn shard(&self, group_id: &str) -> Result<Arc<Shard>, Unavailable> {
         let partition = super::partition_for(group_id, self.partitions);
         let shards = self.shards.read().expect("shards lock");
-        if shards.is_empty() {
+        if shards.is_empty() && !self.offsets_topic_exists.load(Ordering::Acquire) {
             return Err(Unavailable::NotAvailable);
         }
         shards.get(&partition).cloned().ok_or(Unavailable::NotCoordinator)
@@ -85,6 +90,8 @@ impl GroupCoordinator {
     /// Loads a shard for every hosted `__consumer_offsets` partition not loaded yet, and lets
     /// go of those no longer hosted (their parked requests get NOT_COORDINATOR).
     pub(crate) fn reconcile(&self, replicas: &ReplicaManager) {
+        self.offsets_topic_exists
+            .store(replicas.knows_topic(OFFSETS_TOPIC), Ordering::Release);
         let hosted: HashMap<i32, Arc<Partition>> = (0..self.partitions)
             .filter_map(|p| replicas.leading(OFFSETS_TOPIC, p).map(|part| (p, part)))
             .collect();

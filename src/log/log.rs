@@ -94,6 +94,9 @@ impl AppendInfo {
 
 /// Suffix of a partition directory that is being deleted.
 pub(crate) const DELETED_SUFFIX: &str = "-delete";
+/// A partition directory set aside rather than deleted (Kafka's stray logs): never loaded,
+/// never removed by the broker.
+pub(crate) const STRAY_SUFFIX: &str = "-stray";
 
 /// Removes a directory renamed for deletion, logging (not failing) if it cannot.
 pub(crate) fn remove_deleted_dir(dir: &Path) {
@@ -568,6 +571,19 @@ impl Log {
             .spawn(move || remove_deleted_dir(&doomed))
             .at("start deletion thread", &dir)?;
         Ok(())
+    }
+
+    /// Sets the log aside under a `-stray` name (not loaded again, not deleted); returns it.
+    pub(crate) fn set_aside(self) -> Result<PathBuf, LogError> {
+        let dir = self.dir.clone();
+        drop(self);
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let aside = dir.with_file_name(format!("{name}.{}{STRAY_SUFFIX}", unique_suffix()));
+        std::fs::rename(&dir, &aside).at("rename stray partition dir", &dir)?;
+        Ok(aside)
     }
 
     pub(super) fn active(&self) -> &Segment {

@@ -164,6 +164,10 @@ impl MetadataImage {
                 partition_epoch,
             } => {
                 let topic = self.topic_mut(topic_id)?;
+                // Creation only (changes are PartitionChange): a second one is a stale plan.
+                if topic.partitions.contains_key(partition) {
+                    return Err(ApplyError(format!("partition {partition} of {topic_id} exists")));
+                }
                 topic.partitions.insert(
                     *partition,
                     PartitionImage {

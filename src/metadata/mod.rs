@@ -47,6 +47,12 @@ pub(crate) enum MetadataError {
     /// No active controller could be reached in time (an election, or no quorum).
     #[error("{0}")]
     ControllerUnavailable(String),
+    /// This node's Raft stopped: it cannot follow the metadata any more.
+    #[error("the metadata log stopped on this node")]
+    MetadataLogStopped,
+    /// The controller answered with a reply of the wrong kind (a bug, not the client's fault).
+    #[error("{0}")]
+    UnexpectedReply(String),
     /// The change is committed, but this broker could not create its partitions of it.
     #[error("committed, but local partitions could not be created: {0}")]
     LocalStorage(String),

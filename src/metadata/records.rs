@@ -19,7 +19,8 @@ pub(crate) enum MetadataRecord {
         topic_id: Uuid,
         configs: BTreeMap<String, String>,
     },
-    /// A partition came into being (creation or CreatePartitions), or changed wholesale.
+    /// A partition came into being (creation or CreatePartitions); later changes are
+    /// PartitionChange records.
     Partition {
         topic_id: Uuid,
         partition: i32,

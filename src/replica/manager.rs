@@ -29,7 +29,7 @@ pub(crate) struct ReplicaManager {
 
 impl ReplicaManager {
     /// Opens (and recovers) every partition log on disk that the image says this node hosts;
-    /// directories of topics the image no longer has are deleted (a crash mid-deletion).
+    /// directories of partitions the image does not have are set aside as `-stray`.
     pub(crate) fn open(
         settings: Arc<Settings>,
         log_dir: &Path,
@@ -63,13 +63,17 @@ impl ReplicaManager {
                     let p = manager.partition_for(t, index, log);
                     map.insert((topic, index), Arc::new(p));
                 }
+                // Not in the metadata: a topic deleted while this node was down (or just
+                // before a crash), or a data directory that met another cluster. Set aside,
+                // never deleted: the metadata could be the thing that is wrong.
                 None => {
+                    let aside = log.set_aside()?;
                     warn!(
                         topic,
                         partition = index,
-                        "deleting log of a partition the metadata does not have"
+                        dir = %aside.display(),
+                        "partition log not in the metadata: set aside (delete it once not needed)"
                     );
-                    log.delete()?;
                 }
             }
         }
@@ -210,6 +214,11 @@ impl ReplicaManager {
         } else {
             ReplicaError::UnknownTopicOrPartition { topic, partition }
         })
+    }
+
+    /// Whether the topic exists, per the image of the last reconcile.
+    pub(crate) fn knows_topic(&self, topic: &str) -> bool {
+        self.image.read().expect("image lock").topic(topic).is_some()
     }
 
     /// The partition, if this node hosts it and leads it.

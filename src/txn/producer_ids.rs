@@ -25,7 +25,7 @@ impl ProducerIdManager {
             match controller.submit(command).await? {
                 Reply::ProducerIds { end, .. } => *block = (end - BLOCK_SIZE)..end,
                 other => {
-                    return Err(MetadataError::InvalidRequest(format!(
+                    return Err(MetadataError::UnexpectedReply(format!(
                         "controller answered a producer id request with {other:?}"
                     )))
                 }
