@@ -143,10 +143,17 @@ mod tests {
         bad(&["controller.quorum.voters=1@localhost:9093"], "'listeners'");
         bad(&["process.roles=broker"], "'process.roles'");
         bad(&["process.roles=broker,zookeeper"], "'process.roles'");
+        bad(
+            &[
+                "listeners=PLAINTEXT://:9092,CONTROLLER://:9093",
+                "controller.quorum.voters=1@localhost:9093",
+            ],
+            "wildcard",
+        );
         let s = load(
             None,
             &[
-                "listeners=PLAINTEXT://:9092,CONTROLLER://:9093".into(),
+                "listeners=PLAINTEXT://:9092,CONTROLLER://localhost:9093".into(),
                 "controller.quorum.voters=1@localhost:9093".into(),
             ],
         )
