@@ -88,7 +88,7 @@ impl Server {
         let settings = Arc::new(settings);
         let data_dir = PathBuf::from(&settings.log_dirs);
         let lock = open_data_dir(&data_dir)?;
-        let cluster_id = meta_properties(&data_dir, settings.node_id)?;
+        let (cluster_id, fresh_data_dir) = meta_properties(&data_dir, settings.node_id)?;
         let quorum = Quorum::parse(
             &settings.controller_quorum_voters,
             settings.node_id,
@@ -111,6 +111,7 @@ impl Server {
             quorum.clone(),
             controller_listener,
             cluster_id.clone(),
+            fresh_data_dir,
         )
         .await
         .map_err(|e| StartError::Metadata(e.to_string()))?;
@@ -361,8 +362,9 @@ fn open_data_dir(dir: &Path) -> Result<File, StartError> {
     }
 }
 
-/// Reads (or writes, on first start) `meta.properties`; returns the cluster id.
-fn meta_properties(dir: &Path, node_id: i32) -> Result<String, StartError> {
+/// Reads (or writes, on first start) `meta.properties`; returns the cluster id and whether the
+/// file was just written (a new data directory).
+fn meta_properties(dir: &Path, node_id: i32) -> Result<(String, bool), StartError> {
     let path = dir.join("meta.properties");
     let io = |source| StartError::DataDir {
         path: path.display().to_string(),
@@ -384,13 +386,13 @@ fn meta_properties(dir: &Path, node_id: i32) -> Result<String, StartError> {
                 )));
             }
             get("cluster.id")
-                .map(str::to_string)
+                .map(|id| (id.to_string(), false))
                 .ok_or_else(|| StartError::MetaProperties(format!("{} has no cluster.id", path.display())))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let cluster_id = uuid::Uuid::new_v4().simple().to_string();
             write_meta_properties(dir, &cluster_id, node_id)?;
-            Ok(cluster_id)
+            Ok((cluster_id, true))
         }
         Err(e) => Err(io(e)),
     }

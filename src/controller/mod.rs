@@ -116,6 +116,7 @@ impl Controller {
         quorum: Quorum,
         listener: Option<TcpListener>,
         proposed_cluster_id: String,
+        fresh_data_dir: bool,
     ) -> Result<Arc<Controller>, ControllerStartError> {
         let dir = data_dir.join(METADATA_DIR);
         let storage = |source| ControllerStartError::Storage {
@@ -175,13 +176,16 @@ impl Controller {
                 .spawn(network::serve(l, controller.clone(), shutdown.clone()));
         }
         if controller.quorum.is_voter(node_id) {
-            controller.initialize().await?;
+            controller.initialize(fresh_data_dir).await?;
             controller.tasks.spawn(liveness_loop(controller.clone(), shutdown));
         }
         Ok(controller)
     }
 
-    async fn initialize(&self) -> Result<(), ControllerStartError> {
+    /// Initialises the quorum on the first start of a voter. A voter of a larger quorum whose
+    /// data directory is not new has lost its metadata log: it must not found a quorum of its
+    /// own, and rejoins as a follower that the leader sends the log to.
+    async fn initialize(&self, fresh_data_dir: bool) -> Result<(), ControllerStartError> {
         let initialized = self
             .raft
             .is_initialized()
@@ -193,7 +197,9 @@ impl Controller {
             .iter()
             .map(|(id, addr)| (*id as u64, BasicNode::new(addr.clone())))
             .collect();
-        if !initialized {
+        if !initialized && voters.len() > 1 && !fresh_data_dir {
+            warn!("this voter's metadata log is gone but its data directory is not new: not initialising, waiting for the leader to send the log");
+        } else if !initialized {
             // Every voter initialises with the same membership: Raft makes that one log entry,
             // whichever node's copy wins the first election.
             info!(voters = ?voters.keys().collect::<Vec<_>>(), "initialising the controller quorum");
