@@ -21,7 +21,7 @@ from collections import Counter
 from functools import partial
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 import kafka_wire
@@ -31,9 +31,11 @@ from conftest import (
     admin_config,
     assert_every_ack_is_in_the_log,
     consume_until_eof,
+    consumer_config,
     create_topic,
     delivered_offsets,
     kcat_metadata,
+    poll_messages,
     produce_all,
     producer_config,
 )
@@ -424,3 +426,47 @@ def test_controller_only_and_broker_only_nodes(make_cluster, topic):
     assert Counter(c.leaders(topic, via=5).values()) == {4: 2, 5: 2}
     sent = produce_to_every_partition(c.node(4).bootstrap, topic, 4)
     assert_partitions_hold(c.node(5).bootstrap, topic, sent)
+
+
+def group_consumer(bootstrap: str, group: str) -> Consumer:
+    return Consumer(
+        consumer_config(
+            bootstrap,
+            **{
+                "group.id": group,
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": False,
+                "enable.auto.offset.store": True,  # what was polled is what commit() commits
+            },
+        )
+    )
+
+
+def test_consumer_group_keeps_its_offsets_when_its_coordinator_restarts(make_cluster, topic):
+    """A group over a topic led by all three brokers, coordinated by whichever broker leads its
+    __consumer_offsets partition: it commits, that broker restarts (SIGTERM), and the group
+    resumes after the committed offsets: nothing read twice, nothing skipped."""
+    c = make_cluster()
+    admin = AdminClient(admin_config(c.bootstrap))
+    admin.create_topics([NewTopic(topic, num_partitions=9)])[topic].result(timeout=TIMEOUT_S)
+    wait_until_visible(c, topic, 9)
+    first = produce_to_every_partition(c.bootstrap, topic, 9, count=10)
+    group = f"{topic}-group"
+    consumer = group_consumer(c.bootstrap, group)
+    consumer.subscribe([topic])
+    got = poll_messages(consumer, 90, TIMEOUT_S)
+    assert sorted(m.value() for m in got) == sorted(v for vs in first.values() for v in vs)
+    consumer.commit(asynchronous=False)
+    consumer.close()
+
+    coordinator = admin.describe_consumer_groups([group])[group].result(timeout=TIMEOUT_S).coordinator.id
+    c.restart(coordinator)
+    later = {p: [f"{topic}-later-p{p}".encode()] for p in range(9)}
+    producer = Producer(producer_config(c.bootstrap, acks="all"))
+    for p, values in later.items():
+        delivered_offsets(produce_all(producer, topic, values, partition=p))
+    consumer = group_consumer(c.bootstrap, group)
+    consumer.subscribe([topic])
+    resumed = poll_messages(consumer, 9, TIMEOUT_S)
+    consumer.close()
+    assert sorted(m.value() for m in resumed) == sorted(v for vs in later.values() for v in vs)
