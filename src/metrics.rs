@@ -15,6 +15,7 @@ use prometheus::{
 use tokio::net::TcpListener;
 use tracing::info;
 
+use crate::controller::Controller;
 use crate::replica::ReplicaManager;
 
 #[derive(Debug, Clone)]
@@ -88,6 +89,10 @@ impl Metrics {
     /// Adds the per-partition gauges, read from `replicas` at scrape time.
     pub(crate) fn watch_partitions(&self, replicas: Arc<ReplicaManager>) {
         must(self.registry.register(Box::new(PartitionCollector::new(replicas))));
+    }
+
+    pub(crate) fn watch_controller(&self, controller: Arc<Controller>) {
+        must(self.registry.register(Box::new(ControllerCollector::new(controller))));
     }
 
     /// The Prometheus text exposition of every metric.
@@ -172,5 +177,69 @@ impl Collector for PartitionCollector {
             }
         }
         [end, start, size, segments].iter().flat_map(|g| g.collect()).collect()
+    }
+}
+
+/// The metadata quorum as this node sees it, gathered at scrape time.
+#[derive(Debug)]
+struct ControllerCollector {
+    controller: Arc<Controller>,
+    descs: Vec<Desc>,
+}
+
+impl ControllerCollector {
+    fn new(controller: Arc<Controller>) -> ControllerCollector {
+        let descs = Self::gauges()
+            .iter()
+            .flat_map(|g| g.desc().into_iter().cloned())
+            .collect();
+        ControllerCollector { controller, descs }
+    }
+
+    fn gauges() -> [IntGauge; 6] {
+        let g = |name: &str, help: &str| must(IntGauge::new(name, help));
+        [
+            g(
+                "controller_active",
+                "1 on the active controller (the Raft leader), else 0",
+            ),
+            g(
+                "controller_raft_term",
+                "The metadata quorum's current Raft term (leader epoch)",
+            ),
+            g(
+                "metadata_last_log_index",
+                "Last entry in this node's copy of the metadata log",
+            ),
+            g(
+                "metadata_applied_index",
+                "Last metadata log entry this node has applied",
+            ),
+            g("brokers_live", "Registered, unfenced brokers in this node's metadata"),
+            g("brokers_fenced", "Registered, fenced brokers in this node's metadata"),
+        ]
+    }
+}
+
+impl Collector for ControllerCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let s = self.controller.status();
+        let gauges = Self::gauges();
+        let values = [
+            i64::from(s.active),
+            s.term as i64,
+            s.last_log_index as i64,
+            s.applied_index as i64,
+            s.live_brokers as i64,
+            s.fenced_brokers as i64,
+        ];
+        for (g, v) in gauges.iter().zip(values) {
+            g.set(v);
+        }
+        gauges.iter().flat_map(|g| g.collect()).collect()
     }
 }

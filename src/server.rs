@@ -116,6 +116,7 @@ impl Server {
         .await
         .map_err(|e| StartError::Metadata(e.to_string()))?;
         let metrics = Arc::new(Metrics::new());
+        metrics.watch_controller(controller.clone());
         let metrics_listener = bind(&settings.metrics_listener).await?;
         let metrics_addr = metrics_listener.local_addr().map_err(|source| StartError::Bind {
             addr: settings.metrics_listener.clone(),

@@ -412,6 +412,11 @@ async fn metrics_endpoint_reports_requests_and_partitions() {
     );
     assert!(body.contains("sluice_messages_in_total 1"));
     assert!(body.contains("sluice_request_duration_seconds_bucket"));
+    assert!(
+        body.contains("sluice_controller_active 1"),
+        "a quorum of one leads itself"
+    );
+    assert!(body.contains("sluice_brokers_live 1"));
 }
 
 #[tokio::test]

@@ -97,6 +97,16 @@ impl std::fmt::Debug for Controller {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ControllerStatus {
+    pub(crate) active: bool,
+    pub(crate) term: u64,
+    pub(crate) last_log_index: u64,
+    pub(crate) applied_index: u64,
+    pub(crate) live_brokers: usize,
+    pub(crate) fenced_brokers: usize,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ControllerStartError {
     #[error("metadata log in {path}: {source}")]
@@ -222,6 +232,21 @@ impl Controller {
             .voter_ids()
             .filter_map(|id| membership.get_node(&id).map(|n| (id as i32, n.addr.clone())))
             .collect()
+    }
+
+    /// What the metrics endpoint reports about the quorum and the brokers.
+    pub(crate) fn status(&self) -> ControllerStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let applied = self.applied.borrow().clone();
+        let fenced = applied.image.brokers_fenced();
+        ControllerStatus {
+            active: m.current_leader == Some(self.node_id as u64),
+            term: m.current_term,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied_index: applied.index,
+            live_brokers: applied.image.live_brokers().count(),
+            fenced_brokers: fenced,
+        }
     }
 
     /// The image this node has applied, and the index it is at.

@@ -85,6 +85,10 @@ impl MetadataImage {
         self.brokers.get(&id)
     }
 
+    pub(crate) fn brokers_fenced(&self) -> usize {
+        self.brokers.values().filter(|b| b.fenced).count()
+    }
+
     /// The brokers clients are told about and partitions may be placed on.
     pub(crate) fn live_brokers(&self) -> impl Iterator<Item = &BrokerImage> {
         self.brokers.values().filter(|b| !b.fenced)
