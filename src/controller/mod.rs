@@ -76,6 +76,8 @@ pub(crate) struct Controller {
     quorum: Quorum,
     /// Used by the first change of a new cluster: this node's meta.properties cluster id.
     proposed_cluster_id: String,
+    /// Connections for commands forwarded to the active controller.
+    peers: quorum::Pool,
     /// Serialises plan → commit on the active controller.
     serial: tokio::sync::Mutex<()>,
     /// Last heartbeat per broker, kept by the active controller only.
@@ -173,6 +175,7 @@ impl Controller {
             settings,
             quorum,
             proposed_cluster_id,
+            peers: Default::default(),
             serial: Default::default(),
             liveness: Default::default(),
             shutting_down: Default::default(),
@@ -281,7 +284,7 @@ impl Controller {
                     Ok(r) => r,
                     Err(_) => Err(CommandError::NotController),
                 },
-                Some(Some(addr)) => quorum::forward(&addr, &command, left).await,
+                Some(Some(addr)) => self.peers.forward(&addr, &command, left).await,
             };
             let why = match attempt {
                 Ok(reply) => return Ok(reply),

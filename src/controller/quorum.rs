@@ -1,12 +1,14 @@
 //! Who votes: `controller.quorum.voters` (Kafka's `id@host:port,...`, the voters' controller
 //! listeners) and `process.roles`; and forwarding a command to a peer.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tracing::debug;
 
 use super::commands::{Command, CommandError, Reply};
-use super::network::{Connection, Request, Response};
+use super::network::{Connection, Request, Response, WireError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Quorum {
@@ -68,16 +70,48 @@ impl Quorum {
     }
 }
 
-/// Sends a command to the node at `addr`. A node that cannot be reached counts as "not the
-/// controller": the caller looks again.
-pub(super) async fn forward(addr: &str, command: &Command, timeout: Duration) -> Result<Reply, CommandError> {
-    let mut conn = Connection::new(addr.to_string());
-    match conn.call(&Request::Command(command.clone()), timeout).await {
-        Ok(Response::Command(r)) => r,
-        Ok(_) => Err(CommandError::NotController),
-        Err(e) => {
-            debug!(addr, error = %e, "controller not reachable");
-            Err(CommandError::NotController)
+/// Idle connections to peers for forwarded commands, so a broker's heartbeat every couple of
+/// seconds reuses a socket instead of opening one; concurrent commands each take their own.
+#[derive(Debug, Default)]
+pub(super) struct Pool {
+    idle: Mutex<HashMap<String, Vec<Connection>>>,
+}
+
+/// Idle connections kept per peer.
+const IDLE_PER_PEER: usize = 4;
+
+impl Pool {
+    /// Sends a command to the node at `addr`. A node that cannot be reached counts as "not the
+    /// controller": the caller looks again.
+    pub(super) async fn forward(
+        &self,
+        addr: &str,
+        command: &Command,
+        timeout: Duration,
+    ) -> Result<Reply, CommandError> {
+        let request = Request::Command(command.clone());
+        let taken = self.idle.lock().expect("pool lock").get_mut(addr).and_then(Vec::pop);
+        let pooled = taken.is_some();
+        let mut conn = taken.unwrap_or_else(|| Connection::new(addr.to_string()));
+        let mut answer = conn.call(&request, timeout).await;
+        if pooled && matches!(answer, Err(WireError::Io(_))) {
+            // The peer closed an idle connection (it restarted): once more on a fresh one.
+            answer = conn.call(&request, timeout).await;
+        }
+        if answer.is_ok() {
+            let mut idle = self.idle.lock().expect("pool lock");
+            let conns = idle.entry(addr.to_string()).or_default();
+            if conns.len() < IDLE_PER_PEER {
+                conns.push(conn);
+            }
+        }
+        match answer {
+            Ok(Response::Command(r)) => r,
+            Ok(_) => Err(CommandError::NotController),
+            Err(e) => {
+                debug!(addr, error = %e, "controller not reachable");
+                Err(CommandError::NotController)
+            }
         }
     }
 }
