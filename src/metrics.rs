@@ -131,6 +131,11 @@ impl Default for Metrics {
     }
 }
 
+/// What a scrape-time collector declares: the descriptions of the gauges it fills.
+fn descs_of<C: Collector>(gauges: &[C]) -> Vec<Desc> {
+    gauges.iter().flat_map(|g| g.desc().into_iter().cloned()).collect()
+}
+
 /// Per-partition log end offset and size, gathered at scrape time.
 #[derive(Debug)]
 struct PartitionCollector {
@@ -140,10 +145,7 @@ struct PartitionCollector {
 
 impl PartitionCollector {
     fn new(replicas: Arc<ReplicaManager>) -> PartitionCollector {
-        let descs = Self::gauges()
-            .iter()
-            .flat_map(|g| g.desc().into_iter().cloned())
-            .collect();
+        let descs = descs_of(&Self::gauges());
         PartitionCollector { replicas, descs }
     }
 
@@ -189,10 +191,7 @@ struct ControllerCollector {
 
 impl ControllerCollector {
     fn new(controller: Arc<Controller>) -> ControllerCollector {
-        let descs = Self::gauges()
-            .iter()
-            .flat_map(|g| g.desc().into_iter().cloned())
-            .collect();
+        let descs = descs_of(&Self::gauges());
         ControllerCollector { controller, descs }
     }
 

@@ -558,14 +558,7 @@ impl Log {
     /// gigabytes of segments takes seconds that no request should wait for. A leftover of a
     /// crash during removal is cleaned up by `LogManager` at the next start.
     pub(crate) fn delete(self) -> Result<(), LogError> {
-        let dir = self.dir.clone();
-        drop(self);
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let doomed = dir.with_file_name(format!("{name}.{}{DELETED_SUFFIX}", unique_suffix()));
-        std::fs::rename(&dir, &doomed).at("rename partition dir for deletion", &dir)?;
+        let (dir, doomed) = self.close_and_rename(DELETED_SUFFIX)?;
         std::thread::Builder::new()
             .name("log-delete".into())
             .spawn(move || remove_deleted_dir(&doomed))
@@ -575,15 +568,21 @@ impl Log {
 
     /// Sets the log aside under a `-stray` name (not loaded again, not deleted); returns it.
     pub(crate) fn set_aside(self) -> Result<PathBuf, LogError> {
+        Ok(self.close_and_rename(STRAY_SUFFIX)?.1)
+    }
+
+    /// Closes the log and renames its directory to `<name>.<unique><suffix>`, which no longer
+    /// parses as a partition; returns (old, new) paths.
+    fn close_and_rename(self, suffix: &str) -> Result<(PathBuf, PathBuf), LogError> {
         let dir = self.dir.clone();
         drop(self);
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let aside = dir.with_file_name(format!("{name}.{}{STRAY_SUFFIX}", unique_suffix()));
-        std::fs::rename(&dir, &aside).at("rename stray partition dir", &dir)?;
-        Ok(aside)
+        let renamed = dir.with_file_name(format!("{name}.{}{suffix}", unique_suffix()));
+        std::fs::rename(&dir, &renamed).at("rename partition dir", &dir)?;
+        Ok((dir, renamed))
     }
 
     pub(super) fn active(&self) -> &Segment {
