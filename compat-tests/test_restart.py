@@ -52,19 +52,31 @@ def test_acknowledged_records_survive_a_clean_restart(fresh_broker, topic):
     assert "panicked" not in broker.all_logs()
 
 
-def test_acknowledged_records_survive_kill9_mid_stream_and_offsets_continue(fresh_broker, topic):
-    broker = fresh_broker
+def stream_across_an_outage(broker, topic: str, outage, after: int, **producer) -> tuple["StreamingProducer", int]:
+    """A producer streaming into a new topic while `outage(broker)` takes the broker down; the
+    broker is started again and the same producer carries on for `after` more acks. Returns
+    the finished stream and how many records were acknowledged before the outage."""
     create_topic(broker, topic)
-    stream = StreamingProducer(broker.bootstrap, topic)
+    stream = StreamingProducer(broker.bootstrap, topic, **producer)
     stream.start()
     try:
         stream.wait_for_acks(5000)
-        broker.kill9()
-        acked_before_kill = len(stream.acked)
+        outage(broker)
+        acked_before = len(stream.acked)
         broker.start()
-        stream.wait_for_acks(acked_before_kill + 5000)  # the same producer carries on
+        stream.wait_for_acks(acked_before + after)
     finally:
         stream.finish()
+    return stream, acked_before
+
+
+def stop_cleanly(broker) -> None:
+    assert broker.stop(timeout=5) == 0
+
+
+def test_acknowledged_records_survive_kill9_mid_stream_and_offsets_continue(fresh_broker, topic):
+    broker = fresh_broker
+    stream, acked_before_kill = stream_across_an_outage(broker, topic, lambda b: b.kill9(), after=5000)
 
     log = log_contents(broker, topic)
     assert_every_ack_is_in_the_log_once_in_order(stream.acked, log)
@@ -82,34 +94,14 @@ def test_acknowledged_records_survive_kill9_mid_stream_and_offsets_continue(fres
 
 def test_sigterm_during_a_produce_stream_keeps_every_acknowledged_record(fresh_broker, topic):
     broker = fresh_broker
-    create_topic(broker, topic)
-    stream = StreamingProducer(broker.bootstrap, topic)
-    stream.start()
-    try:
-        stream.wait_for_acks(5000)
-        assert broker.stop(timeout=5) == 0
-        acked_before_stop = len(stream.acked)
-        broker.start()
-        stream.wait_for_acks(acked_before_stop + 2000)
-    finally:
-        stream.finish()
+    stream, _ = stream_across_an_outage(broker, topic, stop_cleanly, after=2000)
 
     assert_every_ack_is_in_the_log_once_in_order(stream.acked, log_contents(broker, topic))
 
 
 def test_idempotent_producer_writes_every_record_exactly_once_across_kill9(fresh_broker, topic):
     broker = fresh_broker
-    create_topic(broker, topic)
-    stream = StreamingProducer(broker.bootstrap, topic, idempotent=True)
-    stream.start()
-    try:
-        stream.wait_for_acks(5000)
-        broker.kill9()
-        acked_before_kill = len(stream.acked)
-        broker.start()
-        stream.wait_for_acks(acked_before_kill + 5000)
-    finally:
-        stream.finish()
+    stream, _ = stream_across_an_outage(broker, topic, lambda b: b.kill9(), after=5000, idempotent=True)
 
     log = log_contents(broker, topic)
     assert stream.failed == [], f"{len(stream.failed)} idempotent produces failed"
