@@ -226,8 +226,13 @@ pub(crate) async fn serve(listener: TcpListener, controller: Arc<Controller>, sh
                 tokio::spawn(async move {
                     tokio::select! {
                         _ = shutdown.cancelled() => {}
-                        r = serve_connection(stream, &controller) => if let Err(e) = r {
-                            debug!(%peer, error = %e, "controller connection closed");
+                        r = serve_connection(stream, &controller) => match r {
+                            // Not a Sluice peer (or a broken one): say so once, keep serving the rest.
+                            Err(e @ (WireError::Decode(_) | WireError::TooLarge(_))) => {
+                                warn!(%peer, error = %e, "controller listener: bad message, connection closed");
+                            }
+                            Err(e) => debug!(%peer, error = %e, "controller connection closed"),
+                            Ok(()) => {}
                         }
                     }
                 });
