@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := compat-tests/.venv
 SLUICE_BIN := target/release/sluice
 
-.PHONY: all build run test test-deps unit compat lint fmt clean cluster cluster-stop cluster-clean
+.PHONY: all build run test test-deps test-deps-python test-deps-java test-deps-go unit compat lint fmt clean cluster cluster-stop cluster-clean
 
 all: build
 
@@ -32,8 +32,11 @@ cluster-clean:
 test: test-deps lint unit compat
 
 # kcat from Debian; confluent-kafka, kafka-python and pytest from PyPI into a local venv;
-# kafkajs from npm (needs node and npm) into compat-tests/kafkajs/node_modules.
-test-deps:
+# kafkajs from npm (needs node and npm) into compat-tests/kafkajs/node_modules; Apache Kafka's
+# jars from Maven Central (test-deps-java); franz-go from the Go module proxy (test-deps-go).
+test-deps: test-deps-python test-deps-java test-deps-go
+
+test-deps-python:
 	@command -v kcat >/dev/null 2>&1 || { \
 		echo "installing kcat"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -42,6 +45,18 @@ test-deps:
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -r compat-tests/requirements.txt
 	@if [ ! -d compat-tests/kafkajs/node_modules ] || [ compat-tests/kafkajs/package-lock.json -nt compat-tests/kafkajs/node_modules ]; then \
 		cd compat-tests/kafkajs && npm ci --no-audit --no-fund --silent; fi
+
+# Apache Kafka 4.x (broker, tools, clients, streams) resolved by Maven into
+# compat-tests/.kafka/<version>/lib, once; compat-tests/kafka-tool runs any of its tools.
+test-deps-java:
+	@command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1 || { \
+		echo "installing Java 17 and Maven"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openjdk-17-jdk-headless maven >/dev/null; }
+	@compat-tests/kafka/resolve.sh >/dev/null
+
+# franz-go (kgo, kadm) from the Go module proxy, built into compat-tests/go/.
+test-deps-go:
 
 lint:
 	$(CARGO) fmt --check
