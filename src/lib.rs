@@ -5,6 +5,7 @@
 //! `broker` wires the services together; `server` starts and stops a node. Only settings and
 //! the server are public: clients talk to Sluice over the Kafka protocol, not through Rust.
 
+mod alloc;
 mod api;
 mod broker;
 mod clock;
@@ -22,4 +23,9 @@ mod server;
 mod txn;
 
 pub use config::Settings;
+
+/// Large allocations are reserved address space, committed only as written: a request that
+/// declares a huge count cannot make the allocator fail and abort the broker (see `alloc`).
+#[global_allocator]
+static ALLOCATOR: alloc::GuardedAllocator = alloc::GuardedAllocator;
 pub use server::{Server, StartError};

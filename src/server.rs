@@ -85,6 +85,12 @@ impl Server {
     /// unfenced and serving; in a cluster that means once a quorum of voters is up.
     pub async fn start(settings: Settings) -> Result<Server, StartError> {
         raise_open_files_limit();
+        if crate::alloc::overcommit_is_strict() {
+            warn!(
+                "vm.overcommit_memory is 2: a request declaring a huge count can exhaust the commit \
+                 limit and abort the broker (see docs/architecture.md, Input bounds); 0 or 1 is safe"
+            );
+        }
         let settings = Arc::new(settings);
         let data_dir = PathBuf::from(&settings.log_dirs);
         let lock = open_data_dir(&data_dir)?;
