@@ -252,6 +252,10 @@ settings! {
     socket_request_max_bytes: i32 = "socket.request.max.bytes", "104857600", positive_i32;
     /// Most requests one connection may have in flight (pipelined) before the broker stops reading it.
     queued_max_requests: i32 = "queued.max.requests", "500", positive_i32;
+    /// Bytes of requests the broker holds at once, from reading a request's size until its response is written (each counted as at least 1 KiB); a connection whose next request does not fit is not read until others finish. -1: unbounded (Kafka's default).
+    queued_max_request_bytes: i64 = "queued.max.request.bytes", "536870912", minus_one_or_positive;
+    /// Close a connection that sent nothing for this long while none of its requests was in flight (also a half-sent request).
+    connections_max_idle_ms: i64 = "connections.max.idle.ms", "600000", positive;
     /// Most open client connections; more are closed at accept.
     max_connections: i32 = "max.connections", "10000", positive_i32;
     /// Fewest in-sync replicas for an acks=all produce to succeed.

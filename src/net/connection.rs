@@ -2,26 +2,77 @@
 //! happen in request order) and a writer that sends the responses in that same order, even
 //! when an earlier one (a long-poll fetch) finishes later.
 //!
-//! At most `queued.max.requests` responses may be outstanding; past that the reader waits,
-//! which stops reading the socket (back-pressure to the client).
+//! What a connection may hold is bounded: at most `queued.max.requests` requests in flight
+//! (past that the reader waits, which stops reading the socket: back-pressure to the client),
+//! each charged against the broker-wide request memory ([`RequestMemory`]) from the moment its
+//! size is read until its response is written, and no more than `connections.max.idle.ms` of
+//! silence while nothing is in flight.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::frame::read_frame;
+use super::frame::{read_body, read_size, FrameError, Idle};
 use crate::api::{self, Outcome, Pending};
 use crate::broker::Broker;
 
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
-pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broker>, shutdown: CancellationToken) {
+/// Least a request is charged against the request memory, whatever its size: what a parked
+/// request costs beyond its frame (its decoded form, its waker, its response), so a flood of
+/// tiny long polls is bounded as surely as a few huge produces.
+const MIN_REQUEST_CHARGE_BYTES: usize = 1024;
+
+/// `queued.max.request.bytes`: the bytes of requests the whole broker holds, from reading
+/// their size until their response is written. A connection whose next request does not fit
+/// waits (its socket is not read) until others finish. Unbounded when the setting is -1.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestMemory {
+    pool: Option<Arc<Semaphore>>,
+    total: usize,
+}
+
+impl RequestMemory {
+    pub(crate) fn new(max_bytes: i64) -> RequestMemory {
+        let total = usize::try_from(max_bytes)
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS);
+        RequestMemory {
+            pool: (max_bytes >= 0).then(|| Arc::new(Semaphore::new(total))),
+            total,
+        }
+    }
+
+    /// Waits until `frame_bytes` (at least the minimum charge, at most the whole pool) fit.
+    async fn charge(&self, frame_bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let pool = self.pool.as_ref()?;
+        let charge = frame_bytes.max(MIN_REQUEST_CHARGE_BYTES).min(self.total);
+        let permits = u32::try_from(charge).unwrap_or(u32::MAX);
+        pool.clone().acquire_many_owned(permits).await.ok()
+    }
+}
+
+/// A dispatched request on its way to the writer, with what it holds of the request memory.
+struct InFlight {
+    response: Pending,
+    _charge: Option<OwnedSemaphorePermit>,
+}
+
+pub(super) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    memory: RequestMemory,
+    shutdown: CancellationToken,
+) {
     let metrics = broker.metrics.clone();
     metrics.connections_open.inc();
     debug!(%peer, "connection opened");
@@ -29,58 +80,80 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, broker: Arc<Broke
         debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
     let (read_half, write_half) = stream.into_split();
-    let (tx, rx) = mpsc::channel::<Pending>(broker.settings.queued_max_requests as usize);
+    let (tx, rx) = mpsc::channel::<InFlight>(broker.settings.queued_max_requests as usize);
+    // Requests dispatched and not yet answered on the wire: a connection waiting for them is
+    // not idle.
+    let in_flight = Arc::new(AtomicUsize::new(0));
     // Cancelled by the writer when it can no longer write, so the reader stops too.
     let closed = CancellationToken::new();
     let reader = read_loop(
         BufReader::with_capacity(READ_BUFFER_BYTES, read_half),
         peer,
         &broker,
+        memory,
         tx,
+        &in_flight,
         &shutdown,
         &closed,
     );
-    let writer = write_loop(write_half, peer, rx, &closed);
+    let writer = write_loop(write_half, peer, rx, &in_flight, &closed);
     tokio::join!(reader, writer);
     metrics.connections_open.dec();
     debug!(%peer, "connection closed");
 }
 
+#[allow(clippy::too_many_arguments)] // The connection's parts, handed over once.
 async fn read_loop(
     mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
     peer: SocketAddr,
     broker: &Arc<Broker>,
-    tx: mpsc::Sender<Pending>,
+    memory: RequestMemory,
+    tx: mpsc::Sender<InFlight>,
+    in_flight: &AtomicUsize,
     shutdown: &CancellationToken,
     closed: &CancellationToken,
 ) {
     let max = broker.settings.socket_request_max_bytes as usize;
+    let idle = Idle {
+        limit: Duration::from_millis(broker.settings.connections_max_idle_ms as u64),
+        busy: || in_flight.load(Ordering::Relaxed) > 0,
+    };
+    let read_one = async |reader: &mut BufReader<_>| -> Result<Option<InFlight>, FrameError> {
+        let Some(size) = read_size(reader, max, &idle).await? else {
+            return Ok(None);
+        };
+        let charge = memory.charge(size).await;
+        let frame = read_body(reader, size, &idle).await?;
+        broker.metrics.bytes_in.inc_by(size as u64 + 4);
+        match api::dispatch(broker, frame, peer) {
+            Ok(response) => Ok(Some(InFlight {
+                response,
+                _charge: charge,
+            })),
+            Err(e) => {
+                info!(%peer, "closing connection: {e}");
+                Ok(None)
+            }
+        }
+    };
     loop {
-        let frame = tokio::select! {
+        let next = tokio::select! {
             biased;
             _ = closed.cancelled() => return,
             _ = shutdown.cancelled() => return,
-            f = read_frame(&mut reader, max) => f,
+            r = read_one(&mut reader) => r,
         };
-        let frame = match frame {
-            Ok(Some(f)) => f,
+        let request = match next {
+            Ok(Some(r)) => r,
             Ok(None) => return,
             Err(e) => {
                 info!(%peer, "closing connection: {e}");
                 return;
             }
         };
-        broker.metrics.bytes_in.inc_by(frame.len() as u64 + 4);
-        match api::dispatch(broker, frame, peer) {
-            Ok(pending) => {
-                if tx.send(pending).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                info!(%peer, "closing connection: {e}");
-                return;
-            }
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        if tx.send(request).await.is_err() {
+            return;
         }
     }
 }
@@ -89,11 +162,14 @@ async fn read_loop(
 async fn write_loop(
     mut writer: OwnedWriteHalf,
     peer: SocketAddr,
-    mut rx: mpsc::Receiver<Pending>,
+    mut rx: mpsc::Receiver<InFlight>,
+    in_flight: &AtomicUsize,
     closed: &CancellationToken,
 ) {
-    while let Some(pending) = rx.recv().await {
-        match pending.await {
+    while let Some(request) = rx.recv().await {
+        let outcome = request.response.await;
+        in_flight.fetch_sub(1, Ordering::Relaxed);
+        match outcome {
             Outcome::Send(mut frame) => {
                 // One vectored write of the frame's chunks (header, record batches as read).
                 if let Err(e) = writer.write_all_buf(&mut frame).await {

@@ -1,7 +1,19 @@
-//! Reading one size-prefixed request frame, with the size limit enforced before allocating.
+//! Reading one size-prefixed request frame: the size limit enforced before anything is held,
+//! memory that grows only with the bytes that arrived, and an idle deadline on every read.
+//!
+//! A frame's buffer grows as its bytes come in (doubling from 64 KiB), so a client that
+//! declares 100 MiB and sends ten bytes holds ten bytes' worth, not 100 MiB (a slow-loris
+//! connection costs what it sent). Each read waits at most `connections.max.idle.ms`; the
+//! caller decides whether a quiet connection is idle (nothing in flight) or just waiting for
+//! its own long polls.
+
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// First allocation for a frame body; it doubles as bytes arrive.
+const FIRST_CHUNK_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub(super) enum FrameError {
@@ -11,19 +23,31 @@ pub(super) enum FrameError {
     Negative(i32),
     #[error("connection closed in the middle of a request frame")]
     Truncated,
+    #[error("no bytes for connections.max.idle.ms ({0} ms) with nothing in flight")]
+    Idle(u128),
     #[error("read failed: {0}")]
     Io(#[from] std::io::Error),
 }
 
-/// Reads the next frame. `Ok(None)` is a clean close between frames.
-pub(super) async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max: usize) -> Result<Option<Bytes>, FrameError> {
-    let mut size_buf = [0u8; 4];
-    match reader.read_exact(&mut size_buf).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e.into()),
+/// The size prefix of the next frame, checked against `max`; `Ok(None)` is a clean close
+/// between frames.
+pub(super) async fn read_size<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max: usize,
+    idle: &Idle<impl Fn() -> bool>,
+) -> Result<Option<usize>, FrameError> {
+    let mut size_buf = BytesMut::with_capacity(4);
+    while size_buf.len() < 4 {
+        let want = 4 - size_buf.len();
+        if idle.read(reader, &mut size_buf, want).await? == 0 {
+            return if size_buf.is_empty() {
+                Ok(None)
+            } else {
+                Err(FrameError::Truncated)
+            };
+        }
     }
-    let size = i32::from_be_bytes(size_buf);
+    let size = i32::from_be_bytes([size_buf[0], size_buf[1], size_buf[2], size_buf[3]]);
     if size < 0 {
         return Err(FrameError::Negative(size));
     }
@@ -31,20 +55,75 @@ pub(super) async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R, max: usize)
     if size > max {
         return Err(FrameError::TooLarge { size: size as i64, max });
     }
-    // Filled with read_buf rather than zeroed and read_exact'd: no pass over the memory twice.
-    let mut buf = BytesMut::with_capacity(size);
+    Ok(Some(size))
+}
+
+/// The `size` bytes of a frame body, read into a buffer that grows with what arrived.
+pub(super) async fn read_body<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    size: usize,
+    idle: &Idle<impl Fn() -> bool>,
+) -> Result<Bytes, FrameError> {
+    let mut buf = BytesMut::with_capacity(size.min(FIRST_CHUNK_BYTES));
     while buf.len() < size {
-        let want = (size - buf.len()) as u64;
-        if (&mut *reader).take(want).read_buf(&mut buf).await? == 0 {
+        if buf.len() == buf.capacity() {
+            // Double what has arrived, never past the declared size.
+            buf.reserve((size - buf.len()).min(buf.len().max(FIRST_CHUNK_BYTES)));
+        }
+        let want = (size - buf.len()).min(buf.capacity() - buf.len());
+        if idle.read(reader, &mut buf, want).await? == 0 {
             return Err(FrameError::Truncated);
         }
     }
-    Ok(Some(buf.freeze()))
+    Ok(buf.freeze())
+}
+
+/// The idle deadline of one connection: `connections.max.idle.ms` per read, waived while
+/// `busy` says the client is waiting for responses of its own (a long poll, a join).
+#[derive(Debug)]
+pub(super) struct Idle<B> {
+    pub(super) limit: Duration,
+    pub(super) busy: B,
+}
+
+impl<B: Fn() -> bool> Idle<B> {
+    /// One read of at most `want` bytes into `buf`'s spare capacity; 0 at end of stream.
+    async fn read<R: AsyncRead + Unpin>(
+        &self,
+        reader: &mut R,
+        buf: &mut BytesMut,
+        want: usize,
+    ) -> Result<usize, FrameError> {
+        loop {
+            // `read_buf` is cancel-safe: a timed-out read has taken no bytes.
+            let mut limited = (&mut *reader).take(want as u64);
+            match tokio::time::timeout(self.limit, limited.read_buf(buf)).await {
+                Ok(n) => return Ok(n?),
+                Err(_) if (self.busy)() => continue,
+                Err(_) => return Err(FrameError::Idle(self.limit.as_millis())),
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn never_busy() -> Idle<fn() -> bool> {
+        Idle {
+            limit: Duration::from_secs(5),
+            busy: || false,
+        }
+    }
+
+    async fn read_frame(r: &mut &[u8], max: usize) -> Result<Option<Bytes>, FrameError> {
+        let idle = never_busy();
+        match read_size(r, max, &idle).await? {
+            Some(size) => Ok(Some(read_body(r, size, &idle).await?)),
+            None => Ok(None),
+        }
+    }
 
     #[tokio::test]
     async fn reads_frames_back_to_back_and_eof_between_them() {
@@ -66,5 +145,54 @@ mod tests {
         assert!(matches!(read_frame(&mut r, 255).await, Err(FrameError::Negative(-1))));
         let mut r: &[u8] = &[0, 0, 0, 5, 1, 2];
         assert!(matches!(read_frame(&mut r, 255).await, Err(FrameError::Truncated)));
+        let mut r: &[u8] = &[0, 0];
+        assert!(matches!(read_frame(&mut r, 255).await, Err(FrameError::Truncated)));
+    }
+
+    #[tokio::test]
+    async fn a_large_frame_arrives_whole_through_a_growing_buffer() {
+        let size = 5 * FIRST_CHUNK_BYTES + 17;
+        let mut data = (size as i32).to_be_bytes().to_vec();
+        data.extend((0..size).map(|i| i as u8));
+        let mut r = &data[..];
+        let frame = read_frame(&mut r, 1 << 30).await.unwrap().unwrap();
+        assert_eq!(frame.len(), size);
+        assert!(frame.iter().enumerate().all(|(i, b)| *b == i as u8));
+    }
+
+    #[tokio::test]
+    async fn a_declared_size_that_never_arrives_holds_only_what_came() {
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        tokio::io::AsyncWriteExt::write_all(&mut client, &[1, 0, 0, 0, 9, 9, 9])
+            .await
+            .unwrap();
+        let idle = Idle {
+            limit: Duration::from_millis(100),
+            busy: || false,
+        };
+        let size = read_size(&mut server, usize::MAX, &idle).await.unwrap().unwrap();
+        assert_eq!(size, 1 << 24);
+        assert!(matches!(
+            read_body(&mut server, size, &idle).await,
+            Err(FrameError::Idle(100))
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_connection_waiting_for_its_own_responses_is_not_idle() {
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let busy = std::sync::atomic::AtomicBool::new(true);
+        let idle = Idle {
+            limit: Duration::from_millis(100),
+            busy: || busy.load(std::sync::atomic::Ordering::Relaxed),
+        };
+        let writer = async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            tokio::io::AsyncWriteExt::write_all(&mut client, &[0, 0, 0, 1, 42])
+                .await
+                .unwrap();
+        };
+        let (size, ()) = tokio::join!(read_size(&mut server, 100, &idle), writer);
+        assert_eq!(size.unwrap(), Some(1));
     }
 }

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use super::connection;
+use super::connection::{self, RequestMemory};
 use crate::broker::Broker;
 
 /// Accepts connections until `shutdown`; each runs as its own task on `tracker`.
@@ -19,6 +19,7 @@ pub(crate) async fn accept_loop(
     tracker: TaskTracker,
 ) {
     let max = broker.settings.max_connections as i64;
+    let memory = RequestMemory::new(broker.settings.queued_max_request_bytes);
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -31,7 +32,13 @@ pub(crate) async fn accept_loop(
                     broker.metrics.connections_rejected.inc();
                     continue;
                 }
-                tracker.spawn(connection::serve(stream, peer, broker.clone(), shutdown.clone()));
+                tracker.spawn(connection::serve(
+                    stream,
+                    peer,
+                    broker.clone(),
+                    memory.clone(),
+                    shutdown.clone(),
+                ));
             }
             Err(e) => {
                 // Typically EMFILE: back off instead of spinning, and keep serving the open ones.
