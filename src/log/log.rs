@@ -446,9 +446,10 @@ impl Log {
         Ok(())
     }
 
-    /// Checks batches as `append` would (framing, size limit, CRC) without writing them.
-    pub(crate) fn validate(&self, batches: &[u8]) -> Result<(), LogError> {
-        batch::validate_batches(batches, self.config.max_message_bytes).map(|_| ())
+    /// Checks batches as `append` would (framing, size limit, CRC) without writing them; returns the `max.message.bytes` that
+    /// applies, which a batch rewritten before its append must still respect.
+    pub(crate) fn validate(&self, batches: &[u8]) -> Result<u32, LogError> {
+        batch::validate_batches(batches, self.config.max_message_bytes).map(|_| self.config.max_message_bytes)
     }
 
     /// Duplicate of a recent batch: its original offsets, and nothing to write. Otherwise

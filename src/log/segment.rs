@@ -3,17 +3,19 @@
 //!
 //! Owns: the three files of one segment and the running facts derived from its batches (next
 //! offset, max timestamp). May call: `batch`, `scan`, `index`, `time_index`, std, and the
-//! kafka-protocol record decoder (only in `offset_for_timestamp`). Must never: decide when to
+//! kafka-protocol record decoder with `compression`'s bounded codecs (only in
+//! `offset_for_timestamp`). Must never: decide when to
 //! roll, flush or delete (that is `Log`'s job), or write anywhere but at its own end.
 
 use super::batch::{BatchHeader, HEADER_BYTES};
+use super::compression;
 use super::error::{IoContext, LogError};
 use super::index::{OffsetIndex, INDEX_MAX_BYTES};
 use super::read_map::ReadMap;
 use super::scan::{BatchScanner, Scanned};
 use super::time_index::TimeIndex;
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::RecordBatchDecoder;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -441,10 +443,28 @@ impl Segment {
             return Ok(Some((header.base_offset, header.max_timestamp)));
         }
         let mut bytes = self.read_exact(position, header.size_bytes())?.freeze();
-        let set = RecordBatchDecoder::decode(&mut bytes)
-            .map_err(|e| self.corrupt(position, format!("cannot decode batch: {e}")))?;
-        let hit = set.records.iter().find(|r| r.timestamp >= timestamp);
-        Ok(hit.map(|r| (r.offset, r.timestamp)))
+        // The records are expanded into memory to be read, so no further than a bound: a batch
+        // that expands past it (a stored "bomb") is answered at batch level, as a
+        // LogAppendTime batch is, rather than expanded whole.
+        let expand_max = header.size_bytes().max(1 << 20) * compression::EXPANSION_MAX;
+        let too_large = std::cell::Cell::new(false);
+        let bounded = |section: &mut Bytes, codec: Compression| {
+            compression::decompress(codec, section, expand_max)
+                .map(BytesMut::freeze)
+                .inspect_err(|_| too_large.set(true))
+                .map_err(anyhow::Error::from)
+        };
+        match RecordBatchDecoder::decode_with_custom_compression(&mut bytes, Some(&bounded)) {
+            Ok(set) => {
+                let hit = set.records.iter().find(|r| r.timestamp >= timestamp);
+                Ok(hit.map(|r| (r.offset, r.timestamp)))
+            }
+            Err(e) if too_large.get() => {
+                tracing::warn!(dir = %self.dir.display(), position, "timestamp lookup answered per batch: {e}");
+                Ok(Some((header.base_offset, header.max_timestamp)))
+            }
+            Err(e) => Err(self.corrupt(position, format!("cannot decode batch: {e}"))),
+        }
     }
 
     /// Header of the first batch, if any (used to restart the `segment_ms` clock on open).

@@ -168,8 +168,8 @@ impl Partition {
             Some(codec) => {
                 // As Kafka: the batch as received is checked (size, CRC) before it is rewritten,
                 // and the rewritten one again by the append.
-                self.with_log(|log| Ok(log.validate(batches)?))?;
-                recompress(batches, codec)?
+                let max_message_bytes = self.with_log(|log| Ok(log.validate(batches)?))?;
+                recompress(batches, codec, max_message_bytes)?
             }
             None => None,
         };

@@ -5,10 +5,12 @@
 //! header keeps its producer id, epoch, sequences and counts; the codec bits, the batch length
 //! and the CRC-32C are written anew. Batches already in the topic's codec pass through.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::compression::{self as codecs, Compressor, Decompressor};
+use std::io;
+
+use bytes::BytesMut;
 use kafka_protocol::records::Compression;
 
+use crate::log::compression::{self, EXPANSION_MAX};
 use crate::log::LogError;
 
 const LENGTH_AT: usize = 8;
@@ -32,24 +34,19 @@ pub(crate) fn topic_codec(compression_type: &str) -> Option<Compression> {
     }
 }
 
-fn codec(code: i16) -> Result<Compression, LogError> {
-    Ok(match code {
-        0 => Compression::None,
-        1 => Compression::Gzip,
-        2 => Compression::Snappy,
-        3 => Compression::Lz4,
-        4 => Compression::Zstd,
-        other => return Err(LogError::InvalidRecord(format!("unknown compression codec {other}"))),
-    })
-}
-
 fn attributes(batch: &[u8]) -> i16 {
     i16::from_be_bytes([batch[ATTRIBUTES_AT], batch[ATTRIBUTES_AT + 1]])
 }
 
 /// Re-encodes every batch of `batches` not already in `target`; `None` when nothing changes.
-/// The caller has validated `batches` (lengths, CRCs) already.
-pub(crate) fn recompress(batches: &[u8], target: Compression) -> Result<Option<BytesMut>, LogError> {
+/// The caller has validated `batches` (lengths, CRCs) already. A rewritten batch may not
+/// pass `max_message_bytes` (MESSAGE_TOO_LARGE, as Kafka checks the batch it will store), and
+/// its records may not expand past [`EXPANSION_MAX`] times that on the way.
+pub(crate) fn recompress(
+    batches: &[u8],
+    target: Compression,
+    max_message_bytes: u32,
+) -> Result<Option<BytesMut>, LogError> {
     let mut position = 0;
     let mut out: Option<BytesMut> = None;
     while position + HEADER_BYTES <= batches.len() {
@@ -70,21 +67,36 @@ pub(crate) fn recompress(batches: &[u8], target: Compression) -> Result<Option<B
             }
         } else {
             let buf = out.get_or_insert_with(|| BytesMut::from(&batches[..position]));
-            rewrite(batch, target, buf)?;
+            rewrite(batch, target, max_message_bytes as usize, buf)?;
         }
         position = end;
     }
     Ok(out)
 }
 
-/// Appends `batch` with its records section in `target` to `out`.
-fn rewrite(batch: &[u8], target: Compression, out: &mut BytesMut) -> Result<(), LogError> {
-    let source = codec(attributes(batch) & CODEC_MASK)?;
-    let raw = decompress(Bytes::copy_from_slice(&batch[HEADER_BYTES..]), source)
-        .map_err(|e| LogError::CorruptMessage(format!("cannot decompress a batch to recompress it: {e}")))?;
+/// Appends `batch` with its records section in `target` to `out`, streaming from one codec
+/// into the other: neither the expanded records nor an oversized result are ever held.
+fn rewrite(batch: &[u8], target: Compression, max_batch_bytes: usize, out: &mut BytesMut) -> Result<(), LogError> {
+    let source =
+        compression::codec(attributes(batch) & CODEC_MASK).map_err(|e| LogError::InvalidRecord(e.to_string()))?;
     let start = out.len();
     out.extend_from_slice(&batch[..HEADER_BYTES]);
-    compress(&raw, target, out).map_err(|e| LogError::InvalidRecord(format!("cannot recompress a batch: {e}")))?;
+    let expand_max = max_batch_bytes.saturating_mul(EXPANSION_MAX);
+    let copied = (|| {
+        let mut records = compression::decompressor(source, &batch[HEADER_BYTES..], expand_max)?;
+        let mut packed = compression::compressor(target, out, start + max_batch_bytes)?;
+        io::copy(&mut records, &mut packed)?;
+        packed.finish()
+    })();
+    if let Err(e) = copied {
+        return Err(match e.kind() {
+            io::ErrorKind::WriteZero => LogError::MessageTooLarge {
+                size: out.len() - start,
+                max: max_batch_bytes as u32,
+            },
+            _ => LogError::CorruptMessage(format!("cannot recompress a batch: {e}")),
+        });
+    }
     let written = &mut out[start..];
     let length = (written.len() - LOG_OVERHEAD) as i32;
     written[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
@@ -95,57 +107,21 @@ fn rewrite(batch: &[u8], target: Compression, out: &mut BytesMut) -> Result<(), 
     Ok(())
 }
 
-fn take_all(b: &mut Bytes) -> anyhow::Result<Bytes> {
-    Ok(b.copy_to_bytes(b.remaining()))
-}
-
-fn decompress(mut section: Bytes, source: Compression) -> anyhow::Result<Bytes> {
-    match source {
-        Compression::None => Ok(section),
-        Compression::Gzip => codecs::Gzip::decompress(&mut section, take_all),
-        Compression::Snappy => codecs::Snappy::decompress(&mut section, take_all),
-        Compression::Lz4 => codecs::Lz4::decompress(&mut section, take_all),
-        Compression::Zstd => codecs::Zstd::decompress(&mut section, take_all),
-    }
-}
-
-fn compress(raw: &[u8], target: Compression, out: &mut BytesMut) -> anyhow::Result<()> {
-    let put = |b: &mut BytesMut| {
-        b.put_slice(raw);
-        Ok(())
-    };
-    match target {
-        Compression::None => put(out),
-        Compression::Gzip => codecs::Gzip::compress(out, put),
-        Compression::Snappy => codecs::Snappy::compress(out, put),
-        Compression::Lz4 => codecs::Lz4::compress(out, put),
-        Compression::Zstd => codecs::Zstd::compress(out, put),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use kafka_protocol::indexmap::IndexMap;
     use kafka_protocol::records::{Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
     use super::*;
+    use bytes::Bytes;
 
     fn batch(compression: Compression, producer_id: i64) -> BytesMut {
         let records: Vec<Record> = (0..3)
             .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
                 producer_id,
-                producer_epoch: 2,
-                timestamp_type: TimestampType::Creation,
-                offset: i,
-                sequence: 10 + i as i32,
-                timestamp: 1000 + i,
                 key: Some(Bytes::from(format!("k{i}"))),
                 value: Some(Bytes::from(format!("value-{i}"))),
-                headers: IndexMap::new(),
+                ..batch_record(i)
             })
             .collect();
         let mut buf = BytesMut::new();
@@ -161,6 +137,24 @@ mod tests {
         buf
     }
 
+    fn batch_record(i: i64) -> Record {
+        Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: 2,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            sequence: 10 + i as i32,
+            timestamp: 1000 + i,
+            key: None,
+            value: None,
+            headers: IndexMap::new(),
+        }
+    }
+
     #[test]
     fn every_codec_pair_keeps_every_record_and_a_valid_crc() {
         let codecs = [
@@ -173,7 +167,7 @@ mod tests {
         for from in codecs {
             for to in codecs.iter().copied().filter(|c| *c != from) {
                 let original = batch(from, 7);
-                let out = recompress(&original, to).unwrap().expect("rewritten");
+                let out = recompress(&original, to, 1 << 20).unwrap().expect("rewritten");
                 assert_eq!(attributes(&out) & CODEC_MASK, to as i16);
                 assert_eq!(
                     u32::from_be_bytes(out[CRC_AT..CRC_AT + 4].try_into().unwrap()),
@@ -202,14 +196,43 @@ mod tests {
         // Nothing inside the records is parsed, so a repeated header key (which a map-based
         // record type would collapse) is kept: the raw sections are equal after a round trip.
         let original = batch(Compression::None, -1);
-        let out = recompress(&original, Compression::Zstd).unwrap().unwrap();
-        let back = recompress(&out, Compression::None).unwrap().unwrap();
+        let out = recompress(&original, Compression::Zstd, 1 << 20).unwrap().unwrap();
+        let back = recompress(&out, Compression::None, 1 << 20).unwrap().unwrap();
         assert_eq!(back[HEADER_BYTES..], original[HEADER_BYTES..]);
     }
 
     #[test]
+    fn a_gzip_bomb_for_an_uncompressed_topic_is_message_too_large_not_memory() {
+        // 1 KiB of a repeated byte per record, 4096 records: 4 MiB expanded, a few KiB packed.
+        let records: Vec<Record> = (0..4096)
+            .map(|i| Record {
+                value: Some(Bytes::from(vec![0u8; 1024])),
+                ..batch_record(i)
+            })
+            .collect();
+        let mut bomb = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut bomb,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::Gzip,
+            },
+        )
+        .unwrap();
+        assert!(bomb.len() < 64 * 1024);
+        let err = recompress(&bomb, Compression::None, 1 << 20).unwrap_err();
+        assert!(matches!(err, LogError::MessageTooLarge { .. }), "{err}");
+        // Into a codec that packs it small again it is fine, under the expansion bound...
+        assert!(recompress(&bomb, Compression::Zstd, 1 << 20).unwrap().is_some());
+        // ...and refused past it, without expanding the rest.
+        let err = recompress(&bomb, Compression::Zstd, 32 * 1024).unwrap_err();
+        assert!(matches!(err, LogError::CorruptMessage(_)), "{err}");
+    }
+
+    #[test]
     fn batch_already_in_the_topic_codec_is_untouched() {
-        assert!(recompress(&batch(Compression::Lz4, -1), Compression::Lz4)
+        assert!(recompress(&batch(Compression::Lz4, -1), Compression::Lz4, 1 << 20)
             .unwrap()
             .is_none());
     }
