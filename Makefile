@@ -29,7 +29,7 @@ cluster-clean:
 	bash config/cluster/cluster.sh clean
 
 # Everything CI runs: lints, unit and integration tests, then real clients against the binary.
-test: test-deps lint unit compat
+test: test-deps lint unit compat fuzz-smoke
 
 # kcat from Debian; confluent-kafka, kafka-python and pytest from PyPI into a local venv;
 # kafkajs from npm (needs node and npm) into compat-tests/kafkajs/node_modules; Apache Kafka's
@@ -48,15 +48,65 @@ test-deps-python:
 
 # Apache Kafka 4.x (broker, tools, clients, streams) resolved by Maven into
 # compat-tests/.kafka/<version>/lib, once; compat-tests/kafka-tool runs any of its tools.
+# Then the Java client scenarios (compat-tests/java, kafka-clients and kafka-streams 4.4.0)
+# built into compat-tests/java/target/java-compat.jar, only when pom.xml or a source is newer
+# than the jar: a second run downloads and builds nothing.
 test-deps-java:
 	@command -v java >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1 || { \
 		echo "installing Java 17 and Maven"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openjdk-17-jdk-headless maven >/dev/null; }
 	@compat-tests/kafka/resolve.sh >/dev/null
+	@jar=compat-tests/java/target/java-compat.jar; \
+	if [ ! -f $$jar ] || [ -n "$$(find compat-tests/java/pom.xml compat-tests/java/src -newer $$jar -print -quit)" ]; then \
+		echo "building $$jar (Kafka's Java client and Streams from Maven Central)"; \
+		started=$$(mktemp); \
+		out=$$(cd compat-tests/java && mvn -q -B package -DskipTests 2>&1) || { echo "$$out"; rm -f $$started; exit 1; }; \
+		touch -r $$started $$jar; rm -f $$started; fi
 
-# franz-go (kgo, kadm) from the Go module proxy, built into compat-tests/go/.
-test-deps-go:
+# franz-go (kgo, kadm) from the Go module proxy (versions pinned by compat-tests/go/go.sum),
+# built into compat-tests/go/bin/franz-compat only when its sources changed: a second run
+# downloads and builds nothing. Needs Go (on PATH or in /usr/local/go/bin).
+GO ?= $(shell command -v go 2>/dev/null || { [ -x /usr/local/go/bin/go ] && echo /usr/local/go/bin/go; })
+FRANZ_BIN := compat-tests/go/bin/franz-compat
+FRANZ_SRC := $(wildcard compat-tests/go/*.go) compat-tests/go/go.mod compat-tests/go/go.sum
+
+test-deps-go: $(FRANZ_BIN)
+
+$(FRANZ_BIN): $(FRANZ_SRC)
+	@[ -n "$(GO)" ] || { echo "go not found on PATH nor in /usr/local/go/bin: install Go (https://go.dev/dl/) to build the franz-go tests in compat-tests/go" >&2; exit 1; }
+	@echo "building $@ (franz-go from the Go module proxy)"
+	@cd compat-tests/go && $(GO) mod download && $(GO) build -buildvcs=false -o bin/franz-compat .
+	@touch $@
+
+# Fuzzing (fuzz/README.md): cargo fuzz on nightly Rust (preinstalled with rustup here). The
+# smoke run is part of `make test`; the long run is `make fuzz FUZZ_SECONDS=1800`.
+FUZZ_TARGETS := request record_batches decompress group_blobs controller_message
+FUZZ_SMOKE_SECONDS ?= 10
+FUZZ_SECONDS ?= 1800
+FUZZ_FLAGS := -rss_limit_mb=2048 -timeout=10
+
+.PHONY: fuzz-deps fuzz-smoke fuzz fuzz-run
+fuzz-deps:
+	@rustup run nightly rustc --version >/dev/null 2>&1 || { echo "fuzzing needs the nightly toolchain (rustup toolchain install nightly)" >&2; exit 1; }
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked --quiet
+
+fuzz-smoke: fuzz-deps
+	@$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
+
+fuzz: fuzz-deps
+	@$(MAKE) --no-print-directory fuzz-run
+
+# Each target in turn for FUZZ_SECONDS from its corpus and seeds; a crash, a leak past the RSS
+# limit or a timeout stops the run with the tail of libFuzzer's log (the input is in fuzz/artifacts).
+fuzz-run:
+	cd fuzz && $(CARGO) +nightly fuzz build -O
+	@cd fuzz && for t in $(FUZZ_TARGETS); do \
+		mkdir -p corpus/$$t; \
+		$(CARGO) +nightly fuzz run -O $$t corpus/$$t seeds/$$t -- $(FUZZ_FLAGS) -max_total_time=$(FUZZ_SECONDS) 2>fuzz-$$t.log \
+			|| { tail -40 fuzz-$$t.log; exit 1; }; \
+		echo "$$t: $$(grep -E '^#[0-9]+[[:space:]]+DONE' fuzz-$$t.log | tail -1)"; \
+	done
 
 lint:
 	$(CARGO) fmt --check

@@ -12,6 +12,8 @@ mod clock;
 pub mod config;
 mod controller;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod group;
 mod internal_batch;
 mod log;
@@ -21,6 +23,7 @@ mod net;
 mod replica;
 mod server;
 mod txn;
+mod wire;
 
 pub use config::Settings;
 

@@ -81,6 +81,12 @@ pub struct Server {
 }
 
 impl Server {
+    /// The broker of this node (None on a controller-only node).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn broker(&self) -> Option<Arc<Broker>> {
+        self.broker.clone()
+    }
+
     /// Starts a node. A broker returns once it is registered with the controller quorum,
     /// unfenced and serving; in a cluster that means once a quorum of voters is up.
     pub async fn start(settings: Settings) -> Result<Server, StartError> {

@@ -34,6 +34,8 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 pub(crate) use commands::{Command, CommandError, QuorumState, ReplicaProgress, Reply};
+#[cfg(feature = "fuzzing")]
+pub(crate) use network::decode_request;
 pub(crate) use quorum::Quorum;
 
 use crate::config::Settings;

@@ -19,11 +19,13 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::commands::{Command, CommandError, Reply};
 use super::{Controller, TypeConfig};
+use crate::wire::{read_body, FrameError, Idle};
 
 type NodeId = u64;
 
@@ -76,14 +78,34 @@ async fn write_frame<T: Serialize>(stream: &mut TcpStream, message: &T) -> Resul
     Ok(())
 }
 
-async fn read_frame<T: DeserializeOwned>(stream: &mut TcpStream) -> Result<T, WireError> {
-    let len = stream.read_u32().await?;
+/// Reads one message; its buffer grows with the bytes that arrive (a peer that declares 64 MiB
+/// and stalls holds what it sent), and a peer silent for `idle` is dropped.
+async fn read_frame<T: DeserializeOwned>(stream: &mut TcpStream, idle: Duration) -> Result<T, WireError> {
+    let len = match tokio::time::timeout(idle, stream.read_u32()).await {
+        Ok(len) => len?,
+        Err(_) => return Err(WireError::Timeout(idle)),
+    };
     if len > MAX_FRAME {
         return Err(WireError::TooLarge(len));
     }
-    let mut body = vec![0; len as usize];
-    stream.read_exact(&mut body).await?;
+    let idle = Idle {
+        limit: idle,
+        busy: || false,
+    };
+    let body = read_body(stream, len as usize, &idle).await.map_err(|e| match e {
+        FrameError::Io(e) => WireError::Io(e),
+        other => WireError::Io(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            other.to_string(),
+        )),
+    })?;
     Ok(serde_json::from_slice(&body)?)
+}
+
+/// Whether `body` decodes as a message of the controller listener (for the fuzz target).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn decode_request(body: &[u8]) -> bool {
+    serde_json::from_slice::<Request>(body).is_ok()
 }
 
 /// One connection to a peer, opened on first use and dropped on any error (reopened next call).
@@ -130,7 +152,8 @@ impl Connection {
         }
         let stream = self.stream.as_mut().ok_or(WireError::Mismatch)?;
         write_frame(stream, request).await?;
-        read_frame(stream).await
+        // `call` bounds the whole exchange; the idle limit here only needs to exceed it.
+        read_frame(stream, Duration::MAX).await
     }
 }
 
@@ -214,6 +237,8 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 /// Serves the controller listener until shutdown: Raft RPCs go to the local Raft node,
 /// commands to the local controller (which refuses them unless it is the active one).
 pub(crate) async fn serve(listener: TcpListener, controller: Arc<Controller>, shutdown: CancellationToken) {
+    // `max.connections` holds for this listener too: every connection is a task and a buffer.
+    let slots = Arc::new(Semaphore::new(controller.settings.max_connections as usize));
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -221,9 +246,14 @@ pub(crate) async fn serve(listener: TcpListener, controller: Arc<Controller>, sh
         };
         match accepted {
             Ok((stream, peer)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    debug!(%peer, "controller connection refused: max.connections reached");
+                    continue;
+                };
                 let controller = controller.clone();
                 let shutdown = shutdown.clone();
                 tokio::spawn(async move {
+                    let _slot = slot;
                     tokio::select! {
                         _ = shutdown.cancelled() => {}
                         r = serve_connection(stream, &controller) => match r {
@@ -246,9 +276,10 @@ pub(crate) async fn serve(listener: TcpListener, controller: Arc<Controller>, sh
 }
 
 async fn serve_connection(mut stream: TcpStream, controller: &Controller) -> Result<(), WireError> {
+    let idle = Duration::from_millis(controller.settings.connections_max_idle_ms as u64);
     stream.set_nodelay(true)?;
     loop {
-        let request: Request = match read_frame(&mut stream).await {
+        let request: Request = match read_frame(&mut stream, idle).await {
             Ok(r) => r,
             Err(WireError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e),

@@ -33,7 +33,7 @@ mod testutil;
 // The partition and api layers use these; nothing inside the module does, hence the allow.
 #[allow(unused_imports)]
 pub(crate) use self::{
-    batch::BatchHeader,
+    batch::{validate_batches, BatchHeader},
     error::LogError,
     log::{AppendInfo, Log, LogConfig, PendingFlush},
     manager::LogManager,

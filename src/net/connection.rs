@@ -20,9 +20,9 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::frame::{read_body, read_size, FrameError, Idle};
 use crate::api::{self, Outcome, Pending};
 use crate::broker::Broker;
+use crate::wire::{read_body, read_size, FrameError, Idle};
 
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 

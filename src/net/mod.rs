@@ -5,7 +5,6 @@
 //! at topics or records.
 
 mod connection;
-mod frame;
 mod server;
 
 pub(crate) use server::accept_loop;

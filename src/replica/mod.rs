@@ -10,6 +10,8 @@ mod recompress;
 
 pub(crate) use manager::ReplicaManager;
 pub(crate) use partition::Partition;
+#[cfg(feature = "fuzzing")]
+pub(crate) use recompress::recompress;
 
 use crate::log::LogError;
 

@@ -1,5 +1,6 @@
-//! Reading one size-prefixed request frame: the size limit enforced before anything is held,
-//! memory that grows only with the bytes that arrived, and an idle deadline on every read.
+//! Reading one size-prefixed frame from a peer (a Kafka client, or another node on the
+//! controller listener): the size limit enforced before anything is held, memory that grows
+//! only with the bytes that arrived, and an idle deadline on every read.
 //!
 //! A frame's buffer grows as its bytes come in (doubling from 64 KiB), so a client that
 //! declares 100 MiB and sends ten bytes holds ten bytes' worth, not 100 MiB (a slow-loris
@@ -16,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 const FIRST_CHUNK_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
-pub(super) enum FrameError {
+pub(crate) enum FrameError {
     #[error("request frame of {size} bytes is over socket.request.max.bytes ({max})")]
     TooLarge { size: i64, max: usize },
     #[error("request frame with negative size {0}")]
@@ -31,7 +32,7 @@ pub(super) enum FrameError {
 
 /// The size prefix of the next frame, checked against `max`; `Ok(None)` is a clean close
 /// between frames.
-pub(super) async fn read_size<R: AsyncRead + Unpin>(
+pub(crate) async fn read_size<R: AsyncRead + Unpin>(
     reader: &mut R,
     max: usize,
     idle: &Idle<impl Fn() -> bool>,
@@ -59,7 +60,7 @@ pub(super) async fn read_size<R: AsyncRead + Unpin>(
 }
 
 /// The `size` bytes of a frame body, read into a buffer that grows with what arrived.
-pub(super) async fn read_body<R: AsyncRead + Unpin>(
+pub(crate) async fn read_body<R: AsyncRead + Unpin>(
     reader: &mut R,
     size: usize,
     idle: &Idle<impl Fn() -> bool>,
@@ -81,9 +82,9 @@ pub(super) async fn read_body<R: AsyncRead + Unpin>(
 /// The idle deadline of one connection: `connections.max.idle.ms` per read, waived while
 /// `busy` says the client is waiting for responses of its own (a long poll, a join).
 #[derive(Debug)]
-pub(super) struct Idle<B> {
-    pub(super) limit: Duration,
-    pub(super) busy: B,
+pub(crate) struct Idle<B> {
+    pub(crate) limit: Duration,
+    pub(crate) busy: B,
 }
 
 impl<B: Fn() -> bool> Idle<B> {

@@ -1,0 +1,4 @@
+//! libFuzzer target: see `sluice::fuzzing::record_batches`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sluice::fuzzing::record_batches(data));
