@@ -1,5 +1,6 @@
-//! Command line: where the broker is (or which binary to start), how long each workload runs,
-//! which workloads run, and where the results go. Parsing only; nothing here starts anything.
+//! Command line: which brokers to start (or where the one external broker is), how long each
+//! workload runs, which workloads run, and where the results go. Parsing only; nothing here
+//! starts anything.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,23 +8,37 @@ use std::time::Duration;
 use clap::Parser;
 
 /// The workloads, in the order they run.
-pub const ALL_WORKLOADS: &[&str] = &["ceilings", "produce", "consume", "latency", "connections"];
+pub const ALL_WORKLOADS: &[&str] = &["ceilings", "produce", "consume", "perf-test", "latency", "connections"];
+/// The brokers the harness can start, in the order they run by default.
+pub const ALL_BROKERS: &[&str] = &["sluice", "kafka"];
 
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "sluice-bench",
-    about = "Kafka load generator (librdkafka) and benchmark report for Sluice or any Kafka broker",
+    about = "Kafka load generators (librdkafka, Kafka's perf tools) and a Sluice-vs-Kafka benchmark report",
     // A later flag wins, so `make bench BENCH_ARGS=...` can override what the Makefile passes.
     args_override_self = true
 )]
 pub struct Args {
-    /// Broker to benchmark, host:port. Without it, `--sluice-bin` is started on a temp data dir.
+    /// One already running broker to benchmark, host:port, instead of starting `--brokers`.
     #[arg(long)]
     pub bootstrap: Option<String>,
 
-    /// The sluice binary to start when no `--bootstrap` is given.
+    /// Brokers to start, one after the other, each on its own temp data dir: sluice, kafka.
+    #[arg(long, value_delimiter = ',', default_value = "sluice,kafka")]
+    pub brokers: Vec<String>,
+
+    /// The sluice binary to start.
     #[arg(long, default_value = "../target/release/sluice")]
     pub sluice_bin: PathBuf,
+
+    /// compat-tests/kafka-tool: runs Apache Kafka's broker and perf tools from Maven's jars.
+    #[arg(long, default_value = "../compat-tests/kafka-tool")]
+    pub kafka_tool: PathBuf,
+
+    /// KAFKA_HEAP_OPTS of the Kafka broker (what kafka-server-start.sh gives it).
+    #[arg(long, default_value = "-Xmx1G -Xms1G", allow_hyphen_values = true)]
+    pub kafka_heap: String,
 
     /// Pid of an already running broker (with `--bootstrap`), to report its CPU and RSS.
     #[arg(long)]
@@ -41,11 +56,11 @@ pub struct Args {
     #[arg(long)]
     pub quick: bool,
 
-    /// Comma-separated subset of: ceilings, produce, consume, latency, connections.
+    /// Comma-separated subset of: ceilings, produce, consume, perf-test, latency, connections.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "ceilings,produce,consume,latency,connections"
+        default_value = "ceilings,produce,consume,perf-test,latency,connections"
     )]
     pub workloads: Vec<String>,
 
@@ -58,9 +73,7 @@ pub struct Args {
     #[arg(long, default_value_t = 70)]
     pub latency_secs: u64,
 
-    /// End-to-end latency workload rate in records/s; default 25% of the 1 KB acks=1 maximum
-    /// (its producer and consumer together cost the machine about twice what the producer alone
-    /// did, so 50% would saturate two shared cores and measure the generator falling behind).
+    /// End-to-end latency workload rate in records/s, the same for every broker (default 50 000).
     #[arg(long)]
     pub latency_rate: Option<u64>,
 
@@ -80,15 +93,15 @@ pub struct Args {
     #[arg(long, default_value_t = 2048)]
     pub disk_mib: u64,
 
-    /// Directory for the disk ceiling's scratch file and the started broker's data.
+    /// Directory for the disk ceiling's scratch file and the started brokers' data.
     #[arg(long, default_value = "/tmp")]
     pub scratch_dir: PathBuf,
 
-    /// Where results.json, results.md and latency.png are written.
+    /// Where results.json, results.md and the plots are written.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
 
-    /// Keep the benchmark topics (and the started broker's data dir) afterwards.
+    /// Keep the benchmark topics (and the started brokers' data dirs) afterwards.
     #[arg(long)]
     pub keep: bool,
 }
@@ -134,6 +147,14 @@ impl Args {
                 ALL_WORKLOADS.join(",")
             );
         }
+        for b in &self.brokers {
+            anyhow::ensure!(
+                ALL_BROKERS.contains(&b.as_str()),
+                "unknown broker {b:?}; known: {}",
+                ALL_BROKERS.join(",")
+            );
+        }
+        anyhow::ensure!(!self.brokers.is_empty(), "--brokers names none");
         anyhow::ensure!(self.partitions >= 1, "--partitions must be at least 1");
         anyhow::ensure!(
             self.broker_pid.is_none() || self.bootstrap.is_some(),

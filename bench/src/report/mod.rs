@@ -1,6 +1,9 @@
-//! The results of a run and their three renderings: a plain (Markdown) table, a JSON file with
-//! the same figures, and a latency-distribution plot. Pure formatting: nothing here measures.
+//! The results of a run and their renderings: a Markdown report (the comparison table, then one
+//! detail table per broker), a JSON file with the same figures, and two latency plots. Pure
+//! data and formatting: nothing here measures.
 
+pub mod compare;
+pub mod details;
 pub mod plot;
 pub mod table;
 
@@ -14,28 +17,57 @@ use serde::Serialize;
 
 use crate::broker::Usage;
 
-/// Everything one `sluice-bench` run measured.
+/// Everything one `sluice-bench` run measured: the machine's ceilings, then each broker's
+/// part of the run in the order they ran, and the comparison built from them.
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub started_unix_secs: u64,
     pub machine: Machine,
-    /// "sluice (started by the harness)" or "external broker at host:port".
-    pub broker: String,
-    pub bootstrap: String,
     pub run_secs_per_workload: f64,
     pub quick: bool,
+    /// Records/s of the latency workload, the same for every broker.
+    pub latency_rate: u64,
     pub ceilings: Vec<Ceiling>,
-    pub workloads: Vec<WorkloadResult>,
-    /// Broker RSS when the workloads were done (before it was stopped): all of it, its own
-    /// memory (RssAnon) and mapped file pages (RssFile); and its peak (VmHWM).
-    pub broker_rss_end_mb: Option<f64>,
-    pub broker_rss_anon_end_mb: Option<f64>,
-    pub broker_rss_file_end_mb: Option<f64>,
-    pub broker_rss_hwm_mb: Option<f64>,
-    pub broker_cpu_total_secs: Option<f64>,
-    /// How long the started broker took to stop cleanly on SIGTERM.
-    pub broker_shutdown_secs: Option<f64>,
+    pub brokers: Vec<BrokerRun>,
+    /// One row per figure, with a value per broker and their ratio (see `compare`).
+    pub comparison: Vec<compare::Row>,
     pub wall_secs: f64,
+}
+
+/// One broker's part of the run.
+#[derive(Debug, Serialize)]
+pub struct BrokerRun {
+    /// "Sluice", "Kafka 4.4.0" or "external broker".
+    pub name: String,
+    /// For the ratio column: "Kafka" gives `×Kafka`.
+    pub short_name: String,
+    pub description: String,
+    pub bootstrap: String,
+    /// Settings the harness gave the broker (everything else is the broker's default).
+    pub settings: Vec<(String, String)>,
+    /// Start times of a broker the harness started.
+    pub start: Option<StartTimes>,
+    pub workloads: Vec<WorkloadResult>,
+    /// Broker RSS when the workloads were done (topics deleted, clients gone): all of it, its
+    /// own memory (RssAnon) and mapped file pages (RssFile); and its peak (VmHWM).
+    pub rss_end_mb: Option<f64>,
+    pub rss_anon_end_mb: Option<f64>,
+    pub rss_file_end_mb: Option<f64>,
+    pub rss_hwm_mb: Option<f64>,
+    pub cpu_total_secs: Option<f64>,
+    /// How long the started broker took to stop cleanly on SIGTERM.
+    pub shutdown_secs: Option<f64>,
+    /// Workloads that failed, and a broker that exited during the run.
+    pub failures: Vec<String>,
+}
+
+/// From the broker process's spawn (its storage already prepared) to: its client port
+/// accepting a TCP connection, and the first record it acknowledged (a topic created through
+/// the AdminClient, then one record produced with acks=1).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StartTimes {
+    pub listening_secs: f64,
+    pub first_ack_secs: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,6 +123,8 @@ pub struct Ceiling {
 pub struct WorkloadResult {
     pub name: String,
     pub kind: &'static str,
+    /// The load generator: "librdkafka" or "kafka-perf-test" (Kafka's Java tools).
+    pub generator: &'static str,
     pub params: BTreeMap<String, String>,
     /// Records (and key + value bytes) acknowledged or consumed.
     pub records: u64,
@@ -109,7 +143,9 @@ pub struct WorkloadResult {
     pub broker_cpu_us_per_record: Option<f64>,
     /// CPU seconds the load generator itself used (it shares the machine with the broker).
     pub client_cpu_secs: f64,
-    pub reference: Option<Reference>,
+    /// CPU seconds everything else on the machine used meanwhile: other work sharing it, which
+    /// disturbs the figures when it is more than a small fraction of the run.
+    pub other_cpu_secs: Option<f64>,
     pub notes: Vec<String>,
     /// The latency distribution for the plot: (percentile, ms) points.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -147,14 +183,6 @@ impl WorkloadResult {
             self.curve = Some(curve(h));
         }
     }
-}
-
-/// Apache Kafka 3.7.1 on this kind of machine, from the issue.
-#[derive(Debug, Clone, Serialize)]
-pub struct Reference {
-    pub records_per_sec: Option<f64>,
-    pub mb_per_sec: Option<f64>,
-    pub what: &'static str,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,8 +1,10 @@
-//! The plots. `latency.png`: latency (ms, log scale) against percentile, with the tail
-//! stretched (x = -log10(1 - p), so 90%, 99%, 99.9% … are evenly spaced), one line per latency
-//! curve of the run. `latency-timeline.png`: the worst e2e latency of each second of the
-//! latency run, which shows periodic stalls. Text is drawn with ab_glyph from a TrueType font
-//! read at run time (Debian's fonts-dejavu-core), so no fontconfig is needed.
+//! The plots, every broker of the run on the same axes, one colour per broker.
+//! `latency.png`: latency (ms, log scale) against percentile, with the tail stretched
+//! (x = -log10(1 - p), so 90%, 99%, 99.9% … are evenly spaced); per broker a solid line for
+//! e2e and a dashed one for produce→ack. `latency-timeline.png`: the worst e2e latency of each
+//! second of each broker's latency run, which shows periodic stalls. Text is drawn with
+//! ab_glyph from a TrueType font read at run time (Debian's fonts-dejavu-core), so no
+//! fontconfig is needed.
 
 use std::path::Path;
 
@@ -20,6 +22,8 @@ const FONT_PATHS: &[&str] = &[
 ];
 /// Rightmost percentile on the x axis: 99.999%.
 const X_MAX: f64 = 5.0;
+/// One colour per broker, in run order.
+const BROKER_COLOURS: [RGBColor; 4] = [RED, BLUE, GREEN, MAGENTA];
 
 fn register_font() -> Result<()> {
     static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -55,20 +59,49 @@ fn x_label(x: &f64) -> String {
     }
 }
 
+/// A line of a plot: its label, its broker's colour, dashed or not, and its points.
+struct Curve<'a> {
+    label: String,
+    colour: RGBColor,
+    dashed: bool,
+    points: &'a [(f64, f64)],
+}
+
+fn curves(report: &Report) -> Vec<Curve<'_>> {
+    let mut out = Vec::new();
+    for (i, b) in report.brokers.iter().enumerate() {
+        for w in &b.workloads {
+            let Some(points) = w.curve.as_deref().filter(|c| !c.is_empty()) else {
+                continue;
+            };
+            let e2e = w.latency_kind == Some("e2e");
+            out.push(Curve {
+                label: format!("{}: {}", b.name, if e2e { "e2e" } else { "produce→ack" }),
+                colour: BROKER_COLOURS[i % BROKER_COLOURS.len()],
+                dashed: !e2e,
+                points,
+            });
+        }
+    }
+    out
+}
+
+fn tick_ms(v: &f64) -> String {
+    format!("{v:.3}")
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_string()
+}
+
 pub fn latency_png(report: &Report, path: &Path) -> Result<()> {
-    let curves: Vec<(&str, &Vec<(f64, f64)>)> = report
-        .workloads
-        .iter()
-        .filter_map(|w| w.curve.as_ref().map(|c| (w.name.as_str(), c)))
-        .filter(|(_, c)| !c.is_empty())
-        .collect();
+    let curves = curves(report);
     if curves.is_empty() {
         bail!("no latency curves in this run");
     }
     register_font()?;
     let (mut y_min, mut y_max) = (f64::MAX, 0.0f64);
-    for (_, c) in &curves {
-        for &(_, ms) in c.iter() {
+    for c in &curves {
+        for &(_, ms) in c.points {
             y_min = y_min.min(ms.max(0.001));
             y_max = y_max.max(ms);
         }
@@ -79,7 +112,10 @@ pub fn latency_png(report: &Report, path: &Path) -> Result<()> {
     let root = BitMapBackend::new(path, (1200, 700)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Latency by percentile", ("sans-serif", 26))
+        .caption(
+            format!("Latency by percentile, 1 KB at {} rec/s", report.latency_rate),
+            ("sans-serif", 26),
+        )
         .margin(20)
         .margin_right(50)
         .x_label_area_size(45)
@@ -89,26 +125,23 @@ pub fn latency_png(report: &Report, path: &Path) -> Result<()> {
         .configure_mesh()
         .x_labels(6)
         .x_label_formatter(&x_label)
-        .y_label_formatter(&|v| {
-            format!("{v:.3}")
-                .trim_end_matches('0')
-                .trim_end_matches('.')
-                .to_string()
-        })
+        .y_label_formatter(&tick_ms)
         .x_desc("percentile")
         .y_desc("latency (ms, log scale)")
         .label_style(("sans-serif", 16))
         .draw()?;
-    let palette = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
-    for (i, (name, c)) in curves.iter().enumerate() {
-        let color = palette[i % palette.len()];
-        chart
-            .draw_series(LineSeries::new(
-                c.iter().map(|&(p, ms)| (x_of(p), ms.max(y_min))),
-                color.stroke_width(2),
-            ))?
-            .label(name.to_string())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    for c in &curves {
+        let style = c.colour.stroke_width(if c.dashed { 1 } else { 2 });
+        let points = c.points.iter().map(|&(p, ms)| (x_of(p), ms.max(y_min)));
+        let legend_style = style;
+        let drawn = if c.dashed {
+            chart.draw_series(DashedLineSeries::new(points, 6, 4, style))?
+        } else {
+            chart.draw_series(LineSeries::new(points, style))?
+        };
+        drawn
+            .label(c.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], legend_style));
     }
     chart
         .configure_series_labels()
@@ -122,51 +155,63 @@ pub fn latency_png(report: &Report, path: &Path) -> Result<()> {
 }
 
 pub fn timeline_png(report: &Report, path: &Path) -> Result<()> {
-    let Some((name, series)) = report
-        .workloads
+    let series: Vec<(String, RGBColor, &Vec<f64>)> = report
+        .brokers
         .iter()
-        .find_map(|w| w.max_ms_by_second.as_ref().map(|s| (w.name.as_str(), s)))
-        .filter(|(_, s)| !s.is_empty())
-    else {
+        .enumerate()
+        .filter_map(|(i, b)| {
+            let s = b.workloads.iter().find_map(|w| w.max_ms_by_second.as_ref())?;
+            Some((b.name.clone(), BROKER_COLOURS[i % BROKER_COLOURS.len()], s))
+        })
+        .filter(|(_, _, s)| !s.is_empty())
+        .collect();
+    if series.is_empty() {
         bail!("no per-second latency series in this run");
-    };
+    }
     register_font()?;
-    let y_max = series.iter().cloned().fold(0.0f64, f64::max).max(1.0) * 1.5;
-    let y_min = series
-        .iter()
-        .cloned()
-        .filter(|v| *v > 0.0)
-        .fold(f64::MAX, f64::min)
-        .min(y_max / 10.0)
-        / 1.5;
+    let all = || series.iter().flat_map(|(_, _, s)| s.iter().cloned());
+    let y_max = all().fold(0.0f64, f64::max).max(1.0) * 1.5;
+    let y_min = all().filter(|v| *v > 0.0).fold(f64::MAX, f64::min).min(y_max / 10.0) / 1.5;
+    let x_max = series.iter().map(|(_, _, s)| s.len()).max().unwrap_or(1) as f64;
     let root = BitMapBackend::new(path, (1200, 500)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(format!("{name}: worst latency in each second"), ("sans-serif", 22))
+        .caption(
+            format!(
+                "Worst e2e latency in each second, 1 KB at {} rec/s",
+                report.latency_rate
+            ),
+            ("sans-serif", 22),
+        )
         .margin(20)
         .margin_right(50)
         .x_label_area_size(45)
         .y_label_area_size(70)
-        .build_cartesian_2d(0f64..series.len() as f64, (y_min..y_max).log_scale())?;
+        .build_cartesian_2d(0f64..x_max, (y_min..y_max).log_scale())?;
     chart
         .configure_mesh()
         .x_desc("seconds after warm-up")
         .y_desc("max e2e latency (ms, log scale)")
-        .y_label_formatter(&|v| {
-            format!("{v:.3}")
-                .trim_end_matches('0')
-                .trim_end_matches('.')
-                .to_string()
-        })
+        .y_label_formatter(&tick_ms)
         .label_style(("sans-serif", 16))
         .draw()?;
-    chart.draw_series(LineSeries::new(
-        series
-            .iter()
-            .enumerate()
-            .map(|(i, &ms)| (i as f64 + 0.5, ms.max(y_min))),
-        RED.stroke_width(2),
-    ))?;
+    for (name, colour, s) in &series {
+        let colour = *colour;
+        chart
+            .draw_series(LineSeries::new(
+                s.iter().enumerate().map(|(i, &ms)| (i as f64 + 0.5, ms.max(y_min))),
+                colour.stroke_width(2),
+            ))?
+            .label(name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font(("sans-serif", 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(())
 }

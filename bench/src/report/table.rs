@@ -1,25 +1,29 @@
-//! The plain table: Markdown, readable as is in a terminal, written to results.md.
+//! The Markdown report, readable as is in a terminal and written to results.md: the run's
+//! header and ceilings, the comparison table (one column per broker and the `×` ratio), the
+//! settings each broker got, then each broker's detail table (see `details`).
 
 use std::fmt::Write;
 
-use super::{Report, WorkloadResult};
-
-/// Kafka 3.7.1's broker RSS after the reference runs (from the issue).
-const REFERENCE_RSS_MB: f64 = 811.0;
+use super::compare::{Better, Row};
+use super::{details, Report};
 
 pub fn markdown(r: &Report) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# Sluice benchmark results\n");
+    let names: Vec<&str> = r.brokers.iter().map(|b| b.name.as_str()).collect();
+    let _ = writeln!(s, "# Benchmark results: {}\n", names.join(" vs "));
     let _ = writeln!(
         s,
-        "Broker: {} at {}. Machine: {} × {}, {} MB RAM, Linux {}. Generator (librdkafka, same machine) and broker share the CPUs.",
-        r.broker, r.bootstrap, r.machine.cpus, r.machine.cpu_model, r.machine.mem_total_mb, r.machine.kernel
-    );
-    let _ = writeln!(
-        s,
-        "Run time per timed workload: {:.0} s{}. Whole run: {:.0} s. MB = 2^20 bytes of record keys + values. Latency in ms.\n",
+        "Machine: {} × {}, {} MB RAM, Linux {}. Each broker ran alone, one after the other ({}), on this machine, sharing its {} CPUs with the load generator. \
+         Run time per timed workload: {:.0} s{}; latency workload at {} rec/s for every broker. Whole run: {:.0} s. MB = 2^20 bytes of record keys + values.\n",
+        r.machine.cpus,
+        r.machine.cpu_model,
+        r.machine.mem_total_mb,
+        r.machine.kernel,
+        names.join(", then "),
+        r.machine.cpus,
         r.run_secs_per_workload,
         if r.quick { " (--quick)" } else { "" },
+        r.latency_rate,
         r.wall_secs
     );
 
@@ -37,105 +41,81 @@ pub fn markdown(r: &Report) -> String {
         let _ = writeln!(s);
     }
 
-    let _ = writeln!(s, "## Workloads\n");
-    let _ = writeln!(
-        s,
-        "| workload | records/s | MB/s | lat | p50 | p99 | p99.9 | max | s | broker CPU s | broker µs/rec | broker RSS peak MB (anon) | gen CPU s | Kafka 3.7.1 ref | ×ref |"
-    );
-    let _ = writeln!(
-        s,
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
-    );
-    for w in &r.workloads {
-        let _ = writeln!(s, "{}", row(w));
+    comparison(&mut s, r);
+
+    for b in &r.brokers {
+        details::section(&mut s, b);
     }
     let _ = writeln!(
         s,
-        "| broker RSS after all runs | | | | | | | | | | | {} ({} anon) | | {} MB | {} |",
-        opt(r.broker_rss_end_mb, 0),
-        opt(r.broker_rss_anon_end_mb, 0),
-        REFERENCE_RSS_MB,
-        r.broker_rss_end_mb
-            .map_or("n/a".to_string(), |m| format!("{:.2}", m / REFERENCE_RSS_MB))
+        "`lat`: `e2e` = produce call → consumer poll and `ack` = produce call → delivery report, both at the paced rate; `ack@max` = produce call → delivery report while producers send as fast as they can, \
+         which is mostly time records wait in the client's own queue, not in the broker. `s`: the measured time the rates are over. `gen CPU s`: CPU the load generator used (for kafka-perf-test rows its JVM, start included); \
+         where broker + generator CPU comes near {} × `s`, every core was busy and the figure is a bound of this machine, not of the broker alone. \
+         `other CPU s`: CPU everything else on the machine used meanwhile; more than a small share of `s` means other work disturbed the run.",
+        r.machine.cpus
     );
-    let _ = writeln!(s);
-    let _ = writeln!(
-        s,
-        "Broker RSS after all runs (topics deleted, clients gone): {} MB = {} MB own memory (RssAnon) + {} MB mapped file pages (RssFile, e.g. segments and indexes; the kernel drops those under memory pressure). Peak RSS over the whole run (VmHWM): {} MB; broker CPU over the whole run: {} s; clean shutdown on SIGTERM (s): {}.\n",
-        opt(r.broker_rss_end_mb, 0),
-        opt(r.broker_rss_anon_end_mb, 0),
-        opt(r.broker_rss_file_end_mb, 0),
-        opt(r.broker_rss_hwm_mb, 0),
-        opt(r.broker_cpu_total_secs, 1),
-        r.broker_shutdown_secs
-            .map_or("n/a (not started by the harness)".to_string(), |s| format!("{s:.2}"))
-    );
-    let _ = writeln!(
-        s,
-        "`lat`: `e2e` = produce call → consumer poll and `ack` = produce call → delivery report, both at the paced rate; `ack@max` = produce call → delivery report while producers send as fast as they can, which is mostly time spent in librdkafka's own queue (up to 100 000 records), not in the broker. `×ref` = records/s ÷ the reference records/s (RSS: ÷ 811 MB). `s`: the measured time the rates are over. `broker µs/rec`: broker CPU per record, comparable between runs even where the generator is the limit. `gen CPU s`: CPU the load generator used; where broker + generator CPU comes near 2 × `s`, both cores were busy and the figure is a bound of this machine, not of the broker alone."
-    );
-    let notes: Vec<String> = r
-        .workloads
-        .iter()
-        .filter(|w| !w.notes.is_empty() || w.errors > 0)
-        .map(|w| {
-            let mut n = w.notes.clone();
-            if w.errors > 0 {
-                n.insert(0, format!("{} errors", w.errors));
-            }
-            format!("- {}: {}", w.name, n.join("; "))
-        })
-        .collect();
-    if !notes.is_empty() {
-        let _ = writeln!(s, "\n## Notes\n");
-        for n in notes {
-            let _ = writeln!(s, "{n}");
-        }
-    }
     s
 }
 
-fn row(w: &WorkloadResult) -> String {
-    let lat = w.latency.as_ref();
-    let ms = |f: fn(&super::Percentiles) -> f64| lat.map_or(String::new(), |p| format!("{:.2}", f(p)));
-    let (reference, ratio) = match &w.reference {
-        Some(rf) => {
-            let mut text = String::new();
-            if let Some(rps) = rf.records_per_sec {
-                text += &format!("{} rec/s", rate(rps));
-            }
-            if let Some(mbs) = rf.mb_per_sec {
-                text += &format!(", {mbs:.0} MB/s");
-            }
-            let ratio = rf
-                .records_per_sec
-                .map_or(String::new(), |rps| format!("{:.2}", w.records_per_sec / rps));
-            (text, ratio)
+fn comparison(s: &mut String, r: &Report) {
+    let ratio_name = r.brokers.get(1).map(|b| format!("×{}", b.short_name));
+    let _ = writeln!(s, "## Comparison\n");
+    let mut header = "| workload | generator | measure | better |".to_string();
+    let mut align = "|---|---|---|---|".to_string();
+    for b in &r.brokers {
+        header += &format!(" {} |", b.name);
+        align += "---:|";
+    }
+    if let Some(name) = &ratio_name {
+        header += &format!(" {name} |");
+        align += "---:|";
+    }
+    for b in &r.brokers {
+        header += &format!(" {} µs/rec |", b.short_name);
+        align += "---:|";
+    }
+    let _ = writeln!(s, "{header}\n{align}");
+    for row in &r.comparison {
+        let _ = writeln!(s, "{}", line(row, ratio_name.is_some()));
+    }
+    let _ = writeln!(s);
+    if let (Some(first), Some(name)) = (r.brokers.first(), &ratio_name) {
+        let _ = writeln!(
+            s,
+            "`{name}` = {} ÷ {}, from this run. Where higher is better (records/s) a ratio above 1 means {} did better; where lower is better (latency, start time, memory) a ratio below 1 means {} did better. \
+             `µs/rec`: broker CPU per record, which compares the brokers even where the generator, not the broker, was the limit.\n",
+            first.short_name, r.brokers[1].short_name, first.short_name, first.short_name
+        );
+    }
+}
+
+fn line(row: &Row, with_ratio: bool) -> String {
+    let mut text = format!(
+        "| {} | {} | {} | {} |",
+        row.workload,
+        row.generator,
+        row.measure,
+        match row.better {
+            Better::Higher => "higher",
+            Better::Lower => "lower",
         }
-        None => (String::new(), String::new()),
-    };
-    format!(
-        "| {} | {} | {:.1} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} | {:.1} | {} | {} |",
-        w.name,
-        rate(w.records_per_sec),
-        w.mb_per_sec,
-        w.latency_kind.unwrap_or(""),
-        ms(|p| p.p50_ms),
-        ms(|p| p.p99_ms),
-        ms(|p| p.p999_ms),
-        ms(|p| p.max_ms),
-        w.elapsed_secs,
-        w.broker.map_or("n/a".to_string(), |u| format!("{:.1}", u.cpu_secs)),
-        w.broker_cpu_us_per_record
-            .map_or("n/a".to_string(), |us| format!("{us:.2}")),
-        w.broker.map_or("n/a".to_string(), |u| format!(
-            "{:.0} ({:.0})",
-            u.rss_peak_mb, u.rss_anon_peak_mb
-        )),
-        w.client_cpu_secs,
-        reference,
-        ratio
-    )
+    );
+    for (i, value) in row.values.iter().enumerate() {
+        let cell = match (value, row.mb_per_sec.get(i).copied().flatten()) {
+            (None, _) => "n/a".to_string(),
+            (Some(v), Some(mb)) => format!("{} ({mb:.0} MB/s)", rate(*v)),
+            (Some(v), None) if row.measure == "records/s" => rate(*v),
+            (Some(v), None) => format!("{v:.2}"),
+        };
+        text += &format!(" {cell} |");
+    }
+    if with_ratio {
+        text += &format!(" {} |", opt(row.ratio, 2));
+    }
+    for us in &row.broker_us_per_record {
+        text += &format!(" {} |", us.map_or(String::new(), |v| format!("{v:.2}")));
+    }
+    text
 }
 
 /// 1 234 567 → "1.23 M", 180 000 → "180.0 k".
@@ -149,6 +129,6 @@ pub fn rate(v: f64) -> String {
     }
 }
 
-fn opt(v: Option<f64>, decimals: usize) -> String {
+pub fn opt(v: Option<f64>, decimals: usize) -> String {
     v.map_or("n/a".to_string(), |x| format!("{x:.decimals$}"))
 }

@@ -12,7 +12,7 @@ use rdkafka::producer::{BaseProducer, Producer};
 
 use super::produce::{self, Spec};
 use super::{base_config, new_histogram, Ctx};
-use crate::broker::status_kib;
+use crate::broker::procfs::status_kib;
 use crate::report::WorkloadResult;
 
 /// Bound on opening all idle connections.
@@ -51,7 +51,7 @@ pub fn run(ctx: &Ctx) -> Result<WorkloadResult> {
         batch_records: None,
     };
     let run_time = ctx.args.run_time();
-    let (outcomes, usage, cpu) = ctx.measure(|| {
+    let (outcomes, bracket) = ctx.measure(|| {
         thread::scope(|s| {
             let busy: Vec<_> = (0..ctx.args.busy_producers)
                 .map(|_| s.spawn(|| produce::blast(&ctx.bootstrap, &spec, &topic, run_time)))
@@ -90,7 +90,7 @@ pub fn run(ctx: &Ctx) -> Result<WorkloadResult> {
         "connections: {} idle + {} busy producers 1KB acks=1",
         ctx.args.idle_connections, ctx.args.busy_producers
     );
-    let mut r = ctx.result(&name, "connections", usage, cpu);
+    let mut r = ctx.result(&name, "connections", &bracket);
     r.set_rates(acked, bytes, elapsed);
     r.set_latency("ack@max", &hist, false);
     r.errors = errors;

@@ -16,8 +16,8 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::produce::{self, Spec};
-use super::{consumer_config, Ctx};
-use crate::report::{Reference, WorkloadResult};
+use super::{consumer_config, Bracket, Ctx};
+use crate::report::WorkloadResult;
 
 /// Bound on one read-to-the-end, whatever the run time.
 const READ_LIMIT: Duration = Duration::from_secs(120);
@@ -65,35 +65,23 @@ pub fn run(ctx: &Ctx, sources: &Sources) -> Result<Vec<WorkloadResult>> {
     let mut results = Vec::new();
 
     let one_at_a_time: Vec<Vec<i32>> = all.iter().map(|p| vec![*p]).collect();
-    let reference = Reference {
-        records_per_sec: Some(1_000_000.0),
-        mb_per_sec: Some(632.0),
-        what: "consume one partition",
-    };
     let runs = [
         (
             format!("consume 1KB {} partitions", all.len()),
             &topic_1kb,
             vec![all.clone()],
-            None,
         ),
-        (
-            "consume 1KB 1 partition".to_string(),
-            &topic_1kb,
-            one_at_a_time,
-            Some(reference),
-        ),
+        ("consume 1KB 1 partition".to_string(), &topic_1kb, one_at_a_time),
         (
             format!("consume 100B {} partitions", all.len()),
             &topic_100b,
             vec![all.clone()],
-            None,
         ),
     ];
-    for (name, topic, groups, reference) in runs {
+    for (name, topic, groups) in runs {
         let fetches_before = ctx.broker_fetch_counters();
-        let (o, usage, cpu) = ctx.measure(|| read_all(ctx, topic, &groups));
-        let mut r = finish(ctx, &name, o?, usage, cpu, reference);
+        let (o, bracket) = ctx.measure(|| read_all(ctx, topic, &groups));
+        let mut r = finish(ctx, &name, o?, &bracket);
         if let (Some((f0, b0)), Some((f1, b1))) = (fetches_before, ctx.broker_fetch_counters()) {
             r.param("broker_fetch_requests", (f1 - f0) as u64);
             r.param("broker_bytes_out", (b1 - b0) as u64);
@@ -107,15 +95,8 @@ pub fn run(ctx: &Ctx, sources: &Sources) -> Result<Vec<WorkloadResult>> {
     Ok(results)
 }
 
-fn finish(
-    ctx: &Ctx,
-    name: &str,
-    o: Outcome,
-    usage: Option<crate::broker::Usage>,
-    cpu: f64,
-    reference: Option<Reference>,
-) -> WorkloadResult {
-    let mut r = ctx.result(name, "consume", usage, cpu);
+fn finish(ctx: &Ctx, name: &str, o: Outcome, bracket: &Bracket) -> WorkloadResult {
+    let mut r = ctx.result(name, "consume", bracket);
     r.set_rates(o.records, o.bytes, o.elapsed.as_secs_f64());
     r.param("expected_records", o.expected);
     r.errors = o.errors;
@@ -128,7 +109,6 @@ fn finish(
     if let Some(e) = o.first_error {
         r.notes.push(format!("first error: {e}"));
     }
-    r.reference = reference;
     r
 }
 

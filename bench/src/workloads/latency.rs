@@ -47,14 +47,14 @@ const SERIES_SECS_MAX: usize = 3600;
 pub fn run(ctx: &Ctx, rate: u64, rate_source: &str) -> Result<Vec<WorkloadResult>> {
     let topic = ctx.create_topic("latency", ctx.args.partitions)?;
     let run_time = ctx.args.latency_time();
-    let (outcome, usage, cpu) = ctx.measure(|| paced(ctx, &topic, rate.max(1), run_time));
+    let (outcome, bracket) = ctx.measure(|| paced(ctx, &topic, rate.max(1), run_time));
     let (sent, acks, mut received, behind) = outcome?;
     // A record scheduled in the last second can be sent a hair past the end: no partial bucket.
     received.max_us_by_second.truncate(run_time.as_secs().max(1) as usize);
     let measured_secs = run_time.as_secs_f64();
 
     let name = format!("latency 1KB @ {} rec/s", rate);
-    let mut e2e = ctx.result(&format!("{name}: e2e"), "latency", usage, cpu);
+    let mut e2e = ctx.result(&format!("{name}: e2e"), "latency", &bracket);
     e2e.param("target_rate", rate)
         .param("rate_source", rate_source)
         .param("linger_ms", LINGER_MS)
@@ -91,7 +91,7 @@ pub fn run(ctx: &Ctx, rate: u64, rate_source: &str) -> Result<Vec<WorkloadResult
         ));
     }
 
-    let mut ack = ctx.result(&format!("{name}: produce→ack"), "latency", usage, cpu);
+    let mut ack = ctx.result(&format!("{name}: produce→ack"), "latency", &bracket);
     ack.params = e2e.params.clone();
     ack.set_rates(acks.acked, acks.acked_bytes, measured_secs + WARMUP.as_secs_f64());
     ack.set_latency("ack", &acks.hist, true);

@@ -1,12 +1,15 @@
 //! What every workload shares: the librdkafka client configs, topic creation and deletion
 //! through the AdminClient, the payload and key pools, the measurement bracket (broker CPU and
-//! RSS, generator CPU) and latency histograms. Workloads talk to the broker only through
-//! librdkafka; they never encode Kafka requests themselves.
+//! RSS, generator CPU, the rest of the machine's CPU) and latency histograms. Workloads talk to
+//! the broker only through librdkafka or Kafka's own tools; they never encode Kafka requests
+//! themselves.
 
 pub mod connections;
 pub mod consume;
 pub mod latency;
+pub mod perf_test;
 pub mod produce;
+pub mod startup;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -21,7 +24,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::ClientContext;
 
-use crate::broker::{self, ProcWatch, Usage};
+use crate::broker::{metrics, procfs, ProcWatch, Usage};
 use crate::cli::Args;
 use crate::report::WorkloadResult;
 
@@ -44,6 +47,8 @@ pub struct Ctx<'a> {
     pub bootstrap: String,
     pub watch: Option<&'a ProcWatch>,
     pub metrics: Option<String>,
+    /// The broker's client port when it runs on this machine: its connections are counted there.
+    pub local_port: Option<u16>,
     pub run_id: String,
     admin: AdminClient<DefaultClientContext>,
     runtime: tokio::runtime::Runtime,
@@ -65,6 +70,7 @@ impl<'a> Ctx<'a> {
         bootstrap: String,
         watch: Option<&'a ProcWatch>,
         metrics: Option<String>,
+        local_port: Option<u16>,
     ) -> Result<Ctx<'a>> {
         let admin: AdminClient<DefaultClientContext> = base_config(&bootstrap)
             .create()
@@ -81,6 +87,7 @@ impl<'a> Ctx<'a> {
             bootstrap,
             watch,
             metrics,
+            local_port,
             run_id,
             admin,
             runtime,
@@ -120,7 +127,8 @@ impl<'a> Ctx<'a> {
                     return Ok(());
                 }
             }
-            std::thread::sleep(Duration::from_millis(100));
+            // Short: the start-up probe's time to a first record includes this wait.
+            std::thread::sleep(Duration::from_millis(20));
         }
         bail!("topic {topic} not ready (all {partitions} partitions led) after {TOPIC_READY_TIMEOUT:?}")
     }
@@ -151,27 +159,41 @@ impl<'a> Ctx<'a> {
         self.delete_topics(&left);
     }
 
-    /// Runs `f` between two readings of the broker's CPU/RSS and the generator's CPU.
-    pub fn measure<T>(&self, f: impl FnOnce() -> T) -> (T, Option<Usage>, f64) {
+    /// Runs `f` between two readings of the broker's CPU/RSS, the generator's CPU (this
+    /// process's and that of children it ran to their end: the Java tools) and the machine's.
+    pub fn measure<T>(&self, f: impl FnOnce() -> T) -> (T, Bracket) {
         let mark = self.watch.map(ProcWatch::begin);
-        let cpu0 = broker::cpu_secs(None).unwrap_or(0.0);
+        let gen_cpu = || procfs::cpu_secs(None).unwrap_or(0.0) + procfs::children_cpu_secs();
+        let (gen0, machine0) = (gen_cpu(), procfs::machine_busy_secs());
         let out = f();
-        let client_cpu = broker::cpu_secs(None).unwrap_or(0.0) - cpu0;
-        let usage = self.watch.zip(mark).map(|(w, m)| w.end(m));
-        (out, usage, client_cpu)
+        let gen_cpu_secs = gen_cpu() - gen0;
+        let machine = procfs::machine_busy_secs().zip(machine0).map(|(b, a)| b - a);
+        let broker = self.watch.zip(mark).map(|(w, m)| w.end(m));
+        let other_cpu_secs = machine
+            .zip(broker)
+            .map(|(m, b)| (m - b.cpu_secs - gen_cpu_secs).max(0.0));
+        (
+            out,
+            Bracket {
+                broker,
+                gen_cpu_secs,
+                other_cpu_secs,
+            },
+        )
     }
 
     /// A metric of the broker's Prometheus endpoint (Sluice only; None without one).
     pub fn broker_metric(&self, name: &str, labels_with: Option<&str>) -> Option<f64> {
-        broker::scrape_metric(self.metrics.as_deref()?, name, labels_with)
+        metrics::scrape_metric(self.metrics.as_deref()?, name, labels_with)
     }
 
     pub fn broker_bytes_in(&self) -> Option<f64> {
         self.broker_metric("sluice_bytes_in_total", None)
     }
 
+    /// Client connections the broker has open, counted by the kernel (any broker on this machine).
     pub fn broker_connections(&self) -> Option<f64> {
-        self.broker_metric("sluice_connections_open", None)
+        procfs::established_connections(self.local_port?).map(|n| n as f64)
     }
 
     /// (Fetch requests, response bytes) so far: how many fetches a consume run took.
@@ -183,10 +205,11 @@ impl<'a> Ctx<'a> {
     }
 
     /// A result with the bracket's figures filled in; the workload adds the rest.
-    pub fn result(&self, name: &str, kind: &'static str, usage: Option<Usage>, client_cpu_secs: f64) -> WorkloadResult {
+    pub fn result(&self, name: &str, kind: &'static str, bracket: &Bracket) -> WorkloadResult {
         WorkloadResult {
             name: name.to_string(),
             kind,
+            generator: "librdkafka",
             params: BTreeMap::new(),
             records: 0,
             bytes: 0,
@@ -196,15 +219,26 @@ impl<'a> Ctx<'a> {
             mb_per_sec: 0.0,
             latency_kind: None,
             latency: None,
-            broker: usage,
+            broker: bracket.broker,
             broker_cpu_us_per_record: None,
-            client_cpu_secs,
-            reference: None,
+            client_cpu_secs: bracket.gen_cpu_secs,
+            other_cpu_secs: bracket.other_cpu_secs,
             notes: Vec::new(),
             curve: None,
             max_ms_by_second: None,
         }
     }
+}
+
+/// What the machine did during one measured run.
+#[derive(Debug, Clone, Copy)]
+pub struct Bracket {
+    /// The broker's CPU and memory (None for an external broker without its pid).
+    pub broker: Option<Usage>,
+    /// CPU the load generator used.
+    pub gen_cpu_secs: f64,
+    /// CPU used by anything else on the machine meanwhile (other work sharing it).
+    pub other_cpu_secs: Option<f64>,
 }
 
 /// The settings every client gets: the bootstrap address and nothing broker-specific.

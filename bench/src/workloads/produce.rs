@@ -10,7 +10,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use super::{key_pool, payload_pool, producer_config, AckContext, Ctx, FLUSH_TIMEOUT};
-use crate::report::{Reference, WorkloadResult};
+use crate::report::WorkloadResult;
 
 /// One produce variant of the matrix.
 #[derive(Debug, Clone)]
@@ -70,24 +70,6 @@ impl Spec {
             && self.compression == "none"
             && !self.keyed
             && self.batch_records.is_none()
-    }
-
-    fn reference(&self) -> Option<Reference> {
-        let plain = self.compression == "none" && !self.keyed;
-        let rate = |r: f64, what| {
-            Some(Reference {
-                records_per_sec: Some(r),
-                mb_per_sec: None,
-                what,
-            })
-        };
-        match (self.record_bytes, self.acks, plain, self.batch_records) {
-            (1024, "1", true, None) => rate(180_000.0, "1 KB acks=1 linger 5 ms"),
-            (1024, "all", true, None) => rate(179_000.0, "1 KB acks=all linger 5 ms"),
-            (100, "1", true, None) => rate(1_260_000.0, "100 B acks=1 linger 5 ms"),
-            (100, "1", true, Some(100)) => rate(424_000.0, "100 B linger 0, 100 per batch"),
-            _ => None,
-        }
     }
 }
 
@@ -203,10 +185,10 @@ pub fn blast(bootstrap: &str, spec: &Spec, topic: &str, run_time: Duration) -> R
 pub fn run(ctx: &Ctx, spec: &Spec) -> Result<(WorkloadResult, String)> {
     let topic = ctx.create_topic(&spec.slug(), ctx.args.partitions)?;
     let bytes_in_before = ctx.broker_bytes_in();
-    let (outcome, usage, client_cpu) = ctx.measure(|| blast(&ctx.bootstrap, spec, &topic, ctx.args.run_time()));
+    let (outcome, bracket) = ctx.measure(|| blast(&ctx.bootstrap, spec, &topic, ctx.args.run_time()));
     let outcome = outcome?;
     let bytes_in_after = ctx.broker_bytes_in();
-    let mut r = ctx.result(&spec.name(), "produce", usage, client_cpu);
+    let mut r = ctx.result(&spec.name(), "produce", &bracket);
     r.param("record_bytes", spec.record_bytes)
         .param("acks", spec.acks)
         .param("compression", spec.compression)
@@ -232,6 +214,5 @@ pub fn run(ctx: &Ctx, spec: &Spec) -> Result<(WorkloadResult, String)> {
             r.param("wire_ratio", format!("{:.2}", outcome.acked_bytes as f64 / wire));
         }
     }
-    r.reference = spec.reference();
     Ok((r, topic))
 }

@@ -1,0 +1,128 @@
+//! The comparison between brokers: one row per figure (a workload's rate, a latency
+//! percentile, a start time, memory), one value per broker in run order, and the ratio of the
+//! first broker's value to the second's (`×Kafka` = Sluice ÷ Kafka). Each row says whether
+//! higher or lower is better, so a ratio reads the same way whatever the figure.
+
+use serde::Serialize;
+
+use super::{BrokerRun, Percentiles, WorkloadResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    Higher,
+    Lower,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Row {
+    /// The workload's name, or "broker" for start times and memory.
+    pub workload: String,
+    /// "librdkafka" or "kafka-perf-test"; empty for a broker figure.
+    pub generator: String,
+    /// What the values are, with their unit: "records/s", "e2e p99 ms", "RSS after the runs MB".
+    pub measure: String,
+    pub better: Better,
+    /// One per broker, in the order the brokers ran.
+    pub values: Vec<Option<f64>>,
+    /// MB/s beside records/s (None for other measures), per broker.
+    pub mb_per_sec: Vec<Option<f64>>,
+    /// Broker CPU per record (µs) of the run, per broker: comparable when the generator limits.
+    pub broker_us_per_record: Vec<Option<f64>>,
+    /// values[0] ÷ values[1], when both brokers have one.
+    pub ratio: Option<f64>,
+}
+
+/// A named figure read from a latency distribution, or from a broker's run.
+type Percentile = (&'static str, fn(&Percentiles) -> f64);
+type BrokerFigure = (&'static str, fn(&BrokerRun) -> Option<f64>);
+
+/// Latency percentiles compared for each kind of latency row.
+const E2E_PERCENTILES: &[Percentile] = &[
+    ("p50", |p| p.p50_ms),
+    ("p99", |p| p.p99_ms),
+    ("p99.9", |p| p.p999_ms),
+    ("max", |p| p.max_ms),
+];
+const ACK_PERCENTILES: &[Percentile] = &[("p50", |p| p.p50_ms), ("p99", |p| p.p99_ms)];
+
+pub fn rows(brokers: &[BrokerRun]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (name, generator) in workload_keys(brokers) {
+        let found: Vec<Option<&WorkloadResult>> = brokers
+            .iter()
+            .map(|b| b.workloads.iter().find(|w| w.name == name && w.generator == generator))
+            .collect();
+        let Some(first) = found.iter().flatten().next() else {
+            continue;
+        };
+        if first.kind == "latency" {
+            let (label, percentiles) = match first.latency_kind {
+                Some("e2e") => ("e2e", E2E_PERCENTILES),
+                _ => ("produce→ack", ACK_PERCENTILES),
+            };
+            for (p, value) in percentiles {
+                let values = found
+                    .iter()
+                    .map(|w| w.and_then(|w| w.latency.as_ref()).map(value))
+                    .collect();
+                rows.push(row(&name, generator, &format!("{label} {p} ms"), Better::Lower, values));
+            }
+        } else {
+            let values = found.iter().map(|w| w.map(|w| w.records_per_sec)).collect();
+            let mut r = row(&name, generator, "records/s", Better::Higher, values);
+            r.mb_per_sec = found.iter().map(|w| w.map(|w| w.mb_per_sec)).collect();
+            r.broker_us_per_record = found
+                .iter()
+                .map(|w| w.and_then(|w| w.broker_cpu_us_per_record))
+                .collect();
+            rows.push(r);
+        }
+    }
+    let broker_figures: [BrokerFigure; 5] = [
+        ("start: spawn → listening, s", |b| b.start.map(|s| s.listening_secs)),
+        ("start: spawn → first acknowledged record, s", |b| {
+            b.start.and_then(|s| s.first_ack_secs)
+        }),
+        ("RSS after the runs, MB", |b| b.rss_end_mb),
+        ("own memory (RssAnon) after the runs, MB", |b| b.rss_anon_end_mb),
+        ("peak RSS (VmHWM), MB", |b| b.rss_hwm_mb),
+    ];
+    for (measure, value) in broker_figures {
+        let values: Vec<Option<f64>> = brokers.iter().map(value).collect();
+        if values.iter().any(Option::is_some) {
+            rows.push(row("broker", "", measure, Better::Lower, values));
+        }
+    }
+    rows
+}
+
+/// Every (workload, generator) of the run, in the order the first broker ran them, then any
+/// only a later broker ran.
+fn workload_keys(brokers: &[BrokerRun]) -> Vec<(String, &'static str)> {
+    let mut keys: Vec<(String, &'static str)> = Vec::new();
+    for w in brokers.iter().flat_map(|b| &b.workloads) {
+        if !keys.iter().any(|(n, g)| *n == w.name && *g == w.generator) {
+            keys.push((w.name.clone(), w.generator));
+        }
+    }
+    keys
+}
+
+fn row(workload: &str, generator: &str, measure: &str, better: Better, values: Vec<Option<f64>>) -> Row {
+    let ratio = match (values.first(), values.get(1)) {
+        (Some(Some(a)), Some(Some(b))) if *b > 0.0 => Some(a / b),
+        _ => None,
+    };
+    let n = values.len();
+    Row {
+        workload: workload.to_string(),
+        generator: generator.to_string(),
+        measure: measure.to_string(),
+        better,
+        values,
+        mb_per_sec: vec![None; n],
+        broker_us_per_record: vec![None; n],
+        ratio,
+    }
+}
