@@ -193,6 +193,38 @@ pub(crate) fn validate_batches(buf: &[u8], max_message_bytes: u32) -> Result<Vec
     Ok(headers)
 }
 
+/// Validates a leader's batches before a follower appends them: framing, counts and CRC, as
+/// for a producer's, but control batches (transaction markers) are the leader's to write and
+/// the size limit was the leader's to apply.
+pub(crate) fn validate_replicated(buf: &[u8]) -> Result<Vec<BatchHeader>, LogError> {
+    let mut headers = Vec::new();
+    let mut position = 0;
+    while position < buf.len() {
+        if headers.len() == MAX_BATCHES_PER_APPEND {
+            return Err(LogError::InvalidRecord(format!(
+                "more than {MAX_BATCHES_PER_APPEND} batches in one append"
+            )));
+        }
+        let rest = &buf[position..];
+        let header = BatchHeader::parse(rest).map_err(|e| locate(e, headers.len(), position))?;
+        let size = header.size_bytes();
+        if size > rest.len() {
+            return Err(locate(
+                corrupt(format!("batch claims {size} bytes but only {} remain", rest.len())),
+                headers.len(),
+                position,
+            ));
+        }
+        check_crc(&rest[..size], &header).map_err(|e| locate(e, headers.len(), position))?;
+        position += size;
+        headers.push(header);
+    }
+    if headers.is_empty() {
+        return Err(LogError::InvalidRecord("no record batch to append".into()));
+    }
+    Ok(headers)
+}
+
 fn validate_one(rest: &[u8], max_message_bytes: u32) -> Result<BatchHeader, LogError> {
     let header = BatchHeader::parse(rest)?;
     let size = header.size_bytes();

@@ -1,5 +1,7 @@
-//! Kafka's offset checkpoint files (`recovery-point-offset-checkpoint`): text, version 0,
-//! an entry count, then one `<topic> <partition> <offset>` line per partition.
+//! Kafka's checkpoint files: text, version 0, an entry count, then one line per entry. The
+//! offset checkpoints of a log dir (`recovery-point-offset-checkpoint`,
+//! `replication-offset-checkpoint`) have `<topic> <partition> <offset>` lines; a partition's
+//! `leader-epoch-checkpoint` has `<epoch> <start offset>` lines (see `leader_epoch`).
 //!
 //! Owns: reading and atomically writing one such file (tmp, fsync, rename, fsync dir).
 //! May call: std. Must never: be read half-written; a missing file means "no entries".
@@ -16,16 +18,21 @@ const MAX_ENTRIES: usize = 10_000_000;
 
 pub(crate) type CheckpointEntry = (String, i32, i64);
 
-/// Reads a checkpoint file; a missing file is an empty checkpoint.
+/// Reads an offset checkpoint file; a missing file is an empty checkpoint.
 pub(crate) fn read_checkpoint(path: &Path) -> Result<Vec<CheckpointEntry>, LogError> {
+    Ok(read_entries(path, parse_entry)?.unwrap_or_default())
+}
+
+/// Reads a checkpoint file whose entry lines `parse_entry` reads; `None` when it is missing.
+pub(crate) fn read_entries<T>(path: &Path, parse_entry: fn(&str) -> Option<T>) -> Result<Option<Vec<T>>, LogError> {
     match fs::read_to_string(path) {
-        Ok(text) => parse(&text, path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Ok(text) => parse(&text, path, parse_entry).map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).at("read checkpoint", path),
     }
 }
 
-fn parse(text: &str, path: &Path) -> Result<Vec<CheckpointEntry>, LogError> {
+fn parse<T>(text: &str, path: &Path, parse_entry: fn(&str) -> Option<T>) -> Result<Vec<T>, LogError> {
     let bad = |line: usize, reason: String| LogError::CorruptCheckpoint {
         path: path.to_path_buf(),
         line,
@@ -70,12 +77,17 @@ fn parse_entry(line: &str) -> Option<CheckpointEntry> {
     fields.next().is_none().then_some((topic, partition, offset))
 }
 
-/// Writes the file atomically: a reader (or a crash) sees the old file or the new one.
+/// Writes an offset checkpoint atomically: a reader (or a crash) sees the old file or the new one.
 pub(crate) fn write_checkpoint(path: &Path, entries: &[CheckpointEntry]) -> Result<(), LogError> {
+    let lines: Vec<String> = entries.iter().map(|(t, p, o)| format!("{t} {p} {o}")).collect();
+    write_entries(path, &lines)
+}
+
+/// Writes a checkpoint of these entry lines atomically.
+pub(crate) fn write_entries(path: &Path, lines: &[String]) -> Result<(), LogError> {
     let tmp = tmp_path(path);
     let mut file = File::create(&tmp).at("create checkpoint", &tmp)?;
-    file.write_all(render(entries).as_bytes())
-        .at("write checkpoint", &tmp)?;
+    file.write_all(render(lines).as_bytes()).at("write checkpoint", &tmp)?;
     file.sync_all().at("fsync checkpoint", &tmp)?;
     drop(file);
     fs::rename(&tmp, path).at("rename checkpoint", path)?;
@@ -83,10 +95,11 @@ pub(crate) fn write_checkpoint(path: &Path, entries: &[CheckpointEntry]) -> Resu
     File::open(dir).and_then(|d| d.sync_all()).at("fsync dir", dir)
 }
 
-fn render(entries: &[CheckpointEntry]) -> String {
-    let mut text = format!("{VERSION}\n{}\n", entries.len());
-    for (topic, partition, offset) in entries {
-        text.push_str(&format!("{topic} {partition} {offset}\n"));
+fn render(lines: &[String]) -> String {
+    let mut text = format!("{VERSION}\n{}\n", lines.len());
+    for line in lines {
+        text.push_str(line);
+        text.push('\n');
     }
     text
 }
@@ -122,7 +135,7 @@ mod tests {
             ("0\n1\na x 1\n", 3),
             ("0\n0\nz 1 2\n", 3),
         ] {
-            match parse(text, path) {
+            match parse(text, path, parse_entry) {
                 Err(LogError::CorruptCheckpoint { line: l, .. }) => assert_eq!(l, line, "{text:?}"),
                 other => panic!("{text:?}: {other:?}"),
             }

@@ -7,6 +7,7 @@
 
 use super::batch::{self, BatchHeader};
 use super::error::{IoContext, LogError};
+use super::leader_epoch::LeaderEpochCache;
 use super::producer_state::{ProducerState, Verdict, NO_PRODUCER_ID};
 use super::recovery::{self, RecoveryStats};
 use super::segment::{ReadLimits, Segment};
@@ -70,7 +71,7 @@ pub(crate) struct AppendInfo {
 }
 
 impl AppendInfo {
-    fn summarize(headers: &[BatchHeader], bytes: usize) -> AppendInfo {
+    pub(super) fn summarize(headers: &[BatchHeader], bytes: usize) -> AppendInfo {
         let mut info = AppendInfo {
             base_offset: headers[0].base_offset,
             last_offset: headers[headers.len() - 1].last_offset(),
@@ -147,6 +148,8 @@ pub(crate) struct Log {
     pub(super) recovery_stats: RecoveryStats,
     /// Idempotent producers' recent batches, for deduplication and sequence checks.
     pub(super) producers: ProducerState,
+    /// Which leader epoch started where (`leader-epoch-checkpoint`).
+    pub(super) epochs: LeaderEpochCache,
 }
 
 impl Log {
@@ -164,9 +167,11 @@ impl Log {
             dir_dirty: loaded.stats.segments_deleted > 0,
             recovery_stats: loaded.stats,
             producers: ProducerState::default(),
+            epochs: LeaderEpochCache::empty(dir),
         };
         log.recovery_point = recovery_point.clamp(log.log_start_offset(), log.log_end_offset());
         log.load_producer_state()?;
+        log.load_epochs()?;
         // One line per partition would flood the log at start; the replica manager sums them up.
         if loaded.stats.segments_scanned > 0 {
             let stats = loaded.stats;
@@ -206,6 +211,7 @@ impl Log {
             self.roll()?;
         }
         let base_offset = self.log_end_offset();
+        self.assign_epoch(leader_epoch, base_offset)?;
         let next_offset = batch::assign_offsets(batches, &mut headers, base_offset, leader_epoch);
         let interval = self.config.index_interval_bytes;
         self.active_mut().append(batches, &headers, interval, now_ms)?;
@@ -414,7 +420,7 @@ impl Log {
         Ok(true)
     }
 
-    fn should_roll(&self, append_bytes: u64, offsets: i64, now_ms: i64) -> bool {
+    pub(super) fn should_roll(&self, append_bytes: u64, offsets: i64, now_ms: i64) -> bool {
         let active = self.active();
         if active.is_empty() {
             // A new segment would have the same base offset; an oversized append goes in whole.
@@ -435,7 +441,12 @@ impl Log {
 
     /// Seals the active segment and starts a new one at the log end.
     pub(super) fn roll(&mut self) -> Result<(), LogError> {
-        let base_offset = self.log_end_offset();
+        self.roll_at(self.log_end_offset())
+    }
+
+    /// Seals the active segment and starts a new one at `base_offset` (the log end, or past it
+    /// for a leader's batch after a gap).
+    pub(super) fn roll_at(&mut self, base_offset: i64) -> Result<(), LogError> {
         self.active_mut().seal()?;
         let segment = Segment::create(&self.dir, base_offset)?;
         self.segments.push(segment);
@@ -525,7 +536,7 @@ impl Log {
         Ok(())
     }
 
-    fn restart_at(&mut self, offset: i64) -> Result<(), LogError> {
+    pub(super) fn restart_at(&mut self, offset: i64) -> Result<(), LogError> {
         self.delete_segments_after(0)?;
         let old = self.segments.pop().expect("one segment left");
         old.delete()?;

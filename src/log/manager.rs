@@ -1,5 +1,5 @@
 //! The log manager: every partition log under one log directory, and the directory's
-//! `recovery-point-offset-checkpoint`.
+//! `recovery-point-offset-checkpoint` and `replication-offset-checkpoint` (high watermarks).
 //!
 //! Owns: the mapping `<dir>/<topic>-<partition>` <-> (topic, partition), the checkpoint file,
 //! opening logs at start (in parallel). May call: `log`, `checkpoint`, std, tracing. Must never:
@@ -16,6 +16,7 @@ use std::sync::{Mutex, PoisonError};
 use std::thread;
 
 pub(crate) const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+pub(crate) const HIGH_WATERMARK_CHECKPOINT: &str = "replication-offset-checkpoint";
 /// Kafka's limit on topic name length.
 const MAX_TOPIC_NAME_BYTES: usize = 249;
 
@@ -138,6 +139,17 @@ impl LogManager {
     pub(crate) fn write_recovery_checkpoint(&self, points: &[CheckpointEntry]) -> Result<(), LogError> {
         let _guard = self.checkpoint_lock.lock().unwrap_or_else(PoisonError::into_inner);
         checkpoint::write_checkpoint(&self.dir.join(RECOVERY_POINT_CHECKPOINT), points)
+    }
+
+    /// The high watermarks of the last `write_high_watermarks` (none when never written).
+    pub(crate) fn read_high_watermarks(&self) -> Result<Vec<CheckpointEntry>, LogError> {
+        checkpoint::read_checkpoint(&self.dir.join(HIGH_WATERMARK_CHECKPOINT))
+    }
+
+    /// Atomically replaces `replication-offset-checkpoint` with these high watermarks.
+    pub(crate) fn write_high_watermarks(&self, marks: &[CheckpointEntry]) -> Result<(), LogError> {
+        let _guard = self.checkpoint_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        checkpoint::write_checkpoint(&self.dir.join(HIGH_WATERMARK_CHECKPOINT), marks)
     }
 }
 

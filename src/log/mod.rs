@@ -15,6 +15,7 @@ mod checkpoint;
 pub(crate) mod compression;
 mod error;
 mod index;
+pub(crate) mod leader_epoch;
 #[allow(clippy::module_inception)]
 mod log;
 mod manager;
@@ -22,6 +23,7 @@ mod producer_snapshots;
 mod producer_state;
 mod read_map;
 mod recovery;
+mod replication;
 mod retention;
 mod scan;
 mod segment;

@@ -95,6 +95,7 @@ impl Log {
         }
         self.recovery_point = self.recovery_point.max(self.log_start_offset());
         self.producers.forget_below(self.log_start_offset());
+        self.epochs_start_at(self.log_start_offset())?;
         self.prune_snapshots()?;
         let log_start = self.log_start_offset();
         tracing::info!(dir = %self.dir().display(), segments = n, log_start, "retention deleted segments");
