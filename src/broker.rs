@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Listener, Settings};
@@ -17,10 +17,11 @@ use crate::controller::{Command, Controller, Reply};
 use crate::error::KafkaCode;
 use crate::group::api::Event;
 use crate::group::runtime::{GroupCoordinator, OFFSETS_TOPIC};
+use crate::metadata::elections::IsrChange;
 use crate::metadata::topics::{ConfigChange, NewTopic};
 use crate::metadata::{Applied, Metadata, MetadataError, MetadataImage};
 use crate::metrics::Metrics;
-use crate::replica::ReplicaManager;
+use crate::replica::{IsrProposal, ReplicaManager};
 use crate::txn::ProducerIdManager;
 
 #[derive(Debug)]
@@ -43,6 +44,8 @@ pub(crate) struct Broker {
     pub(crate) last_published: Mutex<Arc<MetadataImage>>,
     /// Cancelled when the node shuts down: parked requests (long polls) answer at once.
     pub(crate) shutdown: CancellationToken,
+    /// This start's incarnation, which the controller checks on ISR changes.
+    pub(crate) incarnation_id: uuid::Uuid,
 }
 
 impl Broker {
@@ -88,6 +91,77 @@ impl Broker {
         }
         *last = applied.image.clone();
         self.published.send_replace(applied.index);
+    }
+
+    /// Sends the ISR changes that the cores of partitions led here propose to the active
+    /// controller, batching whatever is waiting (Kafka's AlterPartitionManager). A refused or
+    /// lost proposal is dropped; the partition proposes again on its next fetch or tick, and
+    /// a stale one is settled by the metadata that made it stale.
+    pub(crate) async fn send_isr_changes(self: Arc<Self>, mut proposals: mpsc::UnboundedReceiver<IsrProposal>) {
+        const BATCH_MAX: usize = 1000;
+        loop {
+            let first = tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                p = proposals.recv() => match p { Some(p) => p, None => return },
+            };
+            let mut batch = vec![first];
+            while batch.len() < BATCH_MAX {
+                match proposals.try_recv() {
+                    Ok(p) => batch.push(p),
+                    Err(_) => break,
+                }
+            }
+            let changes = batch
+                .iter()
+                .map(|p| IsrChange {
+                    topic_id: p.partition.topic_id,
+                    partition: p.partition.index,
+                    leader_epoch: p.leader_epoch,
+                    partition_epoch: p.partition_epoch,
+                    isr: p.isr.clone(),
+                })
+                .collect();
+            let command = Command::AlterPartition {
+                broker_id: self.node_id,
+                incarnation_id: self.incarnation_id,
+                changes,
+            };
+            let results = match self.controller.submit(command).await {
+                Ok(Reply::AlterPartition { results, .. }) => results,
+                Ok(other) => {
+                    tracing::warn!(reply = ?other, "unexpected answer to AlterPartition");
+                    Vec::new()
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "AlterPartition not sent");
+                    Vec::new()
+                }
+            };
+            for (i, p) in batch.iter().enumerate() {
+                match results.get(i) {
+                    Some(0) => {
+                        let counter = if p.isr.len() < p.from.len() {
+                            &self.metrics.isr_shrinks
+                        } else {
+                            &self.metrics.isr_expands
+                        };
+                        counter.inc();
+                        tracing::info!(topic = %p.partition.topic, partition = p.partition.index, from = ?p.from, to = ?p.isr, "ISR changed");
+                    }
+                    code => {
+                        tracing::debug!(topic = %p.partition.topic, partition = p.partition.index, ?code, "ISR change refused");
+                        p.partition.proposal_failed();
+                    }
+                }
+            }
+            if results.is_empty() {
+                // No controller answered: do not spin on the next proposals.
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+        }
     }
 
     /// Retries creating local partitions a previous change could not (e.g. out of files),

@@ -38,6 +38,8 @@ impl KafkaCode for ReplicaError {
             ReplicaError::UnknownTopicOrPartition { .. } => ResponseError::UnknownTopicOrPartition,
             ReplicaError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
             ReplicaError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+            ReplicaError::NotEnoughReplicasAfterAppend { .. } => ResponseError::NotEnoughReplicasAfterAppend,
+            ReplicaError::Timeout => ResponseError::RequestTimedOut,
             ReplicaError::Log(e) => e.kafka_error(),
         }
     }

@@ -20,6 +20,7 @@ mod log;
 mod metadata;
 mod metrics;
 mod net;
+mod peer;
 mod replica;
 mod server;
 mod txn;

@@ -29,6 +29,11 @@ pub(crate) struct Metrics {
     pub(crate) messages_in: IntCounter,
     pub(crate) connections_open: IntGauge,
     pub(crate) connections_rejected: IntCounter,
+    /// acks=all produces waiting for their partitions' ISR (Kafka's produce purgatory).
+    pub(crate) produce_purgatory: IntGauge,
+    pub(crate) isr_shrinks: IntCounter,
+    pub(crate) isr_expands: IntCounter,
+    pub(crate) replica_fetch_bytes: IntCounter,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -60,8 +65,12 @@ impl Metrics {
             &["api"],
         ));
         must(registry.register(Box::new(request_seconds.clone())));
-        let connections_open = must(IntGauge::new("connections_open", "Open client connections"));
-        must(registry.register(Box::new(connections_open.clone())));
+        let gauge = |name: &str, help: &str| {
+            let g = must(IntGauge::new(name, help));
+            must(registry.register(Box::new(g.clone())));
+            g
+        };
+        let connections_open = gauge("connections_open", "Open client connections");
         Metrics {
             requests: counter_vec(
                 "requests_total",
@@ -80,15 +89,29 @@ impl Metrics {
                 "connections_rejected_total",
                 "Connections closed at accept (max.connections)",
             ),
+            produce_purgatory: gauge(
+                "produce_purgatory_size",
+                "Partitions of acks=all produces waiting for their ISR",
+            ),
+            isr_shrinks: counter("isr_shrinks_total", "ISR shrinks committed for partitions led here"),
+            isr_expands: counter("isr_expands_total", "ISR expansions committed for partitions led here"),
+            replica_fetch_bytes: counter(
+                "replica_fetch_bytes_total",
+                "Record bytes this broker served to its followers' fetches",
+            ),
             request_seconds,
             connections_open,
             registry,
         }
     }
 
-    /// Adds the per-partition gauges, read from `replicas` at scrape time.
+    /// Adds the per-partition and replication gauges, read from `replicas` at scrape time.
     pub(crate) fn watch_partitions(&self, replicas: Arc<ReplicaManager>) {
-        must(self.registry.register(Box::new(PartitionCollector::new(replicas))));
+        must(
+            self.registry
+                .register(Box::new(PartitionCollector::new(replicas.clone()))),
+        );
+        must(self.registry.register(Box::new(ReplicationCollector::new(replicas))));
     }
 
     pub(crate) fn watch_controller(&self, controller: Arc<Controller>) {
@@ -182,6 +205,85 @@ impl Collector for PartitionCollector {
     }
 }
 
+/// Replication as this broker sees it, gathered at scrape time: partitions it leads whose
+/// ISR is short of their replicas or under min ISR, each follower's lag behind it, and the
+/// partitions it follows per leader.
+#[derive(Debug)]
+struct ReplicationCollector {
+    replicas: Arc<ReplicaManager>,
+    descs: Vec<Desc>,
+}
+
+impl ReplicationCollector {
+    fn new(replicas: Arc<ReplicaManager>) -> ReplicationCollector {
+        let (counts, lag, followed) = Self::gauges();
+        let mut descs = descs_of(&counts);
+        descs.extend(descs_of(&[lag, followed]));
+        ReplicationCollector { replicas, descs }
+    }
+
+    fn gauges() -> ([IntGauge; 3], IntGaugeVec, IntGaugeVec) {
+        let g = |name: &str, help: &str| must(IntGauge::new(name, help));
+        (
+            [
+                g("leader_partitions", "Partitions this broker leads"),
+                g(
+                    "under_replicated_partitions",
+                    "Partitions led here whose ISR is smaller than their replica set",
+                ),
+                g(
+                    "under_min_isr_partitions",
+                    "Partitions led here whose ISR is under min.insync.replicas (acks=all refused, high watermark held)",
+                ),
+            ],
+            must(IntGaugeVec::new(
+                Opts::new(
+                    "follower_lag_records",
+                    "How many offsets a follower is behind this leader's log end (-1: not heard from in this epoch)",
+                ),
+                &["topic", "partition", "replica"],
+            )),
+            must(IntGaugeVec::new(
+                Opts::new("replica_fetcher_partitions", "Partitions this broker follows, per leader"),
+                &["leader"],
+            )),
+        )
+    }
+}
+
+impl Collector for ReplicationCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let ([leading, under, under_min], lag, followed) = Self::gauges();
+        for p in self.replicas.all().iter().filter(|p| p.is_leader()) {
+            leading.inc();
+            let (isr, replicas) = p.isr_and_replicas();
+            if isr.len() < replicas.len() {
+                under.inc();
+            }
+            if p.under_min_isr() {
+                under_min.inc();
+            }
+            let index = p.index.to_string();
+            for (replica, behind) in p.follower_lags() {
+                let replica = replica.to_string();
+                lag.with_label_values(&[p.topic.as_str(), index.as_str(), replica.as_str()])
+                    .set(behind.unwrap_or(-1));
+            }
+        }
+        for (leader, n) in self.replicas.followed() {
+            followed.with_label_values(&[leader.to_string().as_str()]).add(n as i64);
+        }
+        let mut out: Vec<MetricFamily> = [leading, under, under_min].iter().flat_map(|g| g.collect()).collect();
+        out.extend(lag.collect());
+        out.extend(followed.collect());
+        out
+    }
+}
+
 /// The metadata quorum as this node sees it, gathered at scrape time.
 #[derive(Debug)]
 struct ControllerCollector {
@@ -195,7 +297,7 @@ impl ControllerCollector {
         ControllerCollector { controller, descs }
     }
 
-    fn gauges() -> [IntGauge; 6] {
+    fn gauges() -> [IntGauge; 7] {
         let g = |name: &str, help: &str| must(IntGauge::new(name, help));
         [
             g(
@@ -216,6 +318,10 @@ impl ControllerCollector {
             ),
             g("brokers_live", "Registered, unfenced brokers in this node's metadata"),
             g("brokers_fenced", "Registered, fenced brokers in this node's metadata"),
+            g(
+                "offline_partitions",
+                "Partitions with no leader (reported by the active controller; 0 on other nodes)",
+            ),
         ]
     }
 }
@@ -235,6 +341,7 @@ impl Collector for ControllerCollector {
             s.applied_index as i64,
             s.live_brokers as i64,
             s.fenced_brokers as i64,
+            s.offline_partitions as i64,
         ];
         for (g, v) in gauges.iter().zip(values) {
             g.set(v);

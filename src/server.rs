@@ -168,9 +168,10 @@ impl Server {
         }
         let kafka_addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
         let advertised = advertised(&settings, kafka_addrs[0]);
+        let registration_id = uuid::Uuid::new_v4();
         let registration = Registration {
             broker_id: settings.node_id,
-            incarnation_id: uuid::Uuid::new_v4(),
+            incarnation_id: registration_id,
             host: advertised.host.clone(),
             port: advertised.port,
             rack: Some(settings.broker_rack.clone()).filter(|r| !r.is_empty()),
@@ -188,7 +189,12 @@ impl Server {
         let applied = applied_rx.borrow_and_update().clone();
         adopt_cluster_id(&data_dir, &cluster_id, &applied.image, settings.node_id)?;
         let started = std::time::Instant::now();
-        let replicas = Arc::new(ReplicaManager::open(settings.clone(), &data_dir, &applied.image)?);
+        let replicas = Arc::new(ReplicaManager::open(
+            settings.clone(),
+            &data_dir,
+            &applied.image,
+            shutdown.clone(),
+        )?);
         info!(elapsed_ms = started.elapsed().as_millis() as u64, "logs recovered");
         metrics.watch_partitions(replicas.clone());
         let broker = Arc::new(Broker {
@@ -202,10 +208,18 @@ impl Server {
             metrics: metrics.clone(),
             shutdown: shutdown.clone(),
             producer_ids: Default::default(),
-            groups: GroupCoordinator::new(group_config(&settings), settings.offsets_topic_num_partitions),
+            groups: GroupCoordinator::new(
+                group_config(&settings),
+                settings.offsets_topic_num_partitions,
+                Duration::from_millis(settings.offsets_commit_timeout_ms as u64),
+            ),
             published: tokio::sync::watch::Sender::new(0),
             last_published: std::sync::Mutex::new(applied.image.clone()),
+            incarnation_id: registration_id,
         });
+        if let Some(proposals) = broker.replicas.take_isr_proposals() {
+            server.background.spawn(broker.clone().send_isr_changes(proposals));
+        }
         broker.publish(&applied);
         server
             .background
@@ -427,7 +441,9 @@ fn write_meta_properties(dir: &Path, cluster_id: &str, node_id: i32) -> Result<(
 /// minute. Runs the blocking file work off the async workers.
 async fn upkeep(broker: Arc<Broker>, shutdown: CancellationToken) {
     let retention_every = Duration::from_millis(broker.settings.log_retention_check_interval_ms as u64);
+    let hw_every = Duration::from_millis(broker.settings.replica_high_watermark_checkpoint_interval_ms as u64);
     let mut last_retention = tokio::time::Instant::now();
+    let mut last_hw_checkpoint = tokio::time::Instant::now();
     let mut last_checkpoint = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(TICK_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -445,6 +461,11 @@ async fn upkeep(broker: Arc<Broker>, shutdown: CancellationToken) {
         if checkpoint {
             last_checkpoint = now;
         }
+        // The full checkpoint writes the high watermarks too.
+        let hw_checkpoint = !checkpoint && now.duration_since(last_hw_checkpoint) >= hw_every;
+        if hw_checkpoint || checkpoint {
+            last_hw_checkpoint = now;
+        }
         let b = broker.clone();
         let work = tokio::task::spawn_blocking(move || {
             let now_ms = now_ms();
@@ -458,6 +479,11 @@ async fn upkeep(broker: Arc<Broker>, shutdown: CancellationToken) {
                 replicas.expire_producers(now_ms);
                 if let Err(e) = replicas.checkpoint() {
                     warn!(error = %e, "recovery checkpoint failed");
+                }
+            }
+            if hw_checkpoint {
+                if let Err(e) = replicas.checkpoint_high_watermarks() {
+                    warn!(error = %e, "high watermark checkpoint failed");
                 }
             }
         });

@@ -1,5 +1,8 @@
-//! Fetch: read whole record batches from partition logs, below the high watermark, with
-//! `min_bytes`/`max_wait_ms` long polling woken by appends (not by timers).
+//! Fetch: read whole record batches from partition logs, with `min_bytes`/`max_wait_ms` long
+//! polling woken by the partitions (not by timers). A consumer reads below the high watermark
+//! and is woken when it moves; a follower (a replica id in the request) reads up to the log
+//! end, is woken by appends, is told where its log diverged (KIP-595's diverging epoch), and
+//! its fetch offset is its log end, from which the leader's core tracks the ISR.
 //!
 //! Sessionless (KIP-227 allows it): every response carries session id 0, so clients send full
 //! fetch requests. Batches go out as stored: this layer never looks inside them.
@@ -9,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchPartition;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{EpochEndOffset, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -18,8 +21,9 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::{Ctx, Reply};
+use crate::clock::now_ms;
 use crate::error::KafkaCode;
-use crate::replica::Partition;
+use crate::replica::{FollowerFetch, FollowerRead, Partition};
 
 /// Fetch from version 13 names topics by id only.
 const TOPIC_IDS_FROM_VERSION: i16 = 13;
@@ -44,6 +48,18 @@ struct Plan {
     max_bytes: usize,
     min_bytes: usize,
     read_committed: bool,
+    /// The follower asking, if it is one; and whether its broker may be in an ISR.
+    follower: Option<(i32, bool)>,
+}
+
+/// The replica id of a follower's fetch: `ReplicaState` from v15, the `replica_id` field before.
+fn follower_id(req: &FetchRequest, version: i16) -> Option<i32> {
+    let id = if version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    (id >= 0).then_some(id)
 }
 
 pub(super) fn handle(ctx: &Ctx, req: FetchRequest) -> Reply<FetchResponse> {
@@ -87,6 +103,11 @@ impl Plan {
                 });
             }
         }
+        let follower = follower_id(req, ctx.version).map(|id| {
+            // KIP-841: only a registered, unfenced broker may join an ISR.
+            let eligible = image.broker(id).is_some_and(|b| !b.fenced);
+            (id, eligible)
+        });
         Plan {
             ctx: ctx.clone(),
             topics,
@@ -94,6 +115,7 @@ impl Plan {
             max_bytes: (req.max_bytes.max(0) as usize).min(FETCH_MAX_BYTES),
             min_bytes: req.min_bytes.max(0) as usize,
             read_committed: req.isolation_level == READ_COMMITTED,
+            follower,
         }
     }
 
@@ -103,7 +125,10 @@ impl Plan {
         loop {
             let wake = Arc::new(Notify::new());
             for p in self.partitions.iter().filter_map(|w| w.partition.as_ref().ok()) {
-                p.add_waiter(&wake);
+                match self.follower {
+                    Some(_) => p.add_end_waiter(&wake),
+                    None => p.add_waiter(&wake),
+                }
             }
             let (response, enough) = self.read();
             if enough || Instant::now() >= deadline {
@@ -143,7 +168,8 @@ impl Plan {
         for w in &self.partitions {
             let data = self.read_partition(w, budget, total == 0);
             let n = data.records.as_ref().map_or(0, Bytes::len);
-            has_error |= data.error_code != 0;
+            // An error or a diverging epoch is answered at once, as Kafka does.
+            has_error |= data.error_code != 0 || data.diverging_epoch.epoch >= 0;
             total += n;
             budget = budget.saturating_sub(n);
             topics[w.topic_index].partitions.push(data);
@@ -178,12 +204,47 @@ impl Plan {
             return self.failed(base, e);
         }
         let max = (req.partition_max_bytes.max(0) as usize).min(budget);
-        match partition.read(req.fetch_offset, max, first_data && budget > 0) {
-            Ok(r) => base
-                .with_high_watermark(r.high_watermark)
-                .with_last_stable_offset(r.high_watermark)
-                .with_log_start_offset(r.log_start_offset)
-                .with_records(Some(r.records)),
+        let min_one = first_data && budget > 0;
+        let read = match self.follower {
+            None => partition
+                .read(req.fetch_offset, max, min_one)
+                .map(FollowerRead::Records),
+            Some((replica, eligible)) => partition.read_for_follower(
+                FollowerFetch {
+                    replica,
+                    fetch_offset: req.fetch_offset,
+                    last_fetched_epoch: req.last_fetched_epoch,
+                    max_bytes: max,
+                    eligible,
+                    now_ms: now_ms(),
+                },
+                min_one,
+            ),
+        };
+        match read {
+            Ok(FollowerRead::Records(r)) => {
+                if self.follower.is_some() {
+                    self.ctx
+                        .broker
+                        .metrics
+                        .replica_fetch_bytes
+                        .inc_by(r.records.len() as u64);
+                }
+                base.with_high_watermark(r.high_watermark)
+                    .with_last_stable_offset(r.high_watermark)
+                    .with_log_start_offset(r.log_start_offset)
+                    .with_records(Some(r.records))
+            }
+            Ok(FollowerRead::Diverging {
+                epoch,
+                end_offset,
+                high_watermark,
+                log_start_offset,
+            }) => base
+                .with_high_watermark(high_watermark)
+                .with_last_stable_offset(high_watermark)
+                .with_log_start_offset(log_start_offset)
+                .with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset)),
             Err(e) => {
                 let code = self.ctx.code(&e);
                 base.with_error_code(code)

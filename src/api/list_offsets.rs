@@ -1,4 +1,9 @@
 //! ListOffsets: earliest, latest, max timestamp, and offset-by-timestamp per partition.
+//!
+//! A consumer sees committed data only: "latest" is the high watermark, and a new leader whose
+//! high watermark has not reached the start of its epoch yet answers OFFSET_NOT_AVAILABLE
+//! (what it would say could go backwards). A follower (replica id >= 0) asking its leader
+//! sees the log end.
 
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
@@ -17,22 +22,23 @@ const LATEST_TIERED: i64 = -5;
 const EARLIEST_PENDING_UPLOAD: i64 = -6;
 
 pub(super) fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Reply<ListOffsetsResponse> {
-    let topics = req.topics.into_iter().map(|t| list_topic(ctx, t)).collect();
+    let replica = req.replica_id.0 >= 0;
+    let topics = req.topics.into_iter().map(|t| list_topic(ctx, t, replica)).collect();
     Reply::Now(ListOffsetsResponse::default().with_topics(topics))
 }
 
-fn list_topic(ctx: &Ctx, topic: ListOffsetsTopic) -> ListOffsetsTopicResponse {
+fn list_topic(ctx: &Ctx, topic: ListOffsetsTopic, replica: bool) -> ListOffsetsTopicResponse {
     let partitions = topic
         .partitions
         .iter()
-        .map(|p| list_partition(ctx, &topic.name, p))
+        .map(|p| list_partition(ctx, &topic.name, p, replica))
         .collect();
     ListOffsetsTopicResponse::default()
         .with_name(topic.name)
         .with_partitions(partitions)
 }
 
-fn list_partition(ctx: &Ctx, topic: &str, req: &ListOffsetsPartition) -> ListOffsetsPartitionResponse {
+fn list_partition(ctx: &Ctx, topic: &str, req: &ListOffsetsPartition, replica: bool) -> ListOffsetsPartitionResponse {
     let base = ListOffsetsPartitionResponse::default()
         .with_partition_index(req.partition_index)
         .with_timestamp(-1)
@@ -52,14 +58,35 @@ fn list_partition(ctx: &Ctx, topic: &str, req: &ListOffsetsPartition) -> ListOff
         };
         return base.with_error_code(ctx.count(e));
     }
+    if replica {
+        let offset = match req.timestamp {
+            LATEST => partition.log_end_offset(),
+            _ => partition.log_start_offset(),
+        };
+        return base.with_offset(offset).with_leader_epoch(reported_epoch);
+    }
+    if !matches!(req.timestamp, EARLIEST | EARLIEST_LOCAL) && behind_its_epoch(&partition) {
+        let e = if ctx.version >= 5 {
+            ResponseError::OffsetNotAvailable
+        } else {
+            ResponseError::LeaderNotAvailable
+        };
+        return base.with_error_code(ctx.count(e));
+    }
     match lookup(&partition, req.timestamp) {
         Ok(Some((offset, timestamp))) => base
             .with_offset(offset)
             .with_timestamp(timestamp)
             .with_leader_epoch(reported_epoch),
-        Ok(None) => base.with_leader_epoch(reported_epoch),
+        // Nothing found: offset, timestamp and leader epoch all -1, as Kafka answers.
+        Ok(None) => base,
         Err(e) => base.with_error_code(ctx.code(&e)),
     }
+}
+
+/// A newly elected leader whose high watermark is still below where its epoch started.
+fn behind_its_epoch(p: &Partition) -> bool {
+    p.epoch_start_offset().is_ok_and(|start| p.high_watermark() < start)
 }
 
 /// (offset, timestamp) for a ListOffsets timestamp; None when no record qualifies.

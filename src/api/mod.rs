@@ -14,6 +14,7 @@ mod fetch;
 mod frame;
 mod group_admin;
 mod groups;
+mod leader_epochs;
 mod list_offsets;
 mod metadata;
 mod offset_commits;
@@ -187,6 +188,7 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         ApiKey::Produce => respond(&ctx, produce::handle(&ctx, decode(&mut body, v)?)),
         ApiKey::Fetch => respond(&ctx, fetch::handle(&ctx, decode(&mut body, v)?)),
         ApiKey::ListOffsets => respond(&ctx, list_offsets::handle(&ctx, decode(&mut body, v)?)),
+        ApiKey::OffsetForLeaderEpoch => respond(&ctx, leader_epochs::handle(&ctx, decode(&mut body, v)?)),
         ApiKey::CreateTopics => {
             let req = decode(&mut body, v)?;
             respond(&ctx, blocking(&ctx, move |ctx| topics::create_topics(ctx, req)))
@@ -283,6 +285,7 @@ no_payloads!(
     MetadataResponse,
     ProduceResponse,
     ListOffsetsResponse,
+    OffsetForLeaderEpochResponse,
     CreateTopicsResponse,
     DeleteTopicsResponse,
     CreatePartitionsResponse,

@@ -1,8 +1,12 @@
-//! Produce: append each partition's record batches to its leader log.
+//! Produce: append each partition's record batches to its leader log; with acks=all, answer
+//! once the ISR has them (the high watermark passed them), as Kafka's DelayedProduce does.
 //!
 //! The batches are copied once out of the request frame (their offsets are rewritten in place)
 //! and appended as they came; records are never decoded. Appends happen in request order
 //! because the connection dispatches requests one by one.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use kafka_protocol::messages::produce_request::TopicProduceData;
@@ -14,7 +18,7 @@ use tracing::warn;
 
 use super::{Ctx, Reply};
 use crate::clock::now_ms;
-use crate::replica::ReplicaError;
+use crate::replica::{Appended, Partition, ReplicaError};
 
 /// Produce from version 13 names topics by id only.
 const TOPIC_IDS_FROM_VERSION: i16 = 13;
@@ -22,11 +26,13 @@ const TOPIC_IDS_FROM_VERSION: i16 = 13;
 pub(super) fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply<ProduceResponse> {
     let acks = req.acks;
     let mut failed = false;
+    let mut waits = Vec::new();
     let responses: Vec<TopicProduceResponse> = req
         .topic_data
         .into_iter()
-        .map(|topic| {
-            let r = produce_topic(ctx, topic, acks);
+        .enumerate()
+        .map(|(t, topic)| {
+            let r = produce_topic(ctx, topic, acks, t, &mut waits);
             failed |= r.partition_responses.iter().any(|p| p.error_code != 0);
             r
         })
@@ -40,10 +46,48 @@ pub(super) fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply<ProduceResponse> {
             Reply::Silent
         };
     }
-    Reply::Now(ProduceResponse::default().with_responses(responses))
+    let response = ProduceResponse::default().with_responses(responses);
+    if waits.is_empty() {
+        return Reply::Now(response);
+    }
+    // acks=all: answer once the ISR has every partition's batches (Kafka's DelayedProduce),
+    // or with the error each partition ran into, within the request's timeout.
+    let ctx = ctx.clone();
+    let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+    Reply::Later(Box::pin(async move { complete(&ctx, response, waits, timeout).await }))
 }
 
-fn produce_topic(ctx: &Ctx, topic: TopicProduceData, acks: i16) -> TopicProduceResponse {
+/// A partition of an acks=all produce that was appended and waits to be committed.
+struct Waiting {
+    topic: usize,
+    partition: usize,
+    replica: Arc<Partition>,
+    appended: Appended,
+}
+
+async fn complete(ctx: &Ctx, mut response: ProduceResponse, waits: Vec<Waiting>, timeout: Duration) -> ProduceResponse {
+    let purgatory = &ctx.broker.metrics.produce_purgatory;
+    purgatory.add(waits.len() as i64);
+    let deadline = tokio::time::Instant::now() + timeout;
+    for w in &waits {
+        // One deadline for all: waiting on them in turn takes as long as the slowest.
+        if let Err(e) = w.replica.await_committed(&w.appended, deadline).await {
+            let code = ctx.code(&e);
+            let p = &mut response.responses[w.topic].partition_responses[w.partition];
+            *p = partition_response(p.index, Err(code));
+        }
+    }
+    purgatory.sub(waits.len() as i64);
+    response
+}
+
+fn produce_topic(
+    ctx: &Ctx,
+    topic: TopicProduceData,
+    acks: i16,
+    t: usize,
+    waits: &mut Vec<Waiting>,
+) -> TopicProduceResponse {
     let image = ctx.broker.metadata.image();
     let name: Option<String> = if ctx.version >= TOPIC_IDS_FROM_VERSION {
         image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
@@ -62,7 +106,8 @@ fn produce_topic(ctx: &Ctx, topic: TopicProduceData, acks: i16) -> TopicProduceR
     let partitions = topic
         .partition_data
         .into_iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(i, p)| {
             let result = match (&name, p.records) {
                 _ if !(-1..=1).contains(&acks) => Err(ctx.count(ResponseError::InvalidRequiredAcks)),
                 // As Kafka: clients cannot write to internal topics; only the broker's own
@@ -73,7 +118,17 @@ fn produce_topic(ctx: &Ctx, topic: TopicProduceData, acks: i16) -> TopicProduceR
                 }
                 (None, _) => Err(ctx.count(unknown_id)),
                 (Some(_), None) => Err(ctx.count(ResponseError::InvalidRecord)),
-                (Some(name), Some(records)) => append(ctx, name, p.index, &records, acks),
+                (Some(name), Some(records)) => append(ctx, name, p.index, &records, acks).map(|(offsets, wait)| {
+                    if let Some((replica, appended)) = wait {
+                        waits.push(Waiting {
+                            topic: t,
+                            partition: i,
+                            replica,
+                            appended,
+                        });
+                    }
+                    offsets
+                }),
             };
             partition_response(p.index, result)
         })
@@ -84,16 +139,21 @@ fn produce_topic(ctx: &Ctx, topic: TopicProduceData, acks: i16) -> TopicProduceR
         .with_partition_responses(partitions)
 }
 
-/// Ok: (base offset, log start offset). Err: the Kafka error code.
-fn append(ctx: &Ctx, topic: &str, index: i32, records: &[u8], acks: i16) -> Result<(i64, i64), i16> {
+/// What one partition's append gives: (base offset, log start offset), and for acks=all the
+/// append to wait on; or the Kafka error code.
+type Outcome = Result<((i64, i64), Option<(Arc<Partition>, Appended)>), i16>;
+
+fn append(ctx: &Ctx, topic: &str, index: i32, records: &[u8], acks: i16) -> Outcome {
     let broker = &ctx.broker;
     let partition = broker.replicas.require(topic, index).map_err(|e| ctx.code(&e))?;
     let mut batches = BytesMut::from(records);
     match partition.append_as_leader(&mut batches, acks == -1, now_ms()) {
-        Ok(info) => {
+        Ok(appended) => {
             // A duplicate (a producer's retry) wrote nothing and reports 0 records.
-            broker.metrics.messages_in.inc_by(info.record_count);
-            Ok((info.base_offset, partition.log_start_offset()))
+            broker.metrics.messages_in.inc_by(appended.info.record_count);
+            let offsets = (appended.info.base_offset, partition.log_start_offset());
+            let wait = (acks == -1).then(|| (partition.clone(), appended));
+            Ok((offsets, wait))
         }
         Err(e) => {
             if matches!(e, ReplicaError::Log(_)) {

@@ -258,8 +258,28 @@ settings! {
     connections_max_idle_ms: i64 = "connections.max.idle.ms", "600000", positive;
     /// Most open client connections; more are closed at accept.
     max_connections: i32 = "max.connections", "10000", positive_i32;
-    /// Fewest in-sync replicas for an acks=all produce to succeed.
+    /// Fewest in-sync replicas for an acks=all produce to succeed, and for the high watermark to move (capped at the replication factor).
     min_insync_replicas: i32 = "min.insync.replicas", "1", positive_i32;
+    /// A follower not caught up with its leader for this long leaves the ISR.
+    replica_lag_time_max_ms: i64 = "replica.lag.time.max.ms", "30000", positive;
+    /// Most bytes a follower asks for per partition in one fetch.
+    replica_fetch_max_bytes: i32 = "replica.fetch.max.bytes", "1048576", positive_i32;
+    /// Most bytes a follower asks for in one fetch, over all partitions.
+    replica_fetch_response_max_bytes: i32 = "replica.fetch.response.max.bytes", "10485760", positive_i32;
+    /// Longest a follower's fetch waits at its leader for new data.
+    replica_fetch_wait_max_ms: i32 = "replica.fetch.wait.max.ms", "500", positive_i32;
+    /// Bytes a follower's fetch waits for at its leader before it is answered.
+    replica_fetch_min_bytes: i32 = "replica.fetch.min.bytes", "1", positive_i32;
+    /// How long a follower waits after a failed fetch before it tries again.
+    replica_fetch_backoff_ms: i32 = "replica.fetch.backoff.ms", "1000", positive_i32;
+    /// Fetcher tasks per source broker; partitions are spread over them.
+    num_replica_fetchers: i32 = "num.replica.fetchers", "1", positive_i32;
+    /// How often each log dir's replication-offset-checkpoint (high watermarks) is written.
+    replica_high_watermark_checkpoint_interval_ms: i64 = "replica.high.watermark.checkpoint.interval.ms", "5000", positive;
+    /// Default of the topic config: whether a replica outside the ISR may be elected when no ISR member is alive (data loss).
+    unclean_leader_election_enable: bool = "unclean.leader.election.enable", "false", any;
+    /// How long a group coordinator waits for an offset commit to be committed by the ISR.
+    offsets_commit_timeout_ms: i32 = "offsets.commit.timeout.ms", "5000", positive_i32;
     /// How long the first rebalance of an empty group waits for more members to join.
     group_initial_rebalance_delay_ms: i32 = "group.initial.rebalance.delay.ms", "3000", non_negative_i32;
     /// Smallest session timeout a consumer may ask for.

@@ -15,7 +15,9 @@ use uuid::Uuid;
 use super::{Controller, MetadataChange};
 use crate::error::KafkaCode;
 use crate::metadata::brokers::{self, Registration};
+use crate::metadata::elections::{self, IsrChange};
 use crate::metadata::image::ApplyError;
+use crate::metadata::topic_config;
 use crate::metadata::topics::{self, ConfigChange, NewTopic, Placement};
 use crate::metadata::{MetadataError, MetadataImage, MetadataRecord};
 
@@ -56,6 +58,12 @@ pub(crate) enum Command {
         incarnation_id: Uuid,
         want_shutdown: bool,
     },
+    /// A partition leader's ISR changes (Kafka's AlterPartition), several partitions at once.
+    AlterPartition {
+        broker_id: i32,
+        incarnation_id: Uuid,
+        changes: Vec<IsrChange>,
+    },
     DescribeQuorum,
 }
 
@@ -77,6 +85,11 @@ pub(crate) enum Reply {
         index: u64,
     },
     Quorum(QuorumState),
+    /// Each change's result code (0 = committed), in request order.
+    AlterPartition {
+        results: Vec<i16>,
+        index: u64,
+    },
 }
 
 /// KIP-595's view of the quorum, from the active controller's Raft metrics.
@@ -188,6 +201,11 @@ impl Controller {
                 incarnation_id,
                 want_shutdown,
             } => self.heartbeat(broker_id, incarnation_id, want_shutdown).await,
+            Command::AlterPartition {
+                broker_id,
+                incarnation_id,
+                changes,
+            } => self.alter_partition(broker_id, incarnation_id, changes).await,
             Command::DescribeQuorum => {
                 self.ensure_active()?;
                 Ok(Reply::Quorum(self.quorum_state()))
@@ -244,6 +262,38 @@ impl Controller {
         Err(MetadataError::Apply(ApplyError(rejected)).into())
     }
 
+    /// Whether a topic may elect a replica outside its ISR (its config, else the broker's).
+    pub(super) fn unclean_allowed(&self, topic: &crate::metadata::TopicImage) -> bool {
+        topic_config::unclean_leader_election(&self.settings, &topic.configs)
+    }
+
+    /// Commits the ISR changes a leader asks for that pass Kafka's checks; the others get
+    /// their error code. A broker that is not the registered incarnation is stale: all refused.
+    async fn alter_partition(
+        &self,
+        broker_id: i32,
+        incarnation_id: Uuid,
+        changes: Vec<IsrChange>,
+    ) -> Result<Reply, CommandError> {
+        self.ensure_active()?;
+        let mut results = Vec::new();
+        let index = self
+            .commit(false, |image| {
+                let current = image
+                    .broker(broker_id)
+                    .is_some_and(|b| b.incarnation_id == incarnation_id);
+                if !current {
+                    results = vec![kafka_protocol::ResponseError::StaleBrokerEpoch.code(); changes.len()];
+                    return Ok(Vec::new());
+                }
+                let (records, codes) = elections::plan_alter_partition(image, broker_id, &changes);
+                results = codes;
+                Ok(records)
+            })
+            .await?;
+        Ok(Reply::AlterPartition { results, index })
+    }
+
     fn ensure_active(&self) -> Result<(), CommandError> {
         match self.raft.metrics().borrow().current_leader {
             Some(id) if id == self.node_id as u64 => Ok(()),
@@ -278,7 +328,11 @@ impl Controller {
         }
         self.shutting_down.lock().expect("shutting down lock").remove(&id);
         let index = self
-            .commit(false, |image| Ok(brokers::plan_register(image, &registration)))
+            .commit(false, |image| {
+                Ok(brokers::plan_register(image, &registration, &|t| {
+                    self.unclean_allowed(t)
+                }))
+            })
             .await?;
         self.liveness.lock().expect("liveness lock").insert(id, Instant::now());
         info!(broker = id, incarnation = %registration.incarnation_id, "broker registered");
@@ -343,7 +397,9 @@ impl Controller {
                 })
             }
         };
-        let index = self.commit(false, |image| Ok(plan(image, broker_id))).await?;
+        let index = self
+            .commit(false, |image| Ok(plan(image, broker_id, &|t| self.unclean_allowed(t))))
+            .await?;
         Ok(Reply::Heartbeat {
             registered: true,
             fenced: want_shutdown,

@@ -109,6 +109,9 @@ pub(crate) struct ControllerStatus {
     pub(crate) applied_index: u64,
     pub(crate) live_brokers: usize,
     pub(crate) fenced_brokers: usize,
+    /// Partitions without a leader, counted by the active controller only (0 elsewhere, so a
+    /// sum over the cluster counts each once, as Kafka's OfflinePartitionsCount).
+    pub(crate) offline_partitions: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -244,8 +247,20 @@ impl Controller {
         let m = self.raft.metrics().borrow().clone();
         let applied = self.applied.borrow().clone();
         let fenced = applied.image.brokers_fenced();
+        let active = m.current_leader == Some(self.node_id as u64);
+        let offline = if active {
+            applied
+                .image
+                .topics()
+                .flat_map(|t| t.partitions.values())
+                .filter(|p| p.leader < 0)
+                .count()
+        } else {
+            0
+        };
         ControllerStatus {
-            active: m.current_leader == Some(self.node_id as u64),
+            active,
+            offline_partitions: offline,
             term: m.current_term,
             last_log_index: m.last_log_index.unwrap_or(0),
             applied_index: applied.index,
@@ -374,7 +389,9 @@ async fn liveness_loop(controller: Arc<Controller>, shutdown: CancellationToken)
                 "broker session expired: fencing it"
             );
             if let Err(e) = controller
-                .commit(false, |image| Ok(brokers::plan_fence(image, id)))
+                .commit(false, |image| {
+                    Ok(brokers::plan_fence(image, id, &|t| controller.unclean_allowed(t)))
+                })
                 .await
             {
                 warn!(broker = id, error = %e, "could not fence broker");

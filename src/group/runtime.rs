@@ -4,8 +4,13 @@
 //!
 //! The only part of `group` that does I/O. It runs the core's actions in order: answers go to
 //! the parked request, records are appended to the shard's partition through the replica
-//! layer (and the result fed back as `Event::Persisted`), timers become tokio sleeps that feed
-//! `Event::TimerFired`. The lock is never held across an await.
+//! layer, timers become tokio sleeps that feed `Event::TimerFired`. The lock is never held
+//! across an await.
+//!
+//! An append counts as persisted once it is committed — the partition's high watermark passed
+//! it, so every ISR member has it — within `offsets.commit.timeout.ms`, as Kafka's coordinator
+//! answers only then. A shard's appends are reported to the core (`Event::Persisted`) strictly
+//! in the order they were made, by one committer task per shard.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,8 +20,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::api::{Action, Event, RawRecord, RequestId, Response, TimerKey};
@@ -26,7 +32,7 @@ use super::replay;
 use crate::clock::now_ms;
 use crate::error::KafkaCode;
 use crate::internal_batch;
-use crate::replica::{Partition, ReplicaError, ReplicaManager};
+use crate::replica::{Appended, Partition, ReplicaError, ReplicaManager};
 
 /// Kafka's name for the topic that holds group metadata and committed offsets.
 pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -40,6 +46,8 @@ pub(crate) struct GroupCoordinator {
     /// `offsets.topic.num.partitions`: a group's shard is `partition_for(group, this)`.
     pub(crate) partitions: i32,
     shards: RwLock<HashMap<i32, Arc<Shard>>>,
+    /// `offsets.commit.timeout.ms`.
+    commit_timeout: Duration,
     /// Whether `__consumer_offsets` exists (per the last reconcile): if so, a group whose
     /// partition is not led here has a coordinator elsewhere.
     offsets_topic_exists: AtomicBool,
@@ -64,10 +72,11 @@ impl Unavailable {
 }
 
 impl GroupCoordinator {
-    pub(crate) fn new(config: GroupConfig, partitions: i32) -> GroupCoordinator {
+    pub(crate) fn new(config: GroupConfig, partitions: i32, commit_timeout: Duration) -> GroupCoordinator {
         GroupCoordinator {
             config,
             partitions,
+            commit_timeout,
             shards: RwLock::new(HashMap::new()),
             offsets_topic_exists: AtomicBool::new(false),
         }
@@ -116,7 +125,7 @@ impl GroupCoordinator {
         let (mut loaded, mut groups) = (0, 0);
         for partition in new {
             let index = partition.index;
-            match Shard::load(self.config.clone(), partition) {
+            match Shard::load(self.config.clone(), partition, self.commit_timeout) {
                 Ok(shard) => {
                     loaded += 1;
                     groups += shard.query(|s| s.groups.len()).unwrap_or(0);
@@ -136,6 +145,10 @@ impl GroupCoordinator {
 pub(crate) struct Shard {
     partition: Arc<Partition>,
     inner: Mutex<ShardInner>,
+    /// How long an append may take to be committed by the ISR.
+    commit_timeout: Duration,
+    /// Wakes the committer when an append joins `commits`.
+    commit_added: Notify,
 }
 
 #[derive(Debug)]
@@ -145,6 +158,15 @@ struct ShardInner {
     parked: HashMap<RequestId, oneshot::Sender<Response>>,
     timers: HashMap<TimerKey, AbortHandle>,
     next_request: RequestId,
+    /// Appends not yet reported to the core, oldest first.
+    commits: VecDeque<PendingCommit>,
+}
+
+/// An append waiting to be committed, or one whose result is already known (it failed).
+#[derive(Debug)]
+struct PendingCommit {
+    token: u64,
+    outcome: Result<(Appended, Instant), ResponseError>,
 }
 
 /// Why a shard could not be loaded.
@@ -159,7 +181,7 @@ pub(crate) enum LoadError {
 }
 
 impl Shard {
-    fn load(config: GroupConfig, partition: Arc<Partition>) -> Result<Arc<Shard>, LoadError> {
+    fn load(config: GroupConfig, partition: Arc<Partition>, commit_timeout: Duration) -> Result<Arc<Shard>, LoadError> {
         let records = read_records(&partition)?;
         let count = records.len();
         let seed = uuid::Uuid::new_v4().as_u64_pair().0;
@@ -178,8 +200,12 @@ impl Shard {
                 parked: HashMap::new(),
                 timers: HashMap::new(),
                 next_request: 0,
+                commits: VecDeque::new(),
             }),
+            commit_timeout,
+            commit_added: Notify::new(),
         });
+        tokio::spawn(committer(Arc::downgrade(&shard)));
         shard.run_actions(loaded.actions);
         Ok(shard)
     }
@@ -254,11 +280,14 @@ impl Shard {
                     }
                 }
                 Action::Persist { token, records } => {
-                    let result = self.append(&records);
-                    let mut inner = self.inner.lock().expect("shard lock");
-                    if let Some(state) = inner.state.as_mut() {
-                        queue.extend(handle(state, now_ms(), Event::Persisted { token, result }));
-                    }
+                    let deadline = Instant::now() + self.commit_timeout;
+                    let outcome = self.append(&records).map(|appended| (appended, deadline));
+                    self.inner
+                        .lock()
+                        .expect("shard lock")
+                        .commits
+                        .push_back(PendingCommit { token, outcome });
+                    self.commit_added.notify_one();
                 }
                 Action::ScheduleTimer { key, at_ms } => self.schedule(key, at_ms),
                 Action::CancelTimer { key } => {
@@ -292,11 +321,13 @@ impl Shard {
         }
     }
 
-    /// Appends the records as one batch (acks=all) to this shard's partition.
-    fn append(&self, records: &[RawRecord]) -> Result<(), ResponseError> {
+    /// Appends the records as one batch to this shard's partition; committing it is the
+    /// committer's wait (as Kafka's coordinator, which appends with acks=1 and answers at the
+    /// high watermark, so min ISR never refuses it up front).
+    fn append(&self, records: &[RawRecord]) -> Result<Appended, ResponseError> {
         let mut batch = internal_batch::encode(records.iter().map(|(k, v)| (Some(k), v.as_ref())), now_ms());
-        match self.partition.append_as_leader(&mut batch, true, now_ms()) {
-            Ok(_) => Ok(()),
+        match self.partition.append_as_leader(&mut batch, false, now_ms()) {
+            Ok(appended) => Ok(appended),
             Err(ReplicaError::UnknownTopicOrPartition { .. }) => Err(ResponseError::NotLeaderOrFollower),
             Err(e) => {
                 warn!(partition = self.partition.index, error = %e, "group coordinator append failed");
@@ -306,13 +337,55 @@ impl Shard {
     }
 }
 
+/// Reports a shard's appends to its core in order, each once it is committed (or failed, or
+/// timed out). Ends when the shard is unloaded or dropped.
+async fn committer(shard: std::sync::Weak<Shard>) {
+    loop {
+        let Some(s) = shard.upgrade() else {
+            return;
+        };
+        let next = {
+            let mut inner = s.inner.lock().expect("shard lock");
+            if inner.state.is_none() {
+                return;
+            }
+            inner.commits.pop_front()
+        };
+        let Some(pending) = next else {
+            // Woken by each append (notify_one keeps a wake-up given before this waits); the
+            // timeout lets go of an unloaded shard.
+            tokio::select! {
+                _ = s.commit_added.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            continue;
+        };
+        let result = match pending.outcome {
+            Err(e) => Err(e),
+            Ok((appended, deadline)) => match s.partition.await_committed(&appended, deadline).await {
+                Ok(()) => Ok(()),
+                Err(ReplicaError::NotLeader { .. } | ReplicaError::UnknownTopicOrPartition { .. }) => {
+                    Err(ResponseError::NotLeaderOrFollower)
+                }
+                Err(e) => Err(e.kafka_error()),
+            },
+        };
+        s.run(Event::Persisted {
+            token: pending.token,
+            result,
+        });
+    }
+}
+
 /// Every record of the partition in log order, skipping control and transactional batches.
+/// Up to the log end, not only the committed part: a new leader's log holds what its
+/// predecessor committed and more that it will commit itself (Kafka's loader does the same).
 fn read_records(partition: &Partition) -> Result<Vec<RawRecord>, LoadError> {
     let mut out = Vec::new();
     let mut offset = partition.log_start_offset();
-    let end = partition.high_watermark();
+    let end = partition.log_end_offset();
     while offset < end {
-        let mut bytes: Bytes = partition.read(offset, LOAD_READ_BYTES, true)?.records;
+        let mut bytes: Bytes = partition.with_log(|log| Ok(log.read(offset, LOAD_READ_BYTES, i64::MAX, true)?))?;
         if bytes.is_empty() {
             break;
         }

@@ -2,12 +2,12 @@
 //! moves each implies. Pure functions of the image, like `topics`; the controller commits the
 //! records they return.
 //!
-//! Without replication a partition's ISR is its leader alone, so fencing a broker leaves its
-//! partitions without a leader (-1) rather than handing them to a replica that has none of the
-//! data; unfencing it gives them back.
+//! Fencing a broker takes it out of every ISR and moves its leaderships to other ISR members;
+//! unfencing it lets it lead partitions left leaderless (`elections` has the rules).
 
 use uuid::Uuid;
 
+use super::elections::{self, UncleanAllowed};
 use super::image::MetadataImage;
 use super::records::MetadataRecord;
 
@@ -24,14 +24,18 @@ pub(crate) struct Registration {
 /// A new incarnation (or a moved endpoint) is recorded; the same registration sent again is not.
 /// A broker that restarted before its session expired is fenced first: its partitions lose
 /// their leader and get a new leader epoch when it is unfenced, as after any restart.
-pub(crate) fn plan_register(image: &MetadataImage, r: &Registration) -> Vec<MetadataRecord> {
+pub(crate) fn plan_register(
+    image: &MetadataImage,
+    r: &Registration,
+    unclean: UncleanAllowed<'_>,
+) -> Vec<MetadataRecord> {
     let same = image.broker(r.broker_id).is_some_and(|b| {
         b.incarnation_id == r.incarnation_id && b.host == r.host && b.port == r.port && b.rack == r.rack
     });
     if same {
         return Vec::new();
     }
-    let mut out = plan_fence(image, r.broker_id);
+    let mut out = plan_fence(image, r.broker_id, unclean);
     out.push(MetadataRecord::RegisterBroker {
         broker_id: r.broker_id,
         incarnation_id: r.incarnation_id,
@@ -42,55 +46,32 @@ pub(crate) fn plan_register(image: &MetadataImage, r: &Registration) -> Vec<Meta
     out
 }
 
-/// Fences a live broker and moves leadership of its partitions to another live ISR member, or
-/// to nobody (-1) when it was the last one. The broker stays in the ISR when it is the last
-/// member, as in Kafka: it holds the only copy, so it is the one to lead again.
-pub(crate) fn plan_fence(image: &MetadataImage, broker_id: i32) -> Vec<MetadataRecord> {
+/// Fences a live broker: it leaves every ISR, and partitions it led get a new leader from the
+/// rest of their ISR (see `elections`).
+pub(crate) fn plan_fence(image: &MetadataImage, broker_id: i32, unclean: UncleanAllowed<'_>) -> Vec<MetadataRecord> {
     match image.broker(broker_id) {
         Some(b) if !b.fenced => {}
         _ => return Vec::new(),
     }
-    let live = |id: i32| id != broker_id && image.broker(id).is_some_and(|b| !b.fenced);
     let mut out = vec![MetadataRecord::FenceBroker { broker_id }];
-    for topic in image.topics() {
-        for (&partition, p) in &topic.partitions {
-            if p.leader != broker_id {
-                continue;
-            }
-            let others: Vec<i32> = p.isr.iter().copied().filter(|&i| i != broker_id).collect();
-            let leader = others.iter().copied().find(|&i| live(i)).unwrap_or(-1);
-            let isr = if others.is_empty() { p.isr.clone() } else { others };
-            out.push(MetadataRecord::PartitionChange {
-                topic_id: topic.id,
-                partition,
-                leader,
-                isr,
-            });
-        }
-    }
+    out.extend(elections::plan_remove_broker(image, broker_id, unclean));
     out
 }
 
-/// Unfences a caught-up broker and makes it leader of every leaderless partition whose ISR
-/// names it.
-pub(crate) fn plan_unfence(image: &MetadataImage, broker_id: i32) -> Vec<MetadataRecord> {
+/// Unfences a caught-up broker; partitions left without a leader get one if it (or another
+/// live ISR member) can lead them. It rejoins other ISRs through their leaders.
+pub(crate) fn plan_unfence(image: &MetadataImage, broker_id: i32, unclean: UncleanAllowed<'_>) -> Vec<MetadataRecord> {
     match image.broker(broker_id) {
         Some(b) if b.fenced => {}
         _ => return Vec::new(),
     }
-    let mut out = vec![MetadataRecord::UnfenceBroker { broker_id }];
-    for topic in image.topics() {
-        for (&partition, p) in &topic.partitions {
-            if p.leader == -1 && p.isr.contains(&broker_id) {
-                out.push(MetadataRecord::PartitionChange {
-                    topic_id: topic.id,
-                    partition,
-                    leader: broker_id,
-                    isr: p.isr.clone(),
-                });
-            }
-        }
+    let unfence = MetadataRecord::UnfenceBroker { broker_id };
+    let mut after = image.clone();
+    if after.apply(&unfence).is_err() {
+        return Vec::new();
     }
+    let mut out = vec![unfence];
+    out.extend(elections::plan_leaderless(&after, unclean));
     out
 }
 
@@ -140,9 +121,9 @@ mod tests {
     fn cluster() -> (MetadataImage, Uuid) {
         let mut image = MetadataImage::default();
         for id in 1..=3 {
-            let records = plan_register(&image, &registration(id, None));
+            let records = plan_register(&image, &registration(id, None), &|_| false);
             apply(&mut image, &records);
-            let records = plan_unfence(&image, id);
+            let records = plan_unfence(&image, id, &|_| false);
             apply(&mut image, &records);
         }
         let id = Uuid::new_v4();
@@ -180,25 +161,25 @@ mod tests {
     fn registering_twice_with_the_same_incarnation_writes_nothing() {
         let mut image = MetadataImage::default();
         let r = registration(1, None);
-        let records = plan_register(&image, &r);
+        let records = plan_register(&image, &r, &|_| false);
         assert_eq!(records.len(), 1);
         apply(&mut image, &records);
-        assert!(plan_register(&image, &r).is_empty());
+        assert!(plan_register(&image, &r, &|_| false).is_empty());
         let restarted = Registration {
             incarnation_id: Uuid::new_v4(),
             ..r
         };
-        assert_eq!(plan_register(&image, &restarted).len(), 1);
+        assert_eq!(plan_register(&image, &restarted, &|_| false).len(), 1);
     }
 
     #[test]
     fn a_restart_within_the_session_fences_first_so_leaders_get_a_new_epoch() {
         let (mut image, _) = cluster();
         let restarted = registration(2, None);
-        let records = plan_register(&image, &restarted);
+        let records = plan_register(&image, &restarted, &|_| false);
         apply(&mut image, &records);
         assert_eq!(leaders(&image), [1, -1, 3]);
-        let records = plan_unfence(&image, 2);
+        let records = plan_unfence(&image, 2, &|_| false);
         apply(&mut image, &records);
         assert_eq!(leaders(&image), [1, 2, 3]);
         assert_eq!(image.topic("t").unwrap().partitions[&1].leader_epoch, 2);
@@ -207,14 +188,17 @@ mod tests {
     #[test]
     fn fencing_leaves_the_last_replica_in_the_isr_and_no_leader() {
         let (mut image, _) = cluster();
-        let records = plan_fence(&image, 2);
+        let records = plan_fence(&image, 2, &|_| false);
         apply(&mut image, &records);
         assert_eq!(leaders(&image), [1, -1, 3]);
         let p = &image.topic("t").unwrap().partitions[&1];
         assert_eq!((p.isr.clone(), p.leader_epoch), (vec![2], 1));
-        assert!(plan_fence(&image, 2).is_empty(), "fencing a fenced broker is a no-op");
+        assert!(
+            plan_fence(&image, 2, &|_| false).is_empty(),
+            "fencing a fenced broker is a no-op"
+        );
         // Coming back, it leads its partition again, at a new epoch.
-        let records = plan_unfence(&image, 2);
+        let records = plan_unfence(&image, 2, &|_| false);
         apply(&mut image, &records);
         assert_eq!(leaders(&image), [1, 2, 3]);
         assert_eq!(image.topic("t").unwrap().partitions[&1].leader_epoch, 2);
@@ -225,16 +209,19 @@ mod tests {
         let (mut image, id) = cluster();
         apply(
             &mut image,
-            &[MetadataRecord::PartitionChange {
+            &[MetadataRecord::Partition {
                 topic_id: id,
-                partition: 0,
-                leader: 1,
+                partition: 3,
+                replicas: vec![1, 3],
                 isr: vec![1, 3],
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
             }],
         );
-        let records = plan_fence(&image, 1);
+        let records = plan_fence(&image, 1, &|_| false);
         apply(&mut image, &records);
-        let p = &image.topic("t").unwrap().partitions[&0];
+        let p = &image.topic("t").unwrap().partitions[&3];
         assert_eq!((p.leader, p.isr.clone()), (3, vec![3]));
     }
 
@@ -242,9 +229,9 @@ mod tests {
     fn placement_interleaves_racks() {
         let mut image = MetadataImage::default();
         for (id, rack) in [(1, "a"), (2, "a"), (3, "b"), (4, "b"), (5, "c")] {
-            let records = plan_register(&image, &registration(id, Some(rack)));
+            let records = plan_register(&image, &registration(id, Some(rack)), &|_| false);
             apply(&mut image, &records);
-            let records = plan_unfence(&image, id);
+            let records = plan_unfence(&image, id, &|_| false);
             apply(&mut image, &records);
         }
         assert_eq!(placement_order(&image), [1, 3, 5, 2, 4]);

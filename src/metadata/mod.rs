@@ -5,6 +5,7 @@
 //! or the API layer: the broker wires the image into them after a commit.
 
 pub(crate) mod brokers;
+pub(crate) mod elections;
 pub(crate) mod image;
 pub(crate) mod records;
 pub(crate) mod topic_config;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-pub(crate) use image::{MetadataImage, TopicImage};
+pub(crate) use image::{MetadataImage, PartitionImage, TopicImage};
 pub(crate) use records::MetadataRecord;
 
 /// The metadata log's topic name (its directory under `log.dirs` is `__cluster_metadata-0`).

@@ -120,7 +120,7 @@ defs! {
     "retention.ms": Long, Some("log.retention.ms"), "604800000", long_ge_minus_one;
     "segment.bytes": Int, Some("log.segment.bytes"), "1073741824", segment_bytes;
     "segment.ms": Long, Some("log.roll.ms"), "604800000", long_ge_one;
-    "unclean.leader.election.enable": Boolean, None, "false", boolean;
+    "unclean.leader.election.enable": Boolean, Some("unclean.leader.election.enable"), "false", boolean;
 }
 
 /// A topic config as DescribeConfigs reports it.
@@ -209,6 +209,13 @@ pub(crate) fn min_insync_replicas(settings: &Settings, overrides: &BTreeMap<Stri
         .get("min.insync.replicas")
         .and_then(|v| v.parse().ok())
         .unwrap_or(settings.min_insync_replicas)
+}
+
+/// Whether the topic allows electing a replica outside the ISR when no ISR member is alive.
+pub(crate) fn unclean_leader_election(settings: &Settings, overrides: &BTreeMap<String, String>) -> bool {
+    overrides
+        .get("unclean.leader.election.enable")
+        .map_or(settings.unclean_leader_election_enable, |v| v == "true")
 }
 
 #[cfg(test)]

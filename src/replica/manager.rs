@@ -1,18 +1,28 @@
-//! The set of partitions this broker hosts, kept in step with the metadata image, plus the
-//! periodic log upkeep (flush, roll, retention, recovery-point checkpoint).
+//! The set of partitions this broker hosts, kept in step with the metadata image, plus what
+//! runs across them: the replica fetchers of the partitions it follows, the ISR ticks of those
+//! it leads, and the periodic log upkeep (flush, roll, retention, the recovery-point and
+//! high-watermark checkpoints).
+//!
+//! Reconciling is by delta: each hosted partition compares its new metadata (leader, epochs,
+//! replicas, ISR) with what it had, and only a change reaches its core and the fetchers.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use super::partition::Partition;
+use super::core::{Action, LeaderAndIsr};
+use super::fetcher::{FetcherConfig, Fetchers};
+use super::partition::{IsrProposal, Partition, PartitionSetup};
 use super::ReplicaError;
+use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::log::{Log, LogError, LogManager};
-use crate::metadata::{topic_config, MetadataImage, TopicImage, METADATA_TOPIC};
+use crate::metadata::{topic_config, MetadataImage, PartitionImage, TopicImage, METADATA_TOPIC};
 
 type Key = (String, i32);
 
@@ -24,7 +34,15 @@ pub(crate) struct ReplicaManager {
     partitions: RwLock<HashMap<Key, Arc<Partition>>>,
     /// The image of the last reconcile: tells "led elsewhere" from "no such partition".
     image: RwLock<Arc<MetadataImage>>,
+    /// What each hosted partition last got from the metadata (the base of the next delta).
+    applied: Mutex<HashMap<Key, PartitionImage>>,
     needs_reconcile: AtomicBool,
+    fetchers: Fetchers,
+    proposals: mpsc::UnboundedSender<IsrProposal>,
+    /// Taken once by whoever sends ISR changes to the controller (`Broker`).
+    proposals_rx: Mutex<Option<mpsc::UnboundedReceiver<IsrProposal>>>,
+    /// High watermarks from `replication-offset-checkpoint`, for partitions opened later.
+    checkpointed_hw: Mutex<HashMap<Key, i64>>,
 }
 
 impl ReplicaManager {
@@ -34,6 +52,7 @@ impl ReplicaManager {
         settings: Arc<Settings>,
         log_dir: &Path,
         image: &MetadataImage,
+        shutdown: CancellationToken,
     ) -> Result<ReplicaManager, LogError> {
         let logs = LogManager::open(log_dir)?;
         let config_for = |topic: &str| {
@@ -44,13 +63,24 @@ impl ReplicaManager {
             Some(topic_config::log_config(&settings, &overrides))
         };
         let loaded = logs.load_all(config_for)?;
+        let checkpointed_hw = logs
+            .read_high_watermarks()?
+            .into_iter()
+            .map(|(t, p, hw)| ((t, p), hw))
+            .collect();
+        let (proposals, proposals_rx) = mpsc::unbounded_channel();
         let manager = ReplicaManager {
             node_id: settings.node_id,
+            fetchers: Fetchers::new(fetcher_config(&settings), shutdown),
             settings: settings.clone(),
             logs,
             partitions: RwLock::new(HashMap::new()),
             image: RwLock::default(),
+            applied: Mutex::new(HashMap::new()),
             needs_reconcile: AtomicBool::new(false),
+            proposals,
+            proposals_rx: Mutex::new(Some(proposals_rx)),
+            checkpointed_hw: Mutex::new(checkpointed_hw),
         };
         let mut map = HashMap::new();
         let (mut scanned, mut truncated) = (0u64, 0u64);
@@ -61,7 +91,7 @@ impl ReplicaManager {
             match image.topic(&topic).filter(|t| manager.hosts(t, index)) {
                 Some(t) => {
                     let p = manager.partition_for(t, index, log);
-                    map.insert((topic, index), Arc::new(p));
+                    map.insert((topic, index), p);
                 }
                 // Not in the metadata: a topic deleted while this node was down (or just
                 // before a crash), or a data directory that met another cluster. Set aside,
@@ -88,6 +118,11 @@ impl ReplicaManager {
         Ok(manager)
     }
 
+    /// The ISR changes the partitions' cores propose, for the broker to send to the controller.
+    pub(crate) fn take_isr_proposals(&self) -> Option<mpsc::UnboundedReceiver<IsrProposal>> {
+        self.proposals_rx.lock().expect("proposals lock").take()
+    }
+
     fn hosts(&self, topic: &TopicImage, index: i32) -> bool {
         topic
             .partitions
@@ -95,24 +130,31 @@ impl ReplicaManager {
             .is_some_and(|p| p.replicas.contains(&self.node_id))
     }
 
-    fn partition_for(&self, topic: &TopicImage, index: i32, log: Log) -> Partition {
-        let epoch = topic.partitions.get(&index).map_or(0, |p| p.leader_epoch);
-        let p = Partition::new(topic.name.clone(), index, topic.id, self.node_id, log, epoch);
-        self.follow_leadership(topic, index, &p);
-        p.set_min_insync_replicas(topic_config::min_insync_replicas(&self.settings, &topic.configs));
+    fn partition_for(&self, topic: &TopicImage, index: i32, log: Log) -> Arc<Partition> {
+        let hw = self
+            .checkpointed_hw
+            .lock()
+            .expect("hw lock")
+            .remove(&(topic.name.clone(), index))
+            .unwrap_or(0);
+        let p = Partition::new(PartitionSetup {
+            topic: topic.name.clone(),
+            index,
+            topic_id: topic.id,
+            node_id: self.node_id,
+            log,
+            high_watermark: hw,
+            lag_max_ms: self.settings.replica_lag_time_max_ms,
+            min_insync_replicas: topic_config::min_insync_replicas(&self.settings, &topic.configs),
+            proposals: self.proposals.clone(),
+        });
         p.set_compression_type(topic_config::compression_type(&topic.configs));
         p
     }
 
-    fn follow_leadership(&self, topic: &TopicImage, index: i32, p: &Partition) {
-        if let Some(meta) = topic.partitions.get(&index) {
-            p.set_leadership(meta.leader == self.node_id, meta.leader_epoch);
-        }
-    }
-
     /// Brings the hosted partitions in line with the image: creates logs for new partitions,
-    /// deletes those of removed (or deleted and re-created) topics, applies config changes
-    /// and leadership.
+    /// deletes those of removed (or deleted and re-created) topics, applies config changes,
+    /// and hands each partition whose leader, epochs, replicas or ISR changed its new state.
     pub(crate) fn reconcile(&self, image: &MetadataImage) -> Result<(), LogError> {
         *self.image.write().expect("image lock") = Arc::new(image.clone());
         let mut wanted = HashSet::new();
@@ -122,7 +164,7 @@ impl ReplicaManager {
             for &index in topic.partitions.keys().filter(|i| self.hosts(topic, **i)) {
                 wanted.insert((topic.name.clone(), index));
                 // Keep going past a failure: one bad partition must not leave the rest missing.
-                if let Err(e) = self.ensure(topic, index) {
+                if let Err(e) = self.ensure(image, topic, index) {
                     failures += 1;
                     first_failure.get_or_insert(e);
                 }
@@ -136,6 +178,11 @@ impl ReplicaManager {
         };
         for p in gone {
             info!(topic = %p.topic, partition = p.index, "deleting partition");
+            self.fetchers.remove(&p.topic, p.index);
+            self.applied
+                .lock()
+                .expect("applied lock")
+                .remove(&(p.topic.clone(), p.index));
             if let Err(e) = p.delete() {
                 warn!(topic = %p.topic, partition = p.index, error = %e, "could not delete partition log");
             }
@@ -154,21 +201,26 @@ impl ReplicaManager {
         self.needs_reconcile.load(Ordering::Acquire)
     }
 
-    fn ensure(&self, topic: &TopicImage, index: i32) -> Result<(), LogError> {
+    fn ensure(&self, image: &MetadataImage, topic: &TopicImage, index: i32) -> Result<(), LogError> {
         let config = topic_config::log_config(&self.settings, &topic.configs);
         let min_isr = topic_config::min_insync_replicas(&self.settings, &topic.configs);
         if let Some(p) = self.get(&topic.name, index) {
             if p.topic_id == topic.id {
-                self.follow_leadership(topic, index, &p);
                 if let Err(e) = p.update_config(config, min_isr, topic_config::compression_type(&topic.configs)) {
                     warn!(topic = %topic.name, partition = index, error = %e, "config not applied");
                 }
+                self.follow(image, topic, index, &p);
                 return Ok(());
             }
             // Same name, new id: the topic was deleted and re-created; the old data must go.
             self.partitions
                 .write()
                 .expect("partitions lock")
+                .remove(&(topic.name.clone(), index));
+            self.fetchers.remove(&topic.name, index);
+            self.applied
+                .lock()
+                .expect("applied lock")
                 .remove(&(topic.name.clone(), index));
             if let Err(e) = p.delete() {
                 warn!(topic = %topic.name, partition = index, error = %e, "could not delete old partition log");
@@ -179,12 +231,48 @@ impl ReplicaManager {
             Err(LogError::AlreadyExists(dir)) => Log::open(&dir, config, 0)?,
             other => other?,
         };
-        let p = Arc::new(self.partition_for(topic, index, log));
+        let p = self.partition_for(topic, index, log);
         self.partitions
             .write()
             .expect("partitions lock")
-            .insert((topic.name.clone(), index), p);
+            .insert((topic.name.clone(), index), p.clone());
+        self.follow(image, topic, index, &p);
         Ok(())
+    }
+
+    /// Hands the partition its metadata if it changed since the last time, and starts or stops
+    /// fetching as its core decides.
+    fn follow(&self, image: &MetadataImage, topic: &TopicImage, index: i32, p: &Arc<Partition>) {
+        let Some(meta) = topic.partitions.get(&index) else {
+            return;
+        };
+        let key = (topic.name.clone(), index);
+        {
+            let mut applied = self.applied.lock().expect("applied lock");
+            if applied.get(&key) == Some(meta) {
+                return;
+            }
+            applied.insert(key, meta.clone());
+        }
+        let state = LeaderAndIsr {
+            leader: meta.leader,
+            leader_epoch: meta.leader_epoch,
+            partition_epoch: meta.partition_epoch,
+            replicas: meta.replicas.clone(),
+            isr: meta.isr.clone(),
+        };
+        for action in p.apply_metadata(state, now_ms()) {
+            match action {
+                Action::BecomeFollower { leader, epoch } => match image.broker(leader) {
+                    Some(b) => self
+                        .fetchers
+                        .add(p.clone(), leader, format!("{}:{}", b.host, b.port), epoch),
+                    None => warn!(topic = %p.topic, partition = p.index, leader, "leader is not a registered broker"),
+                },
+                Action::BecomeLeader { .. } | Action::Offline => self.fetchers.remove(&p.topic, p.index),
+                Action::HighWatermark(_) | Action::ProposeIsr { .. } => {}
+            }
+        }
     }
 
     pub(crate) fn get(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
@@ -235,9 +323,16 @@ impl ReplicaManager {
             .collect()
     }
 
-    /// Time-based upkeep: fsync when due, roll idle segments past segment.ms.
+    /// Partitions this broker follows, per leader.
+    pub(crate) fn followed(&self) -> Vec<(i32, usize)> {
+        self.fetchers.followed()
+    }
+
+    /// Time-based upkeep: lagging followers out of the ISR, fsync when due, roll idle segments
+    /// past segment.ms.
     pub(crate) fn tick(&self, now_ms: i64) {
         for p in self.all() {
+            p.tick(now_ms);
             let r = p.with_log(|log| {
                 log.flush_if_due(now_ms)?;
                 log.roll_if_due(now_ms)?;
@@ -286,7 +381,19 @@ impl ReplicaManager {
                 Err(e) => log_failure::<()>(&p, "flush for checkpoint", Err(e)),
             }
         }
-        self.logs.write_recovery_checkpoint(&points)
+        self.logs.write_recovery_checkpoint(&points)?;
+        self.checkpoint_high_watermarks()
+    }
+
+    /// Writes `replication-offset-checkpoint`: where each partition's committed data ends, so a
+    /// restart never exposes what was not committed (`replica.high.watermark.checkpoint.interval.ms`).
+    pub(crate) fn checkpoint_high_watermarks(&self) -> Result<(), LogError> {
+        let marks: Vec<_> = self
+            .all()
+            .iter()
+            .map(|p| (p.topic.clone(), p.index, p.high_watermark()))
+            .collect();
+        self.logs.write_high_watermarks(&marks)
     }
 
     /// Clean shutdown: flush and close every log, then checkpoint their recovery points.
@@ -296,6 +403,18 @@ impl ReplicaManager {
             log_failure(&p, "close", p.close());
         }
         Ok(())
+    }
+}
+
+fn fetcher_config(s: &Settings) -> FetcherConfig {
+    FetcherConfig {
+        node_id: s.node_id,
+        max_bytes: s.replica_fetch_response_max_bytes,
+        partition_max_bytes: s.replica_fetch_max_bytes,
+        wait_max_ms: s.replica_fetch_wait_max_ms,
+        min_bytes: s.replica_fetch_min_bytes,
+        backoff: std::time::Duration::from_millis(s.replica_fetch_backoff_ms as u64),
+        fetchers_per_broker: s.num_replica_fetchers as usize,
     }
 }
 

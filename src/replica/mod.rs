@@ -4,16 +4,21 @@
 //! May call: `log`. Must never call `api` or `net`; it learns about topics only from the
 //! metadata image handed to [`ReplicaManager::reconcile`].
 
+pub(crate) mod core;
+mod fetcher;
 mod manager;
 mod partition;
 mod recompress;
 
 pub(crate) use manager::ReplicaManager;
-pub(crate) use partition::Partition;
+pub(crate) use partition::{Appended, FollowerFetch, FollowerRead, IsrProposal, Partition};
 #[cfg(feature = "fuzzing")]
 pub(crate) use recompress::recompress;
 
 use crate::log::LogError;
+
+#[cfg(test)]
+mod tests;
 
 /// Why a replica operation failed. Mapped to Kafka codes in `crate::error`.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +29,10 @@ pub(crate) enum ReplicaError {
     NotLeader { topic: String, partition: i32 },
     #[error("{isr} in-sync replicas, fewer than min.insync.replicas={min}")]
     NotEnoughReplicas { isr: usize, min: i32 },
+    #[error("appended, but the ISR fell to {isr}, under min.insync.replicas={min}, before it was committed")]
+    NotEnoughReplicasAfterAppend { isr: usize, min: i32 },
+    #[error("not committed by the ISR within the request timeout")]
+    Timeout,
     #[error(transparent)]
     Log(#[from] LogError),
 }

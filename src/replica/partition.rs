@@ -1,7 +1,12 @@
-//! One partition replica: its log, leader epoch, high watermark and fetch waiters.
+//! One partition replica at runtime: its log, its replication core (`core::Core`), and the
+//! waiters on both — long-poll fetches of consumers (woken when the high watermark moves),
+//! of followers (woken when the log end moves) and acks=all produces (a watch of the
+//! committed offset).
 //!
-//! The log sits behind a `Mutex` held only for the synchronous append or read (never across an
-//! await). Offsets that readers poll without the lock (log start/end, high watermark, size) are
+//! Locks: the log's `Mutex` and the core's, always taken in that order and held only for
+//! synchronous work (an append, a read, a state transition), never across an await. Every
+//! change of the log end reaches the core under the log lock, so the core sees log ends in log
+//! order. Offsets read without a lock (log start/end, high watermark, size, leadership) are
 //! mirrored in atomics after every change.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
@@ -9,9 +14,10 @@ use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
 use kafka_protocol::records::Compression;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, watch, Notify};
 use uuid::Uuid;
 
+use super::core::{Action, Core, Event, LeaderAndIsr};
 use super::recompress::{recompress, topic_codec};
 use super::ReplicaError;
 use crate::log::{AppendInfo, Log, LogConfig};
@@ -19,30 +25,53 @@ use crate::log::{AppendInfo, Log, LogConfig};
 /// Stale fetch waiters are pruned once the list grows past this; it bounds the list on idle partitions.
 const WAITERS_PRUNE_AT: usize = 64;
 
+/// An ISR change the core wants the controller to make.
+#[derive(Debug, Clone)]
+pub(crate) struct IsrProposal {
+    pub(crate) partition: Arc<Partition>,
+    pub(crate) isr: Vec<i32>,
+    /// The committed ISR it would replace.
+    pub(crate) from: Vec<i32>,
+    pub(crate) leader_epoch: i32,
+    pub(crate) partition_epoch: i32,
+}
+
+/// What acks=all waiters watch: the high watermark and the leadership it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Committed {
+    high_watermark: i64,
+    leader_epoch: i32,
+    leading: bool,
+}
+
 #[derive(Debug)]
 pub(crate) struct Partition {
     pub(crate) topic: String,
     pub(crate) index: i32,
     pub(crate) topic_id: Uuid,
-    node_id: i32,
     /// `None` once the partition has been deleted; in-flight requests then see "unknown".
     log: Mutex<Option<Log>>,
+    core: Mutex<Core>,
     leader_epoch: AtomicI32,
-    /// Whether this node leads the partition (per the last metadata image); only a leader
-    /// takes produce and serves fetches.
+    /// Whether this node leads the partition; only a leader takes produce and serves fetches.
     leader: AtomicBool,
     high_watermark: AtomicI64,
     log_start_offset: AtomicI64,
     log_end_offset: AtomicI64,
     size_bytes: AtomicU64,
-    min_insync_replicas: AtomicI32,
     /// The topic's compression.type codec; `None` keeps the producer's batches as sent.
     recompress_to: Mutex<Option<Compression>>,
-    isr: Mutex<Vec<i32>>,
-    waiters: Mutex<Vec<Weak<Notify>>>,
+    committed: watch::Sender<Committed>,
+    /// Consumer long polls: woken when the high watermark moves or leadership changes.
+    hw_waiters: Mutex<Vec<Weak<Notify>>>,
+    /// Follower long polls: woken when the log end moves.
+    end_waiters: Mutex<Vec<Weak<Notify>>>,
+    /// Where the core's ISR proposals go (the replica manager sends them to the controller).
+    proposals: mpsc::UnboundedSender<IsrProposal>,
+    me: Weak<Partition>,
 }
 
-/// What a fetch gets from one partition.
+/// What a consumer fetch gets from one partition.
 #[derive(Debug, Clone)]
 pub(crate) struct ReadResult {
     pub(crate) records: Bytes,
@@ -50,37 +79,86 @@ pub(crate) struct ReadResult {
     pub(crate) log_start_offset: i64,
 }
 
+/// What a follower's fetch gets from its leader.
+#[derive(Debug, Clone)]
+pub(crate) enum FollowerRead {
+    Records(ReadResult),
+    /// The follower's log diverged from ours: its last fetched epoch ends here in our log.
+    Diverging {
+        epoch: i32,
+        end_offset: i64,
+        high_watermark: i64,
+        log_start_offset: i64,
+    },
+}
+
+/// A follower's fetch, as the leader sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FollowerFetch {
+    pub(crate) replica: i32,
+    pub(crate) fetch_offset: i64,
+    /// The epoch of the follower's last fetched batch; -1 when not sent.
+    pub(crate) last_fetched_epoch: i32,
+    pub(crate) max_bytes: usize,
+    /// Its broker may join the ISR (registered, unfenced, not shutting down).
+    pub(crate) eligible: bool,
+    pub(crate) now_ms: i64,
+}
+
+/// How a partition starts: its log, what it last knew of its high watermark, its settings.
+#[derive(Debug)]
+pub(crate) struct PartitionSetup {
+    pub(crate) topic: String,
+    pub(crate) index: i32,
+    pub(crate) topic_id: Uuid,
+    pub(crate) node_id: i32,
+    pub(crate) log: Log,
+    pub(crate) high_watermark: i64,
+    pub(crate) lag_max_ms: i64,
+    pub(crate) min_insync_replicas: i32,
+    pub(crate) proposals: mpsc::UnboundedSender<IsrProposal>,
+}
+
 impl Partition {
-    pub(crate) fn new(
-        topic: String,
-        index: i32,
-        topic_id: Uuid,
-        node_id: i32,
-        log: Log,
-        leader_epoch: i32,
-    ) -> Partition {
-        let p = Partition {
-            topic,
-            index,
-            topic_id,
-            node_id,
-            log: Mutex::new(None),
-            leader_epoch: AtomicI32::new(leader_epoch),
-            leader: AtomicBool::new(false),
-            high_watermark: AtomicI64::new(0),
-            log_start_offset: AtomicI64::new(0),
-            log_end_offset: AtomicI64::new(0),
-            size_bytes: AtomicU64::new(0),
-            min_insync_replicas: AtomicI32::new(1),
-            recompress_to: Mutex::new(None),
-            isr: Mutex::new(vec![node_id]),
-            waiters: Mutex::new(Vec::new()),
-        };
-        p.publish_offsets(&log);
-        // A lone leader's replica set is its ISR, so everything it holds is committed.
-        p.high_watermark.store(log.log_end_offset(), Ordering::Release);
-        *p.log.lock().expect("partition log lock") = Some(log);
-        p
+    pub(crate) fn new(setup: PartitionSetup) -> Arc<Partition> {
+        let log = setup.log;
+        let log_end = log.log_end_offset();
+        let core = Core::new(
+            setup.node_id,
+            setup.lag_max_ms,
+            setup.min_insync_replicas.max(1) as usize,
+            log_end,
+            setup.high_watermark,
+        );
+        let (committed, _) = watch::channel(Committed {
+            high_watermark: core.high_watermark(),
+            leader_epoch: -1,
+            leading: false,
+        });
+        Arc::new_cyclic(|me| {
+            let p = Partition {
+                topic: setup.topic,
+                index: setup.index,
+                topic_id: setup.topic_id,
+                log: Mutex::new(None),
+                high_watermark: AtomicI64::new(core.high_watermark()),
+                core: Mutex::new(core),
+                leader_epoch: AtomicI32::new(-1),
+                leader: AtomicBool::new(false),
+                log_start_offset: AtomicI64::new(0),
+                log_end_offset: AtomicI64::new(0),
+                size_bytes: AtomicU64::new(0),
+                recompress_to: Mutex::new(None),
+                committed,
+                hw_waiters: Mutex::new(Vec::new()),
+                end_waiters: Mutex::new(Vec::new()),
+                proposals: setup.proposals,
+                me: me.clone(),
+            };
+            p.publish_offsets(&log);
+            *p.log.lock().expect("partition log lock") = Some(log);
+            p
+        })
     }
 
     pub(crate) fn leader_epoch(&self) -> i32 {
@@ -89,15 +167,6 @@ impl Partition {
 
     pub(crate) fn is_leader(&self) -> bool {
         self.leader.load(Ordering::Acquire)
-    }
-
-    /// Follows the metadata: leader or not, at which epoch. Fetchers parked on a partition
-    /// that stopped being led here are woken so they answer with the new state.
-    pub(crate) fn set_leadership(&self, leader: bool, epoch: i32) {
-        self.leader_epoch.store(epoch, Ordering::Release);
-        if self.leader.swap(leader, Ordering::AcqRel) && !leader {
-            self.wake_waiters();
-        }
     }
 
     pub(crate) fn high_watermark(&self) -> i64 {
@@ -116,8 +185,26 @@ impl Partition {
         self.size_bytes.load(Ordering::Acquire)
     }
 
-    pub(crate) fn set_min_insync_replicas(&self, n: i32) {
-        self.min_insync_replicas.store(n, Ordering::Release);
+    /// The committed ISR and the replicas, as this replica last heard them.
+    pub(crate) fn isr_and_replicas(&self) -> (Vec<i32>, Vec<i32>) {
+        let core = self.core.lock().expect("core lock");
+        (core.isr().to_vec(), core.replicas().to_vec())
+    }
+
+    /// Whether the ISR is smaller than the effective min ISR (a leader's view).
+    pub(crate) fn under_min_isr(&self) -> bool {
+        let core = self.core.lock().expect("core lock");
+        core.isr().len() < core.min_isr()
+    }
+
+    /// How far each follower is behind this leader's log end (leader only; unknown: None).
+    pub(crate) fn follower_lags(&self) -> Vec<(i32, Option<i64>)> {
+        let core = self.core.lock().expect("core lock");
+        let end = self.log_end_offset();
+        core.replicas()
+            .iter()
+            .filter_map(|&r| core.follower(r).map(|f| (r, f.log_end.map(|e| (end - e).max(0)))))
+            .collect()
     }
 
     /// Sets the topic's `compression.type`.
@@ -134,35 +221,136 @@ impl Partition {
         out
     }
 
-    fn unknown(&self) -> ReplicaError {
-        ReplicaError::UnknownTopicOrPartition {
-            topic: self.topic.clone(),
-            partition: self.index,
+    /// Like `with_log`, then tells the core where the log now ends (still under the log lock,
+    /// so the core sees log ends in order) and carries out what it decides.
+    fn with_log_then_core<T>(&self, f: impl FnOnce(&mut Log) -> Result<T, ReplicaError>) -> Result<T, ReplicaError> {
+        let mut guard = self.log.lock().expect("partition log lock");
+        let log = guard.as_mut().ok_or_else(|| self.unknown())?;
+        let out = f(log);
+        self.publish_offsets(log);
+        let log_end = log.log_end_offset();
+        self.step(log, Event::LogEnd { log_end });
+        out
+    }
+
+    /// Feeds one event to the core and carries out its actions; the caller holds the log.
+    fn step(&self, log: &mut Log, event: Event) -> Vec<Action> {
+        let actions = self.core.lock().expect("core lock").handle(event);
+        let mut external = Vec::new();
+        for action in actions {
+            match action {
+                Action::HighWatermark(hw) => self.publish_high_watermark(hw),
+                Action::ProposeIsr {
+                    isr,
+                    leader_epoch,
+                    partition_epoch,
+                } => {
+                    if let Some(me) = self.me.upgrade() {
+                        let from = self.core.lock().expect("core lock").isr().to_vec();
+                        // Unbounded, but the core keeps one proposal in flight per partition.
+                        let _ = self.proposals.send(IsrProposal {
+                            partition: me,
+                            isr,
+                            from,
+                            leader_epoch,
+                            partition_epoch,
+                        });
+                    }
+                }
+                Action::BecomeLeader { epoch } => {
+                    // The new epoch starts at our log end, before anything is written in it.
+                    if let Err(e) = log.assign_epoch(epoch, log.log_end_offset()) {
+                        tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "epoch cache not written");
+                    }
+                    self.set_leadership(true, epoch);
+                    external.push(Action::BecomeLeader { epoch });
+                }
+                other @ (Action::BecomeFollower { .. } | Action::Offline) => {
+                    let epoch = self.core.lock().expect("core lock").leader_epoch();
+                    self.set_leadership(false, epoch);
+                    external.push(other);
+                }
+            }
+        }
+        external
+    }
+
+    fn set_leadership(&self, leading: bool, epoch: i32) {
+        self.leader_epoch.store(epoch, Ordering::Release);
+        let was = self.leader.swap(leading, Ordering::AcqRel);
+        let hw = self.high_watermark();
+        self.committed.send_replace(Committed {
+            high_watermark: hw,
+            leader_epoch: epoch,
+            leading,
+        });
+        if was && !leading {
+            // Parked fetches answer with the new state (NOT_LEADER_OR_FOLLOWER).
+            wake(&self.hw_waiters);
+            wake(&self.end_waiters);
         }
     }
 
-    fn publish_offsets(&self, log: &Log) {
-        self.log_start_offset.store(log.log_start_offset(), Ordering::Release);
-        self.log_end_offset.store(log.log_end_offset(), Ordering::Release);
-        self.size_bytes.store(log.size_bytes(), Ordering::Release);
+    fn publish_high_watermark(&self, hw: i64) {
+        self.high_watermark.store(hw, Ordering::Release);
+        self.committed.send_modify(|c| c.high_watermark = hw);
+        wake(&self.hw_waiters);
     }
 
-    /// Leader append: checks the ISR against min.insync.replicas when `acks=all`, appends,
-    /// advances the high watermark and wakes the fetches waiting on this partition.
+    /// The metadata's leader and ISR for this partition. Returns what the replica manager must
+    /// do beyond this partition: start or stop fetching.
+    pub(crate) fn apply_metadata(&self, state: LeaderAndIsr, now_ms: i64) -> Vec<Action> {
+        let mut guard = self.log.lock().expect("partition log lock");
+        let Some(log) = guard.as_mut() else {
+            return Vec::new();
+        };
+        self.step(log, Event::Metadata { state, now_ms })
+    }
+
+    /// Time passes: lagging followers leave the ISR (proposals go to the controller).
+    pub(crate) fn tick(&self, now_ms: i64) {
+        let mut guard = self.log.lock().expect("partition log lock");
+        if let Some(log) = guard.as_mut() {
+            self.step(log, Event::Tick { now_ms });
+        }
+    }
+
+    /// The controller did not make the proposed ISR change; the core may propose again.
+    pub(crate) fn proposal_failed(&self) {
+        self.core.lock().expect("core lock").handle(Event::AlterPartitionFailed);
+    }
+
+    pub(crate) fn set_min_insync_replicas(&self, n: i32) {
+        let mut guard = self.log.lock().expect("partition log lock");
+        if let Some(log) = guard.as_mut() {
+            self.step(
+                log,
+                Event::MinIsr {
+                    min_isr: n.max(1) as usize,
+                },
+            );
+        }
+    }
+
+    /// Leader append. With `acks_all`, refused up front when the ISR is under the effective min
+    /// ISR (NOT_ENOUGH_REPLICAS); the caller then waits for `Appended::end_offset` to be
+    /// committed (`await_committed`).
     pub(crate) fn append_as_leader(
         &self,
         batches: &mut [u8],
-        require_isr: bool,
+        acks_all: bool,
         now_ms: i64,
-    ) -> Result<AppendInfo, ReplicaError> {
-        if require_isr {
-            let isr = self.isr.lock().expect("isr lock").len();
-            let min = self.min_insync_replicas.load(Ordering::Acquire);
-            if (isr as i32) < min {
-                return Err(ReplicaError::NotEnoughReplicas { isr, min });
+    ) -> Result<Appended, ReplicaError> {
+        if !self.is_leader() {
+            return Err(self.not_leader());
+        }
+        if acks_all {
+            let core = self.core.lock().expect("core lock");
+            let (isr, min) = (core.isr().len(), core.min_isr());
+            if isr < min {
+                return Err(ReplicaError::NotEnoughReplicas { isr, min: min as i32 });
             }
         }
-        let epoch = self.leader_epoch();
         let target = *self.recompress_to.lock().expect("codec lock");
         let mut rewritten = match target {
             Some(codec) => {
@@ -177,19 +365,47 @@ impl Partition {
             Some(r) => &mut r[..],
             None => batches,
         };
-        let info = self.with_log(|log| Ok(log.append(batches, epoch, now_ms)?))?;
-        self.advance_high_watermark();
-        self.wake_waiters();
-        Ok(info)
+        let epoch = self.leader_epoch();
+        let info = self.with_log_then_core(|log| Ok(log.append(batches, epoch, now_ms)?))?;
+        wake(&self.end_waiters);
+        Ok(Appended {
+            end_offset: info.last_offset + 1,
+            leader_epoch: epoch,
+            info,
+        })
     }
 
-    /// The high watermark is the smallest log end over the ISR; alone in it, ours.
-    fn advance_high_watermark(&self) {
-        debug_assert_eq!(*self.isr.lock().expect("isr lock"), vec![self.node_id]);
-        self.high_watermark.fetch_max(self.log_end_offset(), Ordering::AcqRel);
+    /// Waits until everything below `appended.end_offset` is committed (the high watermark
+    /// passed it), until `deadline`. Errors: leadership moved (NOT_LEADER_OR_FOLLOWER), the
+    /// ISR fell under min ISR on the way (NOT_ENOUGH_REPLICAS_AFTER_APPEND), or the time ran
+    /// out (REQUEST_TIMED_OUT; the records may still commit later).
+    pub(crate) async fn await_committed(
+        &self,
+        appended: &Appended,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), ReplicaError> {
+        let mut rx = self.committed.subscribe();
+        let (end, epoch) = (appended.end_offset, appended.leader_epoch);
+        let done = |c: &Committed| c.high_watermark >= end || !c.leading || c.leader_epoch != epoch;
+        let outcome = match tokio::time::timeout_at(deadline, rx.wait_for(done)).await {
+            Ok(Ok(c)) => *c,
+            Ok(Err(_)) => return Err(self.unknown()),
+            Err(_) => return Err(ReplicaError::Timeout),
+        };
+        if !outcome.leading || outcome.leader_epoch != epoch {
+            return Err(self.not_leader());
+        }
+        if self.under_min_isr() {
+            let core = self.core.lock().expect("core lock");
+            return Err(ReplicaError::NotEnoughReplicasAfterAppend {
+                isr: core.isr().len(),
+                min: core.min_isr() as i32,
+            });
+        }
+        Ok(())
     }
 
-    /// Reads committed batches (below the high watermark) from `offset`.
+    /// A consumer's read: committed batches (below the high watermark) from `offset`.
     pub(crate) fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<ReadResult, ReplicaError> {
         let high_watermark = self.high_watermark();
         let records = self.with_log(|log| Ok(log.read(offset, max_bytes, high_watermark, min_one)?))?;
@@ -200,19 +416,138 @@ impl Partition {
         })
     }
 
-    /// Registers a long-poll fetch to be woken by the next append.
-    pub(crate) fn add_waiter(&self, waiter: &Arc<Notify>) {
-        let mut waiters = self.waiters.lock().expect("waiters lock");
-        if waiters.len() >= WAITERS_PRUNE_AT {
-            waiters.retain(|w| w.strong_count() > 0);
+    /// A follower's fetch on this leader: batches up to our log end (not only committed ones),
+    /// or where its log diverged from ours. The fetch offset is the follower's log end, which
+    /// the core records (ISR membership, high watermark).
+    pub(crate) fn read_for_follower(&self, fetch: FollowerFetch, min_one: bool) -> Result<FollowerRead, ReplicaError> {
+        let mut guard = self.log.lock().expect("partition log lock");
+        let log = guard.as_mut().ok_or_else(|| self.unknown())?;
+        // The high watermark before this fetch moves it, as Kafka reports it.
+        let high_watermark = self.high_watermark();
+        let log_start_offset = log.log_start_offset();
+        if fetch.last_fetched_epoch >= 0 && fetch.fetch_offset >= log_start_offset {
+            let (epoch, end_offset) = log.end_offset_for_epoch(fetch.last_fetched_epoch);
+            if epoch < 0 || end_offset < 0 {
+                return Err(ReplicaError::Log(crate::log::LogError::OffsetOutOfRange {
+                    offset: fetch.fetch_offset,
+                    log_start: log_start_offset,
+                    log_end: log.log_end_offset(),
+                }));
+            }
+            if epoch < fetch.last_fetched_epoch || end_offset < fetch.fetch_offset {
+                return Ok(FollowerRead::Diverging {
+                    epoch,
+                    end_offset,
+                    high_watermark,
+                    log_start_offset,
+                });
+            }
         }
-        waiters.push(Arc::downgrade(waiter));
+        let records = log.read(fetch.fetch_offset, fetch.max_bytes, i64::MAX, min_one)?;
+        self.step(
+            log,
+            Event::FollowerFetched {
+                replica: fetch.replica,
+                fetch_offset: fetch.fetch_offset,
+                eligible: fetch.eligible,
+                now_ms: fetch.now_ms,
+            },
+        );
+        Ok(FollowerRead::Records(ReadResult {
+            records,
+            high_watermark,
+            log_start_offset,
+        }))
     }
 
-    fn wake_waiters(&self) {
-        let waiters = std::mem::take(&mut *self.waiters.lock().expect("waiters lock"));
-        for w in waiters.iter().filter_map(Weak::upgrade) {
-            w.notify_one();
+    /// Follower append of the leader's batches, then its high watermark.
+    pub(crate) fn append_as_follower(
+        &self,
+        batches: &[u8],
+        leader_high_watermark: i64,
+        now_ms: i64,
+    ) -> Result<Option<AppendInfo>, ReplicaError> {
+        let mut guard = self.log.lock().expect("partition log lock");
+        let log = guard.as_mut().ok_or_else(|| self.unknown())?;
+        let info = if batches.is_empty() {
+            None
+        } else {
+            let info = log.append_as_follower(batches, now_ms);
+            self.publish_offsets(log);
+            let log_end = log.log_end_offset();
+            self.step(log, Event::LogEnd { log_end });
+            Some(info?)
+        };
+        self.step(
+            log,
+            Event::LeaderHighWatermark {
+                high_watermark: leader_high_watermark,
+            },
+        );
+        Ok(info)
+    }
+
+    /// Cuts this follower's log at `offset` (where it diverged from its leader's).
+    pub(crate) fn truncate_to(&self, offset: i64) -> Result<(), ReplicaError> {
+        self.with_log_then_core(|log| Ok(log.truncate_diverged(offset)?))
+    }
+
+    /// Empties this follower's log and restarts it at `offset` (its leader's log start).
+    pub(crate) fn restart_from(&self, offset: i64) -> Result<(), ReplicaError> {
+        self.with_log_then_core(|log| Ok(log.restart_from(offset)?))
+    }
+
+    /// (latest epoch, log end) of this replica's log, for its next fetch.
+    pub(crate) fn fetch_position(&self) -> Result<(i64, i32), ReplicaError> {
+        self.with_log(|log| Ok((log.log_end_offset(), log.latest_epoch().unwrap_or(-1))))
+    }
+
+    /// Kafka's `endOffsetFor` on this log (OffsetForLeaderEpoch, a follower's truncation).
+    pub(crate) fn end_offset_for_epoch(&self, epoch: i32) -> Result<(i32, i64), ReplicaError> {
+        self.with_log(|log| Ok(log.end_offset_for_epoch(epoch)))
+    }
+
+    /// Where the current leader epoch starts in this log (ListOffsets answers
+    /// OFFSET_NOT_AVAILABLE while the high watermark is below it).
+    pub(crate) fn epoch_start_offset(&self) -> Result<i64, ReplicaError> {
+        let epoch = self.leader_epoch();
+        self.with_log(|log| {
+            Ok(log
+                .epoch_entries()
+                .iter()
+                .rev()
+                .find(|e| e.epoch <= epoch)
+                .map_or(0, |e| e.start_offset))
+        })
+    }
+
+    /// Registers a consumer long-poll fetch, woken when the high watermark moves.
+    pub(crate) fn add_waiter(&self, waiter: &Arc<Notify>) {
+        add_waiter(&self.hw_waiters, waiter);
+    }
+
+    /// Registers a follower long-poll fetch, woken when the log end moves.
+    pub(crate) fn add_end_waiter(&self, waiter: &Arc<Notify>) {
+        add_waiter(&self.end_waiters, waiter);
+    }
+
+    fn publish_offsets(&self, log: &Log) {
+        self.log_start_offset.store(log.log_start_offset(), Ordering::Release);
+        self.log_end_offset.store(log.log_end_offset(), Ordering::Release);
+        self.size_bytes.store(log.size_bytes(), Ordering::Release);
+    }
+
+    fn unknown(&self) -> ReplicaError {
+        ReplicaError::UnknownTopicOrPartition {
+            topic: self.topic.clone(),
+            partition: self.index,
+        }
+    }
+
+    fn not_leader(&self) -> ReplicaError {
+        ReplicaError::NotLeader {
+            topic: self.topic.clone(),
+            partition: self.index,
         }
     }
 
@@ -246,7 +581,9 @@ impl Partition {
     /// Takes the log out (later calls see the partition as unknown) and deletes it from disk.
     pub(crate) fn delete(&self) -> Result<(), ReplicaError> {
         let log = self.log.lock().expect("partition log lock").take();
-        self.wake_waiters();
+        self.set_leadership(false, self.leader_epoch());
+        wake(&self.hw_waiters);
+        wake(&self.end_waiters);
         match log {
             Some(log) => Ok(log.delete()?),
             None => Ok(()),
@@ -259,5 +596,28 @@ impl Partition {
             Some(log) => Ok(log.close()?),
             None => Ok(()),
         }
+    }
+}
+
+/// A leader append: what was written, and where it ends for an acks=all wait.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Appended {
+    pub(crate) info: AppendInfo,
+    pub(crate) end_offset: i64,
+    pub(crate) leader_epoch: i32,
+}
+
+fn add_waiter(list: &Mutex<Vec<Weak<Notify>>>, waiter: &Arc<Notify>) {
+    let mut waiters = list.lock().expect("waiters lock");
+    if waiters.len() >= WAITERS_PRUNE_AT {
+        waiters.retain(|w| w.strong_count() > 0);
+    }
+    waiters.push(Arc::downgrade(waiter));
+}
+
+fn wake(list: &Mutex<Vec<Weak<Notify>>>) {
+    let waiters = std::mem::take(&mut *list.lock().expect("waiters lock"));
+    for w in waiters.iter().filter_map(Weak::upgrade) {
+        w.notify_one();
     }
 }
