@@ -358,6 +358,90 @@ async fn describe_configs_returns_every_topic_config_with_sources() {
         .any(|e| e.name.as_str() == "log.segment.bytes"));
 }
 
+/// Regression (issue 10): a successful CreateTopics answered `error_message: ""` where Kafka
+/// sends null, and aiokafka's admin took the empty string for an error. Each response here
+/// carries what Apache Kafka 4.4 sends on success: null, except DescribeConfigs (Kafka: "").
+#[tokio::test]
+async fn successful_admin_responses_carry_kafkas_null_error_messages() {
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    for validate_only in [true, false] {
+        let req = CreateTopicsRequest::default()
+            .with_topics(vec![create_topics_request::CreatableTopic::default()
+                .with_name(name("t"))
+                .with_num_partitions(1)
+                .with_replication_factor(1)])
+            .with_validate_only(validate_only)
+            .with_timeout_ms(5000);
+        for version in [5, 7] {
+            if version == 5 && !validate_only {
+                continue;
+            }
+            let resp = c.send(version, &req).await;
+            assert_eq!(resp.topics[0].error_code, 0);
+            assert_eq!(
+                resp.topics[0].error_message, None,
+                "v{version} validate_only={validate_only}"
+            );
+        }
+    }
+    let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(StrBytes::from_static_str("t"))
+        .with_configs(vec![AlterableConfig::default()
+            .with_name(StrBytes::from_static_str("retention.ms"))
+            .with_config_operation(0)
+            .with_value(Some(StrBytes::from_static_str("1000")))])]);
+    let resp = c.send(1, &alter).await;
+    assert_eq!(
+        (resp.responses[0].error_code, &resp.responses[0].error_message),
+        (0, &None)
+    );
+    let legacy =
+        AlterConfigsRequest::default().with_resources(vec![alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("t"))
+            .with_configs(vec![alter_configs_request::AlterableConfig::default()
+                .with_name(StrBytes::from_static_str("retention.ms"))
+                .with_value(Some(StrBytes::from_static_str("2000")))])]);
+    let resp = c.send(2, &legacy).await;
+    assert_eq!(
+        (resp.responses[0].error_code, &resp.responses[0].error_message),
+        (0, &None)
+    );
+    let resp = c
+        .send(
+            3,
+            &CreatePartitionsRequest::default().with_topics(vec![
+                create_partitions_request::CreatePartitionsTopic::default()
+                    .with_name(name("t"))
+                    .with_count(2),
+            ]),
+        )
+        .await;
+    assert_eq!((resp.results[0].error_code, &resp.results[0].error_message), (0, &None));
+    let describe = DescribeConfigsRequest::default().with_resources(vec![
+        describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("t")),
+    ]);
+    let resp = c.send(4, &describe).await;
+    assert_eq!(resp.results[0].error_message.as_deref(), Some(""));
+    let resp = c
+        .send(
+            6,
+            &DeleteTopicsRequest::default().with_topics(vec![
+                delete_topics_request::DeleteTopicState::default().with_name(Some(name("t")))
+            ]),
+        )
+        .await;
+    assert_eq!(
+        (resp.responses[0].error_code, &resp.responses[0].error_message),
+        (0, &None)
+    );
+}
+
 #[tokio::test]
 async fn describe_cluster_names_this_broker_as_controller() {
     let broker = TestBroker::start(&[]).await;
