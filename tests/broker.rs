@@ -442,6 +442,64 @@ async fn successful_admin_responses_carry_kafkas_null_error_messages() {
     );
 }
 
+/// Regression (issue 10): started from the shipped config/sluice.toml, a broker reported
+/// every setting as STATIC_BROKER_CONFIG; kafka-python's admin expects `retention.bytes` to be
+/// DEFAULT_CONFIG on a broker that never set it. Set by the operator, it is static.
+#[tokio::test]
+async fn describe_configs_says_static_only_for_settings_the_operator_set() {
+    let shipped = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/sluice.toml"));
+    let describe = DescribeConfigsRequest::default()
+        .with_include_synonyms(true)
+        .with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("t")),
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_static_str("1")),
+        ]);
+    // (topic retention.bytes, its broker synonym, broker log.retention.bytes) sources.
+    let sources = |resp: &DescribeConfigsResponse| {
+        let find = |r: usize, n: &str| {
+            resp.results[r]
+                .configs
+                .iter()
+                .find(|e| e.name.as_str() == n)
+                .unwrap()
+                .clone()
+        };
+        let topic = find(0, "retention.bytes");
+        let synonym = topic
+            .synonyms
+            .iter()
+            .find(|s| s.name.as_str() == "log.retention.bytes")
+            .unwrap();
+        (
+            topic.config_source,
+            synonym.source,
+            find(1, "log.retention.bytes").config_source,
+        )
+    };
+    const STATIC: i8 = 4;
+    const DEFAULT: i8 = 5;
+    for (extra, expected) in [
+        (&[][..], (DEFAULT, DEFAULT, DEFAULT)),
+        (&["log.retention.bytes=-1"][..], (STATIC, STATIC, STATIC)),
+    ] {
+        let broker = TestBroker::start_with_file(Some(shipped), extra).await;
+        let mut c = broker.client().await;
+        create_topic(&mut c, "t", 1, &[]).await;
+        let resp = c.send(4, &describe).await;
+        assert_eq!(sources(&resp), expected, "{extra:?}");
+        let node_id = resp.results[1]
+            .configs
+            .iter()
+            .find(|e| e.name.as_str() == "node.id")
+            .unwrap();
+        assert_eq!(node_id.config_source, DEFAULT);
+    }
+}
+
 #[tokio::test]
 async fn describe_cluster_names_this_broker_as_controller() {
     let broker = TestBroker::start(&[]).await;
