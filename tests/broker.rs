@@ -642,6 +642,47 @@ async fn incremental_alter_configs_changes_a_topic_live_and_refuses_broker_setti
     );
 }
 
+/// Regression (issue 10): APPEND and SUBTRACT start from the effective value, the default
+/// included, and SUBTRACT may leave cleanup.policy empty (Kafka 4: infinite retention).
+#[tokio::test]
+async fn incremental_append_and_subtract_start_from_the_default_policy() {
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "kept", 1, &[]).await;
+    create_topic(&mut c, "both", 1, &[]).await;
+    let alter = |topic: &str, op: i8, value: &str| {
+        IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.to_string()))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_static_str("cleanup.policy"))
+                .with_config_operation(op)
+                .with_value(Some(StrBytes::from_string(value.to_string())))])])
+    };
+    const APPEND: i8 = 2;
+    const SUBTRACT: i8 = 3;
+    let resp = c.send(1, &alter("kept", SUBTRACT, "delete")).await;
+    assert_eq!(
+        (resp.responses[0].error_code, &resp.responses[0].error_message),
+        (0, &None)
+    );
+    let resp = c.send(1, &alter("both", APPEND, "compact")).await;
+    assert_eq!(resp.responses[0].error_code, 0);
+    for (topic, expected) in [("kept", ""), ("both", "delete,compact")] {
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_string(topic.to_string()))
+                .with_configuration_keys(Some(vec![StrBytes::from_static_str("cleanup.policy")])),
+        ]);
+        let resp = c.send(4, &req).await;
+        let entry = &resp.results[0].configs[0];
+        assert_eq!(entry.value.as_deref(), Some(expected), "{topic}");
+        assert_eq!(entry.config_source, 1, "{topic}: a topic override");
+    }
+}
+
 #[tokio::test]
 async fn a_large_create_topics_does_not_hold_up_other_clients() {
     let broker = TestBroker::start(&[]).await;

@@ -247,7 +247,8 @@ settings! {
     log_flush_interval_ms: i64 = "log.flush.interval.ms", "9223372036854775807", positive;
     /// Add a sparse index entry after this many bytes of log.
     log_index_interval_bytes: i32 = "log.index.interval.bytes", "4096", positive_i32;
-    /// Default cleanup.policy of topics: delete (compaction is not implemented yet).
+    /// Default cleanup.policy of topics: delete, compact, both, or empty (keep everything);
+    /// compaction is not implemented yet.
     log_cleanup_policy: String = "log.cleanup.policy", "delete", cleanup_policy;
     /// Largest record batch a producer may send (whole batch, with its 12-byte log overhead).
     message_max_bytes: i32 = "message.max.bytes", "1048588", positive_i32;
