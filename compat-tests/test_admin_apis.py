@@ -1,8 +1,17 @@
 """Admin APIs that Kafka 4's admin clients and tools call, against Sluice with real clients:
 config sources of a broker started from the shipped config/sluice.toml (kafka-python),
-IncrementalAlterConfigs APPEND/SUBTRACT on cleanup.policy (confluent-kafka)."""
+IncrementalAlterConfigs APPEND/SUBTRACT on cleanup.policy (confluent-kafka), and Apache Kafka
+4.4's own tools through `kafka-tool` (Java 17+; `KAFKA_TOOL` names another copy of it):
+`kafka-topics --describe` (DescribeTopicPartitions, paged)."""
+
+import os
+import re
+import subprocess
+import urllib.request
+from pathlib import Path
 
 import pytest
+from confluent_kafka import TopicCollection
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -19,6 +28,8 @@ from kafka.admin import ConfigResourceType, NewTopic
 from conftest import REPO, Broker
 
 TIMEOUT_S = 15
+TOOL_TIMEOUT_S = 120
+KAFKA_TOOL = Path(os.environ.get("KAFKA_TOOL", REPO / "compat-tests" / "kafka-tool"))
 CONFIG_SOURCE_STATIC_BROKER = 4
 CONFIG_SOURCE_DEFAULT = 5
 
@@ -92,3 +103,47 @@ def test_confluent_kafka_subtract_and_append_cleanup_policy(broker):
         [configs] = [f.result(TIMEOUT_S) for f in described.values()]
         assert configs["cleanup.policy"].value == expected, topic
         assert configs["cleanup.policy"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value, topic
+
+
+def kafka_tool(*args: str) -> str:
+    """Runs one of Kafka's tools; its stdout. A failing tool fails the test with its stderr."""
+    r = subprocess.run([str(KAFKA_TOOL), *args], capture_output=True, timeout=TOOL_TIMEOUT_S)
+    assert r.returncode == 0, f"kafka-tool {' '.join(args)} exited {r.returncode}:\n{r.stderr.decode()[-3000:]}"
+    return r.stdout.decode()
+
+
+def requests_served(broker, api: str) -> int:
+    """How many `api` requests the broker has answered, from its Prometheus metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{broker.metrics_port}/metrics", timeout=TIMEOUT_S) as r:
+        text = r.read().decode()
+    pattern = rf'^sluice_requests_total{{api="{api}",version="\d+"}} (\d+)$'
+    return sum(int(n) for n in re.findall(pattern, text, re.MULTILINE))
+
+
+def test_kafka_topics_describe_pages_through_describe_topic_partitions(broker):
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for f in admin.create_topics([CkNewTopic("described", 3, 1)]).values():
+        f.result(TIMEOUT_S)
+    described = admin.describe_topics(TopicCollection(["described"]))
+    [description] = [f.result(TIMEOUT_S) for f in described.values()]
+
+    before = requests_served(broker, "DescribeTopicPartitions")
+    out = kafka_tool(
+        "kafka-topics", "--bootstrap-server", broker.bootstrap, "--describe", "--topic", "described",
+        "--partition-size-limit-per-response", "1",
+    )
+    # One partition a response: the Java Admin follows the cursor three times.
+    assert requests_served(broker, "DescribeTopicPartitions") - before == 3
+    header, *partitions = out.strip().splitlines()
+    expected = rf"Topic: described\tTopicId: {description.topic_id}\tPartitionCount: 3\tReplicationFactor: 1\t"
+    assert re.match(expected, header), out
+    for i, line in enumerate(partitions):
+        fields = dict(f.split(": ", 1) if ": " in f else (f.rstrip(":"), "") for f in line.strip().split("\t"))
+        assert fields == {
+            "Topic": "described", "Partition": str(i), "Leader": "1", "Replicas": "1", "Isr": "1",
+            "Elr": "", "LastKnownElr": "",
+        }, line
+    assert len(partitions) == 3, out
+
+    everything = kafka_tool("kafka-topics", "--bootstrap-server", broker.bootstrap, "--describe")
+    assert "Topic: described\tPartition: 2\t" in everything

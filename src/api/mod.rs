@@ -20,6 +20,8 @@ mod offset_commits;
 mod produce;
 mod producer_ids;
 mod quorum;
+mod request_error;
+mod topic_partitions;
 mod topics;
 pub(crate) mod versions;
 
@@ -39,6 +41,7 @@ use crate::broker::Broker;
 use crate::error::KafkaCode;
 pub(crate) use frame::Frame;
 use frame::SpliceBuf;
+pub(crate) use request_error::RequestError;
 
 /// The response frame of one request, possibly still being computed (long-poll fetch, acks
 /// wait).
@@ -212,6 +215,10 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             respond(&ctx, blocking(&ctx, move |ctx| configs::alter_configs(ctx, req)))
         }
         ApiKey::DescribeCluster => respond(&ctx, cluster::describe_cluster(&ctx, decode(&mut body, v)?)),
+        ApiKey::DescribeTopicPartitions => respond(
+            &ctx,
+            Reply::Now(topic_partitions::describe_topic_partitions(&ctx, decode(&mut body, v)?)),
+        ),
         ApiKey::DescribeQuorum => respond(&ctx, quorum::describe_quorum(&ctx, decode(&mut body, v)?)),
         ApiKey::FindCoordinator => {
             // Blocking: the first one creates __consumer_offsets through the controller.
@@ -290,6 +297,7 @@ no_payloads!(
     IncrementalAlterConfigsResponse,
     AlterConfigsResponse,
     DescribeClusterResponse,
+    DescribeTopicPartitionsResponse,
     DescribeQuorumResponse,
     InitProducerIdResponse,
     DescribeProducersResponse,
