@@ -2,7 +2,10 @@
 config sources of a broker started from the shipped config/sluice.toml (kafka-python),
 IncrementalAlterConfigs APPEND/SUBTRACT on cleanup.policy (confluent-kafka), and Apache Kafka
 4.4's own tools through `kafka-tool` (Java 17+; `KAFKA_TOOL` names another copy of it):
-`kafka-topics --describe` (DescribeTopicPartitions, paged)."""
+`kafka-topics --describe` (DescribeTopicPartitions, paged), `kafka-log-dirs --describe`
+(DescribeLogDirs)."""
+
+import json
 
 import os
 import re
@@ -11,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from confluent_kafka import TopicCollection
+from confluent_kafka import Producer, TopicCollection
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -135,8 +138,10 @@ def test_kafka_topics_describe_pages_through_describe_topic_partitions(broker):
     # One partition a response: the Java Admin follows the cursor three times.
     assert requests_served(broker, "DescribeTopicPartitions") - before == 3
     header, *partitions = out.strip().splitlines()
-    expected = rf"Topic: described\tTopicId: {description.topic_id}\tPartitionCount: 3\tReplicationFactor: 1\t"
-    assert re.match(expected, header), out
+    # Java prints topic ids in URL-safe base64, librdkafka in the standard alphabet.
+    topic_id = str(description.topic_id).translate(str.maketrans("+/", "-_")).rstrip("=")
+    expected = f"Topic: described\tTopicId: {topic_id}\tPartitionCount: 3\tReplicationFactor: 1\t"
+    assert header.startswith(expected), out
     for i, line in enumerate(partitions):
         fields = dict(f.split(": ", 1) if ": " in f else (f.rstrip(":"), "") for f in line.strip().split("\t"))
         assert fields == {
@@ -147,3 +152,38 @@ def test_kafka_topics_describe_pages_through_describe_topic_partitions(broker):
 
     everything = kafka_tool("kafka-topics", "--bootstrap-server", broker.bootstrap, "--describe")
     assert "Topic: described\tPartition: 2\t" in everything
+
+
+def segment_bytes(partition_dir: Path) -> int:
+    """A partition's size as Kafka counts it: the bytes of its segment files."""
+    return sum(p.stat().st_size for p in partition_dir.glob("*.log"))
+
+
+def test_kafka_log_dirs_describe_reports_sizes_from_disk(broker):
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for f in admin.create_topics([CkNewTopic(t, n, 1) for t, n in (("dirs-a", 2), ("dirs-b", 1))]).values():
+        f.result(TIMEOUT_S)
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(100):
+        producer.produce("dirs-a", value=b"x" * 100, key=str(i).encode(), partition=1)
+    assert producer.flush(TIMEOUT_S) == 0
+
+    out = kafka_tool("kafka-log-dirs", "--bootstrap-server", broker.bootstrap, "--describe")
+    report = json.loads(out.strip().splitlines()[-1])
+    [node] = report["brokers"]
+    assert node["broker"] == 1
+    [log_dir] = node["logDirs"]
+    assert log_dir["error"] is None
+    assert Path(log_dir["logDir"]) == broker.data_dir.resolve()
+    sizes = {p["partition"]: p for p in log_dir["partitions"]}
+    for name in ("dirs-a-0", "dirs-a-1", "dirs-b-0"):
+        assert sizes[name]["size"] == segment_bytes(broker.data_dir / name), name
+        assert (sizes[name]["offsetLag"], sizes[name]["isFuture"]) == (0, False), name
+    assert sizes["dirs-a-1"]["size"] > 100 * 100
+    assert not any(p.startswith("__cluster_metadata") for p in sizes)
+
+    only = kafka_tool(
+        "kafka-log-dirs", "--bootstrap-server", broker.bootstrap, "--describe", "--topic-list", "dirs-b"
+    )
+    [only_dir] = json.loads(only.strip().splitlines()[-1])["brokers"][0]["logDirs"]
+    assert [p["partition"] for p in only_dir["partitions"]] == ["dirs-b-0"]

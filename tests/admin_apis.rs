@@ -1,5 +1,5 @@
 //! The admin APIs of Kafka 4's admin clients and tools over the wire, with a raw client:
-//! DescribeTopicPartitions (paging with the cursor).
+//! DescribeTopicPartitions (paging with the cursor), DescribeLogDirs.
 
 mod common;
 
@@ -111,4 +111,73 @@ async fn describe_topic_partitions_pages_every_topic_with_the_cursor() {
         .topics
         .iter()
         .all(|t| t.error_code == ResponseError::InvalidRequest.code() && t.partitions.is_empty()));
+}
+
+fn describe_log_dirs(topics: Option<&[(&str, &[i32])]>) -> DescribeLogDirsRequest {
+    DescribeLogDirsRequest::default().with_topics(topics.map(|ts| {
+        ts.iter()
+            .map(|(t, ps)| {
+                describe_log_dirs_request::DescribableLogDirTopic::default()
+                    .with_topic(name(t))
+                    .with_partitions(ps.to_vec())
+            })
+            .collect()
+    }))
+}
+
+/// Bytes of a partition's segment files on disk, as Kafka counts a log's size.
+fn segment_bytes(data: &std::path::Path, topic: &str, partition: i32) -> i64 {
+    std::fs::read_dir(data.join(format!("{topic}-{partition}")))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .map(|p| std::fs::metadata(p).unwrap().len() as i64)
+        .sum()
+}
+
+#[tokio::test]
+async fn describe_log_dirs_reports_partition_sizes_and_the_volume() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    assert_eq!(create_topic(&mut c, "logs", 2, &[]).await, 0);
+    assert_eq!(create_topic(&mut c, "other", 1, &[]).await, 0);
+    let records = batch(
+        &[b"one", b"two", b"three"],
+        1000,
+        kafka_protocol::records::Compression::None,
+    );
+    assert_eq!(produce(&mut c, "logs", 1, records).await.0, 0);
+
+    let resp = c.send(4, &describe_log_dirs(None)).await;
+    assert_eq!(resp.error_code, 0);
+    let [dir] = &resp.results[..] else {
+        panic!("one log dir: {resp:?}")
+    };
+    assert_eq!(dir.error_code, 0);
+    assert_eq!(std::path::Path::new(dir.log_dir.as_str()), broker.data.as_path());
+    assert!(dir.total_bytes > 0 && dir.usable_bytes > 0 && dir.usable_bytes <= dir.total_bytes);
+    let names: Vec<&str> = dir.topics.iter().map(|t| t.name.0.as_str()).collect();
+    assert_eq!(names, ["logs", "other"], "the metadata log is not a partition");
+    let logs = &dir.topics[0].partitions;
+    assert_eq!(logs.iter().map(|p| p.partition_index).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(logs[0].partition_size, 0);
+    assert!(logs[1].partition_size > 0);
+    for p in logs {
+        assert_eq!(p.partition_size, segment_bytes(&broker.data, "logs", p.partition_index));
+        assert_eq!((p.offset_lag, p.is_future_key), (0, false));
+    }
+
+    // Only what is named; a topic named with no partitions, or not hosted, gives nothing.
+    let wanted: &[(&str, &[i32])] = &[("logs", &[1]), ("other", &[]), ("missing", &[0])];
+    let resp = c.send(4, &describe_log_dirs(Some(wanted))).await;
+    let topics = &resp.results[0].topics;
+    assert_eq!(topics.len(), 1);
+    assert_eq!(topics[0].name.0.as_str(), "logs");
+    assert_eq!(topics[0].partitions.len(), 1);
+    assert_eq!(topics[0].partitions[0].partition_index, 1);
+
+    // Before v4 there are no volume sizes: the fields keep their "unknown" default.
+    let resp = c.send(1, &describe_log_dirs(None)).await;
+    assert_eq!((resp.results[0].total_bytes, resp.results[0].usable_bytes), (-1, -1));
+    assert_eq!(resp.results[0].topics.len(), 2);
 }

@@ -15,6 +15,7 @@ mod frame;
 mod group_admin;
 mod groups;
 mod list_offsets;
+mod log_dirs;
 mod metadata;
 mod offset_commits;
 mod produce;
@@ -215,6 +216,11 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             respond(&ctx, blocking(&ctx, move |ctx| configs::alter_configs(ctx, req)))
         }
         ApiKey::DescribeCluster => respond(&ctx, cluster::describe_cluster(&ctx, decode(&mut body, v)?)),
+        ApiKey::DescribeLogDirs => {
+            // Blocking: statvfs of the log directory can stall on a sick disk.
+            let req = decode(&mut body, v)?;
+            respond(&ctx, blocking(&ctx, move |ctx| log_dirs::describe_log_dirs(ctx, req)))
+        }
         ApiKey::DescribeTopicPartitions => respond(
             &ctx,
             Reply::Now(topic_partitions::describe_topic_partitions(&ctx, decode(&mut body, v)?)),
@@ -297,6 +303,7 @@ no_payloads!(
     IncrementalAlterConfigsResponse,
     AlterConfigsResponse,
     DescribeClusterResponse,
+    DescribeLogDirsResponse,
     DescribeTopicPartitionsResponse,
     DescribeQuorumResponse,
     InitProducerIdResponse,

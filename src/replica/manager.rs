@@ -11,7 +11,7 @@ use tracing::{error, info, warn};
 use super::partition::Partition;
 use super::ReplicaError;
 use crate::config::Settings;
-use crate::log::{Log, LogError, LogManager};
+use crate::log::{Log, LogError, LogManager, VolumeSpace};
 use crate::metadata::{topic_config, MetadataImage, TopicImage, METADATA_TOPIC};
 
 type Key = (String, i32);
@@ -224,6 +224,16 @@ impl ReplicaManager {
     /// The partition, if this node hosts it and leads it.
     pub(crate) fn leading(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
         self.get(topic, index).filter(|p| p.is_leader())
+    }
+
+    /// The log directory every hosted partition lives in.
+    pub(crate) fn log_dir(&self) -> &Path {
+        self.logs.dir()
+    }
+
+    /// The total and usable bytes of the log directory's file system.
+    pub(crate) fn volume_space(&self) -> Result<VolumeSpace, LogError> {
+        self.logs.volume_space()
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<Partition>> {
