@@ -3,7 +3,8 @@ config sources of a broker started from the shipped config/sluice.toml (kafka-py
 IncrementalAlterConfigs APPEND/SUBTRACT on cleanup.policy (confluent-kafka), and Apache Kafka
 4.4's own tools through `kafka-tool` (Java 17+; `KAFKA_TOOL` names another copy of it):
 `kafka-topics --describe` (DescribeTopicPartitions, paged), `kafka-log-dirs --describe`
-(DescribeLogDirs)."""
+(DescribeLogDirs), `kafka-configs --describe --entity-type client-metrics|groups`
+(ListConfigResources)."""
 
 import json
 
@@ -187,3 +188,15 @@ def test_kafka_log_dirs_describe_reports_sizes_from_disk(broker):
     )
     [only_dir] = json.loads(only.strip().splitlines()[-1])["brokers"][0]["logDirs"]
     assert [p["partition"] for p in only_dir["partitions"]] == ["dirs-b-0"]
+
+
+def test_kafka_configs_lists_client_metrics_and_group_resources(broker):
+    """kafka-configs lists these entity types with ListConfigResources: Sluice has no
+    client-metrics subscriptions and no group config overrides (nor, in this module, groups),
+    so both list nothing, as a Kafka 4.4 without them does."""
+    before = requests_served(broker, "ListConfigResources")
+    for entity_type in ("client-metrics", "groups"):
+        out = kafka_tool("kafka-configs", "--bootstrap-server", broker.bootstrap, "--describe",
+                         "--entity-type", entity_type)
+        assert out.strip() == "", out
+    assert requests_served(broker, "ListConfigResources") - before == 2

@@ -72,6 +72,8 @@ impl KafkaCode for RequestError {
             RequestError::CursorTopicNotRequested(_) | RequestError::NegativeCursorPartition(_) => {
                 ResponseError::InvalidRequest
             }
+            // Kafka's answer to a resource type the request's version cannot list.
+            RequestError::UnsupportedResourceType { .. } => ResponseError::UnsupportedVersion,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The admin APIs of Kafka 4's admin clients and tools over the wire, with a raw client:
-//! DescribeTopicPartitions (paging with the cursor), DescribeLogDirs.
+//! DescribeTopicPartitions (paging with the cursor), DescribeLogDirs, ListConfigResources.
 
 mod common;
 
@@ -180,4 +180,46 @@ async fn describe_log_dirs_reports_partition_sizes_and_the_volume() {
     let resp = c.send(1, &describe_log_dirs(None)).await;
     assert_eq!((resp.results[0].total_bytes, resp.results[0].usable_bytes), (-1, -1));
     assert_eq!(resp.results[0].topics.len(), 2);
+}
+
+fn resources(resp: &ListConfigResourcesResponse) -> Vec<(i8, String)> {
+    resp.config_resources
+        .iter()
+        .map(|r| (r.resource_type, r.resource_name.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn list_config_resources_lists_topics_and_brokers_by_type() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    for topic in ["b-topic", "a-topic"] {
+        assert_eq!(create_topic(&mut c, topic, 1, &[]).await, 0);
+    }
+    let list = |types: &[i8]| ListConfigResourcesRequest::default().with_resource_types(types.to_vec());
+    let resp = c.send(1, &list(&[])).await;
+    assert_eq!(resp.error_code, 0);
+    let expected: Vec<(i8, String)> = [(8, "1"), (4, "1"), (2, "a-topic"), (2, "b-topic")]
+        .iter()
+        .map(|(t, n)| (*t, n.to_string()))
+        .collect();
+    assert_eq!(
+        resources(&resp),
+        expected,
+        "broker loggers, brokers, topics; no groups or metrics"
+    );
+
+    let resp = c.send(1, &list(&[2])).await;
+    assert_eq!(resources(&resp), expected[2..]);
+    // Groups exist only through their configs, which Sluice has none of.
+    let resp = c.send(1, &list(&[32, 16])).await;
+    assert_eq!((resp.error_code, resources(&resp)), (0, vec![]));
+
+    let resp = c.send(1, &list(&[2, 7])).await;
+    assert_eq!(resp.error_code, ResponseError::UnsupportedVersion.code());
+    assert!(resp.config_resources.is_empty());
+
+    // v0 (ListClientMetricsResources) lists client metrics only.
+    let resp = c.send(0, &ListConfigResourcesRequest::default()).await;
+    assert_eq!((resp.error_code, resources(&resp)), (0, vec![]));
 }

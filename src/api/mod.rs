@@ -8,6 +8,7 @@
 
 mod api_versions;
 mod cluster;
+mod config_resources;
 mod configs;
 mod coordinator;
 mod fetch;
@@ -204,6 +205,10 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             respond(&ctx, blocking(&ctx, move |ctx| topics::create_partitions(ctx, req)))
         }
         ApiKey::DescribeConfigs => respond(&ctx, configs::describe_configs(&ctx, decode(&mut body, v)?)),
+        ApiKey::ListConfigResources => respond(
+            &ctx,
+            config_resources::list_config_resources(&ctx, decode(&mut body, v)?),
+        ),
         ApiKey::IncrementalAlterConfigs => {
             let req = decode(&mut body, v)?;
             respond(
@@ -302,6 +307,7 @@ no_payloads!(
     DescribeConfigsResponse,
     IncrementalAlterConfigsResponse,
     AlterConfigsResponse,
+    ListConfigResourcesResponse,
     DescribeClusterResponse,
     DescribeLogDirsResponse,
     DescribeTopicPartitionsResponse,

@@ -13,4 +13,7 @@ pub(crate) enum RequestError {
     /// DescribeTopicPartitions' cursor starts at a negative partition.
     #[error("the cursor's partition index {0} is negative")]
     NegativeCursorPartition(i32),
+    /// ListConfigResources asked for a resource type its version does not list.
+    #[error("resource type {resource_type} is not listed by ListConfigResources v{version}")]
+    UnsupportedResourceType { resource_type: i8, version: i16 },
 }
