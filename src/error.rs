@@ -1,11 +1,12 @@
 //! The one place where Sluice's typed errors become Kafka error codes.
 //!
-//! Each service has its own error enum (`LogError`, `ReplicaError`, `MetadataError`); the API
-//! layer asks [`KafkaCode::kafka_error`] for the code to put in a response, never matching on
-//! error text.
+//! Each service has its own error enum (`LogError`, `ReplicaError`, `MetadataError`), and the
+//! API layer one for the requests it refuses itself (`RequestError`); the API layer asks
+//! [`KafkaCode::kafka_error`] for the code to put in a response, never matching on error text.
 
 use kafka_protocol::ResponseError;
 
+use crate::api::RequestError;
 use crate::log::LogError;
 use crate::metadata::MetadataError;
 use crate::replica::ReplicaError;
@@ -63,6 +64,18 @@ impl KafkaCode for MetadataError {
             }
             MetadataError::Apply(_) | MetadataError::UnexpectedReply(_) => ResponseError::UnknownServerError,
             MetadataError::MetadataLogStopped => ResponseError::NotController,
+        }
+    }
+}
+
+impl KafkaCode for RequestError {
+    fn kafka_error(&self) -> ResponseError {
+        match self {
+            RequestError::CursorTopicNotRequested(_) | RequestError::NegativeCursorPartition(_) => {
+                ResponseError::InvalidRequest
+            }
+            // Kafka's answer to a resource type the request's version cannot list.
+            RequestError::UnsupportedResourceType { .. } => ResponseError::UnsupportedVersion,
         }
     }
 }

@@ -358,6 +358,148 @@ async fn describe_configs_returns_every_topic_config_with_sources() {
         .any(|e| e.name.as_str() == "log.segment.bytes"));
 }
 
+/// Regression (issue 10): a successful CreateTopics answered `error_message: ""` where Kafka
+/// sends null, and aiokafka's admin took the empty string for an error. Each response here
+/// carries what Apache Kafka 4.4 sends on success: null, except DescribeConfigs (Kafka: "").
+#[tokio::test]
+async fn successful_admin_responses_carry_kafkas_null_error_messages() {
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    for validate_only in [true, false] {
+        let req = CreateTopicsRequest::default()
+            .with_topics(vec![create_topics_request::CreatableTopic::default()
+                .with_name(name("t"))
+                .with_num_partitions(1)
+                .with_replication_factor(1)])
+            .with_validate_only(validate_only)
+            .with_timeout_ms(5000);
+        for version in [5, 7] {
+            if version == 5 && !validate_only {
+                continue;
+            }
+            let resp = c.send(version, &req).await;
+            assert_eq!(resp.topics[0].error_code, 0);
+            assert_eq!(
+                resp.topics[0].error_message, None,
+                "v{version} validate_only={validate_only}"
+            );
+        }
+    }
+    let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(StrBytes::from_static_str("t"))
+        .with_configs(vec![AlterableConfig::default()
+            .with_name(StrBytes::from_static_str("retention.ms"))
+            .with_config_operation(0)
+            .with_value(Some(StrBytes::from_static_str("1000")))])]);
+    let resp = c.send(1, &alter).await;
+    assert_eq!(
+        (resp.responses[0].error_code, &resp.responses[0].error_message),
+        (0, &None)
+    );
+    let legacy =
+        AlterConfigsRequest::default().with_resources(vec![alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("t"))
+            .with_configs(vec![alter_configs_request::AlterableConfig::default()
+                .with_name(StrBytes::from_static_str("retention.ms"))
+                .with_value(Some(StrBytes::from_static_str("2000")))])]);
+    let resp = c.send(2, &legacy).await;
+    assert_eq!(
+        (resp.responses[0].error_code, &resp.responses[0].error_message),
+        (0, &None)
+    );
+    let resp = c
+        .send(
+            3,
+            &CreatePartitionsRequest::default().with_topics(vec![
+                create_partitions_request::CreatePartitionsTopic::default()
+                    .with_name(name("t"))
+                    .with_count(2),
+            ]),
+        )
+        .await;
+    assert_eq!((resp.results[0].error_code, &resp.results[0].error_message), (0, &None));
+    let describe = DescribeConfigsRequest::default().with_resources(vec![
+        describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("t")),
+    ]);
+    let resp = c.send(4, &describe).await;
+    assert_eq!(resp.results[0].error_message.as_deref(), Some(""));
+    let resp = c
+        .send(
+            6,
+            &DeleteTopicsRequest::default().with_topics(vec![
+                delete_topics_request::DeleteTopicState::default().with_name(Some(name("t")))
+            ]),
+        )
+        .await;
+    assert_eq!(
+        (resp.responses[0].error_code, &resp.responses[0].error_message),
+        (0, &None)
+    );
+}
+
+/// Regression (issue 10): started from the shipped config/sluice.toml, a broker reported
+/// every setting as STATIC_BROKER_CONFIG; kafka-python's admin expects `retention.bytes` to be
+/// DEFAULT_CONFIG on a broker that never set it. Set by the operator, it is static.
+#[tokio::test]
+async fn describe_configs_says_static_only_for_settings_the_operator_set() {
+    let shipped = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/sluice.toml"));
+    let describe = DescribeConfigsRequest::default()
+        .with_include_synonyms(true)
+        .with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("t")),
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_static_str("1")),
+        ]);
+    // (topic retention.bytes, its broker synonym, broker log.retention.bytes) sources.
+    let sources = |resp: &DescribeConfigsResponse| {
+        let find = |r: usize, n: &str| {
+            resp.results[r]
+                .configs
+                .iter()
+                .find(|e| e.name.as_str() == n)
+                .unwrap()
+                .clone()
+        };
+        let topic = find(0, "retention.bytes");
+        let synonym = topic
+            .synonyms
+            .iter()
+            .find(|s| s.name.as_str() == "log.retention.bytes")
+            .unwrap();
+        (
+            topic.config_source,
+            synonym.source,
+            find(1, "log.retention.bytes").config_source,
+        )
+    };
+    const STATIC: i8 = 4;
+    const DEFAULT: i8 = 5;
+    for (extra, expected) in [
+        (&[][..], (DEFAULT, DEFAULT, DEFAULT)),
+        (&["log.retention.bytes=-1"][..], (STATIC, STATIC, STATIC)),
+    ] {
+        let broker = TestBroker::start_with_file(Some(shipped), extra).await;
+        let mut c = broker.client().await;
+        create_topic(&mut c, "t", 1, &[]).await;
+        let resp = c.send(4, &describe).await;
+        assert_eq!(sources(&resp), expected, "{extra:?}");
+        let node_id = resp.results[1]
+            .configs
+            .iter()
+            .find(|e| e.name.as_str() == "node.id")
+            .unwrap();
+        assert_eq!(node_id.config_source, DEFAULT);
+    }
+}
+
 #[tokio::test]
 async fn describe_cluster_names_this_broker_as_controller() {
     let broker = TestBroker::start(&[]).await;
@@ -498,6 +640,47 @@ async fn incremental_alter_configs_changes_a_topic_live_and_refuses_broker_setti
         resp.responses[0].error_code,
         ResponseError::UnknownTopicOrPartition.code()
     );
+}
+
+/// Regression (issue 10): APPEND and SUBTRACT start from the effective value, the default
+/// included, and SUBTRACT may leave cleanup.policy empty (Kafka 4: infinite retention).
+#[tokio::test]
+async fn incremental_append_and_subtract_start_from_the_default_policy() {
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "kept", 1, &[]).await;
+    create_topic(&mut c, "both", 1, &[]).await;
+    let alter = |topic: &str, op: i8, value: &str| {
+        IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.to_string()))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_static_str("cleanup.policy"))
+                .with_config_operation(op)
+                .with_value(Some(StrBytes::from_string(value.to_string())))])])
+    };
+    const APPEND: i8 = 2;
+    const SUBTRACT: i8 = 3;
+    let resp = c.send(1, &alter("kept", SUBTRACT, "delete")).await;
+    assert_eq!(
+        (resp.responses[0].error_code, &resp.responses[0].error_message),
+        (0, &None)
+    );
+    let resp = c.send(1, &alter("both", APPEND, "compact")).await;
+    assert_eq!(resp.responses[0].error_code, 0);
+    for (topic, expected) in [("kept", ""), ("both", "delete,compact")] {
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_string(topic.to_string()))
+                .with_configuration_keys(Some(vec![StrBytes::from_static_str("cleanup.policy")])),
+        ]);
+        let resp = c.send(4, &req).await;
+        let entry = &resp.results[0].configs[0];
+        assert_eq!(entry.value.as_deref(), Some(expected), "{topic}");
+        assert_eq!(entry.config_source, 1, "{topic}: a topic override");
+    }
 }
 
 #[tokio::test]

@@ -211,3 +211,24 @@ async fn clients_cannot_produce_to_the_offsets_topic() {
     .await;
     assert_eq!(code, ResponseError::InvalidTopicException.code());
 }
+
+/// Kafka's JoinGroup v7+ says "no protocol" with null, never "": a join refused before the
+/// coordinator exists (COORDINATOR_NOT_AVAILABLE) must not carry an empty protocol name.
+#[tokio::test]
+async fn refused_join_group_has_a_null_protocol_name_from_v7() {
+    let broker = TestBroker::start(SETTINGS).await;
+    let mut c = broker.client().await;
+    let join = JoinGroupRequest::default()
+        .with_group_id(group("g"))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(Bytes::from_static(b"m"))]);
+    let resp = c.send(9, &join).await;
+    assert_eq!(resp.error_code, ResponseError::CoordinatorNotAvailable.code());
+    assert_eq!(resp.protocol_name, None);
+    let resp = c.send(6, &join).await;
+    assert_eq!(resp.protocol_name.as_deref(), Some(""), "not nullable before v7");
+}

@@ -102,6 +102,7 @@ pub(super) fn join_group(ctx: &Ctx, req: JoinGroupRequest) -> Reply<JoinGroupRes
     };
     let c = ctx.clone();
     let refused_member = member_id.clone();
+    let version = ctx.version;
     call(
         ctx,
         &group_id,
@@ -114,14 +115,16 @@ pub(super) fn join_group(ctx: &Ctx, req: JoinGroupRequest) -> Reply<JoinGroupRes
             JoinGroupResponse::default()
                 .with_error_code(e.code())
                 .with_generation_id(-1)
+                .with_protocol_name(protocol_name(version, None))
                 .with_member_id(text(refused_member))
         },
     )
 }
 
-/// Before v7 the protocol name is not nullable: an empty string stands for none, as in Kafka.
+/// Kafka's rule (JoinGroupResponse's constructor): before v7 the protocol name is not
+/// nullable and an empty string stands for none; from v7 none is null, and so is an empty name.
 fn protocol_name(version: i16, name: Option<String>) -> Option<StrBytes> {
-    match name {
+    match name.filter(|n| !n.is_empty()) {
         None if version < 7 => Some(StrBytes::default()),
         other => opt_text(other),
     }

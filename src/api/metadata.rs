@@ -14,10 +14,10 @@ use uuid::Uuid;
 use super::Ctx;
 use crate::error::KafkaCode;
 use crate::metadata::topics::{self, NewTopic};
-use crate::metadata::{MetadataImage, TopicImage};
+use crate::metadata::{MetadataError, MetadataImage, PartitionImage, TopicImage};
 
 /// Kafka's AclOperation codes an unsecured broker grants on a topic and on the cluster.
-const TOPIC_OPERATIONS: &[i32] = &[3, 4, 5, 6, 7, 8, 10, 11];
+pub(super) const TOPIC_OPERATIONS: &[i32] = &[3, 4, 5, 6, 7, 8, 10, 11];
 pub(super) const CLUSTER_OPERATIONS: &[i32] = &[5, 7, 8, 9, 10, 11, 12];
 /// "Not requested" for authorized operations fields; any other value breaks some clients.
 pub(super) const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
@@ -89,10 +89,14 @@ pub(super) fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
 }
 
 fn unknown_or_invalid(name: &TopicName) -> ResponseError {
-    match topics::validate_topic_name(name) {
-        Ok(()) => ResponseError::UnknownTopicOrPartition,
-        Err(_) => ResponseError::InvalidTopicException,
-    }
+    missing_topic_error(name).kafka_error()
+}
+
+/// Why a topic the client named is not in the image: its name is invalid, or it is unknown.
+pub(super) fn missing_topic_error(name: &str) -> MetadataError {
+    topics::validate_topic_name(name)
+        .err()
+        .unwrap_or_else(|| MetadataError::UnknownTopic(name.to_string()))
 }
 
 /// Every live (registered, unfenced) broker, from the metadata image.
@@ -152,30 +156,56 @@ fn missing(ctx: &Ctx, name: Option<TopicName>, id: Uuid, err: ResponseError) -> 
         .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED)
 }
 
+/// A partition as clients are told about it (Metadata, DescribeTopicPartitions).
+pub(super) struct PartitionView {
+    /// The leader, if it can serve the partition: a live broker, and when that is this node,
+    /// with the partition's log open here.
+    pub(super) leader: Option<i32>,
+    pub(super) replicas: Vec<BrokerId>,
+    pub(super) isr: Vec<BrokerId>,
+    /// Replicas on brokers that are not live (unregistered or fenced).
+    pub(super) offline: Vec<BrokerId>,
+}
+
+pub(super) fn partition_view(
+    ctx: &Ctx,
+    image: &MetadataImage,
+    topic: &str,
+    index: i32,
+    p: &PartitionImage,
+) -> PartitionView {
+    let live = |id: i32| image.broker(id).is_some_and(|b| !b.fenced);
+    // Led here but not open here (its log could not be created), or led by nobody alive: no
+    // usable leader, and clients retry.
+    let offline_here = p.leader == ctx.broker.node_id && ctx.broker.replicas.get(topic, index).is_none();
+    let ids = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect();
+    PartitionView {
+        leader: (!offline_here && live(p.leader)).then_some(p.leader),
+        replicas: ids(&p.replicas),
+        isr: ids(&p.isr),
+        offline: p.replicas.iter().copied().filter(|r| !live(*r)).map(BrokerId).collect(),
+    }
+}
+
 fn describe(ctx: &Ctx, topic: &TopicImage, with_ops: bool) -> MetadataResponseTopic {
     let image = ctx.broker.metadata.image();
-    let live = |id: i32| image.broker(id).is_some_and(|b| !b.fenced);
     let partitions = topic
         .partitions
         .iter()
         .map(|(&index, p)| {
-            // Led here but not open here (its log could not be created), or led by nobody
-            // alive: no usable leader, and clients retry.
-            let offline_here = p.leader == ctx.broker.node_id && ctx.broker.replicas.get(&topic.name, index).is_none();
-            let (leader, error) = if offline_here || !live(p.leader) {
-                (-1, ctx.count(ResponseError::LeaderNotAvailable))
-            } else {
-                (p.leader, 0)
+            let view = partition_view(ctx, &image, &topic.name, index, p);
+            let error = match view.leader {
+                Some(_) => 0,
+                None => ctx.count(ResponseError::LeaderNotAvailable),
             };
-            let offline: Vec<BrokerId> = p.replicas.iter().copied().filter(|r| !live(*r)).map(BrokerId).collect();
             MetadataResponsePartition::default()
                 .with_error_code(error)
                 .with_partition_index(index)
-                .with_leader_id(BrokerId(leader))
+                .with_leader_id(BrokerId(view.leader.unwrap_or(-1)))
                 .with_leader_epoch(p.leader_epoch)
-                .with_replica_nodes(p.replicas.iter().copied().map(BrokerId).collect())
-                .with_isr_nodes(p.isr.iter().copied().map(BrokerId).collect())
-                .with_offline_replicas(offline)
+                .with_replica_nodes(view.replicas)
+                .with_isr_nodes(view.isr)
+                .with_offline_replicas(view.offline)
         })
         .collect();
     let ops = if with_ops && ctx.version >= 8 {

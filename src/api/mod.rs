@@ -8,6 +8,7 @@
 
 mod api_versions;
 mod cluster;
+mod config_resources;
 mod configs;
 mod coordinator;
 mod fetch;
@@ -16,11 +17,14 @@ mod group_admin;
 mod groups;
 mod leader_epochs;
 mod list_offsets;
+mod log_dirs;
 mod metadata;
 mod offset_commits;
 mod produce;
 mod producer_ids;
 mod quorum;
+mod request_error;
+mod topic_partitions;
 mod topics;
 pub(crate) mod versions;
 
@@ -40,6 +44,7 @@ use crate::broker::Broker;
 use crate::error::KafkaCode;
 pub(crate) use frame::Frame;
 use frame::SpliceBuf;
+pub(crate) use request_error::RequestError;
 
 /// The response frame of one request, possibly still being computed (long-poll fetch, acks
 /// wait).
@@ -202,6 +207,10 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             respond(&ctx, blocking(&ctx, move |ctx| topics::create_partitions(ctx, req)))
         }
         ApiKey::DescribeConfigs => respond(&ctx, configs::describe_configs(&ctx, decode(&mut body, v)?)),
+        ApiKey::ListConfigResources => respond(
+            &ctx,
+            config_resources::list_config_resources(&ctx, decode(&mut body, v)?),
+        ),
         ApiKey::IncrementalAlterConfigs => {
             let req = decode(&mut body, v)?;
             respond(
@@ -214,6 +223,15 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             respond(&ctx, blocking(&ctx, move |ctx| configs::alter_configs(ctx, req)))
         }
         ApiKey::DescribeCluster => respond(&ctx, cluster::describe_cluster(&ctx, decode(&mut body, v)?)),
+        ApiKey::DescribeLogDirs => {
+            // Blocking: statvfs of the log directory can stall on a sick disk.
+            let req = decode(&mut body, v)?;
+            respond(&ctx, blocking(&ctx, move |ctx| log_dirs::describe_log_dirs(ctx, req)))
+        }
+        ApiKey::DescribeTopicPartitions => respond(
+            &ctx,
+            Reply::Now(topic_partitions::describe_topic_partitions(&ctx, decode(&mut body, v)?)),
+        ),
         ApiKey::DescribeQuorum => respond(&ctx, quorum::describe_quorum(&ctx, decode(&mut body, v)?)),
         ApiKey::FindCoordinator => {
             // Blocking: the first one creates __consumer_offsets through the controller.
@@ -292,7 +310,10 @@ no_payloads!(
     DescribeConfigsResponse,
     IncrementalAlterConfigsResponse,
     AlterConfigsResponse,
+    ListConfigResourcesResponse,
     DescribeClusterResponse,
+    DescribeLogDirsResponse,
+    DescribeTopicPartitionsResponse,
     DescribeQuorumResponse,
     InitProducerIdResponse,
     DescribeProducersResponse,

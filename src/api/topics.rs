@@ -103,8 +103,11 @@ fn create_one(ctx: &Ctx, t: &CreatableTopic, validate_only: bool) -> CreatableTo
                 .with_config_source(c.source as i8)
         })
         .collect();
+    // Kafka answers a success with a null message; the codec's default is "", which some
+    // admin clients (aiokafka) read as an error.
     CreatableTopicResult::default()
         .with_name(t.name.clone())
+        .with_error_message(None)
         .with_topic_id(id)
         .with_num_partitions(partitions)
         .with_replication_factor(rf as i16)

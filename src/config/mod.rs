@@ -162,14 +162,62 @@ mod tests {
         assert_eq!(s.controller_listener().unwrap().port, 9093);
     }
 
+    const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sluice.toml");
+
+    /// The shipped file with every commented-out setting (`#name = value`, no space after the
+    /// `#`, unlike prose comments) switched on.
+    fn uncommented(text: &str) -> String {
+        text.lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(setting) if setting.starts_with(|c: char| c.is_ascii_lowercase()) => setting,
+                _ => l,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Regression (issue 10): the shipped file repeated every default, so DescribeConfigs
+    /// called them all STATIC_BROKER_CONFIG (kafka-python expects `retention.bytes` to be
+    /// DEFAULT_CONFIG on a broker that never set it).
     #[test]
-    fn shipped_config_file_is_valid_and_documents_every_setting() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sluice.toml");
-        load(Some(Path::new(path)), &[]).unwrap();
-        let text = std::fs::read_to_string(path).unwrap();
-        for s in Settings::defaults().entries() {
-            let leaf = s.name.rsplit('.').next().unwrap();
-            assert!(text.contains(leaf), "config/sluice.toml does not mention {}", s.name);
+    fn shipped_config_file_sets_nothing_so_every_setting_reports_default() {
+        let s = load(Some(Path::new(SHIPPED)), &[]).unwrap();
+        for e in s.entries() {
+            assert_eq!(e.source, Source::Default, "config/sluice.toml sets {}", e.name);
         }
+    }
+
+    #[test]
+    fn shipped_config_file_documents_every_setting_at_its_true_default() {
+        let text = std::fs::read_to_string(SHIPPED).unwrap();
+        let layers = settings::Layers {
+            file: parse_toml(&uncommented(&text)).unwrap(),
+            overrides: BTreeMap::new(),
+        };
+        let documented = Settings::from_layers(layers).unwrap();
+        for (doc, default) in documented.entries().iter().zip(Settings::defaults().entries()) {
+            assert_eq!(
+                doc.source,
+                Source::File,
+                "config/sluice.toml has no line for {}",
+                doc.name
+            );
+            assert_eq!(
+                doc.value, default.value,
+                "config/sluice.toml shows the wrong default for {}",
+                doc.name
+            );
+        }
+    }
+
+    #[test]
+    fn a_setting_is_static_only_where_the_operator_set_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(&file, "[log]\nretention.bytes = 1000\n").unwrap();
+        let s = load(Some(&file), &["log.segment.bytes=2048".into()]).unwrap();
+        assert_eq!(s.source("log.retention.bytes"), Source::File);
+        assert_eq!(s.source("log.segment.bytes"), Source::Override);
+        assert_eq!(s.source("log.retention.ms"), Source::Default);
     }
 }

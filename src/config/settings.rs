@@ -2,13 +2,16 @@
 //!
 //! One macro invocation declares each setting once; from it come the typed field, the parser,
 //! the default, and the entry DescribeConfigs reports. Adding a setting is one line here plus
-//! its comment in `config/sluice.toml` (a test checks the file mentions every setting).
+//! its commented-out line in `config/sluice.toml` (tests check the file documents every
+//! setting at its true default and sets none: a set one would report STATIC_BROKER_CONFIG).
 
 use std::collections::BTreeMap;
 
 use super::{ConfigError, Listener};
 
-/// Where a setting's value came from (reported by DescribeConfigs).
+/// Where a setting's value came from: DescribeConfigs reports `File` and `Override` as
+/// STATIC_BROKER_CONFIG and `Default` as DEFAULT_CONFIG, so a file that repeats a default
+/// makes it look chosen by the operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Default,
@@ -244,7 +247,8 @@ settings! {
     log_flush_interval_ms: i64 = "log.flush.interval.ms", "9223372036854775807", positive;
     /// Add a sparse index entry after this many bytes of log.
     log_index_interval_bytes: i32 = "log.index.interval.bytes", "4096", positive_i32;
-    /// Default cleanup.policy of topics: delete (compaction is not implemented yet).
+    /// Default cleanup.policy of topics: delete, compact, both, or empty (keep everything);
+    /// compaction is not implemented yet.
     log_cleanup_policy: String = "log.cleanup.policy", "delete", cleanup_policy;
     /// Largest record batch a producer may send (whole batch, with its 12-byte log overhead).
     message_max_bytes: i32 = "message.max.bytes", "1048588", positive_i32;

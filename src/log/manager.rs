@@ -9,6 +9,7 @@
 use super::checkpoint::{self, CheckpointEntry};
 use super::error::{IoContext, LogError};
 use super::log::{remove_deleted_dir, Log, LogConfig, DELETED_SUFFIX};
+use super::volume::{volume_space, VolumeSpace};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,16 @@ impl LogManager {
             recovery_points,
             checkpoint_lock: Mutex::new(()),
         })
+    }
+
+    /// The log directory, as configured.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The total and usable bytes of the file system the log directory is on.
+    pub(crate) fn volume_space(&self) -> Result<VolumeSpace, LogError> {
+        volume_space(&self.dir)
     }
 
     /// Opens every partition directory on disk, each recovered from its checkpointed recovery

@@ -3,8 +3,8 @@
 //! manager that owns a log directory and its `recovery-point-offset-checkpoint`.
 //!
 //! Owns: every file under the log directory. May call: std, `bytes`, `memmap2`, `crc32c`,
-//! `thiserror`, `tracing`, and kafka-protocol's record decoder (only to find a record by
-//! timestamp). Must never: depend on any other module of this crate (it is the bottom layer),
+//! `thiserror`, `tracing`, `rustix` (statvfs of the log directory's file system), and
+//! kafka-protocol's record decoder (only to find a record by timestamp). Must never: depend on any other module of this crate (it is the bottom layer),
 //! decode or re-encode records on the append or fetch path, recompute a producer's CRC, or know
 //! about replication, topic metadata or the network. A `Log` does blocking file I/O and is not
 //! synchronised: callers hold each one behind a lock and keep it off async worker threads
@@ -28,6 +28,7 @@ mod retention;
 mod scan;
 mod segment;
 mod time_index;
+mod volume;
 
 #[cfg(test)]
 mod testutil;
@@ -40,4 +41,5 @@ pub(crate) use self::{
     log::{AppendInfo, Log, LogConfig, PendingFlush},
     manager::LogManager,
     recovery::RecoveryStats,
+    volume::VolumeSpace,
 };

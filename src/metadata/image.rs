@@ -30,8 +30,13 @@ pub(crate) struct TopicImage {
 
 impl TopicImage {
     pub(crate) fn is_internal(&self) -> bool {
-        matches!(self.name.as_str(), "__consumer_offsets" | "__transaction_state")
+        is_internal_topic(&self.name)
     }
+}
+
+/// Kafka's internal topics (`Topic.isInternal`), whether or not they exist yet.
+pub(crate) fn is_internal_topic(name: &str) -> bool {
+    matches!(name, "__consumer_offsets" | "__transaction_state")
 }
 
 /// A record that does not fit the image it is applied to.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-pub(crate) use image::{MetadataImage, PartitionImage, TopicImage};
+pub(crate) use image::{is_internal_topic, MetadataImage, PartitionImage, TopicImage};
 pub(crate) use records::MetadataRecord;
 
 /// The metadata log's topic name (its directory under `log.dirs` is `__cluster_metadata-0`).

@@ -87,12 +87,13 @@ fn timestamp_type(v: &str) -> Result<(), String> {
         .ok_or_else(|| "only CreateTime is supported (LogAppendTime is not implemented yet)".into())
 }
 
-/// Checks a cleanup.policy list: delete, compact, or both.
+/// Checks a cleanup.policy list: delete, compact, both, or none at all. Kafka 4 accepts the
+/// empty list ("infinite retention": no policy applies, segments are kept forever), which is
+/// what SUBTRACTing the last policy leaves; an empty item inside a list is still refused.
 pub(crate) fn check_cleanup_policy(v: &str) -> Result<(), String> {
-    let ok = v.split(',').map(str::trim).all(|p| matches!(p, "delete" | "compact"));
-    (ok && !v.trim().is_empty())
-        .then_some(())
-        .ok_or_else(|| "must be delete, compact, or both".into())
+    let ok = v.trim().is_empty() || v.split(',').map(str::trim).all(|p| matches!(p, "delete" | "compact"));
+    ok.then_some(())
+        .ok_or_else(|| "must be a list of delete and compact, or empty".into())
 }
 
 macro_rules! defs {
@@ -132,18 +133,20 @@ pub(crate) struct EffectiveConfig {
     pub(crate) config_type: ConfigType,
 }
 
+/// The definition of the topic config `name`, if Sluice knows it.
+pub(crate) fn find(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
 /// Checks one override (CreateTopics configs, IncrementalAlterConfigs).
 pub(crate) fn validate(name: &str, value: &str) -> Result<(), String> {
-    let def = TOPIC_CONFIGS
-        .iter()
-        .find(|d| d.name == name)
-        .ok_or_else(|| format!("unknown topic config '{name}'"))?;
+    let def = find(name).ok_or_else(|| format!("unknown topic config '{name}'"))?;
     (def.check)(value).map_err(|reason| format!("invalid value '{value}' for {name}: {reason}"))
 }
 
 /// Whether `name` is a topic config Sluice knows.
 pub(crate) fn is_known(name: &str) -> bool {
-    TOPIC_CONFIGS.iter().any(|d| d.name == name)
+    find(name).is_some()
 }
 
 /// Every topic config with its effective value and where that value comes from.
@@ -184,13 +187,15 @@ pub(crate) fn log_config(settings: &Settings, overrides: &BTreeMap<String, Strin
             .parse::<i64>()
             .unwrap_or_else(|_| panic!("{name} is numeric"))
     };
-    let compact_only = !values["cleanup.policy"].split(',').any(|p| p.trim() == "delete");
+    // Only a policy that includes `delete` deletes by time or size: `compact` alone (whose
+    // compaction comes later) keeps everything, and so does the empty list, which Kafka 4
+    // documents as infinite retention.
+    let deletes = values["cleanup.policy"].split(',').any(|p| p.trim() == "delete");
     LogConfig {
         segment_bytes: long("segment.bytes") as u64,
         segment_ms: long("segment.ms"),
-        // A compact-only topic never deletes by time or size; compaction itself comes later.
-        retention_ms: if compact_only { -1 } else { long("retention.ms") },
-        retention_bytes: if compact_only { -1 } else { long("retention.bytes") },
+        retention_ms: if deletes { long("retention.ms") } else { -1 },
+        retention_bytes: if deletes { long("retention.bytes") } else { -1 },
         index_interval_bytes: long("index.interval.bytes") as u32,
         flush_interval_messages: long("flush.messages") as u64,
         flush_interval_ms: long("flush.ms"),
@@ -250,5 +255,36 @@ mod tests {
         assert!(validate("retention.ms", "-2").unwrap_err().contains("retention.ms"));
         assert!(validate("segment.bytes", "10").is_err());
         validate("cleanup.policy", "compact,delete").unwrap();
+    }
+
+    /// As Kafka 4.x: the empty list is a policy (none), an empty item inside a list is not.
+    #[test]
+    fn cleanup_policy_may_be_empty_but_not_have_empty_items() {
+        for ok in ["", " ", "delete", " delete , compact", "delete,delete"] {
+            validate("cleanup.policy", ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+        }
+        for bad in ["delete,,compact", "delete,", "bogus", "delete;compact"] {
+            assert!(validate("cleanup.policy", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// Kafka 4's documentation of cleanup.policy: "An empty list means infinite retention".
+    #[test]
+    fn empty_or_compact_cleanup_policy_never_deletes_by_time_or_size() {
+        let settings = Settings::defaults();
+        for (policy, deletes) in [
+            ("", false),
+            ("compact", false),
+            ("delete", true),
+            ("compact,delete", true),
+        ] {
+            let overrides = BTreeMap::from([
+                ("cleanup.policy".to_string(), policy.to_string()),
+                ("retention.bytes".to_string(), "1000".to_string()),
+            ]);
+            let lc = log_config(&settings, &overrides);
+            let expected = if deletes { (604800000, 1000) } else { (-1, -1) };
+            assert_eq!((lc.retention_ms, lc.retention_bytes), expected, "{policy:?}");
+        }
     }
 }

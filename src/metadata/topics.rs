@@ -187,22 +187,12 @@ pub(crate) fn plan_alter_configs(
         topic.configs.clone()
     };
     for (key, change) in changes {
-        let current = next.get(key).cloned();
-        let list = |v: Option<String>| -> Vec<String> {
-            v.map(|v| {
-                v.split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default()
-        };
         let value = match change {
             ConfigChange::Set(v) => Some(v.clone()),
             ConfigChange::Delete => None,
             ConfigChange::Append(v) => {
-                let mut items = list(current);
-                for item in list(Some(v.clone())) {
+                let mut items = list_value(key, next.get(key), "APPEND")?;
+                for item in list_items(v) {
                     if !items.contains(&item) {
                         items.push(item);
                     }
@@ -210,8 +200,9 @@ pub(crate) fn plan_alter_configs(
                 Some(items.join(","))
             }
             ConfigChange::Subtract(v) => {
-                let gone = list(Some(v.clone()));
-                let items: Vec<String> = list(current).into_iter().filter(|i| !gone.contains(i)).collect();
+                let gone = list_items(v);
+                let mut items = list_value(key, next.get(key), "SUBTRACT")?;
+                items.retain(|i| !gone.contains(i));
                 Some(items.join(","))
             }
         };
@@ -239,6 +230,31 @@ pub(crate) fn plan_alter_configs(
             value: next.get(k).cloned(),
         })
         .collect())
+}
+
+/// The items APPEND and SUBTRACT start from: the topic's override, or else the config's own
+/// default (so APPEND compact to a topic on the default gives `delete,compact`, as in Kafka).
+/// That default is the topic config's, not the broker setting behind it: Kafka's controller
+/// uses its config schema's default too, and it keeps the plan the same on every controller,
+/// whatever its settings.
+fn list_value(key: &str, current: Option<&String>, op: &str) -> Result<Vec<String>, MetadataError> {
+    let def =
+        topic_config::find(key).ok_or_else(|| MetadataError::InvalidConfig(format!("unknown topic config '{key}'")))?;
+    if def.config_type != topic_config::ConfigType::List {
+        return Err(MetadataError::InvalidConfig(format!(
+            "cannot {op} to {key}: it is not a list config"
+        )));
+    }
+    Ok(list_items(current.map_or(def.fixed_default, String::as_str)))
+}
+
+/// A list config's items, trimmed, empty ones dropped.
+fn list_items(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn check_partition_count(n: i32) -> Result<(), MetadataError> {
@@ -429,7 +445,8 @@ mod tests {
         records.iter().for_each(|r| image.apply(r).unwrap());
         let topic = image.topic("t").unwrap();
         assert_eq!(topic.configs["retention.ms"], "1000");
-        assert_eq!(topic.configs["cleanup.policy"], "compact");
+        // APPEND starts from the default (delete), as Kafka's does.
+        assert_eq!(topic.configs["cleanup.policy"], "delete,compact");
         let records = plan_alter_configs(&image, "t", &[set("retention.ms", ConfigChange::Delete)], false).unwrap();
         assert_eq!(records.len(), 1);
         let err = plan_alter_configs(
@@ -451,6 +468,57 @@ mod tests {
         )
         .unwrap();
         assert_eq!(records.len(), 3);
+    }
+
+    fn altered(image: &MetadataImage, changes: &[(&str, ConfigChange)]) -> Result<MetadataImage, MetadataError> {
+        let changes: Vec<(String, ConfigChange)> = changes.iter().map(|(k, c)| (k.to_string(), c.clone())).collect();
+        let mut next = image.clone();
+        for r in plan_alter_configs(image, "t", &changes, false)? {
+            next.apply(&r).unwrap();
+        }
+        Ok(next)
+    }
+
+    fn policy(image: &MetadataImage) -> Option<&str> {
+        image
+            .topic("t")
+            .unwrap()
+            .configs
+            .get("cleanup.policy")
+            .map(String::as_str)
+    }
+
+    /// Regression (issue 10): SUBTRACT of the last policy leaves the empty list, which Kafka 4
+    /// accepts (confluent-kafka's admin relies on it); Sluice answered INVALID_CONFIG.
+    #[test]
+    fn subtract_starts_from_the_default_and_may_leave_an_empty_policy() {
+        let image =
+            applied(&plan_create_topic(&MetadataImage::default(), &placement(), &new_topic("t", 1, 1)).unwrap());
+        let none = altered(&image, &[("cleanup.policy", ConfigChange::Subtract("delete".into()))]).unwrap();
+        assert_eq!(policy(&none), Some(""));
+        // An existing override, even the empty one, is where the next change starts.
+        let compact = altered(&none, &[("cleanup.policy", ConfigChange::Append("compact".into()))]).unwrap();
+        assert_eq!(policy(&compact), Some("compact"));
+        let both = altered(
+            &compact,
+            &[("cleanup.policy", ConfigChange::Append("delete,compact".into()))],
+        )
+        .unwrap();
+        assert_eq!(policy(&both), Some("compact,delete"));
+        let kept = altered(&both, &[("cleanup.policy", ConfigChange::Subtract("bogus".into()))]).unwrap();
+        assert_eq!(policy(&kept), Some("compact,delete"));
+    }
+
+    #[test]
+    fn append_or_subtract_on_a_config_that_is_not_a_list_is_invalid_config() {
+        let image =
+            applied(&plan_create_topic(&MetadataImage::default(), &placement(), &new_topic("t", 1, 1)).unwrap());
+        for change in [ConfigChange::Append("5".into()), ConfigChange::Subtract("5".into())] {
+            let err = altered(&image, &[("retention.ms", change.clone())]).unwrap_err();
+            assert!(matches!(err, MetadataError::InvalidConfig(_)), "{err}");
+            let err = altered(&image, &[("no.such.config", change)]).unwrap_err();
+            assert!(matches!(err, MetadataError::InvalidConfig(_)), "{err}");
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::partition::{IsrProposal, Partition, PartitionSetup};
 use super::ReplicaError;
 use crate::clock::now_ms;
 use crate::config::Settings;
-use crate::log::{Log, LogError, LogManager};
+use crate::log::{Log, LogError, LogManager, VolumeSpace};
 use crate::metadata::{topic_config, MetadataImage, PartitionImage, TopicImage, METADATA_TOPIC};
 
 type Key = (String, i32);
@@ -312,6 +312,16 @@ impl ReplicaManager {
     /// The partition, if this node hosts it and leads it.
     pub(crate) fn leading(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
         self.get(topic, index).filter(|p| p.is_leader())
+    }
+
+    /// The log directory every hosted partition lives in.
+    pub(crate) fn log_dir(&self) -> &Path {
+        self.logs.dir()
+    }
+
+    /// The total and usable bytes of the log directory's file system.
+    pub(crate) fn volume_space(&self) -> Result<VolumeSpace, LogError> {
+        self.logs.volume_space()
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<Partition>> {

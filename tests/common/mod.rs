@@ -29,28 +29,40 @@ pub struct TestBroker {
 }
 
 pub fn settings(data: &Path, extra: &[&str]) -> sluice::Settings {
+    settings_with_file(None, data, extra)
+}
+
+/// `file` (if any) as `--config`, with the test's ports and data dir as overrides.
+pub fn settings_with_file(file: Option<&Path>, data: &Path, extra: &[&str]) -> sluice::Settings {
     let mut overrides = vec![
         "listeners=PLAINTEXT://127.0.0.1:0".to_string(),
         "metrics.listener=127.0.0.1:0".to_string(),
         format!("log.dirs={}", data.display()),
     ];
     overrides.extend(extra.iter().map(|s| s.to_string()));
-    sluice::config::load(None, &overrides).expect("test settings are valid")
+    sluice::config::load(file, &overrides).expect("test settings are valid")
 }
 
 impl TestBroker {
     pub async fn start(extra: &[&str]) -> TestBroker {
+        TestBroker::start_with_file(None, extra).await
+    }
+
+    /// A broker started with `--config file` (plus the test's ports and data dir).
+    pub async fn start_with_file(file: Option<&Path>, extra: &[&str]) -> TestBroker {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().to_path_buf();
-        let mut b = TestBroker::start_in(&data, extra).await;
+        let mut b = TestBroker::start_settings(&data, settings_with_file(file, &data, extra)).await;
         b._dir = Some(dir);
         b
     }
 
     pub async fn start_in(data: &Path, extra: &[&str]) -> TestBroker {
-        let server = sluice::Server::start(settings(data, extra))
-            .await
-            .expect("broker starts");
+        TestBroker::start_settings(data, settings(data, extra)).await
+    }
+
+    async fn start_settings(data: &Path, settings: sluice::Settings) -> TestBroker {
+        let server = sluice::Server::start(settings).await.expect("broker starts");
         TestBroker {
             addr: server.kafka_addrs[0],
             server: Some(server),

@@ -1,0 +1,19 @@
+//! `RequestError`: why the API layer answers a well-formed request with an error code of its
+//! own (the request asks for something inconsistent, or something this version does not
+//! serve), as opposed to `ProtocolError`, which closes the connection. Errors of the services
+//! (`MetadataError`, `LogError`, …) keep their own types; all become Kafka codes in
+//! `crate::error`.
+
+/// A request refused by the API layer itself.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RequestError {
+    /// DescribeTopicPartitions names topics, and its cursor a topic not among them.
+    #[error("the cursor's topic '{0}' is not among the requested topics")]
+    CursorTopicNotRequested(String),
+    /// DescribeTopicPartitions' cursor starts at a negative partition.
+    #[error("the cursor's partition index {0} is negative")]
+    NegativeCursorPartition(i32),
+    /// ListConfigResources asked for a resource type its version does not list.
+    #[error("resource type {resource_type} is not listed by ListConfigResources v{version}")]
+    UnsupportedResourceType { resource_type: i8, version: i16 },
+}
