@@ -21,7 +21,7 @@ impl KafkaCode for LogError {
         match self {
             LogError::CorruptMessage(_) => ResponseError::CorruptMessage,
             LogError::InvalidRecord(_) => ResponseError::InvalidRecord,
-            LogError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+            LogError::MessageTooLarge { .. } | LogError::RecompressedTooLarge { .. } => ResponseError::MessageTooLarge,
             LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
             LogError::InvalidPartition { .. } => ResponseError::InvalidTopicException,
             LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,

@@ -5,7 +5,7 @@
 //! - [`request`]: a request frame through `api::dispatch` (header, every API's decoder, the
 //!   handler's validation and work) on an in-process broker started once per fuzzing process.
 //! - [`record_batches`]: a produce payload through batch validation, recompression into every
-//!   codec, and the bounded record decoding of a timestamp lookup.
+//!   codec, and the streaming record walk of a timestamp lookup.
 //! - [`decompress`]: one codec's bounded decompressor.
 //! - [`group_blobs`]: consumer-protocol metadata (JoinGroup) and `__consumer_offsets` records.
 //! - [`controller_message`]: a message on the controller listener.
@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use kafka_protocol::records::{Compression, RecordBatchDecoder};
+use kafka_protocol::records::Compression;
 
 use crate::broker::Broker;
 use crate::log::compression;
@@ -92,12 +92,17 @@ pub fn record_batches(bytes: &[u8]) {
     ] {
         let _ = crate::replica::recompress(bytes, codec, MAX_MESSAGE_BYTES);
     }
-    let bounded = |section: &mut Bytes, codec: Compression| {
-        compression::decompress(codec, section, MAX_MESSAGE_BYTES as usize)
-            .map(bytes::BytesMut::freeze)
-            .map_err(anyhow::Error::from)
+    // The timestamp lookup's walk over each batch's records.
+    let Ok(headers) = crate::log::validate_batches(bytes, MAX_MESSAGE_BYTES) else {
+        return;
     };
-    let _ = RecordBatchDecoder::decode_with_custom_compression(&mut Bytes::copy_from_slice(bytes), Some(&bounded));
+    let mut at = 0;
+    for header in headers {
+        let batch = Bytes::copy_from_slice(&bytes[at..at + header.size_bytes()]);
+        at += header.size_bytes();
+        let found = crate::log::records::BatchToSearch { header, batch };
+        let _ = crate::log::records::first_at_or_after(&found, i64::MAX);
+    }
 }
 
 /// The first byte picks the codec; the rest is a records section.

@@ -65,18 +65,54 @@ pub(crate) async fn read_body<R: AsyncRead + Unpin>(
     size: usize,
     idle: &Idle<impl Fn() -> bool>,
 ) -> Result<Bytes, FrameError> {
-    let mut buf = BytesMut::with_capacity(size.min(FIRST_CHUNK_BYTES));
-    while buf.len() < size {
-        if buf.len() == buf.capacity() {
-            // Double what has arrived, never past the declared size.
-            buf.reserve((size - buf.len()).min(buf.len().max(FIRST_CHUNK_BYTES)));
-        }
-        let want = (size - buf.len()).min(buf.capacity() - buf.len());
-        if idle.read(reader, &mut buf, want).await? == 0 {
-            return Err(FrameError::Truncated);
+    let mut body = Body::new(size);
+    while !body.is_complete() {
+        body.read_some(reader, idle).await?;
+    }
+    Ok(body.finish())
+}
+
+/// A frame body being read: a buffer that grows with what arrived (doubling from 64 KiB,
+/// never past the declared size). Read piece by piece by a caller that accounts for memory
+/// as it arrives (the connection charges what was received, never what was only declared).
+#[derive(Debug)]
+pub(crate) struct Body {
+    buf: BytesMut,
+    size: usize,
+}
+
+impl Body {
+    pub(crate) fn new(size: usize) -> Body {
+        Body {
+            buf: BytesMut::with_capacity(size.min(FIRST_CHUNK_BYTES)),
+            size,
         }
     }
-    Ok(buf.freeze())
+
+    pub(crate) fn is_complete(&self) -> bool {
+        self.buf.len() >= self.size
+    }
+
+    /// One read; returns how many bytes it brought (end of stream first is an error).
+    pub(crate) async fn read_some<R: AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut R,
+        idle: &Idle<impl Fn() -> bool>,
+    ) -> Result<usize, FrameError> {
+        if self.buf.len() == self.buf.capacity() {
+            let len = self.buf.len();
+            self.buf.reserve((self.size - len).min(len.max(FIRST_CHUNK_BYTES)));
+        }
+        let want = (self.size - self.buf.len()).min(self.buf.capacity() - self.buf.len());
+        match idle.read(reader, &mut self.buf, want).await? {
+            0 => Err(FrameError::Truncated),
+            n => Ok(n),
+        }
+    }
+
+    pub(crate) fn finish(self) -> Bytes {
+        self.buf.freeze()
+    }
 }
 
 /// The idle deadline of one connection: `connections.max.idle.ms` per read, waived while

@@ -21,10 +21,23 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 const EARLIEST_PENDING_UPLOAD: i64 = -6;
 
+/// Whether answering reads records (a timestamp or max-timestamp lookup): such a request is
+/// run on the blocking pool, since a compressed batch may take a while to search.
+pub(super) fn reads_records(req: &ListOffsetsRequest) -> bool {
+    req.topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .any(|p| p.timestamp >= 0 || p.timestamp == MAX_TIMESTAMP)
+}
+
 pub(super) fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Reply<ListOffsetsResponse> {
+    Reply::Now(reply(ctx, req))
+}
+
+pub(super) fn reply(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
     let replica = req.replica_id.0 >= 0;
     let topics = req.topics.into_iter().map(|t| list_topic(ctx, t, replica)).collect();
-    Reply::Now(ListOffsetsResponse::default().with_topics(topics))
+    ListOffsetsResponse::default().with_topics(topics)
 }
 
 fn list_topic(ctx: &Ctx, topic: ListOffsetsTopic, replica: bool) -> ListOffsetsTopicResponse {
@@ -98,10 +111,10 @@ fn lookup(p: &Partition, timestamp: i64) -> Result<Option<(i64, i64)>, ReplicaEr
         EARLIEST | EARLIEST_LOCAL => Ok(Some((p.log_start_offset(), -1))),
         // No tiered storage: nothing is tiered or waiting to be.
         LATEST_TIERED | EARLIEST_PENDING_UPLOAD => Ok(None),
-        MAX_TIMESTAMP => p.with_log(|log| Ok(log.max_timestamp()?)),
+        MAX_TIMESTAMP => p.offset_for_timestamp(None),
         ts => {
             let hw = p.high_watermark();
-            let found = p.with_log(|log| Ok(log.offset_for_timestamp(ts)?))?;
+            let found = p.offset_for_timestamp(Some(ts))?;
             Ok(found.filter(|(offset, _)| *offset < hw))
         }
     }

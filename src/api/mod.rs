@@ -192,7 +192,14 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         }
         ApiKey::Produce => respond(&ctx, produce::handle(&ctx, decode(&mut body, v)?)),
         ApiKey::Fetch => respond(&ctx, fetch::handle(&ctx, decode(&mut body, v)?)),
-        ApiKey::ListOffsets => respond(&ctx, list_offsets::handle(&ctx, decode(&mut body, v)?)),
+        ApiKey::ListOffsets => {
+            let req = decode(&mut body, v)?;
+            if list_offsets::reads_records(&req) {
+                respond(&ctx, blocking(&ctx, move |ctx| list_offsets::reply(ctx, req)))
+            } else {
+                respond(&ctx, list_offsets::handle(&ctx, req))
+            }
+        }
         ApiKey::OffsetForLeaderEpoch => respond(&ctx, leader_epochs::handle(&ctx, decode(&mut body, v)?)),
         ApiKey::CreateTopics => {
             let req = decode(&mut body, v)?;

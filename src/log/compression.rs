@@ -14,7 +14,7 @@
 
 use std::io::{self, Read, Write};
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use kafka_protocol::records::Compression;
 
 /// How many times `max.message.bytes` a records section may expand to when the broker must
@@ -70,7 +70,9 @@ pub(crate) fn decompressor<'a>(codec: Compression, section: &'a [u8], limit: usi
 }
 
 /// Decompresses `section` whole into memory, refusing to go past `limit` bytes.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn decompress(codec: Compression, section: &[u8], limit: usize) -> io::Result<BytesMut> {
+    use bytes::BufMut;
     let mut out = BytesMut::new().writer();
     io::copy(&mut decompressor(codec, section, limit)?, &mut out)?;
     Ok(out.into_inner())

@@ -18,6 +18,9 @@ pub(crate) enum LogError {
     InvalidRecord(String),
     #[error("record batch of {size} bytes is larger than the maximum of {max} bytes")]
     MessageTooLarge { size: usize, max: u32 },
+    /// Recompressing into the topic's codec stopped once the batch passed the limit.
+    #[error("record batch recompressed into the topic's compression.type would pass the maximum of {max} bytes")]
+    RecompressedTooLarge { max: u32 },
     #[error("offset {offset} is out of range: the log holds [{log_start}, {log_end})")]
     OffsetOutOfRange { offset: i64, log_start: i64, log_end: i64 },
     #[error("log storage I/O failed: {0}")]

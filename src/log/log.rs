@@ -9,6 +9,7 @@ use super::batch::{self, BatchHeader};
 use super::error::{IoContext, LogError};
 use super::leader_epoch::LeaderEpochCache;
 use super::producer_state::{ProducerState, Verdict, NO_PRODUCER_ID};
+use super::records::{self, BatchToSearch};
 use super::recovery::{self, RecoveryStats};
 use super::segment::{ReadLimits, Segment};
 use bytes::Bytes;
@@ -298,22 +299,22 @@ impl Log {
         self.recovery_stats
     }
 
-    /// The earliest (offset, timestamp) of a record with timestamp >= `timestamp`.
-    pub(crate) fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
+    /// The batch holding the earliest record with timestamp >= `timestamp` (searched with
+    /// `records::first_at_or_after`, which needs no lock on the log).
+    pub(crate) fn batch_for_timestamp(&self, timestamp: i64) -> Result<Option<(BatchToSearch, i64)>, LogError> {
         for segment in &self.segments {
             if segment.is_empty() || segment.max_timestamp() < timestamp {
                 continue;
             }
-            if let Some(hit) = segment.offset_for_timestamp(timestamp)? {
-                return Ok(Some(hit));
+            if let Some(found) = segment.batch_for_timestamp(timestamp)? {
+                return Ok(Some((found, timestamp)));
             }
         }
         Ok(None)
     }
 
-    /// (offset, timestamp) of the first record holding the log's largest timestamp: the
-    /// earliest record at or above that timestamp, in the first segment that reaches it.
-    pub(crate) fn max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
+    /// The batch holding the first record with the log's largest timestamp (and that timestamp).
+    pub(crate) fn batch_for_max_timestamp(&self) -> Result<Option<(BatchToSearch, i64)>, LogError> {
         let mut best: Option<&Segment> = None;
         for segment in self.segments.iter().filter(|s| !s.is_empty()) {
             if best.is_none_or(|b| segment.max_timestamp() > b.max_timestamp()) {
@@ -321,9 +322,23 @@ impl Log {
             }
         }
         match best {
-            Some(segment) => segment.offset_for_timestamp(segment.max_timestamp()),
+            Some(segment) => Ok(segment
+                .batch_for_timestamp(segment.max_timestamp())?
+                .map(|found| (found, segment.max_timestamp()))),
             None => Ok(None),
         }
+    }
+
+    /// The earliest (offset, timestamp) of a record with timestamp >= `timestamp`.
+    #[cfg(test)]
+    pub(crate) fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
+        search(self.batch_for_timestamp(timestamp)?)
+    }
+
+    /// (offset, timestamp) of the first record holding the log's largest timestamp.
+    #[cfg(test)]
+    pub(crate) fn max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
+        search(self.batch_for_max_timestamp()?)
     }
 
     /// fsync of every segment written since the last flush (and the directory if segments
@@ -611,6 +626,14 @@ impl Log {
 
     pub(super) fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// Looks into a batch found by `batch_for_timestamp` / `batch_for_max_timestamp`.
+pub(crate) fn search(found: Option<(BatchToSearch, i64)>) -> Result<Option<(i64, i64)>, LogError> {
+    match found {
+        Some((batch, timestamp)) => records::first_at_or_after(&batch, timestamp),
+        None => Ok(None),
     }
 }
 

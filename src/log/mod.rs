@@ -22,6 +22,7 @@ mod manager;
 mod producer_snapshots;
 mod producer_state;
 mod read_map;
+pub(crate) mod records;
 mod recovery;
 mod replication;
 mod retention;
@@ -38,7 +39,7 @@ mod testutil;
 pub(crate) use self::{
     batch::{validate_batches, BatchHeader},
     error::LogError,
-    log::{AppendInfo, Log, LogConfig, PendingFlush},
+    log::{search as search_batch, AppendInfo, Log, LogConfig, PendingFlush},
     manager::LogManager,
     recovery::RecoveryStats,
     volume::VolumeSpace,

@@ -2,20 +2,18 @@
 //! `.timeindex`.
 //!
 //! Owns: the three files of one segment and the running facts derived from its batches (next
-//! offset, max timestamp). May call: `batch`, `scan`, `index`, `time_index`, std, and the
-//! kafka-protocol record decoder with `compression`'s bounded codecs (only in
-//! `offset_for_timestamp`). Must never: decide when to
-//! roll, flush or delete (that is `Log`'s job), or write anywhere but at its own end.
+//! offset, max timestamp). May call: `batch`, `scan`, `index`, `time_index`, std; nothing
+//! that reads records (a timestamp lookup hands its batch to `records`). Must never: decide
+//! when to roll, flush or delete (that is `Log`'s job), or write anywhere but at its own end.
 
 use super::batch::{BatchHeader, HEADER_BYTES};
-use super::compression;
 use super::error::{IoContext, LogError};
 use super::index::{OffsetIndex, INDEX_MAX_BYTES};
 use super::read_map::ReadMap;
+use super::records::BatchToSearch;
 use super::scan::{BatchScanner, Scanned};
 use super::time_index::TimeIndex;
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{Compression, RecordBatchDecoder};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -405,19 +403,18 @@ impl Segment {
         Ok(buf)
     }
 
-    /// The earliest record with timestamp >= `timestamp`: the time index and offset index give
-    /// a start, headers find the first batch whose `maxTimestamp` reaches it, and only that batch
-    /// is decoded.
-    pub(crate) fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, LogError> {
+    /// The batch that holds the earliest record with timestamp >= `timestamp`: the time index
+    /// and offset index give a start, headers find the first batch whose `maxTimestamp` reaches
+    /// it. Its records are searched by `records::first_at_or_after`, outside the log's lock.
+    pub(crate) fn batch_for_timestamp(&self, timestamp: i64) -> Result<Option<BatchToSearch>, LogError> {
         let mut scanner = self.scanner(self.position_for_timestamp(timestamp), false);
         loop {
             match scanner.next_batch()? {
                 Scanned::End => return Ok(None),
                 Scanned::Invalid { position, reason } => return Err(self.corrupt(position, reason)),
                 Scanned::Batch { position, header } if header.max_timestamp >= timestamp => {
-                    if let Some(hit) = self.record_at_or_after(position, &header, timestamp)? {
-                        return Ok(Some(hit));
-                    }
+                    let batch = self.read_exact(position, header.size_bytes())?.freeze();
+                    return Ok(Some(BatchToSearch { header, batch }));
                 }
                 Scanned::Batch { .. } => {}
             }
@@ -429,42 +426,6 @@ impl Segment {
             return 0;
         };
         self.tracker.index.lookup(offset).map_or(0, |(_, p)| p)
-    }
-
-    /// (offset, timestamp) of the first record of this batch with timestamp >= `timestamp`.
-    fn record_at_or_after(
-        &self,
-        position: u64,
-        header: &BatchHeader,
-        timestamp: i64,
-    ) -> Result<Option<(i64, i64)>, LogError> {
-        if header.is_log_append_time() {
-            // Every record carries the batch's append time.
-            return Ok(Some((header.base_offset, header.max_timestamp)));
-        }
-        let mut bytes = self.read_exact(position, header.size_bytes())?.freeze();
-        // The records are expanded into memory to be read, so no further than a bound: a batch
-        // that expands past it (a stored "bomb") is answered at batch level, as a
-        // LogAppendTime batch is, rather than expanded whole.
-        let expand_max = header.size_bytes().max(1 << 20) * compression::EXPANSION_MAX;
-        let too_large = std::cell::Cell::new(false);
-        let bounded = |section: &mut Bytes, codec: Compression| {
-            compression::decompress(codec, section, expand_max)
-                .map(BytesMut::freeze)
-                .inspect_err(|_| too_large.set(true))
-                .map_err(anyhow::Error::from)
-        };
-        match RecordBatchDecoder::decode_with_custom_compression(&mut bytes, Some(&bounded)) {
-            Ok(set) => {
-                let hit = set.records.iter().find(|r| r.timestamp >= timestamp);
-                Ok(hit.map(|r| (r.offset, r.timestamp)))
-            }
-            Err(e) if too_large.get() => {
-                tracing::warn!(dir = %self.dir.display(), position, "timestamp lookup answered per batch: {e}");
-                Ok(Some((header.base_offset, header.max_timestamp)))
-            }
-            Err(e) => Err(self.corrupt(position, format!("cannot decode batch: {e}"))),
-        }
     }
 
     /// Header of the first batch, if any (used to restart the `segment_ms` clock on open).

@@ -4,9 +4,10 @@
 //!
 //! What a connection may hold is bounded: at most `queued.max.requests` requests in flight
 //! (past that the reader waits, which stops reading the socket: back-pressure to the client),
-//! each charged against the broker-wide request memory ([`RequestMemory`]) from the moment its
-//! size is read until its response is written, and no more than `connections.max.idle.ms` of
-//! silence while nothing is in flight.
+//! each charged against the broker-wide request memory ([`RequestMemory`]) for the bytes that
+//! arrived, as they arrive, until its response is written, and no more than
+//! `connections.max.idle.ms` of silence while nothing is in flight. A request that declares a
+//! large size and sends little holds only what it sent: it cannot starve the others.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,7 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::api::{self, Outcome, Pending};
 use crate::broker::Broker;
-use crate::wire::{read_body, read_size, FrameError, Idle};
+use crate::wire::{read_size, Body, FrameError, Idle};
 
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
@@ -51,12 +52,24 @@ impl RequestMemory {
         }
     }
 
-    /// Waits until `frame_bytes` (at least the minimum charge, at most the whole pool) fit.
-    async fn charge(&self, frame_bytes: usize) -> Option<OwnedSemaphorePermit> {
-        let pool = self.pool.as_ref()?;
-        let charge = frame_bytes.max(MIN_REQUEST_CHARGE_BYTES).min(self.total);
-        let permits = u32::try_from(charge).unwrap_or(u32::MAX);
-        pool.clone().acquire_many_owned(permits).await.ok()
+    /// Adds `bytes` to what `held` charges, waiting until they fit; a request's charge never
+    /// passes the whole pool (one request as large as the pool still goes through, alone).
+    async fn charge(&self, held: &mut Option<OwnedSemaphorePermit>, bytes: usize) {
+        let Some(pool) = self.pool.as_ref() else {
+            return;
+        };
+        let already = held.as_ref().map_or(0, |p| p.num_permits());
+        let more = bytes.min(self.total.saturating_sub(already));
+        if more == 0 {
+            return;
+        }
+        let permits = u32::try_from(more).unwrap_or(u32::MAX);
+        if let Ok(p) = pool.clone().acquire_many_owned(permits).await {
+            match held {
+                Some(h) => h.merge(p),
+                None => *held = Some(p),
+            }
+        }
     }
 }
 
@@ -122,8 +135,18 @@ async fn read_loop(
         let Some(size) = read_size(reader, max, &idle).await? else {
             return Ok(None);
         };
-        let charge = memory.charge(size).await;
-        let frame = read_body(reader, size, &idle).await?;
+        // A request is charged at least the minimum from its first byte (what it costs parked),
+        // then every byte beyond it as it arrives.
+        let mut charge = None;
+        memory.charge(&mut charge, MIN_REQUEST_CHARGE_BYTES).await;
+        let mut body = Body::new(size);
+        let mut arrived = 0;
+        while !body.is_complete() {
+            arrived += body.read_some(reader, &idle).await?;
+            let held = charge.as_ref().map_or(0, OwnedSemaphorePermit::num_permits);
+            memory.charge(&mut charge, arrived.saturating_sub(held)).await;
+        }
+        let frame = body.finish();
         broker.metrics.bytes_in.inc_by(size as u64 + 4);
         match api::dispatch(broker, frame, peer) {
             Ok(response) => Ok(Some(InFlight {

@@ -521,6 +521,19 @@ impl Partition {
         })
     }
 
+    /// (offset, timestamp) of the first record at or after `timestamp`, or of the largest
+    /// timestamp with `None`. The batch is found under the log's lock and its records searched
+    /// after it is released: a large compressed batch must not hold the partition's appends.
+    pub(crate) fn offset_for_timestamp(&self, timestamp: Option<i64>) -> Result<Option<(i64, i64)>, ReplicaError> {
+        let found = self.with_log(|log| {
+            Ok(match timestamp {
+                Some(ts) => log.batch_for_timestamp(ts)?,
+                None => log.batch_for_max_timestamp()?,
+            })
+        })?;
+        Ok(crate::log::search_batch(found)?)
+    }
+
     /// Registers a consumer long-poll fetch, woken when the high watermark moves.
     pub(crate) fn add_waiter(&self, waiter: &Arc<Notify>) {
         add_waiter(&self.hw_waiters, waiter);

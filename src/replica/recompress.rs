@@ -90,8 +90,7 @@ fn rewrite(batch: &[u8], target: Compression, max_batch_bytes: usize, out: &mut 
     })();
     if let Err(e) = copied {
         return Err(match e.kind() {
-            io::ErrorKind::WriteZero => LogError::MessageTooLarge {
-                size: out.len() - start,
+            io::ErrorKind::WriteZero => LogError::RecompressedTooLarge {
                 max: max_batch_bytes as u32,
             },
             _ => LogError::CorruptMessage(format!("cannot recompress a batch: {e}")),
@@ -222,7 +221,7 @@ mod tests {
         .unwrap();
         assert!(bomb.len() < 64 * 1024);
         let err = recompress(&bomb, Compression::None, 1 << 20).unwrap_err();
-        assert!(matches!(err, LogError::MessageTooLarge { .. }), "{err}");
+        assert!(matches!(err, LogError::RecompressedTooLarge { .. }), "{err}");
         // Into a codec that packs it small again it is fine, under the expansion bound...
         assert!(recompress(&bomb, Compression::Zstd, 1 << 20).unwrap().is_some());
         // ...and refused past it, without expanding the rest.
