@@ -9,10 +9,11 @@ listener only once it is registered with a quorum, so a node started alone would
 ready. Every wait is bounded; `kill_all` at teardown leaves no process behind.
 """
 
+import signal
 import time
 from pathlib import Path
 
-from conftest import Broker, BrokerError, admin_config, free_port
+from conftest import STOP_TIMEOUT_S, Broker, BrokerError, admin_config, free_port
 
 COMBINED = ("broker", "controller")
 BROKER = ("broker",)
@@ -50,9 +51,9 @@ class ClusterNode(Broker):
         return self.port if self.is_broker else self.controller_port
 
     def base_settings(self) -> dict:
-        listeners = [f"CONTROLLER://127.0.0.1:{self.controller_port}"]
+        listeners = [f"CONTROLLER://{self.host}:{self.controller_port}"]
         if self.is_broker:
-            listeners.insert(0, f"PLAINTEXT://127.0.0.1:{self.port}")
+            listeners.insert(0, f"PLAINTEXT://{self.host}:{self.port}")
         return {
             **super().base_settings(),
             "node.id": self.node_id,
@@ -61,6 +62,39 @@ class ClusterNode(Broker):
             "controller.listener.names": "CONTROLLER",
             "controller.quorum.voters": self.voters,
         }
+
+    paused = False  # SIGSTOPped and not since continued
+
+    def pause(self) -> None:
+        """SIGSTOP, and returns once the process is stopped (state T)."""
+        assert self.running(), f"{self} is not running"
+        self.proc.send_signal(signal.SIGSTOP)
+        self.paused = True
+        deadline = time.monotonic() + 5
+        while self.process_state() != "T":
+            assert time.monotonic() < deadline, f"{self} not stopped 5 s after SIGSTOP ({self.process_state()})"
+            time.sleep(0.005)
+
+    def process_state(self) -> str | None:
+        """The process's state letter in /proc (R, S, T for stopped, Z…), None once reaped."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return None
+
+    def resume(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> int:
+        self.resume()  # a stopped process would only handle SIGTERM once continued
+        return super().stop(timeout)
+
+    def kill9(self) -> None:
+        super().kill9()  # SIGKILL ends a stopped process too
+        self.paused = False
 
     def wait_for_log_this_run(self, text: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -79,11 +113,15 @@ class Cluster:
 
     def __init__(self, root: Path, layout: dict[int, tuple[str, ...]] | None = None, overrides: dict | None = None):
         layout = layout or THREE_COMBINED
-        self.nodes = {i: ClusterNode(i, roles, Path(root) / f"node-{i}", overrides) for i, roles in layout.items()}
-        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes.values() if n.is_controller)
+        self.nodes = {i: self.new_node(i, roles, Path(root) / f"node-{i}", overrides) for i, roles in layout.items()}
+        voters = ",".join(f"{n.node_id}@{n.host}:{n.controller_port}" for n in self.nodes.values() if n.is_controller)
         assert voters, "a cluster needs at least one controller"
         for n in self.nodes.values():
             n.voters = voters
+
+    def new_node(self, node_id: int, roles: tuple[str, ...], data_dir: Path, overrides: dict | None) -> ClusterNode:
+        """One node of the layout (a subclass may place it elsewhere, as netns.py does)."""
+        return ClusterNode(node_id, roles, data_dir, overrides)
 
     # -- nodes
 
@@ -156,6 +194,14 @@ class Cluster:
 
     def kill9(self, node_id: int) -> None:
         self.nodes[node_id].kill9()
+
+    def pause(self, node_id: int) -> None:
+        """SIGSTOP: the process is frozen (sockets open, nothing answered) until `resume`."""
+        self.nodes[node_id].pause()
+
+    def resume(self, node_id: int) -> None:
+        """SIGCONT after `pause`."""
+        self.nodes[node_id].resume()
 
     def restart(self, node_id: int) -> None:
         self.stop(node_id)

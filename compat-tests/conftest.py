@@ -58,6 +58,7 @@ class Broker:
     since each waits for the others before it opens its Kafka listener."""
 
     start_timeout_s = START_TIMEOUT_S
+    host = "127.0.0.1"  # the address it listens on and clients reach it at (netns.py gives each node its own)
 
     def __init__(self, data_dir: Path, overrides: dict | None = None, max_open_files: int | None = None):
         self.data_dir = Path(data_dir)
@@ -72,7 +73,7 @@ class Broker:
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def log_path(self, run: int | None = None) -> Path:
         return self.data_dir.parent / f"{self.data_dir.name}.sluice-{run or self.runs}.log"
@@ -96,8 +97,8 @@ class Broker:
     def base_settings(self) -> dict:
         """What every run of this broker is given; `overrides` are laid on top."""
         return {
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
-            "metrics.listener": f"127.0.0.1:{self.metrics_port}",
+            "listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "metrics.listener": f"{self.host}:{self.metrics_port}",
             "log.dirs": str(self.data_dir),
         }
 
@@ -143,7 +144,7 @@ class Broker:
             if self.proc.poll() is not None:
                 raise BrokerError(f"sluice exited with {self.proc.returncode} at start:\n{self.log_text()}")
             try:
-                socket.create_connection(("127.0.0.1", self.ready_port), timeout=0.5).close()
+                socket.create_connection((self.host, self.ready_port), timeout=0.5).close()
                 return self
             except OSError:
                 time.sleep(0.05)
