@@ -170,13 +170,6 @@ def test_a_cut_off_broker_is_fenced_by_the_majority_while_its_clients_still_reac
     isolate_and_heal(c, next(i for i in c.broker_ids if i != controller), was_controller=False)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BROKER BUG: a broker's heartbeat is forwarded to the controller it knows and waits up to "
-    "controller.request.timeout.ms (15 s) for an answer; a silent old controller (cut off, or "
-    "SIGSTOPped) holds every broker's heartbeat loop that long, so the newly elected controller, "
-    "hearing no heartbeat for broker.session.timeout.ms, fences every broker, itself included, and "
-    "the cluster lists no broker until the old controller is reachable again. kill -9 is fine: the "
-    "refused connection makes the heartbeat retry at the new controller at once."))
 def test_a_cut_off_controller_is_replaced_and_only_it_is_fenced(make_netns_cluster):
     c = make_netns_cluster(overrides=FAST_FENCING)
 

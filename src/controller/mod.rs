@@ -84,6 +84,8 @@ pub(crate) struct Controller {
     serial: tokio::sync::Mutex<()>,
     /// Last heartbeat per broker, kept by the active controller only.
     liveness: Mutex<HashMap<i32, Instant>>,
+    /// The active controller that last answered a command forwarded from here, and when.
+    last_answer: Mutex<Option<(u64, Instant)>>,
     /// Brokers (and the incarnation) that asked to be fenced for shutdown.
     shutting_down: Mutex<HashMap<i32, Uuid>>,
     /// The controller's own: it must keep serving Raft while the broker part stops.
@@ -183,6 +185,7 @@ impl Controller {
             peers: Default::default(),
             serial: Default::default(),
             liveness: Default::default(),
+            last_answer: Default::default(),
             shutting_down: Default::default(),
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -274,9 +277,18 @@ impl Controller {
         self.applied.clone()
     }
 
-    /// The active controller's node id, if this node knows one.
-    pub(crate) fn active(&self) -> Option<i32> {
-        self.raft.metrics().borrow().current_leader.map(|id| id as i32)
+    /// The active controller, if it is this node or answered a command from here within
+    /// `max_age` (the broker's heartbeats go every heartbeat interval): a controller that died
+    /// is no longer named to clients once its answers stop, even before the quorum elects
+    /// another and long before its broker is fenced.
+    pub(crate) fn active_and_answering(&self, max_age: Duration) -> Option<i32> {
+        let leader = self.raft.metrics().borrow().current_leader?;
+        if leader == self.node_id as u64 {
+            return Some(leader as i32);
+        }
+        let last = *self.last_answer.lock().expect("last answer lock");
+        last.filter(|(id, at)| *id == leader && at.elapsed() <= max_age)
+            .map(|(id, _)| id as i32)
     }
 
     /// Waits until this node's image includes the entry at `index`.
@@ -301,7 +313,20 @@ impl Controller {
                     Ok(r) => r,
                     Err(_) => Err(CommandError::NotController),
                 },
-                Some(Some(addr)) => self.peers.forward(&addr, &command, left).await,
+                Some(Some(addr)) => {
+                    let mut metrics = self.raft.metrics();
+                    let leader = metrics.borrow_and_update().current_leader;
+                    // A leader that went silent (paused, cut off) never answers: once this node
+                    // hears of another leader, go there instead of waiting out the deadline.
+                    let answer = tokio::select! {
+                        a = self.peers.forward(&addr, &command, left) => a,
+                        _ = metrics.wait_for(|m| m.current_leader != leader) => Err(CommandError::NotController),
+                    };
+                    if let (true, Some(id)) = (answer.is_ok(), leader) {
+                        *self.last_answer.lock().expect("last answer lock") = Some((id, Instant::now()));
+                    }
+                    answer
+                }
             };
             let why = match attempt {
                 Ok(reply) => return Ok(reply),

@@ -162,7 +162,14 @@ impl Core {
         &self.state.replicas
     }
 
-    /// Kafka's effective min ISR: `min.insync.replicas`, but never more than the replicas.
+    /// `min.insync.replicas` as configured: what an acks=all append checks the ISR against
+    /// (Kafka's `appendRecordsToLeader`: a topic with fewer replicas than it never takes one).
+    pub(crate) fn configured_min_isr(&self) -> usize {
+        self.min_isr
+    }
+
+    /// Kafka's effective min ISR: `min.insync.replicas`, but never more than the replicas (what
+    /// the high watermark waits for).
     pub(crate) fn min_isr(&self) -> usize {
         self.min_isr.min(self.state.replicas.len().max(1))
     }

@@ -32,6 +32,7 @@ use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use super::partition::Partition;
+use super::ReplicaError;
 use crate::clock::now_ms;
 use crate::peer::PeerClient;
 
@@ -425,12 +426,14 @@ impl FetchLoop {
         let our_end = partition.log_end_offset();
         if leader_end < our_end {
             info!(topic = %partition.topic, partition = partition.index, leader_end, our_end, "follower ahead of its leader: truncating");
-            return blocking(move || partition.truncate_to(leader_end)).await;
+            let epoch = asked.followed.leader_epoch;
+            return blocking(move || partition.truncate_to(epoch, leader_end)).await;
         }
         let leader_start = self.list_offset(asked, EARLIEST).await?;
         if leader_start > our_end {
             info!(topic = %partition.topic, partition = partition.index, leader_start, our_end, "follower behind its leader's log start: starting over");
-            return blocking(move || partition.restart_from(leader_start)).await;
+            let epoch = asked.followed.leader_epoch;
+            return blocking(move || partition.restart_from(epoch, leader_start)).await;
         }
         Ok(())
     }
@@ -483,15 +486,16 @@ fn apply(leader: i32, asked: &Asked, data: PartitionData) -> Next {
         let ours = p.end_offset_for_epoch(d.epoch).unwrap_or((-1, -1));
         let to = truncation_offset(d.epoch, d.end_offset, ours, asked.fetch_offset);
         info!(leader, topic = %p.topic, partition = p.index, epoch = d.epoch, leader_end = d.end_offset, to, "log diverged from the leader's: truncating");
-        if let Err(e) = p.truncate_to(to) {
+        if let Err(e) = p.truncate_to(asked.followed.leader_epoch, to) {
             warn!(topic = %p.topic, partition = p.index, error = %e, "truncation failed");
             return Next::Delay;
         }
         return Next::Continue;
     }
     let records = data.records.unwrap_or_default();
-    match p.append_as_follower(&records, data.high_watermark, now_ms()) {
+    match p.append_as_follower(asked.followed.leader_epoch, &records, data.high_watermark, now_ms()) {
         Ok(_) => Next::Continue,
+        Err(ReplicaError::StaleFetch { .. }) => Next::Continue,
         Err(e) => {
             warn!(leader, topic = %p.topic, partition = p.index, error = %e, "follower append failed");
             Next::Delay

@@ -33,6 +33,9 @@ pub(crate) enum ReplicaError {
     NotEnoughReplicasAfterAppend { isr: usize, min: i32 },
     #[error("not committed by the ISR within the request timeout")]
     Timeout,
+    /// A fetch answer from leader epoch {epoch}, after this replica moved on.
+    #[error("fetched from leader epoch {epoch}, which this replica no longer follows")]
+    StaleFetch { epoch: i32 },
     #[error(transparent)]
     Log(#[from] LogError),
 }

@@ -346,7 +346,7 @@ impl Partition {
         }
         if acks_all {
             let core = self.core.lock().expect("core lock");
-            let (isr, min) = (core.isr().len(), core.min_isr());
+            let (isr, min) = (core.isr().len(), core.configured_min_isr());
             if isr < min {
                 return Err(ReplicaError::NotEnoughReplicas { isr, min: min as i32 });
             }
@@ -460,15 +460,20 @@ impl Partition {
         }))
     }
 
-    /// Follower append of the leader's batches, then its high watermark.
+    /// Follower append of the leader's batches, then its high watermark. `fetched_in` is the
+    /// leader epoch the fetch was made in: an answer that arrives after this replica moved on
+    /// (it leads now, or follows a newer leader) is refused under the same lock that moves it,
+    /// so a deposed leader's late answer never lands in a log.
     pub(crate) fn append_as_follower(
         &self,
+        fetched_in: i32,
         batches: &[u8],
         leader_high_watermark: i64,
         now_ms: i64,
     ) -> Result<Option<AppendInfo>, ReplicaError> {
         let mut guard = self.log.lock().expect("partition log lock");
         let log = guard.as_mut().ok_or_else(|| self.unknown())?;
+        self.check_following(fetched_in)?;
         let info = if batches.is_empty() {
             None
         } else {
@@ -487,14 +492,30 @@ impl Partition {
         Ok(info)
     }
 
-    /// Cuts this follower's log at `offset` (where it diverged from its leader's).
-    pub(crate) fn truncate_to(&self, offset: i64) -> Result<(), ReplicaError> {
-        self.with_log_then_core(|log| Ok(log.truncate_diverged(offset)?))
+    /// Cuts this follower's log at `offset` (where it diverged from its leader's, as its leader
+    /// in `fetched_in` said).
+    pub(crate) fn truncate_to(&self, fetched_in: i32, offset: i64) -> Result<(), ReplicaError> {
+        self.with_log_then_core(|log| {
+            self.check_following(fetched_in)?;
+            Ok(log.truncate_diverged(offset)?)
+        })
     }
 
     /// Empties this follower's log and restarts it at `offset` (its leader's log start).
-    pub(crate) fn restart_from(&self, offset: i64) -> Result<(), ReplicaError> {
-        self.with_log_then_core(|log| Ok(log.restart_from(offset)?))
+    pub(crate) fn restart_from(&self, fetched_in: i32, offset: i64) -> Result<(), ReplicaError> {
+        self.with_log_then_core(|log| {
+            self.check_following(fetched_in)?;
+            Ok(log.restart_from(offset)?)
+        })
+    }
+
+    /// Whether this replica still follows in `epoch` (the caller holds the log lock, which
+    /// every leadership change takes too).
+    fn check_following(&self, epoch: i32) -> Result<(), ReplicaError> {
+        if self.is_leader() || self.leader_epoch() != epoch {
+            return Err(ReplicaError::StaleFetch { epoch });
+        }
+        Ok(())
     }
 
     /// (latest epoch, log end) of this replica's log, for its next fetch.
