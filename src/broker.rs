@@ -141,7 +141,8 @@ impl Broker {
             };
             for (i, p) in batch.iter().enumerate() {
                 match results.get(i) {
-                    Some(0) => {
+                    Some(Ok(committed)) => {
+                        p.partition.proposal_committed(committed);
                         let counter = if p.isr.len() < p.from.len() {
                             &self.metrics.isr_shrinks
                         } else {
@@ -150,8 +151,11 @@ impl Broker {
                         counter.inc();
                         tracing::info!(topic = %p.partition.topic, partition = p.partition.index, from = ?p.from, to = ?p.isr, "ISR changed");
                     }
-                    code => {
-                        tracing::debug!(topic = %p.partition.topic, partition = p.partition.index, ?code, "ISR change refused");
+                    Some(Err(code)) => {
+                        tracing::debug!(topic = %p.partition.topic, partition = p.partition.index, code, "ISR change refused");
+                        p.partition.proposal_failed();
+                    }
+                    None => {
                         p.partition.proposal_failed();
                     }
                 }

@@ -23,6 +23,8 @@ mod net;
 mod peer;
 mod replica;
 mod server;
+#[cfg(test)]
+mod testing;
 mod txn;
 mod wire;
 

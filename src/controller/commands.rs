@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{Controller, MetadataChange};
 use crate::error::KafkaCode;
 use crate::metadata::brokers::{self, Registration};
-use crate::metadata::elections::{self, IsrChange};
+use crate::metadata::elections::{self, IsrChange, IsrCommitted};
 use crate::metadata::image::ApplyError;
 use crate::metadata::topic_config;
 use crate::metadata::topics::{self, ConfigChange, NewTopic, Placement};
@@ -85,9 +85,10 @@ pub(crate) enum Reply {
         index: u64,
     },
     Quorum(QuorumState),
-    /// Each change's result code (0 = committed), in request order.
+    /// Each change's result (the partition's state once committed, or an error code), in
+    /// request order.
     AlterPartition {
-        results: Vec<i16>,
+        results: Vec<Result<IsrCommitted, i16>>,
         index: u64,
     },
 }
@@ -283,7 +284,7 @@ impl Controller {
                     .broker(broker_id)
                     .is_some_and(|b| b.incarnation_id == incarnation_id);
                 if !current {
-                    results = vec![kafka_protocol::ResponseError::StaleBrokerEpoch.code(); changes.len()];
+                    results = vec![Err(kafka_protocol::ResponseError::StaleBrokerEpoch.code()); changes.len()];
                     return Ok(Vec::new());
                 }
                 let (records, codes) = elections::plan_alter_partition(image, broker_id, &changes);

@@ -29,6 +29,14 @@ pub(crate) struct IsrChange {
     pub(crate) isr: Vec<i32>,
 }
 
+/// What the controller made of an accepted change: the partition's state once committed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct IsrCommitted {
+    pub(crate) leader_epoch: i32,
+    pub(crate) partition_epoch: i32,
+    pub(crate) isr: Vec<i32>,
+}
+
 /// Whether a topic allows unclean elections (its config, or the broker default).
 pub(crate) type UncleanAllowed<'a> = &'a dyn Fn(&TopicImage) -> bool;
 
@@ -110,28 +118,32 @@ pub(crate) fn plan_leaderless(image: &MetadataImage, unclean: UncleanAllowed<'_>
 
 /// Kafka's AlterPartition validation, per change: the requester must lead the partition in the
 /// epochs it names, and every member it adds must be a registered, unfenced broker (KIP-841).
-/// Returns the records to commit and each change's result code (0 = accepted).
+/// Returns the records to commit and each change's result: the state it leaves the partition
+/// in (the same as before when there was nothing to change), or its error code.
 pub(crate) fn plan_alter_partition(
     image: &MetadataImage,
     broker_id: i32,
     changes: &[IsrChange],
-) -> (Vec<MetadataRecord>, Vec<i16>) {
+) -> (Vec<MetadataRecord>, Vec<Result<IsrCommitted, i16>>) {
     let mut records = Vec::new();
     let mut results = Vec::with_capacity(changes.len());
     for c in changes {
         match check(image, broker_id, c) {
-            Ok(Some(record)) => {
-                records.push(record);
-                results.push(0);
+            Ok((record, committed)) => {
+                records.extend(record);
+                results.push(Ok(committed));
             }
-            Ok(None) => results.push(0),
-            Err(e) => results.push(e.code()),
+            Err(e) => results.push(Err(e.code())),
         }
     }
     (records, results)
 }
 
-fn check(image: &MetadataImage, broker_id: i32, c: &IsrChange) -> Result<Option<MetadataRecord>, ResponseError> {
+fn check(
+    image: &MetadataImage,
+    broker_id: i32,
+    c: &IsrChange,
+) -> Result<(Option<MetadataRecord>, IsrCommitted), ResponseError> {
     let p = image
         .topic_by_id(&c.topic_id)
         .and_then(|t| t.partitions.get(&c.partition))
@@ -160,9 +172,23 @@ fn check(image: &MetadataImage, broker_id: i32, c: &IsrChange) -> Result<Option<
         return Err(ResponseError::IneligibleReplica);
     }
     if c.isr == p.isr {
-        return Ok(None);
+        let unchanged = IsrCommitted {
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: p.isr.clone(),
+        };
+        return Ok((None, unchanged));
     }
-    Ok(Some(change(c.topic_id, c.partition, (p.leader, c.isr.clone()))))
+    // The record bumps the partition epoch (not the leader epoch: the leader stays).
+    let committed = IsrCommitted {
+        leader_epoch: p.leader_epoch,
+        partition_epoch: p.partition_epoch + 1,
+        isr: c.isr.clone(),
+    };
+    Ok((
+        Some(change(c.topic_id, c.partition, (p.leader, c.isr.clone()))),
+        committed,
+    ))
 }
 
 #[cfg(test)]
@@ -285,7 +311,7 @@ mod tests {
             partition_epoch,
             isr,
         };
-        let code = |from: i32, c: IsrChange| plan_alter_partition(&image, from, &[c]).1[0];
+        let code = |from: i32, c: IsrChange| plan_alter_partition(&image, from, &[c]).1[0].clone().err().unwrap_or(0);
         let (le, pe) = (p.leader_epoch, p.partition_epoch);
         assert_eq!(
             code(2, change(le, pe, vec![1])),
@@ -311,7 +337,12 @@ mod tests {
             "3 is fenced"
         );
         let (records, results) = plan_alter_partition(&image, 1, &[change(le, pe, vec![1])]);
-        assert_eq!(results, [0]);
+        let committed = IsrCommitted {
+            leader_epoch: le,
+            partition_epoch: pe + 1,
+            isr: vec![1],
+        };
+        assert_eq!(results, [Ok(committed)]);
         apply(&mut image, &records);
         let after = part(&image);
         assert_eq!(

@@ -53,6 +53,12 @@ pub(crate) enum Event {
     Tick { now_ms: i64 },
     /// The controller refused (or never answered) the ISR proposal in flight.
     AlterPartitionFailed,
+    /// The controller accepted it: the partition's state once committed.
+    IsrCommitted {
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<i32>,
+    },
     /// `min.insync.replicas` changed.
     MinIsr { min_isr: usize },
 }
@@ -145,6 +151,11 @@ impl Core {
         }
     }
 
+    #[cfg(test)]
+    pub(crate) fn role(&self) -> Role {
+        self.role
+    }
+
     pub(crate) fn high_watermark(&self) -> i64 {
         self.high_watermark
     }
@@ -223,6 +234,23 @@ impl Core {
             }
             Event::Tick { now_ms } => self.maybe_shrink(now_ms, &mut out),
             Event::AlterPartitionFailed => self.proposal = None,
+            Event::IsrCommitted {
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => {
+                // A stale answer (an older epoch than we know) changes nothing.
+                if self.role == Role::Leader
+                    && leader_epoch == self.state.leader_epoch
+                    && partition_epoch >= self.state.partition_epoch
+                {
+                    self.state.isr = isr;
+                    self.state.partition_epoch = partition_epoch;
+                    self.proposal = None;
+                    self.track_replicas(self.now_ms);
+                    self.advance_high_watermark(&mut out);
+                }
+            }
             Event::MinIsr { min_isr } => {
                 self.min_isr = min_isr.max(1);
                 if self.role == Role::Leader {

@@ -21,6 +21,7 @@ use super::core::{Action, Core, Event, LeaderAndIsr};
 use super::recompress::{recompress, topic_codec};
 use super::ReplicaError;
 use crate::log::{AppendInfo, Log, LogConfig};
+use crate::metadata::elections::IsrCommitted;
 
 /// Stale fetch waiters are pruned once the list grows past this; it bounds the list on idle partitions.
 const WAITERS_PRUNE_AT: usize = 64;
@@ -318,6 +319,22 @@ impl Partition {
     /// The controller did not make the proposed ISR change; the core may propose again.
     pub(crate) fn proposal_failed(&self) {
         self.core.lock().expect("core lock").handle(Event::AlterPartitionFailed);
+    }
+
+    /// The controller committed the proposed ISR change (or found nothing to change): its state
+    /// applies now, before the metadata that carries it arrives (as Kafka's leader does).
+    pub(crate) fn proposal_committed(&self, committed: &IsrCommitted) {
+        let mut guard = self.log.lock().expect("partition log lock");
+        if let Some(log) = guard.as_mut() {
+            self.step(
+                log,
+                Event::IsrCommitted {
+                    leader_epoch: committed.leader_epoch,
+                    partition_epoch: committed.partition_epoch,
+                    isr: committed.isr.clone(),
+                },
+            );
+        }
     }
 
     pub(crate) fn set_min_insync_replicas(&self, n: i32) {

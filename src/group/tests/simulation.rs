@@ -12,27 +12,7 @@ use super::super::config::GroupConfig;
 use super::super::replay::load;
 use super::super::state::GroupState;
 use super::{Sim, GROUP};
-
-/// xorshift64*: deterministic randomness for the simulation.
-#[derive(Debug)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
+use crate::testing::Rng;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Phase {
@@ -232,7 +212,7 @@ fn check_log_matches_state(sim: &Sim, seed: u64) {
 }
 
 fn run(seed: u64) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_raw(seed);
     let mut sim = Sim::new();
     sim.auto_persist = false;
     let mut clients: Vec<Client> = (0..6)
