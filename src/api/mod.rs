@@ -87,6 +87,9 @@ pub(crate) enum Reply<R> {
     Silent,
     /// Close the connection instead of answering (a failed acks=0 produce, as in Kafka).
     Close(String),
+    /// Any of the above, known only once work elsewhere is done (a produce, whose appends run
+    /// on the log writer threads: an acks=0 one may end up answering nothing, or closing).
+    Decided(Pin<Box<dyn Future<Output = Reply<R>> + Send>>),
 }
 
 /// Who asked, and with which version; handed to every handler.
@@ -110,6 +113,14 @@ impl std::fmt::Debug for Ctx {
 }
 
 impl Ctx {
+    /// This connection's log writer lane: its requests' appends run in request order there.
+    pub(crate) fn lane(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.peer.hash(&mut h);
+        h.finish()
+    }
+
     /// The Kafka code for `err`, counted in the errors metric.
     pub(crate) fn code(&self, err: &impl KafkaCode) -> i16 {
         self.count(err.kafka_error())
@@ -281,6 +292,10 @@ fn respond<R: Encodable + Payloads + Send + 'static>(ctx: &Ctx, reply: Reply<R>)
             ready(Outcome::Nothing)
         }
         Reply::Close(why) => ready(Outcome::Close(why)),
+        Reply::Decided(fut) => {
+            let ctx = ctx.clone();
+            Box::pin(async move { respond(&ctx, fut.await).await })
+        }
     }
 }
 

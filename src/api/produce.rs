@@ -2,8 +2,8 @@
 //! once the ISR has them (the high watermark passed them), as Kafka's DelayedProduce does.
 //!
 //! The batches are copied once out of the request frame (their offsets are rewritten in place)
-//! and appended as they came; records are never decoded. Appends happen in request order
-//! because the connection dispatches requests one by one.
+//! and appended as they came; records are never decoded. The appends run on the connection's
+//! log writer lane (`replica::Appender`), in request order, never on the async workers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +23,35 @@ use crate::replica::{Appended, Partition, ReplicaError};
 /// Produce from version 13 names topics by id only.
 const TOPIC_IDS_FROM_VERSION: i16 = 13;
 
+/// Hands the request's appends to this connection's log writer lane (in request order, off
+/// the async workers) and answers once they are done (and, for acks=all, committed).
 pub(super) fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply<ProduceResponse> {
+    let job_ctx = ctx.clone();
+    let appended = ctx
+        .broker
+        .replicas
+        .appender()
+        .run(ctx.lane(), move || append_request(&job_ctx, req));
+    let ctx = ctx.clone();
+    Reply::Decided(Box::pin(async move {
+        match appended.await {
+            Ok(done) => answer(&ctx, done).await,
+            Err(_) => Reply::Close("the log writer threads have stopped".into()),
+        }
+    }))
+}
+
+/// A produce request once its appends ran: what to answer, and what acks=all waits for.
+struct Appends {
+    acks: i16,
+    timeout: Duration,
+    responses: Vec<TopicProduceResponse>,
+    failed: bool,
+    waits: Vec<Waiting>,
+}
+
+/// Runs on a log writer thread.
+fn append_request(ctx: &Ctx, req: ProduceRequest) -> Appends {
     let acks = req.acks;
     let mut failed = false;
     let mut waits = Vec::new();
@@ -37,6 +65,23 @@ pub(super) fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply<ProduceResponse> {
             r
         })
         .collect();
+    Appends {
+        acks,
+        timeout: Duration::from_millis(req.timeout_ms.max(0) as u64),
+        responses,
+        failed,
+        waits,
+    }
+}
+
+async fn answer(ctx: &Ctx, done: Appends) -> Reply<ProduceResponse> {
+    let Appends {
+        acks,
+        timeout,
+        responses,
+        failed,
+        waits,
+    } = done;
     if acks == 0 {
         // Kafka closes the connection when an acks=0 produce fails: the client has no other way
         // to learn about it, and reconnecting makes it refresh its metadata.
@@ -52,9 +97,7 @@ pub(super) fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply<ProduceResponse> {
     }
     // acks=all: answer once the ISR has every partition's batches (Kafka's DelayedProduce),
     // or with the error each partition ran into, within the request's timeout.
-    let ctx = ctx.clone();
-    let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
-    Reply::Later(Box::pin(async move { complete(&ctx, response, waits, timeout).await }))
+    Reply::Now(complete(ctx, response, waits, timeout).await)
 }
 
 /// A partition of an acks=all produce that was appended and waits to be committed.

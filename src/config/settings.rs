@@ -276,6 +276,8 @@ settings! {
     replica_fetch_min_bytes: i32 = "replica.fetch.min.bytes", "1", positive_i32;
     /// How long a follower waits after a failed fetch before it tries again.
     replica_fetch_backoff_ms: i32 = "replica.fetch.backoff.ms", "1000", positive_i32;
+    /// Threads that write partition logs (a produce's appends run there, in request order per connection), so no disk write holds up the threads serving the network.
+    num_io_threads: i32 = "num.io.threads", "8", positive_i32;
     /// Fetcher tasks per source broker; partitions are spread over them.
     num_replica_fetchers: i32 = "num.replica.fetchers", "1", positive_i32;
     /// How often each log dir's replication-offset-checkpoint (high watermarks) is written.

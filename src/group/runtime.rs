@@ -32,7 +32,7 @@ use super::replay;
 use crate::clock::now_ms;
 use crate::error::KafkaCode;
 use crate::internal_batch;
-use crate::replica::{Appended, Partition, ReplicaError, ReplicaManager};
+use crate::replica::{Appended, Appender, Partition, ReplicaError, ReplicaManager};
 
 /// Kafka's name for the topic that holds group metadata and committed offsets.
 pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -125,7 +125,12 @@ impl GroupCoordinator {
         let (mut loaded, mut groups) = (0, 0);
         for partition in new {
             let index = partition.index;
-            match Shard::load(self.config.clone(), partition, self.commit_timeout) {
+            match Shard::load(
+                self.config.clone(),
+                partition,
+                self.commit_timeout,
+                replicas.appender().clone(),
+            ) {
                 Ok(shard) => {
                     loaded += 1;
                     groups += shard.query(|s| s.groups.len()).unwrap_or(0);
@@ -147,6 +152,8 @@ pub(crate) struct Shard {
     inner: Mutex<ShardInner>,
     /// How long an append may take to be committed by the ISR.
     commit_timeout: Duration,
+    /// Where appends run: the log writer lane of this shard's partition, in the order made.
+    appender: Arc<Appender>,
     /// Wakes the committer when an append joins `commits`.
     commit_added: Notify,
 }
@@ -162,11 +169,12 @@ struct ShardInner {
     commits: VecDeque<PendingCommit>,
 }
 
-/// An append waiting to be committed, or one whose result is already known (it failed).
+/// An append on its way (on a log writer thread), then waiting to be committed.
 #[derive(Debug)]
 struct PendingCommit {
     token: u64,
-    outcome: Result<(Appended, Instant), ResponseError>,
+    appended: oneshot::Receiver<Result<Appended, ResponseError>>,
+    deadline: Instant,
 }
 
 /// Why a shard could not be loaded.
@@ -181,7 +189,12 @@ pub(crate) enum LoadError {
 }
 
 impl Shard {
-    fn load(config: GroupConfig, partition: Arc<Partition>, commit_timeout: Duration) -> Result<Arc<Shard>, LoadError> {
+    fn load(
+        config: GroupConfig,
+        partition: Arc<Partition>,
+        commit_timeout: Duration,
+        appender: Arc<Appender>,
+    ) -> Result<Arc<Shard>, LoadError> {
         let records = read_records(&partition)?;
         let count = records.len();
         let seed = uuid::Uuid::new_v4().as_u64_pair().0;
@@ -203,6 +216,7 @@ impl Shard {
                 commits: VecDeque::new(),
             }),
             commit_timeout,
+            appender,
             commit_added: Notify::new(),
         });
         tokio::spawn(committer(Arc::downgrade(&shard)));
@@ -281,12 +295,14 @@ impl Shard {
                 }
                 Action::Persist { token, records } => {
                     let deadline = Instant::now() + self.commit_timeout;
-                    let outcome = self.append(&records).map(|appended| (appended, deadline));
-                    self.inner
-                        .lock()
-                        .expect("shard lock")
-                        .commits
-                        .push_back(PendingCommit { token, outcome });
+                    let partition = self.partition.clone();
+                    let lane = self.partition.index as u64;
+                    let appended = self.appender.run(lane, move || append(&partition, &records));
+                    self.inner.lock().expect("shard lock").commits.push_back(PendingCommit {
+                        token,
+                        appended,
+                        deadline,
+                    });
                     self.commit_added.notify_one();
                 }
                 Action::ScheduleTimer { key, at_ms } => self.schedule(key, at_ms),
@@ -320,19 +336,19 @@ impl Shard {
             old.abort();
         }
     }
+}
 
-    /// Appends the records as one batch to this shard's partition; committing it is the
-    /// committer's wait (as Kafka's coordinator, which appends with acks=1 and answers at the
-    /// high watermark, so min ISR never refuses it up front).
-    fn append(&self, records: &[RawRecord]) -> Result<Appended, ResponseError> {
-        let mut batch = internal_batch::encode(records.iter().map(|(k, v)| (Some(k), v.as_ref())), now_ms());
-        match self.partition.append_as_leader(&mut batch, false, now_ms()) {
-            Ok(appended) => Ok(appended),
-            Err(ReplicaError::UnknownTopicOrPartition { .. }) => Err(ResponseError::NotLeaderOrFollower),
-            Err(e) => {
-                warn!(partition = self.partition.index, error = %e, "group coordinator append failed");
-                Err(e.kafka_error())
-            }
+/// Appends the records as one batch to a shard's partition (on a log writer thread);
+/// committing it is the committer's wait (as Kafka's coordinator, which appends with acks=1
+/// and answers at the high watermark, so min ISR never refuses it up front).
+fn append(partition: &Partition, records: &[RawRecord]) -> Result<Appended, ResponseError> {
+    let mut batch = internal_batch::encode(records.iter().map(|(k, v)| (Some(k), v.as_ref())), now_ms());
+    match partition.append_as_leader(&mut batch, false, now_ms()) {
+        Ok(appended) => Ok(appended),
+        Err(ReplicaError::UnknownTopicOrPartition { .. }) => Err(ResponseError::NotLeaderOrFollower),
+        Err(e) => {
+            warn!(partition = partition.index, error = %e, "group coordinator append failed");
+            Err(e.kafka_error())
         }
     }
 }
@@ -360,9 +376,13 @@ async fn committer(shard: std::sync::Weak<Shard>) {
             }
             continue;
         };
-        let result = match pending.outcome {
+        let appended = pending
+            .appended
+            .await
+            .unwrap_or(Err(ResponseError::CoordinatorNotAvailable));
+        let result = match appended {
             Err(e) => Err(e),
-            Ok((appended, deadline)) => match s.partition.await_committed(&appended, deadline).await {
+            Ok(appended) => match s.partition.await_committed(&appended, pending.deadline).await {
                 Ok(()) => Ok(()),
                 Err(ReplicaError::NotLeader { .. } | ReplicaError::UnknownTopicOrPartition { .. }) => {
                     Err(ResponseError::NotLeaderOrFollower)

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use super::appender::Appender;
 use super::core::{Action, LeaderAndIsr};
 use super::fetcher::{FetcherConfig, Fetchers};
 use super::partition::{IsrProposal, Partition, PartitionSetup};
@@ -43,6 +44,7 @@ pub(crate) struct ReplicaManager {
     proposals_rx: Mutex<Option<mpsc::UnboundedReceiver<IsrProposal>>>,
     /// High watermarks from `replication-offset-checkpoint`, for partitions opened later.
     checkpointed_hw: Mutex<HashMap<Key, i64>>,
+    appender: Arc<Appender>,
 }
 
 impl ReplicaManager {
@@ -81,6 +83,7 @@ impl ReplicaManager {
             proposals,
             proposals_rx: Mutex::new(Some(proposals_rx)),
             checkpointed_hw: Mutex::new(checkpointed_hw),
+            appender: Arc::new(Appender::start(settings.num_io_threads as usize)),
         };
         let mut map = HashMap::new();
         let (mut scanned, mut truncated) = (0u64, 0u64);
@@ -116,6 +119,12 @@ impl ReplicaManager {
         *manager.partitions.write().expect("partitions lock") = map;
         manager.reconcile(image)?;
         Ok(manager)
+    }
+
+    /// The threads that write partition logs (leaders' appends; followers' run on the blocking
+    /// pool from their fetchers).
+    pub(crate) fn appender(&self) -> &Arc<Appender> {
+        &self.appender
     }
 
     /// The ISR changes the partitions' cores propose, for the broker to send to the controller.

@@ -4,12 +4,14 @@
 //! May call: `log`. Must never call `api` or `net`; it learns about topics only from the
 //! metadata image handed to [`ReplicaManager::reconcile`].
 
+mod appender;
 pub(crate) mod core;
 mod fetcher;
 mod manager;
 mod partition;
 mod recompress;
 
+pub(crate) use appender::Appender;
 pub(crate) use manager::ReplicaManager;
 pub(crate) use partition::{Appended, FollowerFetch, FollowerRead, IsrProposal, Partition};
 #[cfg(feature = "fuzzing")]
