@@ -15,6 +15,7 @@ use prometheus::{
 use tokio::net::TcpListener;
 use tracing::info;
 
+use crate::broker::Broker;
 use crate::controller::Controller;
 use crate::replica::ReplicaManager;
 
@@ -112,6 +113,11 @@ impl Metrics {
                 .register(Box::new(PartitionCollector::new(replicas.clone()))),
         );
         must(self.registry.register(Box::new(ReplicationCollector::new(replicas))));
+    }
+
+    /// Adds consumer group lag, read from the group shards this broker coordinates.
+    pub(crate) fn watch_groups(&self, broker: std::sync::Weak<Broker>) {
+        must(self.registry.register(Box::new(GroupLagCollector::new(broker))));
     }
 
     pub(crate) fn watch_controller(&self, controller: Arc<Controller>) {
@@ -281,6 +287,67 @@ impl Collector for ReplicationCollector {
         out.extend(lag.collect());
         out.extend(followed.collect());
         out
+    }
+}
+
+/// Each consumer group's lag per partition: the partition's high watermark minus the group's
+/// committed offset, for the groups this broker coordinates and the partitions it holds a
+/// replica of (a partition held elsewhere is that broker's to report).
+#[derive(Debug)]
+struct GroupLagCollector {
+    broker: std::sync::Weak<Broker>,
+    descs: Vec<Desc>,
+}
+
+impl GroupLagCollector {
+    fn new(broker: std::sync::Weak<Broker>) -> GroupLagCollector {
+        let descs = descs_of(&[Self::gauge()]);
+        GroupLagCollector { broker, descs }
+    }
+
+    fn gauge() -> IntGaugeVec {
+        must(IntGaugeVec::new(
+            Opts::new(
+                "consumer_group_lag",
+                "Offsets between a group's committed offset and the partition's high watermark",
+            ),
+            &["group", "topic", "partition"],
+        ))
+    }
+}
+
+impl Collector for GroupLagCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let lag = Self::gauge();
+        let Some(broker) = self.broker.upgrade() else {
+            return Vec::new();
+        };
+        for shard in broker.groups.shards() {
+            let committed: Vec<(String, String, i32, i64)> = shard
+                .query(|s| {
+                    s.groups
+                        .iter()
+                        .flat_map(|(g, group)| {
+                            group.offsets.iter().flat_map(move |(t, parts)| {
+                                parts.iter().map(move |(p, o)| (g.clone(), t.clone(), *p, o.offset))
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (group, topic, partition, offset) in committed {
+                if let Some(p) = broker.replicas.get(&topic, partition) {
+                    let index = partition.to_string();
+                    lag.with_label_values(&[group.as_str(), topic.as_str(), index.as_str()])
+                        .set((p.high_watermark() - offset).max(0));
+                }
+            }
+        }
+        lag.collect()
     }
 }
 

@@ -217,6 +217,7 @@ impl Server {
             last_published: std::sync::Mutex::new(applied.image.clone()),
             incarnation_id: registration_id,
         });
+        metrics.watch_groups(Arc::downgrade(&broker));
         if let Some(proposals) = broker.replicas.take_isr_proposals() {
             server.background.spawn(broker.clone().send_isr_changes(proposals));
         }

@@ -539,11 +539,7 @@ async fn metrics_endpoint_reports_requests_and_partitions() {
     let mut c = broker.client().await;
     create_topic(&mut c, "m", 1, &[]).await;
     produce(&mut c, "m", 0, batch(&[b"a"], 1, Compression::None)).await;
-    let mut s = tokio::net::TcpStream::connect(broker.metrics_addr()).await.unwrap();
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").await.unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).await.unwrap();
+    let body = broker.scrape().await;
     assert!(
         body.contains("sluice_requests_total{api=\"Produce\",version=\"9\"} 1"),
         "{body}"

@@ -11,6 +11,7 @@ use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
 use kafka_protocol::ResponseError;
 
 const SETTINGS: &[&str] = &["group.initial.rebalance.delay.ms=0", "offsets.topic.num.partitions=4"];
@@ -167,6 +168,27 @@ async fn simple_consumer_commits_without_membership() {
     find_coordinator(&mut c, "simple").await;
     assert_eq!(commit(&mut c, "simple", &StrBytes::default(), -1, 7).await, 0);
     assert_eq!(fetch_committed(&mut c, "simple").await.0, 7);
+}
+
+#[tokio::test]
+async fn a_groups_lag_behind_the_high_watermark_is_a_metric() {
+    let broker = TestBroker::start(SETTINGS).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "t", 1, &[]).await;
+    produce(
+        &mut c,
+        "t",
+        0,
+        batch(&[b"a", b"b", b"c", b"d", b"e"], 1, Compression::None),
+    )
+    .await;
+    find_coordinator(&mut c, "lagging").await;
+    assert_eq!(commit(&mut c, "lagging", &StrBytes::default(), -1, 2).await, 0);
+    let body = broker.scrape().await;
+    assert!(
+        body.contains("sluice_consumer_group_lag{group=\"lagging\",partition=\"0\",topic=\"t\"} 3"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -86,6 +86,16 @@ impl TestBroker {
     pub fn metrics_addr(&self) -> SocketAddr {
         self.server.as_ref().unwrap().metrics_addr
     }
+
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn scrape(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(self.metrics_addr()).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).await.unwrap();
+        body
+    }
 }
 
 /// A raw Kafka client: one connection, requests encoded with kafka-protocol.
