@@ -131,23 +131,12 @@ impl Connection {
 
     async fn exchange(&mut self, request: &Request) -> Result<Response, WireError> {
         if self.stream.is_none() {
-            let connect = TcpStream::connect(&self.addr);
-            let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(source)) => {
-                    return Err(WireError::Connect {
-                        addr: self.addr.clone(),
-                        source,
-                    })
-                }
-                Err(_) => {
-                    return Err(WireError::Connect {
-                        addr: self.addr.clone(),
-                        source: std::io::ErrorKind::TimedOut.into(),
-                    })
-                }
-            };
-            stream.set_nodelay(true)?;
+            let stream = crate::wire::connect(&self.addr, CONNECT_TIMEOUT)
+                .await
+                .map_err(|source| WireError::Connect {
+                    addr: self.addr.clone(),
+                    source,
+                })?;
             self.stream = Some(stream);
         }
         let stream = self.stream.as_mut().ok_or(WireError::Mismatch)?;

@@ -113,7 +113,6 @@ impl<R: Read> Read for Counted<'_, R> {
 mod tests {
     use super::*;
     use crate::log::testutil::{encode, records};
-    use kafka_protocol::records::Compression;
 
     fn search(batch: Vec<u8>) -> BatchToSearch {
         let header = BatchHeader::parse(&batch).unwrap();
@@ -125,13 +124,7 @@ mod tests {
 
     #[test]
     fn finds_the_first_record_at_or_after_in_every_codec() {
-        for codec in [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ] {
+        for codec in crate::log::compression::ALL_CODECS {
             // Records at timestamps 100, 101, ... 104 (see testutil::records).
             let found = search(encode(&records(5, 100, 10), codec));
             assert_eq!(first_at_or_after(&found, 0).unwrap(), Some((0, 100)), "{codec:?}");

@@ -8,6 +8,8 @@ pub(crate) mod brokers;
 pub(crate) mod elections;
 pub(crate) mod image;
 pub(crate) mod records;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub(crate) mod topic_config;
 pub(crate) mod topics;
 
