@@ -15,7 +15,6 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use kafka_protocol::records::Compression;
 
 use crate::broker::Broker;
 use crate::log::compression;
