@@ -257,6 +257,49 @@ async fn metadata_without_auto_create_is_unknown_topic() {
     assert_eq!(resp.topics[0].error_code, ResponseError::UnknownTopicOrPartition.code());
 }
 
+/// Regression (issue 10): the Java Admin's `describeTopics(TopicCollection.ofTopicIds(..))`
+/// names each topic by id with the name `""`; Sluice looked up "" and answered
+/// INVALID_TOPIC_EXCEPTION with a zero id. As in Kafka, a non-zero id wins.
+#[tokio::test]
+async fn metadata_by_topic_id_with_an_empty_name_describes_that_topic() {
+    let broker = TestBroker::start(&["auto.create.topics.enable=true"]).await;
+    let mut c = broker.client().await;
+    assert_eq!(create_topic(&mut c, "by-id", 2, &[]).await, 0);
+    let by_name = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(name("by-id")))
+    ]));
+    let id = c.send(12, &by_name).await.topics[0].topic_id;
+    assert!(!id.is_nil());
+    let unknown = uuid::Uuid::from_u128(42);
+    let by_id = MetadataRequest::default()
+        .with_allow_auto_topic_creation(true)
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default()
+                .with_topic_id(id)
+                .with_name(Some(name(""))),
+            MetadataRequestTopic::default().with_topic_id(unknown).with_name(None),
+        ]));
+    let resp = c.send(12, &by_id).await;
+    let (found, missing) = (&resp.topics[0], &resp.topics[1]);
+    assert_eq!(found.error_code, 0);
+    assert_eq!(
+        (found.name.as_ref().map(|n| n.as_str()), found.topic_id),
+        (Some("by-id"), id)
+    );
+    assert_eq!(found.partitions.len(), 2);
+    assert_eq!(missing.error_code, ResponseError::UnknownTopicId.code());
+    assert_eq!((missing.name.as_ref(), missing.topic_id), (None, unknown));
+    // Nothing named "" was created on the way.
+    let all = c.send(12, &MetadataRequest::default().with_topics(None)).await;
+    assert_eq!(all.topics.len(), 1);
+    // Versions 10 and 11 have the field but may not use it: Kafka refuses the request.
+    let resp = c.send(11, &by_id).await;
+    assert!(resp
+        .topics
+        .iter()
+        .all(|t| t.error_code == ResponseError::InvalidRequest.code()));
+}
+
 #[tokio::test]
 async fn create_topic_errors_use_kafka_codes() {
     let broker = TestBroker::start(&[]).await;
