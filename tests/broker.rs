@@ -685,6 +685,96 @@ async fn incremental_alter_configs_changes_a_topic_live_and_refuses_broker_setti
     );
 }
 
+/// Regression (issue 10): kafka-configs and the Admin print the broker's error messages, and
+/// Sluice's were its own words; these are Kafka 4.4's.
+#[tokio::test]
+async fn config_and_partition_refusals_carry_kafkas_messages() {
+    use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "t", 2, &[]).await;
+    let mut alter = async |topic: &str, key: &str, op: i8, value: Option<&str>| {
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_string(topic.to_string()))
+            .with_configs(vec![AlterableConfig::default()
+                .with_name(StrBytes::from_string(key.to_string()))
+                .with_config_operation(op)
+                .with_value(value.map(|v| StrBytes::from_string(v.to_string())))])]);
+        let r = c.send(1, &req).await.responses.remove(0);
+        (r.error_code, r.error_message.map(|m| m.to_string()))
+    };
+    let refused = |e: ResponseError, message: &str| (e.code(), Some(message.to_string()));
+    let cases = [
+        (
+            alter("t", "retention.ms", 0, Some("abc")).await,
+            refused(
+                ResponseError::InvalidConfig,
+                "Invalid value abc for configuration retention.ms: Not a number of type LONG",
+            ),
+        ),
+        (
+            alter("t", "no.such.config", 0, Some("1")).await,
+            refused(
+                ResponseError::InvalidConfig,
+                "Unknown topic config name: no.such.config",
+            ),
+        ),
+        (
+            alter("missing", "retention.ms", 0, Some("1")).await,
+            refused(
+                ResponseError::UnknownTopicOrPartition,
+                "The topic 'missing' does not exist.",
+            ),
+        ),
+        (
+            alter("", "retention.ms", 0, Some("1")).await,
+            refused(
+                ResponseError::InvalidRequest,
+                "Default topic resources are not allowed.",
+            ),
+        ),
+        (
+            alter("t", "retention.ms", 0, None).await,
+            refused(
+                ResponseError::InvalidRequest,
+                "Null value not supported for : retention.ms",
+            ),
+        ),
+        (
+            alter("t", "retention.ms", 2, Some("5")).await,
+            refused(
+                ResponseError::InvalidConfig,
+                "Can't APPEND to key retention.ms because its type is not LIST.",
+            ),
+        ),
+        // Deleting what is not there, even under an unknown name, does nothing, as in Kafka.
+        (alter("t", "no.such.config", 1, None).await, (0, None)),
+    ];
+    for (got, kafka) in cases {
+        assert_eq!(got, kafka);
+    }
+    // Unknown topics in CreatePartitions and DescribeConfigs: Kafka sends no message.
+    let grow = CreatePartitionsRequest::default().with_topics(vec![CreatePartitionsTopic::default()
+        .with_name(name("missing"))
+        .with_count(3)]);
+    let r = &c.send(3, &grow).await.results[0];
+    assert_eq!(
+        (r.error_code, r.error_message.clone()),
+        (ResponseError::UnknownTopicOrPartition.code(), None)
+    );
+    let describe = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(StrBytes::from_static_str("missing"))]);
+    let r = &c.send(4, &describe).await.results[0];
+    assert_eq!(
+        (r.error_code, r.error_message.clone()),
+        (ResponseError::UnknownTopicOrPartition.code(), None)
+    );
+}
+
 /// Regression (issue 10): APPEND and SUBTRACT start from the effective value, the default
 /// included, and SUBTRACT may leave cleanup.policy empty (Kafka 4: infinite retention).
 #[tokio::test]

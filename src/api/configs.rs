@@ -16,8 +16,10 @@ use kafka_protocol::ResponseError;
 
 use super::{Ctx, Reply};
 use crate::config::Source;
+use crate::error::KafkaCode;
 use crate::metadata::topic_config::{self, ConfigSource, ConfigType};
-use crate::metadata::topics::ConfigChange;
+use crate::metadata::topics::{self, ConfigChange};
+use crate::metadata::MetadataError;
 
 /// Kafka's ConfigResource.Type codes.
 const RESOURCE_TOPIC: i8 = 2;
@@ -62,7 +64,7 @@ pub(super) fn describe_configs(ctx: &Ctx, req: DescribeConfigsRequest) -> Reply<
                         .map(|e| to_result(e, req.include_synonyms, req.include_documentation))
                         .collect(),
                 ),
-                Err((e, msg)) => base.with_error_code(ctx.count(e)).with_error_message(Some(text(msg))),
+                Err((e, msg)) => base.with_error_code(ctx.count(e)).with_error_message(msg.map(text)),
             }
         })
         .collect();
@@ -77,17 +79,19 @@ fn wanted(r: &DescribeConfigsResource, name: &str) -> bool {
     }
 }
 
-fn entries(ctx: &Ctx, r: &DescribeConfigsResource) -> Result<Vec<Entry>, (ResponseError, String)> {
+/// A resource's entries, or the error code and message (as Kafka words it, null where Kafka
+/// sends none) to answer it with.
+type Refusal = (ResponseError, Option<String>);
+
+fn entries(ctx: &Ctx, r: &DescribeConfigsResource) -> Result<Vec<Entry>, Refusal> {
     let settings = &ctx.broker.settings;
     match r.resource_type {
         RESOURCE_TOPIC => {
             let image = ctx.broker.metadata.image();
-            let topic = image.topic(&r.resource_name).ok_or_else(|| {
-                (
-                    ResponseError::UnknownTopicOrPartition,
-                    format!("topic '{}' does not exist", r.resource_name),
-                )
-            })?;
+            topics::validate_topic_name(&r.resource_name).map_err(|e| (e.kafka_error(), Some(e.to_string())))?;
+            let topic = image
+                .topic(&r.resource_name)
+                .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
             let broker_values = settings.entries();
             Ok(topic_config::effective(settings, &topic.configs)
                 .into_iter()
@@ -112,13 +116,7 @@ fn entries(ctx: &Ctx, r: &DescribeConfigsResource) -> Result<Vec<Entry>, (Respon
                 .collect())
         }
         RESOURCE_BROKER => {
-            let name = r.resource_name.as_str();
-            if !name.is_empty() && name != ctx.broker.node_id.to_string() {
-                return Err((
-                    ResponseError::InvalidRequest,
-                    format!("broker '{name}' is not this broker"),
-                ));
-            }
+            check_broker_name(ctx, &r.resource_name)?;
             Ok(settings
                 .entries()
                 .into_iter()
@@ -136,7 +134,27 @@ fn entries(ctx: &Ctx, r: &DescribeConfigsResource) -> Result<Vec<Entry>, (Respon
         }
         other => Err((
             ResponseError::InvalidRequest,
-            format!("resource type {other} is not supported"),
+            Some(format!("resource type {other} is not supported")),
+        )),
+    }
+}
+
+/// The BROKER resource is this broker (by id) or "" (the cluster-wide defaults); anything
+/// else is refused with Kafka's words.
+fn check_broker_name(ctx: &Ctx, name: &str) -> Result<(), Refusal> {
+    let me = ctx.broker.node_id;
+    match name.parse::<i32>() {
+        _ if name.is_empty() => Ok(()),
+        Ok(id) if id == me => Ok(()),
+        Ok(_) => Err((
+            ResponseError::InvalidRequest,
+            Some(format!(
+                "Unexpected broker id, expected {me} or empty string, but received {name}"
+            )),
+        )),
+        Err(_) => Err((
+            ResponseError::InvalidRequest,
+            Some(format!("Broker id must be an integer, but it is: {name}")),
         )),
     }
 }
@@ -184,7 +202,7 @@ fn alter_resource(
     ctx: &Ctx,
     resource_type: i8,
     name: &str,
-    changes: Result<Vec<(String, ConfigChange)>, String>,
+    changes: Result<Vec<(String, ConfigChange)>, MetadataError>,
     replace_all: bool,
     validate_only: bool,
 ) -> (i16, Option<StrBytes>) {
@@ -203,7 +221,7 @@ fn alter_resource(
     }
     let changes = match changes {
         Ok(c) => c,
-        Err(msg) => return refused(ResponseError::InvalidConfig, msg),
+        Err(e) => return (ctx.code(&e), Some(text(e.to_string()))),
     };
     match ctx
         .broker
@@ -226,22 +244,26 @@ pub(super) fn incremental_alter_configs(
                 .configs
                 .iter()
                 .map(|c| {
+                    // Kafka's words for an operation that needs a value and has none.
                     let value = || {
-                        c.value
-                            .as_ref()
-                            .map(|v| v.to_string())
-                            .ok_or(format!("no value for {}", c.name))
+                        c.value.as_ref().map(|v| v.to_string()).ok_or_else(|| {
+                            MetadataError::InvalidRequest(format!("Null value not supported for : {}", c.name))
+                        })
                     };
                     let change = match c.config_operation {
                         OP_SET => ConfigChange::Set(value()?),
                         OP_DELETE => ConfigChange::Delete,
                         OP_APPEND => ConfigChange::Append(value()?),
                         OP_SUBTRACT => ConfigChange::Subtract(value()?),
-                        other => return Err(format!("unknown config operation {other}")),
+                        other => {
+                            return Err(MetadataError::InvalidRequest(format!(
+                                "Unknown config operation {other}"
+                            )))
+                        }
                     };
                     Ok((c.name.to_string(), change))
                 })
-                .collect::<Result<Vec<_>, String>>();
+                .collect::<Result<Vec<_>, MetadataError>>();
             let (code, message) = alter_resource(
                 ctx,
                 r.resource_type,
@@ -276,7 +298,7 @@ pub(super) fn alter_configs(ctx: &Ctx, req: AlterConfigsRequest) -> AlterConfigs
                     };
                     Ok((c.name.to_string(), change))
                 })
-                .collect::<Result<Vec<_>, String>>();
+                .collect::<Result<Vec<_>, MetadataError>>();
             let (code, message) =
                 alter_resource(ctx, r.resource_type, &r.resource_name, changes, true, req.validate_only);
             alter_configs_response::AlterConfigsResourceResponse::default()

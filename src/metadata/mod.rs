@@ -25,9 +25,9 @@ pub(crate) const METADATA_TOPIC: &str = "__cluster_metadata";
 pub(crate) enum MetadataError {
     #[error("{0}")]
     InvalidTopic(String),
-    #[error("topic '{0}' already exists")]
+    #[error("Topic '{0}' already exists.")]
     TopicAlreadyExists(String),
-    #[error("topic '{0}' does not exist")]
+    #[error("The topic '{0}' does not exist.")]
     UnknownTopic(String),
     #[error("{0}")]
     InvalidPartitions(String),

@@ -35,93 +35,172 @@ pub(crate) struct TopicConfigDef {
     pub(crate) broker_setting: Option<&'static str>,
     /// The default when no broker setting supplies one.
     pub(crate) fixed_default: &'static str,
-    check: fn(&str) -> Result<(), String>,
+    rule: Rule,
 }
 
-fn long_min(min: i64) -> impl Fn(&str) -> Result<(), String> {
-    move |v| match v.parse::<i64>() {
-        Ok(n) if n >= min => Ok(()),
-        _ => Err(format!("must be an integer >= {min}")),
+/// How a value is parsed and checked, as Kafka's ConfigDef parses and validates topic configs
+/// (so a refusal reads as Kafka's: `Invalid value abc for configuration retention.ms: Not a
+/// number of type LONG`).
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    /// A LONG in `min..=max`.
+    Long { min: i64, max: i64 },
+    /// An INT in `min..=max`.
+    Int { min: i64, max: i64 },
+    /// A DOUBLE in `min..=max`.
+    Double { min: f64, max: f64 },
+    /// `true` or `false`, in any case.
+    Boolean,
+    /// A STRING, one of these.
+    OneOf(&'static [&'static str]),
+    /// A LIST whose items are each one of these; the empty list is allowed, an empty item not.
+    ListOf(&'static [&'static str]),
+}
+
+impl Rule {
+    const fn config_type(self) -> ConfigType {
+        match self {
+            Rule::Long { .. } => ConfigType::Long,
+            Rule::Int { .. } => ConfigType::Int,
+            Rule::Double { .. } => ConfigType::Double,
+            Rule::Boolean => ConfigType::Boolean,
+            Rule::OneOf(_) => ConfigType::String,
+            Rule::ListOf(_) => ConfigType::List,
+        }
+    }
+
+    /// Checks `value`; the error is Kafka's wording of what is wrong with it.
+    fn check(self, name: &str, value: &str) -> Result<(), String> {
+        let invalid = |shown: &dyn std::fmt::Display, why: &str| {
+            Err(format!("Invalid value {shown} for configuration {name}: {why}"))
+        };
+        let v = value.trim();
+        match self {
+            Rule::Long { min, max } => match v.parse::<i64>() {
+                Ok(n) => in_range(n, min, max).or_else(|why| invalid(&n, &why)),
+                Err(_) => invalid(&value, "Not a number of type LONG"),
+            },
+            Rule::Int { min, max } => match v.parse::<i32>() {
+                Ok(n) => in_range(i64::from(n), min, max).or_else(|why| invalid(&n, &why)),
+                Err(_) => invalid(&value, "Not a number of type INT"),
+            },
+            Rule::Double { min, max } => match v.parse::<f64>() {
+                // Kafka declares these bounds as integers, and prints them so.
+                Ok(x) if x < min => invalid(&JavaDouble(x), &format!("Value must be at least {min}")),
+                Ok(x) if x > max => invalid(&JavaDouble(x), &format!("Value must be no more than {max}")),
+                Ok(_) => Ok(()),
+                Err(_) => invalid(&value, "Not a number of type DOUBLE"),
+            },
+            Rule::Boolean => match v.to_ascii_lowercase().as_str() {
+                "true" | "false" => Ok(()),
+                _ => invalid(&value, "Expected value to be either true or false"),
+            },
+            Rule::OneOf(choices) => match choices.contains(&v) {
+                true => Ok(()),
+                false => invalid(&v, &format!("String must be one of: {}", choices.join(", "))),
+            },
+            Rule::ListOf(choices) => {
+                let items = list_items(v);
+                if items.iter().any(|i| i.is_empty()) {
+                    return Err(format!("Configuration '{name}' values must not be empty."));
+                }
+                match items.iter().find(|i| !choices.contains(i)) {
+                    Some(bad) => invalid(bad, &format!("String must be one of: {}", choices.join(", "))),
+                    None => Ok(()),
+                }
+            }
+        }
     }
 }
 
-fn long_ge_minus_one(v: &str) -> Result<(), String> {
-    long_min(-1)(v)
-}
-fn long_ge_zero(v: &str) -> Result<(), String> {
-    long_min(0)(v)
-}
-fn long_ge_one(v: &str) -> Result<(), String> {
-    long_min(1)(v)
-}
-fn int_ge_one(v: &str) -> Result<(), String> {
-    long_min(1)(v).and_then(|_| fits_i32(v))
-}
-fn fits_i32(v: &str) -> Result<(), String> {
-    v.parse::<i32>()
-        .map(|_| ())
-        .map_err(|_| "must fit in a 32-bit int".into())
-}
-fn segment_bytes(v: &str) -> Result<(), String> {
-    long_min(14)(v).and_then(|_| fits_i32(v))
-}
-fn boolean(v: &str) -> Result<(), String> {
-    matches!(v, "true" | "false")
-        .then_some(())
-        .ok_or_else(|| "must be true or false".into())
-}
-fn ratio(v: &str) -> Result<(), String> {
-    match v.parse::<f64>() {
-        Ok(r) if (0.0..=1.0).contains(&r) => Ok(()),
-        _ => Err("must be a number in 0..=1".into()),
+fn in_range(n: i64, min: i64, max: i64) -> Result<(), String> {
+    if n < min {
+        Err(format!("Value must be at least {min}"))
+    } else if n > max {
+        Err(format!("Value must be no more than {max}"))
+    } else {
+        Ok(())
     }
 }
-fn check_compression_type(v: &str) -> Result<(), String> {
-    matches!(v, "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd")
-        .then_some(())
-        .ok_or_else(|| "must be producer, uncompressed, gzip, snappy, lz4 or zstd".into())
-}
-fn timestamp_type(v: &str) -> Result<(), String> {
-    (v == "CreateTime")
-        .then_some(())
-        .ok_or_else(|| "only CreateTime is supported (LogAppendTime is not implemented yet)".into())
+
+/// A LIST value's items as Kafka splits them: on commas, each trimmed; nothing at all is the
+/// empty list, while `a,,b` has an empty item.
+pub(crate) fn list_items(v: &str) -> Vec<&str> {
+    let v = v.trim();
+    if v.is_empty() {
+        Vec::new()
+    } else {
+        v.split(',').map(str::trim).collect()
+    }
 }
 
-/// Checks a cleanup.policy list: delete, compact, both, or none at all. Kafka 4 accepts the
-/// empty list ("infinite retention": no policy applies, segments are kept forever), which is
-/// what SUBTRACTing the last policy leaves; an empty item inside a list is still refused.
-pub(crate) fn check_cleanup_policy(v: &str) -> Result<(), String> {
-    let ok = v.trim().is_empty() || v.split(',').map(str::trim).all(|p| matches!(p, "delete" | "compact"));
-    ok.then_some(())
-        .ok_or_else(|| "must be a list of delete and compact, or empty".into())
+/// A double as Java prints it (`2.0`, `0.5`), as Kafka's messages show values.
+struct JavaDouble(f64);
+
+impl std::fmt::Display for JavaDouble {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
 }
+
+const LONG_MAX: i64 = i64::MAX;
+const INT_MAX: i64 = i32::MAX as i64;
+const POLICIES: &[&str] = &["compact", "delete"];
+const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
+const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
 
 macro_rules! defs {
-    ($( $name:literal : $ty:ident, $broker:expr, $default:literal, $check:expr; )*) => {
-        /// Every topic config Sluice knows, in Kafka's names.
+    ($( $name:literal : $rule:expr, $broker:expr, $default:literal; )*) => {
+        /// Every topic config Sluice knows, in Kafka's names, with Kafka's types and bounds.
         pub(crate) static TOPIC_CONFIGS: &[TopicConfigDef] = &[
-            $( TopicConfigDef { name: $name, config_type: ConfigType::$ty, broker_setting: $broker, fixed_default: $default, check: $check }, )*
+            $( TopicConfigDef {
+                name: $name,
+                config_type: $rule.config_type(),
+                broker_setting: $broker,
+                fixed_default: $default,
+                rule: $rule,
+            }, )*
         ];
     };
 }
 
+// Kafka 4 raised segment.bytes' floor to 1 MiB; Sluice keeps 14 (one record batch header's
+// worth), so tests and small deployments can roll segments quickly.
 defs! {
-    "cleanup.policy": List, Some("log.cleanup.policy"), "delete", check_cleanup_policy;
-    "compression.type": String, None, "producer", check_compression_type;
-    "delete.retention.ms": Long, None, "86400000", long_ge_zero;
-    "file.delete.delay.ms": Long, None, "60000", long_ge_zero;
-    "flush.messages": Long, Some("log.flush.interval.messages"), "9223372036854775807", long_ge_one;
-    "flush.ms": Long, Some("log.flush.interval.ms"), "9223372036854775807", long_ge_zero;
-    "index.interval.bytes": Int, Some("log.index.interval.bytes"), "4096", int_ge_one;
-    "max.message.bytes": Int, Some("message.max.bytes"), "1048588", int_ge_one;
-    "message.timestamp.type": String, None, "CreateTime", timestamp_type;
-    "min.cleanable.dirty.ratio": Double, None, "0.5", ratio;
-    "min.insync.replicas": Int, Some("min.insync.replicas"), "1", int_ge_one;
-    "retention.bytes": Long, Some("log.retention.bytes"), "-1", long_ge_minus_one;
-    "retention.ms": Long, Some("log.retention.ms"), "604800000", long_ge_minus_one;
-    "segment.bytes": Int, Some("log.segment.bytes"), "1073741824", segment_bytes;
-    "segment.ms": Long, Some("log.roll.ms"), "604800000", long_ge_one;
-    "unclean.leader.election.enable": Boolean, None, "false", boolean;
+    "cleanup.policy": Rule::ListOf(POLICIES), Some("log.cleanup.policy"), "delete";
+    "compression.type": Rule::OneOf(COMPRESSION_TYPES), None, "producer";
+    "delete.retention.ms": Rule::Long { min: 0, max: LONG_MAX }, None, "86400000";
+    "file.delete.delay.ms": Rule::Long { min: 0, max: LONG_MAX }, None, "60000";
+    "flush.messages": Rule::Long { min: 1, max: LONG_MAX }, Some("log.flush.interval.messages"), "9223372036854775807";
+    "flush.ms": Rule::Long { min: 0, max: LONG_MAX }, Some("log.flush.interval.ms"), "9223372036854775807";
+    "index.interval.bytes": Rule::Int { min: 0, max: INT_MAX }, Some("log.index.interval.bytes"), "4096";
+    "max.message.bytes": Rule::Int { min: 0, max: INT_MAX }, Some("message.max.bytes"), "1048588";
+    "message.timestamp.type": Rule::OneOf(TIMESTAMP_TYPES), None, "CreateTime";
+    "min.cleanable.dirty.ratio": Rule::Double { min: 0.0, max: 1.0 }, None, "0.5";
+    "min.insync.replicas": Rule::Int { min: 1, max: INT_MAX }, Some("min.insync.replicas"), "1";
+    "retention.bytes": Rule::Long { min: i64::MIN, max: LONG_MAX }, Some("log.retention.bytes"), "-1";
+    "retention.ms": Rule::Long { min: -1, max: LONG_MAX }, Some("log.retention.ms"), "604800000";
+    "segment.bytes": Rule::Int { min: 14, max: INT_MAX }, Some("log.segment.bytes"), "1073741824";
+    "segment.ms": Rule::Long { min: 1, max: LONG_MAX }, Some("log.roll.ms"), "604800000";
+    "unclean.leader.election.enable": Rule::Boolean, None, "false";
+}
+
+/// Checks a cleanup.policy list (also the broker's `log.cleanup.policy`): delete, compact, both,
+/// or none at all. Kafka 4 accepts the empty list ("infinite retention": no policy applies,
+/// segments are kept forever), which is what SUBTRACTing the last policy leaves; an empty item
+/// inside a list is still refused.
+pub(crate) fn check_cleanup_policy(v: &str) -> Result<(), String> {
+    Rule::ListOf(POLICIES).check("cleanup.policy", v)
+}
+
+/// What Sluice refuses although Kafka would take it: features it does not have yet.
+fn not_implemented(name: &str, value: &str) -> Option<String> {
+    match (name, value.trim()) {
+        ("message.timestamp.type", "LogAppendTime") => Some(format!(
+            "Invalid value LogAppendTime for configuration {name}: LogAppendTime is not implemented by Sluice yet"
+        )),
+        _ => None,
+    }
 }
 
 /// A topic config as DescribeConfigs reports it.
@@ -138,15 +217,17 @@ pub(crate) fn find(name: &str) -> Option<&'static TopicConfigDef> {
     TOPIC_CONFIGS.iter().find(|d| d.name == name)
 }
 
-/// Checks one override (CreateTopics configs, IncrementalAlterConfigs).
-pub(crate) fn validate(name: &str, value: &str) -> Result<(), String> {
-    let def = find(name).ok_or_else(|| format!("unknown topic config '{name}'"))?;
-    (def.check)(value).map_err(|reason| format!("invalid value '{value}' for {name}: {reason}"))
+/// Kafka's refusal of a topic config name it does not know.
+pub(crate) fn unknown_name(name: &str) -> String {
+    format!("Unknown topic config name: {name}")
 }
 
-/// Whether `name` is a topic config Sluice knows.
-pub(crate) fn is_known(name: &str) -> bool {
-    find(name).is_some()
+/// Checks one override (CreateTopics configs, IncrementalAlterConfigs); the error is Kafka's
+/// message for it.
+pub(crate) fn validate(name: &str, value: &str) -> Result<(), String> {
+    let def = find(name).ok_or_else(|| unknown_name(name))?;
+    def.rule.check(name, value)?;
+    not_implemented(name, value).map_or(Ok(()), Err)
 }
 
 /// Every topic config with its effective value and where that value comes from.
@@ -184,6 +265,7 @@ pub(crate) fn log_config(settings: &Settings, overrides: &BTreeMap<String, Strin
     // Every value was validated on the way in, so a parse failure means a default is broken.
     let long = |name: &str| {
         values[name]
+            .trim()
             .parse::<i64>()
             .unwrap_or_else(|_| panic!("{name} is numeric"))
     };
@@ -205,7 +287,7 @@ pub(crate) fn log_config(settings: &Settings, overrides: &BTreeMap<String, Strin
 
 /// The topic's compression.type (`producer` unless overridden).
 pub(crate) fn compression_type(overrides: &BTreeMap<String, String>) -> &str {
-    overrides.get("compression.type").map_or("producer", String::as_str)
+    overrides.get("compression.type").map_or("producer", |v| v.trim())
 }
 
 /// The min.insync.replicas in force for a topic.
@@ -223,7 +305,7 @@ mod tests {
     #[test]
     fn every_default_passes_its_own_check() {
         for d in TOPIC_CONFIGS {
-            (d.check)(d.fixed_default).unwrap_or_else(|e| panic!("{}: {e}", d.name));
+            validate(d.name, d.fixed_default).unwrap_or_else(|e| panic!("{}: {e}", d.name));
         }
     }
 
@@ -242,12 +324,50 @@ mod tests {
         assert_eq!((lc.segment_bytes, lc.retention_ms), (1024, 5000));
     }
 
+    /// Regression (issue 10): kafka-configs prints the broker's message; Sluice's were its own.
     #[test]
-    fn unknown_or_bad_config_is_rejected_with_its_name() {
-        assert!(validate("retention.mss", "1").unwrap_err().contains("retention.mss"));
-        assert!(validate("retention.ms", "-2").unwrap_err().contains("retention.ms"));
-        assert!(validate("segment.bytes", "10").is_err());
-        validate("cleanup.policy", "compact,delete").unwrap();
+    fn unknown_or_bad_config_is_refused_in_kafkas_words() {
+        let refused = |name: &str, value: &str| validate(name, value).unwrap_err();
+        assert_eq!(
+            refused("no.such.config", "1"),
+            "Unknown topic config name: no.such.config"
+        );
+        assert_eq!(
+            refused("retention.ms", "abc"),
+            "Invalid value abc for configuration retention.ms: Not a number of type LONG"
+        );
+        assert_eq!(
+            refused("retention.ms", "-5"),
+            "Invalid value -5 for configuration retention.ms: Value must be at least -1"
+        );
+        assert_eq!(
+            refused("segment.bytes", "2147483648"),
+            "Invalid value 2147483648 for configuration segment.bytes: Not a number of type INT"
+        );
+        assert_eq!(
+            refused("min.cleanable.dirty.ratio", "2"),
+            "Invalid value 2.0 for configuration min.cleanable.dirty.ratio: Value must be no more than 1"
+        );
+        assert_eq!(
+            refused("unclean.leader.election.enable", "yes"),
+            "Invalid value yes for configuration unclean.leader.election.enable: Expected value to be either true or false"
+        );
+        assert_eq!(
+            refused("compression.type", "GZIP"),
+            "Invalid value GZIP for configuration compression.type: String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer"
+        );
+        assert_eq!(
+            refused("cleanup.policy", "Delete"),
+            "Invalid value Delete for configuration cleanup.policy: String must be one of: compact, delete"
+        );
+        assert_eq!(
+            refused("cleanup.policy", "delete,,compact"),
+            "Configuration 'cleanup.policy' values must not be empty."
+        );
+        // Kafka trims numbers and reads booleans in any case.
+        for (name, value) in [("retention.ms", " 100 "), ("unclean.leader.election.enable", "TRUE")] {
+            validate(name, value).unwrap_or_else(|e| panic!("{name}={value:?}: {e}"));
+        }
     }
 
     /// As Kafka 4.x: the empty list is a policy (none), an empty item inside a list is not.
