@@ -543,6 +543,105 @@ async fn describe_configs_says_static_only_for_settings_the_operator_set() {
     }
 }
 
+/// Regression (issue 10): every broker setting was reported as a STRING, a setting given at
+/// start-up listed only its static value, and `log.retention.ms` showed 7 days where Kafka
+/// shows null (its default comes from `log.retention.hours`). Now as Kafka 4.4 answers.
+#[tokio::test]
+async fn broker_configs_have_kafkas_types_and_synonyms() {
+    let broker = TestBroker::start(&["group.initial.rebalance.delay.ms=0"]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "t", 1, &[("retention.ms", "1234")]).await;
+    let describe = DescribeConfigsRequest::default()
+        .with_include_synonyms(true)
+        .with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_static_str("1")),
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("t")),
+        ]);
+    let resp = c.send(4, &describe).await;
+    // (value, source, type, synonyms as "SOURCE:name=value")
+    let entry = |r: usize, n: &str| {
+        let e = resp.results[r]
+            .configs
+            .iter()
+            .find(|e| e.name.as_str() == n)
+            .unwrap_or_else(|| panic!("no {n}"));
+        let synonyms: Vec<String> = e
+            .synonyms
+            .iter()
+            .map(|y| {
+                format!(
+                    "{}:{}={}",
+                    y.source,
+                    y.name.as_str(),
+                    y.value.as_deref().unwrap_or("null")
+                )
+            })
+            .collect();
+        (
+            e.value.as_ref().map(|v| v.to_string()),
+            e.config_source,
+            e.config_type,
+            synonyms,
+        )
+    };
+    let some = |v: &str| Some(v.to_string());
+    const STATIC: i8 = 4;
+    const DEFAULT: i8 = 5;
+    const TOPIC: i8 = 1;
+    let (boolean, int, short, long, list): (i8, i8, i8, i8, i8) = (1, 3, 4, 5, 7);
+    assert_eq!(
+        entry(0, "group.initial.rebalance.delay.ms"),
+        (
+            some("0"),
+            STATIC,
+            int,
+            vec![
+                "4:group.initial.rebalance.delay.ms=0".into(),
+                "5:group.initial.rebalance.delay.ms=3000".into()
+            ]
+        )
+    );
+    let data = broker.data.display().to_string();
+    assert_eq!(
+        entry(0, "log.dirs"),
+        (Some(data.clone()), STATIC, list, vec![format!("4:log.dirs={data}")])
+    );
+    assert_eq!(entry(0, "log.retention.ms"), (None, DEFAULT, long, vec![]));
+    assert_eq!(
+        entry(0, "log.retention.hours"),
+        (some("168"), DEFAULT, int, vec!["5:log.retention.hours=168".into()])
+    );
+    assert_eq!(entry(0, "log.segment.bytes").2, int);
+    assert_eq!(entry(0, "auto.create.topics.enable").2, boolean);
+    assert_eq!(entry(0, "offsets.topic.replication.factor").2, short);
+    assert_eq!(entry(0, "process.roles").2, list);
+    assert_eq!(entry(0, "broker.rack"), (None, DEFAULT, 2, vec![]));
+    // Topic configs: the override, then the broker settings with a value behind the default;
+    // retention.ms has none while only log.retention.hours has one.
+    assert_eq!(
+        entry(1, "retention.ms"),
+        (some("1234"), TOPIC, long, vec!["1:retention.ms=1234".into()])
+    );
+    assert_eq!(entry(1, "segment.ms"), (some("604800000"), DEFAULT, long, vec![]));
+    assert_eq!(
+        entry(1, "flush.ms"),
+        (some("9223372036854775807"), DEFAULT, long, vec![])
+    );
+    assert_eq!(
+        entry(1, "segment.bytes"),
+        (
+            some("1073741824"),
+            DEFAULT,
+            int,
+            vec!["5:log.segment.bytes=1073741824".into()]
+        )
+    );
+}
+
 #[tokio::test]
 async fn describe_cluster_names_this_broker_as_controller() {
     let broker = TestBroker::start(&[]).await;

@@ -15,9 +15,8 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{Ctx, Reply};
-use crate::config::Source;
 use crate::error::KafkaCode;
-use crate::metadata::topic_config::{self, ConfigSource, ConfigType};
+use crate::metadata::topic_config::{self, ConfigSource, ConfigSynonym, ConfigType};
 use crate::metadata::topics::{self, ConfigChange};
 use crate::metadata::MetadataError;
 
@@ -28,24 +27,17 @@ const RESOURCE_BROKER: i8 = 4;
 /// One config entry before it is turned into the response type.
 struct Entry {
     name: String,
-    value: String,
+    /// None: not set and without a default (Kafka's null).
+    value: Option<String>,
     source: ConfigSource,
     config_type: ConfigType,
     read_only: bool,
     doc: Option<&'static str>,
-    /// The broker setting behind a topic config's default, reported as a synonym.
-    broker_synonym: Option<(&'static str, String, ConfigSource)>,
+    synonyms: Vec<ConfigSynonym>,
 }
 
 fn text(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
-}
-
-fn broker_source(s: Source) -> ConfigSource {
-    match s {
-        Source::Default => ConfigSource::Default,
-        Source::File | Source::Override => ConfigSource::StaticBroker,
-    }
 }
 
 pub(super) fn describe_configs(ctx: &Ctx, req: DescribeConfigsRequest) -> Reply<DescribeConfigsResponse> {
@@ -92,43 +84,38 @@ fn entries(ctx: &Ctx, r: &DescribeConfigsResource) -> Result<Vec<Entry>, Refusal
             let topic = image
                 .topic(&r.resource_name)
                 .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
-            let broker_values = settings.entries();
             Ok(topic_config::effective(settings, &topic.configs)
                 .into_iter()
-                .map(|c| {
-                    let def = topic_config::TOPIC_CONFIGS.iter().find(|d| d.name == c.name);
-                    let broker_synonym = def.and_then(|d| d.broker_setting).and_then(|b| {
-                        broker_values
-                            .iter()
-                            .find(|s| s.name == b)
-                            .map(|s| (s.name, s.value.clone(), broker_source(s.source)))
-                    });
-                    Entry {
-                        name: c.name.to_string(),
-                        value: c.value,
-                        source: c.source,
-                        config_type: c.config_type,
-                        read_only: false,
-                        doc: None,
-                        broker_synonym,
-                    }
+                .map(|c| Entry {
+                    name: c.name.to_string(),
+                    value: Some(c.value),
+                    source: c.source,
+                    config_type: c.config_type,
+                    read_only: false,
+                    doc: None,
+                    synonyms: c.synonyms,
                 })
                 .collect())
         }
         RESOURCE_BROKER => {
             check_broker_name(ctx, &r.resource_name)?;
+            let catalog = settings.catalog();
             Ok(settings
                 .entries()
                 .into_iter()
-                .map(|s| Entry {
-                    name: s.name.to_string(),
-                    value: s.value,
-                    source: broker_source(s.source),
-                    config_type: ConfigType::String,
-                    // Sluice has no dynamic broker configs yet: every setting needs a restart.
-                    read_only: true,
-                    doc: Some(s.doc),
-                    broker_synonym: None,
+                .map(|s| {
+                    let synonyms: Vec<ConfigSynonym> = catalog.synonyms(s.name).into_iter().map(Into::into).collect();
+                    Entry {
+                        name: s.name.to_string(),
+                        value: s.value,
+                        // As Kafka: the first synonym's, DEFAULT_CONFIG when there is none.
+                        source: synonyms.first().map_or(ConfigSource::Default, |y| y.source),
+                        config_type: s.config_type,
+                        // Sluice has no dynamic broker configs yet: every setting needs a restart.
+                        read_only: true,
+                        doc: Some(s.doc),
+                        synonyms,
+                    }
                 })
                 .collect())
         }
@@ -159,30 +146,23 @@ fn check_broker_name(ctx: &Ctx, name: &str) -> Result<(), Refusal> {
     }
 }
 
-/// Kafka's synonyms, most specific first: the topic override (if any), then the broker
-/// setting that supplies the default, else the default itself.
-fn synonyms_of(e: &Entry) -> Vec<DescribeConfigsSynonym> {
-    let synonym = |name: &str, value: &str, source: ConfigSource| {
-        DescribeConfigsSynonym::default()
-            .with_name(text(name.to_string()))
-            .with_value(Some(text(value.to_string())))
-            .with_source(source as i8)
-    };
-    let mut list = Vec::new();
-    if e.source == ConfigSource::Topic || e.broker_synonym.is_none() {
-        list.push(synonym(&e.name, &e.value, e.source));
-    }
-    if let Some((name, value, source)) = &e.broker_synonym {
-        list.push(synonym(name, value, *source));
-    }
-    list
-}
-
 fn to_result(e: Entry, synonyms: bool, docs: bool) -> DescribeConfigsResourceResult {
-    let list = if synonyms { synonyms_of(&e) } else { Vec::new() };
+    let list = match synonyms {
+        true => e
+            .synonyms
+            .iter()
+            .map(|y| {
+                DescribeConfigsSynonym::default()
+                    .with_name(text(y.name))
+                    .with_value(Some(text(y.value.clone())))
+                    .with_source(y.source as i8)
+            })
+            .collect(),
+        false => Vec::new(),
+    };
     DescribeConfigsResourceResult::default()
         .with_name(text(e.name))
-        .with_value(Some(text(e.value)))
+        .with_value(e.value.map(text))
         .with_read_only(e.read_only)
         .with_config_source(e.source as i8)
         .with_is_sensitive(false)

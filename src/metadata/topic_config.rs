@@ -5,19 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{Settings, Source};
+pub(crate) use crate::config::ConfigType;
+use crate::config::{Settings, Source, Synonym};
 use crate::log::LogConfig;
-
-/// Kafka's ConfigEntry.ConfigType values (DescribeConfigs v3+).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ConfigType {
-    Boolean = 1,
-    String = 2,
-    Int = 3,
-    Long = 5,
-    Double = 6,
-    List = 7,
-}
 
 /// Kafka's ConfigSource values as DescribeConfigs reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +200,35 @@ pub(crate) struct EffectiveConfig {
     pub(crate) value: String,
     pub(crate) source: ConfigSource,
     pub(crate) config_type: ConfigType,
+    /// Kafka's synonyms, most specific first: the topic's override, then the broker settings
+    /// behind the default (set statically, then their defaults).
+    pub(crate) synonyms: Vec<ConfigSynonym>,
+}
+
+/// One entry of a DescribeConfigs synonym list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConfigSynonym {
+    pub(crate) name: &'static str,
+    pub(crate) value: String,
+    pub(crate) source: ConfigSource,
+}
+
+impl From<Synonym> for ConfigSynonym {
+    fn from(s: Synonym) -> Self {
+        ConfigSynonym {
+            name: s.name,
+            value: s.value,
+            source: broker_source(s.source),
+        }
+    }
+}
+
+/// How DescribeConfigs names where a broker setting's value comes from.
+pub(crate) fn broker_source(s: Source) -> ConfigSource {
+    match s {
+        Source::Default => ConfigSource::Default,
+        Source::File | Source::Override => ConfigSource::StaticBroker,
+    }
 }
 
 /// The definition of the topic config `name`, if Sluice knows it.
@@ -230,27 +249,34 @@ pub(crate) fn validate(name: &str, value: &str) -> Result<(), String> {
     not_implemented(name, value).map_or(Ok(()), Err)
 }
 
-/// Every topic config with its effective value and where that value comes from.
+/// Every topic config with its effective value and where that value comes from, as Kafka
+/// works it out: the topic's override, else the value in force of the broker setting behind
+/// it (`log.retention.ms`, else `.minutes`, else `.hours`), else the config's own default.
+/// The source is that of the first synonym, DEFAULT_CONFIG when there is none (Kafka lists no
+/// synonym for `retention.ms` while only `log.retention.hours` has a value).
 pub(crate) fn effective(settings: &Settings, overrides: &BTreeMap<String, String>) -> Vec<EffectiveConfig> {
-    let broker: BTreeMap<&str, (String, Source)> = settings
-        .entries()
-        .into_iter()
-        .map(|s| (s.name, (s.value, s.source)))
-        .collect();
+    let catalog = settings.catalog();
     TOPIC_CONFIGS
         .iter()
         .map(|def| {
-            let (value, source) = match (overrides.get(def.name), def.broker_setting.and_then(|b| broker.get(b))) {
-                (Some(v), _) => (v.clone(), ConfigSource::Topic),
-                (None, Some((v, Source::Default))) => (v.clone(), ConfigSource::Default),
-                (None, Some((v, _))) => (v.clone(), ConfigSource::StaticBroker),
-                (None, None) => (def.fixed_default.to_string(), ConfigSource::Default),
-            };
+            let own = overrides.get(def.name).map(|v| ConfigSynonym {
+                name: def.name,
+                value: v.clone(),
+                source: ConfigSource::Topic,
+            });
+            let behind = def.broker_setting.into_iter().flat_map(|b| catalog.synonyms(b));
+            let synonyms: Vec<ConfigSynonym> = own.into_iter().chain(behind.map(Into::into)).collect();
+            let value = overrides
+                .get(def.name)
+                .cloned()
+                .or_else(|| def.broker_setting.and_then(|b| catalog.resolved(b)))
+                .unwrap_or_else(|| def.fixed_default.to_string());
             EffectiveConfig {
                 name: def.name,
                 value,
-                source,
+                source: synonyms.first().map_or(ConfigSource::Default, |s| s.source),
                 config_type: def.config_type,
+                synonyms,
             }
         })
         .collect()

@@ -259,7 +259,7 @@ impl ReplicaManager {
 
     /// Forgets idempotent producers idle longer than producer.id.expiration.ms.
     pub(crate) fn expire_producers(&self, now_ms: i64) {
-        let max_idle = self.settings.producer_id_expiration_ms;
+        let max_idle = i64::from(self.settings.producer_id_expiration_ms);
         for p in self.all() {
             let r = p.with_log(|log| Ok(log.expire_producers(now_ms, max_idle)));
             log_failure(&p, "producer expiry", r);
