@@ -56,6 +56,17 @@ macro_rules! int_setting_value {
 }
 int_setting_value!(i16 => Short, i32 => Int, i64 => Long);
 
+impl SettingValue for f64 {
+    const KAFKA_TYPE: ConfigType = ConfigType::Double;
+    fn parse_value(s: &str) -> Result<Self, String> {
+        s.trim().parse().map_err(|_| "not a number".to_string())
+    }
+    fn show(&self) -> Option<String> {
+        // As Java prints a double: 0.5, 1.0.
+        Some(format!("{self:?}"))
+    }
+}
+
 impl SettingValue for bool {
     const KAFKA_TYPE: ConfigType = ConfigType::Boolean;
     fn parse_value(s: &str) -> Result<Self, String> {
@@ -307,6 +318,50 @@ settings! {
     /// Default cleanup.policy of topics: delete, compact, both, or empty (keep everything);
     /// compaction is not implemented yet.
     log_cleanup_policy: String = "log.cleanup.policy", "delete", cleanup_policy, List;
+    // The broker-wide defaults of topic configs, under Kafka's names. Each is checked by its
+    // topic config's rule (`topic_config::check_broker_defaults`); those of features Sluice
+    // does not have yet (compaction, tiered storage, compression levels, preallocation) are
+    // accepted and reported, and act on nothing yet.
+    /// Default compression.type of topics: producer, uncompressed, gzip, snappy, lz4 or zstd.
+    compression_type: String = "compression.type", "producer", any;
+    /// Default gzip level (1-9, -1 for the codec's default) of topics (not used yet).
+    compression_gzip_level: i32 = "compression.gzip.level", "-1", any;
+    /// Default lz4 level (1-17) of topics (not used yet).
+    compression_lz4_level: i32 = "compression.lz4.level", "9", any;
+    /// Default zstd level (-131072-22) of topics (not used yet).
+    compression_zstd_level: i32 = "compression.zstd.level", "3", any;
+    /// Default delete.retention.ms of compacted topics: how long delete markers are kept.
+    log_cleaner_delete_retention_ms: i64 = "log.cleaner.delete.retention.ms", "86400000", any;
+    /// Default min.compaction.lag.ms: how long a record stays uncompacted at least.
+    log_cleaner_min_compaction_lag_ms: i64 = "log.cleaner.min.compaction.lag.ms", "0", any;
+    /// Default max.compaction.lag.ms: how long a record may stay uncompacted at most.
+    log_cleaner_max_compaction_lag_ms: i64 = "log.cleaner.max.compaction.lag.ms", "9223372036854775807", any;
+    /// Default min.cleanable.dirty.ratio: the share of a log that must be uncompacted before it is compacted.
+    log_cleaner_min_cleanable_ratio: f64 = "log.cleaner.min.cleanable.ratio", "0.5", any;
+    /// Default file.delete.delay.ms: how long a deleted segment's files are kept.
+    log_segment_delete_delay_ms: i64 = "log.segment.delete.delay.ms", "60000", any;
+    /// Default message.timestamp.type of topics (CreateTime; LogAppendTime is not implemented yet).
+    log_message_timestamp_type: String = "log.message.timestamp.type", "CreateTime", any;
+    /// Default message.timestamp.before.max.ms: how far in the past a record's timestamp may be (not enforced yet).
+    log_message_timestamp_before_max_ms: i64 = "log.message.timestamp.before.max.ms", "9223372036854775807", any;
+    /// Default message.timestamp.after.max.ms: how far in the future a record's timestamp may be (not enforced yet).
+    log_message_timestamp_after_max_ms: i64 = "log.message.timestamp.after.max.ms", "3600000", any;
+    /// Default preallocate: create segment files at full size (not done yet).
+    log_preallocate: bool = "log.preallocate", "false", any;
+    /// Default segment.index.bytes: the most an offset or time index may hold.
+    log_index_size_max_bytes: i32 = "log.index.size.max.bytes", "10485760", any;
+    /// Default max.decompressed.message.bytes: the most a compressed batch may expand to.
+    max_decompressed_message_bytes: i32 = "max.decompressed.message.bytes", "2147483639", any;
+    /// Default unclean.leader.election.enable: whether a replica out of sync may become leader.
+    unclean_leader_election_enable: bool = "unclean.leader.election.enable", "false", any;
+    /// Default local.retention.ms of tiered topics (-2: retention.ms); tiered storage is not implemented.
+    log_local_retention_ms: i64 = "log.local.retention.ms", "-2", any;
+    /// Default local.retention.bytes of tiered topics (-2: retention.bytes); tiered storage is not implemented.
+    log_local_retention_bytes: i64 = "log.local.retention.bytes", "-2", any;
+    /// Default remote.copy.lag.ms of tiered topics; tiered storage is not implemented.
+    log_remote_copy_lag_ms: i64 = "log.remote.copy.lag.ms", "0", any;
+    /// Default remote.copy.lag.bytes of tiered topics; tiered storage is not implemented.
+    log_remote_copy_lag_bytes: i64 = "log.remote.copy.lag.bytes", "-1", any;
     /// Largest record batch a producer may send (whole batch, with its 12-byte log overhead).
     message_max_bytes: i32 = "message.max.bytes", "1048588", positive_i32;
     /// Largest request frame a client may send; a bigger one closes the connection.
@@ -399,6 +454,10 @@ impl Settings {
             value: value.to_string(),
             reason: reason.to_string(),
         };
+        // A broker-wide default of a topic config must be a value that topic config takes.
+        if let Err((name, value, reason)) = crate::metadata::topic_config::check_broker_defaults(&self) {
+            return Err(bad(name, &value, &reason));
+        }
         let listeners = self
             .listeners
             .iter()

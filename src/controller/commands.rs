@@ -133,6 +133,7 @@ impl Controller {
                             brokers: &order,
                             default_partitions: self.settings.num_partitions,
                             default_replication_factor: self.settings.default_replication_factor,
+                            settings: &self.settings,
                         };
                         topics::plan_create_topic(image, &placement, &topic)
                     })
@@ -167,7 +168,7 @@ impl Controller {
             } => {
                 let index = self
                     .commit(validate_only, |image| {
-                        topics::plan_alter_configs(image, &name, &changes, replace_all)
+                        topics::plan_alter_configs(image, &self.settings, &name, &changes, replace_all)
                     })
                     .await?;
                 Ok(Reply::Committed { index })

@@ -45,6 +45,10 @@ enum Rule {
     OneOf(&'static [&'static str]),
     /// A LIST whose items are each one of these; the empty list is allowed, an empty item not.
     ListOf(&'static [&'static str]),
+    /// compression.gzip.level: an INT in 1..=9, or -1.
+    GzipLevel,
+    /// The replication throttles: a LIST of `partition:broker` items, or the literal `*`.
+    ThrottledReplicas,
 }
 
 impl Rule {
@@ -55,7 +59,8 @@ impl Rule {
             Rule::Double { .. } => ConfigType::Double,
             Rule::Boolean => ConfigType::Boolean,
             Rule::OneOf(_) => ConfigType::String,
-            Rule::ListOf(_) => ConfigType::List,
+            Rule::ListOf(_) | Rule::ThrottledReplicas => ConfigType::List,
+            Rule::GzipLevel => ConfigType::Int,
         }
     }
 
@@ -98,6 +103,31 @@ impl Rule {
                     Some(bad) => invalid(bad, &format!("String must be one of: {}", choices.join(", "))),
                     None => Ok(()),
                 }
+            }
+            Rule::GzipLevel => match v.parse::<i32>() {
+                Ok(n) if n == -1 || (1..=9).contains(&n) => Ok(()),
+                Ok(n) => invalid(&n, "Value must be between 1 and 9 or equal to -1"),
+                Err(_) => invalid(&value, "Not a number of type INT"),
+            },
+            Rule::ThrottledReplicas => {
+                let items = list_items(v);
+                let replica = |i: &&str| {
+                    i.is_empty()
+                        || i.split_once(':').is_some_and(|(p, b)| {
+                            [p, b]
+                                .iter()
+                                .all(|n| !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()))
+                        })
+                };
+                if items.iter().all(replica) || items == ["*"] {
+                    return Ok(());
+                }
+                // Kafka shows the parsed list: [0:1, abc].
+                let shown = format!("[{}]", items.join(", "));
+                invalid(
+                    &shown,
+                    &format!("{name} must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],..."),
+                )
             }
         }
     }
@@ -154,25 +184,49 @@ macro_rules! defs {
     };
 }
 
-// Kafka 4 raised segment.bytes' floor to 1 MiB; Sluice keeps 14 (one record batch header's
-// worth), so tests and small deployments can roll segments quickly.
+// Kafka's 37 topic configs of 4.4, with its types, bounds, defaults and broker synonyms (the
+// broker setting whose value is the default). Kafka 4 raised segment.bytes' floor to 1 MiB;
+// Sluice keeps 14 (one record batch header's worth), so tests and small deployments can roll
+// segments quickly. segment.jitter.ms has no synonym: Kafka's (log.roll.jitter.ms) is unset
+// by default and lists none.
 defs! {
     "cleanup.policy": Rule::ListOf(POLICIES), Some("log.cleanup.policy"), "delete";
-    "compression.type": Rule::OneOf(COMPRESSION_TYPES), None, "producer";
-    "delete.retention.ms": Rule::Long { min: 0, max: LONG_MAX }, None, "86400000";
-    "file.delete.delay.ms": Rule::Long { min: 0, max: LONG_MAX }, None, "60000";
+    "compression.gzip.level": Rule::GzipLevel, Some("compression.gzip.level"), "-1";
+    "compression.lz4.level": Rule::Int { min: 1, max: 17 }, Some("compression.lz4.level"), "9";
+    "compression.type": Rule::OneOf(COMPRESSION_TYPES), Some("compression.type"), "producer";
+    "compression.zstd.level": Rule::Int { min: -131072, max: 22 }, Some("compression.zstd.level"), "3";
+    "delete.retention.ms": Rule::Long { min: 0, max: LONG_MAX }, Some("log.cleaner.delete.retention.ms"), "86400000";
+    "errors.deadletterqueue.group.enable": Rule::Boolean, None, "false";
+    "file.delete.delay.ms": Rule::Long { min: 0, max: LONG_MAX }, Some("log.segment.delete.delay.ms"), "60000";
     "flush.messages": Rule::Long { min: 1, max: LONG_MAX }, Some("log.flush.interval.messages"), "9223372036854775807";
     "flush.ms": Rule::Long { min: 0, max: LONG_MAX }, Some("log.flush.interval.ms"), "9223372036854775807";
+    "follower.replication.throttled.replicas": Rule::ThrottledReplicas, None, "";
     "index.interval.bytes": Rule::Int { min: 0, max: INT_MAX }, Some("log.index.interval.bytes"), "4096";
+    "leader.replication.throttled.replicas": Rule::ThrottledReplicas, None, "";
+    "local.retention.bytes": Rule::Long { min: -2, max: LONG_MAX }, Some("log.local.retention.bytes"), "-2";
+    "local.retention.ms": Rule::Long { min: -2, max: LONG_MAX }, Some("log.local.retention.ms"), "-2";
+    "max.compaction.lag.ms": Rule::Long { min: 1, max: LONG_MAX }, Some("log.cleaner.max.compaction.lag.ms"), "9223372036854775807";
+    "max.decompressed.message.bytes": Rule::Int { min: 1, max: 2147483639 }, Some("max.decompressed.message.bytes"), "2147483639";
     "max.message.bytes": Rule::Int { min: 0, max: INT_MAX }, Some("message.max.bytes"), "1048588";
-    "message.timestamp.type": Rule::OneOf(TIMESTAMP_TYPES), None, "CreateTime";
-    "min.cleanable.dirty.ratio": Rule::Double { min: 0.0, max: 1.0 }, None, "0.5";
+    "message.timestamp.after.max.ms": Rule::Long { min: 0, max: LONG_MAX }, Some("log.message.timestamp.after.max.ms"), "3600000";
+    "message.timestamp.before.max.ms": Rule::Long { min: 0, max: LONG_MAX }, Some("log.message.timestamp.before.max.ms"), "9223372036854775807";
+    "message.timestamp.type": Rule::OneOf(TIMESTAMP_TYPES), Some("log.message.timestamp.type"), "CreateTime";
+    "min.cleanable.dirty.ratio": Rule::Double { min: 0.0, max: 1.0 }, Some("log.cleaner.min.cleanable.ratio"), "0.5";
+    "min.compaction.lag.ms": Rule::Long { min: 0, max: LONG_MAX }, Some("log.cleaner.min.compaction.lag.ms"), "0";
     "min.insync.replicas": Rule::Int { min: 1, max: INT_MAX }, Some("min.insync.replicas"), "1";
+    "preallocate": Rule::Boolean, Some("log.preallocate"), "false";
+    "remote.copy.lag.bytes": Rule::Long { min: -1, max: LONG_MAX }, Some("log.remote.copy.lag.bytes"), "-1";
+    "remote.copy.lag.ms": Rule::Long { min: -1, max: LONG_MAX }, Some("log.remote.copy.lag.ms"), "0";
+    "remote.log.copy.disable": Rule::Boolean, None, "false";
+    "remote.log.delete.on.disable": Rule::Boolean, None, "false";
+    "remote.storage.enable": Rule::Boolean, None, "false";
     "retention.bytes": Rule::Long { min: i64::MIN, max: LONG_MAX }, Some("log.retention.bytes"), "-1";
     "retention.ms": Rule::Long { min: -1, max: LONG_MAX }, Some("log.retention.ms"), "604800000";
     "segment.bytes": Rule::Int { min: 14, max: INT_MAX }, Some("log.segment.bytes"), "1073741824";
+    "segment.index.bytes": Rule::Int { min: 4, max: INT_MAX }, Some("log.index.size.max.bytes"), "10485760";
+    "segment.jitter.ms": Rule::Long { min: 0, max: LONG_MAX }, None, "0";
     "segment.ms": Rule::Long { min: 1, max: LONG_MAX }, Some("log.roll.ms"), "604800000";
-    "unclean.leader.election.enable": Rule::Boolean, None, "false";
+    "unclean.leader.election.enable": Rule::Boolean, Some("unclean.leader.election.enable"), "false";
 }
 
 /// Checks a cleanup.policy list (also the broker's `log.cleanup.policy`): delete, compact, both,
@@ -183,14 +237,54 @@ pub(crate) fn check_cleanup_policy(v: &str) -> Result<(), String> {
     Rule::ListOf(POLICIES).check("cleanup.policy", v)
 }
 
-/// What Sluice refuses although Kafka would take it: features it does not have yet.
+/// What Sluice refuses although Kafka would take it: features it does not have yet. A Kafka
+/// broker without tiered storage refuses remote storage just so, in these words.
 fn not_implemented(name: &str, value: &str) -> Option<String> {
-    match (name, value.trim()) {
-        ("message.timestamp.type", "LogAppendTime") => Some(format!(
+    match (name, value.trim().to_ascii_lowercase().as_str()) {
+        ("message.timestamp.type", "logappendtime") => Some(format!(
             "Invalid value LogAppendTime for configuration {name}: LogAppendTime is not implemented by Sluice yet"
         )),
+        ("remote.storage.enable", "true") => Some(
+            "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage."
+                .into(),
+        ),
         _ => None,
     }
+}
+
+/// Checks a topic's configs together, as Kafka's LogConfig.validateValues does once each is
+/// valid alone: its overrides over the broker's defaults.
+pub(crate) fn check_combination(settings: &Settings, overrides: &BTreeMap<String, String>) -> Result<(), String> {
+    let values: BTreeMap<&str, String> = effective(settings, overrides)
+        .into_iter()
+        .map(|e| (e.name, e.value))
+        .collect();
+    let lag = |name: &str| values[name].trim().parse::<i64>().unwrap_or_default();
+    let (min, max) = (lag("min.compaction.lag.ms"), lag("max.compaction.lag.ms"));
+    if min > max {
+        return Err(format!(
+            "conflict topic config setting min.compaction.lag.ms ({min}) > max.compaction.lag.ms ({max})"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the broker settings that are topic configs' defaults with those configs' rules,
+/// alone and together; the error names the setting, its value and what is wrong.
+pub(crate) fn check_broker_defaults(settings: &Settings) -> Result<(), (&'static str, String, String)> {
+    let catalog = settings.catalog();
+    for def in TOPIC_CONFIGS {
+        let Some(setting) = def.broker_setting else { continue };
+        let Some(value) = catalog.resolved(setting) else {
+            continue;
+        };
+        validate(def.name, &value).map_err(|why| (setting, value.clone(), why))?;
+    }
+    let none = BTreeMap::new();
+    check_combination(settings, &none).map_err(|why| {
+        let value = settings.log_cleaner_min_compaction_lag_ms.to_string();
+        ("log.cleaner.min.compaction.lag.ms", value, why)
+    })
 }
 
 /// A topic config as DescribeConfigs reports it.
@@ -311,9 +405,12 @@ pub(crate) fn log_config(settings: &Settings, overrides: &BTreeMap<String, Strin
     }
 }
 
-/// The topic's compression.type (`producer` unless overridden).
-pub(crate) fn compression_type(overrides: &BTreeMap<String, String>) -> &str {
-    overrides.get("compression.type").map_or("producer", |v| v.trim())
+/// The topic's compression.type: its override, else the broker's `compression.type`.
+pub(crate) fn compression_type<'a>(settings: &'a Settings, overrides: &'a BTreeMap<String, String>) -> &'a str {
+    overrides
+        .get("compression.type")
+        .unwrap_or(&settings.compression_type)
+        .trim()
 }
 
 /// The min.insync.replicas in force for a topic.
@@ -394,6 +491,115 @@ mod tests {
         for (name, value) in [("retention.ms", " 100 "), ("unclean.leader.election.enable", "TRUE")] {
             validate(name, value).unwrap_or_else(|e| panic!("{name}={value:?}: {e}"));
         }
+    }
+
+    /// Regression (issue 10): DescribeConfigs listed 16 topic configs where Kafka 4.4 lists
+    /// 37. These are Kafka 4.4's, with the types and defaults it reports for them.
+    #[test]
+    fn every_kafka_topic_config_is_known_with_its_type_and_default() {
+        use ConfigType::*;
+        let kafka = [
+            ("cleanup.policy", List, "delete"),
+            ("compression.gzip.level", Int, "-1"),
+            ("compression.lz4.level", Int, "9"),
+            ("compression.type", String, "producer"),
+            ("compression.zstd.level", Int, "3"),
+            ("delete.retention.ms", Long, "86400000"),
+            ("errors.deadletterqueue.group.enable", Boolean, "false"),
+            ("file.delete.delay.ms", Long, "60000"),
+            ("flush.messages", Long, "9223372036854775807"),
+            ("flush.ms", Long, "9223372036854775807"),
+            ("follower.replication.throttled.replicas", List, ""),
+            ("index.interval.bytes", Int, "4096"),
+            ("leader.replication.throttled.replicas", List, ""),
+            ("local.retention.bytes", Long, "-2"),
+            ("local.retention.ms", Long, "-2"),
+            ("max.compaction.lag.ms", Long, "9223372036854775807"),
+            ("max.decompressed.message.bytes", Int, "2147483639"),
+            ("max.message.bytes", Int, "1048588"),
+            ("message.timestamp.after.max.ms", Long, "3600000"),
+            ("message.timestamp.before.max.ms", Long, "9223372036854775807"),
+            ("message.timestamp.type", String, "CreateTime"),
+            ("min.cleanable.dirty.ratio", Double, "0.5"),
+            ("min.compaction.lag.ms", Long, "0"),
+            ("min.insync.replicas", Int, "1"),
+            ("preallocate", Boolean, "false"),
+            ("remote.copy.lag.bytes", Long, "-1"),
+            ("remote.copy.lag.ms", Long, "0"),
+            ("remote.log.copy.disable", Boolean, "false"),
+            ("remote.log.delete.on.disable", Boolean, "false"),
+            ("remote.storage.enable", Boolean, "false"),
+            ("retention.bytes", Long, "-1"),
+            ("retention.ms", Long, "604800000"),
+            ("segment.bytes", Int, "1073741824"),
+            ("segment.index.bytes", Int, "10485760"),
+            ("segment.jitter.ms", Long, "0"),
+            ("segment.ms", Long, "604800000"),
+            ("unclean.leader.election.enable", Boolean, "false"),
+        ];
+        let ours: Vec<_> = effective(&Settings::defaults(), &BTreeMap::new())
+            .into_iter()
+            .map(|e| (e.name, e.config_type, e.value))
+            .collect();
+        let kafka: Vec<_> = kafka.iter().map(|(n, t, v)| (*n, *t, v.to_string())).collect();
+        assert_eq!(ours, kafka);
+    }
+
+    #[test]
+    fn the_new_configs_take_kafkas_values_and_refuse_as_kafka_does() {
+        for (name, value) in [
+            ("leader.replication.throttled.replicas", "*"),
+            ("leader.replication.throttled.replicas", " 0:1 , 1:2 "),
+            ("follower.replication.throttled.replicas", ""),
+            ("compression.gzip.level", "-1"),
+            ("compression.zstd.level", "-131072"),
+            ("local.retention.ms", "-2"),
+            ("remote.storage.enable", "false"),
+            ("remote.log.copy.disable", "true"),
+            ("errors.deadletterqueue.group.enable", "true"),
+            ("preallocate", "TRUE"),
+        ] {
+            validate(name, value).unwrap_or_else(|e| panic!("{name}={value:?}: {e}"));
+        }
+        let refused = |name: &str, value: &str| validate(name, value).unwrap_err();
+        assert_eq!(
+            refused("compression.gzip.level", "12"),
+            "Invalid value 12 for configuration compression.gzip.level: Value must be between 1 and 9 or equal to -1"
+        );
+        assert_eq!(
+            refused("segment.index.bytes", "3"),
+            "Invalid value 3 for configuration segment.index.bytes: Value must be at least 4"
+        );
+        assert_eq!(
+            refused("leader.replication.throttled.replicas", "0:1,abc"),
+            "Invalid value [0:1, abc] for configuration leader.replication.throttled.replicas: leader.replication.throttled.replicas must be the literal '*' or a list of replicas in the following format: [partitionId]:[brokerId],[partitionId]:[brokerId],..."
+        );
+        // What a Kafka broker without tiered storage answers.
+        assert_eq!(
+            refused("remote.storage.enable", "true"),
+            "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage."
+        );
+    }
+
+    /// The broker-wide default of a topic config is checked as the config is, at start.
+    #[test]
+    fn a_bad_broker_default_of_a_topic_config_stops_the_start() {
+        for (setting, value) in [
+            ("compression.type", "brotli"),
+            ("compression.lz4.level", "18"),
+            ("log.message.timestamp.type", "LogAppendTime"),
+            ("log.cleaner.min.compaction.lag.ms", "10"),
+            ("log.roll.hours", "0"),
+        ] {
+            let mut overrides = vec![format!("{setting}={value}")];
+            if setting == "log.cleaner.min.compaction.lag.ms" {
+                overrides.push("log.cleaner.max.compaction.lag.ms=5".into());
+            }
+            let err = crate::config::load(None, &overrides).unwrap_err().to_string();
+            assert!(err.contains(&format!("'{setting}'")), "{setting}: {err}");
+        }
+        let s = crate::config::load(None, &["compression.type=zstd".into()]).unwrap();
+        assert_eq!(compression_type(&s, &BTreeMap::new()), "zstd");
     }
 
     /// As Kafka 4.x: the empty list is a policy (none), an empty item inside a list is not.

@@ -10,6 +10,7 @@ use super::image::MetadataImage;
 use super::records::MetadataRecord;
 use super::topic_config;
 use super::{MetadataError, METADATA_TOPIC};
+use crate::config::Settings;
 
 /// Kafka's limit on topic name length (Topic.MAX_NAME_LENGTH).
 const TOPIC_NAME_MAX_LEN: usize = 249;
@@ -33,6 +34,8 @@ pub(crate) struct Placement<'a> {
     pub(crate) brokers: &'a [i32],
     pub(crate) default_partitions: i32,
     pub(crate) default_replication_factor: i32,
+    /// The broker settings behind topic configs' defaults, for checking configs together.
+    pub(crate) settings: &'a Settings,
 }
 
 /// Kafka's topic name rule (`Topic.validate`), with its messages: 1..=249 chars of
@@ -83,6 +86,7 @@ pub(crate) fn plan_create_topic(
     for (k, v) in &topic.configs {
         topic_config::validate(k, v).map_err(MetadataError::InvalidConfig)?;
     }
+    topic_config::check_combination(placement.settings, &topic.configs).map_err(MetadataError::InvalidConfig)?;
     let assignments = if topic.assignments.is_empty() {
         if topic.replication_factor < -1 || topic.replication_factor == 0 {
             return Err(MetadataError::InvalidReplicationFactor(
@@ -200,6 +204,7 @@ pub(crate) enum ConfigChange {
 /// AlterConfigs does), as TopicConfig records. Every resulting value is validated.
 pub(crate) fn plan_alter_configs(
     image: &MetadataImage,
+    settings: &Settings,
     name: &str,
     changes: &[(String, ConfigChange)],
     replace_all: bool,
@@ -249,6 +254,7 @@ pub(crate) fn plan_alter_configs(
             }
         }
     }
+    topic_config::check_combination(settings, &next).map_err(MetadataError::InvalidConfig)?;
     let names: BTreeSet<&String> = topic.configs.keys().chain(next.keys()).collect();
     Ok(names
         .into_iter()
@@ -413,10 +419,12 @@ mod tests {
     const BROKERS: &[i32] = &[1];
 
     fn placement() -> Placement<'static> {
+        static SETTINGS: std::sync::LazyLock<Settings> = std::sync::LazyLock::new(Settings::defaults);
         Placement {
             brokers: BROKERS,
             default_partitions: 3,
             default_replication_factor: 1,
+            settings: &SETTINGS,
         }
     }
 
@@ -645,6 +653,7 @@ mod tests {
         let set = |k: &str, c: ConfigChange| (k.to_string(), c);
         let records = plan_alter_configs(
             &image,
+            placement().settings,
             "t",
             &[
                 set("retention.ms", ConfigChange::Set("1000".into())),
@@ -659,21 +668,37 @@ mod tests {
         assert_eq!(topic.configs["retention.ms"], "1000");
         // APPEND starts from the default (delete), as Kafka's does.
         assert_eq!(topic.configs["cleanup.policy"], "delete,compact");
-        let records = plan_alter_configs(&image, "t", &[set("retention.ms", ConfigChange::Delete)], false).unwrap();
+        let records = plan_alter_configs(
+            &image,
+            placement().settings,
+            "t",
+            &[set("retention.ms", ConfigChange::Delete)],
+            false,
+        )
+        .unwrap();
         assert_eq!(records.len(), 1);
         let err = plan_alter_configs(
             &image,
+            placement().settings,
             "t",
             &[set("retention.ms", ConfigChange::Set("-7".into()))],
             false,
         )
         .unwrap_err();
         assert!(matches!(err, MetadataError::InvalidConfig(_)));
-        let err = plan_alter_configs(&image, "t", &[set("bogus", ConfigChange::Set("1".into()))], false).unwrap_err();
+        let err = plan_alter_configs(
+            &image,
+            placement().settings,
+            "t",
+            &[set("bogus", ConfigChange::Set("1".into()))],
+            false,
+        )
+        .unwrap_err();
         assert!(matches!(err, MetadataError::InvalidConfig(_)));
         // Legacy AlterConfigs replaces the whole set: overrides not named go.
         let records = plan_alter_configs(
             &image,
+            placement().settings,
             "t",
             &[set("segment.ms", ConfigChange::Set("5000".into()))],
             true,
@@ -685,7 +710,7 @@ mod tests {
     fn altered(image: &MetadataImage, changes: &[(&str, ConfigChange)]) -> Result<MetadataImage, MetadataError> {
         let changes: Vec<(String, ConfigChange)> = changes.iter().map(|(k, c)| (k.to_string(), c.clone())).collect();
         let mut next = image.clone();
-        for r in plan_alter_configs(image, "t", &changes, false)? {
+        for r in plan_alter_configs(image, placement().settings, "t", &changes, false)? {
             next.apply(&r).unwrap();
         }
         Ok(next)
@@ -729,6 +754,33 @@ mod tests {
             let err = altered(&image, &[("no.such.config", change)]).unwrap_err();
             assert!(matches!(err, MetadataError::InvalidConfig(_)), "{err}");
         }
+    }
+
+    /// Kafka checks configs together too: min.compaction.lag.ms may not pass the max, counting
+    /// the broker's default for whichever is not overridden.
+    #[test]
+    fn compaction_lags_are_checked_together_with_the_defaults() {
+        let image = applied(&plan_create_topic(&cluster(), &placement(), &new_topic("t", 1, 1)).unwrap());
+        let err = altered(
+            &image,
+            &[
+                ("min.compaction.lag.ms", ConfigChange::Set("100".into())),
+                ("max.compaction.lag.ms", ConfigChange::Set("50".into())),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "conflict topic config setting min.compaction.lag.ms (100) > max.compaction.lag.ms (50)"
+        );
+        let mut t = new_topic("u", 1, 1);
+        t.configs.insert("max.compaction.lag.ms".into(), "1".into());
+        plan_create_topic(&image, &placement(), &t).unwrap();
+        t.configs.insert("min.compaction.lag.ms".into(), "2".into());
+        assert!(matches!(
+            plan_create_topic(&image, &placement(), &t).unwrap_err(),
+            MetadataError::InvalidConfig(_)
+        ));
     }
 
     #[test]

@@ -100,7 +100,7 @@ impl ReplicaManager {
         let p = Partition::new(topic.name.clone(), index, topic.id, self.node_id, log, epoch);
         self.follow_leadership(topic, index, &p);
         p.set_min_insync_replicas(topic_config::min_insync_replicas(&self.settings, &topic.configs));
-        p.set_compression_type(topic_config::compression_type(&topic.configs));
+        p.set_compression_type(topic_config::compression_type(&self.settings, &topic.configs));
         p
     }
 
@@ -160,7 +160,11 @@ impl ReplicaManager {
         if let Some(p) = self.get(&topic.name, index) {
             if p.topic_id == topic.id {
                 self.follow_leadership(topic, index, &p);
-                if let Err(e) = p.update_config(config, min_isr, topic_config::compression_type(&topic.configs)) {
+                if let Err(e) = p.update_config(
+                    config,
+                    min_isr,
+                    topic_config::compression_type(&self.settings, &topic.configs),
+                ) {
                     warn!(topic = %topic.name, partition = index, error = %e, "config not applied");
                 }
                 return Ok(());
