@@ -658,6 +658,46 @@ async fn broker_configs_have_kafkas_types_and_synonyms() {
     );
 }
 
+/// Regression (issue 10): with IncludeDocumentation every entry's documentation was null;
+/// Kafka fills it in (and leaves it null when not asked).
+#[tokio::test]
+async fn describe_configs_documents_each_entry_when_asked() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "t", 1, &[]).await;
+    let describe = |docs: bool| {
+        DescribeConfigsRequest::default()
+            .with_include_documentation(docs)
+            .with_resources(vec![
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str("t")),
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(4)
+                    .with_resource_name(StrBytes::from_static_str("1")),
+            ])
+    };
+    let resp = c.send(4, &describe(true)).await;
+    for r in &resp.results {
+        for e in &r.configs {
+            let doc = e.documentation.as_deref().unwrap_or("");
+            assert!(doc.len() > 10 && !doc.starts_with(' '), "{}: {doc:?}", e.name.as_str());
+        }
+    }
+    let retention = resp.results[0]
+        .configs
+        .iter()
+        .find(|e| e.name.as_str() == "retention.ms")
+        .unwrap();
+    assert!(retention.documentation.as_deref().unwrap().contains("older than"));
+    let resp = c.send(4, &describe(false)).await;
+    assert!(resp
+        .results
+        .iter()
+        .flat_map(|r| &r.configs)
+        .all(|e| e.documentation.is_none()));
+}
+
 #[tokio::test]
 async fn describe_cluster_names_this_broker_as_controller() {
     let broker = TestBroker::start(&[]).await;

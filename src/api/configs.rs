@@ -92,7 +92,7 @@ fn entries(ctx: &Ctx, r: &DescribeConfigsResource) -> Result<Vec<Entry>, Refusal
                     source: c.source,
                     config_type: c.config_type,
                     read_only: false,
-                    doc: None,
+                    doc: Some(c.doc),
                     synonyms: c.synonyms,
                 })
                 .collect())

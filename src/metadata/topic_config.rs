@@ -26,6 +26,15 @@ pub(crate) struct TopicConfigDef {
     /// The default when no broker setting supplies one.
     pub(crate) fixed_default: &'static str,
     rule: Rule,
+    /// What it does, as the table's doc comment gives it.
+    doc: &'static str,
+}
+
+impl TopicConfigDef {
+    /// One line on what it does (DescribeConfigs' documentation).
+    pub(crate) fn doc(&self) -> &'static str {
+        self.doc.trim_start()
+    }
 }
 
 /// How a value is parsed and checked, as Kafka's ConfigDef parses and validates topic configs
@@ -170,7 +179,7 @@ const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "g
 const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
 
 macro_rules! defs {
-    ($( $name:literal : $rule:expr, $broker:expr, $default:literal; )*) => {
+    ($( $(#[doc = $doc:literal])+ $name:literal : $rule:expr, $broker:expr, $default:literal; )*) => {
         /// Every topic config Sluice knows, in Kafka's names, with Kafka's types and bounds.
         pub(crate) static TOPIC_CONFIGS: &[TopicConfigDef] = &[
             $( TopicConfigDef {
@@ -179,6 +188,7 @@ macro_rules! defs {
                 broker_setting: $broker,
                 fixed_default: $default,
                 rule: $rule,
+                doc: concat!($($doc),+),
             }, )*
         ];
     };
@@ -190,42 +200,98 @@ macro_rules! defs {
 // segments quickly. segment.jitter.ms has no synonym: Kafka's (log.roll.jitter.ms) is unset
 // by default and lists none.
 defs! {
+    /// What happens to old segments: delete (by retention.ms and retention.bytes), compact (keep
+    /// each key's last record; not implemented yet, so everything is kept), both, or none (keep
+    /// forever).
     "cleanup.policy": Rule::ListOf(POLICIES), Some("log.cleanup.policy"), "delete";
+    /// The gzip level (1-9, -1 for the codec's default) when the topic's compression.type is gzip
+    /// (not used yet).
     "compression.gzip.level": Rule::GzipLevel, Some("compression.gzip.level"), "-1";
+    /// The lz4 level (1-17) when the topic's compression.type is lz4 (not used yet).
     "compression.lz4.level": Rule::Int { min: 1, max: 17 }, Some("compression.lz4.level"), "9";
+    /// The codec batches are stored in: producer keeps what producers send; uncompressed, gzip,
+    /// snappy, lz4 or zstd recompresses other batches on append.
     "compression.type": Rule::OneOf(COMPRESSION_TYPES), Some("compression.type"), "producer";
+    /// The zstd level (-131072-22) when the topic's compression.type is zstd (not used yet).
     "compression.zstd.level": Rule::Int { min: -131072, max: 22 }, Some("compression.zstd.level"), "3";
+    /// How long a compacted topic keeps delete markers (tombstones) for consumers to see them
+    /// (compaction is not implemented yet).
     "delete.retention.ms": Rule::Long { min: 0, max: LONG_MAX }, Some("log.cleaner.delete.retention.ms"), "86400000";
+    /// Whether share groups may use this topic as their dead-letter queue (share groups are not
+    /// implemented).
     "errors.deadletterqueue.group.enable": Rule::Boolean, None, "false";
+    /// How long a deleted segment's files wait before they are removed.
     "file.delete.delay.ms": Rule::Long { min: 0, max: LONG_MAX }, Some("log.segment.delete.delay.ms"), "60000";
+    /// fsync a partition after this many records; the default leaves it to the OS.
     "flush.messages": Rule::Long { min: 1, max: LONG_MAX }, Some("log.flush.interval.messages"), "9223372036854775807";
+    /// fsync a partition when its last fsync is older than this; the default leaves it to the OS.
     "flush.ms": Rule::Long { min: 0, max: LONG_MAX }, Some("log.flush.interval.ms"), "9223372036854775807";
+    /// Replicas (partition:broker, or *) whose follower fetching is throttled (replication is not
+    /// implemented yet).
     "follower.replication.throttled.replicas": Rule::ThrottledReplicas, None, "";
+    /// Add a sparse offset/time index entry after this many bytes of log.
     "index.interval.bytes": Rule::Int { min: 0, max: INT_MAX }, Some("log.index.interval.bytes"), "4096";
+    /// Replicas (partition:broker, or *) whose leader-side replication is throttled (replication is
+    /// not implemented yet).
     "leader.replication.throttled.replicas": Rule::ThrottledReplicas, None, "";
+    /// With tiered storage, the bytes kept on local disk (-2: retention.bytes); tiered storage is
+    /// not implemented.
     "local.retention.bytes": Rule::Long { min: -2, max: LONG_MAX }, Some("log.local.retention.bytes"), "-2";
+    /// With tiered storage, how long segments stay on local disk (-2: retention.ms); tiered storage
+    /// is not implemented.
     "local.retention.ms": Rule::Long { min: -2, max: LONG_MAX }, Some("log.local.retention.ms"), "-2";
+    /// The longest a record may stay uncompacted (compaction is not implemented yet).
     "max.compaction.lag.ms": Rule::Long { min: 1, max: LONG_MAX }, Some("log.cleaner.max.compaction.lag.ms"), "9223372036854775807";
+    /// The most a compressed record batch may expand to (not enforced yet).
     "max.decompressed.message.bytes": Rule::Int { min: 1, max: 2147483639 }, Some("max.decompressed.message.bytes"), "2147483639";
+    /// The largest record batch a producer may send, with its 12-byte log overhead.
     "max.message.bytes": Rule::Int { min: 0, max: INT_MAX }, Some("message.max.bytes"), "1048588";
+    /// How far ahead of the broker's clock a record's timestamp may be (not enforced yet).
     "message.timestamp.after.max.ms": Rule::Long { min: 0, max: LONG_MAX }, Some("log.message.timestamp.after.max.ms"), "3600000";
+    /// How far behind the broker's clock a record's timestamp may be (not enforced yet).
     "message.timestamp.before.max.ms": Rule::Long { min: 0, max: LONG_MAX }, Some("log.message.timestamp.before.max.ms"), "9223372036854775807";
+    /// Which timestamp records keep: CreateTime, the producer's (LogAppendTime is not implemented
+    /// yet).
     "message.timestamp.type": Rule::OneOf(TIMESTAMP_TYPES), Some("log.message.timestamp.type"), "CreateTime";
+    /// The share of a log that must be uncompacted before it is compacted (compaction is not
+    /// implemented yet).
     "min.cleanable.dirty.ratio": Rule::Double { min: 0.0, max: 1.0 }, Some("log.cleaner.min.cleanable.ratio"), "0.5";
+    /// The least time a record stays uncompacted (compaction is not implemented yet).
     "min.compaction.lag.ms": Rule::Long { min: 0, max: LONG_MAX }, Some("log.cleaner.min.compaction.lag.ms"), "0";
+    /// The fewest in-sync replicas an acks=all produce needs to succeed.
     "min.insync.replicas": Rule::Int { min: 1, max: INT_MAX }, Some("min.insync.replicas"), "1";
+    /// Create segment files at their full size up front (not done yet).
     "preallocate": Rule::Boolean, Some("log.preallocate"), "false";
+    /// With tiered storage, the bytes a segment may lag before it is copied (-1: no limit); tiered
+    /// storage is not implemented.
     "remote.copy.lag.bytes": Rule::Long { min: -1, max: LONG_MAX }, Some("log.remote.copy.lag.bytes"), "-1";
+    /// With tiered storage, how long a segment may lag before it is copied; tiered storage is not
+    /// implemented.
     "remote.copy.lag.ms": Rule::Long { min: -1, max: LONG_MAX }, Some("log.remote.copy.lag.ms"), "0";
+    /// With tiered storage, stop copying segments to remote storage; tiered storage is not
+    /// implemented.
     "remote.log.copy.disable": Rule::Boolean, None, "false";
+    /// With tiered storage, delete the remote data when remote storage is turned off; tiered
+    /// storage is not implemented.
     "remote.log.delete.on.disable": Rule::Boolean, None, "false";
+    /// Keep old segments in remote storage (tiered storage is not implemented, so only false is
+    /// taken).
     "remote.storage.enable": Rule::Boolean, None, "false";
+    /// Delete the oldest segments while a partition is larger than this (-1: no limit).
     "retention.bytes": Rule::Long { min: i64::MIN, max: LONG_MAX }, Some("log.retention.bytes"), "-1";
+    /// Delete whole segments whose newest record is older than this (-1 keeps forever).
     "retention.ms": Rule::Long { min: -1, max: LONG_MAX }, Some("log.retention.ms"), "604800000";
+    /// Roll to a new segment when the active one would pass this size.
     "segment.bytes": Rule::Int { min: 14, max: INT_MAX }, Some("log.segment.bytes"), "1073741824";
+    /// The most an offset or time index of a segment may hold.
     "segment.index.bytes": Rule::Int { min: 4, max: INT_MAX }, Some("log.index.size.max.bytes"), "10485760";
+    /// Up to this much random time taken off segment.ms, so segments do not all roll at once (not
+    /// used yet).
     "segment.jitter.ms": Rule::Long { min: 0, max: LONG_MAX }, None, "0";
+    /// Roll to a new segment when the active one is older than this.
     "segment.ms": Rule::Long { min: 1, max: LONG_MAX }, Some("log.roll.ms"), "604800000";
+    /// Whether a replica out of sync may become leader, losing records (replication is not
+    /// implemented yet).
     "unclean.leader.election.enable": Rule::Boolean, Some("unclean.leader.election.enable"), "false";
 }
 
@@ -297,6 +363,7 @@ pub(crate) struct EffectiveConfig {
     /// Kafka's synonyms, most specific first: the topic's override, then the broker settings
     /// behind the default (set statically, then their defaults).
     pub(crate) synonyms: Vec<ConfigSynonym>,
+    pub(crate) doc: &'static str,
 }
 
 /// One entry of a DescribeConfigs synonym list.
@@ -371,6 +438,7 @@ pub(crate) fn effective(settings: &Settings, overrides: &BTreeMap<String, String
                 source: synonyms.first().map_or(ConfigSource::Default, |s| s.source),
                 config_type: def.config_type,
                 synonyms,
+                doc: def.doc(),
             }
         })
         .collect()
