@@ -658,6 +658,35 @@ async fn broker_configs_have_kafkas_types_and_synonyms() {
     );
 }
 
+/// Regression (issue 10): DescribeConfigs of the BROKER resource "" (the cluster-wide default
+/// entity: `kafka-configs --entity-default`, kadm's DescribeBrokerConfigs with no broker)
+/// answered with this node's whole static config. Kafka lists only cluster-wide dynamic
+/// defaults there, and Sluice has none. Another broker's id is refused in Kafka's words.
+#[tokio::test]
+async fn the_cluster_wide_default_broker_entity_lists_no_static_settings() {
+    let broker = TestBroker::start(&["group.initial.rebalance.delay.ms=0"]).await;
+    let mut c = broker.client().await;
+    let describe = |name: &'static str| {
+        DescribeConfigsRequest::default().with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_static_str(name)),
+        ])
+    };
+    let r = c.send(4, &describe("")).await.results.remove(0);
+    assert_eq!((r.error_code, r.configs.len()), (0, 0));
+    let r = c.send(4, &describe("1")).await.results.remove(0);
+    assert!(r.error_code == 0 && !r.configs.is_empty());
+    for (name, message) in [
+        ("2", "Unexpected broker id, expected 1 or empty string, but received 2"),
+        ("abc", "Broker id must be an integer, but it is: abc"),
+    ] {
+        let r = c.send(4, &describe(name)).await.results.remove(0);
+        assert_eq!(r.error_code, ResponseError::InvalidRequest.code());
+        assert_eq!(r.error_message.as_deref(), Some(message));
+    }
+}
+
 /// Regression (issue 10): with IncludeDocumentation every entry's documentation was null;
 /// Kafka fills it in (and leaves it null when not asked).
 #[tokio::test]

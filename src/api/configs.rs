@@ -99,6 +99,15 @@ fn entries(ctx: &Ctx, r: &DescribeConfigsResource) -> Result<Vec<Entry>, Refusal
         }
         RESOURCE_BROKER => {
             check_broker_name(ctx, &r.resource_name)?;
+            // "" is the cluster-wide default broker entity (`kafka-configs --entity-default`,
+            // kadm's DescribeBrokerConfigs of no broker): Kafka lists only the configs set
+            // dynamically for every broker there. Sluice has no dynamic broker configs, and
+            // none that Kafka 4.4's controller sets there at bootstrap: its min.insync.replicas
+            // comes with eligible leader replicas (KIP-966), which Sluice does not have (its
+            // ApiVersions finalizes eligible.leader.replicas.version at 0). So: none.
+            if r.resource_name.is_empty() {
+                return Ok(Vec::new());
+            }
             let catalog = settings.catalog();
             Ok(settings
                 .entries()
