@@ -593,6 +593,29 @@ def test_configs_describe_the_cluster_wide_broker_defaults(broker):
     assert r.lines == ["Default configs for brokers in the cluster are:"], r
 
 
+def test_configs_describe_a_group_and_the_broker_loggers(broker, topic, group):
+    """Once a group exists, kafka-configs --entity-type groups describes it (DescribeConfigs of
+    a GROUP resource; Sluice answered INVALID_REQUEST and the tool failed). Kafka 4.4's group
+    configs are those of KIP-848, share and streams groups, which Sluice does not serve, so a
+    classic group has none: the listing is what Kafka prints without --all. Broker loggers are
+    the levels logging.level sets (root, and openraft held at WARN)."""
+    create_topic(broker, topic)
+    produce_console(broker, topic, ["a"])
+    consume_console(broker, topic, 1, "--from-beginning", "--group", group)
+    one, every, loggers = run_tools(
+        ("kafka-configs", "--bootstrap-server", broker.bootstrap, "--entity-type", "groups", "--entity-name", group,
+         "--describe"),
+        ("kafka-configs", "--bootstrap-server", broker.bootstrap, "--entity-type", "groups", "--describe"),
+        ("kafka-configs", "--bootstrap-server", broker.bootstrap, "--entity-type", "broker-loggers", "--entity-name", "1",
+         "--describe"),
+    )
+    assert one.rc == 0 and one.lines == [f"Dynamic configs for group {group} are:"], one
+    assert every.rc == 0 and f"Dynamic configs for group {group} are:" in every.lines, every
+    assert loggers.rc == 0 and loggers.lines[0] == "Dynamic configs for broker-logger 1 are:", loggers
+    levels = dict(re.match(r"^  (\S+)=(\S+) sensitive=false synonyms=\{\}$", line).groups() for line in loggers.lines[1:])
+    assert levels == {"root": "INFO", "openraft": "WARN"}, loggers
+
+
 # ---------------------------------------------------------------------------------------------
 # kafka-get-offsets
 

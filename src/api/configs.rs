@@ -1,5 +1,7 @@
-//! Configs: DescribeConfigs (every topic config with its effective value and source, and the
-//! broker's own settings; Kafka returns all configs with defaults, never an empty list), and
+//! Configs: DescribeConfigs (every topic config with its effective value, source, type and
+//! synonyms; the broker's own settings, and "" for the cluster-wide defaults, which are none;
+//! the broker's loggers, from `logging.level`; groups, which have no configs in Sluice; Kafka
+//! returns all configs with defaults, never an empty list where it has some), and
 //! IncrementalAlterConfigs / AlterConfigs for topic overrides (committed to the metadata log).
 //! Broker settings are static (a restart applies them), so altering one is refused.
 
@@ -23,6 +25,8 @@ use crate::metadata::MetadataError;
 /// Kafka's ConfigResource.Type codes.
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_BROKER_LOGGER: i8 = 8;
+const RESOURCE_GROUP: i8 = 32;
 
 /// One config entry before it is turned into the response type.
 struct Entry {
@@ -128,10 +132,49 @@ fn entries(ctx: &Ctx, r: &DescribeConfigsResource) -> Result<Vec<Entry>, Refusal
                 })
                 .collect())
         }
+        RESOURCE_BROKER_LOGGER => {
+            check_logger_broker_name(ctx, &r.resource_name)?;
+            Ok(settings
+                .logger_levels()
+                .into_iter()
+                .map(|(logger, level)| Entry {
+                    name: logger,
+                    value: Some(level),
+                    source: ConfigSource::DynamicBrokerLogger,
+                    // What Kafka reports for a logger (its levels are strings of a set).
+                    config_type: ConfigType::Unknown,
+                    // Set by logging.level at start (RUST_LOG, when set, overrides it and is not
+                    // shown); Sluice cannot change them at run time.
+                    read_only: true,
+                    doc: Some(""),
+                    synonyms: Vec::new(),
+                })
+                .collect())
+        }
+        // Kafka 4.4's group configs (and its 21 defaults) are those of KIP-848 consumer groups,
+        // share groups and streams groups, none of which Sluice serves; a classic group has
+        // none. So any named group has no configs, which kafka-configs shows as an empty list.
+        RESOURCE_GROUP if r.resource_name.is_empty() => Err((
+            ResponseError::InvalidRequest,
+            Some("Group name must not be empty".into()),
+        )),
+        RESOURCE_GROUP => Ok(Vec::new()),
         other => Err((
             ResponseError::InvalidRequest,
             Some(format!("resource type {other} is not supported")),
         )),
+    }
+}
+
+/// The BROKER_LOGGER resource is this broker, by id; Kafka's words for anything else.
+fn check_logger_broker_name(ctx: &Ctx, name: &str) -> Result<(), Refusal> {
+    let me = ctx.broker.node_id;
+    let refused = |message: String| Err((ResponseError::InvalidRequest, Some(message)));
+    match name.parse::<i32>() {
+        _ if name.is_empty() => refused("Broker id must not be empty".into()),
+        Ok(id) if id == me => Ok(()),
+        Ok(_) => refused(format!("Unexpected broker id, expected {me} but received {name}")),
+        Err(_) => refused(format!("Broker id must be an integer, but it is: {name}")),
     }
 }
 

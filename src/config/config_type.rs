@@ -4,6 +4,8 @@
 /// Kafka's ConfigEntry.ConfigType codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigType {
+    /// What Kafka reports for a broker logger's level.
+    Unknown = 0,
     Boolean = 1,
     String = 2,
     Int = 3,

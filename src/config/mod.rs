@@ -9,6 +9,7 @@
 
 mod config_type;
 mod listener;
+mod logging;
 mod settings;
 mod synonyms;
 

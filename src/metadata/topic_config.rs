@@ -15,6 +15,7 @@ pub(crate) enum ConfigSource {
     Topic = 1,
     StaticBroker = 4,
     Default = 5,
+    DynamicBrokerLogger = 6,
 }
 
 #[derive(Debug)]
