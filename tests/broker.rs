@@ -30,6 +30,42 @@ async fn api_versions_lists_ranges_and_answers_unknown_versions_as_v0() {
     assert!(resp.api_keys.iter().any(|k| k.api_key == 1));
 }
 
+/// Regression (issue 10): ApiVersions listed no features, so `kafka-features describe` printed
+/// nothing. Sluice reports the metadata.version whose semantics it follows (3.3-IV3, level 7),
+/// finalized at the metadata log's index, and the features it does not have at level 0.
+#[tokio::test]
+async fn api_versions_reports_the_features_sluice_implements() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    let resp = c.send(4, &ApiVersionsRequest::default()).await;
+    let supported: Vec<(String, i16, i16)> = resp
+        .supported_features
+        .iter()
+        .map(|f| (f.name.to_string(), f.min_version, f.max_version))
+        .collect();
+    assert!(supported.contains(&("metadata.version".into(), 7, 7)), "{supported:?}");
+    for zero in [
+        "kraft.version",
+        "transaction.version",
+        "group.version",
+        "eligible.leader.replicas.version",
+    ] {
+        assert!(supported.contains(&(zero.into(), 0, 0)), "{zero}: {supported:?}");
+    }
+    let finalized: Vec<(String, i16, i16)> = resp
+        .finalized_features
+        .iter()
+        .map(|f| (f.name.to_string(), f.min_version_level, f.max_version_level))
+        .collect();
+    assert_eq!(finalized, [("metadata.version".to_string(), 7, 7)]);
+    assert!(resp.finalized_features_epoch > 0);
+    // Below v4, Kafka leaves out features whose lowest level is 0; below v3 there are none.
+    let v3 = c.send(3, &ApiVersionsRequest::default()).await;
+    assert_eq!(v3.supported_features.len(), 1);
+    let v2 = c.send(2, &ApiVersionsRequest::default()).await;
+    assert!(v2.supported_features.is_empty() && v2.finalized_features.is_empty());
+}
+
 #[tokio::test]
 async fn produce_then_fetch_returns_the_records_at_their_offsets() {
     let broker = TestBroker::start(&[]).await;

@@ -80,4 +80,9 @@ impl Metadata {
     pub(crate) fn image(&self) -> Arc<MetadataImage> {
         self.applied.borrow().image.clone()
     }
+
+    /// The index of the metadata log entry the current image includes last.
+    pub(crate) fn applied_index(&self) -> u64 {
+        self.applied.borrow().index
+    }
 }
