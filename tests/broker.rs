@@ -763,6 +763,28 @@ async fn describe_configs_documents_each_entry_when_asked() {
         .all(|e| e.documentation.is_none()));
 }
 
+/// Regression (issue 10): every voter's LastFetchTimestamp and LastCaughtUpTimestamp were -1;
+/// Kafka reports epoch milliseconds, the leader's own being now.
+#[tokio::test]
+async fn describe_quorum_reports_when_the_leader_last_fetched_and_caught_up() {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(name("__cluster_metadata"))
+        .with_partitions(vec![PartitionData::default()])]);
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let resp = c.send(2, &req).await;
+    let p = &resp.topics[0].partitions[0];
+    let leader = p.current_voters.iter().find(|v| v.replica_id == p.leader_id).unwrap();
+    for t in [leader.last_fetch_timestamp, leader.last_caught_up_timestamp] {
+        assert!((before..before + 60_000).contains(&t), "{t} vs {before}");
+    }
+}
+
 #[tokio::test]
 async fn describe_cluster_names_this_broker_as_controller() {
     let broker = TestBroker::start(&[]).await;

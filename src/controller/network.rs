@@ -23,7 +23,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::commands::{Command, CommandError, Reply};
+use super::contacts::{self, Contacts};
 use super::{Controller, TypeConfig};
+use crate::clock::now_ms;
 
 type NodeId = u64;
 
@@ -134,9 +136,11 @@ impl Connection {
     }
 }
 
-/// Makes openraft's per-peer clients.
+/// Makes openraft's per-peer clients, which record when each peer answered (`contacts`).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Network;
+pub(crate) struct Network {
+    pub(crate) contacts: Arc<Contacts>,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
@@ -145,6 +149,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         PeerClient {
             target,
             conn: Connection::new(node.addr.clone()),
+            contacts: self.contacts.clone(),
         }
     }
 }
@@ -153,6 +158,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub(crate) struct PeerClient {
     target: NodeId,
     conn: Connection,
+    contacts: Arc<Contacts>,
 }
 
 type RpcResult<T, E = openraft::error::Infallible> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
@@ -183,11 +189,18 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
-        self.send(Request::Append(rpc), &option, |r| match r {
-            Response::Append(v) => Some(v),
-            _ => None,
-        })
-        .await
+        let (log_end, sent_end) = (self.contacts.log_end(), contacts::sent_end(&rpc));
+        let answer = self
+            .send(Request::Append(rpc), &option, |r| match r {
+                Response::Append(v) => Some(v),
+                _ => None,
+            })
+            .await;
+        if let Ok(response) = &answer {
+            let held = contacts::held_after(sent_end, response);
+            self.contacts.answered(self.target, held, log_end, now_ms());
+        }
+        answer
     }
 
     async fn install_snapshot(
