@@ -264,6 +264,31 @@ async fn list_offsets_earliest_latest_and_by_timestamp() {
     assert_eq!(list_offset(&mut c, "t", 0, -3).await, (0, 4, 5002));
 }
 
+/// Regression (issue 10, found by the Java client's listOffsets): an offset not found (-1)
+/// came with the partition's leader epoch; Kafka sends none (-1) then, and the epoch with a
+/// found one.
+#[tokio::test]
+async fn list_offsets_gives_a_leader_epoch_only_with_an_offset() {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create_topic(&mut c, "t", 1, &[]).await;
+    produce(&mut c, "t", 0, batch(&[b"a"], 1000, Compression::None)).await;
+    let mut epoch_at = async |timestamp: i64| {
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default().with_name(name("t")).with_partitions(
+                vec![ListOffsetsPartition::default().with_timestamp(timestamp)],
+            )]);
+        let p = c.send(10, &req).await.topics.remove(0).partitions.remove(0);
+        (p.offset, p.leader_epoch)
+    };
+    assert_eq!(epoch_at(-2).await, (0, 0));
+    assert_eq!(epoch_at(1000).await, (0, 0));
+    assert_eq!(epoch_at(9999).await, (-1, -1));
+    assert_eq!(epoch_at(-5).await, (-1, -1));
+}
+
 #[tokio::test]
 async fn metadata_auto_creates_topics_and_rejects_bad_names() {
     let broker = TestBroker::start(&["num.partitions=3"]).await;

@@ -57,7 +57,8 @@ fn list_partition(ctx: &Ctx, topic: &str, req: &ListOffsetsPartition) -> ListOff
             .with_offset(offset)
             .with_timestamp(timestamp)
             .with_leader_epoch(reported_epoch),
-        Ok(None) => base.with_leader_epoch(reported_epoch),
+        // As Kafka: no offset, no epoch (-1, which the Java client reads as none).
+        Ok(None) => base,
         Err(e) => base.with_error_code(ctx.code(&e)),
     }
 }
