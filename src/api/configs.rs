@@ -16,7 +16,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::{Ctx, Reply};
+use super::{Ctx, Reply, RequestError};
+use crate::config::Settings;
 use crate::error::KafkaCode;
 use crate::metadata::topic_config::{self, ConfigSource, ConfigSynonym, ConfigType};
 use crate::metadata::topics::{self, ConfigChange};
@@ -75,126 +76,121 @@ fn wanted(r: &DescribeConfigsResource, name: &str) -> bool {
     }
 }
 
-/// A resource's entries, or the error code and message (as Kafka words it, null where Kafka
-/// sends none) to answer it with.
+/// A resource's error code and message (null where Kafka sends none) instead of its entries.
 type Refusal = (ResponseError, Option<String>);
 
+/// A typed refusal with its Kafka code and message.
+fn refused(e: impl KafkaCode + std::fmt::Display) -> Refusal {
+    (e.kafka_error(), Some(e.to_string()))
+}
+
 fn entries(ctx: &Ctx, r: &DescribeConfigsResource) -> Result<Vec<Entry>, Refusal> {
-    let settings = &ctx.broker.settings;
+    let name = r.resource_name.as_str();
     match r.resource_type {
-        RESOURCE_TOPIC => {
-            let image = ctx.broker.metadata.image();
-            topics::validate_topic_name(&r.resource_name).map_err(|e| (e.kafka_error(), Some(e.to_string())))?;
-            let topic = image
-                .topic(&r.resource_name)
-                .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
-            Ok(topic_config::effective(settings, &topic.configs)
-                .into_iter()
-                .map(|c| Entry {
-                    name: c.name.to_string(),
-                    value: Some(c.value),
-                    source: c.source,
-                    config_type: c.config_type,
-                    read_only: false,
-                    doc: Some(c.doc),
-                    synonyms: c.synonyms,
-                })
-                .collect())
-        }
+        RESOURCE_TOPIC => topic_entries(ctx, name),
         RESOURCE_BROKER => {
-            check_broker_name(ctx, &r.resource_name)?;
+            check_broker_name(ctx, name, true)?;
             // "" is the cluster-wide default broker entity (`kafka-configs --entity-default`,
             // kadm's DescribeBrokerConfigs of no broker): Kafka lists only the configs set
             // dynamically for every broker there. Sluice has no dynamic broker configs, and
             // none that Kafka 4.4's controller sets there at bootstrap: its min.insync.replicas
             // comes with eligible leader replicas (KIP-966), which Sluice does not have (its
             // ApiVersions finalizes eligible.leader.replicas.version at 0). So: none.
-            if r.resource_name.is_empty() {
-                return Ok(Vec::new());
+            match name.is_empty() {
+                true => Ok(Vec::new()),
+                false => Ok(broker_entries(&ctx.broker.settings)),
             }
-            let catalog = settings.catalog();
-            Ok(settings
-                .entries()
-                .into_iter()
-                .map(|s| {
-                    let synonyms: Vec<ConfigSynonym> = catalog.synonyms(s.name).into_iter().map(Into::into).collect();
-                    Entry {
-                        name: s.name.to_string(),
-                        value: s.value,
-                        // As Kafka: the first synonym's, DEFAULT_CONFIG when there is none.
-                        source: synonyms.first().map_or(ConfigSource::Default, |y| y.source),
-                        config_type: s.config_type,
-                        // Sluice has no dynamic broker configs yet: every setting needs a restart.
-                        read_only: true,
-                        doc: Some(s.doc),
-                        synonyms,
-                    }
-                })
-                .collect())
         }
         RESOURCE_BROKER_LOGGER => {
-            check_logger_broker_name(ctx, &r.resource_name)?;
-            Ok(settings
-                .logger_levels()
-                .into_iter()
-                .map(|(logger, level)| Entry {
-                    name: logger,
-                    value: Some(level),
-                    source: ConfigSource::DynamicBrokerLogger,
-                    // What Kafka reports for a logger (its levels are strings of a set).
-                    config_type: ConfigType::Unknown,
-                    // Set by logging.level at start (RUST_LOG, when set, overrides it and is not
-                    // shown); Sluice cannot change them at run time.
-                    read_only: true,
-                    doc: Some(""),
-                    synonyms: Vec::new(),
-                })
-                .collect())
+            check_broker_name(ctx, name, false)?;
+            Ok(logger_entries(&ctx.broker.settings))
         }
         // Kafka 4.4's group configs (and its 21 defaults) are those of KIP-848 consumer groups,
         // share groups and streams groups, none of which Sluice serves; a classic group has
         // none. So any named group has no configs, which kafka-configs shows as an empty list.
-        RESOURCE_GROUP if r.resource_name.is_empty() => Err((
-            ResponseError::InvalidRequest,
-            Some("Group name must not be empty".into()),
-        )),
+        RESOURCE_GROUP if name.is_empty() => Err(refused(RequestError::EmptyGroupName)),
         RESOURCE_GROUP => Ok(Vec::new()),
-        other => Err((
-            ResponseError::InvalidRequest,
-            Some(format!("resource type {other} is not supported")),
-        )),
+        other => Err(refused(RequestError::UnsupportedConfigResource(other))),
     }
 }
 
-/// The BROKER_LOGGER resource is this broker, by id; Kafka's words for anything else.
-fn check_logger_broker_name(ctx: &Ctx, name: &str) -> Result<(), Refusal> {
-    let me = ctx.broker.node_id;
-    let refused = |message: String| Err((ResponseError::InvalidRequest, Some(message)));
-    match name.parse::<i32>() {
-        _ if name.is_empty() => refused("Broker id must not be empty".into()),
-        Ok(id) if id == me => Ok(()),
-        Ok(_) => refused(format!("Unexpected broker id, expected {me} but received {name}")),
-        Err(_) => refused(format!("Broker id must be an integer, but it is: {name}")),
-    }
+/// Every topic config of the topic `name`. An unknown topic has Kafka's null message.
+fn topic_entries(ctx: &Ctx, name: &str) -> Result<Vec<Entry>, Refusal> {
+    topics::validate_topic_name(name).map_err(refused)?;
+    let image = ctx.broker.metadata.image();
+    let topic = image
+        .topic(name)
+        .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
+    Ok(topic_config::effective(&ctx.broker.settings, &topic.configs)
+        .into_iter()
+        .map(|c| Entry {
+            name: c.name.to_string(),
+            value: Some(c.value),
+            source: c.source,
+            config_type: c.config_type,
+            read_only: false,
+            doc: Some(c.doc),
+            synonyms: c.synonyms,
+        })
+        .collect())
 }
 
-/// The BROKER resource is this broker (by id) or "" (the cluster-wide defaults); anything
-/// else is refused with Kafka's words.
-fn check_broker_name(ctx: &Ctx, name: &str) -> Result<(), Refusal> {
-    let me = ctx.broker.node_id;
+/// Every broker setting, with Kafka's synonyms; the source is the first synonym's, as Kafka's.
+fn broker_entries(settings: &Settings) -> Vec<Entry> {
+    let catalog = settings.catalog();
+    settings
+        .entries()
+        .into_iter()
+        .map(|s| {
+            let synonyms: Vec<ConfigSynonym> = catalog.synonyms(s.name).into_iter().map(Into::into).collect();
+            Entry {
+                name: s.name.to_string(),
+                value: s.value,
+                source: synonyms.first().map_or(ConfigSource::Default, |y| y.source),
+                config_type: s.config_type,
+                // Sluice has no dynamic broker configs yet: every setting needs a restart.
+                read_only: true,
+                doc: Some(s.doc),
+                synonyms,
+            }
+        })
+        .collect()
+}
+
+/// The loggers `logging.level` sets, as Kafka reports its loggers: source
+/// DYNAMIC_BROKER_LOGGER_CONFIG, type UNKNOWN. Read-only: Sluice cannot change them at run time
+/// (and RUST_LOG, when set, overrides them and is not shown).
+fn logger_entries(settings: &Settings) -> Vec<Entry> {
+    settings
+        .logger_levels()
+        .into_iter()
+        .map(|(logger, level)| Entry {
+            name: logger,
+            value: Some(level),
+            source: ConfigSource::DynamicBrokerLogger,
+            config_type: ConfigType::Unknown,
+            read_only: true,
+            doc: Some(""),
+            synonyms: Vec::new(),
+        })
+        .collect()
+}
+
+/// The BROKER resource is this broker (by id) or, where `default_allowed`, "" (the
+/// cluster-wide defaults); BROKER_LOGGER this broker only. Kafka's words for anything else.
+fn check_broker_name(ctx: &Ctx, name: &str, default_allowed: bool) -> Result<(), Refusal> {
+    let expected = ctx.broker.node_id;
+    let received = name.to_string();
     match name.parse::<i32>() {
-        _ if name.is_empty() => Ok(()),
-        Ok(id) if id == me => Ok(()),
-        Ok(_) => Err((
-            ResponseError::InvalidRequest,
-            Some(format!(
-                "Unexpected broker id, expected {me} or empty string, but received {name}"
-            )),
-        )),
-        Err(_) => Err((
-            ResponseError::InvalidRequest,
-            Some(format!("Broker id must be an integer, but it is: {name}")),
-        )),
+        _ if name.is_empty() && default_allowed => Ok(()),
+        _ if name.is_empty() => Err(refused(RequestError::EmptyBrokerId)),
+        Ok(id) if id == expected => Ok(()),
+        Ok(_) => Err(refused(RequestError::UnexpectedBrokerId {
+            expected,
+            received,
+            default_allowed,
+        })),
+        Err(_) => Err(refused(RequestError::BrokerIdNotAnInteger(received))),
     }
 }
 
