@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{ConfigError, ConfigType, Listener};
+use super::{Catalog, ConfigError, ConfigType, Listener};
 
 /// Where a setting's value came from: DescribeConfigs reports `File` and `Override` as
 /// STATIC_BROKER_CONFIG and `Default` as DEFAULT_CONFIG, so a file that repeats a default
@@ -193,6 +193,8 @@ macro_rules! settings {
         pub struct Settings {
             $( $(#[doc = $doc])+ pub $field: $ty, )*
             sources: BTreeMap<&'static str, Source>,
+            /// The settings by name, built on first use (settings never change once loaded).
+            catalog: std::sync::OnceLock<std::sync::Arc<Catalog>>,
         }
 
         impl Settings {
@@ -202,6 +204,7 @@ macro_rules! settings {
                 let settings = Settings {
                     $( $field: take::<$ty>(&mut layers, &mut sources, $name, $default, $check)?, )*
                     sources,
+                    catalog: Default::default(),
                 };
                 match layers.file.into_keys().chain(layers.overrides.into_keys()).next() {
                     Some(unknown) => Err(ConfigError::Unknown(unknown)),
@@ -404,6 +407,10 @@ impl Settings {
     /// All defaults (what a start with no file and no override gets).
     pub fn defaults() -> Settings {
         Settings::from_layers(Layers::default()).expect("defaults are valid")
+    }
+
+    pub(super) fn catalog_cell(&self) -> &std::sync::OnceLock<std::sync::Arc<Catalog>> {
+        &self.catalog
     }
 
     /// The data directory: `log.dirs`, else `log.dir`.

@@ -8,6 +8,7 @@
 //! and topic configs use them for the broker default behind their own.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::{Setting, Settings, Source};
 
@@ -46,11 +47,16 @@ pub struct Catalog {
 }
 
 impl Settings {
-    /// The settings by name, with their values, defaults and sources.
-    pub fn catalog(&self) -> Catalog {
-        Catalog {
-            entries: self.entries().into_iter().map(|s| (s.name, s)).collect(),
-        }
+    /// The settings by name, with their values, defaults and sources (built once: topic
+    /// configs ask for it for every partition).
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog_cell()
+            .get_or_init(|| {
+                Arc::new(Catalog {
+                    entries: self.entries().into_iter().map(|s| (s.name, s)).collect(),
+                })
+            })
+            .clone()
     }
 }
 
