@@ -11,6 +11,7 @@ mod cluster;
 mod config_resources;
 mod configs;
 mod coordinator;
+mod features;
 mod fetch;
 mod frame;
 mod group_admin;
