@@ -1,11 +1,12 @@
 // Command franz-compat runs one franz-go scenario against a running broker, for
 // compat-tests/test_franz_go.py.
 //
-//	franz-compat [-timeout 30s] <bootstrap host:port> <scenario> [args...]
+//	franz-compat [-timeout 30s] <bootstrap host:port[,host:port...]> <scenario> [args...]
 //
 // It prints one JSON object on stdout: the scenario's observations (`result`) or why it
 // failed (`error`), and `versions`, the API versions franz-go sent (from its own debug log
-// lines "wrote <Request> v<N>"). Exit status: 0 on success, 1 on a failure, 2 when the hard
+// lines "wrote <Request> v<N>"). The long-running produce_stream (replication.go) prints
+// {"event": "progress", ...} lines before it; the result is always the last line. Exit status: 0 on success, 1 on a failure, 2 when the hard
 // timeout fires (the process then exits whatever its goroutines are doing). franz-go's own
 // warnings and errors go to stderr.
 package main
@@ -20,6 +21,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +44,8 @@ var scenarios = map[string]func(ctx context.Context, args []string) (any, error)
 	"kip848":          kip848,
 	"delete_records":  deleteRecords,
 	"acls":            acls,
+	"produce_stream":  produceStream,
+	"consume_all":     consumeAll,
 }
 
 var (
@@ -137,7 +141,7 @@ func (l *versionLog) snapshot() map[string][]int {
 // newClient is a franz-go client of the broker under test; opts come after the defaults.
 func newClient(clientID string, opts ...kgo.Opt) (*kgo.Client, error) {
 	base := []kgo.Opt{
-		kgo.SeedBrokers(bootstrap),
+		kgo.SeedBrokers(strings.Split(bootstrap, ",")...), // one host:port, or a cluster's list
 		kgo.ClientID(clientID),
 		kgo.WithLogger(versions),
 		kgo.FetchMaxWait(250 * time.Millisecond),
