@@ -5,10 +5,10 @@
 //
 // It prints one JSON object on stdout: the scenario's observations (`result`) or why it
 // failed (`error`), and `versions`, the API versions franz-go sent (from its own debug log
-// lines "wrote <Request> v<N>"). The long-running produce_stream (replication.go) prints
-// {"event": "progress", ...} lines before it; the result is always the last line. Exit status: 0 on success, 1 on a failure, 2 when the hard
-// timeout fires (the process then exits whatever its goroutines are doing). franz-go's own
-// warnings and errors go to stderr.
+// lines "wrote <Request> v<N>"); the long-running produce_stream (replication.go) prints
+// {"event": "progress", ...} lines before it, the result is always the last line. Exit
+// status: 0 on success, 1 on a failure, 2 when the hard timeout fires (the process then exits
+// whatever its goroutines are doing). franz-go's own warnings and errors go to stderr.
 package main
 
 import (
