@@ -18,7 +18,7 @@ use crate::error::KafkaCode;
 use crate::metadata::brokers::{self, Registration};
 use crate::metadata::elections::{self, IsrChange, IsrCommitted};
 use crate::metadata::image::ApplyError;
-use crate::metadata::topic_config;
+use crate::metadata::topic_config::{self, MIN_INSYNC_REPLICAS};
 use crate::metadata::topics::{self, ConfigChange, NewTopic, Placement};
 use crate::metadata::{MetadataError, MetadataImage, MetadataRecord};
 
@@ -260,6 +260,18 @@ impl Controller {
                     0,
                     MetadataRecord::ClusterId {
                         cluster_id: self.proposed_cluster_id.clone(),
+                    },
+                );
+            }
+            // As Kafka's controller does with eligible leader replicas: the cluster's
+            // min.insync.replicas lives in the metadata log, from this controller's setting
+            // until someone changes it, so every broker and election uses the same one.
+            if !applied.image.cluster_configs().contains_key(MIN_INSYNC_REPLICAS) {
+                records.insert(
+                    0,
+                    MetadataRecord::ClusterConfig {
+                        name: MIN_INSYNC_REPLICAS.into(),
+                        value: Some(self.settings.min_insync_replicas.to_string()),
                     },
                 );
             }

@@ -19,6 +19,11 @@ pub(crate) struct Registration {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) rack: Option<String>,
+    /// The incarnation this broker's last run had, if that run stopped cleanly: its logs were
+    /// flushed and closed (the log dir's clean-shutdown marker; Kafka's
+    /// `PreviousBrokerEpoch`). A restart without it may have lost unflushed writes.
+    #[serde(default)]
+    pub(crate) previous_incarnation: Option<Uuid>,
 }
 
 /// A new incarnation (or a moved endpoint) is recorded; the same registration sent again is not.

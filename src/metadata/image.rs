@@ -10,6 +10,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::records::MetadataRecord;
+use crate::config::ClusterDefaults;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PartitionImage {
@@ -61,6 +62,8 @@ pub(crate) struct MetadataImage {
     names_by_id: HashMap<Uuid, String>,
     brokers: BTreeMap<i32, BrokerImage>,
     cluster_id: Option<String>,
+    /// Broker settings set for every broker in the metadata log (`ClusterConfig` records).
+    cluster_configs: ClusterDefaults,
     /// The first producer id no block has handed out yet.
     next_producer_id: i64,
 }
@@ -86,6 +89,11 @@ impl MetadataImage {
         self.cluster_id.as_deref()
     }
 
+    /// Broker settings set for every broker at run time; they win over each broker's file.
+    pub(crate) fn cluster_configs(&self) -> &ClusterDefaults {
+        &self.cluster_configs
+    }
+
     pub(crate) fn broker(&self, id: i32) -> Option<&BrokerImage> {
         self.brokers.get(&id)
     }
@@ -104,6 +112,12 @@ impl MetadataImage {
         let mut out = Vec::new();
         if let Some(id) = &self.cluster_id {
             out.push(MetadataRecord::ClusterId { cluster_id: id.clone() });
+        }
+        for (name, value) in &self.cluster_configs {
+            out.push(MetadataRecord::ClusterConfig {
+                name: name.clone(),
+                value: Some(value.clone()),
+            });
         }
         for b in self.brokers.values() {
             out.push(MetadataRecord::RegisterBroker {
@@ -193,6 +207,12 @@ impl MetadataImage {
                 match value {
                     Some(v) => topic.configs.insert(name.clone(), v.clone()),
                     None => topic.configs.remove(name),
+                };
+            }
+            MetadataRecord::ClusterConfig { name, value } => {
+                match value {
+                    Some(v) => self.cluster_configs.insert(name.clone(), v.clone()),
+                    None => self.cluster_configs.remove(name),
                 };
             }
             MetadataRecord::RemoveTopic { topic_id } => {

@@ -44,6 +44,10 @@ pub(crate) enum MetadataRecord {
     /// The cluster's id, written once by the first active controller, so every node of the
     /// cluster reports the same one.
     ClusterId { cluster_id: String },
+    /// A broker setting set (Some) or removed (None) for every broker at run time (KRaft's
+    /// ConfigRecord for the default BROKER resource ""). The active controller writes
+    /// `min.insync.replicas` here at bootstrap, as Kafka's does with eligible leader replicas.
+    ClusterConfig { name: String, value: Option<String> },
     /// A broker registered (KRaft's RegisterBrokerRecord). A new incarnation (a restart)
     /// replaces the old registration and starts fenced until the broker has caught up.
     RegisterBroker {

@@ -15,6 +15,7 @@ pub(crate) fn registration(id: i32, rack: Option<&str>) -> Registration {
         host: "127.0.0.1".into(),
         port: 9000 + id as u16,
         rack: rack.map(String::from),
+        previous_incarnation: None,
     }
 }
 

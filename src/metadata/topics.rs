@@ -86,7 +86,7 @@ pub(crate) fn plan_create_topic(
     for (k, v) in &topic.configs {
         topic_config::validate(k, v).map_err(MetadataError::InvalidConfig)?;
     }
-    topic_config::check_combination(placement.settings, &topic.configs).map_err(MetadataError::InvalidConfig)?;
+    topic_config::check_combination(placement.settings, image.cluster_configs(), &topic.configs).map_err(MetadataError::InvalidConfig)?;
     let assignments = if topic.assignments.is_empty() {
         if topic.replication_factor < -1 || topic.replication_factor == 0 {
             return Err(MetadataError::InvalidReplicationFactor(
@@ -254,7 +254,7 @@ pub(crate) fn plan_alter_configs(
             }
         }
     }
-    topic_config::check_combination(settings, &next).map_err(MetadataError::InvalidConfig)?;
+    topic_config::check_combination(settings, image.cluster_configs(), &next).map_err(MetadataError::InvalidConfig)?;
     let names: BTreeSet<&String> = topic.configs.keys().chain(next.keys()).collect();
     Ok(names
         .into_iter()
@@ -446,6 +446,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 9092,
             rack: None,
+            previous_incarnation: None,
         };
         for r in brokers::plan_register(&image, &registration, &|_| false) {
             image.apply(&r).unwrap();
@@ -588,6 +589,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 9093,
             rack: None,
+            previous_incarnation: None,
         };
         for r in brokers::plan_register(&image, &second, &|_| false) {
             image.apply(&r).unwrap();
