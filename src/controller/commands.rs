@@ -16,6 +16,7 @@ use super::{contacts, Controller, MetadataChange};
 use crate::clock::now_ms;
 use crate::error::KafkaCode;
 use crate::metadata::brokers::{self, Registration};
+use crate::metadata::cluster_configs;
 use crate::metadata::elections::{self, IsrChange, IsrCommitted};
 use crate::metadata::image::ApplyError;
 use crate::metadata::topic_config::{self, MIN_INSYNC_REPLICAS};
@@ -40,6 +41,12 @@ pub(crate) enum Command {
     },
     AlterConfigs {
         name: String,
+        changes: Vec<(String, ConfigChange)>,
+        replace_all: bool,
+        validate_only: bool,
+    },
+    /// The cluster-wide broker defaults (the BROKER resource "").
+    AlterClusterConfigs {
         changes: Vec<(String, ConfigChange)>,
         replace_all: bool,
         validate_only: bool,
@@ -195,6 +202,18 @@ impl Controller {
                 let index = self
                     .commit(validate_only, |image| {
                         topics::plan_alter_configs(image, &self.settings, &name, &changes, replace_all)
+                    })
+                    .await?;
+                Ok(Reply::Committed { index })
+            }
+            Command::AlterClusterConfigs {
+                changes,
+                replace_all,
+                validate_only,
+            } => {
+                let index = self
+                    .commit(validate_only, |image| {
+                        cluster_configs::plan_alter_cluster_configs(image, &changes, replace_all)
                     })
                     .await?;
                 Ok(Reply::Committed { index })

@@ -215,6 +215,7 @@ impl MetadataImage {
                     None => self.cluster_configs.remove(name),
                 };
             }
+            MetadataRecord::ClearElr { .. } => {} // ELR_AFTER_MERGE
             MetadataRecord::RemoveTopic { topic_id } => {
                 let name = self
                     .names_by_id

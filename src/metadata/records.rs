@@ -48,6 +48,9 @@ pub(crate) enum MetadataRecord {
     /// ConfigRecord for the default BROKER resource ""). The active controller writes
     /// `min.insync.replicas` here at bootstrap, as Kafka's does with eligible leader replicas.
     ClusterConfig { name: String, value: Option<String> },
+    /// Every eligible leader replica of a topic (or of all topics) is no longer eligible: the
+    /// `min.insync.replicas` they were counted against changed (KRaft's ClearElrRecord).
+    ClearElr { topic_id: Option<Uuid> },
     /// A broker registered (KRaft's RegisterBrokerRecord). A new incarnation (a restart)
     /// replaces the old registration and starts fenced until the broker has caught up.
     RegisterBroker {

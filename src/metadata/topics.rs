@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
+use super::cluster_configs;
 use super::image::MetadataImage;
 use super::records::MetadataRecord;
 use super::topic_config;
@@ -256,7 +257,7 @@ pub(crate) fn plan_alter_configs(
     }
     topic_config::check_combination(settings, image.cluster_configs(), &next).map_err(MetadataError::InvalidConfig)?;
     let names: BTreeSet<&String> = topic.configs.keys().chain(next.keys()).collect();
-    Ok(names
+    let mut records: Vec<MetadataRecord> = names
         .into_iter()
         .filter(|k| topic.configs.get(*k) != next.get(*k))
         .map(|k| MetadataRecord::TopicConfig {
@@ -264,7 +265,13 @@ pub(crate) fn plan_alter_configs(
             name: k.clone(),
             value: next.get(k).cloned(),
         })
-        .collect())
+        .collect();
+    if records.iter().any(cluster_configs::is_min_isr_change) {
+        records.push(MetadataRecord::ClearElr {
+            topic_id: Some(topic.id),
+        });
+    }
+    Ok(records)
 }
 
 /// The items APPEND and SUBTRACT start from: the topic's override, or else the config's own
