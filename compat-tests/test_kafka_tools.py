@@ -959,7 +959,6 @@ def test_compacted_topic_refuses_a_record_without_key(broker, topic):
     assert watermarks(broker, topic) == (0, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: ElectLeaders is not served yet")
 def test_leader_election_preferred_is_already_done_on_one_node(broker, topic):
     create_topic(broker, topic)
     r = tool_ok("kafka-leader-election", "--bootstrap-server", broker.bootstrap, "--election-type", "preferred",

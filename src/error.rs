@@ -8,6 +8,7 @@ use kafka_protocol::ResponseError;
 
 use crate::api::RequestError;
 use crate::log::LogError;
+use crate::metadata::elections::ElectionError;
 use crate::metadata::MetadataError;
 use crate::replica::ReplicaError;
 
@@ -72,11 +73,22 @@ impl KafkaCode for MetadataError {
 impl KafkaCode for RequestError {
     fn kafka_error(&self) -> ResponseError {
         match self {
-            RequestError::CursorTopicNotRequested(_) | RequestError::NegativeCursorPartition(_) => {
-                ResponseError::InvalidRequest
-            }
+            RequestError::CursorTopicNotRequested(_)
+            | RequestError::NegativeCursorPartition(_)
+            | RequestError::UnknownElectionType(_) => ResponseError::InvalidRequest,
             // Kafka's answer to a resource type the request's version cannot list.
             RequestError::UnsupportedResourceType { .. } => ResponseError::UnsupportedVersion,
+        }
+    }
+}
+
+impl KafkaCode for ElectionError {
+    fn kafka_error(&self) -> ResponseError {
+        match self {
+            ElectionError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+            ElectionError::ElectionNotNeeded => ResponseError::ElectionNotNeeded,
+            ElectionError::PreferredLeaderNotAvailable => ResponseError::PreferredLeaderNotAvailable,
+            ElectionError::EligibleLeadersNotAvailable => ResponseError::EligibleLeadersNotAvailable,
         }
     }
 }

@@ -11,6 +11,7 @@ mod cluster;
 mod config_resources;
 mod configs;
 mod coordinator;
+mod elections;
 mod fetch;
 mod frame;
 mod group_admin;
@@ -257,6 +258,7 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         ApiKey::OffsetDelete => respond(&ctx, offset_commits::offset_delete(&ctx, decode(&mut body, v)?)),
         ApiKey::InitProducerId => respond(&ctx, producer_ids::init_producer_id(&ctx, decode(&mut body, v)?)),
         ApiKey::DescribeProducers => respond(&ctx, producer_ids::describe_producers(&ctx, decode(&mut body, v)?)),
+        ApiKey::ElectLeaders => respond(&ctx, elections::elect_leaders(&ctx, decode(&mut body, v)?)),
         other => anyhow::bail!("{other:?} is advertised but has no handler"),
     };
     if body.has_remaining() {
@@ -335,6 +337,7 @@ no_payloads!(
     OffsetCommitResponse,
     OffsetFetchResponse,
     OffsetDeleteResponse,
+    ElectLeadersResponse,
 );
 
 /// Runs a handler that does blocking file work (creating, deleting or reconfiguring partitions)

@@ -16,4 +16,7 @@ pub(crate) enum RequestError {
     /// ListConfigResources asked for a resource type its version does not list.
     #[error("resource type {resource_type} is not listed by ListConfigResources v{version}")]
     UnsupportedResourceType { resource_type: i8, version: i16 },
+    /// ElectLeaders asked for an election type other than preferred (0) or unclean (1).
+    #[error("unknown election type {0}")]
+    UnknownElectionType(i8),
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{Controller, MetadataChange};
 use crate::error::KafkaCode;
 use crate::metadata::brokers::{self, Registration};
-use crate::metadata::elections::{self, IsrChange, IsrCommitted};
+use crate::metadata::elections::{self, ElectionType, IsrChange, IsrCommitted, TopicElections};
 use crate::metadata::image::ApplyError;
 use crate::metadata::topic_config;
 use crate::metadata::topics::{self, ConfigChange, NewTopic, Placement};
@@ -65,6 +65,11 @@ pub(crate) enum Command {
         changes: Vec<IsrChange>,
     },
     DescribeQuorum,
+    /// A preferred or unclean election (ElectLeaders); `partitions` `None` means all.
+    ElectLeaders {
+        election: ElectionType,
+        partitions: Option<Vec<(String, Vec<i32>)>>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -91,6 +96,25 @@ pub(crate) enum Reply {
         results: Vec<Result<IsrCommitted, i16>>,
         index: u64,
     },
+    /// Each topic's election outcomes.
+    Elections {
+        results: Vec<TopicElections>,
+        index: u64,
+    },
+}
+
+impl Reply {
+    /// The metadata log index the answer was decided at, if it is about a change.
+    pub(crate) fn index(&self) -> Option<u64> {
+        match self {
+            Reply::Committed { index }
+            | Reply::ProducerIds { index, .. }
+            | Reply::Heartbeat { index, .. }
+            | Reply::AlterPartition { index, .. }
+            | Reply::Elections { index, .. } => Some(*index),
+            Reply::Quorum(_) => None,
+        }
+    }
 }
 
 /// KIP-595's view of the quorum, from the active controller's Raft metrics.
@@ -210,6 +234,17 @@ impl Controller {
             Command::DescribeQuorum => {
                 self.ensure_active()?;
                 Ok(Reply::Quorum(self.quorum_state()))
+            }
+            Command::ElectLeaders { election, partitions } => {
+                let mut results = Vec::new();
+                let index = self
+                    .commit(false, |image| {
+                        let (records, planned) = elections::plan_elect_leaders(image, election, partitions.as_deref());
+                        results = planned;
+                        Ok(records)
+                    })
+                    .await?;
+                Ok(Reply::Elections { results, index })
             }
         }
     }

@@ -141,6 +141,8 @@ mod tests {
                 leader: p + 1,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                adding: Vec::new(),
+                removing: Vec::new(),
             });
         }
         apply(&mut image, &records);
@@ -217,6 +219,8 @@ mod tests {
                 leader: 1,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                adding: Vec::new(),
+                removing: Vec::new(),
             }],
         );
         let records = plan_fence(&image, 1, &|_| false);

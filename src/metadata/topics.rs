@@ -330,6 +330,8 @@ fn partition_records(topic_id: Uuid, first: i32, assignments: Vec<Vec<i32>>) -> 
             replicas,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
         })
         .collect()
 }

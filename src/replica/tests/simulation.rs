@@ -174,6 +174,8 @@ impl World {
                     leader: 1,
                     leader_epoch: 0,
                     partition_epoch: 0,
+                    adding: Vec::new(),
+                    removing: Vec::new(),
                 },
             ],
         );
