@@ -338,6 +338,26 @@ pub(crate) fn plan_elect_leaders(
     (records, results)
 }
 
+/// Kafka's auto leader rebalance (`maybeBalancePartitionLeaders`): a preferred election on
+/// each partition whose leader is not its first replica, at most `max` elections a run.
+/// Returns the records and whether the cap was hit (run again at once, as Kafka does).
+pub(crate) fn plan_preferred_leaders(image: &MetadataImage, max: usize) -> (Vec<MetadataRecord>, bool) {
+    let mut out = Vec::new();
+    for topic in image.topics() {
+        for (&partition, p) in &topic.partitions {
+            if p.replicas.first() == Some(&p.leader) {
+                continue;
+            }
+            if out.len() >= max {
+                return (out, true);
+            }
+            let planned = ChangeBuilder::new(image, p).election(Election::Preferred).build();
+            out.extend(planned.map(|d| change(topic.id, partition, d)));
+        }
+    }
+    (out, false)
+}
+
 /// Kafka's AlterPartition validation, per change: the requester must lead the partition in the
 /// epochs it names, and every member it adds must be a registered, unfenced broker (KIP-841).
 /// Returns the records to commit and each change's result: the state it leaves the partition
@@ -725,6 +745,44 @@ pub(super) mod tests {
         let (records, results) = elect(&image, ElectionType::Preferred, &[0, 0]);
         assert_eq!(records.len(), 1);
         assert_eq!(results[0].1, [(0, Ok(())), (0, Ok(()))]);
+    }
+
+    #[test]
+    fn auto_rebalance_elects_preferred_replicas_up_to_the_cap() {
+        let (mut image, id) = cluster_of(3, vec![1, 2]);
+        for p in 1..3 {
+            let r = MetadataRecord::Partition {
+                topic_id: id,
+                partition: p,
+                replicas: vec![1, 2],
+                isr: vec![1, 2],
+                leader: 2,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                adding: Vec::new(),
+                removing: Vec::new(),
+            };
+            apply(&mut image, &[r]);
+        }
+        let (records, more) = plan_preferred_leaders(&image, 1);
+        assert_eq!((records.len(), more), (1, true));
+        apply(&mut image, &records);
+        let (records, more) = plan_preferred_leaders(&image, 1);
+        assert_eq!((records.len(), more), (1, false));
+        apply(&mut image, &records);
+        let leaders: Vec<i32> = image
+            .topic("t")
+            .unwrap()
+            .partitions
+            .values()
+            .map(|p| p.leader)
+            .collect();
+        assert_eq!(leaders, [1, 1, 1]);
+        assert_eq!(plan_preferred_leaders(&image, 1000), (Vec::new(), false));
+        // A first replica outside the ISR is not elected.
+        fence(&mut image, 1);
+        unfence(&mut image, 1);
+        assert_eq!(plan_preferred_leaders(&image, 1000), (Vec::new(), false));
     }
 
     #[test]
