@@ -896,7 +896,8 @@ SERVED = {
     "DescribeQuorum": (0, 2), "FindCoordinator": (0, 6), "JoinGroup": (0, 9), "SyncGroup": (0, 5),
     "Heartbeat": (0, 4), "LeaveGroup": (0, 5), "OffsetCommit": (2, 9), "OffsetFetch": (1, 9), "ListGroups": (0, 5),
     "DescribeGroups": (0, 5), "DeleteGroups": (0, 2), "OffsetDelete": (0, 0), "InitProducerId": (0, 5),
-    "DescribeProducers": (0, 0),
+    "DescribeProducers": (0, 0), "ElectLeaders": (0, 2), "AlterPartitionReassignments": (0, 1),
+    "ListPartitionReassignments": (0, 0),
 }
 
 
@@ -966,7 +967,6 @@ def test_leader_election_preferred_is_already_done_on_one_node(broker, topic):
     assert r.stdout.strip() == f"Valid replica already elected for partitions {topic}-0", r
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: ListPartitionReassignments is not served yet")
 def test_reassign_partitions_list_shows_none(broker):
     r = tool_ok("kafka-reassign-partitions", "--bootstrap-server", broker.bootstrap, "--list")
     assert "No partition reassignments found." in r.stdout, r

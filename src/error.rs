@@ -9,6 +9,7 @@ use kafka_protocol::ResponseError;
 use crate::api::RequestError;
 use crate::log::LogError;
 use crate::metadata::elections::ElectionError;
+use crate::metadata::reassignments::ReassignmentError;
 use crate::metadata::MetadataError;
 use crate::replica::ReplicaError;
 
@@ -89,6 +90,17 @@ impl KafkaCode for ElectionError {
             ElectionError::ElectionNotNeeded => ResponseError::ElectionNotNeeded,
             ElectionError::PreferredLeaderNotAvailable => ResponseError::PreferredLeaderNotAvailable,
             ElectionError::EligibleLeadersNotAvailable => ResponseError::EligibleLeadersNotAvailable,
+        }
+    }
+}
+
+impl KafkaCode for ReassignmentError {
+    fn kafka_error(&self) -> ResponseError {
+        match self {
+            ReassignmentError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+            ReassignmentError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            ReassignmentError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            ReassignmentError::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::error::KafkaCode;
 use crate::metadata::brokers::{self, Registration};
 use crate::metadata::elections::{self, ElectionType, IsrChange, IsrCommitted, TopicElections};
 use crate::metadata::image::ApplyError;
+use crate::metadata::reassignments::{self, Ongoing, Reassignment, ReassignmentError};
 use crate::metadata::topic_config;
 use crate::metadata::topics::{self, ConfigChange, NewTopic, Placement};
 use crate::metadata::{MetadataError, MetadataImage, MetadataRecord};
@@ -70,6 +71,15 @@ pub(crate) enum Command {
         election: ElectionType,
         partitions: Option<Vec<(String, Vec<i32>)>>,
     },
+    /// AlterPartitionReassignments: start, replace or cancel reassignments.
+    AlterReassignments {
+        reassignments: Vec<Reassignment>,
+        allow_replication_factor_change: bool,
+    },
+    /// ListPartitionReassignments: `topics` `None` means all.
+    ListReassignments {
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,6 +111,12 @@ pub(crate) enum Reply {
         results: Vec<TopicElections>,
         index: u64,
     },
+    /// Each reassignment's outcome, in request order.
+    Reassigned {
+        results: Vec<Result<(), ReassignmentError>>,
+        index: u64,
+    },
+    Reassignments(Vec<(String, Vec<Ongoing>)>),
 }
 
 impl Reply {
@@ -111,8 +127,9 @@ impl Reply {
             | Reply::ProducerIds { index, .. }
             | Reply::Heartbeat { index, .. }
             | Reply::AlterPartition { index, .. }
-            | Reply::Elections { index, .. } => Some(*index),
-            Reply::Quorum(_) => None,
+            | Reply::Elections { index, .. }
+            | Reply::Reassigned { index, .. } => Some(*index),
+            Reply::Quorum(_) | Reply::Reassignments(_) => None,
         }
     }
 }
@@ -245,6 +262,35 @@ impl Controller {
                     })
                     .await?;
                 Ok(Reply::Elections { results, index })
+            }
+            Command::AlterReassignments {
+                reassignments,
+                allow_replication_factor_change,
+            } => {
+                let mut results = Vec::new();
+                let index = self
+                    .commit(false, |image| {
+                        let (records, planned) = reassignments::plan_reassignments(
+                            image,
+                            &reassignments,
+                            allow_replication_factor_change,
+                            &|t| self.unclean_allowed(t),
+                        );
+                        results = planned;
+                        Ok(records)
+                    })
+                    .await?;
+                Ok(Reply::Reassigned { results, index })
+            }
+            Command::ListReassignments { topics } => {
+                // A read: planned (after everything committed before it is applied), never written.
+                let mut listed = Vec::new();
+                self.commit(true, |image| {
+                    listed = reassignments::list_reassignments(image, topics.as_deref());
+                    Ok(Vec::new())
+                })
+                .await?;
+                Ok(Reply::Reassignments(listed))
             }
         }
     }

@@ -154,6 +154,13 @@ impl<'a> ChangeBuilder<'a> {
         self
     }
 
+    pub(super) fn assignment(mut self, replicas: Vec<i32>, adding: Vec<i32>, removing: Vec<i32>) -> Self {
+        self.replicas = replicas;
+        self.adding = adding;
+        self.removing = removing;
+        self
+    }
+
     /// The change, or `None` when the partition would stay as it is.
     pub(super) fn build(mut self) -> Option<PartitionDelta> {
         self.complete_reassignment();

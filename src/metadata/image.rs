@@ -37,6 +37,20 @@ pub(crate) struct PartitionDelta {
 }
 
 impl PartitionImage {
+    /// Whether a reassignment is in progress (Kafka's `isReassigning`).
+    pub(crate) fn is_reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
+
+    /// The replica set before the reassignment in progress, if any (replicas minus adding).
+    pub(crate) fn original_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.adding.contains(r))
+            .collect()
+    }
+
     /// The partition once `delta` is applied: the partition epoch always goes up, the leader
     /// epoch when the leader changes or a replica leaves the replica set.
     pub(crate) fn changed(&self, delta: &PartitionDelta) -> PartitionImage {
