@@ -62,16 +62,10 @@ from test_replication import (
     PROGRESS_S,
     SELFTEST,
     Scenario,
+    assert_replicas_agree,
     create_topic,
 )
-from workload import (
-    agreed_controller,
-    agreed_leaders,
-    live_brokers,
-    node_metadata,
-    replica_divergence,
-    wait_for_full_isr,
-)
+from workload import agreed_controller, agreed_leaders, live_brokers, wait_for_full_isr
 
 pytestmark = pytest.mark.skipif(SELFTEST, reason="needs replication (REPLICATION_SELFTEST=1 is for test_replication.py)")
 
@@ -95,6 +89,12 @@ def first_ack_after(ack_times: dict[int, float], partition_of, partitions: list[
     return first
 
 
+def stalls_line(client: str, stalls: dict[int, float]) -> str:
+    """The failover as `client` saw it, from first_ack_after."""
+    return (f"{client}: first acknowledgement on each of the dead leader's partitions "
+            f"{', '.join(f'{p}: {t:.1f}s' for p, t in sorted(stalls.items()))} after the kill")
+
+
 def wait_for_failover(c, topic: str, victim: int, led: list[int], timeout: float = FAILOVER_S) -> float:
     """Until every live broker names, for each of `led`, a leader other than `victim`; the
     seconds it took."""
@@ -103,20 +103,68 @@ def wait_for_failover(c, topic: str, victim: int, led: list[int], timeout: float
     return time.monotonic() - started
 
 
-def assert_replicas_agree(c, topic: str, timeout: float = 20) -> None:
-    """Every replica of every partition holds the same batches on disk (offsets, epochs, CRCs)."""
-    replicas = {p: part.replicas for p, part in node_metadata(c, c.broker_ids[0]).topic(topic).items()}
-    problems: list[str] = []
+class AckProgress:
+    """wait_for_progress for a producer that keeps `acked_in`, its acknowledgements so far per
+    partition; `client` names it, `assert_running` fails once it has ended."""
 
-    def same_batches():
-        nonlocal problems
-        problems = replica_divergence(c, topic, replicas)
-        return not problems
+    client: str
+    partitions: int
+    acked_in: list[int]
 
-    try:
-        wait_for(same_batches, timeout, "every replica to hold the same batches")
-    except AssertionError as e:
-        raise AssertionError(f"{e}: {problems}") from None
+    def assert_running(self) -> None:
+        raise NotImplementedError
+
+    def wait_for_progress(self, partitions: list[int] | None = None, more: int = ACKS_AFTER_FAULT,
+                          timeout: float = PROGRESS_S, what: str = "") -> None:
+        partitions = list(range(self.partitions)) if partitions is None else partitions
+        base = {p: self.acked_in[p] for p in partitions}
+
+        def progressed():
+            self.assert_running()
+            return all(self.acked_in[p] >= base[p] + more for p in partitions)
+
+        wait_for(progressed, timeout, f"{more} more {self.client} acknowledgements on partitions {partitions} {what} "
+                                      f"(per partition now: {self.acked_in})")
+
+
+class Background:
+    """A program in the background, in a session of its own (killed with its process group):
+    threads read its output as it comes, and a timer kills it `kill_after` s after its start
+    whatever happens. A subclass sets up its own state, then calls `_launch`."""
+
+    def _launch(self, cmd: list[str], kill_after: float, readers, **popen) -> None:
+        """Starts cmd with pipes for stdin, stdout and stderr; `readers` read stdout (and feed
+        stdin), stderr goes to `err`."""
+        self.cmd = cmd
+        self.err = b""
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     start_new_session=True, **popen)
+        self._threads = [threading.Thread(target=f, daemon=True) for f in (*readers, self._read_err)]
+        for t in self._threads:
+            t.start()
+        self._killer = threading.Timer(kill_after, _kill_group, (self.proc,))
+        self._killer.daemon = True
+        self._killer.start()
+
+    def _read_err(self) -> None:
+        self.err = self.proc.stderr.read()
+
+    def _wait_for_exit(self, timeout: float, still_running: str) -> None:
+        """Until the program has exited and its output is read; killed, and `still_running` the
+        failure, if it runs on for `timeout` s."""
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"{still_running}:\n{self}") from None
+        self._killer.cancel()
+        for t in self._threads:
+            t.join(10)
+
+    def kill(self) -> None:
+        self._killer.cancel()
+        _kill_group(self.proc)
+        self.proc.wait(timeout=10)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,21 +175,53 @@ def kp_bootstrap(c) -> list[str]:
     return c.bootstrap.split(",")
 
 
-class KafkaPythonProducer(threading.Thread):
+class KafkaPythonWorker(threading.Thread):
+    """A kafka-python client working on a thread of its own (`work`) until `stop()`, which
+    fails if it crashed or has not finished within `stop_within` s, or, at the teardown of a
+    test that failed midway, `abandon()`."""
+
+    def __init__(self, name: str, what: str, stop_within: float):
+        super().__init__(daemon=True, name=name)
+        self.what, self.stop_within = what, stop_within
+        self.stopping = threading.Event()
+        self.abandoned = False
+        self.crashed: BaseException | None = None
+
+    def work(self) -> None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        try:
+            self.work()
+        except BaseException as e:  # noqa: BLE001 - reported by stop()
+            self.crashed = e
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(self.stop_within)
+        assert not self.is_alive(), f"{self.what} did not finish"
+        assert self.crashed is None, f"{self.what} failed: {self.crashed!r}"
+
+    def abandon(self) -> None:
+        self.abandoned = True
+        self.stopping.set()
+        self.join(15)
+
+
+class KafkaPythonProducer(KafkaPythonWorker, AckProgress):
     """kafka-python's idempotent producer (acks=all, retries unbounded within
     delivery.timeout.ms 120 s, one request in flight per connection as idempotence makes it)
     sending `<name>-<seq>` to partition seq % partitions at `rate` records/s until `stop()`.
     Each record's fate comes from its future: the RecordMetadata's offset, or the exception."""
 
+    client = "kafka-python"
+
     def __init__(self, bootstrap: list[str], topic: str, partitions: int, name: str = "kp", rate: int = 300):
-        super().__init__(daemon=True, name=f"kafka-python producer {name}")
+        super().__init__(f"kafka-python producer {name}", "the kafka-python producer", stop_within=FLUSH_S + 20)
         self.topic, self.partitions, self.name, self.rate = topic, partitions, name, rate
         self.records: list[Sent] = []
         self.ack_times: dict[int, float] = {}
         self.acked_in = [0] * partitions
-        self.stopping = threading.Event()
-        self.abandoned = False
-        self.crashed: BaseException | None = None
         self.producer = KafkaProducer(
             bootstrap_servers=bootstrap,
             client_id=f"sluice-compat-{name}",
@@ -164,64 +244,38 @@ class KafkaPythonProducer(threading.Thread):
         s = self.records[seq]
         s.status, s.error = FAILED, repr(exc)
 
-    def run(self) -> None:
-        try:
-            started = time.monotonic()
-            while not self.stopping.is_set():
-                owed = int(self.rate * (time.monotonic() - started)) - len(self.records)
-                for _ in range(owed):
-                    seq = len(self.records)
-                    value, p = f"{self.name}-{seq}", seq % self.partitions
-                    self.records.append(Sent(value, p, self.name, seq))
-                    f = self.producer.send(self.topic, value=value.encode(), partition=p)
-                    f.add_callback(self._on_ack, seq)
-                    f.add_errback(self._on_error, seq)
-                self.stopping.wait(0.01)
-            if not self.abandoned:
-                self.producer.flush(timeout=FLUSH_S)
-            self.producer.close(timeout=0 if self.abandoned else 10)
-        except BaseException as e:  # noqa: BLE001 - reported by stop()
-            self.crashed = e
+    def work(self) -> None:
+        started = time.monotonic()
+        while not self.stopping.is_set():
+            owed = int(self.rate * (time.monotonic() - started)) - len(self.records)
+            for _ in range(owed):
+                seq = len(self.records)
+                value, p = f"{self.name}-{seq}", seq % self.partitions
+                self.records.append(Sent(value, p, self.name, seq))
+                f = self.producer.send(self.topic, value=value.encode(), partition=p)
+                f.add_callback(self._on_ack, seq)
+                f.add_errback(self._on_error, seq)
+            self.stopping.wait(0.01)
+        if not self.abandoned:
+            self.producer.flush(timeout=FLUSH_S)
+        self.producer.close(timeout=0 if self.abandoned else 10)
 
-    def wait_for_progress(self, partitions: list[int] | None = None, more: int = ACKS_AFTER_FAULT,
-                          timeout: float = PROGRESS_S, what: str = "") -> None:
-        partitions = list(range(self.partitions)) if partitions is None else partitions
-        base = {p: self.acked_in[p] for p in partitions}
-
-        def progressed():
-            assert self.is_alive(), f"producer thread ended: {self.crashed!r}"
-            return all(self.acked_in[p] >= base[p] + more for p in partitions)
-
-        wait_for(progressed, timeout, f"{more} more kafka-python acknowledgements on partitions {partitions} {what} "
-                                      f"(per partition now: {self.acked_in})")
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.join(FLUSH_S + 20)
-        assert not self.is_alive(), "the kafka-python producer thread did not finish"
-        assert self.crashed is None, f"the kafka-python producer failed: {self.crashed!r}"
-
-    def abandon(self) -> None:
-        self.abandoned = True
-        self.stopping.set()
-        self.join(15)
+    def assert_running(self) -> None:
+        assert self.is_alive(), f"producer thread ended: {self.crashed!r}"
 
 
-class KafkaPythonGroupReader(threading.Thread):
+class KafkaPythonGroupReader(KafkaPythonWorker):
     """A kafka-python member of `group` reading `topic` from the earliest offset and committing
     what it has read synchronously every `commit_every_s` (explicit offsets: `committed` holds,
     per partition, the highest offset a commit that returned without an error carried)."""
 
     def __init__(self, bootstrap: list[str], topic: str, group: str, commit_every_s: float = 0.5):
-        super().__init__(daemon=True, name=f"kafka-python group {group}")
+        super().__init__(f"kafka-python group {group}", "the kafka-python group member", stop_within=60)
         self.topic, self.group, self.commit_every_s = topic, group, commit_every_s
         self.reads: list[tuple[int, int, str]] = []
         self.next: dict[int, int] = {}  # partition -> offset after the last record read
         self.committed: dict[int, int] = {}
         self.commit_failures: list[str] = []
-        self.stopping = threading.Event()
-        self.abandoned = False
-        self.crashed: BaseException | None = None
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap,
             client_id="sluice-compat-kp-group",
@@ -241,7 +295,7 @@ class KafkaPythonGroupReader(threading.Thread):
         cid = self.consumer._coordinator.coordinator_id  # noqa: SLF001 - no public accessor
         return None if cid is None else int(str(cid).rsplit("-", 1)[-1])  # "coordinator-<node id>"
 
-    def run(self) -> None:
+    def work(self) -> None:
         c = self.consumer
         try:
             c.subscribe([self.topic])
@@ -256,8 +310,6 @@ class KafkaPythonGroupReader(threading.Thread):
                     last_commit = time.monotonic()
             if not self.abandoned:
                 self._commit()
-        except BaseException as e:  # noqa: BLE001 - reported by stop()
-            self.crashed = e
         finally:
             c.close(autocommit=False)
 
@@ -273,17 +325,6 @@ class KafkaPythonGroupReader(threading.Thread):
             return
         for p, o in todo.items():
             self.committed[p] = max(self.committed.get(p, -1), o)
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.join(60)
-        assert not self.is_alive(), "the kafka-python group member did not finish"
-        assert self.crashed is None, f"the kafka-python group member failed: {self.crashed!r}"
-
-    def abandon(self) -> None:
-        self.abandoned = True
-        self.stopping.set()
-        self.join(15)
 
 
 def kp_read_all(bootstrap: list[str], topic: str, partitions: int, timeout: float = 60) -> dict[int, list]:
@@ -393,9 +434,7 @@ def test_kafka_python_idempotent_producer_and_group_across_a_coordinator_kill9(m
     producer.wait_for_progress(what="after the group member stopped")
     producer.stop()
     stalls = first_ack_after(producer.ack_times, lambda s: producer.records[s].partition, led, killed_at)
-    failover = (f"kafka-python: first acknowledgement on each of the dead leader's partitions "
-                f"{', '.join(f'{p}: {t:.1f}s' for p, t in sorted(stalls.items()))} after the kill; "
-                f"{len(reader.commit_failures)} commits failed meanwhile ({sorted(set(e.split('(')[0] for e in reader.commit_failures))})")
+    failover = (f"{stalls_line('kafka-python', stalls)}; {len(reader.commit_failures)} commits failed meanwhile ({sorted(set(e.split('(')[0] for e in reader.commit_failures))})")
     note(notes, failover)
     record_property("failover", failover)
 
@@ -417,7 +456,7 @@ def test_kafka_python_idempotent_producer_and_group_across_a_coordinator_kill9(m
 # Kafka's console tools
 
 
-class ConsoleProducer:
+class ConsoleProducer(Background):
     """`kafka-console-producer` with its defaults (idempotent, acks=all, linger 1 s, 3 retries,
     request timeout 1.5 s) reading from a pipe that a thread feeds `line-<n>` at `rate` lines/s
     until `finish()` closes it; then the tool flushes and exits. Killed at `timeout` whatever
@@ -426,22 +465,12 @@ class ConsoleProducer:
     def __init__(self, bootstrap: str, topic: str, rate: int = 100, timeout: float = 240):
         archive = _cds_archive("kafka-console-producer")
         cds = f"-XX:SharedArchiveFile={archive} {_CDS_QUIET}" if archive and archive.exists() else ""
-        self.cmd = [str(KAFKA_TOOL), "kafka-console-producer", "--bootstrap-server", bootstrap, "--topic", topic]
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     env=_env(cds), start_new_session=True)
         self.rate = rate
         self.lines: list[str] = []
         self.stopping = threading.Event()
         self.out = b""
-        self.err = b""
-        self._threads = [threading.Thread(target=self._feed, daemon=True),
-                         threading.Thread(target=self._collect, args=("out",), daemon=True),
-                         threading.Thread(target=self._collect, args=("err",), daemon=True)]
-        for t in self._threads:
-            t.start()
-        self._killer = threading.Timer(timeout, _kill_group, (self.proc,))
-        self._killer.daemon = True
-        self._killer.start()
+        self._launch([str(KAFKA_TOOL), "kafka-console-producer", "--bootstrap-server", bootstrap, "--topic", topic],
+                     timeout, (self._feed, self._read_out), env=_env(cds))
 
     def _feed(self) -> None:
         started = time.monotonic()
@@ -465,28 +494,18 @@ class ConsoleProducer:
             except BrokenPipeError:
                 pass
 
-    def _collect(self, which: str) -> None:
-        data = (self.proc.stdout if which == "out" else self.proc.stderr).read()
-        setattr(self, which, data)
+    def _read_out(self) -> None:
+        self.out = self.proc.stdout.read()
 
     def finish(self, timeout: float = FLUSH_S) -> int:
         """Closes stdin; the tool's exit code once it has flushed and exited."""
         self.stopping.set()
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"kafka-console-producer still running {timeout}s after its input ended:\n{self}") from None
-        self._killer.cancel()
-        for t in self._threads:
-            t.join(10)
+        self._wait_for_exit(timeout, f"kafka-console-producer still running {timeout}s after its input ended")
         return self.proc.returncode
 
     def kill(self) -> None:
         self.stopping.set()
-        self._killer.cancel()
-        _kill_group(self.proc)
-        self.proc.wait(timeout=10)
+        super().kill()
 
     @property
     def stderr(self) -> str:
@@ -641,27 +660,19 @@ def franz_bin() -> Path:
     return FRANZ
 
 
-class FranzStream:
+class FranzStream(Background, AckProgress):
     """`franz-compat produce_stream` in the background: its progress events as they come, its
     result once its stdin is closed and it has flushed."""
 
+    client = "franz-go"
+
     def __init__(self, franz: Path, bootstrap: str, topic: str, partitions: int, rate: int, max_s: int = 150):
-        self.cmd = [str(franz), f"-timeout={max_s + 80}s", bootstrap, "produce_stream", topic, str(partitions),
-                    str(max_s), str(rate), "stdin"]
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     start_new_session=True)
         self.partitions = partitions
-        self.acked = [0] * partitions
+        self.acked_in = [0] * partitions
         self.started_at: float | None = None  # time.monotonic() of the program's ms 0, from its events
         self.last: dict | None = None
-        self.err = b""
-        self._threads = [threading.Thread(target=self._read_out, daemon=True),
-                         threading.Thread(target=self._read_err, daemon=True)]
-        for t in self._threads:
-            t.start()
-        self._killer = threading.Timer(max_s + 100, _kill_group, (self.proc,))
-        self._killer.daemon = True
-        self._killer.start()
+        self._launch([str(franz), f"-timeout={max_s + 80}s", bootstrap, "produce_stream", topic, str(partitions),
+                      str(max_s), str(rate), "stdin"], max_s + 100, (self._read_out,))
 
     def _read_out(self) -> None:
         for raw in self.proc.stdout:
@@ -670,45 +681,21 @@ class FranzStream:
                 continue
             line = json.loads(raw)
             if line.get("event") == "progress":
-                self.acked = line["acked"]
+                self.acked_in = line["acked"]
                 at = now - line["ms"] / 1000
                 self.started_at = at if self.started_at is None else min(self.started_at, at)
             else:
                 self.last = line
 
-    def _read_err(self) -> None:
-        self.err = self.proc.stderr.read()
-
-    def wait_for_progress(self, partitions: list[int] | None = None, more: int = ACKS_AFTER_FAULT,
-                          timeout: float = PROGRESS_S, what: str = "") -> None:
-        partitions = list(range(self.partitions)) if partitions is None else partitions
-        base = {p: self.acked[p] for p in partitions}
-
-        def progressed():
-            assert self.proc.poll() is None, f"produce_stream exited early:\n{self}"
-            return all(self.acked[p] >= base[p] + more for p in partitions)
-
-        wait_for(progressed, timeout, f"{more} more franz-go acknowledgements on partitions {partitions} {what} "
-                                      f"(per partition now: {self.acked})")
+    def assert_running(self) -> None:
+        assert self.proc.poll() is None, f"produce_stream exited early:\n{self}"
 
     def finish(self, timeout: float = FLUSH_S + 20) -> dict:
         self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"produce_stream still running {timeout}s after its stdin closed:\n{self}") from None
-        self._killer.cancel()
-        for t in self._threads:
-            t.join(10)
+        self._wait_for_exit(timeout, f"produce_stream still running {timeout}s after its stdin closed")
         assert self.last is not None, f"produce_stream printed no result:\n{self}"
         assert self.proc.returncode == 0 and "result" in self.last, f"produce_stream failed:\n{self}"
         return self.last["result"]
-
-    def kill(self) -> None:
-        self._killer.cancel()
-        _kill_group(self.proc)
-        self.proc.wait(timeout=10)
 
     def __str__(self) -> str:
         last = json.dumps(self.last)[:3000] if self.last else None
@@ -756,13 +743,10 @@ def test_franz_go_idempotent_stream_across_a_controller_kill9(make_netns_cluster
                     ACKED if r["done"] and not r["err"] else FAILED if r["done"] else UNKNOWN,
                     r["offset"] if r["done"] and not r["err"] else None, r["err"] or None)
                for seq, r in enumerate(result["records"])]
-    stalls = {}
-    for r in result["records"]:
-        t = stream.started_at + r["ack_ms"] / 1000
-        if r["partition"] in led and r["done"] and not r["err"] and t > killed_at:
-            stalls[r["partition"]] = min(stalls.get(r["partition"], float("inf")), t - killed_at)
-    failover = (f"franz-go: first acknowledgement on each of the dead leader's partitions "
-                f"{', '.join(f'{p}: {t:.1f}s' for p, t in sorted(stalls.items()))} after the kill")
+    ack_times = {seq: stream.started_at + r["ack_ms"] / 1000
+                 for seq, r in enumerate(result["records"]) if r["done"] and not r["err"]}
+    stalls = first_ack_after(ack_times, lambda seq: result["records"][seq]["partition"], led, killed_at)
+    failover = stalls_line("franz-go", stalls)
     note(notes, failover)
     record_property("failover", failover)
 
@@ -783,7 +767,7 @@ JAR = JAVA_DIR / "target" / "java-compat.jar"
 JVM_OPTIONS = ["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
 
 
-class JavaScenario:
+class JavaScenario(Background):
     """A scenario of java/ in the background that runs until it reads "stop" on stdin: its
     latest progress event as it comes, its result once it has finished."""
 
@@ -791,20 +775,10 @@ class JavaScenario:
         java = shutil.which("java")
         assert java, "java is not on PATH (`make test-deps-java`)"
         assert JAR.is_file(), f"{JAR} is missing: run `make test-deps-java`"
-        self.cmd = [java, *JVM_OPTIONS, "-jar", str(JAR), bootstrap, name, str(timeout),
-                    *[f"{k}={v}" for k, v in params.items()]]
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     cwd=JAVA_DIR, start_new_session=True)
         self.progress: dict = {}
         self.last: dict | None = None
-        self.err = b""
-        self._threads = [threading.Thread(target=self._read_out, daemon=True),
-                         threading.Thread(target=self._read_err, daemon=True)]
-        for t in self._threads:
-            t.start()
-        self._killer = threading.Timer(timeout + 15, _kill_group, (self.proc,))
-        self._killer.daemon = True
-        self._killer.start()
+        self._launch([java, *JVM_OPTIONS, "-jar", str(JAR), bootstrap, name, str(timeout),
+                      *[f"{k}={v}" for k, v in params.items()]], timeout + 15, (self._read_out,), cwd=JAVA_DIR)
 
     def _read_out(self) -> None:
         for raw in self.proc.stdout:
@@ -817,9 +791,6 @@ class JavaScenario:
             elif event is None:
                 self.last = line
 
-    def _read_err(self) -> None:
-        self.err = self.proc.stderr.read()
-
     def alive(self) -> bool:
         assert self.proc.poll() is None, f"the Java scenario exited early:\n{self}"
         return True
@@ -830,21 +801,9 @@ class JavaScenario:
             self.proc.stdin.close()
         except BrokenPipeError:
             pass
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"the Java scenario still running {timeout}s after stop:\n{self}") from None
-        self._killer.cancel()
-        for t in self._threads:
-            t.join(10)
+        self._wait_for_exit(timeout, f"the Java scenario still running {timeout}s after stop")
         assert self.last is not None and self.proc.returncode == 0 and "result" in self.last, f"the scenario failed:\n{self}"
         return self.last["result"]
-
-    def kill(self) -> None:
-        self._killer.cancel()
-        _kill_group(self.proc)
-        self.proc.wait(timeout=10)
 
     def __str__(self) -> str:
         last = self.last or {}

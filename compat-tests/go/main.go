@@ -253,45 +253,61 @@ func readBack(ctx context.Context, topic string, want map[int32]int, opts ...kgo
 	defer cl.Close()
 	got := map[int32]int{}
 	var out []rec
-	done := func() bool {
-		for p, n := range want {
-			if got[p] < n {
-				return false
-			}
-		}
-		return true
-	}
 	deadline := time.Now().Add(15 * time.Second)
-	for !done() {
+	for !reached(got, want) {
 		if time.Now().After(deadline) {
 			return out, fmt.Errorf("read back %v of %v records per partition within 15s", got, want)
 		}
-		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		fs := cl.PollFetches(pctx)
-		cancel()
-		if ctx.Err() != nil {
-			return out, ctx.Err()
+		records, err := pollBriefly(ctx, cl)
+		if err != nil {
+			return out, err
 		}
-		var ferr error
-		fs.EachError(func(t string, p int32, err error) {
-			// kgo retries a retriable error itself (a partition not known yet, say).
-			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && !kerr.IsRetriable(err) {
-				ferr = fmt.Errorf("fetch %s[%d]: %w", t, p, err)
-			}
-		})
-		if ferr != nil {
-			return out, ferr
-		}
-		for _, r := range fs.Records() {
+		for _, r := range records {
 			got[r.Partition]++
 			out = append(out, toRec(r))
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Partition != out[j].Partition {
-			return out[i].Partition < out[j].Partition
-		}
-		return out[i].Offset < out[j].Offset
-	})
+	sortInLogOrder(out, func(r rec) (int32, int64) { return r.Partition, r.Offset })
 	return out, nil
+}
+
+// reached: have[p] >= want[p] for every partition p in want.
+func reached[N int | int64](have, want map[int32]N) bool {
+	for p, n := range want {
+		if have[p] < n {
+			return false
+		}
+	}
+	return true
+}
+
+// pollBriefly polls cl for up to half a second and returns what it fetched, or a fetch error
+// other than the poll's own timeout and a retriable Kafka error (kgo retries those itself: a
+// partition not known yet, say).
+func pollBriefly(ctx context.Context, cl *kgo.Client) ([]*kgo.Record, error) {
+	pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	fs := cl.PollFetches(pctx)
+	cancel()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	var ferr error
+	fs.EachError(func(t string, p int32, err error) {
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && !kerr.IsRetriable(err) {
+			ferr = fmt.Errorf("fetch %s[%d]: %w", t, p, err)
+		}
+	})
+	if ferr != nil {
+		return nil, ferr
+	}
+	return fs.Records(), nil
+}
+
+// sortInLogOrder sorts records by partition, then offset.
+func sortInLogOrder[R any](records []R, at func(R) (partition int32, offset int64)) {
+	sort.SliceStable(records, func(i, j int) bool {
+		pi, oi := at(records[i])
+		pj, oj := at(records[j])
+		return pi < pj || (pi == pj && oi < oj)
+	})
 }

@@ -8,13 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -215,37 +213,18 @@ func consumeAll(ctx context.Context, args []string) (any, error) {
 		}
 		defer cl.Close()
 		next := map[int32]int64{}
-		done := func() bool {
-			for p, end := range want {
-				if next[p] < end {
-					return false
-				}
-			}
-			return true
-		}
 		deadline := time.Now().Add(60 * time.Second)
-		for !done() {
+		for !reached(next, want) {
 			if time.Now().After(deadline) {
 				out["records"], out["next"] = records, next
 				return out, fmt.Errorf("read to %v of end offsets %v within 60s", next, want)
 			}
-			pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-			fs := cl.PollFetches(pctx)
-			cancel()
-			if ctx.Err() != nil {
-				return out, ctx.Err()
-			}
-			var ferr error
-			fs.EachError(func(t string, p int32, err error) {
-				if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && !kerr.IsRetriable(err) {
-					ferr = fmt.Errorf("fetch %s[%d]: %w", t, p, err)
-				}
-			})
-			if ferr != nil {
+			fetched, err := pollBriefly(ctx, cl)
+			if err != nil {
 				out["records"] = records
-				return out, ferr
+				return out, err
 			}
-			for _, r := range fs.Records() {
+			for _, r := range fetched {
 				if r.Offset >= want[r.Partition] {
 					continue // appended after the end offsets were taken
 				}
@@ -254,12 +233,7 @@ func consumeAll(ctx context.Context, args []string) (any, error) {
 			}
 		}
 	}
-	sort.SliceStable(records, func(i, j int) bool {
-		if records[i].Partition != records[j].Partition {
-			return records[i].Partition < records[j].Partition
-		}
-		return records[i].Offset < records[j].Offset
-	})
+	sortInLogOrder(records, func(r readRec) (int32, int64) { return r.Partition, r.Offset })
 	out["records"] = records
 	return out, nil
 }

@@ -127,18 +127,20 @@ fn topic_entries(ctx: &Ctx, name: &str) -> Result<Vec<Entry>, Refusal> {
     let topic = image
         .topic(name)
         .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
-    Ok(topic_config::effective(&ctx.broker.settings, image.cluster_configs(), &topic.configs)
-        .into_iter()
-        .map(|c| Entry {
-            name: c.name.to_string(),
-            value: Some(c.value),
-            source: c.source,
-            config_type: c.config_type,
-            read_only: false,
-            doc: Some(c.doc),
-            synonyms: c.synonyms,
-        })
-        .collect())
+    Ok(
+        topic_config::effective(&ctx.broker.settings, image.cluster_configs(), &topic.configs)
+            .into_iter()
+            .map(|c| Entry {
+                name: c.name.to_string(),
+                value: Some(c.value),
+                source: c.source,
+                config_type: c.config_type,
+                read_only: false,
+                doc: Some(c.doc),
+                synonyms: c.synonyms,
+            })
+            .collect(),
+    )
 }
 
 /// Every broker setting, with Kafka's synonyms; the value is the cluster-wide one where the
@@ -149,11 +151,7 @@ fn broker_entries(settings: &Settings, cluster: &ClusterDefaults) -> Vec<Entry> 
         .entries()
         .into_iter()
         .map(|s| {
-            let synonyms: Vec<ConfigSynonym> = catalog
-                .synonyms(s.name, cluster)
-                .into_iter()
-                .map(Into::into)
-                .collect();
+            let synonyms: Vec<ConfigSynonym> = catalog.synonyms(s.name, cluster).into_iter().map(Into::into).collect();
             Entry {
                 name: s.name.to_string(),
                 value: cluster.get(s.name).cloned().or(s.value),
@@ -236,6 +234,26 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
+/// Kafka's replication throttles: the brokers' rates and the topics' throttled replica lists.
+/// Sluice does not throttle replication, so none is ever set and deleting one changes nothing;
+/// `kafka-reassign-partitions --verify` deletes them all once a reassignment is done.
+/// Setting one is refused like any setting Sluice does not have.
+const REPLICATION_THROTTLES: &[&str] = &[
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
+    "leader.replication.throttled.replicas",
+    "follower.replication.throttled.replicas",
+];
+
+/// The changes less deletions of replication throttles, which are never set.
+fn without_throttle_deletes(changes: Vec<(String, ConfigChange)>) -> Vec<(String, ConfigChange)> {
+    changes
+        .into_iter()
+        .filter(|(name, c)| !(matches!(c, ConfigChange::Delete) && REPLICATION_THROTTLES.contains(&name.as_str())))
+        .collect()
+}
+
 /// Applies one resource's changes; the error code and message for its response entry.
 fn alter_resource(
     ctx: &Ctx,
@@ -246,6 +264,10 @@ fn alter_resource(
     validate_only: bool,
 ) -> (i16, Option<StrBytes>) {
     let refused = |e: ResponseError, msg: String| (ctx.count(e), Some(text(msg)));
+    let changes = changes.map(without_throttle_deletes);
+    if resource_type == RESOURCE_BROKER && !replace_all && changes.as_ref().is_ok_and(Vec::is_empty) {
+        return (0, None);
+    }
     let changes = match changes {
         Ok(c) => c,
         Err(e) => return (ctx.code(&e), Some(text(e.to_string()))),

@@ -176,11 +176,25 @@ mod tests {
             [("log.retention.hours", "168".to_string(), Source::Default)]
         );
         assert_eq!(
-            unset.catalog().resolved("log.retention.ms", &ClusterDefaults::new()).as_deref(),
+            unset
+                .catalog()
+                .resolved("log.retention.ms", &ClusterDefaults::new())
+                .as_deref(),
             Some("604800000")
         );
-        assert_eq!(unset.catalog().resolved("log.roll.ms", &ClusterDefaults::new()).as_deref(), Some("604800000"));
-        assert_eq!(unset.catalog().resolved("log.flush.interval.ms", &ClusterDefaults::new()), None);
+        assert_eq!(
+            unset
+                .catalog()
+                .resolved("log.roll.ms", &ClusterDefaults::new())
+                .as_deref(),
+            Some("604800000")
+        );
+        assert_eq!(
+            unset
+                .catalog()
+                .resolved("log.flush.interval.ms", &ClusterDefaults::new()),
+            None
+        );
 
         let set = load(None, &["log.retention.ms=5000".into()]).unwrap();
         assert_eq!(
@@ -190,14 +204,28 @@ mod tests {
                 ("log.retention.hours", "168".to_string(), Source::Default),
             ]
         );
-        assert_eq!(set.catalog().resolved("log.retention.ms", &ClusterDefaults::new()).as_deref(), Some("5000"));
+        assert_eq!(
+            set.catalog()
+                .resolved("log.retention.ms", &ClusterDefaults::new())
+                .as_deref(),
+            Some("5000")
+        );
 
         let minutes = load(None, &["log.retention.minutes=2".into()]).unwrap();
         assert_eq!(
-            minutes.catalog().resolved("log.retention.ms", &ClusterDefaults::new()).as_deref(),
+            minutes
+                .catalog()
+                .resolved("log.retention.ms", &ClusterDefaults::new())
+                .as_deref(),
             Some("120000")
         );
         let forever = load(None, &["log.retention.hours=-1".into()]).unwrap();
-        assert_eq!(forever.catalog().resolved("log.retention.ms", &ClusterDefaults::new()).as_deref(), Some("-1"));
+        assert_eq!(
+            forever
+                .catalog()
+                .resolved("log.retention.ms", &ClusterDefaults::new())
+                .as_deref(),
+            Some("-1")
+        );
     }
 }

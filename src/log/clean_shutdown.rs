@@ -48,8 +48,11 @@ pub(crate) fn take(dir: &Path) -> Option<String> {
 /// after they are.
 pub(crate) fn mark(dir: &Path, token: &str) -> Result<(), LogError> {
     if token.is_empty() || token.contains(char::is_whitespace) {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "clean-shutdown token must be one word"))
-            .at("write clean-shutdown marker", dir);
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "clean-shutdown token must be one word",
+        ))
+        .at("write clean-shutdown marker", dir);
     }
     checkpoint::write_entries(&dir.join(CLEAN_SHUTDOWN_MARKER), &[token.to_string()])
 }

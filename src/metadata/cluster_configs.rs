@@ -19,7 +19,8 @@ use super::MetadataError;
 pub(crate) const DYNAMIC_CLUSTER_SETTINGS: &[&str] = &[MIN_INSYNC_REPLICAS];
 
 /// Kafka's refusal of a broker-level `min.insync.replicas` while ELR is on.
-pub(crate) const BROKER_MIN_ISR_REFUSED: &str = "Broker-level min.insync.replicas cannot be altered while ELR is enabled.";
+pub(crate) const BROKER_MIN_ISR_REFUSED: &str =
+    "Broker-level min.insync.replicas cannot be altered while ELR is enabled.";
 
 /// IncrementalAlterConfigs / AlterConfigs on the cluster defaults: `changes` applied in order to
 /// the current ones (`replace_all` drops every one not named, as the legacy AlterConfigs does),
@@ -134,19 +135,23 @@ mod tests {
             ]
         );
         // The same value again changes nothing, as in Kafka.
-        assert!(plan_alter_cluster_configs(&image, &[set(MIN_INSYNC_REPLICAS, "1")], false)
-            .unwrap()
-            .is_empty());
+        assert!(
+            plan_alter_cluster_configs(&image, &[set(MIN_INSYNC_REPLICAS, "1")], false)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
     fn kafkas_refusals() {
         let image = with_min_isr("2");
-        let refused = |changes: &[(String, ConfigChange)], replace_all: bool| {
-            match plan_alter_cluster_configs(&image, changes, replace_all) {
-                Err(MetadataError::InvalidConfig(m)) => m,
-                other => panic!("{other:?}"),
-            }
+        let refused = |changes: &[(String, ConfigChange)], replace_all: bool| match plan_alter_cluster_configs(
+            &image,
+            changes,
+            replace_all,
+        ) {
+            Err(MetadataError::InvalidConfig(m)) => m,
+            other => panic!("{other:?}"),
         };
         assert_eq!(
             refused(&[(MIN_INSYNC_REPLICAS.into(), ConfigChange::Delete)], false),

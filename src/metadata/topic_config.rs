@@ -442,7 +442,10 @@ pub(crate) fn effective(
                 value: v.clone(),
                 source: ConfigSource::Topic,
             });
-            let behind = def.broker_setting.into_iter().flat_map(|b| catalog.synonyms(b, cluster));
+            let behind = def
+                .broker_setting
+                .into_iter()
+                .flat_map(|b| catalog.synonyms(b, cluster));
             let synonyms: Vec<ConfigSynonym> = own.into_iter().chain(behind.map(Into::into)).collect();
             let value = overrides
                 .get(def.name)
@@ -462,7 +465,11 @@ pub(crate) fn effective(
 }
 
 /// The log settings of a partition of a topic with these overrides.
-pub(crate) fn log_config(settings: &Settings, cluster: &ClusterDefaults, overrides: &BTreeMap<String, String>) -> LogConfig {
+pub(crate) fn log_config(
+    settings: &Settings,
+    cluster: &ClusterDefaults,
+    overrides: &BTreeMap<String, String>,
+) -> LogConfig {
     let values: BTreeMap<&str, String> = effective(settings, cluster, overrides)
         .into_iter()
         .map(|e| (e.name, e.value))
@@ -537,13 +544,13 @@ mod tests {
         let settings = crate::config::load(None, &["log.retention.ms=5000".into()]).unwrap();
         let mut overrides = BTreeMap::new();
         overrides.insert("segment.bytes".to_string(), "1024".to_string());
-        let eff = effective(&settings, &overrides);
+        let eff = effective(&settings, &overrides, &BTreeMap::new());
         let get = |n: &str| eff.iter().find(|e| e.name == n).unwrap().clone();
         assert_eq!(get("segment.bytes").source, ConfigSource::Topic);
         assert_eq!(get("retention.ms").value, "5000");
         assert_eq!(get("retention.ms").source, ConfigSource::StaticBroker);
         assert_eq!(get("retention.bytes").source, ConfigSource::Default);
-        let lc = log_config(&settings, &overrides);
+        let lc = log_config(&settings, &overrides, &BTreeMap::new());
         assert_eq!((lc.segment_bytes, lc.retention_ms), (1024, 5000));
     }
 
@@ -637,7 +644,7 @@ mod tests {
             ("segment.ms", Long, "604800000"),
             ("unclean.leader.election.enable", Boolean, "false"),
         ];
-        let ours: Vec<_> = effective(&Settings::defaults(), &BTreeMap::new())
+        let ours: Vec<_> = effective(&Settings::defaults(), &BTreeMap::new(), &BTreeMap::new())
             .into_iter()
             .map(|e| (e.name, e.config_type, e.value))
             .collect();
@@ -727,7 +734,7 @@ mod tests {
                 ("cleanup.policy".to_string(), policy.to_string()),
                 ("retention.bytes".to_string(), "1000".to_string()),
             ]);
-            let lc = log_config(&settings, &overrides);
+            let lc = log_config(&settings, &overrides, &BTreeMap::new());
             let expected = if deletes { (604800000, 1000) } else { (-1, -1) };
             assert_eq!((lc.retention_ms, lc.retention_bytes), expected, "{policy:?}");
         }

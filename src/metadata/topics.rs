@@ -87,7 +87,8 @@ pub(crate) fn plan_create_topic(
     for (k, v) in &topic.configs {
         topic_config::validate(k, v).map_err(MetadataError::InvalidConfig)?;
     }
-    topic_config::check_combination(placement.settings, image.cluster_configs(), &topic.configs).map_err(MetadataError::InvalidConfig)?;
+    topic_config::check_combination(placement.settings, image.cluster_configs(), &topic.configs)
+        .map_err(MetadataError::InvalidConfig)?;
     let assignments = if topic.assignments.is_empty() {
         if topic.replication_factor < -1 || topic.replication_factor == 0 {
             return Err(MetadataError::InvalidReplicationFactor(
@@ -413,6 +414,8 @@ fn partition_records(live: &[i32], topic_id: Uuid, first: i32, assignments: Vec<
                 replicas,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                adding: Vec::new(),
+                removing: Vec::new(),
             }
         })
         .collect()

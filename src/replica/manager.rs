@@ -154,7 +154,11 @@ impl ReplicaManager {
             log,
             high_watermark: hw,
             lag_max_ms: self.settings.replica_lag_time_max_ms,
-            min_insync_replicas: topic_config::min_insync_replicas(&self.settings, image.cluster_configs(), &topic.configs),
+            min_insync_replicas: topic_config::min_insync_replicas(
+                &self.settings,
+                image.cluster_configs(),
+                &topic.configs,
+            ),
             proposals: self.proposals.clone(),
         });
         p.set_compression_type(topic_config::compression_type(&self.settings, &topic.configs));
