@@ -36,6 +36,11 @@ pub(crate) enum MetadataRecord {
         adding: Vec<i32>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         removing: Vec<i32>,
+        /// Eligible leader replicas (KIP-966); empty in logs written before them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        elr: Vec<i32>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        last_known_elr: Vec<i32>,
     },
     /// A topic config override was set (Some) or removed (None).
     TopicConfig {
@@ -88,6 +93,10 @@ pub(crate) enum MetadataRecord {
         adding: Option<Vec<i32>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         removing: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        elr: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_known_elr: Option<Vec<i32>>,
     },
 }
 
@@ -102,6 +111,8 @@ impl MetadataRecord {
             replicas: delta.replicas,
             adding: delta.adding,
             removing: delta.removing,
+            elr: delta.elr,
+            last_known_elr: delta.last_known_elr,
         }
     }
 }

@@ -56,6 +56,8 @@ pub(crate) fn add_topic(image: &mut MetadataImage, name: &str, replicas: &[Vec<i
             partition_epoch: 0,
             adding: Vec::new(),
             removing: Vec::new(),
+            elr: Vec::new(),
+            last_known_elr: Vec::new(),
         });
     }
     apply(image, &records);

@@ -544,13 +544,13 @@ mod tests {
         let settings = crate::config::load(None, &["log.retention.ms=5000".into()]).unwrap();
         let mut overrides = BTreeMap::new();
         overrides.insert("segment.bytes".to_string(), "1024".to_string());
-        let eff = effective(&settings, &overrides, &BTreeMap::new());
+        let eff = effective(&settings, &BTreeMap::new(), &overrides);
         let get = |n: &str| eff.iter().find(|e| e.name == n).unwrap().clone();
         assert_eq!(get("segment.bytes").source, ConfigSource::Topic);
         assert_eq!(get("retention.ms").value, "5000");
         assert_eq!(get("retention.ms").source, ConfigSource::StaticBroker);
         assert_eq!(get("retention.bytes").source, ConfigSource::Default);
-        let lc = log_config(&settings, &overrides, &BTreeMap::new());
+        let lc = log_config(&settings, &BTreeMap::new(), &overrides);
         assert_eq!((lc.segment_bytes, lc.retention_ms), (1024, 5000));
     }
 
@@ -734,7 +734,7 @@ mod tests {
                 ("cleanup.policy".to_string(), policy.to_string()),
                 ("retention.bytes".to_string(), "1000".to_string()),
             ]);
-            let lc = log_config(&settings, &overrides, &BTreeMap::new());
+            let lc = log_config(&settings, &BTreeMap::new(), &overrides);
             let expected = if deletes { (604800000, 1000) } else { (-1, -1) };
             assert_eq!((lc.retention_ms, lc.retention_bytes), expected, "{policy:?}");
         }

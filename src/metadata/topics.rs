@@ -416,6 +416,8 @@ fn partition_records(live: &[i32], topic_id: Uuid, first: i32, assignments: Vec<
                 partition_epoch: 0,
                 adding: Vec::new(),
                 removing: Vec::new(),
+                elr: Vec::new(),
+                last_known_elr: Vec::new(),
             }
         })
         .collect()
