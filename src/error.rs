@@ -12,6 +12,7 @@ use crate::metadata::elections::ElectionError;
 use crate::metadata::reassignments::ReassignmentError;
 use crate::metadata::MetadataError;
 use crate::replica::ReplicaError;
+use crate::security::sasl::SaslError;
 
 /// An error that a Kafka response can carry.
 pub(crate) trait KafkaCode {
@@ -106,6 +107,16 @@ impl KafkaCode for ReassignmentError {
             ReassignmentError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
             ReassignmentError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
             ReassignmentError::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
+        }
+    }
+}
+
+impl KafkaCode for SaslError {
+    fn kafka_error(&self) -> ResponseError {
+        match self {
+            SaslError::UnsupportedMechanism(_) => ResponseError::UnsupportedSaslMechanism,
+            SaslError::IllegalState(_) => ResponseError::IllegalSaslState,
+            SaslError::AuthenticationFailed(_) => ResponseError::SaslAuthenticationFailed,
         }
     }
 }

@@ -68,7 +68,12 @@ pub fn request(frame: &[u8]) {
     let target = target();
     let _entered = target.runtime.enter();
     let peer: SocketAddr = ([127, 0, 0, 1], 1).into();
-    if let Ok(mut pending) = crate::api::dispatch(&target.broker, Bytes::copy_from_slice(frame), peer) {
+    let session = crate::api::Session {
+        peer,
+        endpoint: None,
+        principal: crate::api::Session::ANONYMOUS.into(),
+    };
+    if let Ok(mut pending) = crate::api::dispatch(&target.broker, Bytes::copy_from_slice(frame), &session) {
         let mut cx = Context::from_waker(Waker::noop());
         if let Poll::Ready(outcome) = pending.as_mut().poll(&mut cx) {
             drop(outcome);

@@ -22,6 +22,7 @@ mod metrics;
 mod net;
 mod peer;
 mod replica;
+pub mod security;
 mod server;
 #[cfg(test)]
 mod testing;

@@ -30,6 +30,8 @@ pub(crate) struct Metrics {
     pub(crate) messages_in: IntCounter,
     pub(crate) connections_open: IntGauge,
     pub(crate) connections_rejected: IntCounter,
+    /// SASL authentications on SASL listeners, by result (success, failure).
+    pub(crate) sasl_authentications: IntCounterVec,
     /// acks=all produces waiting for their partitions' ISR (Kafka's produce purgatory).
     pub(crate) produce_purgatory: IntGauge,
     pub(crate) isr_shrinks: IntCounter,
@@ -89,6 +91,11 @@ impl Metrics {
             connections_rejected: counter(
                 "connections_rejected_total",
                 "Connections closed at accept (max.connections)",
+            ),
+            sasl_authentications: counter_vec(
+                "sasl_authentications_total",
+                "SASL authentications on SASL listeners, by result",
+                &["result"],
             ),
             produce_purgatory: gauge(
                 "produce_purgatory_size",

@@ -25,7 +25,10 @@ use crate::log::{clean_shutdown, LogError};
 use crate::metadata::brokers::Registration;
 use crate::metadata::{Applied, Metadata, MetadataError, MetadataImage};
 use crate::metrics::Metrics;
+use crate::net::SecuredListener;
 use crate::replica::ReplicaManager;
+use crate::security::plain::PlainUsers;
+use crate::security::sasl::SaslConfig;
 
 /// How often the recovery-point checkpoint is written (Kafka's log.flush.offset.checkpoint.interval.ms).
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
@@ -48,6 +51,8 @@ pub enum StartError {
     Metadata(String),
     #[error("partition logs: {0}")]
     Log(String),
+    #[error("listener security: {0}")]
+    Security(String),
 }
 
 impl From<MetadataError> for StartError {
@@ -164,10 +169,16 @@ impl Server {
         // this broker is unfenced.
         let mut listeners = Vec::new();
         for l in settings.kafka_listeners() {
-            listeners.push(bind(&l.bind_addr()).await?);
+            listeners.push((bind(&l.bind_addr()).await?, l));
         }
-        let kafka_addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
-        let advertised = advertised(&settings, kafka_addrs[0]);
+        let kafka_addrs: Vec<SocketAddr> = listeners.iter().filter_map(|(b, _)| b.local_addr().ok()).collect();
+        let secured = secure(&settings, &listeners)?;
+        // Other brokers replicate from, and the registration names, the inter-broker listener.
+        let inter_broker = settings.inter_broker_listener().map(|l| l.name);
+        let advertised = secured
+            .iter()
+            .find(|s| Some(&s.endpoint.name) == inter_broker.as_ref())
+            .map_or_else(|| secured[0].endpoint.as_ref().clone(), |s| s.endpoint.as_ref().clone());
         let registration_id = uuid::Uuid::new_v4();
         // Read (and removed) before any log opens, so a crash of this run never looks clean.
         let previous_incarnation = clean_shutdown::take(&data_dir).and_then(|t| t.parse().ok());
@@ -239,9 +250,11 @@ impl Server {
         server
             .background
             .spawn(lifecycle.clone().heartbeats(interval, server.heartbeats.clone()));
-        for l in listeners {
+        for ((l, _), secured) in listeners.into_iter().zip(secured) {
+            info!(listener = %secured.endpoint.name, protocol = %secured.protocol, "listening");
             server.background.spawn(crate::net::accept_loop(
                 l,
+                secured,
                 broker.clone(),
                 shutdown.clone(),
                 server.connections.clone(),
@@ -362,12 +375,53 @@ async fn bind(addr: &str) -> Result<TcpListener, StartError> {
 }
 
 /// The advertised endpoint: the setting, else the first listener with its real port.
-fn advertised(settings: &Settings, bound: SocketAddr) -> Listener {
-    if let Some(l) = settings.advertised_listeners.iter().flatten().next() {
-        return l.clone();
+/// Each bound Kafka listener with its security: TLS (one acceptor for all TLS listeners),
+/// SASL, and this node's advertised endpoint on it.
+fn secure(settings: &Settings, listeners: &[(TcpListener, Listener)]) -> Result<Vec<Arc<SecuredListener>>, StartError> {
+    let mut tls = None;
+    let mut sasl = None;
+    let mut secured = Vec::new();
+    for (bound, l) in listeners {
+        let protocol = settings
+            .security_protocol(l)
+            .ok_or_else(|| StartError::Security(format!("listener {} has no security protocol", l.name)))?;
+        if protocol.uses_tls() && tls.is_none() {
+            tls = Some(crate::security::tls::acceptor(settings).map_err(|e| StartError::Security(e.to_string()))?);
+        }
+        if protocol.uses_sasl() && sasl.is_none() {
+            sasl = Some(Arc::new(sasl_config(settings)?));
+        }
+        let port = bound.local_addr().map_or(l.port, |a| a.port());
+        secured.push(Arc::new(SecuredListener {
+            protocol,
+            tls: tls.clone().filter(|_| protocol.uses_tls()),
+            sasl: sasl.clone().filter(|_| protocol.uses_sasl()),
+            endpoint: Arc::new(advertised(settings, l, port)),
+        }));
     }
-    let mut l = settings.kafka_listeners()[0].clone();
-    l.port = bound.port();
+    Ok(secured)
+}
+
+fn sasl_config(settings: &Settings) -> Result<SaslConfig, StartError> {
+    let users = settings.sasl_plain_users.as_deref().unwrap_or_default();
+    let plain = PlainUsers::parse(users).map_err(|e| StartError::Security(format!("sasl.plain.users: {e}")))?;
+    let mechanisms = settings
+        .sasl_enabled_mechanisms
+        .split(',')
+        .map(|m| m.trim().to_string())
+        .filter(|m| !m.is_empty())
+        .collect();
+    Ok(SaslConfig { mechanisms, plain })
+}
+
+/// What clients are told to connect to for listener `l` (bound to `port`): its entry in
+/// `advertised.listeners` by name, else the listener itself.
+fn advertised(settings: &Settings, l: &Listener, port: u16) -> Listener {
+    if let Some(a) = settings.advertised_listeners.iter().flatten().find(|a| a.name == l.name) {
+        return a.clone();
+    }
+    let mut l = l.clone();
+    l.port = port;
     if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
         warn!("listener binds every interface; advertising localhost (set advertised.listeners for remote clients)");
         l.host = "localhost".into();

@@ -14,10 +14,11 @@ pub(super) fn describe_cluster(ctx: &Ctx, req: DescribeClusterRequest) -> Reply<
     let brokers = image
         .live_brokers()
         .map(|broker| {
+            let (host, port) = ctx.endpoint_of(broker.id, &broker.host, broker.port);
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(broker.id))
-                .with_host(StrBytes::from_string(broker.host.clone()))
-                .with_port(broker.port as i32)
+                .with_host(host)
+                .with_port(port)
                 .with_rack(broker.rack.clone().map(StrBytes::from_string))
         })
         .collect();

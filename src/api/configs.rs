@@ -204,6 +204,8 @@ fn check_broker_name(ctx: &Ctx, name: &str, default_allowed: bool) -> Result<(),
 }
 
 fn to_result(e: Entry, synonyms: bool, docs: bool) -> DescribeConfigsResourceResult {
+    // A secret (a password, a private key) is reported as sensitive, never with its value.
+    let sensitive = e.config_type == ConfigType::Password;
     let list = match synonyms {
         true => e
             .synonyms
@@ -211,7 +213,7 @@ fn to_result(e: Entry, synonyms: bool, docs: bool) -> DescribeConfigsResourceRes
             .map(|y| {
                 DescribeConfigsSynonym::default()
                     .with_name(text(y.name))
-                    .with_value(Some(text(y.value.clone())))
+                    .with_value((!sensitive).then(|| text(y.value.clone())))
                     .with_source(y.source as i8)
             })
             .collect(),
@@ -219,10 +221,10 @@ fn to_result(e: Entry, synonyms: bool, docs: bool) -> DescribeConfigsResourceRes
     };
     DescribeConfigsResourceResult::default()
         .with_name(text(e.name))
-        .with_value(e.value.map(text))
+        .with_value(e.value.filter(|_| !sensitive).map(text))
         .with_read_only(e.read_only)
         .with_config_source(e.source as i8)
-        .with_is_sensitive(false)
+        .with_is_sensitive(sensitive)
         .with_synonyms(list)
         .with_config_type(e.config_type as i8)
         .with_documentation(if docs { e.doc.map(text) } else { None })

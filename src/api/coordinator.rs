@@ -71,11 +71,14 @@ fn find(ctx: &Ctx, key_type: i8, key: StrBytes) -> Coordinator {
         );
     }
     match image.broker(leader).filter(|l| !l.fenced) {
-        Some(l) => Coordinator::default()
-            .with_key(key.clone())
-            .with_node_id(BrokerId(l.id))
-            .with_host(StrBytes::from_string(l.host.clone()))
-            .with_port(l.port as i32),
+        Some(l) => {
+            let (host, port) = ctx.endpoint_of(l.id, &l.host, l.port);
+            Coordinator::default()
+                .with_key(key.clone())
+                .with_node_id(BrokerId(l.id))
+                .with_host(host)
+                .with_port(port)
+        }
         None => failed(
             ResponseError::CoordinatorNotAvailable,
             "the group's partition of __consumer_offsets has no leader",

@@ -82,7 +82,7 @@ pub(super) fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
         OPERATIONS_NOT_REQUESTED
     };
     MetadataResponse::default()
-        .with_brokers(brokers(&image))
+        .with_brokers(brokers(ctx, &image))
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id())))
         .with_controller_id(BrokerId(broker.controller_for_clients(&image)))
         .with_topics(topics)
@@ -133,14 +133,15 @@ pub(super) fn missing_topic_error(name: &str) -> MetadataError {
 }
 
 /// Every live (registered, unfenced) broker, from the metadata image.
-fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+fn brokers(ctx: &Ctx, image: &MetadataImage) -> Vec<MetadataResponseBroker> {
     image
         .live_brokers()
         .map(|b| {
+            let (host, port) = ctx.endpoint_of(b.id, &b.host, b.port);
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.id))
-                .with_host(StrBytes::from_string(b.host.clone()))
-                .with_port(b.port as i32)
+                .with_host(host)
+                .with_port(port)
                 .with_rack(b.rack.clone().map(StrBytes::from_string))
         })
         .collect()

@@ -27,6 +27,7 @@ mod producer_ids;
 mod quorum;
 mod reassignments;
 mod request_error;
+pub(crate) mod sasl;
 mod topic_partitions;
 mod topics;
 pub(crate) mod versions;
@@ -44,6 +45,7 @@ use kafka_protocol::ResponseError;
 use tracing::debug;
 
 use crate::broker::Broker;
+use crate::config::Listener;
 use crate::error::KafkaCode;
 pub(crate) use frame::Frame;
 use frame::SpliceBuf;
@@ -103,6 +105,8 @@ pub(crate) struct Ctx {
     pub(crate) client_id: StrBytes,
     /// The client's address, for DescribeGroups' client host.
     pub(crate) peer: Option<SocketAddr>,
+    /// This node's endpoint on the listener the request arrived on (see [`Session`]).
+    pub(crate) endpoint: Option<Arc<Listener>>,
     pub(crate) api: ApiKey,
     pub(crate) version: i16,
     correlation_id: i32,
@@ -122,6 +126,15 @@ impl Ctx {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         self.peer.hash(&mut h);
         h.finish()
+    }
+
+    /// The host and port a client on this connection is told for `node`, registered at
+    /// `host:port`: this node's own endpoint on the connection's listener, else the registered one.
+    pub(crate) fn endpoint_of(&self, node: i32, host: &str, port: u16) -> (StrBytes, i32) {
+        match &self.endpoint {
+            Some(l) if node == self.broker.node_id => (StrBytes::from_string(l.host.clone()), i32::from(l.port)),
+            _ => (StrBytes::from_string(host.to_string()), i32::from(port)),
+        }
     }
 
     /// The Kafka code for `err`, counted in the errors metric.
@@ -144,9 +157,46 @@ fn api_name(api: ApiKey) -> &'static str {
     versions::name(api)
 }
 
+/// Who a connection is: where it comes from, the endpoint of the listener it arrived on, and
+/// the principal it authenticated as.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    pub(crate) peer: SocketAddr,
+    /// This node's advertised endpoint on the connection's listener: what Metadata and
+    /// FindCoordinator tell the client for this node. None: the registered endpoint.
+    pub(crate) endpoint: Option<Arc<Listener>>,
+    /// Kafka's principal: `User:ANONYMOUS`, or `User:<name>` once SASL authenticated.
+    pub(crate) principal: Arc<str>,
+}
+
+impl Session {
+    pub(crate) const ANONYMOUS: &'static str = "User:ANONYMOUS";
+}
+
+/// A request frame whose header is read: to route, or already answered.
+enum Parsed {
+    Request(Ctx, Bytes),
+    Answered(Pending),
+}
+
 /// Decodes one request frame, runs it, and returns the future of its response frame.
 /// Work that must happen in request order (appends) is done before this returns.
-pub(crate) fn dispatch(broker: &Arc<Broker>, mut frame: Bytes, peer: SocketAddr) -> Result<Pending, ProtocolError> {
+pub(crate) fn dispatch(broker: &Arc<Broker>, frame: Bytes, session: &Session) -> Result<Pending, ProtocolError> {
+    match parse(broker, frame, session)? {
+        Parsed::Answered(pending) => Ok(pending),
+        Parsed::Request(ctx, body) => {
+            let (api, version) = (ctx.api, ctx.version);
+            route(ctx, body).map_err(|e| ProtocolError::Malformed {
+                api,
+                version,
+                reason: e.to_string(),
+            })
+        }
+    }
+}
+
+/// Checks the API and version of a frame and decodes its request header.
+fn parse(broker: &Arc<Broker>, mut frame: Bytes, session: &Session) -> Result<Parsed, ProtocolError> {
     if frame.len() < 8 {
         return Err(ProtocolError::TooShort(frame.len()));
     }
@@ -157,7 +207,8 @@ pub(crate) fn dispatch(broker: &Arc<Broker>, mut frame: Bytes, peer: SocketAddr)
     let mut ctx = Ctx {
         broker: broker.clone(),
         client_id: StrBytes::default(),
-        peer: Some(peer),
+        peer: Some(session.peer),
+        endpoint: session.endpoint.clone(),
         api,
         version,
         correlation_id,
@@ -169,7 +220,8 @@ pub(crate) fn dispatch(broker: &Arc<Broker>, mut frame: Bytes, peer: SocketAddr)
     if version < range.min || version > range.max {
         if api == ApiKey::ApiVersions {
             // KIP-511: answer with a v0 body listing our ranges so the client can pick one.
-            return Ok(ready(encode(&ctx, 0, 0, &api_versions::unsupported_version())));
+            let answer = encode(&ctx, 0, 0, &api_versions::unsupported_version());
+            return Ok(Parsed::Answered(ready(answer)));
         }
         return Err(ProtocolError::UnsupportedVersion {
             api,
@@ -183,11 +235,15 @@ pub(crate) fn dispatch(broker: &Arc<Broker>, mut frame: Bytes, peer: SocketAddr)
         .requests
         .with_label_values(&[api_name(api), &version.to_string()])
         .inc();
-    let malformed = |reason: String| ProtocolError::Malformed { api, version, reason };
-    let header =
-        RequestHeader::decode(&mut frame, api.request_header_version(version)).map_err(|e| malformed(e.to_string()))?;
+    let header = RequestHeader::decode(&mut frame, api.request_header_version(version)).map_err(|e| {
+        ProtocolError::Malformed {
+            api,
+            version,
+            reason: e.to_string(),
+        }
+    })?;
     ctx.client_id = header.client_id.unwrap_or_default();
-    route(ctx, frame).map_err(|e| malformed(e.to_string()))
+    Ok(Parsed::Request(ctx, frame))
 }
 
 /// Decodes the body for its API and runs the handler.
@@ -280,6 +336,9 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             &ctx,
             reassignments::list_partition_reassignments(&ctx, decode(&mut body, v)?),
         ),
+        // Only reached once authenticated (or on a listener without SASL): Kafka's answer.
+        ApiKey::SaslHandshake => respond(&ctx, Reply::Now(sasl::after_authentication_handshake())),
+        ApiKey::SaslAuthenticate => respond(&ctx, Reply::Now(sasl::after_authentication_authenticate())),
         other => anyhow::bail!("{other:?} is advertised but has no handler"),
     };
     if body.has_remaining() {
@@ -365,6 +424,8 @@ no_payloads!(
     ElectLeadersResponse,
     AlterPartitionReassignmentsResponse,
     ListPartitionReassignmentsResponse,
+    SaslHandshakeResponse,
+    SaslAuthenticateResponse,
 );
 
 /// Runs a handler that does blocking file work (creating, deleting or reconfiguring partitions)

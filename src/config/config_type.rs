@@ -13,4 +13,6 @@ pub enum ConfigType {
     Long = 5,
     Double = 6,
     List = 7,
+    /// A secret: DescribeConfigs reports it as sensitive, without its value.
+    Password = 9,
 }

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::{Catalog, ConfigError, ConfigType, Listener};
+use crate::security::{parse_protocol_map, SecurityProtocol};
 
 /// Where a setting's value came from: DescribeConfigs reports `File` and `Override` as
 /// STATIC_BROKER_CONFIG and `Default` as DEFAULT_CONFIG, so a file that repeats a default
@@ -188,6 +189,34 @@ fn cleanup_policy(v: &String) -> Result<(), String> {
     crate::metadata::topic_config::check_cleanup_policy(v)
 }
 
+#[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
+fn protocol_map(v: &String) -> Result<(), String> {
+    crate::security::parse_protocol_map(v).map(|_| ())
+}
+
+#[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
+fn sasl_mechanisms(v: &String) -> Result<(), String> {
+    let supported = crate::security::sasl::SUPPORTED_MECHANISMS;
+    match v.split(',').map(str::trim).find(|m| !supported.contains(m)) {
+        Some(m) => Err(format!("mechanism '{m}' is not supported (supported: {})", supported.join(","))),
+        None => Ok(()),
+    }
+}
+
+fn plain_users(v: &Option<String>) -> Result<(), String> {
+    v.as_deref().map_or(Ok(()), |u| crate::security::plain::PlainUsers::parse(u).map(|_| ()))
+}
+
+#[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
+fn pem_only(v: &String) -> Result<(), String> {
+    (v == "PEM").then_some(()).ok_or_else(|| "only PEM is supported".into())
+}
+
+#[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
+fn client_auth(v: &String) -> Result<(), String> {
+    crate::security::tls::ClientAuth::parse(v).map(|_| ())
+}
+
 macro_rules! settings {
     ($( $(#[doc = $doc:literal])+ $field:ident : $ty:ty = $name:literal, $default:literal, $check:expr $(, $kafka:ident)?; )*) => {
         /// Every broker setting, typed. Field names are the Kafka names with `_` for `.`.
@@ -286,6 +315,36 @@ settings! {
     listeners: Vec<Listener> = "listeners", "PLAINTEXT://127.0.0.1:9092", any;
     /// What clients are told to connect to; unset means the same as `listeners`.
     advertised_listeners: Option<Vec<Listener>> = "advertised.listeners", "", any;
+    /// The security protocol of each listener, as NAME:PROTOCOL pairs (PLAINTEXT, SSL,
+    /// SASL_PLAINTEXT, SASL_SSL). A controller listener not named here is PLAINTEXT.
+    listener_security_protocol_map: String = "listener.security.protocol.map",
+        "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", protocol_map, List;
+    /// The listener other brokers replicate from, advertised in this broker's registration;
+    /// unset, the listener named PLAINTEXT, else the first one. Must be PLAINTEXT in a cluster.
+    inter_broker_listener_name: Option<String> = "inter.broker.listener.name", "", any;
+    /// SASL mechanisms SASL_PLAINTEXT and SASL_SSL listeners accept (PLAIN for now).
+    sasl_enabled_mechanisms: String = "sasl.enabled.mechanisms", "PLAIN", sasl_mechanisms, List;
+    /// Users of SASL/PLAIN as `user:password` pairs, comma separated (Kafka's
+    /// `user_<name>="<password>"` JAAS entries).
+    sasl_plain_users: Option<String> = "sasl.plain.users", "", plain_users, Password;
+    /// Largest SASL frame a client may send before it has authenticated.
+    sasl_server_max_receive_size: i32 = "sasl.server.max.receive.size", "524288", positive_i32;
+    /// Format of the keystore: PEM only.
+    ssl_keystore_type: String = "ssl.keystore.type", "PEM", pem_only;
+    /// PEM file with the listener's private key (unencrypted) and certificate chain.
+    ssl_keystore_location: Option<String> = "ssl.keystore.location", "", any;
+    /// The certificate chain as PEM text (instead of ssl.keystore.location).
+    ssl_keystore_certificate_chain: Option<String> = "ssl.keystore.certificate.chain", "", any, Password;
+    /// The private key as unencrypted PEM text (with ssl.keystore.certificate.chain).
+    ssl_keystore_key: Option<String> = "ssl.keystore.key", "", any, Password;
+    /// Format of the truststore: PEM only.
+    ssl_truststore_type: String = "ssl.truststore.type", "PEM", pem_only;
+    /// PEM file with the CA certificates client certificates are checked against.
+    ssl_truststore_location: Option<String> = "ssl.truststore.location", "", any;
+    /// The CA certificates as PEM text (instead of ssl.truststore.location).
+    ssl_truststore_certificates: Option<String> = "ssl.truststore.certificates", "", any, Password;
+    /// Client certificates on SSL listeners: none, requested, or required.
+    ssl_client_auth: String = "ssl.client.auth", "none", client_auth;
     /// Data directory (one for now): partition logs and the metadata log live here. Unset,
     /// `log.dir` is used.
     log_dirs: Option<String> = "log.dirs", "", any, List;
@@ -487,6 +546,66 @@ impl Settings {
         self.listeners.iter().find(|l| self.is_controller_listener(l)).cloned()
     }
 
+    /// The security protocol of a listener: its entry in `listener.security.protocol.map`
+    /// (a controller listener not in it is PLAINTEXT, as in Kafka). None: not mapped.
+    pub fn security_protocol(&self, l: &Listener) -> Option<SecurityProtocol> {
+        let map = parse_protocol_map(&self.listener_security_protocol_map).unwrap_or_default();
+        match map.get(&l.name) {
+            Some(p) => Some(*p),
+            None if self.is_controller_listener(l) => Some(SecurityProtocol::Plaintext),
+            None => None,
+        }
+    }
+
+    /// The listener other brokers reach this one on: `inter.broker.listener.name`, else the one
+    /// named PLAINTEXT, else the first Kafka listener.
+    pub fn inter_broker_listener(&self) -> Option<Listener> {
+        let listeners = self.kafka_listeners();
+        let wanted = self.inter_broker_listener_name.as_deref().unwrap_or("PLAINTEXT");
+        let named = listeners.iter().find(|l| l.name == wanted).cloned();
+        match self.inter_broker_listener_name {
+            Some(_) => named,
+            None => named.or_else(|| listeners.first().cloned()),
+        }
+    }
+
+    fn check_listener_security(&self) -> Result<(), String> {
+        for l in &self.listeners {
+            let protocol = self.security_protocol(l).ok_or_else(|| {
+                format!("listener {} is not in listener.security.protocol.map", l.name)
+            })?;
+            if self.is_controller_listener(l) && protocol != SecurityProtocol::Plaintext {
+                return Err(format!("controller listener {}: only PLAINTEXT is supported yet", l.name));
+            }
+            if protocol.uses_tls() && self.ssl_keystore_location.is_none() && self.ssl_keystore_key.is_none() {
+                return Err(format!(
+                    "listener {} is {protocol}: set ssl.keystore.location (or ssl.keystore.certificate.chain and ssl.keystore.key)",
+                    l.name
+                ));
+            }
+            if protocol.uses_sasl() && self.sasl_plain_users.is_none() {
+                return Err(format!("listener {} is {protocol}: set sasl.plain.users", l.name));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_inter_broker_listener(&self, clustered: bool) -> Result<(), String> {
+        if !self.is_broker() {
+            return Ok(());
+        }
+        let Some(l) = self.inter_broker_listener() else {
+            return Err("not one of the listeners".into());
+        };
+        if clustered && self.security_protocol(&l) != Some(SecurityProtocol::Plaintext) {
+            return Err(format!(
+                "listener {}: brokers replicate over PLAINTEXT only yet (TLS and SASL between brokers are not done)",
+                l.name
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks that the settings fit together (roles, listeners, quorum); the error names the
     /// setting to fix.
     pub(super) fn check_combination(self) -> Result<Settings, ConfigError> {
@@ -505,21 +624,17 @@ impl Settings {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        if let Some(l) = self
-            .listeners
-            .iter()
-            .find(|l| l.name != "PLAINTEXT" && !self.is_controller_listener(l))
-        {
-            let why = format!(
-                "listener {}: only PLAINTEXT and controller.listener.names are supported",
-                l.name
-            );
+        if let Err(why) = self.check_listener_security() {
             return Err(bad("listeners", &listeners, &why));
         }
         if self.is_broker() && self.kafka_listeners().is_empty() {
-            return Err(bad("listeners", &listeners, "a broker needs a PLAINTEXT listener"));
+            return Err(bad("listeners", &listeners, "a broker needs a listener for Kafka clients"));
         }
         let clustered = !self.controller_quorum_voters.trim().is_empty();
+        if let Err(why) = self.check_inter_broker_listener(clustered) {
+            let name = self.inter_broker_listener_name.clone().unwrap_or_default();
+            return Err(bad("inter.broker.listener.name", &name, &why));
+        }
         if clustered && self.controller_listener().is_none() {
             let why =
                 "with controller.quorum.voters set, every node needs a controller listener (controller.listener.names)";

@@ -14,14 +14,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::api::{self, Outcome, Pending};
+use super::authenticate::authenticate;
+use super::server::SecuredListener;
+use super::stream::{self, Transport};
+use crate::api::{self, Outcome, Pending, Session};
 use crate::broker::Broker;
 use crate::wire::{read_size, Body, FrameError, Idle};
 
@@ -79,20 +81,60 @@ struct InFlight {
     _charge: Option<OwnedSemaphorePermit>,
 }
 
-pub(super) async fn serve(
+/// Serves one accepted socket: the TLS handshake on a TLS listener, then [`serve`].
+pub(super) async fn accept(
     stream: TcpStream,
     peer: SocketAddr,
+    listener: Arc<SecuredListener>,
     broker: Arc<Broker>,
     memory: RequestMemory,
     shutdown: CancellationToken,
 ) {
     let metrics = broker.metrics.clone();
     metrics.connections_open.inc();
-    debug!(%peer, "connection opened");
+    debug!(%peer, listener = %listener.endpoint.name, "connection opened");
     if let Err(e) = stream.set_nodelay(true) {
         debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
-    let (read_half, write_half) = stream.into_split();
+    match &listener.tls {
+        None => serve(stream, peer, &listener, broker, memory, shutdown).await,
+        Some(acceptor) => match stream::accept_tls(acceptor, stream).await {
+            Ok(tls) => serve(tls, peer, &listener, broker, memory, shutdown).await,
+            // A plaintext client on a TLS port, a certificate the client refused, a timeout.
+            Err(e) => info!(%peer, "closing connection: TLS handshake failed: {e}"),
+        },
+    }
+    metrics.connections_open.dec();
+    debug!(%peer, "connection closed");
+}
+
+/// Serves one connection over its stream: SASL authentication first on a SASL listener, then
+/// requests until either side closes.
+async fn serve<S: Transport>(
+    mut stream: S,
+    peer: SocketAddr,
+    listener: &SecuredListener,
+    broker: Arc<Broker>,
+    memory: RequestMemory,
+    shutdown: CancellationToken,
+) {
+    let mut session = Session {
+        peer,
+        endpoint: Some(listener.endpoint.clone()),
+        principal: Session::ANONYMOUS.into(),
+    };
+    if let Some(sasl) = &listener.sasl {
+        let authenticated = tokio::select! {
+            _ = shutdown.cancelled() => None,
+            p = authenticate(&mut stream, &broker, &session, sasl.clone()) => p,
+        };
+        let Some(principal) = authenticated else {
+            return;
+        };
+        debug!(%peer, %principal, "authenticated");
+        session.principal = principal.into();
+    }
+    let (read_half, write_half) = stream.into_halves();
     let (tx, rx) = mpsc::channel::<InFlight>(broker.settings.queued_max_requests as usize);
     // Requests dispatched and not yet answered on the wire: a connection waiting for them is
     // not idle.
@@ -101,7 +143,7 @@ pub(super) async fn serve(
     let closed = CancellationToken::new();
     let reader = read_loop(
         BufReader::with_capacity(READ_BUFFER_BYTES, read_half),
-        peer,
+        &session,
         &broker,
         memory,
         tx,
@@ -111,14 +153,13 @@ pub(super) async fn serve(
     );
     let writer = write_loop(write_half, peer, rx, &in_flight, &closed);
     tokio::join!(reader, writer);
-    metrics.connections_open.dec();
-    debug!(%peer, "connection closed");
+    debug!(%peer, principal = %session.principal, "session ended");
 }
 
 #[allow(clippy::too_many_arguments)] // The connection's parts, handed over once.
-async fn read_loop(
-    mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    peer: SocketAddr,
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut reader: BufReader<R>,
+    session: &Session,
     broker: &Arc<Broker>,
     memory: RequestMemory,
     tx: mpsc::Sender<InFlight>,
@@ -126,6 +167,7 @@ async fn read_loop(
     shutdown: &CancellationToken,
     closed: &CancellationToken,
 ) {
+    let peer = session.peer;
     let max = broker.settings.socket_request_max_bytes as usize;
     let idle = Idle {
         limit: Duration::from_millis(broker.settings.connections_max_idle_ms as u64),
@@ -148,7 +190,7 @@ async fn read_loop(
         }
         let frame = body.finish();
         broker.metrics.bytes_in.inc_by(size as u64 + 4);
-        match api::dispatch(broker, frame, peer) {
+        match api::dispatch(broker, frame, session) {
             Ok(response) => Ok(Some(InFlight {
                 response,
                 _charge: charge,
@@ -182,8 +224,8 @@ async fn read_loop(
 }
 
 /// Writes responses in request order; returns when the reader is done and all are written.
-async fn write_loop(
-    mut writer: OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: W,
     peer: SocketAddr,
     mut rx: mpsc::Receiver<InFlight>,
     in_flight: &AtomicUsize,
@@ -195,7 +237,8 @@ async fn write_loop(
         match outcome {
             Outcome::Send(mut frame) => {
                 // One vectored write of the frame's chunks (header, record batches as read).
-                if let Err(e) = writer.write_all_buf(&mut frame).await {
+                // The flush is free on a plain socket; TLS may hold the last record until it.
+                if let Err(e) = writer.write_all_buf(&mut frame).await.and(writer.flush().await) {
                     debug!(%peer, error = %e, "write failed");
                     break;
                 }

@@ -1,0 +1,48 @@
+//! The byte streams a connection runs over, behind one trait: a plain `TcpStream` (split into
+//! its owned halves, so the writer keeps its vectored writes of record batches straight from
+//! the log's memory, as before) or a TLS stream over one (split with a lock between the halves;
+//! TLS copies every byte through the cipher anyway).
+//!
+//! Owns the TLS handshake of an accepted socket, bounded in time; never reads a Kafka frame.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadHalf, WriteHalf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+/// Longest a client may take to finish its TLS handshake.
+pub(super) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection's stream, before and after it is split into a reader and a writer.
+pub(super) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    type Read: AsyncRead + Unpin + Send + 'static;
+    type Write: AsyncWrite + Unpin + Send + 'static;
+    fn into_halves(self) -> (Self::Read, Self::Write);
+}
+
+impl Transport for TcpStream {
+    type Read = OwnedReadHalf;
+    type Write = OwnedWriteHalf;
+    fn into_halves(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        self.into_split()
+    }
+}
+
+impl Transport for TlsStream<TcpStream> {
+    type Read = ReadHalf<TlsStream<TcpStream>>;
+    type Write = WriteHalf<TlsStream<TcpStream>>;
+    fn into_halves(self) -> (Self::Read, Self::Write) {
+        tokio::io::split(self)
+    }
+}
+
+/// Runs the server side of the TLS handshake, within [`TLS_HANDSHAKE_TIMEOUT`].
+pub(super) async fn accept_tls(acceptor: &TlsAcceptor, stream: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(accepted) => accepted,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
