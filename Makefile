@@ -31,7 +31,7 @@ cluster-clean:
 # Everything CI runs: lints, unit and integration tests, then real clients against the binary.
 test: test-deps lint unit compat fuzz-smoke
 
-# kcat from Debian; confluent-kafka, kafka-python and pytest from PyPI into a local venv;
+# kcat and openssl from Debian; confluent-kafka, kafka-python and pytest from PyPI into a local venv;
 # kafkajs from npm (needs node and npm) into compat-tests/kafkajs/node_modules; Apache Kafka's
 # jars from Maven Central (test-deps-java); franz-go from the Go module proxy (test-deps-go).
 test-deps: test-deps-python test-deps-java test-deps-go
@@ -41,6 +41,10 @@ test-deps-python:
 		echo "installing kcat"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq kcat >/dev/null; }
+	@command -v openssl >/dev/null 2>&1 || { \
+		echo "installing openssl (test_security.py makes its certificates with it)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssl >/dev/null; }
 	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -r compat-tests/requirements.txt
 	@if [ ! -d compat-tests/kafkajs/node_modules ] || [ compat-tests/kafkajs/package-lock.json -nt compat-tests/kafkajs/node_modules ]; then \

@@ -417,7 +417,12 @@ fn sasl_config(settings: &Settings) -> Result<SaslConfig, StartError> {
 /// What clients are told to connect to for listener `l` (bound to `port`): its entry in
 /// `advertised.listeners` by name, else the listener itself.
 fn advertised(settings: &Settings, l: &Listener, port: u16) -> Listener {
-    if let Some(a) = settings.advertised_listeners.iter().flatten().find(|a| a.name == l.name) {
+    if let Some(a) = settings
+        .advertised_listeners
+        .iter()
+        .flatten()
+        .find(|a| a.name == l.name)
+    {
         return a.clone();
     }
     let mut l = l.clone();

@@ -41,8 +41,16 @@ pub(crate) async fn step(broker: &Arc<Broker>, frame: Bytes, session: &Session, 
     let api = raw_key.and_then(|k| ApiKey::try_from(k).ok());
     match api {
         Some(ApiKey::ApiVersions) => {
-            if let Err(e) = server.api_versions() {
-                return refused(None, e);
+            // An unsupported version gets the KIP-511 answer and may be retried (Kafka stays in
+            // its first state then); a served one counts as the connection's ApiVersions.
+            let version = frame.get(2..4).map(|v| i16::from_be_bytes([v[0], v[1]]));
+            let served = versions::supported(ApiKey::ApiVersions)
+                .zip(version)
+                .is_some_and(|(range, v)| range.min <= v && v <= range.max);
+            if served {
+                if let Err(e) = server.api_versions() {
+                    return refused(None, e);
+                }
             }
             match dispatch(broker, frame, session) {
                 Ok(pending) => AuthStep::Continue(pending.await),

@@ -167,6 +167,48 @@ mod tests {
         assert_eq!(s.controller_listener().unwrap().port, 9093);
     }
 
+    #[test]
+    fn secured_listeners_need_their_credentials_and_a_protocol() {
+        let load_with = |overrides: &[&str]| load(None, &overrides.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let err = load_with(&["listeners=SASL_PLAINTEXT://localhost:9094"]).unwrap_err();
+        assert!(err.to_string().contains("sasl.plain.users"), "{err}");
+        let err = load_with(&["listeners=SASL_SSL://localhost:9094", "sasl.plain.users=a:b"]).unwrap_err();
+        assert!(err.to_string().contains("ssl.keystore.location"), "{err}");
+        let err = load_with(&["listeners=CLIENTS://localhost:9094"]).unwrap_err();
+        assert!(err.to_string().contains("listener.security.protocol.map"), "{err}");
+        let err = load_with(&["sasl.enabled.mechanisms=GSSAPI"]).unwrap_err();
+        assert!(err.to_string().contains("'sasl.enabled.mechanisms'"), "{err}");
+        let s = load_with(&[
+            "listeners=INTERNAL://localhost:9092,CLIENTS://localhost:9094",
+            "listener.security.protocol.map=INTERNAL:PLAINTEXT,CLIENTS:SASL_PLAINTEXT",
+            "inter.broker.listener.name=INTERNAL",
+            "sasl.plain.users=alice:secret",
+        ])
+        .unwrap();
+        assert_eq!(s.inter_broker_listener().unwrap().name, "INTERNAL");
+        let clients = &s.kafka_listeners()[1];
+        assert_eq!(
+            s.security_protocol(clients),
+            Some(crate::security::SecurityProtocol::SaslPlaintext)
+        );
+    }
+
+    #[test]
+    fn brokers_of_a_cluster_replicate_over_plaintext_only_yet() {
+        let err = load(
+            None,
+            &[
+                "listeners=SASL_PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093".into(),
+                "controller.quorum.voters=1@localhost:9093".into(),
+                "sasl.plain.users=alice:secret".into(),
+            ],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("'inter.broker.listener.name'"), "{err}");
+        let err = load(None, &["inter.broker.listener.name=NOPE".into()]).unwrap_err();
+        assert!(err.to_string().contains("not one of the listeners"), "{err}");
+    }
+
     const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sluice.toml");
 
     /// The shipped file with every commented-out setting (`#name = value`, no space after the

@@ -198,13 +198,17 @@ fn protocol_map(v: &String) -> Result<(), String> {
 fn sasl_mechanisms(v: &String) -> Result<(), String> {
     let supported = crate::security::sasl::SUPPORTED_MECHANISMS;
     match v.split(',').map(str::trim).find(|m| !supported.contains(m)) {
-        Some(m) => Err(format!("mechanism '{m}' is not supported (supported: {})", supported.join(","))),
+        Some(m) => Err(format!(
+            "mechanism '{m}' is not supported (supported: {})",
+            supported.join(",")
+        )),
         None => Ok(()),
     }
 }
 
 fn plain_users(v: &Option<String>) -> Result<(), String> {
-    v.as_deref().map_or(Ok(()), |u| crate::security::plain::PlainUsers::parse(u).map(|_| ()))
+    v.as_deref()
+        .map_or(Ok(()), |u| crate::security::plain::PlainUsers::parse(u).map(|_| ()))
 }
 
 #[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
@@ -571,11 +575,14 @@ impl Settings {
 
     fn check_listener_security(&self) -> Result<(), String> {
         for l in &self.listeners {
-            let protocol = self.security_protocol(l).ok_or_else(|| {
-                format!("listener {} is not in listener.security.protocol.map", l.name)
-            })?;
+            let protocol = self
+                .security_protocol(l)
+                .ok_or_else(|| format!("listener {} is not in listener.security.protocol.map", l.name))?;
             if self.is_controller_listener(l) && protocol != SecurityProtocol::Plaintext {
-                return Err(format!("controller listener {}: only PLAINTEXT is supported yet", l.name));
+                return Err(format!(
+                    "controller listener {}: only PLAINTEXT is supported yet",
+                    l.name
+                ));
             }
             if protocol.uses_tls() && self.ssl_keystore_location.is_none() && self.ssl_keystore_key.is_none() {
                 return Err(format!(
@@ -628,7 +635,11 @@ impl Settings {
             return Err(bad("listeners", &listeners, &why));
         }
         if self.is_broker() && self.kafka_listeners().is_empty() {
-            return Err(bad("listeners", &listeners, "a broker needs a listener for Kafka clients"));
+            return Err(bad(
+                "listeners",
+                &listeners,
+                "a broker needs a listener for Kafka clients",
+            ));
         }
         let clustered = !self.controller_quorum_voters.trim().is_empty();
         if let Err(why) = self.check_inter_broker_listener(clustered) {

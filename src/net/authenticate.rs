@@ -53,11 +53,19 @@ pub(super) async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
             AuthStep::Continue(answer) => write(stream, answer).await.ok()?,
             AuthStep::Authenticated { answer, principal } => {
                 write(stream, answer).await.ok()?;
-                broker.metrics.sasl_authentications.with_label_values(&["success"]).inc();
+                broker
+                    .metrics
+                    .sasl_authentications
+                    .with_label_values(&["success"])
+                    .inc();
                 return Some(principal);
             }
             AuthStep::Refused { answer, why } => {
-                broker.metrics.sasl_authentications.with_label_values(&["failure"]).inc();
+                broker
+                    .metrics
+                    .sasl_authentications
+                    .with_label_values(&["failure"])
+                    .inc();
                 info!(%peer, "closing connection: SASL authentication failed: {why}");
                 if let Some(answer) = answer {
                     let _ = write(stream, answer).await;

@@ -65,7 +65,10 @@ pub fn parse_protocol_map(s: &str) -> Result<BTreeMap<String, SecurityProtocol>,
         if name.is_empty() {
             return Err(format!("'{pair}' has no listener name"));
         }
-        if map.insert(name.to_string(), SecurityProtocol::parse(protocol)?).is_some() {
+        if map
+            .insert(name.to_string(), SecurityProtocol::parse(protocol)?)
+            .is_some()
+        {
             return Err(format!("listener {name} is mapped twice"));
         }
     }

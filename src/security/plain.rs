@@ -50,7 +50,9 @@ impl PlainUsers {
             ));
         };
         let (Ok(authzid), Ok(user)) = (std::str::from_utf8(authzid), std::str::from_utf8(user)) else {
-            return Err(SaslError::AuthenticationFailed("Invalid SASL/PLAIN response: not UTF-8".into()));
+            return Err(SaslError::AuthenticationFailed(
+                "Invalid SASL/PLAIN response: not UTF-8".into(),
+            ));
         };
         if user.is_empty() {
             return Err(SaslError::AuthenticationFailed(
@@ -72,8 +74,7 @@ impl PlainUsers {
         }
         if !authzid.is_empty() && authzid != user {
             return Err(SaslError::AuthenticationFailed(
-                "Authentication failed: Client requested an authorization id that is different from username"
-                    .into(),
+                "Authentication failed: Client requested an authorization id that is different from username".into(),
             ));
         }
         Ok(user.to_string())

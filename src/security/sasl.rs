@@ -39,7 +39,9 @@ pub(crate) struct SaslConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Stage {
     /// Kafka's HANDSHAKE_OR_VERSIONS_REQUEST, or HANDSHAKE_REQUEST once ApiVersions was seen.
-    Handshake { versions_seen: bool },
+    Handshake {
+        versions_seen: bool,
+    },
     /// A mechanism is chosen; waiting for its token.
     Authenticate,
     Done,
@@ -145,7 +147,10 @@ mod tests {
     #[test]
     fn requests_out_of_order_are_illegal_states() {
         let mut s = server();
-        assert!(matches!(s.authenticate(b"\0alice\0pw"), Err(SaslError::IllegalState(_))));
+        assert!(matches!(
+            s.authenticate(b"\0alice\0pw"),
+            Err(SaslError::IllegalState(_))
+        ));
         let mut s = server();
         s.api_versions().unwrap();
         assert!(matches!(s.api_versions(), Err(SaslError::IllegalState(_))));

@@ -141,7 +141,6 @@ fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,11 +158,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("empty.pem");
         std::fs::write(&path, "nothing here").unwrap();
-        let settings = crate::config::load(
-            None,
-            &[format!("ssl.keystore.location={}", path.display())],
-        )
-        .unwrap();
+        let settings = crate::config::load(None, &[format!("ssl.keystore.location={}", path.display())]).unwrap();
         let err = acceptor(&settings).err().unwrap().to_string();
         assert!(err.starts_with("ssl.keystore.location"), "{err}");
         let none = crate::config::load(None, &[]).unwrap();
