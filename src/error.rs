@@ -41,6 +41,7 @@ impl KafkaCode for ReplicaError {
             ReplicaError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
             ReplicaError::NotEnoughReplicasAfterAppend { .. } => ResponseError::NotEnoughReplicasAfterAppend,
             ReplicaError::Timeout => ResponseError::RequestTimedOut,
+            ReplicaError::PolicyViolation(_) => ResponseError::PolicyViolation,
             ReplicaError::StaleFetch { .. } => ResponseError::FencedLeaderEpoch,
             ReplicaError::Log(e) => e.kafka_error(),
         }

@@ -1,5 +1,6 @@
 //! The log manager: every partition log under one log directory, and the directory's
-//! `recovery-point-offset-checkpoint` and `replication-offset-checkpoint` (high watermarks).
+//! checkpoints: `recovery-point-offset-checkpoint`, `replication-offset-checkpoint` (high
+//! watermarks) and `log-start-offset-checkpoint` (start offsets moved into a segment).
 //!
 //! Owns: the mapping `<dir>/<topic>-<partition>` <-> (topic, partition), the checkpoint file,
 //! opening logs at start (in parallel). May call: `log`, `checkpoint`, std, tracing. Must never:
@@ -18,6 +19,7 @@ use std::thread;
 
 pub(crate) const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 pub(crate) const HIGH_WATERMARK_CHECKPOINT: &str = "replication-offset-checkpoint";
+pub(crate) const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
 /// Kafka's limit on topic name length.
 const MAX_TOPIC_NAME_BYTES: usize = 249;
 
@@ -26,6 +28,8 @@ pub(crate) struct LogManager {
     dir: PathBuf,
     /// As read at open; only used to recover logs, so never updated.
     recovery_points: HashMap<(String, i32), i64>,
+    /// Start offsets inside a segment, as read at open.
+    log_starts: HashMap<(String, i32), i64>,
     /// Serialises checkpoint writers (they share the tmp file).
     checkpoint_lock: Mutex<()>,
 }
@@ -38,9 +42,14 @@ impl LogManager {
         fs::create_dir_all(dir).at("create log dir", dir)?;
         let entries = checkpoint::read_checkpoint(&dir.join(RECOVERY_POINT_CHECKPOINT))?;
         let recovery_points = entries.into_iter().map(|(t, p, o)| ((t, p), o)).collect();
+        let log_starts = checkpoint::read_checkpoint(&dir.join(LOG_START_CHECKPOINT))?
+            .into_iter()
+            .map(|(t, p, o)| ((t, p), o))
+            .collect();
         Ok(LogManager {
             dir: dir.to_path_buf(),
             recovery_points,
+            log_starts,
             checkpoint_lock: Mutex::new(()),
         })
     }
@@ -99,7 +108,13 @@ impl LogManager {
                 .get(&(topic.clone(), partition))
                 .copied()
                 .unwrap_or(0);
-            let log = Log::open(&self.partition_dir(&topic, partition), config, recovery_point);
+            let key = (topic.clone(), partition);
+            let log = Log::open(&self.partition_dir(&topic, partition), config, recovery_point).and_then(|mut log| {
+                if let Some(&start) = self.log_starts.get(&key) {
+                    log.restore_log_start(start)?;
+                }
+                Ok(log)
+            });
             opened
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -161,6 +176,13 @@ impl LogManager {
     pub(crate) fn write_high_watermarks(&self, marks: &[CheckpointEntry]) -> Result<(), LogError> {
         let _guard = self.checkpoint_lock.lock().unwrap_or_else(PoisonError::into_inner);
         checkpoint::write_checkpoint(&self.dir.join(HIGH_WATERMARK_CHECKPOINT), marks)
+    }
+
+    /// Atomically replaces `log-start-offset-checkpoint` with these start offsets (Kafka
+    /// lists only the logs whose start lies above their first segment's base).
+    pub(crate) fn write_log_starts(&self, starts: &[CheckpointEntry]) -> Result<(), LogError> {
+        let _guard = self.checkpoint_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        checkpoint::write_checkpoint(&self.dir.join(LOG_START_CHECKPOINT), starts)
     }
 }
 

@@ -13,6 +13,7 @@
 mod batch;
 mod checkpoint;
 pub(crate) mod compression;
+mod config;
 mod error;
 mod index;
 pub(crate) mod leader_epoch;
@@ -28,6 +29,7 @@ mod replication;
 mod retention;
 mod scan;
 mod segment;
+mod start_offset;
 mod time_index;
 mod volume;
 

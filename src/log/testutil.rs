@@ -3,7 +3,7 @@
 //! Owns nothing outside tests. May call: kafka-protocol, tempfile. Must never: be compiled into
 //! the broker (the module is `cfg(test)`).
 
-use super::log::LogConfig;
+use super::config::LogConfig;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -68,6 +68,7 @@ pub(crate) fn config() -> LogConfig {
         flush_interval_messages: u64::MAX,
         flush_interval_ms: i64::MAX,
         max_message_bytes: 1 << 20,
+        delete_policy: true,
     }
 }
 

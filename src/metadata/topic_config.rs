@@ -200,6 +200,7 @@ pub(crate) fn log_config(settings: &Settings, overrides: &BTreeMap<String, Strin
         flush_interval_messages: long("flush.messages") as u64,
         flush_interval_ms: long("flush.ms"),
         max_message_bytes: long("max.message.bytes") as u32,
+        delete_policy: deletes,
     }
 }
 

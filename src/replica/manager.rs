@@ -401,7 +401,22 @@ impl ReplicaManager {
             }
         }
         self.logs.write_recovery_checkpoint(&points)?;
+        self.checkpoint_log_starts()?;
         self.checkpoint_high_watermarks()
+    }
+
+    /// Writes `log-start-offset-checkpoint`: the partitions whose log start lies inside their
+    /// first segment (DeleteRecords), so a restart does not show what was deleted.
+    pub(crate) fn checkpoint_log_starts(&self) -> Result<(), LogError> {
+        let starts: Vec<_> = self
+            .all()
+            .iter()
+            .filter_map(|p| {
+                let start = p.with_log(|log| Ok(log.log_start_inside_segment().then(|| log.log_start_offset())));
+                start.ok().flatten().map(|s| (p.topic.clone(), p.index, s))
+            })
+            .collect();
+        self.logs.write_log_starts(&starts)
     }
 
     /// Writes `replication-offset-checkpoint`: where each partition's committed data ends, so a

@@ -1,0 +1,46 @@
+//! A partition log's settings, named after Kafka's topic configs: segments, retention,
+//! flushing, batch size, and what its cleanup.policy allows.
+//!
+//! Owns: the shape of the settings and Kafka's defaults. May call: nothing. Must never: read
+//! the broker's settings or a topic's overrides (`metadata::topic_config` turns those into
+//! this).
+
+/// Per-partition settings, named after Kafka's topic configs.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LogConfig {
+    /// Roll when the active segment would exceed this (capped at i32::MAX, as in Kafka).
+    pub(crate) segment_bytes: u64,
+    /// Roll when the active segment's first append is older than this; i64::MAX = never.
+    pub(crate) segment_ms: i64,
+    /// -1 = keep forever; else delete whole non-active segments whose largest timestamp is
+    /// older than now - retention_ms.
+    pub(crate) retention_ms: i64,
+    /// -1 = no limit; else delete oldest whole non-active segments while the log stays at or
+    /// above this size without them.
+    pub(crate) retention_bytes: i64,
+    pub(crate) index_interval_bytes: u32,
+    /// fsync after this many appended records; u64::MAX = leave it to the OS.
+    pub(crate) flush_interval_messages: u64,
+    /// fsync when the last flush is older than this; i64::MAX = never.
+    pub(crate) flush_interval_ms: i64,
+    /// Largest single batch accepted, counting its 12-byte offset + length prefix.
+    pub(crate) max_message_bytes: u32,
+    /// cleanup.policy includes `delete`: clients may delete records (DeleteRecords).
+    pub(crate) delete_policy: bool,
+}
+impl Default for LogConfig {
+    /// Kafka's broker defaults.
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            index_interval_bytes: 4096,
+            flush_interval_messages: u64::MAX,
+            flush_interval_ms: i64::MAX,
+            max_message_bytes: 1_048_588,
+            delete_policy: true,
+        }
+    }
+}
