@@ -27,6 +27,11 @@ impl KafkaCode for LogError {
             LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
             LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
             LogError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
+            LogError::RecordsRejected {
+                invalid_timestamp: true,
+                ..
+            } => ResponseError::InvalidTimestamp,
+            LogError::RecordsRejected { .. } => ResponseError::InvalidRecord,
             e if e.is_storage_failure() => ResponseError::KafkaStorageError,
             _ => ResponseError::UnknownServerError,
         }

@@ -95,6 +95,15 @@ fn non_negative_i32(v: &i32) -> Result<(), String> {
     (*v >= 0).then_some(()).ok_or_else(|| "must be >= 0".into())
 }
 
+fn non_negative(v: &i64) -> Result<(), String> {
+    (*v >= 0).then_some(()).ok_or_else(|| "must be >= 0".into())
+}
+
+#[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
+fn timestamp_type(v: &String) -> Result<(), String> {
+    crate::metadata::topic_config::check_timestamp_type(v)
+}
+
 fn minus_one_or_positive(v: &i64) -> Result<(), String> {
     (*v == -1 || *v > 0)
         .then_some(())
@@ -250,6 +259,12 @@ settings! {
     /// Default cleanup.policy of topics: delete, compact, both, or empty (keep everything);
     /// compaction is not implemented yet.
     log_cleanup_policy: String = "log.cleanup.policy", "delete", cleanup_policy;
+    /// Default message.timestamp.type: CreateTime (the producer's) or LogAppendTime (the leader stamps each batch).
+    log_message_timestamp_type: String = "log.message.timestamp.type", "CreateTime", timestamp_type;
+    /// Default message.timestamp.before.max.ms: a CreateTime record older than this is refused (INVALID_TIMESTAMP).
+    log_message_timestamp_before_max_ms: i64 = "log.message.timestamp.before.max.ms", "9223372036854775807", non_negative;
+    /// Default message.timestamp.after.max.ms: a CreateTime record more than this in the future is refused.
+    log_message_timestamp_after_max_ms: i64 = "log.message.timestamp.after.max.ms", "3600000", non_negative;
     /// Largest record batch a producer may send (whole batch, with its 12-byte log overhead).
     message_max_bytes: i32 = "message.max.bytes", "1048588", positive_i32;
     /// Largest request frame a client may send; a bigger one closes the connection.

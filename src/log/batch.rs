@@ -1,8 +1,11 @@
-//! Record batch headers (magic v2): parse, validate, CRC check, in-place offset assignment.
+//! Record batch headers (magic v2): parse, validate, CRC check, in-place offset assignment,
+//! and the few header rewrites Kafka makes that change the CRC.
 //!
 //! Owns: the 61-byte header layout. May call: `crc32c`. Must never: decode or re-encode the
-//! records after the header, or recompute a CRC — the producer's CRC covers bytes 21.. and stays
-//! valid because we only rewrite `baseOffset` and `partitionLeaderEpoch`, which lie before it.
+//! records after the header. On the produce path the producer's CRC (bytes 21..) stays valid
+//! because only `baseOffset` and `partitionLeaderEpoch`, which lie before it, are rewritten.
+//! A new CRC is computed only where Kafka computes one: a LogAppendTime topic's leader stamps
+//! its clock into the batch (`stamp_log_append_time`).
 
 use super::error::LogError;
 
@@ -278,6 +281,29 @@ pub(crate) fn assign_offsets(buf: &mut [u8], headers: &mut [BatchHeader], first_
     next_offset
 }
 
+/// Kafka's `setMaxTimestamp(LOG_APPEND_TIME, now)` on each batch of a LogAppendTime topic's
+/// append: the timestamp-type attribute set, `maxTimestamp` = the leader's clock (every record
+/// reads it as its timestamp), a new CRC. Base timestamp and records stay as sent.
+pub(crate) fn stamp_log_append_time(buf: &mut [u8], headers: &mut [BatchHeader], now_ms: i64) {
+    let mut position = 0;
+    for header in headers.iter_mut() {
+        let batch = &mut buf[position..position + header.size_bytes()];
+        header.attributes |= ATTR_LOG_APPEND_TIME;
+        header.max_timestamp = now_ms;
+        batch[CRC_START..CRC_START + 2].copy_from_slice(&header.attributes.to_be_bytes());
+        batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+        header.crc = write_crc(batch);
+        position += header.size_bytes();
+    }
+}
+
+/// Computes and stores the CRC-32C of a whole batch; returns it.
+fn write_crc(batch: &mut [u8]) -> u32 {
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    crc
+}
+
 fn corrupt(msg: String) -> LogError {
     LogError::CorruptMessage(msg)
 }
@@ -374,6 +400,18 @@ mod tests {
             let err = validate_batches(&buf, MAX).unwrap_err();
             assert!(matches!(err, LogError::InvalidRecord(_)), "{count}/{delta}: {err}");
         }
+    }
+
+    #[test]
+    fn log_append_time_stamps_type_and_max_timestamp_with_a_valid_crc() {
+        let mut buf = batch_of(3, 10);
+        buf.extend(encode(&crate::log::testutil::records(2, 20, 8), Compression::Zstd));
+        let mut headers = validate_batches(&buf, MAX).unwrap();
+        stamp_log_append_time(&mut buf, &mut headers, 5_000);
+        let again = validate_batches(&buf, MAX).unwrap();
+        assert_eq!(again, headers);
+        assert!(again.iter().all(|h| h.is_log_append_time() && h.max_timestamp == 5_000));
+        assert_eq!((again[0].base_timestamp, again[1].base_timestamp), (10, 20));
     }
 
     #[test]

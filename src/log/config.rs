@@ -1,12 +1,13 @@
-//! A partition log's settings, named after Kafka's topic configs: segments, retention,
-//! flushing, batch size, and what its cleanup.policy allows.
+//! A partition log's settings, named after Kafka's topic configs: the log's own (segments,
+//! retention, flushing, batch size, what its cleanup.policy allows) and the timestamp rules
+//! its appends follow (`TimestampPolicy`).
 //!
 //! Owns: the shape of the settings and Kafka's defaults. May call: nothing. Must never: read
 //! the broker's settings or a topic's overrides (`metadata::topic_config` turns those into
 //! this).
 
 /// Per-partition settings, named after Kafka's topic configs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LogConfig {
     /// Roll when the active segment would exceed this (capped at i32::MAX, as in Kafka).
     pub(crate) segment_bytes: u64,
@@ -27,7 +28,33 @@ pub(crate) struct LogConfig {
     pub(crate) max_message_bytes: u32,
     /// cleanup.policy includes `delete`: clients may delete records (DeleteRecords).
     pub(crate) delete_policy: bool,
+    /// cleanup.policy includes `compact`: appends must carry keys.
+    pub(crate) compact: bool,
+    pub(crate) timestamps: TimestampPolicy,
 }
+
+/// How a leader treats the timestamps of the batches it appends (message.timestamp.*).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimestampPolicy {
+    /// LogAppendTime: the leader stamps each batch with its clock.
+    pub(crate) log_append_time: bool,
+    /// CreateTime only: refuse a record more than this older than the leader's clock.
+    pub(crate) before_max_ms: i64,
+    /// CreateTime only: refuse a record more than this ahead of the leader's clock.
+    pub(crate) after_max_ms: i64,
+}
+
+impl Default for TimestampPolicy {
+    /// Kafka 4's defaults: CreateTime, any age, at most an hour ahead.
+    fn default() -> Self {
+        TimestampPolicy {
+            log_append_time: false,
+            before_max_ms: i64::MAX,
+            after_max_ms: 3_600_000,
+        }
+    }
+}
+
 impl Default for LogConfig {
     /// Kafka's broker defaults.
     fn default() -> Self {
@@ -41,6 +68,8 @@ impl Default for LogConfig {
             flush_interval_ms: i64::MAX,
             max_message_bytes: 1_048_588,
             delete_policy: true,
+            compact: false,
+            timestamps: TimestampPolicy::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! records on append or read, block on anything but its own files, or be used without a lock
 //! (it is `Send`, not internally synchronised; callers hold it behind a `Mutex`).
 
+use super::append_policy;
 use super::batch::{self, BatchHeader};
 pub(crate) use super::config::LogConfig;
 use super::error::{IoContext, LogError};
@@ -32,6 +33,8 @@ pub(crate) struct AppendInfo {
     pub(crate) bytes: u64,
     /// A retry of a batch already in the log: nothing was written, the offsets are the original's.
     pub(crate) duplicate: bool,
+    /// The leader's clock stamped into the batches of a LogAppendTime topic; -1 otherwise.
+    pub(crate) log_append_time_ms: i64,
 }
 
 impl AppendInfo {
@@ -45,6 +48,7 @@ impl AppendInfo {
             batch_count: headers.len() as u32,
             bytes: bytes as u64,
             duplicate: false,
+            log_append_time_ms: -1,
         };
         for header in headers {
             if header.max_timestamp > info.max_timestamp {
@@ -166,8 +170,13 @@ impl Log {
     ) -> Result<AppendInfo, LogError> {
         self.observe_clock(now_ms);
         let mut headers = batch::validate_batches(batches, self.config.max_message_bytes)?;
+        append_policy::check(batches, &headers, &self.config, &self.dir, now_ms)?;
         if let Some(duplicate) = self.check_producers(&headers)? {
             return Ok(duplicate);
+        }
+        let log_append_time = self.config.timestamps.log_append_time;
+        if log_append_time {
+            batch::stamp_log_append_time(batches, &mut headers, now_ms);
         }
         let offsets = offset_span(&headers)?;
         if batches.len() > i32::MAX as usize {
@@ -188,7 +197,10 @@ impl Log {
         for h in &headers {
             self.producers.record(h);
         }
-        let info = AppendInfo::summarize(&headers, batches.len());
+        let mut info = AppendInfo::summarize(&headers, batches.len());
+        if log_append_time {
+            info.log_append_time_ms = now_ms;
+        }
         self.unflushed_records = self.unflushed_records.saturating_add(info.record_count);
         if self.unflushed_records >= self.config.flush_interval_messages || self.flush_timer_due(now_ms) {
             self.flush()?;
@@ -469,6 +481,7 @@ impl Log {
                 batch_count: 0,
                 bytes: 0,
                 duplicate: true,
+                log_append_time_ms: -1,
             })),
         }
     }

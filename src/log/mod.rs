@@ -10,6 +10,7 @@
 //! synchronised: callers hold each one behind a lock and keep it off async worker threads
 //! (`spawn_blocking`) when the I/O may be slow.
 
+mod append_policy;
 mod batch;
 mod checkpoint;
 pub(crate) mod compression;
@@ -40,7 +41,8 @@ mod testutil;
 #[allow(unused_imports)]
 pub(crate) use self::{
     batch::{validate_batches, BatchHeader},
-    error::LogError,
+    config::TimestampPolicy,
+    error::{LogError, RecordError},
     log::{search as search_batch, AppendInfo, Log, LogConfig, PendingFlush},
     manager::LogManager,
     recovery::RecoveryStats,

@@ -3,7 +3,7 @@
 //! Owns nothing outside tests. May call: kafka-protocol, tempfile. Must never: be compiled into
 //! the broker (the module is `cfg(test)`).
 
-use super::config::LogConfig;
+use super::config::{LogConfig, TimestampPolicy};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
@@ -69,6 +69,13 @@ pub(crate) fn config() -> LogConfig {
         flush_interval_ms: i64::MAX,
         max_message_bytes: 1 << 20,
         delete_policy: true,
+        compact: false,
+        // No time check: tests write records stamped near the epoch.
+        timestamps: TimestampPolicy {
+            log_append_time: false,
+            before_max_ms: i64::MAX,
+            after_max_ms: i64::MAX,
+        },
     }
 }
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::{Settings, Source};
-use crate::log::LogConfig;
+use crate::log::{LogConfig, TimestampPolicy};
 
 /// Kafka's ConfigEntry.ConfigType values (DescribeConfigs v3+).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,10 +81,11 @@ fn check_compression_type(v: &str) -> Result<(), String> {
         .then_some(())
         .ok_or_else(|| "must be producer, uncompressed, gzip, snappy, lz4 or zstd".into())
 }
-fn timestamp_type(v: &str) -> Result<(), String> {
-    (v == "CreateTime")
+/// Checks a message.timestamp.type: the producer's time or the leader's.
+pub(crate) fn check_timestamp_type(v: &str) -> Result<(), String> {
+    matches!(v, "CreateTime" | "LogAppendTime")
         .then_some(())
-        .ok_or_else(|| "only CreateTime is supported (LogAppendTime is not implemented yet)".into())
+        .ok_or_else(|| "must be CreateTime or LogAppendTime".into())
 }
 
 /// Checks a cleanup.policy list: delete, compact, both, or none at all. Kafka 4 accepts the
@@ -114,7 +115,9 @@ defs! {
     "flush.ms": Long, Some("log.flush.interval.ms"), "9223372036854775807", long_ge_zero;
     "index.interval.bytes": Int, Some("log.index.interval.bytes"), "4096", int_ge_one;
     "max.message.bytes": Int, Some("message.max.bytes"), "1048588", int_ge_one;
-    "message.timestamp.type": String, None, "CreateTime", timestamp_type;
+    "message.timestamp.after.max.ms": Long, Some("log.message.timestamp.after.max.ms"), "3600000", long_ge_zero;
+    "message.timestamp.before.max.ms": Long, Some("log.message.timestamp.before.max.ms"), "9223372036854775807", long_ge_zero;
+    "message.timestamp.type": String, Some("log.message.timestamp.type"), "CreateTime", check_timestamp_type;
     "min.cleanable.dirty.ratio": Double, None, "0.5", ratio;
     "min.insync.replicas": Int, Some("min.insync.replicas"), "1", int_ge_one;
     "retention.bytes": Long, Some("log.retention.bytes"), "-1", long_ge_minus_one;
@@ -201,6 +204,12 @@ pub(crate) fn log_config(settings: &Settings, overrides: &BTreeMap<String, Strin
         flush_interval_ms: long("flush.ms"),
         max_message_bytes: long("max.message.bytes") as u32,
         delete_policy: deletes,
+        compact: values["cleanup.policy"].split(',').any(|p| p.trim() == "compact"),
+        timestamps: TimestampPolicy {
+            log_append_time: values["message.timestamp.type"] == "LogAppendTime",
+            before_max_ms: long("message.timestamp.before.max.ms"),
+            after_max_ms: long("message.timestamp.after.max.ms"),
+        },
     }
 }
 

@@ -173,40 +173,63 @@ impl Client {
 
 /// One v2 record batch holding `values` (keys "k<i>"), timestamps from `ts`.
 pub fn batch(values: &[&[u8]], ts: i64, compression: Compression) -> Bytes {
-    producer_batch(values, ts, compression, -1, -1, -1)
+    producer_batch(numbered(values), ts, compression, -1, -1, -1)
 }
 
 /// One idempotent batch: producer id and epoch, first sequence `seq`.
 pub fn idempotent_batch(values: &[&[u8]], producer_id: i64, epoch: i16, seq: i32) -> Bytes {
-    producer_batch(values, 1000, Compression::None, producer_id, epoch, seq)
+    producer_batch(numbered(values), 1000, Compression::None, producer_id, epoch, seq)
+}
+
+/// A record's key (None: none) and value (None: a tombstone).
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// One v2 batch of keyed records, timestamps from `ts`.
+pub fn keyed_batch(kvs: &[KeyValue<'_>], ts: i64) -> Bytes {
+    let owned = kvs
+        .iter()
+        .map(|(k, v)| (k.map(Bytes::copy_from_slice), v.map(Bytes::copy_from_slice)))
+        .collect();
+    producer_batch(owned, ts, Compression::None, -1, -1, -1)
+}
+
+/// `values` with keys "k0", "k1", ...
+fn numbered(values: &[&[u8]]) -> Vec<(Option<Bytes>, Option<Bytes>)> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (Some(Bytes::from(format!("k{i}"))), Some(Bytes::copy_from_slice(v))))
+        .collect()
 }
 
 fn producer_batch(
-    values: &[&[u8]],
+    kvs: Vec<(Option<Bytes>, Option<Bytes>)>,
     ts: i64,
     compression: Compression,
     producer_id: i64,
     producer_epoch: i16,
     first_seq: i32,
 ) -> Bytes {
-    let records: Vec<Record> = values
-        .iter()
+    let records: Vec<Record> = kvs
+        .into_iter()
         .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id,
-            producer_epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch whenever offset - sequence changes.
-            sequence: if first_seq < 0 { i as i32 } else { first_seq + i as i32 },
-            timestamp: ts + i as i64,
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::copy_from_slice(v)),
-            headers: IndexMap::new(),
+        .map(|(i, (key, value))| {
+            Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id,
+                producer_epoch,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                // The encoder starts a new batch whenever offset - sequence changes.
+                sequence: if first_seq < 0 { i as i32 } else { first_seq + i as i32 },
+                timestamp: ts + i as i64,
+                key,
+                value,
+                headers: IndexMap::new(),
+            }
         })
         .collect();
     let mut buf = BytesMut::new();
