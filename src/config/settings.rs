@@ -48,6 +48,40 @@ macro_rules! int_setting_value {
 }
 int_setting_value!(i32, i64);
 
+impl SettingValue for f64 {
+    fn parse_value(s: &str) -> Result<Self, String> {
+        match s.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(v),
+            _ => Err("not a finite number".into()),
+        }
+    }
+    fn show(&self) -> String {
+        java_double(*self)
+    }
+}
+
+/// A double as Java's `Double.toString` writes it (what Kafka's DescribeConfigs shows):
+/// plain with at least one decimal in [1e-3, 1e7), else `d.dddE±n`.
+fn java_double(v: f64) -> String {
+    let magnitude = v.abs();
+    if v == 0.0 || (1e-3..1e7).contains(&magnitude) {
+        let plain = format!("{v}");
+        return if plain.contains('.') {
+            plain
+        } else {
+            format!("{plain}.0")
+        };
+    }
+    let sci = format!("{v:e}");
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let mantissa = if mantissa.contains('.') {
+        mantissa.to_string()
+    } else {
+        format!("{mantissa}.0")
+    };
+    format!("{mantissa}E{exponent}")
+}
+
 impl SettingValue for bool {
     fn parse_value(s: &str) -> Result<Self, String> {
         match s.trim() {
@@ -97,6 +131,23 @@ fn non_negative_i32(v: &i32) -> Result<(), String> {
 
 fn non_negative(v: &i64) -> Result<(), String> {
     (*v >= 0).then_some(()).ok_or_else(|| "must be >= 0".into())
+}
+
+fn ratio(v: &f64) -> Result<(), String> {
+    (0.0..=1.0)
+        .contains(v)
+        .then_some(())
+        .ok_or_else(|| "must be in 0..=1".into())
+}
+
+fn positive_f64(v: &f64) -> Result<(), String> {
+    (*v > 0.0).then_some(()).ok_or_else(|| "must be > 0".into())
+}
+
+fn load_factor(v: &f64) -> Result<(), String> {
+    (*v > 0.0 && *v <= 1.0)
+        .then_some(())
+        .ok_or_else(|| "must be in (0, 1]".into())
 }
 
 #[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
@@ -256,9 +307,33 @@ settings! {
     log_flush_interval_ms: i64 = "log.flush.interval.ms", "9223372036854775807", positive;
     /// Add a sparse index entry after this many bytes of log.
     log_index_interval_bytes: i32 = "log.index.interval.bytes", "4096", positive_i32;
-    /// Default cleanup.policy of topics: delete, compact, both, or empty (keep everything);
-    /// compaction is not implemented yet.
+    /// Default cleanup.policy of topics: delete (retention), compact (the log cleaner keeps the
+    /// latest record per key), both, or empty (keep everything).
     log_cleanup_policy: String = "log.cleanup.policy", "delete", cleanup_policy;
+    /// Run the log cleaner, which compacts the topics whose cleanup.policy includes compact
+    /// (`__consumer_offsets` among them).
+    log_cleaner_enable: bool = "log.cleaner.enable", "true", any;
+    /// Background threads that clean compacted logs (0: none).
+    log_cleaner_threads: i32 = "log.cleaner.threads", "1", non_negative_i32;
+    /// Memory for the cleaners' key-to-offset maps, shared out over the threads: bounds how
+    /// much dirty log one cleaning can take (24 bytes per key).
+    log_cleaner_dedupe_buffer_size: i64 = "log.cleaner.dedupe.buffer.size", "134217728", positive;
+    /// How full a cleaner's key map may become before it stops taking more of the log.
+    log_cleaner_io_buffer_load_factor: f64 = "log.cleaner.io.buffer.load.factor", "0.9", load_factor;
+    /// Bytes a cleaner reads and writes between throttle checks (its I/O chunk).
+    log_cleaner_io_buffer_size: i32 = "log.cleaner.io.buffer.size", "524288", positive_i32;
+    /// Cap on the cleaners' read plus write throughput, bytes per second.
+    log_cleaner_io_max_bytes_per_second: f64 = "log.cleaner.io.max.bytes.per.second", "1.7976931348623157E308", positive_f64;
+    /// How long an idle cleaner sleeps before it looks for a dirty log again.
+    log_cleaner_backoff_ms: i64 = "log.cleaner.backoff.ms", "15000", non_negative;
+    /// Default min.cleanable.dirty.ratio: a log is cleaned once its uncleaned share of bytes passes this.
+    log_cleaner_min_cleanable_ratio: f64 = "log.cleaner.min.cleanable.ratio", "0.5", ratio;
+    /// Default delete.retention.ms: how long a compacted log keeps tombstones after they were first cleaned.
+    log_cleaner_delete_retention_ms: i64 = "log.cleaner.delete.retention.ms", "86400000", non_negative;
+    /// Default min.compaction.lag.ms: a record stays uncompacted at least this long.
+    log_cleaner_min_compaction_lag_ms: i64 = "log.cleaner.min.compaction.lag.ms", "0", non_negative;
+    /// Default max.compaction.lag.ms: a record is compacted within this long, whatever the dirty ratio.
+    log_cleaner_max_compaction_lag_ms: i64 = "log.cleaner.max.compaction.lag.ms", "9223372036854775807", positive;
     /// Default message.timestamp.type: CreateTime (the producer's) or LogAppendTime (the leader stamps each batch).
     log_message_timestamp_type: String = "log.message.timestamp.type", "CreateTime", timestamp_type;
     /// Default message.timestamp.before.max.ms: a CreateTime record older than this is refused (INVALID_TIMESTAMP).

@@ -17,7 +17,7 @@ use std::path::Path;
 use super::batch::BatchHeader;
 use super::config::LogConfig;
 use super::error::{LogError, RecordError};
-use super::records::walk_records;
+use super::records::{walk_records, Detail};
 
 /// Kafka's `RecordBatch.NO_TIMESTAMP`: a record without a timestamp is never refused for it.
 const NO_TIMESTAMP: i64 = -1;
@@ -44,7 +44,7 @@ pub(super) fn check(
     let t = &config.timestamps;
     let policy = Policy {
         dir,
-        keys_required: config.compact,
+        keys_required: config.compaction.is_some(),
         bounds: (!t.log_append_time).then(|| {
             (
                 now_ms.saturating_sub(t.before_max_ms),
@@ -85,7 +85,7 @@ impl Policy<'_> {
     /// was refused.
     fn walk(&self, header: &BatchHeader, batch: &[u8], errors: &mut Vec<RecordError>) -> Result<bool, LogError> {
         let mut invalid_timestamp = false;
-        walk_records(header, batch, |record| {
+        walk_records(header, batch, Detail::Fields, |record| {
             let message = if self.keys_required && !record.has_key {
                 let partition = self.dir.file_name().unwrap_or_default().to_string_lossy();
                 Some(format!(
@@ -148,7 +148,7 @@ fn rejected(records: Vec<RecordError>, invalid_timestamp: bool) -> LogError {
 mod tests {
     use super::*;
     use crate::log::batch::validate_batches;
-    use crate::log::config::TimestampPolicy;
+    use crate::log::config::{CompactionConfig, TimestampPolicy};
     use crate::log::testutil::{config, encode, records};
     use kafka_protocol::records::Compression;
 
@@ -159,7 +159,7 @@ mod tests {
 
     fn compacted() -> LogConfig {
         LogConfig {
-            compact: true,
+            compaction: Some(CompactionConfig::default()),
             ..config()
         }
     }

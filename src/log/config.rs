@@ -1,13 +1,13 @@
 //! A partition log's settings, named after Kafka's topic configs: the log's own (segments,
-//! retention, flushing, batch size, what its cleanup.policy allows) and the timestamp rules
-//! its appends follow (`TimestampPolicy`).
+//! retention, flushing, batch size), the cleaner's (`CompactionConfig`) and the timestamp
+//! rules its appends follow (`TimestampPolicy`).
 //!
 //! Owns: the shape of the settings and Kafka's defaults. May call: nothing. Must never: read
 //! the broker's settings or a topic's overrides (`metadata::topic_config` turns those into
 //! this).
 
 /// Per-partition settings, named after Kafka's topic configs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LogConfig {
     /// Roll when the active segment would exceed this (capped at i32::MAX, as in Kafka).
     pub(crate) segment_bytes: u64,
@@ -28,9 +28,36 @@ pub(crate) struct LogConfig {
     pub(crate) max_message_bytes: u32,
     /// cleanup.policy includes `delete`: clients may delete records (DeleteRecords).
     pub(crate) delete_policy: bool,
-    /// cleanup.policy includes `compact`: appends must carry keys.
-    pub(crate) compact: bool,
+    /// cleanup.policy includes `compact`: the cleaner keeps the latest record per key, and
+    /// appends must carry keys. `None`: never compacted.
+    pub(crate) compaction: Option<CompactionConfig>,
     pub(crate) timestamps: TimestampPolicy,
+}
+
+/// What the log cleaner needs of a compacted log's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct CompactionConfig {
+    /// Tombstones are kept this long after a cleaning first covered them (delete.retention.ms).
+    pub(crate) delete_retention_ms: i64,
+    /// Cleaned once the dirty share of its bytes passes this (min.cleanable.dirty.ratio).
+    pub(crate) min_cleanable_ratio: f64,
+    /// A segment whose newest record is younger than this is not cleaned (min.compaction.lag.ms).
+    pub(crate) min_compaction_lag_ms: i64,
+    /// A log with a record older than this left uncleaned is cleaned whatever its dirty ratio
+    /// (max.compaction.lag.ms).
+    pub(crate) max_compaction_lag_ms: i64,
+}
+
+impl Default for CompactionConfig {
+    /// Kafka's defaults.
+    fn default() -> Self {
+        CompactionConfig {
+            delete_retention_ms: 24 * 3600 * 1000,
+            min_cleanable_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+        }
+    }
 }
 
 /// How a leader treats the timestamps of the batches it appends (message.timestamp.*).
@@ -68,7 +95,7 @@ impl Default for LogConfig {
             flush_interval_ms: i64::MAX,
             max_message_bytes: 1_048_588,
             delete_policy: true,
-            compact: false,
+            compaction: None,
             timestamps: TimestampPolicy::default(),
         }
     }

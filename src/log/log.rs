@@ -7,6 +7,7 @@
 
 use super::append_policy;
 use super::batch::{self, BatchHeader};
+pub(crate) use super::cleaning_progress::CleaningProgress;
 pub(crate) use super::config::LogConfig;
 use super::error::{IoContext, LogError};
 use super::leader_epoch::LeaderEpochCache;
@@ -121,6 +122,8 @@ pub(crate) struct Log {
     /// The first offset readers may see: the first segment's base, or above it once
     /// DeleteRecords (or a leader's) moved it into that segment (`log-start-offset-checkpoint`).
     pub(super) log_start_offset: i64,
+    /// How far the log cleaner got and which tombstones it may drop (compacted logs only).
+    pub(super) cleaning: CleaningProgress,
 }
 
 impl Log {
@@ -140,6 +143,7 @@ impl Log {
             producers: ProducerState::default(),
             epochs: LeaderEpochCache::empty(dir),
             log_start_offset: 0,
+            cleaning: CleaningProgress::default(),
         };
         log.log_start_offset = log.segments[0].base_offset();
         log.recovery_point = recovery_point.clamp(log.log_start_offset(), log.log_end_offset());
@@ -272,6 +276,17 @@ impl Log {
 
     pub(crate) fn recovery_point(&self) -> i64 {
         self.recovery_point
+    }
+
+    /// Where the cleaner stands on this log (for its checkpoints).
+    pub(crate) fn cleaning_progress(&self) -> CleaningProgress {
+        self.cleaning
+    }
+
+    /// At open: the cleaner's checkpointed progress, cut back to the recovered log.
+    pub(crate) fn restore_cleaning(&mut self, mut progress: CleaningProgress) {
+        progress.truncated_to(self.log_end_offset());
+        self.cleaning = progress;
     }
 
     /// What the last `open` had to scan and cut.
@@ -534,6 +549,7 @@ impl Log {
         self.recovery_point = self.recovery_point.min(self.log_end_offset());
         // Whole batches go: the end may land below `offset`, and the start never passes it.
         self.log_start_offset = self.log_start_offset.min(self.log_end_offset());
+        self.cleaning.truncated_to(self.log_end_offset());
         tracing::info!(dir = %self.dir.display(), offset, log_end = self.log_end_offset(), "log truncated");
         Ok(())
     }
@@ -546,6 +562,7 @@ impl Log {
         self.dir_dirty = true;
         self.recovery_point = offset;
         self.log_start_offset = offset;
+        self.cleaning.truncated_to(offset);
         Ok(())
     }
 

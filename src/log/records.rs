@@ -1,12 +1,14 @@
 //! Looking inside one stored or produced batch, streaming: the walk over its records that
 //! the broker uses where it must see them (ListOffsets by time, the keys and timestamps a
-//! topic's policy checks on append), and the timestamp search built on it.
+//! topic's policy checks on append, the log cleaner's keys), and the timestamp search built
+//! on it.
 //!
 //! Owns: the walk over a records section. Each record is `length, attributes, timestampDelta,
 //! offsetDelta, key, value, headers` (Kafka's v2 record); the walk reads the leading fields
-//! and skips the rest of each record by its length. The section is read through a bounded
-//! decompressor (`compression`), so neither the expanded bytes nor the records are ever held:
-//! memory stays at a codec's window whatever the batch claims. kafka-protocol's record decoder builds every record in memory (a 6 KB zstd batch of
+//! and the key when asked, and skips the rest of each record by its length. The section is
+//! read through a bounded decompressor (`compression`), so neither the expanded bytes nor the
+//! records are ever held: memory stays at a codec's window (plus one key) whatever the batch
+//! claims. kafka-protocol's record decoder builds every record in memory (a 6 KB zstd batch of
 //! 9 million empty records took 1.6 GB through it), which is why this walk exists. Must never:
 //! allocate a length a record states before its bytes have arrived.
 
@@ -28,13 +30,29 @@ pub(crate) struct BatchToSearch {
 
 /// One record as the walk sees it.
 #[derive(Debug)]
-pub(crate) struct RecordView {
+pub(crate) struct RecordView<'a> {
     /// Its position in the batch (Kafka's record-error "batch index").
     pub(crate) index: usize,
     pub(crate) timestamp_delta: i64,
     pub(crate) offset_delta: i64,
-    /// Whether the record has a key (an empty key counts as one).
+    /// Its key, if the walk reads keys and the record has one (`Some(&[])`: an empty key,
+    /// which counts as a key).
+    pub(crate) key: Option<&'a [u8]>,
+    /// Whether the record has a key (also when keys are not read).
     pub(crate) has_key: bool,
+    /// A null value: a tombstone on a compacted topic.
+    pub(crate) has_value: bool,
+    /// The record's bytes exactly as stored (length prefix included), if the walk reads them.
+    pub(crate) raw: &'a [u8],
+}
+
+/// How much of each record a walk reads: the leading fields, also the key, or the whole
+/// record as stored (what the cleaner copies into a rebuilt batch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Detail {
+    Fields,
+    Keys,
+    Raw,
 }
 
 /// Walks the records of `batch` (one whole batch, header included), calling `visit` for each
@@ -43,20 +61,24 @@ pub(crate) struct RecordView {
 pub(crate) fn walk_records(
     header: &BatchHeader,
     batch: &[u8],
-    mut visit: impl FnMut(&RecordView) -> bool,
+    detail: Detail,
+    mut visit: impl FnMut(&RecordView<'_>) -> bool,
 ) -> io::Result<()> {
     let codec = compression::codec(header.attributes & 0x7)?;
     let section = batch.get(HEADER_BYTES..).unwrap_or_default();
     let limit = header.size_bytes().max(1 << 20) * EXPANSION_MAX;
     let mut r = BufReader::new(compression::decompressor(codec, section, limit)?);
+    let mut scratch = Scratch::default();
     for index in 0..header.records_count.max(0) as usize {
-        let length = varint(&mut r)?;
-        let fields = read_fields(&mut r, length)?;
+        let fields = next_record(&mut r, detail, &mut scratch)?;
         let view = RecordView {
             index,
             timestamp_delta: fields.timestamp_delta,
             offset_delta: fields.offset_delta,
+            key: (fields.has_key && detail != Detail::Fields).then_some(scratch.key.as_slice()),
             has_key: fields.has_key,
+            has_value: fields.has_value,
+            raw: &scratch.raw,
         };
         if !visit(&view) {
             break;
@@ -75,7 +97,7 @@ pub(crate) fn first_at_or_after(found: &BatchToSearch, timestamp: i64) -> Result
         return Ok(batch_level);
     }
     let mut hit = None;
-    let walked = walk_records(header, &found.batch, |record| {
+    let walked = walk_records(header, &found.batch, Detail::Fields, |record| {
         let ts = header.base_timestamp.wrapping_add(record.timestamp_delta);
         if ts >= timestamp {
             hit = Some((header.base_offset + record.offset_delta, ts));
@@ -94,28 +116,60 @@ struct RecordFields {
     timestamp_delta: i64,
     offset_delta: i64,
     has_key: bool,
+    has_value: bool,
+}
+
+/// Buffers a walk reuses from record to record.
+#[derive(Default)]
+struct Scratch {
+    key: Vec<u8>,
+    raw: Vec<u8>,
+}
+
+/// Reads one record: its leading fields (its key into `scratch.key` unless only fields are
+/// asked for; the whole record into `scratch.raw` for `Raw`), skipping the rest.
+fn next_record(r: &mut impl Read, detail: Detail, scratch: &mut Scratch) -> io::Result<RecordFields> {
+    if detail != Detail::Raw {
+        let length = varint(r, None)?;
+        return read_fields(r, length, detail, &mut scratch.key);
+    }
+    scratch.raw.clear();
+    let length = varint(r, Some(&mut scratch.raw))?;
+    let prefix = scratch.raw.len();
+    // Grows with the bytes that arrive, never to the length the record states.
+    r.take(length.max(0) as u64).read_to_end(&mut scratch.raw)?;
+    if scratch.raw.len() - prefix != length.max(0) as usize {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    read_fields(&mut &scratch.raw[prefix..], length, Detail::Keys, &mut scratch.key)
 }
 
 /// Reads the fields of a record of `length` bytes (its length prefix already read) and skips
 /// the rest of it.
-fn read_fields(r: &mut impl Read, length: i64) -> io::Result<RecordFields> {
+fn read_fields(r: &mut impl Read, length: i64, detail: Detail, key: &mut Vec<u8>) -> io::Result<RecordFields> {
     if length < 0 {
         return Err(invalid("negative record length"));
     }
     let mut counted = Counted { inner: r, read: 0 };
     let mut attributes = [0u8; 1];
     counted.read_exact(&mut attributes)?;
-    let timestamp_delta = varint(&mut counted)?;
-    let offset_delta = varint(&mut counted)?;
-    let key_length = varint(&mut counted)?;
+    let timestamp_delta = varint(&mut counted, None)?;
+    let offset_delta = varint(&mut counted, None)?;
+    let key_length = varint(&mut counted, None)?;
     let has_key = key_length >= 0;
     if has_key {
         let key_length = key_length as u64;
         if key_length > (length as u64).saturating_sub(counted.read) {
             return Err(invalid("key longer than its record"));
         }
-        skip(&mut counted, key_length)?;
+        key.clear();
+        if detail == Detail::Fields {
+            skip(&mut counted, key_length)?;
+        } else {
+            (&mut counted).take(key_length).read_to_end(key)?;
+        }
     }
+    let has_value = varint(&mut counted, None)? >= 0;
     let rest = (length as u64)
         .checked_sub(counted.read)
         .ok_or_else(|| invalid("record shorter than its fields"))?;
@@ -124,6 +178,7 @@ fn read_fields(r: &mut impl Read, length: i64) -> io::Result<RecordFields> {
         timestamp_delta,
         offset_delta,
         has_key,
+        has_value,
     })
 }
 
@@ -140,12 +195,16 @@ fn invalid(why: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, why)
 }
 
-/// A zig-zag varint (Kafka's varint and varlong), at most 10 bytes.
-fn varint(r: &mut impl Read) -> io::Result<i64> {
+/// A zig-zag varint (Kafka's varint and varlong), at most 10 bytes; its bytes are also
+/// appended to `record` when given.
+fn varint(r: &mut impl Read, mut record: Option<&mut Vec<u8>>) -> io::Result<i64> {
     let mut raw: u64 = 0;
     for i in 0..10 {
         let mut b = [0u8; 1];
         r.read_exact(&mut b)?;
+        if let Some(out) = record.as_mut() {
+            out.push(b[0]);
+        }
         raw |= u64::from(b[0] & 0x7f) << (7 * i);
         if b[0] & 0x80 == 0 {
             return Ok((raw >> 1) as i64 ^ -((raw & 1) as i64));
@@ -200,8 +259,9 @@ mod tests {
     }
 
     #[test]
-    fn the_walk_sees_which_records_have_keys_in_every_codec() {
-        let mut recs = records(4, 100, 3);
+    fn the_walk_reads_keys_and_tombstones_in_every_codec() {
+        use kafka_protocol::records::Record;
+        let mut recs: Vec<Record> = records(4, 100, 3);
         recs[1].key = None;
         recs[2].value = None;
         recs[3].key = Some(Bytes::new());
@@ -209,12 +269,22 @@ mod tests {
             let batch = encode(&recs, codec);
             let header = BatchHeader::parse(&batch).unwrap();
             let mut seen = Vec::new();
-            walk_records(&header, &batch, |r| {
-                seen.push((r.index, r.offset_delta, r.has_key));
+            let mut raw = Vec::new();
+            walk_records(&header, &batch, Detail::Raw, |r| {
+                seen.push((r.index, r.offset_delta, r.key.map(<[u8]>::to_vec), r.has_value));
+                raw.extend_from_slice(r.raw);
                 true
             })
             .unwrap();
-            let expected = vec![(0, 0, true), (1, 1, false), (2, 2, true), (3, 3, true)];
+            if codec == Compression::None {
+                assert_eq!(raw, batch[HEADER_BYTES..], "raw records are the stored bytes");
+            }
+            let expected = vec![
+                (0, 0, Some(b"key-0".to_vec()), true),
+                (1, 1, None, true),
+                (2, 2, Some(b"key-2".to_vec()), false),
+                (3, 3, Some(Vec::new()), true),
+            ];
             assert_eq!(seen, expected, "{codec:?}");
         }
     }
@@ -229,7 +299,7 @@ mod tests {
         batch.insert(at + 1, 0xff);
         batch.insert(at + 2, 0x0f);
         let header = BatchHeader::parse(&batch).unwrap();
-        assert!(walk_records(&header, &batch, |_| true).is_err());
+        assert!(walk_records(&header, &batch, Detail::Keys, |_| true).is_err());
     }
 
     #[test]
@@ -241,8 +311,8 @@ mod tests {
             (&[0xac, 0x02], 150),
             (&[0x7f], -64),
         ] {
-            assert_eq!(varint(&mut &bytes[..]).unwrap(), value);
+            assert_eq!(varint(&mut &bytes[..], None).unwrap(), value);
         }
-        assert!(varint(&mut &[0xff; 11][..]).is_err());
+        assert!(varint(&mut &[0xff; 11][..], None).is_err());
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::{Settings, Source};
-use crate::log::{LogConfig, TimestampPolicy};
+use crate::log::{CompactionConfig, LogConfig, TimestampPolicy};
 
 /// Kafka's ConfigEntry.ConfigType values (DescribeConfigs v3+).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,16 +109,18 @@ macro_rules! defs {
 defs! {
     "cleanup.policy": List, Some("log.cleanup.policy"), "delete", check_cleanup_policy;
     "compression.type": String, None, "producer", check_compression_type;
-    "delete.retention.ms": Long, None, "86400000", long_ge_zero;
+    "delete.retention.ms": Long, Some("log.cleaner.delete.retention.ms"), "86400000", long_ge_zero;
     "file.delete.delay.ms": Long, None, "60000", long_ge_zero;
     "flush.messages": Long, Some("log.flush.interval.messages"), "9223372036854775807", long_ge_one;
     "flush.ms": Long, Some("log.flush.interval.ms"), "9223372036854775807", long_ge_zero;
     "index.interval.bytes": Int, Some("log.index.interval.bytes"), "4096", int_ge_one;
     "max.message.bytes": Int, Some("message.max.bytes"), "1048588", int_ge_one;
+    "max.compaction.lag.ms": Long, Some("log.cleaner.max.compaction.lag.ms"), "9223372036854775807", long_ge_one;
     "message.timestamp.after.max.ms": Long, Some("log.message.timestamp.after.max.ms"), "3600000", long_ge_zero;
     "message.timestamp.before.max.ms": Long, Some("log.message.timestamp.before.max.ms"), "9223372036854775807", long_ge_zero;
     "message.timestamp.type": String, Some("log.message.timestamp.type"), "CreateTime", check_timestamp_type;
-    "min.cleanable.dirty.ratio": Double, None, "0.5", ratio;
+    "min.cleanable.dirty.ratio": Double, Some("log.cleaner.min.cleanable.ratio"), "0.5", ratio;
+    "min.compaction.lag.ms": Long, Some("log.cleaner.min.compaction.lag.ms"), "0", long_ge_zero;
     "min.insync.replicas": Int, Some("min.insync.replicas"), "1", int_ge_one;
     "retention.bytes": Long, Some("log.retention.bytes"), "-1", long_ge_minus_one;
     "retention.ms": Long, Some("log.retention.ms"), "604800000", long_ge_minus_one;
@@ -145,6 +147,26 @@ pub(crate) fn find(name: &str) -> Option<&'static TopicConfigDef> {
 pub(crate) fn validate(name: &str, value: &str) -> Result<(), String> {
     let def = find(name).ok_or_else(|| format!("unknown topic config '{name}'"))?;
     (def.check)(value).map_err(|reason| format!("invalid value '{value}' for {name}: {reason}"))
+}
+
+/// Checks the overrides of one topic against each other (each was checked alone by
+/// `validate`), with a missing one at its topic default: Kafka's `LogConfig.validateValues`.
+pub(crate) fn validate_combination(overrides: &BTreeMap<String, String>) -> Result<(), String> {
+    let long = |name: &str| {
+        let fixed = find(name).map_or("0", |d| d.fixed_default);
+        overrides
+            .get(name)
+            .map_or(fixed, String::as_str)
+            .parse::<i64>()
+            .unwrap_or(0)
+    };
+    let (min_lag, max_lag) = (long("min.compaction.lag.ms"), long("max.compaction.lag.ms"));
+    if min_lag > max_lag {
+        return Err(format!(
+            "conflict topic config setting min.compaction.lag.ms ({min_lag}) > max.compaction.lag.ms ({max_lag})"
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `name` is a topic config Sluice knows.
@@ -190,13 +212,21 @@ pub(crate) fn log_config(settings: &Settings, overrides: &BTreeMap<String, Strin
             .parse::<i64>()
             .unwrap_or_else(|_| panic!("{name} is numeric"))
     };
-    // Only a policy that includes `delete` deletes by time or size: `compact` alone (whose
-    // compaction comes later) keeps everything, and so does the empty list, which Kafka 4
-    // documents as infinite retention.
-    let deletes = values["cleanup.policy"].split(',').any(|p| p.trim() == "delete");
+    // Only a policy that includes `delete` deletes by time or size: `compact` alone keeps
+    // everything the cleaner does not compact away, and the empty list keeps everything
+    // (Kafka 4 documents it as infinite retention): neither retention nor the cleaner runs.
+    let policy = |name: &str| values["cleanup.policy"].split(',').any(|p| p.trim() == name);
+    let (deletes, compacts) = (policy("delete"), policy("compact"));
+    let max_compaction_lag_ms = long("max.compaction.lag.ms");
     LogConfig {
         segment_bytes: long("segment.bytes") as u64,
-        segment_ms: long("segment.ms"),
+        // Kafka's `LogConfig.maxSegmentMs`: a compacted log rolls within max.compaction.lag.ms,
+        // so no record waits in the active segment (never cleaned) longer than that.
+        segment_ms: if compacts {
+            long("segment.ms").min(max_compaction_lag_ms)
+        } else {
+            long("segment.ms")
+        },
         retention_ms: if deletes { long("retention.ms") } else { -1 },
         retention_bytes: if deletes { long("retention.bytes") } else { -1 },
         index_interval_bytes: long("index.interval.bytes") as u32,
@@ -204,7 +234,12 @@ pub(crate) fn log_config(settings: &Settings, overrides: &BTreeMap<String, Strin
         flush_interval_ms: long("flush.ms"),
         max_message_bytes: long("max.message.bytes") as u32,
         delete_policy: deletes,
-        compact: values["cleanup.policy"].split(',').any(|p| p.trim() == "compact"),
+        compaction: compacts.then(|| CompactionConfig {
+            delete_retention_ms: long("delete.retention.ms"),
+            min_cleanable_ratio: values["min.cleanable.dirty.ratio"].parse().unwrap_or(0.5),
+            min_compaction_lag_ms: long("min.compaction.lag.ms"),
+            max_compaction_lag_ms,
+        }),
         timestamps: TimestampPolicy {
             log_append_time: values["message.timestamp.type"] == "LogAppendTime",
             before_max_ms: long("message.timestamp.before.max.ms"),

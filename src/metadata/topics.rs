@@ -79,6 +79,7 @@ pub(crate) fn plan_create_topic(
     for (k, v) in &topic.configs {
         topic_config::validate(k, v).map_err(MetadataError::InvalidConfig)?;
     }
+    topic_config::validate_combination(&topic.configs).map_err(MetadataError::InvalidConfig)?;
     let assignments = if topic.assignments.is_empty() {
         let partitions = match topic.num_partitions {
             -1 => placement.default_partitions,
@@ -220,6 +221,7 @@ pub(crate) fn plan_alter_configs(
             }
         }
     }
+    topic_config::validate_combination(&next).map_err(MetadataError::InvalidConfig)?;
     let names: BTreeSet<&String> = topic.configs.keys().chain(next.keys()).collect();
     Ok(names
         .into_iter()

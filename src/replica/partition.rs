@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::core::{Action, Core, Event, LeaderAndIsr};
 use super::recompress::{recompress, topic_codec};
 use super::ReplicaError;
-use crate::log::{AppendInfo, Log, LogConfig};
+use crate::log::{AppendInfo, CleanTarget, Log, LogConfig};
 use crate::metadata::elections::IsrCommitted;
 
 /// Stale fetch waiters are pruned once the list grows past this; it bounds the list on idle partitions.
@@ -732,6 +732,28 @@ pub(crate) struct LeaderOffsets {
 
 /// DeleteRecords' offset meaning "up to the high watermark" (Kafka's `HIGH_WATERMARK`).
 const DELETE_TO_HIGH_WATERMARK: i64 = -1;
+
+/// The log cleaner reaches the partition's log through this, under the same lock as
+/// everything else; it cleans nothing at or past the high watermark.
+impl CleanTarget for Partition {
+    fn name(&self) -> (String, i32) {
+        (self.topic.clone(), self.index)
+    }
+
+    fn lock_log(&self, f: &mut dyn FnMut(&mut Log)) -> bool {
+        let mut guard = self.log.lock().expect("partition log lock");
+        let Some(log) = guard.as_mut() else {
+            return false;
+        };
+        f(log);
+        self.publish_offsets(log);
+        true
+    }
+
+    fn upper_bound(&self) -> i64 {
+        self.high_watermark()
+    }
+}
 
 /// A leader append: what was written, and where it ends for an acks=all wait.
 #[derive(Debug, Clone, Copy)]

@@ -357,3 +357,45 @@ pub async fn list_offset(c: &mut Client, topic: &str, partition: i32, timestamp:
     let p = &resp.topics[0].partitions[0];
     (p.error_code, p.offset, p.timestamp)
 }
+
+/// (offset, key, value) of a record read back.
+pub type StoredRecord = (i64, Option<Bytes>, Option<Bytes>);
+
+/// Every record of a partition as (offset, key, value), fetched batch by batch up to the high
+/// watermark from `from` (a compacted log has gaps and batches with no record).
+pub async fn fetch_records(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    from: i64,
+) -> Vec<(i64, Option<Bytes>, Option<Bytes>)> {
+    let mut out = Vec::new();
+    let mut offset = from;
+    loop {
+        let p = fetch(c, topic, partition, offset).await;
+        assert_eq!(p.error_code, 0, "fetch at {offset}");
+        let records = p.records.unwrap_or_default();
+        if records.is_empty() {
+            return out;
+        }
+        let mut buf = records.clone();
+        let mut next = offset;
+        while buf.has_remaining() {
+            let base = i64::from_be_bytes(buf[0..8].try_into().unwrap());
+            let length = i32::from_be_bytes(buf[8..12].try_into().unwrap()) as usize;
+            let last_delta = i32::from_be_bytes(buf[23..27].try_into().unwrap()) as i64;
+            next = next.max(base + last_delta + 1);
+            buf.advance(12 + length);
+        }
+        let mut buf = records.clone();
+        for set in RecordBatchDecoder::decode_all(&mut buf).unwrap() {
+            out.extend(
+                set.records
+                    .into_iter()
+                    .filter(|r| r.offset >= offset)
+                    .map(|r| (r.offset, r.key, r.value)),
+            );
+        }
+        offset = next;
+    }
+}
