@@ -221,7 +221,7 @@ impl Broker {
             return Ok(());
         }
         let live = image.live_brokers().count().max(1) as i32;
-        let rf = self.settings.offsets_topic_replication_factor.min(live);
+        let rf = i32::from(self.settings.offsets_topic_replication_factor).min(live);
         let topic = NewTopic {
             name: OFFSETS_TOPIC.to_string(),
             num_partitions: self.groups.partitions,

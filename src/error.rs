@@ -78,9 +78,13 @@ impl KafkaCode for MetadataError {
 impl KafkaCode for RequestError {
     fn kafka_error(&self) -> ResponseError {
         match self {
-            RequestError::CursorTopicNotRequested(_) | RequestError::NegativeCursorPartition(_) => {
-                ResponseError::InvalidRequest
-            }
+            RequestError::CursorTopicNotRequested(_)
+            | RequestError::NegativeCursorPartition(_)
+            | RequestError::UnsupportedConfigResource(_)
+            | RequestError::UnexpectedBrokerId { .. }
+            | RequestError::BrokerIdNotAnInteger(_)
+            | RequestError::EmptyBrokerId
+            | RequestError::EmptyGroupName => ResponseError::InvalidRequest,
             // Kafka's answer to a resource type the request's version cannot list.
             RequestError::UnsupportedResourceType { .. } => ResponseError::UnsupportedVersion,
         }

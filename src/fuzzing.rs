@@ -15,7 +15,6 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use kafka_protocol::records::Compression;
 
 use crate::broker::Broker;
 use crate::log::compression;
@@ -83,13 +82,7 @@ pub fn record_batches(bytes: &[u8]) {
     if crate::log::validate_batches(bytes, MAX_MESSAGE_BYTES).is_err() {
         return;
     }
-    for codec in [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ] {
+    for codec in crate::log::compression::ALL_CODECS {
         let _ = crate::replica::recompress(bytes, codec, MAX_MESSAGE_BYTES);
     }
     // The timestamp lookup's walk over each batch's records.

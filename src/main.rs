@@ -28,13 +28,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // openraft narrates every vote and append at info; its warnings are what an operator needs.
-    let level = if settings.logging_level.contains("openraft") {
-        settings.logging_level.clone()
-    } else {
-        format!("{},openraft=warn", settings.logging_level)
-    };
-    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&level));
+    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(settings.log_filter()));
     let filter = match filter {
         Ok(f) => f,
         Err(e) => {

@@ -15,7 +15,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, Str
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::wire::{read_body, read_size, Idle};
+use crate::wire::{connect, read_body, read_size, Idle};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -117,23 +117,12 @@ impl PeerClient {
         if self.stream.is_some() {
             return Ok(());
         }
-        let connect = TcpStream::connect(&self.addr);
-        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(source)) => {
-                return Err(PeerError::Connect {
-                    addr: self.addr.clone(),
-                    source,
-                })
-            }
-            Err(_) => {
-                return Err(PeerError::Connect {
-                    addr: self.addr.clone(),
-                    source: std::io::ErrorKind::TimedOut.into(),
-                })
-            }
-        };
-        stream.set_nodelay(true)?;
+        let stream = connect(&self.addr, CONNECT_TIMEOUT)
+            .await
+            .map_err(|source| PeerError::Connect {
+                addr: self.addr.clone(),
+                source,
+            })?;
         self.stream = Some(stream);
         Ok(())
     }

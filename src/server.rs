@@ -98,7 +98,7 @@ impl Server {
             );
         }
         let settings = Arc::new(settings);
-        let data_dir = PathBuf::from(&settings.log_dirs);
+        let data_dir = PathBuf::from(settings.data_dir());
         let lock = open_data_dir(&data_dir)?;
         let (cluster_id, fresh_data_dir) = meta_properties(&data_dir, settings.node_id)?;
         let quorum = Quorum::parse(
@@ -174,7 +174,7 @@ impl Server {
             incarnation_id: registration_id,
             host: advertised.host.clone(),
             port: advertised.port,
-            rack: Some(settings.broker_rack.clone()).filter(|r| !r.is_empty()),
+            rack: settings.broker_rack.clone().filter(|r| !r.is_empty()),
         };
         // A broker that is not a voter is sent the metadata log as a Raft learner.
         let learner = controller_addr.filter(|_| !quorum.is_voter(settings.node_id));
@@ -332,7 +332,7 @@ fn group_config(s: &Settings) -> GroupConfig {
         min_session_timeout_ms: s.group_min_session_timeout_ms,
         max_session_timeout_ms: s.group_max_session_timeout_ms,
         max_size: s.group_max_size as usize,
-        offsets_retention_ms: s.offsets_retention_minutes.saturating_mul(60_000),
+        offsets_retention_ms: i64::from(s.offsets_retention_minutes).saturating_mul(60_000),
         offsets_retention_check_interval_ms: s.offsets_retention_check_interval_ms,
         offset_metadata_max_bytes: s.offset_metadata_max_bytes as usize,
         ..GroupConfig::default()
@@ -358,7 +358,7 @@ async fn bind(addr: &str) -> Result<TcpListener, StartError> {
 
 /// The advertised endpoint: the setting, else the first listener with its real port.
 fn advertised(settings: &Settings, bound: SocketAddr) -> Listener {
-    if let Some(l) = settings.advertised_listeners.first() {
+    if let Some(l) = settings.advertised_listeners.iter().flatten().next() {
         return l.clone();
     }
     let mut l = settings.kafka_listeners()[0].clone();

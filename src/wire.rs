@@ -30,6 +30,17 @@ pub(crate) enum FrameError {
     Io(#[from] std::io::Error),
 }
 
+/// Connects to a peer (another node's controller listener, another broker) within `timeout`,
+/// with Nagle off: the peers' messages are requests waiting for answers.
+pub(crate) async fn connect(addr: &str, timeout: Duration) -> std::io::Result<tokio::net::TcpStream> {
+    let stream = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+        Ok(connected) => connected?,
+        Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+    };
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
 /// The size prefix of the next frame, checked against `max`; `Ok(None)` is a clean close
 /// between frames.
 pub(crate) async fn read_size<R: AsyncRead + Unpin>(

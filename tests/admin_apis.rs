@@ -1,11 +1,13 @@
 //! The admin APIs of Kafka 4's admin clients and tools over the wire, with a raw client:
-//! DescribeTopicPartitions (paging with the cursor), DescribeLogDirs, ListConfigResources.
+//! DescribeTopicPartitions (paging with the cursor), DescribeLogDirs, ListConfigResources, and
+//! DescribeConfigs of groups and broker loggers.
 
 mod common;
 
 use common::*;
 use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 fn describe_partitions(topics: &[&str], limit: i32, cursor: Option<(&str, i32)>) -> DescribeTopicPartitionsRequest {
@@ -222,4 +224,62 @@ async fn list_config_resources_lists_topics_and_brokers_by_type() {
     // v0 (ListClientMetricsResources) lists client metrics only.
     let resp = c.send(0, &ListConfigResourcesRequest::default()).await;
     assert_eq!((resp.error_code, resources(&resp)), (0, vec![]));
+}
+
+fn describe_configs(resource_type: i8, name: &str) -> DescribeConfigsRequest {
+    DescribeConfigsRequest::default()
+        .with_include_synonyms(true)
+        .with_resources(vec![describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(StrBytes::from_string(name.to_string()))])
+}
+
+/// Regression (issue 10): DescribeConfigs of a GROUP resource answered INVALID_REQUEST, so
+/// `kafka-configs --describe --entity-type groups` failed once a group existed. Kafka 4.4's
+/// group configs belong to group types Sluice does not serve: a group has none here.
+#[tokio::test]
+async fn describe_configs_of_a_group_lists_no_configs() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    let r = c.send(4, &describe_configs(32, "any-group")).await.results.remove(0);
+    assert_eq!((r.error_code, r.configs.len()), (0, 0));
+    let r = c.send(4, &describe_configs(32, "")).await.results.remove(0);
+    assert_eq!(r.error_code, ResponseError::InvalidRequest.code());
+    assert_eq!(r.error_message.as_deref(), Some("Group name must not be empty"));
+}
+
+/// Regression (issue 10): DescribeConfigs of BROKER_LOGGER answered INVALID_REQUEST; Kafka
+/// lists its loggers and their levels. Sluice's are the directives of logging.level.
+#[tokio::test]
+async fn describe_configs_of_broker_loggers_lists_the_logging_levels() {
+    let broker = TestBroker::start(&["logging.level=sluice::api=debug,warn"]).await;
+    let mut c = broker.client().await;
+    let r = c.send(4, &describe_configs(8, "1")).await.results.remove(0);
+    assert_eq!(r.error_code, 0);
+    let levels: Vec<(String, String, i8)> = r
+        .configs
+        .iter()
+        .map(|e| {
+            (
+                e.name.to_string(),
+                e.value.as_deref().unwrap_or("").to_string(),
+                e.config_source,
+            )
+        })
+        .collect();
+    let expected = [("root", "WARN"), ("sluice::api", "DEBUG"), ("openraft", "WARN")];
+    // Kafka's source for a logger: DYNAMIC_BROKER_LOGGER_CONFIG (6).
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|(n, l)| (n.to_string(), l.to_string(), 6))
+        .collect();
+    assert_eq!(levels, expected);
+    for (name, message) in [
+        ("", "Broker id must not be empty"),
+        ("2", "Unexpected broker id, expected 1 but received 2"),
+    ] {
+        let r = c.send(4, &describe_configs(8, name)).await.results.remove(0);
+        assert_eq!(r.error_code, ResponseError::InvalidRequest.code());
+        assert_eq!(r.error_message.as_deref(), Some(message));
+    }
 }

@@ -77,6 +77,11 @@ pub struct Args {
     #[arg(long)]
     pub latency_rate: Option<u64>,
 
+    /// Times a workload runs again when other work on the machine disturbed it (the least
+    /// disturbed attempt is kept).
+    #[arg(long, default_value_t = 2)]
+    pub retries: u32,
+
     /// Idle client connections in the connections workload.
     #[arg(long, default_value_t = 200)]
     pub idle_connections: usize,

@@ -11,7 +11,7 @@ use crate::broker::{procfs, BrokerProcess, Flavor, ProcWatch};
 use crate::cli::Args;
 use crate::kafka_tool::KafkaTool;
 use crate::report::{table, BrokerRun, StartTimes, WorkloadResult};
-use crate::workloads::{connections, consume, latency, perf_test, produce, startup, Ctx};
+use crate::workloads::{connections, consume, disturbance, latency, perf_test, produce, startup, Ctx};
 
 /// Pause between the last workload and the final reading of the broker's memory.
 const SETTLE: Duration = Duration::from_secs(2);
@@ -126,6 +126,11 @@ pub fn run(plan: &Plan, target: &Target) -> Result<BrokerRun> {
     run.rss_anon_end_mb = status_mb("RssAnon:");
     run.rss_file_end_mb = status_mb("RssFile:");
     run.rss_hwm_mb = status_mb("VmHWM:");
+    run.rss_anon_peak_mb = run
+        .workloads
+        .iter()
+        .filter_map(|w| w.broker.map(|u| u.rss_anon_peak_mb))
+        .reduce(f64::max);
     run.cpu_total_secs = pid.and_then(|p| procfs::cpu_secs(Some(p)));
     run.shutdown_secs = started.as_mut().and_then(|b| b.stop()).map(|d| d.as_secs_f64());
     Ok(run)
@@ -144,6 +149,7 @@ fn empty_run() -> BrokerRun {
         rss_anon_end_mb: None,
         rss_file_end_mb: None,
         rss_hwm_mb: None,
+        rss_anon_peak_mb: None,
         cpu_total_secs: None,
         shutdown_secs: None,
         failures: Vec::new(),
@@ -168,8 +174,14 @@ fn run_workloads(plan: &Plan, ctx: &Ctx, started: &mut Option<BrokerProcess>, ru
                 break;
             }
             eprintln!("== {}", spec.name());
-            match produce::run(ctx, &spec) {
-                Ok((r, topic)) => {
+            let attempts = ctx.least_disturbed(
+                || produce::run(ctx, &spec),
+                |(r, _)| r.other_cores,
+                |(_, topic)| ctx.delete_topics(&[topic]),
+            );
+            match attempts {
+                Ok(((mut r, topic), seen)) => {
+                    disturbance::annotate(&mut r, &seen);
                     progress(&r);
                     if spec.is_base_1kb() {
                         sources.topic_1kb = Some(topic);
@@ -187,7 +199,7 @@ fn run_workloads(plan: &Plan, ctx: &Ctx, started: &mut Option<BrokerProcess>, ru
 
     if args.wants("consume") && !broker_gone(started) {
         eprintln!("== consume");
-        match consume::run(ctx, &sources) {
+        match least_disturbed_rows(ctx, || consume::run(ctx, &sources)) {
             Ok(rs) => {
                 rs.iter().for_each(progress);
                 run.workloads.extend(rs);
@@ -220,7 +232,7 @@ fn run_workloads(plan: &Plan, ctx: &Ctx, started: &mut Option<BrokerProcess>, ru
             "== latency at {} rec/s ({})",
             plan.latency_rate, plan.latency_rate_source
         );
-        match latency::run(ctx, plan.latency_rate, &plan.latency_rate_source) {
+        match least_disturbed_rows(ctx, || latency::run(ctx, plan.latency_rate, &plan.latency_rate_source)) {
             Ok(mut rs) => {
                 rs.iter().for_each(progress);
                 let max = run
@@ -247,10 +259,10 @@ fn run_workloads(plan: &Plan, ctx: &Ctx, started: &mut Option<BrokerProcess>, ru
             "== connections: {} idle + {} busy",
             args.idle_connections, args.busy_producers
         );
-        match connections::run(ctx) {
-            Ok(r) => {
-                progress(&r);
-                run.workloads.push(r);
+        match least_disturbed_rows(ctx, || connections::run(ctx).map(|r| vec![r])) {
+            Ok(rs) => {
+                rs.iter().for_each(progress);
+                run.workloads.extend(rs);
             }
             Err(e) => fail(run, "connections", e),
         }
@@ -263,6 +275,14 @@ fn run_workloads(plan: &Plan, ctx: &Ctx, started: &mut Option<BrokerProcess>, ru
                 .push(format!("{} exited during the run; its log ends with:\n{tail}", b.name));
         }
     }
+}
+
+/// Runs a workload that yields several rows until it is undisturbed (see `disturbance`).
+fn least_disturbed_rows(ctx: &Ctx, run: impl FnMut() -> Result<Vec<WorkloadResult>>) -> Result<Vec<WorkloadResult>> {
+    let most = |rs: &Vec<WorkloadResult>| rs.iter().filter_map(|r| r.other_cores).reduce(f64::max);
+    let (mut rs, seen) = ctx.least_disturbed(run, most, |_| {})?;
+    rs.iter_mut().for_each(|r| disturbance::annotate(r, &seen));
+    Ok(rs)
 }
 
 /// True when the broker the harness started has exited (crashed) on its own.

@@ -1,10 +1,11 @@
-//! ApiVersions: the API/version table the client negotiates against.
+//! ApiVersions: the API/version table the client negotiates against, and from v3 the features
+//! (`features.rs`).
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::ResponseError;
 
-use super::{versions, Ctx, Reply};
+use super::{features, versions, Ctx, Reply};
 
 fn api_keys() -> Vec<ApiVersion> {
     versions::all()
@@ -17,8 +18,18 @@ fn api_keys() -> Vec<ApiVersion> {
         .collect()
 }
 
-pub(super) fn handle(_ctx: &Ctx, _req: ApiVersionsRequest) -> Reply<ApiVersionsResponse> {
-    Reply::Now(ApiVersionsResponse::default().with_api_keys(api_keys()))
+pub(super) fn handle(ctx: &Ctx, _req: ApiVersionsRequest) -> Reply<ApiVersionsResponse> {
+    let response = ApiVersionsResponse::default().with_api_keys(api_keys());
+    if ctx.version < 3 {
+        return Reply::Now(response);
+    }
+    // Kafka's epoch of the finalized features is the metadata log offset they were read at.
+    Reply::Now(
+        response
+            .with_supported_features(features::supported(ctx.version))
+            .with_finalized_features(features::finalized())
+            .with_finalized_features_epoch(ctx.broker.metadata.applied_index() as i64),
+    )
 }
 
 /// KIP-511: the answer to an ApiVersions version we do not know, encoded as v0.

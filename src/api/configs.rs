@@ -1,5 +1,7 @@
-//! Configs: DescribeConfigs (every topic config with its effective value and source, and the
-//! broker's own settings; Kafka returns all configs with defaults, never an empty list), and
+//! Configs: DescribeConfigs (every topic config with its effective value, source, type and
+//! synonyms; the broker's own settings, and "" for the cluster-wide defaults, which are none;
+//! the broker's loggers, from `logging.level`; groups, which have no configs in Sluice; Kafka
+//! returns all configs with defaults, never an empty list where it has some), and
 //! IncrementalAlterConfigs / AlterConfigs for topic overrides (committed to the metadata log).
 //! Broker settings are static (a restart applies them), so altering one is refused.
 
@@ -14,36 +16,33 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use super::{Ctx, Reply};
-use crate::config::Source;
-use crate::metadata::topic_config::{self, ConfigSource, ConfigType};
-use crate::metadata::topics::ConfigChange;
+use super::{Ctx, Reply, RequestError};
+use crate::config::Settings;
+use crate::error::KafkaCode;
+use crate::metadata::topic_config::{self, ConfigSource, ConfigSynonym, ConfigType};
+use crate::metadata::topics::{self, ConfigChange};
+use crate::metadata::MetadataError;
 
 /// Kafka's ConfigResource.Type codes.
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_BROKER_LOGGER: i8 = 8;
+const RESOURCE_GROUP: i8 = 32;
 
 /// One config entry before it is turned into the response type.
 struct Entry {
     name: String,
-    value: String,
+    /// None: not set and without a default (Kafka's null).
+    value: Option<String>,
     source: ConfigSource,
     config_type: ConfigType,
     read_only: bool,
     doc: Option<&'static str>,
-    /// The broker setting behind a topic config's default, reported as a synonym.
-    broker_synonym: Option<(&'static str, String, ConfigSource)>,
+    synonyms: Vec<ConfigSynonym>,
 }
 
 fn text(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
-}
-
-fn broker_source(s: Source) -> ConfigSource {
-    match s {
-        Source::Default => ConfigSource::Default,
-        Source::File | Source::Override => ConfigSource::StaticBroker,
-    }
 }
 
 pub(super) fn describe_configs(ctx: &Ctx, req: DescribeConfigsRequest) -> Reply<DescribeConfigsResponse> {
@@ -62,7 +61,7 @@ pub(super) fn describe_configs(ctx: &Ctx, req: DescribeConfigsRequest) -> Reply<
                         .map(|e| to_result(e, req.include_synonyms, req.include_documentation))
                         .collect(),
                 ),
-                Err((e, msg)) => base.with_error_code(ctx.count(e)).with_error_message(Some(text(msg))),
+                Err((e, msg)) => base.with_error_code(ctx.count(e)).with_error_message(msg.map(text)),
             }
         })
         .collect();
@@ -77,94 +76,141 @@ fn wanted(r: &DescribeConfigsResource, name: &str) -> bool {
     }
 }
 
-fn entries(ctx: &Ctx, r: &DescribeConfigsResource) -> Result<Vec<Entry>, (ResponseError, String)> {
-    let settings = &ctx.broker.settings;
+/// A resource's error code and message (null where Kafka sends none) instead of its entries.
+type Refusal = (ResponseError, Option<String>);
+
+/// A typed refusal with its Kafka code and message.
+fn refused(e: impl KafkaCode + std::fmt::Display) -> Refusal {
+    (e.kafka_error(), Some(e.to_string()))
+}
+
+fn entries(ctx: &Ctx, r: &DescribeConfigsResource) -> Result<Vec<Entry>, Refusal> {
+    let name = r.resource_name.as_str();
     match r.resource_type {
-        RESOURCE_TOPIC => {
-            let image = ctx.broker.metadata.image();
-            let topic = image.topic(&r.resource_name).ok_or_else(|| {
-                (
-                    ResponseError::UnknownTopicOrPartition,
-                    format!("topic '{}' does not exist", r.resource_name),
-                )
-            })?;
-            let broker_values = settings.entries();
-            Ok(topic_config::effective(settings, &topic.configs)
-                .into_iter()
-                .map(|c| {
-                    let def = topic_config::TOPIC_CONFIGS.iter().find(|d| d.name == c.name);
-                    let broker_synonym = def.and_then(|d| d.broker_setting).and_then(|b| {
-                        broker_values
-                            .iter()
-                            .find(|s| s.name == b)
-                            .map(|s| (s.name, s.value.clone(), broker_source(s.source)))
-                    });
-                    Entry {
-                        name: c.name.to_string(),
-                        value: c.value,
-                        source: c.source,
-                        config_type: c.config_type,
-                        read_only: false,
-                        doc: None,
-                        broker_synonym,
-                    }
-                })
-                .collect())
-        }
+        RESOURCE_TOPIC => topic_entries(ctx, name),
         RESOURCE_BROKER => {
-            let name = r.resource_name.as_str();
-            if !name.is_empty() && name != ctx.broker.node_id.to_string() {
-                return Err((
-                    ResponseError::InvalidRequest,
-                    format!("broker '{name}' is not this broker"),
-                ));
+            check_broker_name(ctx, name, true)?;
+            // "" is the cluster-wide default broker entity (`kafka-configs --entity-default`,
+            // kadm's DescribeBrokerConfigs of no broker): Kafka lists only the configs set
+            // dynamically for every broker there. Sluice has no dynamic broker configs, and
+            // none that Kafka 4.4's controller sets there at bootstrap: its min.insync.replicas
+            // comes with eligible leader replicas (KIP-966), which Sluice does not have (its
+            // ApiVersions finalizes eligible.leader.replicas.version at 0). So: none.
+            match name.is_empty() {
+                true => Ok(Vec::new()),
+                false => Ok(broker_entries(&ctx.broker.settings)),
             }
-            Ok(settings
-                .entries()
-                .into_iter()
-                .map(|s| Entry {
-                    name: s.name.to_string(),
-                    value: s.value,
-                    source: broker_source(s.source),
-                    config_type: ConfigType::String,
-                    // Sluice has no dynamic broker configs yet: every setting needs a restart.
-                    read_only: true,
-                    doc: Some(s.doc),
-                    broker_synonym: None,
-                })
-                .collect())
         }
-        other => Err((
-            ResponseError::InvalidRequest,
-            format!("resource type {other} is not supported"),
-        )),
+        RESOURCE_BROKER_LOGGER => {
+            check_broker_name(ctx, name, false)?;
+            Ok(logger_entries(&ctx.broker.settings))
+        }
+        // Kafka 4.4's group configs (and its 21 defaults) are those of KIP-848 consumer groups,
+        // share groups and streams groups, none of which Sluice serves; a classic group has
+        // none. So any named group has no configs, which kafka-configs shows as an empty list.
+        RESOURCE_GROUP if name.is_empty() => Err(refused(RequestError::EmptyGroupName)),
+        RESOURCE_GROUP => Ok(Vec::new()),
+        other => Err(refused(RequestError::UnsupportedConfigResource(other))),
     }
 }
 
-/// Kafka's synonyms, most specific first: the topic override (if any), then the broker
-/// setting that supplies the default, else the default itself.
-fn synonyms_of(e: &Entry) -> Vec<DescribeConfigsSynonym> {
-    let synonym = |name: &str, value: &str, source: ConfigSource| {
-        DescribeConfigsSynonym::default()
-            .with_name(text(name.to_string()))
-            .with_value(Some(text(value.to_string())))
-            .with_source(source as i8)
-    };
-    let mut list = Vec::new();
-    if e.source == ConfigSource::Topic || e.broker_synonym.is_none() {
-        list.push(synonym(&e.name, &e.value, e.source));
+/// Every topic config of the topic `name`. An unknown topic has Kafka's null message.
+fn topic_entries(ctx: &Ctx, name: &str) -> Result<Vec<Entry>, Refusal> {
+    topics::validate_topic_name(name).map_err(refused)?;
+    let image = ctx.broker.metadata.image();
+    let topic = image
+        .topic(name)
+        .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
+    Ok(topic_config::effective(&ctx.broker.settings, &topic.configs)
+        .into_iter()
+        .map(|c| Entry {
+            name: c.name.to_string(),
+            value: Some(c.value),
+            source: c.source,
+            config_type: c.config_type,
+            read_only: false,
+            doc: Some(c.doc),
+            synonyms: c.synonyms,
+        })
+        .collect())
+}
+
+/// Every broker setting, with Kafka's synonyms; the source is the first synonym's, as Kafka's.
+fn broker_entries(settings: &Settings) -> Vec<Entry> {
+    let catalog = settings.catalog();
+    settings
+        .entries()
+        .into_iter()
+        .map(|s| {
+            let synonyms: Vec<ConfigSynonym> = catalog.synonyms(s.name).into_iter().map(Into::into).collect();
+            Entry {
+                name: s.name.to_string(),
+                value: s.value,
+                source: synonyms.first().map_or(ConfigSource::Default, |y| y.source),
+                config_type: s.config_type,
+                // Sluice has no dynamic broker configs yet: every setting needs a restart.
+                read_only: true,
+                doc: Some(s.doc),
+                synonyms,
+            }
+        })
+        .collect()
+}
+
+/// The loggers `logging.level` sets, as Kafka reports its loggers: source
+/// DYNAMIC_BROKER_LOGGER_CONFIG, type UNKNOWN. Read-only: Sluice cannot change them at run time
+/// (and RUST_LOG, when set, overrides them and is not shown).
+fn logger_entries(settings: &Settings) -> Vec<Entry> {
+    settings
+        .logger_levels()
+        .into_iter()
+        .map(|(logger, level)| Entry {
+            name: logger,
+            value: Some(level),
+            source: ConfigSource::DynamicBrokerLogger,
+            config_type: ConfigType::Unknown,
+            read_only: true,
+            doc: Some(""),
+            synonyms: Vec::new(),
+        })
+        .collect()
+}
+
+/// The BROKER resource is this broker (by id) or, where `default_allowed`, "" (the
+/// cluster-wide defaults); BROKER_LOGGER this broker only. Kafka's words for anything else.
+fn check_broker_name(ctx: &Ctx, name: &str, default_allowed: bool) -> Result<(), Refusal> {
+    let expected = ctx.broker.node_id;
+    let received = name.to_string();
+    match name.parse::<i32>() {
+        _ if name.is_empty() && default_allowed => Ok(()),
+        _ if name.is_empty() => Err(refused(RequestError::EmptyBrokerId)),
+        Ok(id) if id == expected => Ok(()),
+        Ok(_) => Err(refused(RequestError::UnexpectedBrokerId {
+            expected,
+            received,
+            default_allowed,
+        })),
+        Err(_) => Err(refused(RequestError::BrokerIdNotAnInteger(received))),
     }
-    if let Some((name, value, source)) = &e.broker_synonym {
-        list.push(synonym(name, value, *source));
-    }
-    list
 }
 
 fn to_result(e: Entry, synonyms: bool, docs: bool) -> DescribeConfigsResourceResult {
-    let list = if synonyms { synonyms_of(&e) } else { Vec::new() };
+    let list = match synonyms {
+        true => e
+            .synonyms
+            .iter()
+            .map(|y| {
+                DescribeConfigsSynonym::default()
+                    .with_name(text(y.name))
+                    .with_value(Some(text(y.value.clone())))
+                    .with_source(y.source as i8)
+            })
+            .collect(),
+        false => Vec::new(),
+    };
     DescribeConfigsResourceResult::default()
         .with_name(text(e.name))
-        .with_value(Some(text(e.value)))
+        .with_value(e.value.map(text))
         .with_read_only(e.read_only)
         .with_config_source(e.source as i8)
         .with_is_sensitive(false)
@@ -184,7 +230,7 @@ fn alter_resource(
     ctx: &Ctx,
     resource_type: i8,
     name: &str,
-    changes: Result<Vec<(String, ConfigChange)>, String>,
+    changes: Result<Vec<(String, ConfigChange)>, MetadataError>,
     replace_all: bool,
     validate_only: bool,
 ) -> (i16, Option<StrBytes>) {
@@ -203,7 +249,7 @@ fn alter_resource(
     }
     let changes = match changes {
         Ok(c) => c,
-        Err(msg) => return refused(ResponseError::InvalidConfig, msg),
+        Err(e) => return (ctx.code(&e), Some(text(e.to_string()))),
     };
     match ctx
         .broker
@@ -226,22 +272,26 @@ pub(super) fn incremental_alter_configs(
                 .configs
                 .iter()
                 .map(|c| {
+                    // Kafka's words for an operation that needs a value and has none.
                     let value = || {
-                        c.value
-                            .as_ref()
-                            .map(|v| v.to_string())
-                            .ok_or(format!("no value for {}", c.name))
+                        c.value.as_ref().map(|v| v.to_string()).ok_or_else(|| {
+                            MetadataError::InvalidRequest(format!("Null value not supported for : {}", c.name))
+                        })
                     };
                     let change = match c.config_operation {
                         OP_SET => ConfigChange::Set(value()?),
                         OP_DELETE => ConfigChange::Delete,
                         OP_APPEND => ConfigChange::Append(value()?),
                         OP_SUBTRACT => ConfigChange::Subtract(value()?),
-                        other => return Err(format!("unknown config operation {other}")),
+                        other => {
+                            return Err(MetadataError::InvalidRequest(format!(
+                                "Unknown config operation {other}"
+                            )))
+                        }
                     };
                     Ok((c.name.to_string(), change))
                 })
-                .collect::<Result<Vec<_>, String>>();
+                .collect::<Result<Vec<_>, MetadataError>>();
             let (code, message) = alter_resource(
                 ctx,
                 r.resource_type,
@@ -276,7 +326,7 @@ pub(super) fn alter_configs(ctx: &Ctx, req: AlterConfigsRequest) -> AlterConfigs
                     };
                     Ok((c.name.to_string(), change))
                 })
-                .collect::<Result<Vec<_>, String>>();
+                .collect::<Result<Vec<_>, MetadataError>>();
             let (code, message) =
                 alter_resource(ctx, r.resource_type, &r.resource_name, changes, true, req.validate_only);
             alter_configs_response::AlterConfigsResourceResponse::default()

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -35,7 +36,7 @@ pub(super) fn may_create(ctx: &Ctx, req: &MetadataRequest) -> bool {
             .topics
             .iter()
             .flatten()
-            .any(|t| t.name.as_ref().is_some_and(|n| image.topic(n).is_none()))
+            .any(|t| matches!(asked_for(t), Asked::Name(n) if image.topic(&n).is_none()))
 }
 
 fn allows_creation(ctx: &Ctx, req: &MetadataRequest) -> bool {
@@ -56,22 +57,22 @@ pub(super) fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
             .topics()
             .map(|t| describe(ctx, t, req.include_topic_authorized_operations))
             .collect(),
+        Some(requested) if !ids_allowed(ctx.version, &requested) => refused(ctx, requested),
         Some(requested) => requested
             .into_iter()
-            .map(|t| {
-                let found = match &t.name {
-                    Some(name) => image.topic(name).cloned(),
-                    None => image.topic_by_id(&t.topic_id).cloned(),
-                };
-                match (found, t.name) {
-                    (Some(topic), _) => describe(ctx, &topic, req.include_topic_authorized_operations),
-                    (None, Some(name)) if allow_create => auto_create(ctx, &mut image, &name.0),
-                    (None, Some(name)) => {
+            .map(|t| match asked_for(&t) {
+                Asked::Id(id) => match image.topic_by_id(&id) {
+                    Some(topic) => describe(ctx, topic, req.include_topic_authorized_operations),
+                    None => missing(ctx, None, id, ResponseError::UnknownTopicId),
+                },
+                Asked::Name(name) => match image.topic(&name).cloned() {
+                    Some(topic) => describe(ctx, &topic, req.include_topic_authorized_operations),
+                    None if allow_create => auto_create(ctx, &mut image, &name.0),
+                    None => {
                         let e = unknown_or_invalid(&name);
                         missing(ctx, Some(name), Uuid::nil(), e)
                     }
-                    (None, None) => missing(ctx, None, t.topic_id, ResponseError::UnknownTopicId),
-                }
+                },
             })
             .collect(),
     };
@@ -86,6 +87,38 @@ pub(super) fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
         .with_controller_id(BrokerId(broker.controller_for_clients(&image)))
         .with_topics(topics)
         .with_cluster_authorized_operations(cluster_ops)
+}
+
+/// How a requested topic is named. As in Kafka, a non-zero topic id wins over the name: the
+/// Java Admin's `describeTopics(TopicCollection.ofTopicIds(..))` sends each id with the name
+/// `""` (its default), not null.
+enum Asked {
+    Id(Uuid),
+    Name(TopicName),
+}
+
+fn asked_for(t: &MetadataRequestTopic) -> Asked {
+    match &t.name {
+        Some(name) if t.topic_id.is_nil() => Asked::Name(name.clone()),
+        _ => Asked::Id(t.topic_id),
+    }
+}
+
+/// Versions 10 and 11 carry a topic id field but, as in Kafka, may not use it (nor a null name).
+fn ids_allowed(version: i16, requested: &[MetadataRequestTopic]) -> bool {
+    version >= 12 || requested.iter().all(|t| t.name.is_some() && t.topic_id.is_nil())
+}
+
+/// Kafka's answer to a request it refuses whole (MetadataRequest.getErrorResponse): every
+/// requested topic with INVALID_REQUEST, a null name as "".
+fn refused(ctx: &Ctx, requested: Vec<MetadataRequestTopic>) -> Vec<MetadataResponseTopic> {
+    requested
+        .into_iter()
+        .map(|t| {
+            let name = t.name.unwrap_or_else(|| TopicName(StrBytes::from_static_str("")));
+            missing(ctx, Some(name), t.topic_id, ResponseError::InvalidRequest)
+        })
+        .collect()
 }
 
 fn unknown_or_invalid(name: &TopicName) -> ResponseError {

@@ -12,6 +12,7 @@ mod config_resources;
 mod configs;
 mod coordinator;
 mod delete_records;
+mod features;
 mod fetch;
 mod frame;
 mod group_admin;

@@ -49,9 +49,8 @@ fn replica(p: &ReplicaProgress) -> ReplicaState {
     ReplicaState::default()
         .with_replica_id(BrokerId(p.id))
         .with_log_end_offset(p.log_end_offset)
-        // Raft here does not track fetch times per replica; -1 is the protocol's "unknown".
-        .with_last_fetch_timestamp(-1)
-        .with_last_caught_up_timestamp(-1)
+        .with_last_fetch_timestamp(p.last_fetch_ms)
+        .with_last_caught_up_timestamp(p.last_caught_up_ms)
 }
 
 fn response(ctx: &Ctx, q: &QuorumState) -> DescribeQuorumResponse {

@@ -16,4 +16,22 @@ pub(crate) enum RequestError {
     /// ListConfigResources asked for a resource type its version does not list.
     #[error("resource type {resource_type} is not listed by ListConfigResources v{version}")]
     UnsupportedResourceType { resource_type: i8, version: i16 },
+    /// DescribeConfigs of a resource type Sluice has no configs for.
+    #[error("resource type {0} is not supported")]
+    UnsupportedConfigResource(i8),
+    /// DescribeConfigs of another broker (Kafka's words; BROKER may also be "").
+    #[error("Unexpected broker id, expected {expected}{} but received {received}", if *.default_allowed { " or empty string," } else { "" })]
+    UnexpectedBrokerId {
+        expected: i32,
+        received: String,
+        default_allowed: bool,
+    },
+    #[error("Broker id must be an integer, but it is: {0}")]
+    BrokerIdNotAnInteger(String),
+    /// DescribeConfigs of BROKER_LOGGER "", which has no cluster-wide default.
+    #[error("Broker id must not be empty")]
+    EmptyBrokerId,
+    /// DescribeConfigs of GROUP "".
+    #[error("Group name must not be empty")]
+    EmptyGroupName,
 }

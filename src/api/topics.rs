@@ -41,7 +41,7 @@ pub(super) fn create_topics(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopics
         .iter()
         .map(|t| {
             if dups.contains_key(t.name.0.as_str()) {
-                let e = MetadataError::InvalidRequest(format!("topic '{}' appears more than once", t.name.0));
+                let e = MetadataError::InvalidRequest(DUPLICATE_TOPIC.into());
                 return failed_create(ctx, t, &e);
             }
             create_one(ctx, t, req.validate_only)
@@ -50,24 +50,42 @@ pub(super) fn create_topics(ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopics
     CreateTopicsResponse::default().with_topics(results)
 }
 
+/// Kafka's refusal of a topic named twice in one request.
+const DUPLICATE_TOPIC: &str = "Duplicate topic name.";
+
 fn new_topic(t: &CreatableTopic) -> Result<NewTopic, MetadataError> {
-    let mut configs = BTreeMap::new();
-    for c in &t.configs {
-        let value = c
-            .value
-            .as_ref()
-            .ok_or_else(|| MetadataError::InvalidConfig(format!("null value for topic config '{}'", c.name)))?;
-        configs.insert(c.name.to_string(), value.to_string());
+    let nulls: Vec<&str> = t
+        .configs
+        .iter()
+        .filter(|c| c.value.is_none())
+        .map(|c| c.name.as_str())
+        .collect();
+    if !nulls.is_empty() {
+        return Err(MetadataError::InvalidConfig(format!(
+            "Null value not supported for topic configs: {}",
+            nulls.join(",")
+        )));
+    }
+    let configs = t
+        .configs
+        .iter()
+        .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+        .collect();
+    let mut assignments = BTreeMap::new();
+    for a in &t.assignments {
+        let replicas = a.broker_ids.iter().map(|b| b.0).collect();
+        if assignments.insert(a.partition_index, replicas).is_some() {
+            return Err(MetadataError::InvalidReplicaAssignment(format!(
+                "Found multiple manual partition assignments for partition {}",
+                a.partition_index
+            )));
+        }
     }
     Ok(NewTopic {
         name: t.name.0.to_string(),
         num_partitions: t.num_partitions,
         replication_factor: t.replication_factor,
-        assignments: t
-            .assignments
-            .iter()
-            .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
-            .collect(),
+        assignments,
         configs,
     })
 }
@@ -185,10 +203,7 @@ pub(super) fn create_partitions(ctx: &Ctx, req: CreatePartitionsRequest) -> Crea
                 .filter(|a| !a.is_empty())
                 .map(|a| a.iter().map(|x| x.broker_ids.iter().map(|b| b.0).collect()).collect());
             let outcome = if dups.contains_key(t.name.0.as_str()) {
-                Err(MetadataError::InvalidRequest(format!(
-                    "topic '{}' appears more than once",
-                    t.name.0
-                )))
+                Err(MetadataError::InvalidRequest(DUPLICATE_TOPIC.into()))
             } else {
                 ctx.broker
                     .create_partitions(&t.name.0, t.count, assignments.as_deref(), req.validate_only)
@@ -196,9 +211,12 @@ pub(super) fn create_partitions(ctx: &Ctx, req: CreatePartitionsRequest) -> Crea
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
             match outcome {
                 Ok(_) => result,
-                Err(e) => result
-                    .with_error_code(ctx.code(&e))
-                    .with_error_message(Some(text(e.to_string()))),
+                Err(e) => {
+                    let code = ctx.code(&e);
+                    // Kafka names no message for an unknown topic here.
+                    let message = (code != ResponseError::UnknownTopicOrPartition.code()).then(|| text(e.to_string()));
+                    result.with_error_code(code).with_error_message(message)
+                }
             }
         })
         .collect();

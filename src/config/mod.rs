@@ -7,14 +7,19 @@
 //!
 //! This module reads files and parses strings; it never touches the network or the data dirs.
 
+mod config_type;
 mod listener;
+mod logging;
 mod settings;
+mod synonyms;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub use config_type::ConfigType;
 pub use listener::Listener;
 pub use settings::{Setting, Settings, Source};
+pub use synonyms::{Catalog, Synonym};
 
 /// A setting that cannot be used; the message names it, and the broker refuses to start.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{ConfigError, Listener};
+use super::{Catalog, ConfigError, ConfigType, Listener};
 
 /// Where a setting's value came from: DescribeConfigs reports `File` and `Override` as
 /// STATIC_BROKER_CONFIG and `Default` as DEFAULT_CONFIG, so a file that repeats a default
@@ -23,40 +23,49 @@ pub enum Source {
 #[derive(Debug, Clone)]
 pub struct Setting {
     pub name: &'static str,
-    pub value: String,
+    /// None: not set and without a default (Kafka's null).
+    pub value: Option<String>,
+    /// What it is when nobody sets it; None where Kafka's default is null.
+    pub default: Option<String>,
     pub source: Source,
+    pub config_type: ConfigType,
     pub doc: &'static str,
 }
 
 /// A value type a setting can have.
 trait SettingValue: Sized {
+    /// Kafka's type for a setting of this Rust type (a setting may declare another).
+    const KAFKA_TYPE: ConfigType;
     fn parse_value(s: &str) -> Result<Self, String>;
-    fn show(&self) -> String;
+    /// None is Kafka's null: an optional setting left unset.
+    fn show(&self) -> Option<String>;
 }
 
 macro_rules! int_setting_value {
-    ($($t:ty),*) => {$(
+    ($($t:ty => $kafka:ident),*) => {$(
         impl SettingValue for $t {
+            const KAFKA_TYPE: ConfigType = ConfigType::$kafka;
             fn parse_value(s: &str) -> Result<Self, String> {
                 s.trim().parse().map_err(|_| format!("not a {}", stringify!($t)))
             }
-            fn show(&self) -> String {
-                self.to_string()
+            fn show(&self) -> Option<String> {
+                Some(self.to_string())
             }
         }
     )*};
 }
-int_setting_value!(i32, i64);
+int_setting_value!(i16 => Short, i32 => Int, i64 => Long);
 
 impl SettingValue for f64 {
+    const KAFKA_TYPE: ConfigType = ConfigType::Double;
     fn parse_value(s: &str) -> Result<Self, String> {
         match s.trim().parse::<f64>() {
             Ok(v) if v.is_finite() => Ok(v),
             _ => Err("not a finite number".into()),
         }
     }
-    fn show(&self) -> String {
-        java_double(*self)
+    fn show(&self) -> Option<String> {
+        Some(java_double(*self))
     }
 }
 
@@ -83,6 +92,7 @@ fn java_double(v: f64) -> String {
 }
 
 impl SettingValue for bool {
+    const KAFKA_TYPE: ConfigType = ConfigType::Boolean;
     fn parse_value(s: &str) -> Result<Self, String> {
         match s.trim() {
             "true" => Ok(true),
@@ -90,27 +100,54 @@ impl SettingValue for bool {
             _ => Err("expected true or false".into()),
         }
     }
-    fn show(&self) -> String {
-        self.to_string()
+    fn show(&self) -> Option<String> {
+        Some(self.to_string())
     }
 }
 
 impl SettingValue for String {
+    const KAFKA_TYPE: ConfigType = ConfigType::String;
     fn parse_value(s: &str) -> Result<Self, String> {
         Ok(s.to_string())
     }
-    fn show(&self) -> String {
-        self.clone()
+    fn show(&self) -> Option<String> {
+        Some(self.clone())
     }
 }
 
 impl SettingValue for Vec<Listener> {
+    const KAFKA_TYPE: ConfigType = ConfigType::List;
     fn parse_value(s: &str) -> Result<Self, String> {
         Listener::parse_list(s)
     }
-    fn show(&self) -> String {
-        self.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",")
+    fn show(&self) -> Option<String> {
+        Some(self.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(","))
     }
+}
+
+/// An optional setting, as Kafka has them (`log.retention.ms`, `broker.rack`, …): "" leaves
+/// it unset, which DescribeConfigs shows as null.
+impl<T: SettingValue> SettingValue for Option<T> {
+    const KAFKA_TYPE: ConfigType = T::KAFKA_TYPE;
+    fn parse_value(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "" => Ok(None),
+            _ => T::parse_value(s).map(Some),
+        }
+    }
+    fn show(&self) -> Option<String> {
+        self.as_ref().and_then(T::show)
+    }
+}
+
+/// A setting's Kafka type: its Rust type's, unless the table names another.
+macro_rules! kafka_type {
+    ($ty:ty) => {
+        <$ty as SettingValue>::KAFKA_TYPE
+    };
+    ($ty:ty, $kafka:ident) => {
+        ConfigType::$kafka
+    };
 }
 
 fn any<T>(_: &T) -> Result<(), String> {
@@ -133,13 +170,6 @@ fn non_negative(v: &i64) -> Result<(), String> {
     (*v >= 0).then_some(()).ok_or_else(|| "must be >= 0".into())
 }
 
-fn ratio(v: &f64) -> Result<(), String> {
-    (0.0..=1.0)
-        .contains(v)
-        .then_some(())
-        .ok_or_else(|| "must be in 0..=1".into())
-}
-
 fn positive_f64(v: &f64) -> Result<(), String> {
     (*v > 0.0).then_some(()).ok_or_else(|| "must be > 0".into())
 }
@@ -150,23 +180,27 @@ fn load_factor(v: &f64) -> Result<(), String> {
         .ok_or_else(|| "must be in (0, 1]".into())
 }
 
-#[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
-fn timestamp_type(v: &String) -> Result<(), String> {
-    crate::metadata::topic_config::check_timestamp_type(v)
-}
-
 fn minus_one_or_positive(v: &i64) -> Result<(), String> {
     (*v == -1 || *v > 0)
         .then_some(())
         .ok_or_else(|| "must be -1 or > 0".into())
 }
 
-fn segment_bytes(v: &i64) -> Result<(), String> {
-    // The .index stores u32 file positions, so a segment can never pass 2 GiB.
-    (14..=i32::MAX as i64)
-        .contains(v)
-        .then_some(())
-        .ok_or_else(|| "must be in 14..=2147483647".into())
+fn unset_or_minus_one_or_positive(v: &Option<i64>) -> Result<(), String> {
+    v.as_ref().map_or(Ok(()), minus_one_or_positive)
+}
+
+fn unset_or_positive(v: &Option<i64>) -> Result<(), String> {
+    v.as_ref().map_or(Ok(()), positive)
+}
+
+fn positive_i16(v: &i16) -> Result<(), String> {
+    (*v > 0).then_some(()).ok_or_else(|| "must be > 0".into())
+}
+
+fn segment_bytes(v: &i32) -> Result<(), String> {
+    // An int, so never past 2 GiB (the .index stores u32 file positions).
+    (*v >= 14).then_some(()).ok_or_else(|| "must be at least 14".into())
 }
 
 #[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
@@ -191,12 +225,14 @@ fn cleanup_policy(v: &String) -> Result<(), String> {
 }
 
 macro_rules! settings {
-    ($( $(#[doc = $doc:literal])+ $field:ident : $ty:ty = $name:literal, $default:literal, $check:expr; )*) => {
+    ($( $(#[doc = $doc:literal])+ $field:ident : $ty:ty = $name:literal, $default:literal, $check:expr $(, $kafka:ident)?; )*) => {
         /// Every broker setting, typed. Field names are the Kafka names with `_` for `.`.
         #[derive(Debug, Clone)]
         pub struct Settings {
             $( $(#[doc = $doc])+ pub $field: $ty, )*
             sources: BTreeMap<&'static str, Source>,
+            /// The settings by name, built on first use (settings never change once loaded).
+            catalog: std::sync::OnceLock<std::sync::Arc<Catalog>>,
         }
 
         impl Settings {
@@ -206,6 +242,7 @@ macro_rules! settings {
                 let settings = Settings {
                     $( $field: take::<$ty>(&mut layers, &mut sources, $name, $default, $check)?, )*
                     sources,
+                    catalog: Default::default(),
                 };
                 match layers.file.into_keys().chain(layers.overrides.into_keys()).next() {
                     Some(unknown) => Err(ConfigError::Unknown(unknown)),
@@ -213,12 +250,14 @@ macro_rules! settings {
                 }
             }
 
-            /// Every setting with its value and source, in declaration order.
+            /// Every setting with its value, default, source and type, in declaration order.
             pub fn entries(&self) -> Vec<Setting> {
                 vec![$( Setting {
                     name: $name,
                     value: self.$field.show(),
+                    default: <$ty as SettingValue>::parse_value($default).ok().and_then(|d| d.show()),
                     source: self.source($name),
+                    config_type: kafka_type!($ty $(, $kafka)?),
                     doc: concat!($($doc),+).trim_start(),
                 }, )*]
             }
@@ -261,12 +300,12 @@ settings! {
     /// This node's id, unique in the cluster.
     node_id: i32 = "node.id", "1", non_negative_i32;
     /// What this node is: `broker`, `controller` (a voter of the metadata quorum), or both.
-    process_roles: String = "process.roles", "broker,controller", process_roles;
+    process_roles: String = "process.roles", "broker,controller", process_roles, List;
     /// The metadata quorum's voters as `id@host:port` (their controller listeners), comma
     /// separated; empty means this node alone (a single-node cluster).
-    controller_quorum_voters: String = "controller.quorum.voters", "", any;
+    controller_quorum_voters: String = "controller.quorum.voters", "", any, List;
     /// Names of the listeners that carry controller traffic (Raft, forwarded admin requests).
-    controller_listener_names: String = "controller.listener.names", "CONTROLLER", any;
+    controller_listener_names: String = "controller.listener.names", "CONTROLLER", any, List;
     /// Without a message from the active controller for this long, a voter starts an election
     /// (randomised up to twice this).
     controller_quorum_election_timeout_ms: i32 = "controller.quorum.election.timeout.ms", "1000", positive_i32;
@@ -277,14 +316,17 @@ settings! {
     broker_heartbeat_interval_ms: i32 = "broker.heartbeat.interval.ms", "2000", positive_i32;
     /// A broker with no heartbeat for this long is fenced: its partitions lose their leader.
     broker_session_timeout_ms: i32 = "broker.session.timeout.ms", "9000", positive_i32;
-    /// The rack this broker is in; replicas of a partition are spread over racks.
-    broker_rack: String = "broker.rack", "", any;
+    /// The rack this broker is in (unset: none); replicas of a partition are spread over racks.
+    broker_rack: Option<String> = "broker.rack", "", any;
     /// Where clients connect: comma-separated NAME://host:port.
     listeners: Vec<Listener> = "listeners", "PLAINTEXT://127.0.0.1:9092", any;
-    /// What clients are told to connect to; empty means the same as `listeners`.
-    advertised_listeners: Vec<Listener> = "advertised.listeners", "", any;
-    /// Data directory (one for now): partition logs and the metadata log live here.
-    log_dirs: String = "log.dirs", "./data", any;
+    /// What clients are told to connect to; unset means the same as `listeners`.
+    advertised_listeners: Option<Vec<Listener>> = "advertised.listeners", "", any;
+    /// Data directory (one for now): partition logs and the metadata log live here. Unset,
+    /// `log.dir` is used.
+    log_dirs: Option<String> = "log.dirs", "", any, List;
+    /// The data directory when `log.dirs` is not set.
+    log_dir: String = "log.dir", "./data", any, List;
     /// Partitions of an auto-created topic, and of CreateTopics asking for -1.
     num_partitions: i32 = "num.partitions", "1", positive_i32;
     /// Replication factor of auto-created topics and of CreateTopics asking for -1.
@@ -292,24 +334,31 @@ settings! {
     /// Create a topic when a client asks Metadata for one that does not exist.
     auto_create_topics_enable: bool = "auto.create.topics.enable", "true", any;
     /// Roll to a new segment when the active one would pass this size.
-    log_segment_bytes: i64 = "log.segment.bytes", "1073741824", segment_bytes;
-    /// Roll to a new segment when the active one is older than this.
-    log_roll_ms: i64 = "log.roll.ms", "604800000", positive;
-    /// Delete whole segments whose newest record is older than this; -1 keeps forever.
-    log_retention_ms: i64 = "log.retention.ms", "604800000", minus_one_or_positive;
+    log_segment_bytes: i32 = "log.segment.bytes", "1073741824", segment_bytes;
+    /// Roll to a new segment when the active one is older than this; unset, `log.roll.hours`.
+    log_roll_ms: Option<i64> = "log.roll.ms", "", unset_or_positive;
+    /// Roll to a new segment when the active one is older than this many hours (7 days).
+    log_roll_hours: i32 = "log.roll.hours", "168", positive_i32;
+    /// Delete whole segments whose newest record is older than this (-1 keeps forever); unset,
+    /// `log.retention.minutes` decides, and unset too, `log.retention.hours`.
+    log_retention_ms: Option<i64> = "log.retention.ms", "", unset_or_minus_one_or_positive;
+    /// Retention in minutes, when `log.retention.ms` is not set.
+    log_retention_minutes: Option<i32> = "log.retention.minutes", "", any;
+    /// Retention in hours (7 days), when neither of the above is set; negative keeps forever.
+    log_retention_hours: i32 = "log.retention.hours", "168", any;
     /// Delete oldest segments while a partition is larger than this; -1 means no limit.
     log_retention_bytes: i64 = "log.retention.bytes", "-1", minus_one_or_positive;
     /// How often retention runs.
     log_retention_check_interval_ms: i64 = "log.retention.check.interval.ms", "300000", positive;
     /// fsync a partition after this many records; the default leaves it to the OS, as Kafka does.
     log_flush_interval_messages: i64 = "log.flush.interval.messages", "9223372036854775807", positive;
-    /// fsync a partition when its last fsync is older than this.
-    log_flush_interval_ms: i64 = "log.flush.interval.ms", "9223372036854775807", positive;
+    /// fsync a partition when its last fsync is older than this; unset, never by time.
+    log_flush_interval_ms: Option<i64> = "log.flush.interval.ms", "", unset_or_positive;
     /// Add a sparse index entry after this many bytes of log.
     log_index_interval_bytes: i32 = "log.index.interval.bytes", "4096", positive_i32;
     /// Default cleanup.policy of topics: delete (retention), compact (the log cleaner keeps the
     /// latest record per key), both, or empty (keep everything).
-    log_cleanup_policy: String = "log.cleanup.policy", "delete", cleanup_policy;
+    log_cleanup_policy: String = "log.cleanup.policy", "delete", cleanup_policy, List;
     /// Run the log cleaner, which compacts the topics whose cleanup.policy includes compact
     /// (`__consumer_offsets` among them).
     log_cleaner_enable: bool = "log.cleaner.enable", "true", any;
@@ -326,20 +375,51 @@ settings! {
     log_cleaner_io_max_bytes_per_second: f64 = "log.cleaner.io.max.bytes.per.second", "1.7976931348623157E308", positive_f64;
     /// How long an idle cleaner sleeps before it looks for a dirty log again.
     log_cleaner_backoff_ms: i64 = "log.cleaner.backoff.ms", "15000", non_negative;
-    /// Default min.cleanable.dirty.ratio: a log is cleaned once its uncleaned share of bytes passes this.
-    log_cleaner_min_cleanable_ratio: f64 = "log.cleaner.min.cleanable.ratio", "0.5", ratio;
-    /// Default delete.retention.ms: how long a compacted log keeps tombstones after they were first cleaned.
-    log_cleaner_delete_retention_ms: i64 = "log.cleaner.delete.retention.ms", "86400000", non_negative;
-    /// Default min.compaction.lag.ms: a record stays uncompacted at least this long.
-    log_cleaner_min_compaction_lag_ms: i64 = "log.cleaner.min.compaction.lag.ms", "0", non_negative;
-    /// Default max.compaction.lag.ms: a record is compacted within this long, whatever the dirty ratio.
-    log_cleaner_max_compaction_lag_ms: i64 = "log.cleaner.max.compaction.lag.ms", "9223372036854775807", positive;
-    /// Default message.timestamp.type: CreateTime (the producer's) or LogAppendTime (the leader stamps each batch).
-    log_message_timestamp_type: String = "log.message.timestamp.type", "CreateTime", timestamp_type;
+    // The broker-wide defaults of topic configs, under Kafka's names. Each is checked by its
+    // topic config's rule (`topic_config::check_broker_defaults`); those of features Sluice
+    // does not have yet (tiered storage, compression levels, preallocation) are accepted and
+    // reported, and act on nothing yet.
+    /// Default compression.type of topics: producer, uncompressed, gzip, snappy, lz4 or zstd.
+    compression_type: String = "compression.type", "producer", any;
+    /// Default gzip level (1-9, -1 for the codec's default) of topics (not used yet).
+    compression_gzip_level: i32 = "compression.gzip.level", "-1", any;
+    /// Default lz4 level (1-17) of topics (not used yet).
+    compression_lz4_level: i32 = "compression.lz4.level", "9", any;
+    /// Default zstd level (-131072-22) of topics (not used yet).
+    compression_zstd_level: i32 = "compression.zstd.level", "3", any;
+    /// Default delete.retention.ms of compacted topics: how long delete markers are kept after
+    /// the cleaning that first kept them.
+    log_cleaner_delete_retention_ms: i64 = "log.cleaner.delete.retention.ms", "86400000", any;
+    /// Default min.compaction.lag.ms: how long a record stays uncompacted at least.
+    log_cleaner_min_compaction_lag_ms: i64 = "log.cleaner.min.compaction.lag.ms", "0", any;
+    /// Default max.compaction.lag.ms: how long a record may stay uncompacted at most.
+    log_cleaner_max_compaction_lag_ms: i64 = "log.cleaner.max.compaction.lag.ms", "9223372036854775807", any;
+    /// Default min.cleanable.dirty.ratio: the share of a log that must be uncompacted before it is compacted.
+    log_cleaner_min_cleanable_ratio: f64 = "log.cleaner.min.cleanable.ratio", "0.5", any;
+    /// Default file.delete.delay.ms: how long a deleted segment's files are kept.
+    log_segment_delete_delay_ms: i64 = "log.segment.delete.delay.ms", "60000", any;
+    /// Default message.timestamp.type of topics: CreateTime (the producer's) or LogAppendTime (the leader stamps each batch).
+    log_message_timestamp_type: String = "log.message.timestamp.type", "CreateTime", any;
     /// Default message.timestamp.before.max.ms: a CreateTime record older than this is refused (INVALID_TIMESTAMP).
-    log_message_timestamp_before_max_ms: i64 = "log.message.timestamp.before.max.ms", "9223372036854775807", non_negative;
+    log_message_timestamp_before_max_ms: i64 = "log.message.timestamp.before.max.ms", "9223372036854775807", any;
     /// Default message.timestamp.after.max.ms: a CreateTime record more than this in the future is refused.
-    log_message_timestamp_after_max_ms: i64 = "log.message.timestamp.after.max.ms", "3600000", non_negative;
+    log_message_timestamp_after_max_ms: i64 = "log.message.timestamp.after.max.ms", "3600000", any;
+    /// Default preallocate: create segment files at full size (not done yet).
+    log_preallocate: bool = "log.preallocate", "false", any;
+    /// Default segment.index.bytes: the most an offset or time index may hold.
+    log_index_size_max_bytes: i32 = "log.index.size.max.bytes", "10485760", any;
+    /// Default max.decompressed.message.bytes: the most a compressed batch may expand to.
+    max_decompressed_message_bytes: i32 = "max.decompressed.message.bytes", "2147483639", any;
+    /// Default unclean.leader.election.enable: whether a replica out of sync may become leader.
+    unclean_leader_election_enable: bool = "unclean.leader.election.enable", "false", any;
+    /// Default local.retention.ms of tiered topics (-2: retention.ms); tiered storage is not implemented.
+    log_local_retention_ms: i64 = "log.local.retention.ms", "-2", any;
+    /// Default local.retention.bytes of tiered topics (-2: retention.bytes); tiered storage is not implemented.
+    log_local_retention_bytes: i64 = "log.local.retention.bytes", "-2", any;
+    /// Default remote.copy.lag.ms of tiered topics; tiered storage is not implemented.
+    log_remote_copy_lag_ms: i64 = "log.remote.copy.lag.ms", "0", any;
+    /// Default remote.copy.lag.bytes of tiered topics; tiered storage is not implemented.
+    log_remote_copy_lag_bytes: i64 = "log.remote.copy.lag.bytes", "-1", any;
     /// Largest record batch a producer may send (whole batch, with its 12-byte log overhead).
     message_max_bytes: i32 = "message.max.bytes", "1048588", positive_i32;
     /// Largest request frame a client may send; a bigger one closes the connection.
@@ -372,8 +452,6 @@ settings! {
     num_replica_fetchers: i32 = "num.replica.fetchers", "1", positive_i32;
     /// How often each log dir's replication-offset-checkpoint (high watermarks) is written.
     replica_high_watermark_checkpoint_interval_ms: i64 = "replica.high.watermark.checkpoint.interval.ms", "5000", positive;
-    /// Default of the topic config: whether a replica outside the ISR may be elected when no ISR member is alive (data loss).
-    unclean_leader_election_enable: bool = "unclean.leader.election.enable", "false", any;
     /// How long a group coordinator waits for an offset commit to be committed by the ISR.
     offsets_commit_timeout_ms: i32 = "offsets.commit.timeout.ms", "5000", positive_i32;
     /// How long the first rebalance of an empty group waits for more members to join.
@@ -387,17 +465,17 @@ settings! {
     /// Partitions of `__consumer_offsets`; a group lives on partition hash(group) % this. Fixed once created.
     offsets_topic_num_partitions: i32 = "offsets.topic.num.partitions", "50", positive_i32;
     /// Replication factor of `__consumer_offsets` (capped at the number of brokers).
-    offsets_topic_replication_factor: i32 = "offsets.topic.replication.factor", "3", positive_i32;
+    offsets_topic_replication_factor: i16 = "offsets.topic.replication.factor", "3", positive_i16;
     /// Segment size of `__consumer_offsets`.
-    offsets_topic_segment_bytes: i64 = "offsets.topic.segment.bytes", "104857600", segment_bytes;
+    offsets_topic_segment_bytes: i32 = "offsets.topic.segment.bytes", "104857600", segment_bytes;
     /// Committed offsets of an empty group are deleted after this many minutes (7 days).
-    offsets_retention_minutes: i64 = "offsets.retention.minutes", "10080", positive;
+    offsets_retention_minutes: i32 = "offsets.retention.minutes", "10080", positive_i32;
     /// How often expired offsets are looked for.
     offsets_retention_check_interval_ms: i64 = "offsets.retention.check.interval.ms", "600000", positive;
     /// Longest metadata string an offset commit may carry.
     offset_metadata_max_bytes: i32 = "offset.metadata.max.bytes", "4096", positive_i32;
     /// Forget an idempotent producer's sequence state after this long without a write from it.
-    producer_id_expiration_ms: i64 = "producer.id.expiration.ms", "86400000", positive;
+    producer_id_expiration_ms: i32 = "producer.id.expiration.ms", "86400000", positive_i32;
     /// Where Prometheus scrapes /metrics (host:port).
     metrics_listener: String = "metrics.listener", "127.0.0.1:9644", host_port;
     /// Log level when RUST_LOG is not set (error, warn, info, debug, trace or a tracing filter).
@@ -408,6 +486,15 @@ impl Settings {
     /// All defaults (what a start with no file and no override gets).
     pub fn defaults() -> Settings {
         Settings::from_layers(Layers::default()).expect("defaults are valid")
+    }
+
+    pub(super) fn catalog_cell(&self) -> &std::sync::OnceLock<std::sync::Arc<Catalog>> {
+        &self.catalog
+    }
+
+    /// The data directory: `log.dirs`, else `log.dir`.
+    pub fn data_dir(&self) -> &str {
+        self.log_dirs.as_deref().unwrap_or(&self.log_dir)
     }
 
     /// Where a setting's value came from.
@@ -453,6 +540,10 @@ impl Settings {
             value: value.to_string(),
             reason: reason.to_string(),
         };
+        // A broker-wide default of a topic config must be a value that topic config takes.
+        if let Err((name, value, reason)) = crate::metadata::topic_config::check_broker_defaults(&self) {
+            return Err(bad(name, &value, &reason));
+        }
         let listeners = self
             .listeners
             .iter()

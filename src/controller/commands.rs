@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use tracing::info;
 use uuid::Uuid;
 
-use super::{Controller, MetadataChange};
+use super::{contacts, Controller, MetadataChange};
+use crate::clock::now_ms;
 use crate::error::KafkaCode;
 use crate::metadata::brokers::{self, Registration};
 use crate::metadata::elections::{self, IsrChange, IsrCommitted};
@@ -108,6 +109,17 @@ pub(crate) struct ReplicaProgress {
     pub(crate) id: i32,
     /// One past the last entry known to be on that node; -1 when unknown.
     pub(crate) log_end_offset: i64,
+    /// When it last fetched (answered an append), epoch ms; -1 when unknown (also from a
+    /// controller older than these fields).
+    #[serde(default = "unknown")]
+    pub(crate) last_fetch_ms: i64,
+    /// When it last held everything the leader had, epoch ms; -1 when unknown.
+    #[serde(default = "unknown")]
+    pub(crate) last_caught_up_ms: i64,
+}
+
+fn unknown() -> i64 {
+    -1
 }
 
 /// How often a change is planned again after the state machine found its plan stale.
@@ -147,6 +159,7 @@ impl Controller {
                             brokers: &order,
                             default_partitions: self.settings.num_partitions,
                             default_replication_factor: self.settings.default_replication_factor,
+                            settings: &self.settings,
                         };
                         topics::plan_create_topic(image, &placement, &topic)
                     })
@@ -181,7 +194,7 @@ impl Controller {
             } => {
                 let index = self
                     .commit(validate_only, |image| {
-                        topics::plan_alter_configs(image, &name, &changes, replace_all)
+                        topics::plan_alter_configs(image, &self.settings, &name, &changes, replace_all)
                     })
                     .await?;
                 Ok(Reply::Committed { index })
@@ -421,9 +434,22 @@ impl Controller {
                 .map_or(-1, |l| l.map_or(0, |l| l.index as i64 + 1))
         };
         let membership = m.membership_config.membership();
-        let progress = |id: u64| ReplicaProgress {
-            id: id as i32,
-            log_end_offset: matched(id),
+        let now = now_ms();
+        let progress = |id: u64| {
+            // The leader's own: it is where the log is, now (as Kafka reports it).
+            let c = match id == self.node_id as u64 {
+                true => contacts::Contact {
+                    last_fetch_ms: now,
+                    last_caught_up_ms: now,
+                },
+                false => self.contacts.of(id),
+            };
+            ReplicaProgress {
+                id: id as i32,
+                log_end_offset: matched(id),
+                last_fetch_ms: c.last_fetch_ms,
+                last_caught_up_ms: c.last_caught_up_ms,
+            }
         };
         let voters: Vec<u64> = membership.voter_ids().collect();
         QuorumState {

@@ -12,6 +12,7 @@
 //! May call: `metadata` (records, image, planning). Never the replica or API layers.
 
 pub(crate) mod commands;
+mod contacts;
 pub(crate) mod lifecycle;
 pub(crate) mod log_store;
 mod network;
@@ -78,6 +79,8 @@ pub(crate) struct Controller {
     quorum: Quorum,
     /// Used by the first change of a new cluster: this node's meta.properties cluster id.
     proposed_cluster_id: String,
+    /// When each replica last answered this node's appends (for DescribeQuorum).
+    contacts: Arc<contacts::Contacts>,
     /// Connections for commands forwarded to the active controller.
     peers: quorum::Pool,
     /// Serialises plan → commit on the active controller.
@@ -166,15 +169,12 @@ impl Controller {
         .validate()
         .map_err(|e| ControllerStartError::Raft(e.to_string()))?;
         let node_id = settings.node_id;
-        let raft = Raft::new(
-            node_id as u64,
-            Arc::new(config),
-            network::Network,
-            log_store,
-            state_machine,
-        )
-        .await
-        .map_err(|e| ControllerStartError::Raft(e.to_string()))?;
+        let network = network::Network::default();
+        let contacts = network.contacts.clone();
+        let raft = Raft::new(node_id as u64, Arc::new(config), network, log_store, state_machine)
+            .await
+            .map_err(|e| ControllerStartError::Raft(e.to_string()))?;
+        contacts.watch(raft.metrics());
         let controller = Arc::new(Controller {
             node_id,
             raft,
@@ -182,6 +182,7 @@ impl Controller {
             settings,
             quorum,
             proposed_cluster_id,
+            contacts,
             peers: Default::default(),
             serial: Default::default(),
             liveness: Default::default(),

@@ -24,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::commands::{Command, CommandError, Reply};
+use super::contacts::{self, Contacts};
 use super::{Controller, TypeConfig};
+use crate::clock::now_ms;
 use crate::wire::{read_body, FrameError, Idle};
 
 type NodeId = u64;
@@ -131,23 +133,12 @@ impl Connection {
 
     async fn exchange(&mut self, request: &Request) -> Result<Response, WireError> {
         if self.stream.is_none() {
-            let connect = TcpStream::connect(&self.addr);
-            let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(source)) => {
-                    return Err(WireError::Connect {
-                        addr: self.addr.clone(),
-                        source,
-                    })
-                }
-                Err(_) => {
-                    return Err(WireError::Connect {
-                        addr: self.addr.clone(),
-                        source: std::io::ErrorKind::TimedOut.into(),
-                    })
-                }
-            };
-            stream.set_nodelay(true)?;
+            let stream = crate::wire::connect(&self.addr, CONNECT_TIMEOUT)
+                .await
+                .map_err(|source| WireError::Connect {
+                    addr: self.addr.clone(),
+                    source,
+                })?;
             self.stream = Some(stream);
         }
         let stream = self.stream.as_mut().ok_or(WireError::Mismatch)?;
@@ -157,9 +148,11 @@ impl Connection {
     }
 }
 
-/// Makes openraft's per-peer clients.
+/// Makes openraft's per-peer clients, which record when each peer answered (`contacts`).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Network;
+pub(crate) struct Network {
+    pub(crate) contacts: Arc<Contacts>,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
@@ -168,6 +161,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         PeerClient {
             target,
             conn: Connection::new(node.addr.clone()),
+            contacts: self.contacts.clone(),
         }
     }
 }
@@ -176,6 +170,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 pub(crate) struct PeerClient {
     target: NodeId,
     conn: Connection,
+    contacts: Arc<Contacts>,
 }
 
 type RpcResult<T, E = openraft::error::Infallible> = Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
@@ -206,11 +201,18 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
-        self.send(Request::Append(rpc), &option, |r| match r {
-            Response::Append(v) => Some(v),
-            _ => None,
-        })
-        .await
+        let (log_end, sent_end) = (self.contacts.log_end(), contacts::sent_end(&rpc));
+        let answer = self
+            .send(Request::Append(rpc), &option, |r| match r {
+                Response::Append(v) => Some(v),
+                _ => None,
+            })
+            .await;
+        if let Ok(response) = &answer {
+            let held = contacts::held_after(sent_end, response);
+            self.contacts.answered(self.target, held, log_end, now_ms());
+        }
+        answer
     }
 
     async fn install_snapshot(

@@ -184,6 +184,22 @@ pub(crate) fn check_crc(batch: &[u8], header: &BatchHeader) -> Result<(), LogErr
 /// Validates every batch in a producer's payload before any is written: header, length inside
 /// the buffer, size limit, counts, CRC. Returns the headers in order.
 pub(crate) fn validate_batches(buf: &[u8], max_message_bytes: u32) -> Result<Vec<BatchHeader>, LogError> {
+    validate_each(buf, |rest| validate_one(rest, Some(max_message_bytes)))
+}
+
+/// Validates a leader's batches before a follower appends them: framing, counts and CRC, as
+/// for a producer's, but control batches (transaction markers) are the leader's to write and
+/// the size limit was the leader's to apply.
+pub(crate) fn validate_replicated(buf: &[u8]) -> Result<Vec<BatchHeader>, LogError> {
+    validate_each(buf, |rest| validate_one(rest, None))
+}
+
+/// Walks the batches of `buf` with `check` (given the bytes from each batch on), locating any
+/// error, bounding the count; at least one batch.
+fn validate_each(
+    buf: &[u8],
+    check: impl Fn(&[u8]) -> Result<BatchHeader, LogError>,
+) -> Result<Vec<BatchHeader>, LogError> {
     let mut headers = Vec::new();
     let mut position = 0;
     while position < buf.len() {
@@ -192,8 +208,7 @@ pub(crate) fn validate_batches(buf: &[u8], max_message_bytes: u32) -> Result<Vec
                 "more than {MAX_BATCHES_PER_APPEND} batches in one append"
             )));
         }
-        let header =
-            validate_one(&buf[position..], max_message_bytes).map_err(|e| locate(e, headers.len(), position))?;
+        let header = check(&buf[position..]).map_err(|e| locate(e, headers.len(), position))?;
         position += header.size_bytes();
         headers.push(header);
     }
@@ -203,39 +218,9 @@ pub(crate) fn validate_batches(buf: &[u8], max_message_bytes: u32) -> Result<Vec
     Ok(headers)
 }
 
-/// Validates a leader's batches before a follower appends them: framing, counts and CRC, as
-/// for a producer's, but control batches (transaction markers) are the leader's to write and
-/// the size limit was the leader's to apply.
-pub(crate) fn validate_replicated(buf: &[u8]) -> Result<Vec<BatchHeader>, LogError> {
-    let mut headers = Vec::new();
-    let mut position = 0;
-    while position < buf.len() {
-        if headers.len() == MAX_BATCHES_PER_APPEND {
-            return Err(LogError::InvalidRecord(format!(
-                "more than {MAX_BATCHES_PER_APPEND} batches in one append"
-            )));
-        }
-        let rest = &buf[position..];
-        let header = BatchHeader::parse(rest).map_err(|e| locate(e, headers.len(), position))?;
-        let size = header.size_bytes();
-        if size > rest.len() {
-            return Err(locate(
-                corrupt(format!("batch claims {size} bytes but only {} remain", rest.len())),
-                headers.len(),
-                position,
-            ));
-        }
-        check_crc(&rest[..size], &header).map_err(|e| locate(e, headers.len(), position))?;
-        position += size;
-        headers.push(header);
-    }
-    if headers.is_empty() {
-        return Err(LogError::InvalidRecord("no record batch to append".into()));
-    }
-    Ok(headers)
-}
-
-fn validate_one(rest: &[u8], max_message_bytes: u32) -> Result<BatchHeader, LogError> {
+/// One batch at the start of `rest`. A producer's (`max_message_bytes` given) is held to the
+/// size limit and may not be a control batch; a leader's is taken as the leader wrote it.
+fn validate_one(rest: &[u8], max_message_bytes: Option<u32>) -> Result<BatchHeader, LogError> {
     let header = BatchHeader::parse(rest)?;
     let size = header.size_bytes();
     if size > rest.len() {
@@ -244,16 +229,15 @@ fn validate_one(rest: &[u8], max_message_bytes: u32) -> Result<BatchHeader, LogE
             rest.len()
         )));
     }
-    if size > max_message_bytes as usize {
-        return Err(LogError::MessageTooLarge {
-            size,
-            max: max_message_bytes,
-        });
-    }
-    header.check_producer_counts()?;
-    if header.is_control() {
-        // Transaction markers come from the broker's own coordinator, never from a client.
-        return Err(LogError::InvalidRecord("control batches cannot be produced".into()));
+    if let Some(max) = max_message_bytes {
+        if size > max as usize {
+            return Err(LogError::MessageTooLarge { size, max });
+        }
+        header.check_producer_counts()?;
+        if header.is_control() {
+            // Transaction markers come from the broker's own coordinator, never from a client.
+            return Err(LogError::InvalidRecord("control batches cannot be produced".into()));
+        }
     }
     check_crc(&rest[..size], &header)?;
     Ok(header)

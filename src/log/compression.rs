@@ -33,6 +33,16 @@ const ZSTD_WINDOW_LOG_MAX: u32 = 24;
 const XERIAL_MAGIC: &[u8; 16] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
 const XERIAL_BLOCK_BYTES: usize = 32 * 1024;
 
+/// Every codec a batch can be in (what the codec bits 0 to 4 name).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) const ALL_CODECS: [Compression; 5] = [
+    Compression::None,
+    Compression::Gzip,
+    Compression::Snappy,
+    Compression::Lz4,
+    Compression::Zstd,
+];
+
 /// The codec named by a batch's attribute bits.
 pub(crate) fn codec(code: i16) -> io::Result<Compression> {
     Ok(match code {
@@ -299,14 +309,6 @@ impl<W: Write> Compressor for SnappyWriter<W> {
 mod tests {
     use super::*;
 
-    const CODECS: [Compression; 5] = [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ];
-
     fn compress(codec: Compression, raw: &[u8]) -> BytesMut {
         let mut out = BytesMut::new();
         let mut c = compressor(codec, &mut out, usize::MAX).unwrap();
@@ -318,7 +320,7 @@ mod tests {
     #[test]
     fn every_codec_round_trips_through_the_streams() {
         let raw: Vec<u8> = (0..200_000u32).flat_map(|i| (i % 251).to_be_bytes()).collect();
-        for codec in CODECS {
+        for codec in ALL_CODECS {
             let packed = compress(codec, &raw);
             assert_eq!(
                 &decompress(codec, &packed, raw.len()).unwrap()[..],
@@ -405,7 +407,7 @@ mod tests {
     #[test]
     fn reaching_the_limit_exactly_is_fine() {
         let raw = vec![9u8; 1000];
-        for codec in CODECS {
+        for codec in ALL_CODECS {
             let packed = compress(codec, &raw);
             assert_eq!(decompress(codec, &packed, 1000).unwrap().len(), 1000, "{codec:?}");
             assert!(decompress(codec, &packed, 999).is_err(), "{codec:?}");

@@ -243,13 +243,7 @@ mod tests {
 
     #[test]
     fn finds_the_first_record_at_or_after_in_every_codec() {
-        for codec in [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ] {
+        for codec in crate::log::compression::ALL_CODECS {
             // Records at timestamps 100, 101, ... 104 (see testutil::records).
             let found = search(encode(&records(5, 100, 10), codec));
             assert_eq!(first_at_or_after(&found, 0).unwrap(), Some((0, 100)), "{codec:?}");
@@ -265,7 +259,7 @@ mod tests {
         recs[1].key = None;
         recs[2].value = None;
         recs[3].key = Some(Bytes::new());
-        for codec in [Compression::None, Compression::Gzip, Compression::Zstd] {
+        for codec in crate::log::compression::ALL_CODECS {
             let batch = encode(&recs, codec);
             let header = BatchHeader::parse(&batch).unwrap();
             let mut seen = Vec::new();

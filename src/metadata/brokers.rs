@@ -97,53 +97,13 @@ pub(crate) fn placement_order(image: &MetadataImage) -> Vec<i32> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-
-    fn registration(id: i32, rack: Option<&str>) -> Registration {
-        Registration {
-            broker_id: id,
-            incarnation_id: Uuid::new_v4(),
-            host: "127.0.0.1".into(),
-            port: 9000 + id as u16,
-            rack: rack.map(String::from),
-        }
-    }
-
-    fn apply(image: &mut MetadataImage, records: &[MetadataRecord]) {
-        for r in records {
-            image.apply(r).unwrap();
-        }
-    }
+    use crate::metadata::testkit::{add_topic, apply, live_brokers, registration};
 
     /// Three live brokers and one topic with a partition led by each.
     fn cluster() -> (MetadataImage, Uuid) {
-        let mut image = MetadataImage::default();
-        for id in 1..=3 {
-            let records = plan_register(&image, &registration(id, None), &|_| false);
-            apply(&mut image, &records);
-            let records = plan_unfence(&image, id, &|_| false);
-            apply(&mut image, &records);
-        }
-        let id = Uuid::new_v4();
-        let mut records = vec![MetadataRecord::Topic {
-            name: "t".into(),
-            topic_id: id,
-            configs: BTreeMap::new(),
-        }];
-        for p in 0..3 {
-            records.push(MetadataRecord::Partition {
-                topic_id: id,
-                partition: p,
-                replicas: vec![p + 1],
-                isr: vec![p + 1],
-                leader: p + 1,
-                leader_epoch: 0,
-                partition_epoch: 0,
-            });
-        }
-        apply(&mut image, &records);
+        let mut image = live_brokers(&[(1, None), (2, None), (3, None)]);
+        let id = add_topic(&mut image, "t", &[vec![1], vec![2], vec![3]]);
         (image, id)
     }
 

@@ -193,53 +193,14 @@ fn check(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::metadata::brokers::{plan_register, plan_unfence, Registration};
-
-    fn apply(image: &mut MetadataImage, records: &[MetadataRecord]) {
-        for r in records {
-            image.apply(r).unwrap();
-        }
-    }
+    use crate::metadata::brokers::plan_unfence;
+    use crate::metadata::testkit::{add_topic, apply, live_brokers};
 
     /// Brokers 1..=3 live, one partition with replicas [1, 2, 3], leader 1, ISR all three.
     fn cluster() -> (MetadataImage, Uuid) {
-        let mut image = MetadataImage::default();
-        for id in 1..=3 {
-            let r = Registration {
-                broker_id: id,
-                incarnation_id: Uuid::new_v4(),
-                host: "h".into(),
-                port: 9000 + id as u16,
-                rack: None,
-            };
-            let records = plan_register(&image, &r, &|_| false);
-            apply(&mut image, &records);
-            let records = plan_unfence(&image, id, &|_| false);
-            apply(&mut image, &records);
-        }
-        let id = Uuid::new_v4();
-        apply(
-            &mut image,
-            &[
-                MetadataRecord::Topic {
-                    name: "t".into(),
-                    topic_id: id,
-                    configs: BTreeMap::new(),
-                },
-                MetadataRecord::Partition {
-                    topic_id: id,
-                    partition: 0,
-                    replicas: vec![1, 2, 3],
-                    isr: vec![1, 2, 3],
-                    leader: 1,
-                    leader_epoch: 0,
-                    partition_epoch: 0,
-                },
-            ],
-        );
+        let mut image = live_brokers(&[(1, None), (2, None), (3, None)]);
+        let id = add_topic(&mut image, "t", &[vec![1, 2, 3]]);
         (image, id)
     }
 

@@ -8,6 +8,8 @@ pub(crate) mod brokers;
 pub(crate) mod elections;
 pub(crate) mod image;
 pub(crate) mod records;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub(crate) mod topic_config;
 pub(crate) mod topics;
 
@@ -26,9 +28,9 @@ pub(crate) const METADATA_TOPIC: &str = "__cluster_metadata";
 pub(crate) enum MetadataError {
     #[error("{0}")]
     InvalidTopic(String),
-    #[error("topic '{0}' already exists")]
+    #[error("Topic '{0}' already exists.")]
     TopicAlreadyExists(String),
-    #[error("topic '{0}' does not exist")]
+    #[error("The topic '{0}' does not exist.")]
     UnknownTopic(String),
     #[error("{0}")]
     InvalidPartitions(String),
@@ -80,5 +82,10 @@ impl Metadata {
     /// The current image: a snapshot that never changes under the caller.
     pub(crate) fn image(&self) -> Arc<MetadataImage> {
         self.applied.borrow().image.clone()
+    }
+
+    /// The index of the metadata log entry the current image includes last.
+    pub(crate) fn applied_index(&self) -> u64 {
+        self.applied.borrow().index
     }
 }

@@ -9,7 +9,8 @@ use uuid::Uuid;
 use super::image::MetadataImage;
 use super::records::MetadataRecord;
 use super::topic_config;
-use super::MetadataError;
+use super::{MetadataError, METADATA_TOPIC};
+use crate::config::Settings;
 
 /// Kafka's limit on topic name length (Topic.MAX_NAME_LENGTH).
 const TOPIC_NAME_MAX_LEN: usize = 249;
@@ -33,30 +34,29 @@ pub(crate) struct Placement<'a> {
     pub(crate) brokers: &'a [i32],
     pub(crate) default_partitions: i32,
     pub(crate) default_replication_factor: i32,
+    /// The broker settings behind topic configs' defaults, for checking configs together.
+    pub(crate) settings: &'a Settings,
 }
 
-/// Kafka's topic name rule: 1..=249 chars of [a-zA-Z0-9._-], not "." or "..".
+/// Kafka's topic name rule (`Topic.validate`), with its messages: 1..=249 chars of
+/// [a-zA-Z0-9._-], not "." or "..".
 pub(crate) fn validate_topic_name(name: &str) -> Result<(), MetadataError> {
-    let bad = |why: &str| Err(MetadataError::InvalidTopic(format!("topic name '{name}' {why}")));
-    if name.is_empty() {
-        return bad("is empty");
-    }
-    if name == "." || name == ".." {
-        return bad("cannot be '.' or '..'");
-    }
-    if name.len() > TOPIC_NAME_MAX_LEN {
-        return bad("is longer than 249 characters");
-    }
-    if !name
+    let why = if name.is_empty() {
+        "the empty string is not allowed".to_string()
+    } else if name == "." || name == ".." {
+        format!("'{name}' is not allowed")
+    } else if name.encode_utf16().count() > TOPIC_NAME_MAX_LEN {
+        // Java counts UTF-16 units, and so does this.
+        format!("the length of '{name}' is longer than the max allowed length {TOPIC_NAME_MAX_LEN}")
+    } else if !name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
     {
-        return bad("contains a character other than ASCII alphanumerics, '.', '_' and '-'");
-    }
-    if name.starts_with("__cluster_metadata") {
-        return bad("is reserved for the metadata log");
-    }
-    Ok(())
+        format!("'{name}' contains one or more characters other than ASCII alphanumerics, '.', '_' and '-'")
+    } else {
+        return Ok(());
+    };
+    Err(MetadataError::InvalidTopic(format!("Topic name is invalid: {why}")))
 }
 
 pub(crate) fn plan_create_topic(
@@ -65,6 +65,13 @@ pub(crate) fn plan_create_topic(
     topic: &NewTopic,
 ) -> Result<Vec<MetadataRecord>, MetadataError> {
     validate_topic_name(&topic.name)?;
+    // The metadata log's directory is `__cluster_metadata-0`: no topic may come near it.
+    if topic.name.starts_with(METADATA_TOPIC) {
+        return Err(MetadataError::InvalidRequest(format!(
+            "Creation of internal topic {} is prohibited.",
+            topic.name
+        )));
+    }
     if image.topic(&topic.name).is_some() {
         return Err(MetadataError::TopicAlreadyExists(topic.name.clone()));
     }
@@ -72,15 +79,25 @@ pub(crate) fn plan_create_topic(
     let unified = |n: &str| n.replace('.', "_");
     if let Some(other) = image.topics().find(|t| unified(&t.name) == unified(&topic.name)) {
         return Err(MetadataError::InvalidTopic(format!(
-            "topic '{}' collides with existing topic '{}' ('.' and '_' are treated alike)",
+            "Topic '{}' collides with existing topic: {}",
             topic.name, other.name
         )));
     }
     for (k, v) in &topic.configs {
         topic_config::validate(k, v).map_err(MetadataError::InvalidConfig)?;
     }
-    topic_config::validate_combination(&topic.configs).map_err(MetadataError::InvalidConfig)?;
+    topic_config::check_combination(placement.settings, &topic.configs).map_err(MetadataError::InvalidConfig)?;
     let assignments = if topic.assignments.is_empty() {
+        if topic.replication_factor < -1 || topic.replication_factor == 0 {
+            return Err(MetadataError::InvalidReplicationFactor(
+                "Replication factor must be larger than 0, or -1 to use the default value.".into(),
+            ));
+        }
+        if topic.num_partitions < -1 || topic.num_partitions == 0 {
+            return Err(MetadataError::InvalidPartitions(
+                "Number of partitions was set to an invalid non-positive value.".into(),
+            ));
+        }
         let partitions = match topic.num_partitions {
             -1 => placement.default_partitions,
             n => n,
@@ -90,14 +107,26 @@ pub(crate) fn plan_create_topic(
             n => n as i32,
         };
         check_partition_count(partitions)?;
-        place(placement.brokers, 0, partitions, rf)?
+        place(image, placement.brokers, 0, partitions, rf)?
     } else {
-        if topic.num_partitions != -1 || topic.replication_factor != -1 {
+        if topic.replication_factor != -1 {
             return Err(MetadataError::InvalidRequest(
-                "both manual assignments and a partition count or replication factor were given".into(),
+                "A manual partition assignment was specified, but replication factor was not set to -1.".into(),
             ));
         }
-        check_manual_assignments(placement.brokers, 0, &topic.assignments)?;
+        if topic.num_partitions != -1 {
+            return Err(MetadataError::InvalidRequest(
+                "A manual partition assignment was specified, but numPartitions was not set to -1.".into(),
+            ));
+        }
+        check_manual_assignments(image, placement.brokers, None, &topic.assignments)?;
+        let consecutive = topic.assignments.keys().copied().eq(0..topic.assignments.len() as i32);
+        if !consecutive {
+            return Err(MetadataError::InvalidReplicaAssignment(
+                "partitions should be a consecutive 0-based integer sequence".into(),
+            ));
+        }
+        check_partition_count(topic.assignments.len() as i32)?;
         topic.assignments.values().cloned().collect()
     };
     let topic_id = Uuid::new_v4();
@@ -106,7 +135,7 @@ pub(crate) fn plan_create_topic(
         topic_id,
         configs: topic.configs.clone(),
     }];
-    records.extend(partition_records(topic_id, 0, assignments));
+    records.extend(partition_records(placement.brokers, topic_id, 0, assignments));
     Ok(records)
 }
 
@@ -129,34 +158,34 @@ pub(crate) fn plan_create_partitions(
         .topic(name)
         .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
     let current = topic.partitions.len() as i32;
-    if count < current {
-        return Err(MetadataError::InvalidPartitions(format!(
-            "topic currently has {current} partitions, which is higher than the requested {count}"
-        )));
-    }
     if count == current {
         return Err(MetadataError::InvalidPartitions(format!(
-            "topic already has {current} partitions"
+            "Topic already has {current} partition(s)."
+        )));
+    }
+    if count < current {
+        return Err(MetadataError::InvalidPartitions(format!(
+            "The topic {name} currently has {current} partition(s); {count} would not be an increase."
+        )));
+    }
+    let additional = count - current;
+    if let Some(a) = assignments.filter(|a| a.len() as i32 != additional) {
+        return Err(MetadataError::InvalidReplicaAssignment(format!(
+            "Attempted to add {additional} additional partition(s), but only {} assignment(s) were specified.",
+            a.len()
         )));
     }
     check_partition_count(count)?;
-    let rf = topic.partitions.values().next().map_or(1, |p| p.replicas.len() as i32);
+    let rf = topic.partitions.values().next().map_or(1, |p| p.replicas.len());
     let new = match assignments {
-        None => place(brokers, current, count - current, rf)?,
+        None => place(image, brokers, current, additional, rf as i32)?,
         Some(a) => {
-            if a.len() as i32 != count - current {
-                return Err(MetadataError::InvalidReplicaAssignment(format!(
-                    "{} assignments given for {} new partitions",
-                    a.len(),
-                    count - current
-                )));
-            }
             let by_index = (current..).zip(a.iter().cloned()).collect();
-            check_manual_assignments(brokers, current, &by_index)?;
+            check_manual_assignments(image, brokers, Some(rf), &by_index)?;
             a.to_vec()
         }
     };
-    Ok(partition_records(topic.id, current, new))
+    Ok(partition_records(brokers, topic.id, current, new))
 }
 
 /// One change to a topic config override (IncrementalAlterConfigs' operations).
@@ -175,10 +204,17 @@ pub(crate) enum ConfigChange {
 /// AlterConfigs does), as TopicConfig records. Every resulting value is validated.
 pub(crate) fn plan_alter_configs(
     image: &MetadataImage,
+    settings: &Settings,
     name: &str,
     changes: &[(String, ConfigChange)],
     replace_all: bool,
 ) -> Result<Vec<MetadataRecord>, MetadataError> {
+    if name.is_empty() {
+        return Err(MetadataError::InvalidRequest(
+            "Default topic resources are not allowed.".into(),
+        ));
+    }
+    validate_topic_name(name)?;
     let topic = image
         .topic(name)
         .ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
@@ -212,16 +248,13 @@ pub(crate) fn plan_alter_configs(
                 topic_config::validate(key, &v).map_err(MetadataError::InvalidConfig)?;
                 next.insert(key.clone(), v);
             }
+            // As in Kafka, deleting what is not there (even under an unknown name) does nothing.
             None => {
-                // Deleting an override of an unknown name is as wrong as setting it.
-                if !topic_config::is_known(key) {
-                    return Err(MetadataError::InvalidConfig(format!("unknown topic config '{key}'")));
-                }
                 next.remove(key);
             }
         }
     }
-    topic_config::validate_combination(&next).map_err(MetadataError::InvalidConfig)?;
+    topic_config::check_combination(settings, &next).map_err(MetadataError::InvalidConfig)?;
     let names: BTreeSet<&String> = topic.configs.keys().chain(next.keys()).collect();
     Ok(names
         .into_iter()
@@ -240,14 +273,15 @@ pub(crate) fn plan_alter_configs(
 /// uses its config schema's default too, and it keeps the plan the same on every controller,
 /// whatever its settings.
 fn list_value(key: &str, current: Option<&String>, op: &str) -> Result<Vec<String>, MetadataError> {
-    let def =
-        topic_config::find(key).ok_or_else(|| MetadataError::InvalidConfig(format!("unknown topic config '{key}'")))?;
-    if def.config_type != topic_config::ConfigType::List {
-        return Err(MetadataError::InvalidConfig(format!(
-            "cannot {op} to {key}: it is not a list config"
-        )));
+    match topic_config::find(key) {
+        Some(def) if def.config_type == topic_config::ConfigType::List => {
+            Ok(list_items(current.map_or(def.fixed_default, String::as_str)))
+        }
+        // Kafka's words, for an unknown name too.
+        _ => Err(MetadataError::InvalidConfig(format!(
+            "Can't {op} to key {key} because its type is not LIST."
+        ))),
     }
-    Ok(list_items(current.map_or(def.fixed_default, String::as_str)))
 }
 
 /// A list config's items, trimmed, empty ones dropped.
@@ -259,79 +293,120 @@ fn list_items(v: &str) -> Vec<String> {
         .collect()
 }
 
+/// Sluice's own bound on a topic's partitions (Kafka has none short of its per-request limit).
 fn check_partition_count(n: i32) -> Result<(), MetadataError> {
-    if n < 1 {
-        return Err(MetadataError::InvalidPartitions(format!(
-            "number of partitions must be at least 1, got {n}"
-        )));
-    }
     if n > PARTITIONS_PER_TOPIC_MAX {
         return Err(MetadataError::InvalidPartitions(format!(
-            "number of partitions {n} is over the limit of {PARTITIONS_PER_TOPIC_MAX}"
+            "Number of partitions {n} is over Sluice's limit of {PARTITIONS_PER_TOPIC_MAX} per topic."
         )));
     }
     Ok(())
 }
 
-/// Round-robin placement: partition p's replicas are consecutive brokers from `brokers`, which
-/// the controller hands over already rotated by a random start and interleaved across racks.
-fn place(brokers: &[i32], first: i32, count: i32, rf: i32) -> Result<Vec<Vec<i32>>, MetadataError> {
-    if rf < 1 {
-        return Err(MetadataError::InvalidReplicationFactor(format!(
-            "replication factor must be at least 1, got {rf}"
-        )));
+/// Round-robin placement: partition p's replicas are consecutive brokers from `live` (the
+/// unfenced brokers), which the controller hands over already rotated by a random start and
+/// interleaved across racks. The refusals are Kafka's (its replica placer's, prefixed by its
+/// controller).
+fn place(image: &MetadataImage, live: &[i32], first: i32, count: i32, rf: i32) -> Result<Vec<Vec<i32>>, MetadataError> {
+    let registered = live.len() + image.brokers_fenced();
+    let unable = |why: String| {
+        Err(MetadataError::InvalidReplicationFactor(format!(
+            "Unable to replicate the partition {rf} time(s): {why}"
+        )))
+    };
+    if rf as usize > registered {
+        return unable(format!(
+            "The target replication factor of {rf} cannot be reached because only {registered} broker(s) are registered."
+        ));
     }
-    if rf as usize > brokers.len() {
-        return Err(MetadataError::InvalidReplicationFactor(format!(
-            "replication factor: {rf} larger than available brokers: {}",
-            brokers.len()
-        )));
+    if live.is_empty() {
+        return unable("All brokers are currently fenced.".into());
     }
-    let n = brokers.len();
+    if rf as usize > live.len() {
+        // Kafka would place replicas on fenced brokers too; Sluice places only on live ones.
+        return unable(format!(
+            "The target replication factor of {rf} cannot be reached because only {} of the {registered} registered broker(s) are unfenced.",
+            live.len()
+        ));
+    }
+    let n = live.len();
     Ok((first..first + count)
-        .map(|p| (0..rf as usize).map(|r| brokers[(p as usize + r) % n]).collect())
+        .map(|p| (0..rf as usize).map(|r| live[(p as usize + r) % n]).collect())
         .collect())
 }
 
+/// Kafka's checks of a manual assignment (its controller's `validateManualPartitionAssignment`,
+/// with its messages), partition by partition: replicas present, each a registered broker
+/// named once, as many as the other partitions have (`rf`, or the first partition's), and at
+/// least one of them live.
 fn check_manual_assignments(
-    brokers: &[i32],
-    first: i32,
+    image: &MetadataImage,
+    live: &[i32],
+    rf: Option<usize>,
     assignments: &BTreeMap<i32, Vec<i32>>,
 ) -> Result<(), MetadataError> {
     let bad = |why: String| Err(MetadataError::InvalidReplicaAssignment(why));
-    let expected: Vec<i32> = (first..first + assignments.len() as i32).collect();
-    if assignments.keys().copied().collect::<Vec<_>>() != expected {
-        return bad("partitions in the assignment must be consecutive from the first new one".into());
-    }
-    check_partition_count(first + assignments.len() as i32)?;
-    let rf = assignments.values().next().map_or(0, Vec::len);
+    let mut rf = rf;
     for (p, replicas) in assignments {
-        let unique: BTreeSet<_> = replicas.iter().collect();
-        if replicas.is_empty() || unique.len() != replicas.len() {
-            return bad(format!("partition {p} has an empty or duplicate replica list"));
+        if replicas.is_empty() {
+            return bad("The manual partition assignment includes an empty replica list.".into());
         }
-        if replicas.len() != rf {
-            return bad(format!("partition {p} has {} replicas, others {rf}", replicas.len()));
+        let mut sorted = replicas.clone();
+        sorted.sort_unstable();
+        let mut previous = None;
+        for &b in &sorted {
+            if image.broker(b).is_none() {
+                return bad(format!(
+                    "The manual partition assignment includes broker {b}, but no such broker is registered."
+                ));
+            }
+            if previous == Some(b) {
+                return bad(format!(
+                    "The manual partition assignment includes the broker {b} more than once."
+                ));
+            }
+            previous = Some(b);
         }
-        if let Some(b) = replicas.iter().find(|b| !brokers.contains(b)) {
-            return bad(format!("partition {p} names unknown broker {b}"));
+        match rf {
+            Some(n) if n != replicas.len() => {
+                return bad(format!(
+                    "The manual partition assignment includes a partition with {} replica(s), but this is not consistent with previous partitions, which have {n} replica(s).",
+                    replicas.len()
+                ))
+            }
+            _ => rf = Some(replicas.len()),
+        }
+        if !replicas.iter().any(|b| live.contains(b)) {
+            return bad(format!(
+                "All brokers specified in the manual partition assignment for partition {p} are fenced or in controlled shutdown."
+            ));
         }
     }
     Ok(())
 }
 
-fn partition_records(topic_id: Uuid, first: i32, assignments: Vec<Vec<i32>>) -> Vec<MetadataRecord> {
+/// The records of new partitions. Each is led by its first live replica (a manual assignment
+/// may name fenced brokers too), which is also its whole ISR: without replication only the
+/// leader has the data.
+fn partition_records(live: &[i32], topic_id: Uuid, first: i32, assignments: Vec<Vec<i32>>) -> Vec<MetadataRecord> {
     (first..)
         .zip(assignments)
-        .map(|(partition, replicas)| MetadataRecord::Partition {
-            topic_id,
-            partition,
-            leader: replicas[0],
-            // No replication yet: only the leader has the data, so only it is in sync.
-            isr: vec![replicas[0]],
-            replicas,
-            leader_epoch: 0,
-            partition_epoch: 0,
+        .map(|(partition, replicas)| {
+            // Placement and the manual-assignment checks never give an empty replica list.
+            let leader = replicas
+                .iter()
+                .copied()
+                .find(|r| live.contains(r))
+                .unwrap_or(replicas[0]);
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                leader,
+                isr: vec![leader],
+                replicas,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            }
         })
         .collect()
 }
@@ -339,14 +414,17 @@ fn partition_records(topic_id: Uuid, first: i32, assignments: Vec<Vec<i32>>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metadata::brokers;
 
     const BROKERS: &[i32] = &[1];
 
     fn placement() -> Placement<'static> {
+        static SETTINGS: std::sync::LazyLock<Settings> = std::sync::LazyLock::new(Settings::defaults);
         Placement {
             brokers: BROKERS,
             default_partitions: 3,
             default_replication_factor: 1,
+            settings: &SETTINGS,
         }
     }
 
@@ -359,53 +437,194 @@ mod tests {
         }
     }
 
-    fn applied(records: &[MetadataRecord]) -> MetadataImage {
+    /// Broker 1, registered and unfenced.
+    fn cluster() -> MetadataImage {
         let mut image = MetadataImage::default();
+        let registration = brokers::Registration {
+            broker_id: 1,
+            incarnation_id: Uuid::new_v4(),
+            host: "127.0.0.1".into(),
+            port: 9092,
+            rack: None,
+        };
+        for r in brokers::plan_register(&image, &registration, &|_| false) {
+            image.apply(&r).unwrap();
+        }
+        for r in brokers::plan_unfence(&image, 1, &|_| false) {
+            image.apply(&r).unwrap();
+        }
+        image
+    }
+
+    fn applied(records: &[MetadataRecord]) -> MetadataImage {
+        let mut image = cluster();
         records.iter().for_each(|r| image.apply(r).unwrap());
         image
     }
 
     #[test]
     fn create_uses_broker_defaults_for_minus_one() {
-        let records = plan_create_topic(&MetadataImage::default(), &placement(), &new_topic("t", -1, -1)).unwrap();
+        let records = plan_create_topic(&cluster(), &placement(), &new_topic("t", -1, -1)).unwrap();
         assert_eq!(applied(&records).topic("t").unwrap().partitions.len(), 3);
     }
 
     #[test]
     fn create_existing_topic_is_topic_already_exists() {
-        let image =
-            applied(&plan_create_topic(&MetadataImage::default(), &placement(), &new_topic("t", 1, 1)).unwrap());
+        let image = applied(&plan_create_topic(&cluster(), &placement(), &new_topic("t", 1, 1)).unwrap());
         let err = plan_create_topic(&image, &placement(), &new_topic("t", 1, 1)).unwrap_err();
         assert!(matches!(err, MetadataError::TopicAlreadyExists(_)));
     }
 
     #[test]
     fn bad_names_are_invalid_topic() {
-        for name in ["", ".", "..", "a b", "ä", &"x".repeat(250), "__cluster_metadata"] {
-            let err = plan_create_topic(&MetadataImage::default(), &placement(), &new_topic(name, 1, 1)).unwrap_err();
+        for name in ["", ".", "..", "a b", "ä", &"x".repeat(250)] {
+            let err = plan_create_topic(&cluster(), &placement(), &new_topic(name, 1, 1)).unwrap_err();
             assert!(matches!(err, MetadataError::InvalidTopic(_)), "{name}");
         }
         validate_topic_name(&"x".repeat(249)).unwrap();
+        let err = plan_create_topic(&cluster(), &placement(), &new_topic("__cluster_metadata", 1, 1)).unwrap_err();
+        assert!(matches!(err, MetadataError::InvalidRequest(_)), "{err}");
+    }
+
+    /// Regression (issue 10): kafka-topics prints the broker's message, and Sluice's were its
+    /// own words. These are Kafka 4.4's, for every way a name, a count or an assignment is bad.
+    #[test]
+    fn topic_refusals_are_worded_as_kafka_words_them() {
+        let image = applied(&plan_create_topic(&cluster(), &placement(), &new_topic("two", 2, 1)).unwrap());
+        let create = |t: &NewTopic| plan_create_topic(&image, &placement(), t).unwrap_err().to_string();
+        let named = |name: &str| create(&new_topic(name, 1, 1));
+        let with_rf_and_count = |rf: i16, n: i32| create(&new_topic("new", n, rf));
+        let assigned = |a: &[(i32, &[i32])], n: i32, rf: i16| {
+            let mut t = new_topic("new", n, rf);
+            t.assignments = a.iter().map(|(p, r)| (*p, r.to_vec())).collect();
+            create(&t)
+        };
+        let grown = |count: i32, a: Option<&[Vec<i32>]>| {
+            plan_create_partitions(&image, BROKERS, "two", count, a)
+                .unwrap_err()
+                .to_string()
+        };
+        let long = "x".repeat(250);
+        let cases = [
+            (named("two"), "Topic 'two' already exists.".to_string()),
+            (named(""), "Topic name is invalid: the empty string is not allowed".into()),
+            (named("."), "Topic name is invalid: '.' is not allowed".into()),
+            (named(".."), "Topic name is invalid: '..' is not allowed".into()),
+            (
+                named(&long),
+                format!("Topic name is invalid: the length of '{long}' is longer than the max allowed length 249"),
+            ),
+            (
+                named("bad!x"),
+                "Topic name is invalid: 'bad!x' contains one or more characters other than ASCII alphanumerics, '.', '_' and '-'".into(),
+            ),
+            (
+                named("__cluster_metadata"),
+                "Creation of internal topic __cluster_metadata is prohibited.".into(),
+            ),
+            (
+                with_rf_and_count(3, 1),
+                "Unable to replicate the partition 3 time(s): The target replication factor of 3 cannot be reached because only 1 broker(s) are registered.".into(),
+            ),
+            (
+                with_rf_and_count(0, 1),
+                "Replication factor must be larger than 0, or -1 to use the default value.".into(),
+            ),
+            (
+                with_rf_and_count(1, 0),
+                "Number of partitions was set to an invalid non-positive value.".into(),
+            ),
+            (
+                assigned(&[(0, &[2])], -1, -1),
+                "The manual partition assignment includes broker 2, but no such broker is registered.".into(),
+            ),
+            (
+                assigned(&[(0, &[1, 1])], -1, -1),
+                "The manual partition assignment includes the broker 1 more than once.".into(),
+            ),
+            (
+                assigned(&[(0, &[])], -1, -1),
+                "The manual partition assignment includes an empty replica list.".into(),
+            ),
+            (
+                assigned(&[(1, &[1])], -1, -1),
+                "partitions should be a consecutive 0-based integer sequence".into(),
+            ),
+            (
+                assigned(&[(0, &[1])], -1, 1),
+                "A manual partition assignment was specified, but replication factor was not set to -1.".into(),
+            ),
+            (
+                assigned(&[(0, &[1])], 1, -1),
+                "A manual partition assignment was specified, but numPartitions was not set to -1.".into(),
+            ),
+            (grown(2, None), "Topic already has 2 partition(s).".into()),
+            (
+                grown(1, None),
+                "The topic two currently has 2 partition(s); 1 would not be an increase.".into(),
+            ),
+            (
+                grown(4, Some(&[vec![1]])),
+                "Attempted to add 2 additional partition(s), but only 1 assignment(s) were specified.".into(),
+            ),
+            (
+                grown(3, Some(&[vec![1, 1]])),
+                "The manual partition assignment includes the broker 1 more than once.".into(),
+            ),
+        ];
+        for (got, kafka) in cases {
+            assert_eq!(got, kafka);
+        }
+        let missing = plan_create_partitions(&image, BROKERS, "nope", 3, None).unwrap_err();
+        assert_eq!(missing.to_string(), "The topic 'nope' does not exist.");
+    }
+
+    #[test]
+    fn a_manual_assignment_is_led_by_its_first_live_replica() {
+        let mut image = cluster();
+        let second = brokers::Registration {
+            broker_id: 2,
+            incarnation_id: Uuid::new_v4(),
+            host: "127.0.0.1".into(),
+            port: 9093,
+            rack: None,
+        };
+        for r in brokers::plan_register(&image, &second, &|_| false) {
+            image.apply(&r).unwrap();
+        }
+        // Broker 2 is registered but fenced: it may hold a replica, not lead.
+        let mut t = new_topic("t", -1, -1);
+        t.assignments.insert(0, vec![2, 1]);
+        let records = plan_create_topic(&image, &placement(), &t).unwrap();
+        records.iter().for_each(|r| image.apply(r).unwrap());
+        let p = &image.topic("t").unwrap().partitions[&0];
+        assert_eq!((p.leader, p.isr.clone(), p.replicas.clone()), (1, vec![1], vec![2, 1]));
+        t.name = "u".into();
+        t.assignments.insert(0, vec![2]);
+        let err = plan_create_topic(&image, &placement(), &t).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "All brokers specified in the manual partition assignment for partition 0 are fenced or in controlled shutdown."
+        );
     }
 
     #[test]
     fn names_differing_only_by_dot_or_underscore_collide() {
-        let image =
-            applied(&plan_create_topic(&MetadataImage::default(), &placement(), &new_topic("a.b", 1, 1)).unwrap());
+        let image = applied(&plan_create_topic(&cluster(), &placement(), &new_topic("a.b", 1, 1)).unwrap());
         let err = plan_create_topic(&image, &placement(), &new_topic("a_b", 1, 1)).unwrap_err();
         assert!(matches!(err, MetadataError::InvalidTopic(_)));
     }
 
     #[test]
     fn replication_factor_above_broker_count_is_refused() {
-        let err = plan_create_topic(&MetadataImage::default(), &placement(), &new_topic("t", 1, 3)).unwrap_err();
+        let err = plan_create_topic(&cluster(), &placement(), &new_topic("t", 1, 3)).unwrap_err();
         assert!(matches!(err, MetadataError::InvalidReplicationFactor(_)));
     }
 
     #[test]
     fn zero_or_huge_partition_count_is_invalid_partitions() {
         for n in [0, -5, PARTITIONS_PER_TOPIC_MAX + 1] {
-            let err = plan_create_topic(&MetadataImage::default(), &placement(), &new_topic("t", n, 1)).unwrap_err();
+            let err = plan_create_topic(&cluster(), &placement(), &new_topic("t", n, 1)).unwrap_err();
             assert!(matches!(err, MetadataError::InvalidPartitions(_)), "{n}");
         }
     }
@@ -414,7 +633,7 @@ mod tests {
     fn unknown_topic_config_is_invalid_config() {
         let mut t = new_topic("t", 1, 1);
         t.configs.insert("retention.mz".into(), "1".into());
-        let err = plan_create_topic(&MetadataImage::default(), &placement(), &t).unwrap_err();
+        let err = plan_create_topic(&cluster(), &placement(), &t).unwrap_err();
         assert!(matches!(err, MetadataError::InvalidConfig(_)));
     }
 
@@ -422,19 +641,19 @@ mod tests {
     fn manual_assignment_must_name_known_brokers() {
         let mut t = new_topic("t", -1, -1);
         t.assignments.insert(0, vec![2]);
-        let err = plan_create_topic(&MetadataImage::default(), &placement(), &t).unwrap_err();
+        let err = plan_create_topic(&cluster(), &placement(), &t).unwrap_err();
         assert!(matches!(err, MetadataError::InvalidReplicaAssignment(_)));
         t.assignments.insert(0, vec![1]);
-        plan_create_topic(&MetadataImage::default(), &placement(), &t).unwrap();
+        plan_create_topic(&cluster(), &placement(), &t).unwrap();
     }
 
     #[test]
     fn alter_configs_sets_deletes_and_appends_with_validation() {
-        let image =
-            applied(&plan_create_topic(&MetadataImage::default(), &placement(), &new_topic("t", 1, 1)).unwrap());
+        let image = applied(&plan_create_topic(&cluster(), &placement(), &new_topic("t", 1, 1)).unwrap());
         let set = |k: &str, c: ConfigChange| (k.to_string(), c);
         let records = plan_alter_configs(
             &image,
+            placement().settings,
             "t",
             &[
                 set("retention.ms", ConfigChange::Set("1000".into())),
@@ -449,21 +668,37 @@ mod tests {
         assert_eq!(topic.configs["retention.ms"], "1000");
         // APPEND starts from the default (delete), as Kafka's does.
         assert_eq!(topic.configs["cleanup.policy"], "delete,compact");
-        let records = plan_alter_configs(&image, "t", &[set("retention.ms", ConfigChange::Delete)], false).unwrap();
+        let records = plan_alter_configs(
+            &image,
+            placement().settings,
+            "t",
+            &[set("retention.ms", ConfigChange::Delete)],
+            false,
+        )
+        .unwrap();
         assert_eq!(records.len(), 1);
         let err = plan_alter_configs(
             &image,
+            placement().settings,
             "t",
             &[set("retention.ms", ConfigChange::Set("-7".into()))],
             false,
         )
         .unwrap_err();
         assert!(matches!(err, MetadataError::InvalidConfig(_)));
-        let err = plan_alter_configs(&image, "t", &[set("bogus", ConfigChange::Set("1".into()))], false).unwrap_err();
+        let err = plan_alter_configs(
+            &image,
+            placement().settings,
+            "t",
+            &[set("bogus", ConfigChange::Set("1".into()))],
+            false,
+        )
+        .unwrap_err();
         assert!(matches!(err, MetadataError::InvalidConfig(_)));
         // Legacy AlterConfigs replaces the whole set: overrides not named go.
         let records = plan_alter_configs(
             &image,
+            placement().settings,
             "t",
             &[set("segment.ms", ConfigChange::Set("5000".into()))],
             true,
@@ -475,7 +710,7 @@ mod tests {
     fn altered(image: &MetadataImage, changes: &[(&str, ConfigChange)]) -> Result<MetadataImage, MetadataError> {
         let changes: Vec<(String, ConfigChange)> = changes.iter().map(|(k, c)| (k.to_string(), c.clone())).collect();
         let mut next = image.clone();
-        for r in plan_alter_configs(image, "t", &changes, false)? {
+        for r in plan_alter_configs(image, placement().settings, "t", &changes, false)? {
             next.apply(&r).unwrap();
         }
         Ok(next)
@@ -494,8 +729,7 @@ mod tests {
     /// accepts (confluent-kafka's admin relies on it); Sluice answered INVALID_CONFIG.
     #[test]
     fn subtract_starts_from_the_default_and_may_leave_an_empty_policy() {
-        let image =
-            applied(&plan_create_topic(&MetadataImage::default(), &placement(), &new_topic("t", 1, 1)).unwrap());
+        let image = applied(&plan_create_topic(&cluster(), &placement(), &new_topic("t", 1, 1)).unwrap());
         let none = altered(&image, &[("cleanup.policy", ConfigChange::Subtract("delete".into()))]).unwrap();
         assert_eq!(policy(&none), Some(""));
         // An existing override, even the empty one, is where the next change starts.
@@ -513,8 +747,7 @@ mod tests {
 
     #[test]
     fn append_or_subtract_on_a_config_that_is_not_a_list_is_invalid_config() {
-        let image =
-            applied(&plan_create_topic(&MetadataImage::default(), &placement(), &new_topic("t", 1, 1)).unwrap());
+        let image = applied(&plan_create_topic(&cluster(), &placement(), &new_topic("t", 1, 1)).unwrap());
         for change in [ConfigChange::Append("5".into()), ConfigChange::Subtract("5".into())] {
             let err = altered(&image, &[("retention.ms", change.clone())]).unwrap_err();
             assert!(matches!(err, MetadataError::InvalidConfig(_)), "{err}");
@@ -523,10 +756,36 @@ mod tests {
         }
     }
 
+    /// Kafka checks configs together too: min.compaction.lag.ms may not pass the max, counting
+    /// the broker's default for whichever is not overridden.
+    #[test]
+    fn compaction_lags_are_checked_together_with_the_defaults() {
+        let image = applied(&plan_create_topic(&cluster(), &placement(), &new_topic("t", 1, 1)).unwrap());
+        let err = altered(
+            &image,
+            &[
+                ("min.compaction.lag.ms", ConfigChange::Set("100".into())),
+                ("max.compaction.lag.ms", ConfigChange::Set("50".into())),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "conflict topic config setting min.compaction.lag.ms (100) > max.compaction.lag.ms (50)"
+        );
+        let mut t = new_topic("u", 1, 1);
+        t.configs.insert("max.compaction.lag.ms".into(), "1".into());
+        plan_create_topic(&image, &placement(), &t).unwrap();
+        t.configs.insert("min.compaction.lag.ms".into(), "2".into());
+        assert!(matches!(
+            plan_create_topic(&image, &placement(), &t).unwrap_err(),
+            MetadataError::InvalidConfig(_)
+        ));
+    }
+
     #[test]
     fn create_partitions_grows_but_never_shrinks() {
-        let image =
-            applied(&plan_create_topic(&MetadataImage::default(), &placement(), &new_topic("t", 2, 1)).unwrap());
+        let image = applied(&plan_create_topic(&cluster(), &placement(), &new_topic("t", 2, 1)).unwrap());
         let err = plan_create_partitions(&image, BROKERS, "t", 1, None).unwrap_err();
         assert!(matches!(err, MetadataError::InvalidPartitions(_)));
         let records = plan_create_partitions(&image, BROKERS, "t", 5, None).unwrap();

@@ -105,19 +105,7 @@ impl Fetchers {
         let key = (partition.topic.clone(), partition.index);
         let slot = fetcher_index(&key.0, key.1, self.config.fetchers_per_broker);
         let mut tasks = self.tasks.lock().expect("fetchers lock");
-        for ((id, i), task) in tasks.iter() {
-            if (*id, *i) != (leader, slot)
-                && task
-                    .shared
-                    .partitions
-                    .lock()
-                    .expect("fetcher lock")
-                    .remove(&key)
-                    .is_some()
-            {
-                task.shared.changed.notify_one();
-            }
-        }
+        stop_following(&tasks, &key, Some((leader, slot)));
         let stale = tasks
             .get(&(leader, slot))
             .is_some_and(|t| t.addr != addr || t.stop.is_cancelled());
@@ -140,20 +128,8 @@ impl Fetchers {
 
     /// Stops following the partition (it is led here now, has no leader, or is gone).
     pub(crate) fn remove(&self, topic: &str, index: i32) {
-        let key = (topic.to_string(), index);
         let tasks = self.tasks.lock().expect("fetchers lock");
-        for task in tasks.values() {
-            if task
-                .shared
-                .partitions
-                .lock()
-                .expect("fetcher lock")
-                .remove(&key)
-                .is_some()
-            {
-                task.shared.changed.notify_one();
-            }
-        }
+        stop_following(&tasks, &(topic.to_string(), index), None);
     }
 
     /// Partitions followed, per leader (for metrics and tests).
@@ -183,6 +159,22 @@ impl Fetchers {
         };
         tokio::spawn(run.run());
         FetcherTask { addr, shared, stop }
+    }
+}
+
+/// Takes `key` out of every fetcher task but `keep`'s, waking those that had it.
+fn stop_following(tasks: &HashMap<(i32, usize), FetcherTask>, key: &Key, keep: Option<(i32, usize)>) {
+    for (_, task) in tasks.iter().filter(|(slot, _)| Some(**slot) != keep) {
+        if task
+            .shared
+            .partitions
+            .lock()
+            .expect("fetcher lock")
+            .remove(key)
+            .is_some()
+        {
+            task.shared.changed.notify_one();
+        }
     }
 }
 

@@ -169,7 +169,7 @@ impl ReplicaManager {
             min_insync_replicas: topic_config::min_insync_replicas(&self.settings, &topic.configs),
             proposals: self.proposals.clone(),
         });
-        p.set_compression_type(topic_config::compression_type(&topic.configs));
+        p.set_compression_type(topic_config::compression_type(&self.settings, &topic.configs));
         p
     }
 
@@ -227,7 +227,11 @@ impl ReplicaManager {
         let min_isr = topic_config::min_insync_replicas(&self.settings, &topic.configs);
         if let Some(p) = self.get(&topic.name, index) {
             if p.topic_id == topic.id {
-                if let Err(e) = p.update_config(config, min_isr, topic_config::compression_type(&topic.configs)) {
+                if let Err(e) = p.update_config(
+                    config,
+                    min_isr,
+                    topic_config::compression_type(&self.settings, &topic.configs),
+                ) {
                     warn!(topic = %topic.name, partition = index, error = %e, "config not applied");
                 }
                 self.follow(image, topic, index, &p);
@@ -375,7 +379,7 @@ impl ReplicaManager {
 
     /// Forgets idempotent producers idle longer than producer.id.expiration.ms.
     pub(crate) fn expire_producers(&self, now_ms: i64) {
-        let max_idle = self.settings.producer_id_expiration_ms;
+        let max_idle = i64::from(self.settings.producer_id_expiration_ms);
         for p in self.all() {
             let r = p.with_log(|log| Ok(log.expire_producers(now_ms, max_idle)));
             log_failure(&p, "producer expiry", r);

@@ -156,13 +156,7 @@ mod tests {
 
     #[test]
     fn every_codec_pair_keeps_every_record_and_a_valid_crc() {
-        let codecs = [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ];
+        let codecs = crate::log::compression::ALL_CODECS;
         for from in codecs {
             for to in codecs.iter().copied().filter(|c| *c != from) {
                 let original = batch(from, 7);

@@ -156,8 +156,9 @@ pub fn children_cpu_secs() -> f64 {
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
-/// CPU seconds the whole machine has been busy (all CPUs, everything but idle and iowait),
-/// from the first line of /proc/stat.
+/// CPU seconds the whole machine has been busy at normal priority (all CPUs; everything but
+/// idle, iowait and niced work), from the first line of /proc/stat. Niced work (a fuzzer at
+/// nice 19, say) only takes CPU nothing else wants, so it is left out.
 pub fn machine_busy_secs() -> Option<f64> {
     let stat = fs::read_to_string("/proc/stat").ok()?;
     let fields: Vec<f64> = stat
@@ -168,7 +169,7 @@ pub fn machine_busy_secs() -> Option<f64> {
         .map(|v| v.parse().unwrap_or(0.0))
         .collect();
     // user nice system idle iowait irq softirq steal (guest time is already in user).
-    let busy: f64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|&i| fields.get(i)).sum();
+    let busy: f64 = [0, 2, 5, 6, 7].iter().filter_map(|&i| fields.get(i)).sum();
     Some(busy / clock_ticks())
 }
 

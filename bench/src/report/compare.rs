@@ -86,7 +86,7 @@ pub fn rows(brokers: &[BrokerRun]) -> Vec<Row> {
         }),
         ("RSS after the runs, MB", |b| b.rss_end_mb),
         ("own memory (RssAnon) after the runs, MB", |b| b.rss_anon_end_mb),
-        ("peak RSS (VmHWM), MB", |b| b.rss_hwm_mb),
+        ("peak own memory (RssAnon) during the runs, MB", |b| b.rss_anon_peak_mb),
     ];
     for (measure, value) in broker_figures {
         let values: Vec<Option<f64>> = brokers.iter().map(value).collect();

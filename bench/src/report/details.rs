@@ -28,7 +28,7 @@ pub fn section(s: &mut String, b: &BrokerRun) {
     }
     let _ = writeln!(
         s,
-        "| workload | generator | records/s | MB/s | lat | p50 | p99 | p99.9 | max | s | broker CPU s | broker µs/rec | broker RSS peak MB (anon) | gen CPU s | other CPU s |"
+        "| workload | generator | records/s | MB/s | lat | p50 | p99 | p99.9 | max | s | broker CPU s | broker µs/rec | broker RSS peak MB (anon) | gen CPU s | other cores |"
     );
     let _ = writeln!(
         s,
@@ -40,11 +40,12 @@ pub fn section(s: &mut String, b: &BrokerRun) {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "RSS after all runs (topics deleted, clients gone): {} MB = {} MB own memory (RssAnon) + {} MB mapped file pages (RssFile). Peak RSS (VmHWM): {} MB; broker CPU over the whole run: {} s; clean shutdown on SIGTERM: {} s.\n",
+        "RSS after all runs (topics deleted, clients gone): {} MB = {} MB own memory (RssAnon) + {} MB mapped file pages (RssFile). Peak RSS (VmHWM, mapped file pages included): {} MB; peak own memory (RssAnon) during the runs: {} MB; broker CPU over the whole run: {} s; clean shutdown on SIGTERM: {} s.\n",
         opt(b.rss_end_mb, 0),
         opt(b.rss_anon_end_mb, 0),
         opt(b.rss_file_end_mb, 0),
         opt(b.rss_hwm_mb, 0),
+        opt(b.rss_anon_peak_mb, 0),
         opt(b.cpu_total_secs, 1),
         opt(b.shutdown_secs, 2)
     );
@@ -97,6 +98,6 @@ fn row(w: &WorkloadResult) -> String {
             u.rss_peak_mb, u.rss_anon_peak_mb
         )),
         w.client_cpu_secs,
-        opt(w.other_cpu_secs, 1),
+        opt(w.other_cores, 2),
     )
 }

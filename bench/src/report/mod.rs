@@ -54,6 +54,9 @@ pub struct BrokerRun {
     pub rss_anon_end_mb: Option<f64>,
     pub rss_file_end_mb: Option<f64>,
     pub rss_hwm_mb: Option<f64>,
+    /// The highest RssAnon (own memory: heap, stacks) sampled during any workload. Unlike the
+    /// peak RSS it leaves out mapped file pages, which one broker maps and another does not.
+    pub rss_anon_peak_mb: Option<f64>,
     pub cpu_total_secs: Option<f64>,
     /// How long the started broker took to stop cleanly on SIGTERM.
     pub shutdown_secs: Option<f64>,
@@ -143,9 +146,9 @@ pub struct WorkloadResult {
     pub broker_cpu_us_per_record: Option<f64>,
     /// CPU seconds the load generator itself used (it shares the machine with the broker).
     pub client_cpu_secs: f64,
-    /// CPU seconds everything else on the machine used meanwhile: other work sharing it, which
-    /// disturbs the figures when it is more than a small fraction of the run.
-    pub other_cpu_secs: Option<f64>,
+    /// Cores everything else on the machine used on average meanwhile: other work sharing it,
+    /// which disturbs the figures (see `workloads::disturbance`).
+    pub other_cores: Option<f64>,
     pub notes: Vec<String>,
     /// The latency distribution for the plot: (percentile, ms) points.
     #[serde(skip_serializing_if = "Option::is_none")]

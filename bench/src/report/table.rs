@@ -51,7 +51,7 @@ pub fn markdown(r: &Report) -> String {
         "`lat`: `e2e` = produce call → consumer poll and `ack` = produce call → delivery report, both at the paced rate; `ack@max` = produce call → delivery report while producers send as fast as they can, \
          which is mostly time records wait in the client's own queue, not in the broker. `s`: the measured time the rates are over. `gen CPU s`: CPU the load generator used (for kafka-perf-test rows its JVM, start included); \
          where broker + generator CPU comes near {} × `s`, every core was busy and the figure is a bound of this machine, not of the broker alone. \
-         `other CPU s`: CPU everything else on the machine used meanwhile; more than a small share of `s` means other work disturbed the run.",
+         `other cores`: cores everything else on the machine used on average meanwhile (other work sharing it); a run where it reached 0.25 was run again, and the Notes say so.",
         r.machine.cpus
     );
     s

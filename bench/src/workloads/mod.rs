@@ -6,6 +6,7 @@
 
 pub mod connections;
 pub mod consume;
+pub mod disturbance;
 pub mod latency;
 pub mod perf_test;
 pub mod produce;
@@ -53,6 +54,7 @@ pub struct Ctx<'a> {
     admin: AdminClient<DefaultClientContext>,
     runtime: tokio::runtime::Runtime,
     created: Mutex<Vec<String>>,
+    topics_created: std::sync::atomic::AtomicU32,
 }
 
 impl std::fmt::Debug for Ctx<'_> {
@@ -92,13 +94,16 @@ impl<'a> Ctx<'a> {
             admin,
             runtime,
             created: Mutex::new(Vec::new()),
+            topics_created: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
-    /// Creates `bench-<run>-<name>` with `partitions` partitions (RF 1) and waits until every
-    /// partition has a leader in the metadata a client sees.
+    /// Creates `bench-<run>-<n>-<name>` (n counts the topics created, so a rerun never meets
+    /// its discarded attempt's topic still being deleted) with `partitions` partitions (RF 1)
+    /// and waits until every partition has a leader in the metadata a client sees.
     pub fn create_topic(&self, name: &str, partitions: i32) -> Result<String> {
-        let topic = format!("bench-{}-{name}", self.run_id);
+        let n = self.topics_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let topic = format!("bench-{}-{n}-{name}", self.run_id);
         let new = NewTopic::new(&topic, partitions, TopicReplication::Fixed(1));
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let results = self.runtime.block_on(self.admin.create_topics([&new], &opts))?;
@@ -159,27 +164,35 @@ impl<'a> Ctx<'a> {
         self.delete_topics(&left);
     }
 
-    /// Runs `f` between two readings of the broker's CPU/RSS, the generator's CPU (this
-    /// process's and that of children it ran to their end: the Java tools) and the machine's.
+    /// Waits (bounded) for a quiet machine, then runs `f` between two readings of the broker's
+    /// CPU/RSS, the generator's CPU (this process's and that of children it ran to their end:
+    /// the Java tools) and the machine's.
     pub fn measure<T>(&self, f: impl FnOnce() -> T) -> (T, Bracket) {
+        let pid = self.watch.map(ProcWatch::pid);
+        disturbance::wait_quiet(pid);
         let mark = self.watch.map(ProcWatch::begin);
-        let gen_cpu = || procfs::cpu_secs(None).unwrap_or(0.0) + procfs::children_cpu_secs();
-        let (gen0, machine0) = (gen_cpu(), procfs::machine_busy_secs());
+        let before = disturbance::Sample::take(pid);
         let out = f();
-        let gen_cpu_secs = gen_cpu() - gen0;
-        let machine = procfs::machine_busy_secs().zip(machine0).map(|(b, a)| b - a);
+        let after = disturbance::Sample::take(pid);
         let broker = self.watch.zip(mark).map(|(w, m)| w.end(m));
-        let other_cpu_secs = machine
-            .zip(broker)
-            .map(|(m, b)| (m - b.cpu_secs - gen_cpu_secs).max(0.0));
         (
             out,
             Bracket {
                 broker,
-                gen_cpu_secs,
-                other_cpu_secs,
+                gen_cpu_secs: after.generator_since(&before),
+                other_cores: after.other_cores_since(&before),
             },
         )
+    }
+
+    /// Runs a workload again while other work disturbs it (`--retries`); see `disturbance`.
+    pub fn least_disturbed<T>(
+        &self,
+        run: impl FnMut() -> Result<T>,
+        cores: impl Fn(&T) -> Option<f64>,
+        discard: impl FnMut(T),
+    ) -> Result<(T, Vec<f64>)> {
+        disturbance::least_disturbed(self.args.retries, run, cores, discard)
     }
 
     /// A metric of the broker's Prometheus endpoint (Sluice only; None without one).
@@ -222,7 +235,7 @@ impl<'a> Ctx<'a> {
             broker: bracket.broker,
             broker_cpu_us_per_record: None,
             client_cpu_secs: bracket.gen_cpu_secs,
-            other_cpu_secs: bracket.other_cpu_secs,
+            other_cores: bracket.other_cores,
             notes: Vec::new(),
             curve: None,
             max_ms_by_second: None,
@@ -237,8 +250,8 @@ pub struct Bracket {
     pub broker: Option<Usage>,
     /// CPU the load generator used.
     pub gen_cpu_secs: f64,
-    /// CPU used by anything else on the machine meanwhile (other work sharing it).
-    pub other_cpu_secs: Option<f64>,
+    /// Cores anything else on the machine used on average meanwhile (other work sharing it).
+    pub other_cores: Option<f64>,
 }
 
 /// The settings every client gets: the bootstrap address and nothing broker-specific.

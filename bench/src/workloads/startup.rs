@@ -20,11 +20,10 @@ const RETRY_PAUSE: Duration = Duration::from_millis(20);
 /// Spawn → the first acknowledged record.
 pub fn first_ack(ctx: &Ctx, spawned_at: Instant) -> Result<Duration> {
     let deadline = spawned_at + LIMIT;
-    let mut attempt = 0;
     let topic = loop {
-        attempt += 1;
-        // A new name each time: an attempt that timed out may still have created its topic.
-        match ctx.create_topic(&format!("startup{attempt}"), 1) {
+        // A new name each time (create_topic numbers them): an attempt that timed out may
+        // still have created its topic.
+        match ctx.create_topic("startup", 1) {
             Ok(topic) => break topic,
             Err(e) if Instant::now() >= deadline => return Err(e.context("create the start-up probe's topic")),
             Err(_) => std::thread::sleep(RETRY_PAUSE),

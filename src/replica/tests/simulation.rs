@@ -17,8 +17,9 @@ use uuid::Uuid;
 use super::super::core::{Action, Core, Event, LeaderAndIsr, Role};
 use super::super::fetcher::truncation_offset;
 use crate::log::leader_epoch::LeaderEpochCache;
-use crate::metadata::brokers::{self, Registration};
+use crate::metadata::brokers;
 use crate::metadata::elections::{self, IsrChange};
+use crate::metadata::testkit::{add_topic, live_brokers};
 use crate::metadata::{MetadataImage, MetadataRecord};
 use crate::testing::Rng;
 
@@ -143,40 +144,8 @@ struct World {
 
 impl World {
     fn new(seed: u64) -> World {
-        let mut image = MetadataImage::default();
-        let topic_id = Uuid::from_u64_pair(seed, 7);
-        for id in NODES {
-            let r = Registration {
-                broker_id: id,
-                incarnation_id: Uuid::from_u64_pair(seed, id as u64),
-                host: "h".into(),
-                port: 9000,
-                rack: None,
-            };
-            let records = brokers::plan_register(&image, &r, &|_| false);
-            apply(&mut image, &records);
-            let records = brokers::plan_unfence(&image, id, &|_| false);
-            apply(&mut image, &records);
-        }
-        apply(
-            &mut image,
-            &[
-                MetadataRecord::Topic {
-                    name: "t".into(),
-                    topic_id,
-                    configs: Default::default(),
-                },
-                MetadataRecord::Partition {
-                    topic_id,
-                    partition: 0,
-                    replicas: NODES.to_vec(),
-                    isr: NODES.to_vec(),
-                    leader: 1,
-                    leader_epoch: 0,
-                    partition_epoch: 0,
-                },
-            ],
-        );
+        let mut image = live_brokers(&[(1, None), (2, None), (3, None)]);
+        let topic_id = add_topic(&mut image, "t", &[NODES.to_vec()]);
         let nodes = NODES
             .iter()
             .map(|&id| {
@@ -249,7 +218,7 @@ impl World {
     }
 
     fn commit(&mut self, records: Vec<MetadataRecord>) {
-        apply(&mut self.image, &records);
+        crate::metadata::testkit::apply(&mut self.image, &records);
         self.publish();
     }
 
@@ -673,12 +642,6 @@ impl World {
         let logs: BTreeSet<&Vec<Entry>> = self.nodes.values().map(|n| &n.log).collect();
         let state = self.partition();
         logs.len() == 1 && state.isr.len() == NODES.len() && state.leader >= 0
-    }
-}
-
-fn apply(image: &mut MetadataImage, records: &[MetadataRecord]) {
-    for r in records {
-        image.apply(r).expect("planned records apply");
     }
 }
 

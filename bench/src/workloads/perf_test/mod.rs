@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 
 use super::produce::Spec;
-use super::{Bracket, Ctx};
+use super::{disturbance, Bracket, Ctx};
 use crate::kafka_tool::{run_bounded, Finished, KafkaTool, PERF_TOOL_HEAP};
 use crate::report::{Percentiles, WorkloadResult};
 use summary::{ConsumerSummary, ProducerSummary};
@@ -62,8 +62,14 @@ pub fn run(
         let name = spec.name();
         eprintln!("== {name} ({GENERATOR})");
         let records = records_for(librdkafka_rate(&name), ctx.args.run_time());
-        match produce(ctx, tool, &spec, records) {
-            Ok((r, topic)) => {
+        let attempts = ctx.least_disturbed(
+            || produce(ctx, tool, &spec, records),
+            |(r, _)| r.other_cores,
+            |(_, topic)| ctx.delete_topics(&[topic]),
+        );
+        match attempts {
+            Ok(((mut r, topic), seen)) => {
+                disturbance::annotate(&mut r, &seen);
                 if spec.is_base_1kb() {
                     consume_source = Some((topic, r.records));
                 } else {
@@ -77,8 +83,21 @@ pub fn run(
     if let Some((topic, records)) = consume_source {
         let name = format!("consume 1KB {} partitions", ctx.args.partitions);
         eprintln!("== {name} ({GENERATOR})");
-        match consume(ctx, tool, &name, &topic, records) {
-            Ok(r) => results.push(r),
+        // Each attempt joins its own group: the tool commits what it read.
+        let mut attempt = 0;
+        let attempts = ctx.least_disturbed(
+            || {
+                attempt += 1;
+                consume(ctx, tool, &name, &topic, records, attempt)
+            },
+            |r| r.other_cores,
+            |_| {},
+        );
+        match attempts {
+            Ok((mut r, seen)) => {
+                disturbance::annotate(&mut r, &seen);
+                results.push(r);
+            }
             Err(e) => failures.push(format!("{name} ({GENERATOR}): {e:#}")),
         }
         ctx.delete_topics(&[topic]);
@@ -158,13 +177,13 @@ fn produce(ctx: &Ctx, tool: &KafkaTool, spec: &Spec, records: u64) -> Result<(Wo
     Ok((r, topic))
 }
 
-fn consume(ctx: &Ctx, tool: &KafkaTool, name: &str, topic: &str, records: u64) -> Result<WorkloadResult> {
+fn consume(ctx: &Ctx, tool: &KafkaTool, name: &str, topic: &str, records: u64, attempt: u32) -> Result<WorkloadResult> {
     let mut command = tool.command("kafka-consumer-perf-test", PERF_TOOL_HEAP);
     command
         .args(["--bootstrap-server", &ctx.bootstrap, "--topic", topic])
         .args(["--num-records", &records.to_string()])
         .args(["--timeout", &CONSUMER_IDLE_MS.to_string()])
-        .args(["--group", &format!("bench-{}-perf", ctx.run_id)]);
+        .args(["--group", &format!("bench-{}-perf-{attempt}", ctx.run_id)]);
     let (finished, bracket) = measured(ctx, command)?;
     let summary =
         ConsumerSummary::find(&finished.stdout).ok_or_else(|| anyhow!("no summary line ({})", finished.failure()))?;
