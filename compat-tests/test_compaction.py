@@ -6,7 +6,8 @@ offset it was written at, through confluent-kafka and kafka-python; Kafka's own 
 reads the cleaned segments (valid CRCs, the kept records, the indexes sane). A keyless record
 to a compacted topic is refused with INVALID_RECORD. DeleteRecords through confluent-kafka's
 AdminClient moves the log start (the `kafka-delete-records` tool is in test_kafka_tools.py). A
-LogAppendTime topic hands out the broker's clock, not the producer's.
+LogAppendTime topic hands out the broker's clock, not the producer's. `__consumer_offsets` stays
+small under thousands of commits, and the group's offsets survive a restart.
 
 The module broker's cleaner looks for work every 100 ms and cleans any dirt at all; every
 wait is on a condition with a deadline."""
@@ -16,7 +17,7 @@ import time
 import urllib.request
 
 import pytest
-from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KpTopicPartition
@@ -25,6 +26,7 @@ from conftest import (
     admin_config,
     broker_fixture,
     consume_until_eof,
+    consumer_config,
     create_topic,
     delivered_offsets,
     produce_all,
@@ -45,7 +47,9 @@ def broker(tmp_path_factory):
     yield from broker_fixture(
         tmp_path_factory,
         "sluice-compaction",
-        {"log.cleaner.backoff.ms": 100, "log.cleaner.min.cleanable.ratio": 0.01},
+        {"log.cleaner.backoff.ms": 100, "log.cleaner.min.cleanable.ratio": 0.01,
+         "offsets.topic.num.partitions": 1, "offsets.topic.segment.bytes": 16384,
+         "group.initial.rebalance.delay.ms": 0},
     )
 
 
@@ -228,3 +232,36 @@ def test_log_append_time_topic_hands_out_the_brokers_clock(broker, topic):
     assert kind == TIMESTAMP_LOG_APPEND_TIME and before - 1000 <= stamp <= after + 1000, msg.timestamp()
     [m] = consume_until_eof(broker.bootstrap, topic)
     assert m.timestamp() == (TIMESTAMP_LOG_APPEND_TIME, stamp)
+
+
+def committed(broker, group: str, topic: str) -> int:
+    c = Consumer(consumer_config(broker.bootstrap, **{"group.id": group}))
+    try:
+        [tp] = c.committed([TopicPartition(topic, 0)], timeout=TIMEOUT_S)
+        return tp.offset
+    finally:
+        c.close()
+
+
+def test_consumer_offsets_stays_small_under_many_commits_and_loads_after_a_restart(broker, topic):
+    group = f"group-{topic}"
+    create_topic(broker, topic)
+    delivered_offsets(produce_all(Producer(producer_config(broker.bootstrap)), topic, [b"x"]))
+    commits = 3000
+    c = Consumer(consumer_config(broker.bootstrap, **{"group.id": group}))
+    try:
+        for i in range(commits):
+            c.commit(offsets=[TopicPartition(topic, 0, i + 1)], asynchronous=False)
+    finally:
+        c.close()
+    offsets_dir = broker.data_dir / "__consumer_offsets-0"
+    # Each commit is a record of over 100 bytes: the log is cleaned down to a few segments
+    # (the active one is never cleaned).
+    assert sum(f.stat().st_size for f in offsets_dir.glob("*.log")) > 0
+    wait_for("__consumer_offsets to be cleaned",
+             lambda: sum(f.stat().st_size for f in offsets_dir.glob("*.log")) < 4 * 16384)
+
+    broker.stop()
+    broker.start()
+
+    assert committed(broker, group, topic) == commits
