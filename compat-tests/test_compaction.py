@@ -2,12 +2,14 @@
 
 A compacted topic written with 20 rounds over a few hundred keys (the last round deleting some
 with tombstones) reads back, once the cleaner ran, as the latest value of each key at the
-offset it was written at, through confluent-kafka and kafka-python; Kafka's own `kafka-dump-log`
-reads the cleaned segments (valid CRCs, the kept records, the indexes sane). A keyless record
-to a compacted topic is refused with INVALID_RECORD. DeleteRecords through confluent-kafka's
-AdminClient moves the log start (the `kafka-delete-records` tool is in test_kafka_tools.py). A
-LogAppendTime topic hands out the broker's clock, not the producer's. `__consumer_offsets` stays
-small under thousands of commits, and the group's offsets survive a restart.
+offset it was written at, through confluent-kafka, kafka-python and Kafka's console consumer;
+Kafka's own `kafka-dump-log` reads the cleaned segments (valid CRCs, the kept records, the
+indexes sane). Rounds each ended by a `kill -9` while the cleaner runs lose and mix nothing. A
+keyless record to a compacted topic is refused with INVALID_RECORD. DeleteRecords through
+confluent-kafka's AdminClient moves the log start (the `kafka-delete-records` tool is in
+test_kafka_tools.py). A LogAppendTime topic hands out the broker's clock, not the producer's.
+`__consumer_offsets` stays small under thousands of commits, and the group's offsets survive a
+restart.
 
 The module broker's cleaner looks for work every 100 ms and cleans any dirt at all; every
 wait is on a condition with a deadline."""
@@ -23,6 +25,7 @@ from kafka import KafkaConsumer
 from kafka import TopicPartition as KpTopicPartition
 
 from conftest import (
+    Broker,
     admin_config,
     broker_fixture,
     consume_until_eof,
@@ -34,7 +37,7 @@ from conftest import (
     watermarks,
 )
 from kafka_tools import tool_ok
-from test_kafka_tools import check_indexes, dump_records
+from test_kafka_tools import check_indexes, consume_console, dump_records
 
 TIMEOUT_S = 30
 KEYS = 300
@@ -154,6 +157,10 @@ def test_kafka_dump_log_reads_the_cleaned_segments(broker, topic):
                for o, k, v in re.findall(r"^\| offset: (\d+) .*? key: (\S+)(?: payload: (.*))?$", dumped, re.M)]
     assert [(o, k, v or None) for o, k, v in records] == expected
     assert batches and all(valid == "true" for *_, valid in batches), batches
+    # Kafka's console consumer reads the same log, a tombstone printed as null.
+    lines = consume_console(broker, topic, len(expected), "--from-beginning",
+                            formatter=["print.offset=true", "print.key=true"])
+    assert lines == [f"Offset:{o}\t{k.decode()}\t{'null' if v is None else v.decode()}" for o, k, v in expected]
     # The cleaned segments, all but the active one (whose indexes are not trimmed yet).
     cleaned = [s.with_suffix("") for s in segments[:-1]]
     assert cleaned, segments
@@ -265,3 +272,41 @@ def test_consumer_offsets_stays_small_under_many_commits_and_loads_after_a_resta
     broker.start()
 
     assert committed(broker, group, topic) == commits
+
+
+def test_kill9_while_the_cleaner_runs_loses_nothing_and_mixes_nothing(tmp_path):
+    """Rounds of updates over small segments, each followed by a `kill -9` a few ms in (the
+    cleaner, looking every 20 ms, is likely mid-cleaning or mid-swap) and a restart: every
+    record read is one that was written at that offset, each key's last record read is its
+    latest write, and no temporary swap file is left."""
+    b = Broker(tmp_path / "data", {"log.cleaner.backoff.ms": 20, "log.cleaner.min.cleanable.ratio": 0.01}).start()
+    try:
+        topic = "killed"
+        create_topic(b, topic, config={"cleanup.policy": "compact", "segment.bytes": 8192, "segment.ms": 200})
+        written, latest = {}, {}
+        for rnd in range(6):
+            p = Producer(producer_config(b.bootstrap, **{"linger.ms": 2, "acks": "all"}))
+            keys = [f"k{k:03d}".encode() for k in range(200)]
+            values = [f"r{rnd}-{k.decode()}-".encode() + b"x" * 30 for k in keys]
+            reports = []
+            for k, v in zip(keys, values):
+                p.produce(topic, key=k, value=v, partition=0, on_delivery=lambda e, m: reports.append((e, m)))
+                p.poll(0)
+            assert p.flush(TIMEOUT_S) == 0
+            for k, v, o in zip(keys, values, delivered_offsets(reports)):
+                written[o] = (k, v)
+                latest[k] = (o, v)
+            time.sleep(0.005 * rnd)  # a different point of the cleaning each round
+            b.kill9()
+            b.start()
+            got = read_back(b, topic)
+            assert all(written.get(o) == (k, v) for o, k, v in got), "a record read that was not written there"
+            last_read = {k: (o, v) for o, k, v in got}
+            assert last_read == latest, f"round {rnd}: a key's latest write is missing or stale"
+            part = b.data_dir / f"{topic}-0"
+            assert not [f for f in part.iterdir() if f.suffix in (".cleaned", ".swap", ".replaced")], \
+                sorted(f.name for f in part.iterdir())
+        assert "log cleaned" in b.all_logs()
+        b.assert_healthy()
+    finally:
+        b.kill9()
