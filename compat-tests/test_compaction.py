@@ -77,6 +77,16 @@ def log_bytes(broker, topic: str) -> int:
     return sum(f.stat().st_size for f in (broker.data_dir / f"{topic}-0").glob("*.log"))
 
 
+def produce_keyed(producer, topic: str, pairs: list[tuple[bytes, bytes | None]]) -> list[int]:
+    """Produces each (key, value) to partition 0; their offsets once all are acknowledged."""
+    reports = []
+    for key, value in pairs:
+        producer.produce(topic, key=key, value=value, partition=0, on_delivery=lambda e, m: reports.append((e, m)))
+        producer.poll(0)
+    assert producer.flush(TIMEOUT_S) == 0
+    return delivered_offsets(reports)
+
+
 def write_rounds(broker, topic: str) -> dict[bytes, tuple[int, bytes | None]]:
     """ROUNDS rounds over KEYS keys, every tenth key deleted (a tombstone) in the last round;
     then, once the active segment is older than segment.ms, one record that rolls it, so every
@@ -87,12 +97,7 @@ def write_rounds(broker, topic: str) -> dict[bytes, tuple[int, bytes | None]]:
         keys = [f"key-{k:03d}".encode() for k in range(KEYS)]
         values = [None if rnd == ROUNDS - 1 and k % 10 == 0 else f"r{rnd:02d}-k{k:03d}-".encode() + b"v" * 40
                   for k in range(KEYS)]
-        reports = []
-        for key, value in zip(keys, values):
-            p.produce(topic, key=key, value=value, partition=0, on_delivery=lambda e, m: reports.append((e, m)))
-            p.poll(0)
-        assert p.flush(TIMEOUT_S) == 0
-        for key, value, offset in zip(keys, values, delivered_offsets(reports)):
+        for key, value, offset in zip(keys, values, produce_keyed(p, topic, list(zip(keys, values)))):
             latest[key] = (offset, value)
     time.sleep(SEGMENT_MS / 1000)  # segment.ms must pass before an append can roll the segment
     [(err, msg)] = produce_all(p, topic, [b"rolled"], key=b"roll")
@@ -288,12 +293,7 @@ def test_kill9_while_the_cleaner_runs_loses_nothing_and_mixes_nothing(tmp_path):
             p = Producer(producer_config(b.bootstrap, **{"linger.ms": 2, "acks": "all"}))
             keys = [f"k{k:03d}".encode() for k in range(200)]
             values = [f"r{rnd}-{k.decode()}-".encode() + b"x" * 30 for k in keys]
-            reports = []
-            for k, v in zip(keys, values):
-                p.produce(topic, key=k, value=v, partition=0, on_delivery=lambda e, m: reports.append((e, m)))
-                p.poll(0)
-            assert p.flush(TIMEOUT_S) == 0
-            for k, v, o in zip(keys, values, delivered_offsets(reports)):
+            for k, v, o in zip(keys, values, produce_keyed(p, topic, list(zip(keys, values)))):
                 written[o] = (k, v)
                 latest[k] = (o, v)
             time.sleep(0.005 * rnd)  # a different point of the cleaning each round
