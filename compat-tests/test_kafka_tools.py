@@ -921,7 +921,7 @@ SERVED = {
     "DescribeCluster": (0, 2), "DescribeTopicPartitions": (0, 0), "DescribeLogDirs": (1, 4), "DescribeQuorum": (0, 2), "FindCoordinator": (0, 6), "JoinGroup": (0, 9), "SyncGroup": (0, 5),
     "Heartbeat": (0, 4), "LeaveGroup": (0, 5), "OffsetCommit": (2, 9), "OffsetFetch": (1, 9), "ListGroups": (0, 5),
     "DescribeGroups": (0, 5), "DeleteGroups": (0, 2), "OffsetDelete": (0, 0), "InitProducerId": (0, 5),
-    "DescribeProducers": (0, 0),
+    "DescribeProducers": (0, 0), "DeleteRecords": (0, 2),
 }
 
 
