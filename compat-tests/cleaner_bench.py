@@ -2,7 +2,8 @@
 per second, from the broker's `log cleaned` lines) and the produce latency of another topic
 while it runs, against the same broker and data with the cleaner off.
 
-    SLUICE_BIN=target/release/sluice compat-tests/.venv/bin/python compat-tests/cleaner_bench.py [DIRTY_MB, default 1000]
+    SLUICE_BIN=target/release/sluice compat-tests/.venv/bin/python compat-tests/cleaner_bench.py \
+        [DIRTY_MB, default 1000] [log.cleaner.io.max.bytes.per.second in MB/s, default none]
 
 Steps: a broker with the cleaner off gets a compacted topic of DIRTY_MB of 1 KiB records over
 10 000 keys (32 MiB segments); a latency probe (confluent-kafka, acks=all, linger 0, one
@@ -93,6 +94,7 @@ def percentiles(latencies: list[float]) -> dict:
 
 def main() -> None:
     dirty_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    throttle_mb = float(sys.argv[2]) if len(sys.argv) > 2 else None
     data = Path(tempfile.mkdtemp(prefix="sluice-cleaner-bench-")) / "data"
     common = {"log.cleaner.backoff.ms": 200}
     b = Broker(data, {**common, "log.cleaner.enable": "false"}).start()
@@ -105,6 +107,8 @@ def main() -> None:
         baseline = probe(b, "probe", PROBE_S)
         b.stop()
         b.overrides = {**common, "log.cleaner.enable": "true"}
+        if throttle_mb:
+            b.overrides["log.cleaner.io.max.bytes.per.second"] = throttle_mb * 1e6
         b.start()
         running = probe(b, "probe", PROBE_S)
         deadline = time.monotonic() + 120
@@ -118,7 +122,7 @@ def main() -> None:
     mb_cleaned = sum(c["mb_read"] for c in done) / 2
     seconds = sum(c["elapsed_s"] for c in done)
     print(json.dumps({
-        "dirty_mb_written": dirty_mb, "fill_s": round(fill_s, 1),
+        "dirty_mb_written": dirty_mb, "fill_s": round(fill_s, 1), "cleaner_io_max_mb_per_s": throttle_mb,
         "cleanings": [{k: round(v, 3) for k, v in c.items() if k not in ("start", "end")} for c in done],
         "cleaner_dirty_mb_per_s": round(mb_cleaned / seconds, 1) if seconds else None,
         "probe_cleaner_off": percentiles([lat for _, lat in baseline]),
