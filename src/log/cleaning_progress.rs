@@ -9,8 +9,10 @@
 //!
 //! The tombstone rule is Kafka's (KIP-534: a tombstone is kept for delete.retention.ms after
 //! the cleaning that first saw it), kept here rather than in the batches: Kafka writes the
-//! horizon into a rewritten batch's base timestamp, which kafka-protocol's record encoder
-//! cannot do (it takes the smallest record timestamp). Instead each log remembers one pending
+//! horizon into a rewritten batch's base timestamp (with the delete-horizon attribute bit),
+//! which would mean re-encoding every kept record's timestamp delta, where the cleaner copies
+//! kept records byte for byte (`cleaned_batch`); so `kafka-dump-log` shows no
+//! `deleteHorizonMs` on Sluice's cleaned batches. Instead each log remembers one pending
 //! (time, end offset) pair of a finished cleaning: once `delete_retention_ms` has passed
 //! since that cleaning, tombstones below its end offset may go. A cleaning that ends while a
 //! pair is pending is not recorded, so a tombstone waits at least delete.retention.ms after
