@@ -14,6 +14,7 @@ figures. Not a test: it prints one table and exits 0.
 """
 
 import json
+import os
 import re
 import statistics
 import sys
@@ -104,6 +105,7 @@ def main() -> None:
         t0 = time.monotonic()
         fill(b, "dirty", dirty_mb)
         fill_s = time.monotonic() - t0
+        os.sync()  # the fill's page-cache writeback would otherwise land in the baseline probe
         baseline = probe(b, "probe", PROBE_S)
         b.stop()
         b.overrides = {**common, "log.cleaner.enable": "true"}
