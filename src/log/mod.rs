@@ -18,6 +18,7 @@
 mod append_policy;
 mod batch;
 mod checkpoint;
+pub(crate) mod clean_shutdown;
 mod cleaned_batch;
 mod cleaner;
 mod cleaning_progress;
