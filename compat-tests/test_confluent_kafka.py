@@ -186,7 +186,6 @@ def test_describe_configs_reports_every_topic_config_with_its_default(admin, top
         "segment.bytes": "1073741824",
         "cleanup.policy": "delete",
         "max.message.bytes": "1048588",
-        "min.insync.replicas": "1",
         "compression.type": "producer",
         "message.timestamp.type": "CreateTime",
     }
@@ -197,6 +196,11 @@ def test_describe_configs_reports_every_topic_config_with_its_default(admin, top
         assert entry.is_default, name
         assert entry.source == ConfigSource.DEFAULT_CONFIG.value, name
         assert not entry.is_sensitive, name
+    # As in Kafka 4.1+ with eligible leader replicas: the controller writes the cluster-wide
+    # min.insync.replicas at bootstrap, so a topic inherits a dynamic cluster default.
+    entry = configs["min.insync.replicas"]
+    assert (entry.value, entry.is_default) == ("1", False)
+    assert entry.source == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
 
 
 def test_describe_configs_shows_a_value_set_at_creation_as_a_topic_config(admin, topic):

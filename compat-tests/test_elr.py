@@ -18,13 +18,13 @@ and refuses a broker-level value, in Kafka's words.
 
 import re
 
-import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from cluster import BROKER, CONTROLLER, ClusterFactory, wait_for
+from cluster import BROKER, CONTROLLER, wait_for
 from conftest import admin_config, consume_until_eof, delivered_offsets, produce_all, producer_config
 from kafka_tools import run_tool, tool_ok
+from test_cluster import make_cluster  # noqa: F401 - the fixture
 
 SESSION_TIMEOUT_MS = 3000
 LAYOUT = {1: CONTROLLER, 2: BROKER, 3: BROKER, 4: BROKER, 5: BROKER}
@@ -36,18 +36,6 @@ OVERRIDES = {
 }
 CHANGE_S = 30  # a fencing (session timeout), an election or an ISR change, seen by the tools
 RECORDS = 300
-
-
-@pytest.fixture
-def make_cluster(tmp_path):
-    factory = ClusterFactory(tmp_path)
-    try:
-        yield factory
-        for c in factory.made:
-            c.assert_healthy()
-    finally:
-        for c in factory.made:
-            c.kill_all()
 
 
 def describe(bootstrap: str, topic: str) -> dict:

@@ -1,7 +1,7 @@
 """franz-go (Go; kgo and kadm from the Go module proxy) against Sluice: every codec, the
 idempotent producer, acks 0/1, a cooperative-sticky group that loses a member midway, and kadm's
 topic, config, offset and group administration. What Sluice does not serve yet (transactions,
-KIP-848 groups, DeleteRecords, ACLs) is written too, as strict xfails naming the issue.
+KIP-848 groups, ACLs) is written too, as strict xfails naming the issue.
 
 Each test runs one scenario of the Go program in `go/` (built once per session when its
 sources are newer than the binary; `make test-deps-go` builds it too) and checks the JSON it
@@ -529,7 +529,6 @@ def test_kip848_consumer_group(franz_bin, broker):
     assert described == ("Stable", "range", 2, [0, 1, 2, 3], "")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: DeleteRecords")
 def test_delete_records(franz_bin, broker):
     r = run_scenario(franz_bin, broker, "delete_records")
     assert r["delete"] == {"low_watermark": 4, "error": ""}

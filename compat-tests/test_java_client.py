@@ -11,7 +11,7 @@ module. `java` or the jar missing fails the tests, it does not skip them. The ex
 are what Apache Kafka 4.4 answers the same program (checked against a Kafka 4.4.0 broker).
 
 Features Sluice does not serve yet have their scenarios here too, as strict xfails naming the
-issue: transactions and Streams exactly_once_v2 (13), DeleteRecords (14), ACLs (15), KIP-848
+issue: transactions and Streams exactly_once_v2 (13), ACLs (15), KIP-848
 consumer groups and share groups (16).
 """
 
@@ -643,7 +643,6 @@ def test_create_describe_delete_acls(tmp_path):
         own.kill9()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14: DeleteRecords (Admin.deleteRecords) not served yet")
 def test_delete_records(broker):
     r = run_scenario(broker, "delete_records")
     assert (r["lowWatermark"], r["earliest"], r["firstOffsetRead"]) == (5, 5, 5)

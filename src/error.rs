@@ -30,6 +30,11 @@ impl KafkaCode for LogError {
             LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
             LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
             LogError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
+            LogError::RecordsRejected {
+                invalid_timestamp: true,
+                ..
+            } => ResponseError::InvalidTimestamp,
+            LogError::RecordsRejected { .. } => ResponseError::InvalidRecord,
             e if e.is_storage_failure() => ResponseError::KafkaStorageError,
             _ => ResponseError::UnknownServerError,
         }
@@ -44,6 +49,7 @@ impl KafkaCode for ReplicaError {
             ReplicaError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
             ReplicaError::NotEnoughReplicasAfterAppend { .. } => ResponseError::NotEnoughReplicasAfterAppend,
             ReplicaError::Timeout => ResponseError::RequestTimedOut,
+            ReplicaError::PolicyViolation(_) => ResponseError::PolicyViolation,
             ReplicaError::StaleFetch { .. } => ResponseError::FencedLeaderEpoch,
             ReplicaError::Log(e) => e.kafka_error(),
         }

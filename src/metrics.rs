@@ -5,18 +5,21 @@
 //! manager's atomics when Prometheus scrapes.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::broker::Broker;
 use crate::controller::Controller;
+use crate::log::CleanerStats;
 use crate::replica::ReplicaManager;
 
 #[derive(Debug, Clone)]
@@ -118,6 +121,10 @@ impl Metrics {
         must(
             self.registry
                 .register(Box::new(PartitionCollector::new(replicas.clone()))),
+        );
+        must(
+            self.registry
+                .register(Box::new(CleanerCollector::new(replicas.cleaner_stats()))),
         );
         must(self.registry.register(Box::new(ReplicationCollector::new(replicas))));
     }
@@ -293,6 +300,87 @@ impl Collector for ReplicationCollector {
         let mut out: Vec<MetricFamily> = [leading, under, under_min].iter().flat_map(|g| g.collect()).collect();
         out.extend(lag.collect());
         out.extend(followed.collect());
+        out
+    }
+}
+
+/// The log cleaner's work, gathered at scrape time from its counters: cleanings done, bytes
+/// read and written (their rate is the cleaning throughput), the last cleaning's throughput,
+/// how long since a cleaner thread last looked for work, each compacted log's dirty ratio.
+#[derive(Debug)]
+struct CleanerCollector {
+    stats: Arc<CleanerStats>,
+    descs: Vec<Desc>,
+}
+
+impl CleanerCollector {
+    fn new(stats: Arc<CleanerStats>) -> CleanerCollector {
+        let (counters, gauges, ratio) = Self::metrics();
+        let mut descs = descs_of(&counters);
+        descs.extend(descs_of(&gauges));
+        descs.extend(descs_of(&[ratio]));
+        CleanerCollector { stats, descs }
+    }
+
+    fn metrics() -> ([IntCounter; 3], [Gauge; 3], GaugeVec) {
+        let c = |name: &str, help: &str| must(IntCounter::new(name, help));
+        let g = |name: &str, help: &str| must(Gauge::new(name, help));
+        (
+            [
+                c("log_cleaner_runs_total", "Cleanings of a compacted log completed"),
+                c(
+                    "log_cleaner_bytes_read_total",
+                    "Bytes of log the cleaner read (its rate: bytes cleaned per second)",
+                ),
+                c("log_cleaner_bytes_written_total", "Bytes of cleaned segments written"),
+            ],
+            [
+                g(
+                    "log_cleaner_last_run_bytes_per_second",
+                    "Bytes of log the last cleaning read per second",
+                ),
+                g(
+                    "log_cleaner_seconds_since_last_run",
+                    "Seconds since a cleaner thread last looked for a log to clean (-1: never)",
+                ),
+                g(
+                    "log_cleaner_uncleanable_partitions",
+                    "Partitions whose cleaning failed, left alone until a restart",
+                ),
+            ],
+            must(GaugeVec::new(
+                Opts::new(
+                    "log_cleaner_dirty_ratio",
+                    "Share of a compacted log's bytes not yet cleaned and cleanable now",
+                ),
+                &["topic", "partition"],
+            )),
+        )
+    }
+}
+
+impl Collector for CleanerCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let ([runs, read, written], [rate, since, uncleanable], ratio) = Self::metrics();
+        let s = &self.stats;
+        runs.inc_by(s.runs.load(Ordering::Relaxed));
+        read.inc_by(s.bytes_read.load(Ordering::Relaxed));
+        written.inc_by(s.bytes_written.load(Ordering::Relaxed));
+        rate.set(s.last_bytes_per_second());
+        since.set(s.seconds_since_last_run());
+        uncleanable.set(s.uncleanable.load(Ordering::Relaxed) as f64);
+        for ((topic, partition), r) in s.dirty_ratios() {
+            ratio
+                .with_label_values(&[topic.as_str(), partition.to_string().as_str()])
+                .set(r);
+        }
+        let mut out: Vec<MetricFamily> = [runs, read, written].iter().flat_map(|c| c.collect()).collect();
+        out.extend([rate, since, uncleanable].iter().flat_map(|g| g.collect()));
+        out.extend(ratio.collect());
         out
     }
 }

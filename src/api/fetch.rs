@@ -213,6 +213,7 @@ impl Plan {
                 FollowerFetch {
                     replica,
                     fetch_offset: req.fetch_offset,
+                    log_start_offset: req.log_start_offset,
                     last_fetched_epoch: req.last_fetched_epoch,
                     max_bytes: max,
                     eligible,

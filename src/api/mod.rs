@@ -11,6 +11,7 @@ mod cluster;
 mod config_resources;
 mod configs;
 mod coordinator;
+mod delete_records;
 mod elections;
 mod features;
 mod fetch;
@@ -271,6 +272,7 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             }
         }
         ApiKey::OffsetForLeaderEpoch => respond(&ctx, leader_epochs::handle(&ctx, decode(&mut body, v)?)),
+        ApiKey::DeleteRecords => respond(&ctx, delete_records::delete_records(&ctx, decode(&mut body, v)?)),
         ApiKey::CreateTopics => {
             let req = decode(&mut body, v)?;
             respond(&ctx, blocking(&ctx, move |ctx| topics::create_topics(ctx, req)))
@@ -397,6 +399,7 @@ no_payloads!(
     ProduceResponse,
     ListOffsetsResponse,
     OffsetForLeaderEpochResponse,
+    DeleteRecordsResponse,
     CreateTopicsResponse,
     DeleteTopicsResponse,
     CreatePartitionsResponse,

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use kafka_protocol::messages::produce_request::TopicProduceData;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
@@ -18,6 +20,7 @@ use tracing::warn;
 
 use super::{Ctx, Reply};
 use crate::clock::now_ms;
+use crate::log::{LogError, RecordError};
 use crate::replica::{Appended, Partition, ReplicaError};
 
 /// Produce from version 13 names topics by id only.
@@ -117,7 +120,7 @@ async fn complete(ctx: &Ctx, mut response: ProduceResponse, waits: Vec<Waiting>,
         if let Err(e) = w.replica.await_committed(&w.appended, deadline).await {
             let code = ctx.code(&e);
             let p = &mut response.responses[w.topic].partition_responses[w.partition];
-            *p = partition_response(p.index, Err(code));
+            *p = partition_response(p.index, Err(code.into()), ctx.version);
         }
     }
     purgatory.sub(waits.len() as i64);
@@ -152,15 +155,15 @@ fn produce_topic(
         .enumerate()
         .map(|(i, p)| {
             let result = match (&name, p.records) {
-                _ if !(-1..=1).contains(&acks) => Err(ctx.count(ResponseError::InvalidRequiredAcks)),
+                _ if !(-1..=1).contains(&acks) => Err(ctx.count(ResponseError::InvalidRequiredAcks).into()),
                 // As Kafka: clients cannot write to internal topics; only the broker's own
                 // coordinators do, through the replica layer directly.
                 (Some(n), _) if internal => {
                     warn!(topic = %n, client = ?ctx, "produce to an internal topic refused");
-                    Err(ctx.count(ResponseError::InvalidTopicException))
+                    Err(ctx.count(ResponseError::InvalidTopicException).into())
                 }
-                (None, _) => Err(ctx.count(unknown_id)),
-                (Some(_), None) => Err(ctx.count(ResponseError::InvalidRecord)),
+                (None, _) => Err(ctx.count(unknown_id).into()),
+                (Some(_), None) => Err(ctx.count(ResponseError::InvalidRecord).into()),
                 (Some(name), Some(records)) => append(ctx, name, p.index, &records, acks).map(|(offsets, wait)| {
                     if let Some((replica, appended)) = wait {
                         waits.push(Waiting {
@@ -173,7 +176,7 @@ fn produce_topic(
                     offsets
                 }),
             };
-            partition_response(p.index, result)
+            partition_response(p.index, result, ctx.version)
         })
         .collect();
     TopicProduceResponse::default()
@@ -182,9 +185,38 @@ fn produce_topic(
         .with_partition_responses(partitions)
 }
 
-/// What one partition's append gives: (base offset, log start offset), and for acks=all the
-/// append to wait on; or the Kafka error code.
-type Outcome = Result<((i64, i64), Option<(Arc<Partition>, Appended)>), i16>;
+/// Where a partition's append landed: its base offset, the log start offset, and the log
+/// append time stamped into it (-1 unless the topic uses LogAppendTime).
+#[derive(Debug, Clone, Copy)]
+struct Landed {
+    base_offset: i64,
+    log_start_offset: i64,
+    log_append_time_ms: i64,
+}
+
+/// Why a partition's append was refused: the Kafka error code and, for records the topic's
+/// policy refused, Kafka's record errors and summary message (Produce v8+).
+#[derive(Debug, Default)]
+struct Refused {
+    code: i16,
+    message: Option<String>,
+    records: Vec<RecordError>,
+}
+
+impl From<i16> for Refused {
+    fn from(code: i16) -> Refused {
+        Refused {
+            code,
+            ..Refused::default()
+        }
+    }
+}
+
+/// Produce from version 8 carries record errors and an error message.
+const RECORD_ERRORS_FROM_VERSION: i16 = 8;
+
+/// What one partition's append gives, and for acks=all the append to wait on.
+type Outcome = Result<(Landed, Option<(Arc<Partition>, Appended)>), Refused>;
 
 fn append(ctx: &Ctx, topic: &str, index: i32, records: &[u8], acks: i16) -> Outcome {
     let broker = &ctx.broker;
@@ -194,25 +226,59 @@ fn append(ctx: &Ctx, topic: &str, index: i32, records: &[u8], acks: i16) -> Outc
         Ok(appended) => {
             // A duplicate (a producer's retry) wrote nothing and reports 0 records.
             broker.metrics.messages_in.inc_by(appended.info.record_count);
-            let offsets = (appended.info.base_offset, partition.log_start_offset());
+            let landed = Landed {
+                base_offset: appended.info.base_offset,
+                log_start_offset: partition.log_start_offset(),
+                log_append_time_ms: appended.info.log_append_time_ms,
+            };
             let wait = (acks == -1).then(|| (partition.clone(), appended));
-            Ok((offsets, wait))
+            Ok((landed, wait))
         }
         Err(e) => {
             if matches!(e, ReplicaError::Log(_)) {
                 warn!(topic, partition = index, client = ?ctx, error = %e, "produce rejected");
             }
-            Err(ctx.code(&e))
+            let code = ctx.code(&e);
+            Err(match e {
+                ReplicaError::Log(LogError::RecordsRejected { message, records, .. }) => Refused {
+                    code,
+                    message: Some(message),
+                    records,
+                },
+                _ => code.into(),
+            })
         }
     }
 }
 
-fn partition_response(index: i32, result: Result<(i64, i64), i16>) -> PartitionProduceResponse {
+fn partition_response(index: i32, result: Result<Landed, Refused>, version: i16) -> PartitionProduceResponse {
     let r = PartitionProduceResponse::default()
         .with_index(index)
         .with_log_append_time_ms(-1);
     match result {
-        Ok((base_offset, log_start)) => r.with_base_offset(base_offset).with_log_start_offset(log_start),
-        Err(code) => r.with_error_code(code).with_base_offset(-1).with_log_start_offset(-1),
+        Ok(landed) => r
+            .with_base_offset(landed.base_offset)
+            .with_log_start_offset(landed.log_start_offset)
+            .with_log_append_time_ms(landed.log_append_time_ms),
+        Err(refused) => {
+            let r = r
+                .with_error_code(refused.code)
+                .with_base_offset(-1)
+                .with_log_start_offset(-1);
+            if version < RECORD_ERRORS_FROM_VERSION {
+                return r;
+            }
+            let records = refused
+                .records
+                .into_iter()
+                .map(|e| {
+                    BatchIndexAndErrorMessage::default()
+                        .with_batch_index(e.index)
+                        .with_batch_index_error_message(Some(StrBytes::from_string(e.message)))
+                })
+                .collect();
+            r.with_record_errors(records)
+                .with_error_message(refused.message.map(StrBytes::from_string))
+        }
     }
 }

@@ -62,12 +62,36 @@ int_setting_value!(i16 => Short, i32 => Int, i64 => Long);
 impl SettingValue for f64 {
     const KAFKA_TYPE: ConfigType = ConfigType::Double;
     fn parse_value(s: &str) -> Result<Self, String> {
-        s.trim().parse().map_err(|_| "not a number".to_string())
+        match s.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(v),
+            _ => Err("not a finite number".into()),
+        }
     }
     fn show(&self) -> Option<String> {
-        // As Java prints a double: 0.5, 1.0.
-        Some(format!("{self:?}"))
+        Some(java_double(*self))
     }
+}
+
+/// A double as Java's `Double.toString` writes it (what Kafka's DescribeConfigs shows):
+/// plain with at least one decimal in [1e-3, 1e7), else `d.dddE±n`.
+fn java_double(v: f64) -> String {
+    let magnitude = v.abs();
+    if v == 0.0 || (1e-3..1e7).contains(&magnitude) {
+        let plain = format!("{v}");
+        return if plain.contains('.') {
+            plain
+        } else {
+            format!("{plain}.0")
+        };
+    }
+    let sci = format!("{v:e}");
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let mantissa = if mantissa.contains('.') {
+        mantissa.to_string()
+    } else {
+        format!("{mantissa}.0")
+    };
+    format!("{mantissa}E{exponent}")
 }
 
 impl SettingValue for bool {
@@ -143,6 +167,20 @@ fn positive_i32(v: &i32) -> Result<(), String> {
 
 fn non_negative_i32(v: &i32) -> Result<(), String> {
     (*v >= 0).then_some(()).ok_or_else(|| "must be >= 0".into())
+}
+
+fn non_negative(v: &i64) -> Result<(), String> {
+    (*v >= 0).then_some(()).ok_or_else(|| "must be >= 0".into())
+}
+
+fn positive_f64(v: &f64) -> Result<(), String> {
+    (*v > 0.0).then_some(()).ok_or_else(|| "must be > 0".into())
+}
+
+fn load_factor(v: &f64) -> Result<(), String> {
+    (*v > 0.0 && *v <= 1.0)
+        .then_some(())
+        .ok_or_else(|| "must be in (0, 1]".into())
 }
 
 fn minus_one_or_positive(v: &i64) -> Result<(), String> {
@@ -383,13 +421,29 @@ settings! {
     log_flush_interval_ms: Option<i64> = "log.flush.interval.ms", "", unset_or_positive;
     /// Add a sparse index entry after this many bytes of log.
     log_index_interval_bytes: i32 = "log.index.interval.bytes", "4096", positive_i32;
-    /// Default cleanup.policy of topics: delete, compact, both, or empty (keep everything);
-    /// compaction is not implemented yet.
+    /// Default cleanup.policy of topics: delete (retention), compact (the log cleaner keeps the
+    /// latest record per key), both, or empty (keep everything).
     log_cleanup_policy: String = "log.cleanup.policy", "delete", cleanup_policy, List;
+    /// Run the log cleaner, which compacts the topics whose cleanup.policy includes compact
+    /// (`__consumer_offsets` among them).
+    log_cleaner_enable: bool = "log.cleaner.enable", "true", any;
+    /// Background threads that clean compacted logs (0: none).
+    log_cleaner_threads: i32 = "log.cleaner.threads", "1", non_negative_i32;
+    /// Memory for the cleaners' key-to-offset maps, shared out over the threads: bounds how
+    /// much dirty log one cleaning can take (24 bytes per key).
+    log_cleaner_dedupe_buffer_size: i64 = "log.cleaner.dedupe.buffer.size", "134217728", positive;
+    /// How full a cleaner's key map may become before it stops taking more of the log.
+    log_cleaner_io_buffer_load_factor: f64 = "log.cleaner.io.buffer.load.factor", "0.9", load_factor;
+    /// Bytes a cleaner reads and writes between throttle checks (its I/O chunk).
+    log_cleaner_io_buffer_size: i32 = "log.cleaner.io.buffer.size", "524288", positive_i32;
+    /// Cap on the cleaners' read plus write throughput, bytes per second.
+    log_cleaner_io_max_bytes_per_second: f64 = "log.cleaner.io.max.bytes.per.second", "1.7976931348623157E308", positive_f64;
+    /// How long an idle cleaner sleeps before it looks for a dirty log again.
+    log_cleaner_backoff_ms: i64 = "log.cleaner.backoff.ms", "15000", non_negative;
     // The broker-wide defaults of topic configs, under Kafka's names. Each is checked by its
     // topic config's rule (`topic_config::check_broker_defaults`); those of features Sluice
-    // does not have yet (compaction, tiered storage, compression levels, preallocation) are
-    // accepted and reported, and act on nothing yet.
+    // does not have yet (tiered storage, compression levels, preallocation) are accepted and
+    // reported, and act on nothing yet.
     /// Default compression.type of topics: producer, uncompressed, gzip, snappy, lz4 or zstd.
     compression_type: String = "compression.type", "producer", any;
     /// Default gzip level (1-9, -1 for the codec's default) of topics (not used yet).
@@ -398,7 +452,8 @@ settings! {
     compression_lz4_level: i32 = "compression.lz4.level", "9", any;
     /// Default zstd level (-131072-22) of topics (not used yet).
     compression_zstd_level: i32 = "compression.zstd.level", "3", any;
-    /// Default delete.retention.ms of compacted topics: how long delete markers are kept.
+    /// Default delete.retention.ms of compacted topics: how long delete markers are kept after
+    /// the cleaning that first kept them.
     log_cleaner_delete_retention_ms: i64 = "log.cleaner.delete.retention.ms", "86400000", any;
     /// Default min.compaction.lag.ms: how long a record stays uncompacted at least.
     log_cleaner_min_compaction_lag_ms: i64 = "log.cleaner.min.compaction.lag.ms", "0", any;
@@ -408,11 +463,11 @@ settings! {
     log_cleaner_min_cleanable_ratio: f64 = "log.cleaner.min.cleanable.ratio", "0.5", any;
     /// Default file.delete.delay.ms: how long a deleted segment's files are kept.
     log_segment_delete_delay_ms: i64 = "log.segment.delete.delay.ms", "60000", any;
-    /// Default message.timestamp.type of topics (CreateTime; LogAppendTime is not implemented yet).
+    /// Default message.timestamp.type of topics: CreateTime (the producer's) or LogAppendTime (the leader stamps each batch).
     log_message_timestamp_type: String = "log.message.timestamp.type", "CreateTime", any;
-    /// Default message.timestamp.before.max.ms: how far in the past a record's timestamp may be (not enforced yet).
+    /// Default message.timestamp.before.max.ms: a CreateTime record older than this is refused (INVALID_TIMESTAMP).
     log_message_timestamp_before_max_ms: i64 = "log.message.timestamp.before.max.ms", "9223372036854775807", any;
-    /// Default message.timestamp.after.max.ms: how far in the future a record's timestamp may be (not enforced yet).
+    /// Default message.timestamp.after.max.ms: a CreateTime record more than this in the future is refused.
     log_message_timestamp_after_max_ms: i64 = "log.message.timestamp.after.max.ms", "3600000", any;
     /// Default preallocate: create segment files at full size (not done yet).
     log_preallocate: bool = "log.preallocate", "false", any;

@@ -32,6 +32,7 @@ use super::replay;
 use crate::clock::now_ms;
 use crate::error::KafkaCode;
 use crate::internal_batch;
+use crate::log::BatchHeader;
 use crate::replica::{Appended, Appender, Partition, ReplicaError, ReplicaManager};
 
 /// Kafka's name for the topic that holds group metadata and committed offsets.
@@ -400,6 +401,9 @@ async fn committer(shard: std::sync::Weak<Shard>) {
 /// Every record of the partition in log order, skipping control and transactional batches.
 /// Up to the log end, not only the committed part: a new leader's log holds what its
 /// predecessor committed and more that it will commit itself (Kafka's loader does the same).
+/// The partition is compacted: offsets have gaps, and a batch may hold no record at all (the
+/// cleaner keeps a producer's last batch), so the reading goes on after each batch's last
+/// offset, not after its last record.
 fn read_records(partition: &Partition) -> Result<Vec<RawRecord>, LoadError> {
     let mut out = Vec::new();
     let mut offset = partition.log_start_offset();
@@ -409,10 +413,10 @@ fn read_records(partition: &Partition) -> Result<Vec<RawRecord>, LoadError> {
         if bytes.is_empty() {
             break;
         }
-        let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|e| LoadError::Decode {
-            offset,
-            reason: e.to_string(),
-        })?;
+        let decode_error = |reason: String| LoadError::Decode { offset, reason };
+        let next = next_offset_after(&bytes).map_err(|e| decode_error(e.to_string()))?;
+        let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|e| decode_error(e.to_string()))?;
+        offset = offset.max(next);
         for record in sets.into_iter().flat_map(|s| s.records) {
             offset = offset.max(record.offset + 1);
             if record.control || record.transactional {
@@ -424,4 +428,16 @@ fn read_records(partition: &Partition) -> Result<Vec<RawRecord>, LoadError> {
         }
     }
     Ok(out)
+}
+
+/// The offset after the last batch of `bytes` (whole batches, as a log read returns them).
+fn next_offset_after(bytes: &[u8]) -> Result<i64, crate::log::LogError> {
+    let mut position = 0;
+    let mut next = -1;
+    while position < bytes.len() {
+        let header = BatchHeader::parse(&bytes[position..])?;
+        next = header.next_offset();
+        position += header.size_bytes();
+    }
+    Ok(next)
 }

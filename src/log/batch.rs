@@ -1,8 +1,12 @@
-//! Record batch headers (magic v2): parse, validate, CRC check, in-place offset assignment.
+//! Record batch headers (magic v2): parse, validate, CRC check, in-place offset assignment,
+//! and the few header rewrites Kafka makes that change the CRC.
 //!
 //! Owns: the 61-byte header layout. May call: `crc32c`. Must never: decode or re-encode the
-//! records after the header, or recompute a CRC — the producer's CRC covers bytes 21.. and stays
-//! valid because we only rewrite `baseOffset` and `partitionLeaderEpoch`, which lie before it.
+//! records after the header. On the produce path the producer's CRC (bytes 21..) stays valid
+//! because only `baseOffset` and `partitionLeaderEpoch`, which lie before it, are rewritten.
+//! A new CRC is computed only where Kafka computes one: a LogAppendTime topic's leader stamps
+//! its clock into the batch (`stamp_log_append_time`), and the log cleaner writes a batch it
+//! rewrote or emptied (`finish_rewritten`, `empty_batch`).
 
 use super::error::LogError;
 
@@ -34,6 +38,7 @@ const BASE_SEQUENCE_AT: usize = 53;
 const RECORDS_COUNT_AT: usize = 57;
 
 const ATTR_LOG_APPEND_TIME: i16 = 1 << 3;
+const ATTR_TRANSACTIONAL: i16 = 1 << 4;
 const ATTR_CONTROL: i16 = 1 << 5;
 
 /// The fixed header of one v2 record batch, as stored at its start.
@@ -121,6 +126,11 @@ impl BatchHeader {
     /// With LogAppendTime every record's timestamp is the batch's `maxTimestamp`.
     pub(crate) fn is_log_append_time(&self) -> bool {
         self.attributes & ATTR_LOG_APPEND_TIME != 0
+    }
+
+    /// A transactional producer's batch: its records count only once their transaction commits.
+    pub(crate) fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
     }
 
     /// Control batches (transaction markers) are written by the broker, never by clients.
@@ -262,6 +272,75 @@ pub(crate) fn assign_offsets(buf: &mut [u8], headers: &mut [BatchHeader], first_
     next_offset
 }
 
+/// Kafka's `setMaxTimestamp(LOG_APPEND_TIME, now)` on each batch of a LogAppendTime topic's
+/// append: the timestamp-type attribute set, `maxTimestamp` = the leader's clock (every record
+/// reads it as its timestamp), a new CRC. Base timestamp and records stay as sent.
+pub(crate) fn stamp_log_append_time(buf: &mut [u8], headers: &mut [BatchHeader], now_ms: i64) {
+    let mut position = 0;
+    for header in headers.iter_mut() {
+        let batch = &mut buf[position..position + header.size_bytes()];
+        header.attributes |= ATTR_LOG_APPEND_TIME;
+        header.max_timestamp = now_ms;
+        batch[CRC_START..CRC_START + 2].copy_from_slice(&header.attributes.to_be_bytes());
+        batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&now_ms.to_be_bytes());
+        header.crc = write_crc(batch);
+        position += header.size_bytes();
+    }
+}
+
+/// Kafka's cleaner keeping some of a batch's records (`buildRetainedRecordsInto`): the
+/// original header (base offset, last offset delta, base timestamp, producer fields,
+/// attributes: all kept, so each kept record's bytes stay valid as they are) over a new
+/// records section, with its record count, the kept records' max timestamp (a LogAppendTime
+/// batch keeps its own) and a new CRC.
+pub(crate) fn rebuilt_batch(original: &[u8], records_count: i32, max_timestamp: i64, section: &[u8]) -> Vec<u8> {
+    let mut batch = Vec::with_capacity(HEADER_BYTES + section.len());
+    batch.extend_from_slice(&original[..HEADER_BYTES]);
+    batch.extend_from_slice(section);
+    let length = (batch.len() - LOG_OVERHEAD_BYTES) as i32;
+    batch[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
+    batch[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&records_count.to_be_bytes());
+    if be_i16(original, CRC_START) & ATTR_LOG_APPEND_TIME == 0 {
+        batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&max_timestamp.to_be_bytes());
+    }
+    write_crc(&mut batch);
+    batch
+}
+
+/// Kafka's `writeEmptyHeader`: what the cleaner keeps of a batch whose records all went but
+/// whose offsets (and producer fields) must stay: the header alone, no records, uncompressed.
+pub(crate) fn empty_batch(original: &BatchHeader) -> (Vec<u8>, BatchHeader) {
+    let mut header = BatchHeader {
+        batch_length: MIN_BATCH_LENGTH,
+        attributes: original.attributes & !0x7,
+        base_timestamp: original.max_timestamp,
+        records_count: 0,
+        ..*original
+    };
+    let mut batch = vec![0u8; HEADER_BYTES];
+    batch[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&header.base_offset.to_be_bytes());
+    batch[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&header.batch_length.to_be_bytes());
+    batch[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&header.partition_leader_epoch.to_be_bytes());
+    batch[MAGIC_AT] = MAGIC_V2 as u8;
+    batch[CRC_START..CRC_START + 2].copy_from_slice(&header.attributes.to_be_bytes());
+    batch[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].copy_from_slice(&header.last_offset_delta.to_be_bytes());
+    batch[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&header.base_timestamp.to_be_bytes());
+    batch[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&header.max_timestamp.to_be_bytes());
+    batch[PRODUCER_ID_AT..PRODUCER_ID_AT + 8].copy_from_slice(&header.producer_id.to_be_bytes());
+    batch[PRODUCER_EPOCH_AT..PRODUCER_EPOCH_AT + 2].copy_from_slice(&header.producer_epoch.to_be_bytes());
+    batch[BASE_SEQUENCE_AT..BASE_SEQUENCE_AT + 4].copy_from_slice(&header.base_sequence.to_be_bytes());
+    batch[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&0i32.to_be_bytes());
+    header.crc = write_crc(&mut batch);
+    (batch, header)
+}
+
+/// Computes and stores the CRC-32C of a whole batch; returns it.
+fn write_crc(batch: &mut [u8]) -> u32 {
+    let crc = crc32c::crc32c(&batch[CRC_START..]);
+    batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    crc
+}
+
 fn corrupt(msg: String) -> LogError {
     LogError::CorruptMessage(msg)
 }
@@ -358,6 +437,56 @@ mod tests {
             let err = validate_batches(&buf, MAX).unwrap_err();
             assert!(matches!(err, LogError::InvalidRecord(_)), "{count}/{delta}: {err}");
         }
+    }
+
+    #[test]
+    fn log_append_time_stamps_type_and_max_timestamp_with_a_valid_crc() {
+        let mut buf = batch_of(3, 10);
+        buf.extend(encode(&crate::log::testutil::records(2, 20, 8), Compression::Zstd));
+        let mut headers = validate_batches(&buf, MAX).unwrap();
+        stamp_log_append_time(&mut buf, &mut headers, 5_000);
+        let again = validate_batches(&buf, MAX).unwrap();
+        assert_eq!(again, headers);
+        assert!(again.iter().all(|h| h.is_log_append_time() && h.max_timestamp == 5_000));
+        assert_eq!((again[0].base_timestamp, again[1].base_timestamp), (10, 20));
+    }
+
+    #[test]
+    fn a_rebuilt_batch_keeps_the_header_and_takes_a_new_count_and_crc() {
+        let buf = batch_of(3, 10);
+        let original = BatchHeader::parse(&buf).unwrap();
+        // The first record alone (records are laid out back to back after the header).
+        let first_len = usize::from(buf[HEADER_BYTES] >> 1) + 1;
+        let section = &buf[HEADER_BYTES..HEADER_BYTES + first_len];
+        let rebuilt = rebuilt_batch(&buf, 1, 10, section);
+        let header = validate_replicated(&rebuilt).unwrap()[0];
+        assert_eq!(
+            (header.base_offset, header.last_offset(), header.records_count),
+            (0, 2, 1)
+        );
+        assert_eq!((header.base_timestamp, header.max_timestamp), (10, 10));
+        assert_eq!(header.base_sequence, original.base_sequence);
+        assert_eq!(decode_offsets(&rebuilt), vec![0]);
+    }
+
+    #[test]
+    fn an_empty_batch_keeps_offsets_and_producer_fields() {
+        let buf = batch_of(3, 10);
+        let original = BatchHeader::parse(&buf).unwrap();
+        let (empty, header) = empty_batch(&original);
+        assert_eq!(empty.len(), HEADER_BYTES);
+        let parsed = BatchHeader::parse(&empty).unwrap();
+        assert_eq!(parsed, header);
+        check_crc(&empty, &parsed).unwrap();
+        assert_eq!(
+            (parsed.base_offset, parsed.last_offset(), parsed.records_count),
+            (0, 2, 0)
+        );
+        assert_eq!(
+            (parsed.producer_id, parsed.base_sequence),
+            (original.producer_id, original.base_sequence)
+        );
+        assert!(decode_offsets(&empty).is_empty());
     }
 
     #[test]

@@ -60,6 +60,22 @@ pub(crate) enum LogError {
     },
     #[error("producer {producer_id} is unknown here and its batch starts at sequence {sequence}, not 0")]
     UnknownProducerId { producer_id: i64, sequence: i32 },
+    /// Records the topic's policy refuses (a keyless record on a compacted topic, a CreateTime
+    /// out of bounds), each with its index in its batch: Kafka's record errors.
+    #[error("{message}")]
+    RecordsRejected {
+        invalid_timestamp: bool,
+        message: String,
+        records: Vec<RecordError>,
+    },
+}
+
+/// One record refused on append, as a Produce response reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RecordError {
+    /// Its position in its batch.
+    pub(crate) index: i32,
+    pub(crate) message: String,
 }
 
 impl LogError {

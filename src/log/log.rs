@@ -5,7 +5,10 @@
 //! records on append or read, block on anything but its own files, or be used without a lock
 //! (it is `Send`, not internally synchronised; callers hold it behind a `Mutex`).
 
+use super::append_policy;
 use super::batch::{self, BatchHeader};
+pub(crate) use super::cleaning_progress::CleaningProgress;
+pub(crate) use super::config::LogConfig;
 use super::error::{IoContext, LogError};
 use super::leader_epoch::LeaderEpochCache;
 use super::producer_state::{ProducerState, Verdict, NO_PRODUCER_ID};
@@ -15,44 +18,6 @@ use super::segment::{ReadLimits, Segment};
 use bytes::Bytes;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-
-/// Per-partition settings, named after Kafka's topic configs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LogConfig {
-    /// Roll when the active segment would exceed this (capped at i32::MAX, as in Kafka).
-    pub(crate) segment_bytes: u64,
-    /// Roll when the active segment's first append is older than this; i64::MAX = never.
-    pub(crate) segment_ms: i64,
-    /// -1 = keep forever; else delete whole non-active segments whose largest timestamp is
-    /// older than now - retention_ms.
-    pub(crate) retention_ms: i64,
-    /// -1 = no limit; else delete oldest whole non-active segments while the log stays at or
-    /// above this size without them.
-    pub(crate) retention_bytes: i64,
-    pub(crate) index_interval_bytes: u32,
-    /// fsync after this many appended records; u64::MAX = leave it to the OS.
-    pub(crate) flush_interval_messages: u64,
-    /// fsync when the last flush is older than this; i64::MAX = never.
-    pub(crate) flush_interval_ms: i64,
-    /// Largest single batch accepted, counting its 12-byte offset + length prefix.
-    pub(crate) max_message_bytes: u32,
-}
-
-impl Default for LogConfig {
-    /// Kafka's broker defaults.
-    fn default() -> Self {
-        LogConfig {
-            segment_bytes: 1 << 30,
-            segment_ms: 7 * 24 * 3600 * 1000,
-            retention_ms: 7 * 24 * 3600 * 1000,
-            retention_bytes: -1,
-            index_interval_bytes: 4096,
-            flush_interval_messages: u64::MAX,
-            flush_interval_ms: i64::MAX,
-            max_message_bytes: 1_048_588,
-        }
-    }
-}
 
 /// What one `append` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +34,8 @@ pub(crate) struct AppendInfo {
     pub(crate) bytes: u64,
     /// A retry of a batch already in the log: nothing was written, the offsets are the original's.
     pub(crate) duplicate: bool,
+    /// The leader's clock stamped into the batches of a LogAppendTime topic; -1 otherwise.
+    pub(crate) log_append_time_ms: i64,
 }
 
 impl AppendInfo {
@@ -82,6 +49,7 @@ impl AppendInfo {
             batch_count: headers.len() as u32,
             bytes: bytes as u64,
             duplicate: false,
+            log_append_time_ms: -1,
         };
         for header in headers {
             if header.max_timestamp > info.max_timestamp {
@@ -151,6 +119,11 @@ pub(crate) struct Log {
     pub(super) producers: ProducerState,
     /// Which leader epoch started where (`leader-epoch-checkpoint`).
     pub(super) epochs: LeaderEpochCache,
+    /// The first offset readers may see: the first segment's base, or above it once
+    /// DeleteRecords (or a leader's) moved it into that segment (`log-start-offset-checkpoint`).
+    pub(super) log_start_offset: i64,
+    /// How far the log cleaner got and which tombstones it may drop (compacted logs only).
+    pub(super) cleaning: CleaningProgress,
 }
 
 impl Log {
@@ -169,7 +142,10 @@ impl Log {
             recovery_stats: loaded.stats,
             producers: ProducerState::default(),
             epochs: LeaderEpochCache::empty(dir),
+            log_start_offset: 0,
+            cleaning: CleaningProgress::default(),
         };
+        log.log_start_offset = log.segments[0].base_offset();
         log.recovery_point = recovery_point.clamp(log.log_start_offset(), log.log_end_offset());
         log.load_producer_state()?;
         log.load_epochs()?;
@@ -198,8 +174,13 @@ impl Log {
     ) -> Result<AppendInfo, LogError> {
         self.observe_clock(now_ms);
         let mut headers = batch::validate_batches(batches, self.config.max_message_bytes)?;
+        append_policy::check(batches, &headers, &self.config, &self.dir, now_ms)?;
         if let Some(duplicate) = self.check_producers(&headers)? {
             return Ok(duplicate);
+        }
+        let log_append_time = self.config.timestamps.log_append_time;
+        if log_append_time {
+            batch::stamp_log_append_time(batches, &mut headers, now_ms);
         }
         let offsets = offset_span(&headers)?;
         if batches.len() > i32::MAX as usize {
@@ -220,7 +201,10 @@ impl Log {
         for h in &headers {
             self.producers.record(h);
         }
-        let info = AppendInfo::summarize(&headers, batches.len());
+        let mut info = AppendInfo::summarize(&headers, batches.len());
+        if log_append_time {
+            info.log_append_time_ms = now_ms;
+        }
         self.unflushed_records = self.unflushed_records.saturating_add(info.record_count);
         if self.unflushed_records >= self.config.flush_interval_messages || self.flush_timer_due(now_ms) {
             self.flush()?;
@@ -275,7 +259,7 @@ impl Log {
     }
 
     pub(crate) fn log_start_offset(&self) -> i64 {
-        self.segments[0].base_offset()
+        self.log_start_offset
     }
 
     pub(crate) fn log_end_offset(&self) -> i64 {
@@ -292,6 +276,17 @@ impl Log {
 
     pub(crate) fn recovery_point(&self) -> i64 {
         self.recovery_point
+    }
+
+    /// Where the cleaner stands on this log (for its checkpoints).
+    pub(crate) fn cleaning_progress(&self) -> CleaningProgress {
+        self.cleaning
+    }
+
+    /// At open: the cleaner's checkpointed progress, cut back to the recovered log.
+    pub(crate) fn restore_cleaning(&mut self, mut progress: CleaningProgress) {
+        progress.truncated_to(self.log_end_offset());
+        self.cleaning = progress;
     }
 
     /// What the last `open` had to scan and cut.
@@ -501,6 +496,7 @@ impl Log {
                 batch_count: 0,
                 bytes: 0,
                 duplicate: true,
+                log_append_time_ms: -1,
             })),
         }
     }
@@ -515,13 +511,17 @@ impl Log {
         &self.producers
     }
 
+    pub(crate) fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
     pub(crate) fn update_config(&mut self, config: LogConfig) {
         self.config = config;
     }
 
     /// Drops every batch holding an offset >= `offset`. Batches are never split: if `offset`
     /// falls inside a batch, that whole batch goes and the log end becomes its base offset.
-    /// Below the log start, the log is emptied and restarts at `offset`.
+    /// Below the first segment, the log is emptied and restarts at `offset`.
     #[allow(dead_code)] // Called by follower truncation, which the replication issue adds.
     pub(crate) fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
         if offset < 0 {
@@ -535,7 +535,7 @@ impl Log {
         if offset >= self.log_end_offset() {
             return Ok(());
         }
-        if offset < self.log_start_offset() {
+        if offset < self.segments[0].base_offset() {
             return self.restart_at(offset);
         }
         let keep = self.segment_for(offset);
@@ -547,6 +547,9 @@ impl Log {
             segment.truncate_from(position, header.base_offset, interval)?;
         }
         self.recovery_point = self.recovery_point.min(self.log_end_offset());
+        // Whole batches go: the end may land below `offset`, and the start never passes it.
+        self.log_start_offset = self.log_start_offset.min(self.log_end_offset());
+        self.cleaning.truncated_to(self.log_end_offset());
         tracing::info!(dir = %self.dir.display(), offset, log_end = self.log_end_offset(), "log truncated");
         Ok(())
     }
@@ -558,6 +561,8 @@ impl Log {
         self.segments.push(Segment::create(&self.dir, offset)?);
         self.dir_dirty = true;
         self.recovery_point = offset;
+        self.log_start_offset = offset;
+        self.cleaning.truncated_to(offset);
         Ok(())
     }
 

@@ -1,12 +1,17 @@
 //! The log manager: every partition log under one log directory, and the directory's
-//! `recovery-point-offset-checkpoint` and `replication-offset-checkpoint` (high watermarks).
+//! checkpoints: `recovery-point-offset-checkpoint`, `replication-offset-checkpoint` (high
+//! watermarks), `log-start-offset-checkpoint` (start offsets moved into a segment),
+//! `cleaner-offset-checkpoint` (where each compacted log's dirty part begins) and
+//! `cleaner-delete-horizon-checkpoint` (Sluice's own: when tombstones become due, see
+//! `cleaning_progress`).
 //!
-//! Owns: the mapping `<dir>/<topic>-<partition>` <-> (topic, partition), the checkpoint file,
+//! Owns: the mapping `<dir>/<topic>-<partition>` <-> (topic, partition), the checkpoint files,
 //! opening logs at start (in parallel). May call: `log`, `checkpoint`, std, tracing. Must never:
 //! keep the logs it opens (the partition layer owns them) or decide which partitions should
 //! exist.
 
 use super::checkpoint::{self, CheckpointEntry};
+use super::cleaning_progress::{CleaningProgress, PendingHorizon};
 use super::error::{IoContext, LogError};
 use super::log::{remove_deleted_dir, Log, LogConfig, DELETED_SUFFIX};
 use super::volume::{volume_space, VolumeSpace};
@@ -18,6 +23,9 @@ use std::thread;
 
 pub(crate) const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 pub(crate) const HIGH_WATERMARK_CHECKPOINT: &str = "replication-offset-checkpoint";
+pub(crate) const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
+pub(crate) const CLEANER_CHECKPOINT: &str = "cleaner-offset-checkpoint";
+pub(crate) const CLEANER_HORIZON_CHECKPOINT: &str = "cleaner-delete-horizon-checkpoint";
 /// Kafka's limit on topic name length.
 const MAX_TOPIC_NAME_BYTES: usize = 249;
 
@@ -26,6 +34,10 @@ pub(crate) struct LogManager {
     dir: PathBuf,
     /// As read at open; only used to recover logs, so never updated.
     recovery_points: HashMap<(String, i32), i64>,
+    /// Start offsets inside a segment, as read at open.
+    log_starts: HashMap<(String, i32), i64>,
+    /// The cleaner's progress per compacted log, as read at open.
+    cleaning: HashMap<(String, i32), CleaningProgress>,
     /// Serialises checkpoint writers (they share the tmp file).
     checkpoint_lock: Mutex<()>,
 }
@@ -38,9 +50,15 @@ impl LogManager {
         fs::create_dir_all(dir).at("create log dir", dir)?;
         let entries = checkpoint::read_checkpoint(&dir.join(RECOVERY_POINT_CHECKPOINT))?;
         let recovery_points = entries.into_iter().map(|(t, p, o)| ((t, p), o)).collect();
+        let log_starts = checkpoint::read_checkpoint(&dir.join(LOG_START_CHECKPOINT))?
+            .into_iter()
+            .map(|(t, p, o)| ((t, p), o))
+            .collect();
         Ok(LogManager {
             dir: dir.to_path_buf(),
             recovery_points,
+            log_starts,
+            cleaning: read_cleaning(dir)?,
             checkpoint_lock: Mutex::new(()),
         })
     }
@@ -99,7 +117,16 @@ impl LogManager {
                 .get(&(topic.clone(), partition))
                 .copied()
                 .unwrap_or(0);
-            let log = Log::open(&self.partition_dir(&topic, partition), config, recovery_point);
+            let key = (topic.clone(), partition);
+            let log = Log::open(&self.partition_dir(&topic, partition), config, recovery_point).and_then(|mut log| {
+                if let Some(&start) = self.log_starts.get(&key) {
+                    log.restore_log_start(start)?;
+                }
+                if let Some(&progress) = self.cleaning.get(&key) {
+                    log.restore_cleaning(progress);
+                }
+                Ok(log)
+            });
             opened
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -162,6 +189,65 @@ impl LogManager {
         let _guard = self.checkpoint_lock.lock().unwrap_or_else(PoisonError::into_inner);
         checkpoint::write_checkpoint(&self.dir.join(HIGH_WATERMARK_CHECKPOINT), marks)
     }
+
+    /// Atomically replaces `log-start-offset-checkpoint` with these start offsets (Kafka
+    /// lists only the logs whose start lies above their first segment's base).
+    pub(crate) fn write_log_starts(&self, starts: &[CheckpointEntry]) -> Result<(), LogError> {
+        let _guard = self.checkpoint_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        checkpoint::write_checkpoint(&self.dir.join(LOG_START_CHECKPOINT), starts)
+    }
+
+    /// Atomically replaces `cleaner-offset-checkpoint` (the first dirty offset of each
+    /// compacted log the cleaner has been through) and `cleaner-delete-horizon-checkpoint`.
+    pub(crate) fn write_cleaning(&self, progress: &[(String, i32, CleaningProgress)]) -> Result<(), LogError> {
+        let _guard = self.checkpoint_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let dirty: Vec<CheckpointEntry> = progress
+            .iter()
+            .filter_map(|(t, p, c)| c.first_dirty.map(|d| (t.clone(), *p, d)))
+            .collect();
+        checkpoint::write_checkpoint(&self.dir.join(CLEANER_CHECKPOINT), &dirty)?;
+        let lines: Vec<String> = progress
+            .iter()
+            .map(|(t, p, c)| {
+                let (at, end) = c.pending.map_or((-1, -1), |h| (h.cleaned_at_ms, h.end_offset));
+                format!("{t} {p} {} {at} {end}", c.tombstones_due_below)
+            })
+            .collect();
+        checkpoint::write_entries(&self.dir.join(CLEANER_HORIZON_CHECKPOINT), &lines)
+    }
+}
+
+/// The cleaner's checkpoints of a log dir, joined per log.
+fn read_cleaning(dir: &Path) -> Result<HashMap<(String, i32), CleaningProgress>, LogError> {
+    let mut out: HashMap<(String, i32), CleaningProgress> = HashMap::new();
+    for (t, p, offset) in checkpoint::read_checkpoint(&dir.join(CLEANER_CHECKPOINT))? {
+        out.entry((t, p)).or_default().first_dirty = Some(offset);
+    }
+    let horizons = checkpoint::read_entries(&dir.join(CLEANER_HORIZON_CHECKPOINT), parse_horizon)?;
+    for (t, p, due_below, pending) in horizons.unwrap_or_default() {
+        let progress = out.entry((t, p)).or_default();
+        progress.tombstones_due_below = due_below;
+        progress.pending = pending;
+    }
+    Ok(out)
+}
+
+/// `<topic> <partition> <due below> <pending time ms> <pending end offset>` (-1 -1: none).
+fn parse_horizon(line: &str) -> Option<(String, i32, i64, Option<PendingHorizon>)> {
+    let mut f = line.split_whitespace();
+    let topic = f.next()?.to_string();
+    let partition = f.next()?.parse().ok()?;
+    let due_below = f.next()?.parse().ok()?;
+    let cleaned_at_ms: i64 = f.next()?.parse().ok()?;
+    let end_offset: i64 = f.next()?.parse().ok()?;
+    if f.next().is_some() {
+        return None;
+    }
+    let pending = (end_offset >= 0).then_some(PendingHorizon {
+        cleaned_at_ms,
+        end_offset,
+    });
+    Some((topic, partition, due_below, pending))
 }
 
 /// `<topic>-<partition>`, split at the last '-' (topics may contain '-').

@@ -203,6 +203,15 @@ impl ProducerState {
         removed
     }
 
+    /// Each producer's last offset in the log: the log cleaner keeps the batch ending there
+    /// (with its sequence and epoch) even when all its records are cleaned away.
+    pub(crate) fn last_offsets(&self) -> std::collections::HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(id, e)| e.batches.back().map(|b| (*id, b.last_offset)))
+            .collect()
+    }
+
     /// Forgets producers whose last batch is below `log_start` (its records were deleted).
     pub(crate) fn forget_below(&mut self, log_start: i64) {
         let before = self.producers.len();

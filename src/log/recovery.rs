@@ -2,11 +2,13 @@
 //! durable, scan the rest, cut a torn or corrupt tail.
 //!
 //! Owns: the decision which segments to trust and which to scan, and deleting what follows a
-//! cut. May call: `segment`, std, tracing. Must never: assign offsets or write batches; after a
+//! cut. May call: `segment`, `swap` (a cleaner's swap cut short is settled first), std,
+//! tracing. Must never: assign offsets or write batches; after a
 //! cut, offsets continue at the end of the last whole valid batch (no gap, no reuse).
 
 use super::error::{IoContext, LogError};
 use super::segment::{remove_if_exists, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::swap;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
@@ -36,6 +38,7 @@ pub(crate) struct Loaded {
 /// Opens (creating if needed) the partition directory and recovers its segments.
 pub(crate) fn load_segments(dir: &Path, recovery_point: i64, index_interval_bytes: u32) -> Result<Loaded, LogError> {
     fs::create_dir_all(dir).at("create partition dir", dir)?;
+    swap::recover(dir)?;
     let bases = list_segment_bases(dir)?;
     let mut stats = RecoveryStats::default();
     if bases.is_empty() {

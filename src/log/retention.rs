@@ -93,10 +93,8 @@ impl Log {
         for segment in self.segments.drain(..n).collect::<Vec<_>>() {
             segment.delete()?;
         }
-        self.recovery_point = self.recovery_point.max(self.log_start_offset());
-        self.producers.forget_below(self.log_start_offset());
-        self.epochs_start_at(self.log_start_offset())?;
-        self.prune_snapshots()?;
+        self.log_start_offset = self.log_start_offset.max(self.segments[0].base_offset());
+        self.log_start_moved()?;
         let log_start = self.log_start_offset();
         tracing::info!(dir = %self.dir().display(), segments = n, log_start, "retention deleted segments");
         Ok(())

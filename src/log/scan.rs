@@ -95,6 +95,12 @@ impl<'a> BatchScanner<'a> {
         Ok(Ok(header))
     }
 
+    /// The whole of a batch the walk just returned (bounded by the file's end, which the walk
+    /// checked): the log cleaner copies or filters it.
+    pub(crate) fn batch_bytes(&mut self, position: u64, header: &BatchHeader) -> Result<&[u8], LogError> {
+        self.bytes(position, header.size_bytes())
+    }
+
     /// `len` bytes at `at`, from the current chunk or a fresh read. The caller has checked that
     /// `at + len <= end`.
     fn bytes(&mut self, at: u64, len: usize) -> Result<&[u8], LogError> {

@@ -18,6 +18,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
 
 pub(crate) const LOG_SUFFIX: &str = ".log";
@@ -116,8 +117,26 @@ impl Tracker {
     }
 }
 
+/// Every segment object gets its own id: the cleaner checks, before it swaps a cleaned segment
+/// in, that the segments it read are still the very ones in the log.
+static NEXT_SEGMENT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// What the log cleaner reads of a sealed segment, without the log's lock: a second handle on
+/// its `.log` (which stays readable if the segment is deleted meanwhile) and its facts.
+#[derive(Debug)]
+pub(crate) struct SegmentSource {
+    pub(crate) id: u64,
+    pub(crate) base_offset: i64,
+    pub(crate) size_bytes: u64,
+    pub(crate) log: File,
+    pub(crate) log_path: PathBuf,
+    pub(crate) index_entries: usize,
+    pub(crate) modified: Option<std::time::SystemTime>,
+}
+
 #[derive(Debug)]
 pub(crate) struct Segment {
+    id: u64,
     dir: PathBuf,
     base_offset: i64,
     log_path: PathBuf,
@@ -137,15 +156,17 @@ pub(crate) struct Segment {
 impl Segment {
     /// Creates an empty active segment (emptying any leftover files of that name).
     pub(crate) fn create(dir: &Path, base_offset: i64) -> Result<Segment, LogError> {
-        let log_path = segment_path(dir, base_offset, LOG_SUFFIX);
+        Self::create_named(dir, base_offset, "")
+    }
+
+    /// Creates an empty segment whose three files carry `extra` after their usual names (the
+    /// cleaner's `.cleaned` segment, renamed into place by `swap`).
+    pub(crate) fn create_named(dir: &Path, base_offset: i64, extra: &str) -> Result<Segment, LogError> {
+        let named = |suffix: &str| segment_path(dir, base_offset, &format!("{suffix}{extra}"));
+        let log_path = named(LOG_SUFFIX);
         let log = open_log(&log_path, true)?;
-        let index = OffsetIndex::create(
-            &segment_path(dir, base_offset, INDEX_SUFFIX),
-            base_offset,
-            INDEX_MAX_BYTES,
-        )?;
-        let time_path = segment_path(dir, base_offset, TIME_INDEX_SUFFIX);
-        let time_index = TimeIndex::create(&time_path, base_offset, INDEX_MAX_BYTES)?;
+        let index = OffsetIndex::create(&named(INDEX_SUFFIX), base_offset, INDEX_MAX_BYTES)?;
+        let time_index = TimeIndex::create(&named(TIME_INDEX_SUFFIX), base_offset, INDEX_MAX_BYTES)?;
         Ok(Self::assemble(dir, base_offset, log_path, log, 0, index, time_index))
     }
 
@@ -181,6 +202,7 @@ impl Segment {
             offset_of_max_timestamp: -1,
         };
         Segment {
+            id: NEXT_SEGMENT_ID.fetch_add(1, Ordering::Relaxed),
             dir: dir.to_path_buf(),
             base_offset,
             log_path,
@@ -196,6 +218,30 @@ impl Segment {
 
     pub(crate) fn base_offset(&self) -> i64 {
         self.base_offset
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// A second handle on this (sealed) segment for the cleaner to read without the lock.
+    pub(crate) fn source(&self) -> Result<SegmentSource, LogError> {
+        let log = self.log.try_clone().at("dup log for the cleaner", &self.log_path)?;
+        let modified = self.log.metadata().and_then(|m| m.modified()).ok();
+        Ok(SegmentSource {
+            id: self.id,
+            base_offset: self.base_offset,
+            size_bytes: self.size_bytes,
+            log,
+            log_path: self.log_path.clone(),
+            index_entries: self.tracker.index.entries(),
+            modified,
+        })
+    }
+
+    /// Gives the `.log` this modification time (a cleaned segment keeps its sources' age).
+    pub(crate) fn set_modified(&self, time: std::time::SystemTime) -> Result<(), LogError> {
+        self.log.set_modified(time).at("set log mtime", &self.log_path)
     }
 
     pub(crate) fn size_bytes(&self) -> u64 {

@@ -3,30 +3,23 @@
 //! Owns nothing outside tests. May call: kafka-protocol, tempfile. Must never: be compiled into
 //! the broker (the module is `cfg(test)`).
 
-use super::log::LogConfig;
+use super::config::{LogConfig, TimestampPolicy};
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 /// `n` records with timestamps `ts, ts+1, ...` and `value_bytes`-byte values.
 pub(crate) fn records(n: usize, ts: i64, value_bytes: usize) -> Vec<Record> {
-    (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
+    let value = vec![b'v'; value_bytes];
+    (0..n as i64)
+        .map(|i| {
+            let key = format!("key-{i}");
+            let mut r = record(i, ts + i, Some(key.as_bytes()), Some(&value), &[]);
             // Same offset-sequence distance for all, so the encoder makes one batch.
-            sequence: i as i32,
-            timestamp: ts + i as i64,
-            key: Some(Bytes::from(format!("key-{i}"))),
-            value: Some(Bytes::from(vec![b'v'; value_bytes])),
-            headers: Default::default(),
+            r.sequence = i as i32;
+            r
         })
         .collect()
 }
@@ -68,6 +61,14 @@ pub(crate) fn config() -> LogConfig {
         flush_interval_messages: u64::MAX,
         flush_interval_ms: i64::MAX,
         max_message_bytes: 1 << 20,
+        delete_policy: true,
+        compaction: None,
+        // No time check: tests write records stamped near the epoch.
+        timestamps: TimestampPolicy {
+            log_append_time: false,
+            before_max_ms: i64::MAX,
+            after_max_ms: i64::MAX,
+        },
     }
 }
 
@@ -96,6 +97,87 @@ pub(crate) fn read_all(log: &super::Log) -> Vec<i64> {
         let offsets = decode_offsets(&bytes);
         offset = offsets.last().expect("progress") + 1;
         all.extend(offsets.into_iter().filter(|&o| o >= log.log_start_offset()));
+    }
+    all
+}
+
+/// One record of `keyed_batch`: a key (None: keyless) and a value (None: a tombstone).
+pub(crate) type KeyValue<'a> = (Option<&'a str>, Option<&'a str>);
+
+/// One batch of keyed records, timestamps `ts, ts+1, ...`, from producer `producer_id`
+/// (-1: none) starting at sequence `sequence`.
+pub(crate) fn keyed_batch(
+    kvs: &[KeyValue<'_>],
+    ts: i64,
+    producer_id: i64,
+    sequence: i32,
+    codec: Compression,
+) -> Vec<u8> {
+    let records: Vec<Record> = kvs
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| {
+            let offset = i as i64;
+            let mut r = record(offset, ts + offset, k.map(str::as_bytes), v.map(str::as_bytes), &[]);
+            if producer_id >= 0 {
+                (r.producer_id, r.producer_epoch, r.sequence) = (producer_id, 0, sequence + i as i32);
+            }
+            r
+        })
+        .collect();
+    encode(&records, codec)
+}
+
+/// A record without a producer at `offset` of its batch (sequence `offset - 1`: offset minus
+/// sequence must not change for the encoder to make one batch, and a batch without a producer
+/// starts at sequence -1, as Kafka's do).
+pub(crate) fn record(
+    offset: i64,
+    ts: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[(&str, &str)],
+) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset,
+        sequence: offset as i32 - 1,
+        timestamp: ts,
+        key: key.map(Bytes::copy_from_slice),
+        value: value.map(Bytes::copy_from_slice),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    StrBytes::from_string(k.to_string()),
+                    Some(Bytes::copy_from_slice(v.as_bytes())),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// Every record of the log as (offset, key, value), read front to back through whole batches
+/// (compacted logs have gaps and may hold batches without records).
+pub(crate) fn read_records(log: &super::Log) -> Vec<(i64, Option<Bytes>, Option<Bytes>)> {
+    let mut all = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < log.log_end_offset() {
+        let bytes = log.read(offset, 1 << 20, i64::MAX, true).expect("read");
+        let headers = super::batch::validate_replicated(&bytes).expect("whole valid batches");
+        offset = headers.last().expect("progress").next_offset();
+        let mut buf = bytes.clone();
+        for set in RecordBatchDecoder::decode_all(&mut buf).expect("decode") {
+            for r in set.records.into_iter().filter(|r| r.offset >= log.log_start_offset()) {
+                all.push((r.offset, r.key, r.value));
+            }
+        }
     }
     all
 }

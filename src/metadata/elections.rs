@@ -657,18 +657,7 @@ pub(super) mod tests {
         unfence(&mut image, 2);
         assert_eq!(state(&image), (2, vec![2], vec![1], vec![]));
         // Back at min ISR: the ELR is cleared.
-        let p = part(&image);
-        let id = image.topic("t").unwrap().id;
-        let grow = IsrChange {
-            topic_id: id,
-            partition: 0,
-            leader_epoch: p.leader_epoch,
-            partition_epoch: p.partition_epoch,
-            isr: vec![2, 3],
-        };
-        let (records, results) = plan_alter_partition(&image, 2, &[grow]);
-        assert!(results[0].is_ok());
-        apply(&mut image, &records);
+        alter_isr(&mut image, 2, vec![2, 3]).unwrap();
         assert_eq!(state(&image), (2, vec![2, 3], vec![], vec![]));
     }
 
@@ -785,6 +774,21 @@ pub(super) mod tests {
         apply(image, &records);
     }
 
+    /// `leader` proposes `isr` for "t"-0 at the epochs it knows; applied when accepted.
+    fn alter_isr(image: &mut MetadataImage, leader: i32, isr: Vec<i32>) -> Result<IsrCommitted, i16> {
+        let p = part(image);
+        let proposal = IsrChange {
+            topic_id: image.topic("t").unwrap().id,
+            partition: 0,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr,
+        };
+        let (records, mut results) = plan_alter_partition(image, leader, &[proposal]);
+        apply(image, &records);
+        results.remove(0)
+    }
+
     fn elect(
         image: &MetadataImage,
         kind: ElectionType,
@@ -809,16 +813,7 @@ pub(super) mod tests {
             "a returning broker does not take its leadership back by itself"
         );
         // Back in the ISR through the leader's AlterPartition.
-        let p = part(&image);
-        let rejoin = IsrChange {
-            topic_id: image.topic("t").unwrap().id,
-            partition: 0,
-            leader_epoch: p.leader_epoch,
-            partition_epoch: p.partition_epoch,
-            isr: vec![2, 3, 1],
-        };
-        let (records, _) = plan_alter_partition(&image, 2, &[rejoin]);
-        apply(&mut image, &records);
+        alter_isr(&mut image, 2, vec![2, 3, 1]).unwrap();
         let (records, results) = elect(&image, ElectionType::Preferred, &[0]);
         assert_eq!(outcome(&results), Ok(()));
         apply(&mut image, &records);
@@ -920,16 +915,7 @@ pub(super) mod tests {
         let (mut image, _) = cluster();
         fence(&mut image, 1);
         unfence(&mut image, 1);
-        let p = part(&image);
-        let rejoin = IsrChange {
-            topic_id: image.topic("t").unwrap().id,
-            partition: 0,
-            leader_epoch: p.leader_epoch,
-            partition_epoch: p.partition_epoch,
-            isr: vec![2, 3, 1],
-        };
-        let (records, _) = plan_alter_partition(&image, 2, &[rejoin]);
-        apply(&mut image, &records);
+        alter_isr(&mut image, 2, vec![2, 3, 1]).unwrap();
         let (records, results) = elect(&image, ElectionType::Preferred, &[0, 0]);
         assert_eq!(records.len(), 1);
         assert_eq!(results[0].1, [(0, Ok(())), (0, Ok(()))]);

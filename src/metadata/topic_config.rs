@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 pub(crate) use crate::config::ConfigType;
 use crate::config::{ClusterDefaults, Settings, Source, Synonym};
-use crate::log::LogConfig;
+use crate::log::{CompactionConfig, LogConfig, TimestampPolicy};
 
 /// The topic config (and broker setting) that eligible leader replicas are counted against.
 pub(crate) const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
@@ -207,8 +207,7 @@ macro_rules! defs {
 // by default and lists none.
 defs! {
     /// What happens to old segments: delete (by retention.ms and retention.bytes), compact (keep
-    /// each key's last record; not implemented yet, so everything is kept), both, or none (keep
-    /// forever).
+    /// each key's last record: the log cleaner), both, or none (keep forever).
     "cleanup.policy": Rule::ListOf(POLICIES), Some("log.cleanup.policy"), "delete";
     /// The gzip level (1-9, -1 for the codec's default) when the topic's compression.type is gzip
     /// (not used yet).
@@ -220,8 +219,8 @@ defs! {
     "compression.type": Rule::OneOf(COMPRESSION_TYPES), Some("compression.type"), "producer";
     /// The zstd level (-131072-22) when the topic's compression.type is zstd (not used yet).
     "compression.zstd.level": Rule::Int { min: -131072, max: 22 }, Some("compression.zstd.level"), "3";
-    /// How long a compacted topic keeps delete markers (tombstones) for consumers to see them
-    /// (compaction is not implemented yet).
+    /// How long a compacted topic keeps delete markers (tombstones) for consumers to see them,
+    /// counted from the cleaning that first kept them.
     "delete.retention.ms": Rule::Long { min: 0, max: LONG_MAX }, Some("log.cleaner.delete.retention.ms"), "86400000";
     /// Whether share groups may use this topic as their dead-letter queue (share groups are not
     /// implemented).
@@ -246,23 +245,22 @@ defs! {
     /// With tiered storage, how long segments stay on local disk (-2: retention.ms); tiered storage
     /// is not implemented.
     "local.retention.ms": Rule::Long { min: -2, max: LONG_MAX }, Some("log.local.retention.ms"), "-2";
-    /// The longest a record may stay uncompacted (compaction is not implemented yet).
+    /// The longest a record may stay uncompacted, whatever the log's dirty ratio.
     "max.compaction.lag.ms": Rule::Long { min: 1, max: LONG_MAX }, Some("log.cleaner.max.compaction.lag.ms"), "9223372036854775807";
     /// The most a compressed record batch may expand to (not enforced yet).
     "max.decompressed.message.bytes": Rule::Int { min: 1, max: 2147483639 }, Some("max.decompressed.message.bytes"), "2147483639";
     /// The largest record batch a producer may send, with its 12-byte log overhead.
     "max.message.bytes": Rule::Int { min: 0, max: INT_MAX }, Some("message.max.bytes"), "1048588";
-    /// How far ahead of the broker's clock a record's timestamp may be (not enforced yet).
+    /// How far ahead of the broker's clock a CreateTime record's timestamp may be.
     "message.timestamp.after.max.ms": Rule::Long { min: 0, max: LONG_MAX }, Some("log.message.timestamp.after.max.ms"), "3600000";
-    /// How far behind the broker's clock a record's timestamp may be (not enforced yet).
+    /// How far behind the broker's clock a CreateTime record's timestamp may be.
     "message.timestamp.before.max.ms": Rule::Long { min: 0, max: LONG_MAX }, Some("log.message.timestamp.before.max.ms"), "9223372036854775807";
-    /// Which timestamp records keep: CreateTime, the producer's (LogAppendTime is not implemented
-    /// yet).
+    /// Which timestamp records keep: CreateTime, the producer's, or LogAppendTime, the leader's
+    /// clock when it appends the batch.
     "message.timestamp.type": Rule::OneOf(TIMESTAMP_TYPES), Some("log.message.timestamp.type"), "CreateTime";
-    /// The share of a log that must be uncompacted before it is compacted (compaction is not
-    /// implemented yet).
+    /// The share of a log that must be uncompacted before the cleaner compacts it.
     "min.cleanable.dirty.ratio": Rule::Double { min: 0.0, max: 1.0 }, Some("log.cleaner.min.cleanable.ratio"), "0.5";
-    /// The least time a record stays uncompacted (compaction is not implemented yet).
+    /// The least time a record stays uncompacted.
     "min.compaction.lag.ms": Rule::Long { min: 0, max: LONG_MAX }, Some("log.cleaner.min.compaction.lag.ms"), "0";
     /// The fewest in-sync replicas an acks=all produce needs to succeed, and the high watermark
     /// to move (capped at the replication factor).
@@ -314,9 +312,6 @@ pub(crate) fn check_cleanup_policy(v: &str) -> Result<(), String> {
 /// broker without tiered storage refuses remote storage just so, in these words.
 fn not_implemented(name: &str, value: &str) -> Option<String> {
     match (name, value.trim().to_ascii_lowercase().as_str()) {
-        ("message.timestamp.type", "logappendtime") => Some(format!(
-            "Invalid value LogAppendTime for configuration {name}: LogAppendTime is not implemented by Sluice yet"
-        )),
         ("remote.storage.enable", "true") => Some(
             "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage."
                 .into(),
@@ -481,19 +476,41 @@ pub(crate) fn log_config(
             .parse::<i64>()
             .unwrap_or_else(|_| panic!("{name} is numeric"))
     };
-    // Only a policy that includes `delete` deletes by time or size: `compact` alone (whose
-    // compaction comes later) keeps everything, and so does the empty list, which Kafka 4
-    // documents as infinite retention.
-    let deletes = values["cleanup.policy"].split(',').any(|p| p.trim() == "delete");
+    // Only a policy that includes `delete` deletes by time or size: `compact` alone keeps
+    // everything the cleaner does not compact away, and the empty list keeps everything
+    // (Kafka 4 documents it as infinite retention): neither retention nor the cleaner runs.
+    let policy = |name: &str| list_items(&values["cleanup.policy"]).contains(&name);
+    let (deletes, compacts) = (policy("delete"), policy("compact"));
+    let max_compaction_lag_ms = long("max.compaction.lag.ms");
     LogConfig {
         segment_bytes: long("segment.bytes") as u64,
-        segment_ms: long("segment.ms"),
+        // Kafka's `LogConfig.maxSegmentMs`: a compacted log rolls within max.compaction.lag.ms,
+        // so no record waits in the active segment (never cleaned) longer than that.
+        segment_ms: if compacts {
+            long("segment.ms").min(max_compaction_lag_ms)
+        } else {
+            long("segment.ms")
+        },
         retention_ms: if deletes { long("retention.ms") } else { -1 },
         retention_bytes: if deletes { long("retention.bytes") } else { -1 },
         index_interval_bytes: long("index.interval.bytes") as u32,
         flush_interval_messages: long("flush.messages") as u64,
         flush_interval_ms: long("flush.ms"),
         max_message_bytes: long("max.message.bytes") as u32,
+        delete_policy: deletes,
+        compaction: compacts.then(|| CompactionConfig {
+            delete_retention_ms: long("delete.retention.ms"),
+            min_cleanable_ratio: values["min.cleanable.dirty.ratio"].trim().parse().unwrap_or(0.5),
+            min_compaction_lag_ms: long("min.compaction.lag.ms"),
+            max_compaction_lag_ms,
+        }),
+        timestamps: TimestampPolicy {
+            log_append_time: values["message.timestamp.type"]
+                .trim()
+                .eq_ignore_ascii_case("LogAppendTime"),
+            before_max_ms: long("message.timestamp.before.max.ms"),
+            after_max_ms: long("message.timestamp.after.max.ms"),
+        },
     }
 }
 
@@ -694,7 +711,7 @@ mod tests {
         for (setting, value) in [
             ("compression.type", "brotli"),
             ("compression.lz4.level", "18"),
-            ("log.message.timestamp.type", "LogAppendTime"),
+            ("log.message.timestamp.type", "NoTime"),
             ("log.cleaner.min.compaction.lag.ms", "10"),
             ("log.roll.hours", "0"),
         ] {

@@ -44,6 +44,8 @@ pub(crate) enum Event {
     FollowerFetched {
         replica: i32,
         fetch_offset: i64,
+        /// Its log start offset, as its fetch reports it (-1: not sent).
+        log_start_offset: i64,
         eligible: bool,
         now_ms: i64,
     },
@@ -94,6 +96,8 @@ pub(crate) enum Role {
 pub(crate) struct FollowerProgress {
     /// Its log end, once it fetched in this leader epoch.
     pub(crate) log_end: Option<i64>,
+    /// Its log start offset, once it fetched in this leader epoch (what DeleteRecords waits on).
+    pub(crate) log_start: Option<i64>,
     pub(crate) last_caught_up_ms: i64,
     last_fetch_ms: i64,
     /// Whether its broker may be in the ISR, as of its last fetch (KIP-841).
@@ -189,6 +193,21 @@ impl Core {
         self.followers.get(&id)
     }
 
+    /// Kafka's `lowWatermarkIfLeader`: the smallest log start over this leader (`own`) and
+    /// the followers whose brokers are alive; one not heard from in this epoch counts as -1
+    /// (unknown), as in Kafka. None unless leading.
+    pub(crate) fn low_watermark(&self, own: i64, alive: impl Fn(i32) -> bool) -> Option<i64> {
+        if self.role != Role::Leader {
+            return None;
+        }
+        let followers = self
+            .followers
+            .iter()
+            .filter(|(id, _)| alive(**id))
+            .map(|(_, p)| p.log_start.unwrap_or(-1));
+        Some(followers.fold(own, i64::min))
+    }
+
     /// Committed ISR plus an expansion in flight: who may already count as in sync.
     fn maximal_isr(&self) -> impl Iterator<Item = i32> + '_ {
         let proposed = self.proposal.iter().flat_map(|p| p.isr.iter());
@@ -220,9 +239,15 @@ impl Core {
             Event::FollowerFetched {
                 replica,
                 fetch_offset,
+                log_start_offset,
                 eligible,
                 now_ms,
-            } => self.on_follower_fetch(replica, fetch_offset, eligible, now_ms, &mut out),
+            } => {
+                if let Some(p) = self.followers.get_mut(&replica).filter(|_| self.role == Role::Leader) {
+                    p.log_start = (log_start_offset >= 0).then_some(log_start_offset);
+                }
+                self.on_follower_fetch(replica, fetch_offset, eligible, now_ms, &mut out)
+            }
             Event::LeaderHighWatermark { high_watermark } => {
                 if matches!(self.role, Role::Follower { .. }) {
                     let hw = high_watermark.min(self.log_end).max(0);

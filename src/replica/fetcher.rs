@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
-use super::partition::Partition;
+use super::partition::{LeaderOffsets, Partition};
 use super::ReplicaError;
 use crate::clock::now_ms;
 use crate::peer::PeerClient;
@@ -485,7 +485,11 @@ fn apply(leader: i32, asked: &Asked, data: PartitionData) -> Next {
         return Next::Continue;
     }
     let records = data.records.unwrap_or_default();
-    match p.append_as_follower(asked.followed.leader_epoch, &records, data.high_watermark, now_ms()) {
+    let leader_offsets = LeaderOffsets {
+        high_watermark: data.high_watermark,
+        log_start_offset: data.log_start_offset,
+    };
+    match p.append_as_follower(asked.followed.leader_epoch, &records, leader_offsets, now_ms()) {
         Ok(_) => Next::Continue,
         Err(ReplicaError::StaleFetch { .. }) => Next::Continue,
         Err(e) => {

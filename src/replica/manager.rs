@@ -22,7 +22,10 @@ use super::partition::{IsrProposal, Partition, PartitionSetup};
 use super::ReplicaError;
 use crate::clock::now_ms;
 use crate::config::Settings;
-use crate::log::{clean_shutdown, Log, LogError, LogManager, VolumeSpace};
+use crate::log::{
+    clean_shutdown, CleanTarget, CleanerConfig, CleanerStats, CleanerTargets, Log, LogCleaner, LogError, LogManager,
+    VolumeSpace,
+};
 use crate::metadata::{topic_config, MetadataImage, PartitionImage, TopicImage, METADATA_TOPIC};
 
 type Key = (String, i32);
@@ -31,8 +34,9 @@ type Key = (String, i32);
 pub(crate) struct ReplicaManager {
     node_id: i32,
     settings: Arc<Settings>,
-    logs: LogManager,
-    partitions: RwLock<HashMap<Key, Arc<Partition>>>,
+    logs: Arc<LogManager>,
+    /// Shared with the log cleaner, which takes the compacted ones in turn.
+    partitions: Arc<RwLock<HashMap<Key, Arc<Partition>>>>,
     /// The image of the last reconcile: tells "led elsewhere" from "no such partition".
     image: RwLock<Arc<MetadataImage>>,
     /// What each hosted partition last got from the metadata (the base of the next delta).
@@ -45,6 +49,7 @@ pub(crate) struct ReplicaManager {
     /// High watermarks from `replication-offset-checkpoint`, for partitions opened later.
     checkpointed_hw: Mutex<HashMap<Key, i64>>,
     appender: Arc<Appender>,
+    cleaner: LogCleaner,
 }
 
 impl ReplicaManager {
@@ -56,7 +61,7 @@ impl ReplicaManager {
         image: &MetadataImage,
         shutdown: CancellationToken,
     ) -> Result<ReplicaManager, LogError> {
-        let logs = LogManager::open(log_dir)?;
+        let logs = Arc::new(LogManager::open(log_dir)?);
         let config_for = |topic: &str| {
             if topic == METADATA_TOPIC {
                 return None;
@@ -71,12 +76,20 @@ impl ReplicaManager {
             .map(|(t, p, hw)| ((t, p), hw))
             .collect();
         let (proposals, proposals_rx) = mpsc::unbounded_channel();
+        let partitions: Arc<RwLock<HashMap<Key, Arc<Partition>>>> = Arc::default();
+        let cleaned = partitions.clone();
+        let targets: CleanerTargets = Box::new(move || {
+            let map = cleaned.read().expect("partitions lock");
+            map.values().map(|p| p.clone() as Arc<dyn CleanTarget>).collect()
+        });
+        let cleaner = LogCleaner::start(cleaner_config(&settings), logs.clone(), targets);
         let manager = ReplicaManager {
             node_id: settings.node_id,
             fetchers: Fetchers::new(fetcher_config(&settings), shutdown),
             settings: settings.clone(),
             logs,
-            partitions: RwLock::new(HashMap::new()),
+            partitions,
+            cleaner,
             image: RwLock::default(),
             applied: Mutex::new(HashMap::new()),
             needs_reconcile: AtomicBool::new(false),
@@ -410,7 +423,22 @@ impl ReplicaManager {
             }
         }
         self.logs.write_recovery_checkpoint(&points)?;
+        self.checkpoint_log_starts()?;
         self.checkpoint_high_watermarks()
+    }
+
+    /// Writes `log-start-offset-checkpoint`: the partitions whose log start lies inside their
+    /// first segment (DeleteRecords), so a restart does not show what was deleted.
+    pub(crate) fn checkpoint_log_starts(&self) -> Result<(), LogError> {
+        let starts: Vec<_> = self
+            .all()
+            .iter()
+            .filter_map(|p| {
+                let start = p.with_log(|log| Ok(log.log_start_inside_segment().then(|| log.log_start_offset())));
+                start.ok().flatten().map(|s| (p.topic.clone(), p.index, s))
+            })
+            .collect();
+        self.logs.write_log_starts(&starts)
     }
 
     /// Writes `replication-offset-checkpoint`: where each partition's committed data ends, so a
@@ -424,11 +452,17 @@ impl ReplicaManager {
         self.logs.write_high_watermarks(&marks)
     }
 
-    /// Clean shutdown: checkpoint, flush and close every log; then, only if all of that worked,
-    /// leave `clean_token` (this start's registration) as the log dir's clean-shutdown marker,
-    /// which lets the controller trust this broker's logs when it comes back (KIP-966's clean
-    /// shutdown). Returns whether the marker was left.
+    /// The log cleaner's counters, for the metrics.
+    pub(crate) fn cleaner_stats(&self) -> Arc<CleanerStats> {
+        self.cleaner.stats()
+    }
+
+    /// Clean shutdown: stop the log cleaner; checkpoint, flush and close every log; then, only
+    /// if all of that worked, leave `clean_token` (this start's registration) as the log dir's
+    /// clean-shutdown marker, which lets the controller trust this broker's logs when it comes
+    /// back (KIP-966's clean shutdown). Returns whether the marker was left.
     pub(crate) fn shutdown(&self, clean_token: &str) -> Result<bool, LogError> {
+        self.cleaner.shutdown();
         self.checkpoint()?;
         let mut all_closed = true;
         for p in self.all() {
@@ -440,6 +474,18 @@ impl ReplicaManager {
             clean_shutdown::mark(self.logs.dir(), clean_token)?;
         }
         Ok(all_closed)
+    }
+}
+
+fn cleaner_config(s: &Settings) -> CleanerConfig {
+    CleanerConfig {
+        enabled: s.log_cleaner_enable,
+        threads: s.log_cleaner_threads.max(0) as usize,
+        dedupe_buffer_bytes: s.log_cleaner_dedupe_buffer_size.max(0) as u64,
+        load_factor: s.log_cleaner_io_buffer_load_factor,
+        io_buffer_bytes: s.log_cleaner_io_buffer_size.max(1) as usize,
+        io_max_bytes_per_second: s.log_cleaner_io_max_bytes_per_second,
+        backoff: std::time::Duration::from_millis(s.log_cleaner_backoff_ms.max(0) as u64),
     }
 }
 

@@ -35,6 +35,9 @@ pub(crate) enum ReplicaError {
     NotEnoughReplicasAfterAppend { isr: usize, min: i32 },
     #[error("not committed by the ISR within the request timeout")]
     Timeout,
+    /// The topic's cleanup.policy does not allow it (DeleteRecords without `delete`).
+    #[error("{0}")]
+    PolicyViolation(String),
     /// A fetch answer from leader epoch {epoch}, after this replica moved on.
     #[error("fetched from leader epoch {epoch}, which this replica no longer follows")]
     StaleFetch { epoch: i32 },

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::core::{Action, Core, Event, LeaderAndIsr};
 use super::recompress::{recompress, topic_codec};
 use super::ReplicaError;
-use crate::log::{AppendInfo, Log, LogConfig};
+use crate::log::{AppendInfo, CleanTarget, Log, LogConfig};
 use crate::metadata::elections::IsrCommitted;
 
 /// Stale fetch waiters are pruned once the list grows past this; it bounds the list on idle partitions.
@@ -73,6 +73,8 @@ pub(crate) struct Partition {
     hw_waiters: Mutex<Vec<Weak<Notify>>>,
     /// Follower long polls: woken when the log end moves.
     end_waiters: Mutex<Vec<Weak<Notify>>>,
+    /// DeleteRecords waiting for the followers' log starts: woken when one moves.
+    start_waiters: Mutex<Vec<Weak<Notify>>>,
     /// Where the core's ISR proposals go (the replica manager sends them to the controller).
     proposals: mpsc::UnboundedSender<IsrProposal>,
     me: Weak<Partition>,
@@ -104,6 +106,8 @@ pub(crate) enum FollowerRead {
 pub(crate) struct FollowerFetch {
     pub(crate) replica: i32,
     pub(crate) fetch_offset: i64,
+    /// The follower's log start offset; -1 when not sent.
+    pub(crate) log_start_offset: i64,
     /// The epoch of the follower's last fetched batch; -1 when not sent.
     pub(crate) last_fetched_epoch: i32,
     pub(crate) max_bytes: usize,
@@ -160,6 +164,7 @@ impl Partition {
                 committed,
                 hw_waiters: Mutex::new(Vec::new()),
                 end_waiters: Mutex::new(Vec::new()),
+                start_waiters: Mutex::new(Vec::new()),
                 proposals: setup.proposals,
                 me: me.clone(),
             };
@@ -298,6 +303,7 @@ impl Partition {
             // Parked fetches answer with the new state (NOT_LEADER_OR_FOLLOWER).
             wake(&self.hw_waiters);
             wake(&self.end_waiters);
+            wake(&self.start_waiters);
         }
     }
 
@@ -471,15 +477,25 @@ impl Partition {
             }
         }
         let records = log.read(fetch.fetch_offset, fetch.max_bytes, i64::MAX, min_one)?;
+        let start_before = self
+            .core
+            .lock()
+            .expect("core lock")
+            .follower(fetch.replica)
+            .and_then(|f| f.log_start);
         self.step(
             log,
             Event::FollowerFetched {
                 replica: fetch.replica,
                 fetch_offset: fetch.fetch_offset,
+                log_start_offset: fetch.log_start_offset,
                 eligible: fetch.eligible,
                 now_ms: fetch.now_ms,
             },
         );
+        if start_before != (fetch.log_start_offset >= 0).then_some(fetch.log_start_offset) {
+            wake(&self.start_waiters);
+        }
         Ok(FollowerRead::Records(ReadResult {
             records,
             high_watermark,
@@ -495,7 +511,7 @@ impl Partition {
         &self,
         fetched_in: i32,
         batches: &[u8],
-        leader_high_watermark: i64,
+        leader: LeaderOffsets,
         now_ms: i64,
     ) -> Result<Option<AppendInfo>, ReplicaError> {
         let mut guard = self.log.lock().expect("partition log lock");
@@ -513,10 +529,66 @@ impl Partition {
         self.step(
             log,
             Event::LeaderHighWatermark {
-                high_watermark: leader_high_watermark,
+                high_watermark: leader.high_watermark,
             },
         );
+        // Kafka's follower raises its log start to its leader's (DeleteRecords, retention
+        // there), never past its own high watermark.
+        let start = leader.log_start_offset.min(self.high_watermark());
+        if start > log.log_start_offset() {
+            log.advance_log_start(start, start)?;
+            self.publish_offsets(log);
+        }
         Ok(info)
+    }
+
+    /// DeleteRecords on this leader (Kafka's `deleteRecordsOnLeader`): moves the log start to
+    /// `offset` (-1: the high watermark), which may not pass the high watermark, and deletes
+    /// the segments wholly below it. Only a log whose cleanup.policy includes `delete` allows
+    /// it. Returns the offset the start moved to, which the low watermark must reach.
+    pub(crate) fn delete_records(&self, offset: i64) -> Result<i64, ReplicaError> {
+        if !self.is_leader() {
+            return Err(self.not_leader());
+        }
+        self.with_log(|log| {
+            if !log.config().delete_policy {
+                return Err(ReplicaError::PolicyViolation(format!(
+                    "Records of partition {}-{} can not be deleted due to the configured policy",
+                    self.topic, self.index
+                )));
+            }
+            let high_watermark = self.high_watermark();
+            let target = if offset == DELETE_TO_HIGH_WATERMARK {
+                high_watermark
+            } else {
+                offset
+            };
+            if target < 0 {
+                return Err(ReplicaError::Log(crate::log::LogError::OffsetOutOfRange {
+                    offset: target,
+                    log_start: log.log_start_offset(),
+                    log_end: high_watermark,
+                }));
+            }
+            log.advance_log_start(target, high_watermark)?;
+            Ok(target)
+        })
+    }
+
+    /// Kafka's low watermark: the smallest log start offset over this leader and the replicas
+    /// on live brokers (`alive`). What a DeleteRecords waits to reach.
+    pub(crate) fn low_watermark(&self, alive: impl Fn(i32) -> bool) -> Result<i64, ReplicaError> {
+        let own = self.log_start_offset();
+        self.core
+            .lock()
+            .expect("core lock")
+            .low_watermark(own, alive)
+            .ok_or_else(|| self.not_leader())
+    }
+
+    /// Registers a DeleteRecords wait, woken when a follower's log start moves (or leadership).
+    pub(crate) fn add_start_waiter(&self, waiter: &Arc<Notify>) {
+        add_waiter(&self.start_waiters, waiter);
     }
 
     /// Cuts this follower's log at `offset` (where it diverged from its leader's, as its leader
@@ -645,6 +717,7 @@ impl Partition {
         self.set_leadership(false, self.leader_epoch());
         wake(&self.hw_waiters);
         wake(&self.end_waiters);
+        wake(&self.start_waiters);
         match log {
             Some(log) => Ok(log.delete()?),
             None => Ok(()),
@@ -657,6 +730,38 @@ impl Partition {
             Some(log) => Ok(log.close()?),
             None => Ok(()),
         }
+    }
+}
+
+/// What a leader's fetch answer says of its log, for its follower.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LeaderOffsets {
+    pub(crate) high_watermark: i64,
+    pub(crate) log_start_offset: i64,
+}
+
+/// DeleteRecords' offset meaning "up to the high watermark" (Kafka's `HIGH_WATERMARK`).
+const DELETE_TO_HIGH_WATERMARK: i64 = -1;
+
+/// The log cleaner reaches the partition's log through this, under the same lock as
+/// everything else; it cleans nothing at or past the high watermark.
+impl CleanTarget for Partition {
+    fn name(&self) -> (String, i32) {
+        (self.topic.clone(), self.index)
+    }
+
+    fn lock_log(&self, f: &mut dyn FnMut(&mut Log)) -> bool {
+        let mut guard = self.log.lock().expect("partition log lock");
+        let Some(log) = guard.as_mut() else {
+            return false;
+        };
+        f(log);
+        self.publish_offsets(log);
+        true
+    }
+
+    fn upper_bound(&self) -> i64 {
+        self.high_watermark()
     }
 }
 
@@ -749,6 +854,7 @@ mod tests {
         let fetch = FollowerFetch {
             replica: 2,
             fetch_offset: offset,
+            log_start_offset: 0,
             last_fetched_epoch: epoch,
             max_bytes: 1 << 20,
             eligible: true,

@@ -173,40 +173,63 @@ impl Client {
 
 /// One v2 record batch holding `values` (keys "k<i>"), timestamps from `ts`.
 pub fn batch(values: &[&[u8]], ts: i64, compression: Compression) -> Bytes {
-    producer_batch(values, ts, compression, -1, -1, -1)
+    producer_batch(numbered(values), ts, compression, -1, -1, -1)
 }
 
 /// One idempotent batch: producer id and epoch, first sequence `seq`.
 pub fn idempotent_batch(values: &[&[u8]], producer_id: i64, epoch: i16, seq: i32) -> Bytes {
-    producer_batch(values, 1000, Compression::None, producer_id, epoch, seq)
+    producer_batch(numbered(values), 1000, Compression::None, producer_id, epoch, seq)
+}
+
+/// A record's key (None: none) and value (None: a tombstone).
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// One v2 batch of keyed records, timestamps from `ts`.
+pub fn keyed_batch(kvs: &[KeyValue<'_>], ts: i64) -> Bytes {
+    let owned = kvs
+        .iter()
+        .map(|(k, v)| (k.map(Bytes::copy_from_slice), v.map(Bytes::copy_from_slice)))
+        .collect();
+    producer_batch(owned, ts, Compression::None, -1, -1, -1)
+}
+
+/// `values` with keys "k0", "k1", ...
+fn numbered(values: &[&[u8]]) -> Vec<(Option<Bytes>, Option<Bytes>)> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (Some(Bytes::from(format!("k{i}"))), Some(Bytes::copy_from_slice(v))))
+        .collect()
 }
 
 fn producer_batch(
-    values: &[&[u8]],
+    kvs: Vec<(Option<Bytes>, Option<Bytes>)>,
     ts: i64,
     compression: Compression,
     producer_id: i64,
     producer_epoch: i16,
     first_seq: i32,
 ) -> Bytes {
-    let records: Vec<Record> = values
-        .iter()
+    let records: Vec<Record> = kvs
+        .into_iter()
         .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id,
-            producer_epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch whenever offset - sequence changes.
-            sequence: if first_seq < 0 { i as i32 } else { first_seq + i as i32 },
-            timestamp: ts + i as i64,
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::copy_from_slice(v)),
-            headers: IndexMap::new(),
+        .map(|(i, (key, value))| {
+            Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id,
+                producer_epoch,
+                timestamp_type: TimestampType::Creation,
+                offset: i as i64,
+                // The encoder starts a new batch whenever offset - sequence changes.
+                sequence: if first_seq < 0 { i as i32 } else { first_seq + i as i32 },
+                timestamp: ts + i as i64,
+                key,
+                value,
+                headers: IndexMap::new(),
+            }
         })
         .collect();
     let mut buf = BytesMut::new();
@@ -333,4 +356,46 @@ pub async fn list_offset(c: &mut Client, topic: &str, partition: i32, timestamp:
     let resp = c.send(7, &req).await;
     let p = &resp.topics[0].partitions[0];
     (p.error_code, p.offset, p.timestamp)
+}
+
+/// (offset, key, value) of a record read back.
+pub type StoredRecord = (i64, Option<Bytes>, Option<Bytes>);
+
+/// Every record of a partition as (offset, key, value), fetched batch by batch up to the high
+/// watermark from `from` (a compacted log has gaps and batches with no record).
+pub async fn fetch_records(
+    c: &mut Client,
+    topic: &str,
+    partition: i32,
+    from: i64,
+) -> Vec<(i64, Option<Bytes>, Option<Bytes>)> {
+    let mut out = Vec::new();
+    let mut offset = from;
+    loop {
+        let p = fetch(c, topic, partition, offset).await;
+        assert_eq!(p.error_code, 0, "fetch at {offset}");
+        let records = p.records.unwrap_or_default();
+        if records.is_empty() {
+            return out;
+        }
+        let mut buf = records.clone();
+        let mut next = offset;
+        while buf.has_remaining() {
+            let base = i64::from_be_bytes(buf[0..8].try_into().unwrap());
+            let length = i32::from_be_bytes(buf[8..12].try_into().unwrap()) as usize;
+            let last_delta = i32::from_be_bytes(buf[23..27].try_into().unwrap()) as i64;
+            next = next.max(base + last_delta + 1);
+            buf.advance(12 + length);
+        }
+        let mut buf = records.clone();
+        for set in RecordBatchDecoder::decode_all(&mut buf).unwrap() {
+            out.extend(
+                set.records
+                    .into_iter()
+                    .filter(|r| r.offset >= offset)
+                    .map(|r| (r.offset, r.key, r.value)),
+            );
+        }
+        offset = next;
+    }
 }

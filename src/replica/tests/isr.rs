@@ -55,6 +55,7 @@ fn an_ineligible_follower_is_not_proposed_in() {
     let actions = n.handle(Event::FollowerFetched {
         replica: 3,
         fetch_offset: 10,
+        log_start_offset: -1,
         eligible: false,
         now_ms: 1,
     });

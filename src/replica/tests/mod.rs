@@ -34,6 +34,7 @@ pub(super) fn fetched(core: &mut Core, replica: i32, fetch_offset: i64, now_ms: 
     core.handle(Event::FollowerFetched {
         replica,
         fetch_offset,
+        log_start_offset: -1,
         eligible: true,
         now_ms,
     })

@@ -437,6 +437,7 @@ impl World {
             Event::FollowerFetched {
                 replica: from,
                 fetch_offset,
+                log_start_offset: -1,
                 eligible,
                 now_ms,
             },
