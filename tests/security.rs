@@ -53,7 +53,10 @@ async fn plain_authenticated_client_is_served_and_told_the_sasl_endpoint() {
 async fn wrong_password_is_answered_then_closed() {
     let (_broker, mut c, _) = sasl_broker().await;
     assert_eq!(handshake(&mut c, "PLAIN").await.error_code, 0);
+    let asked = std::time::Instant::now();
     let resp = authenticate(&mut c, b"\0alice\0bob-secret").await;
+    // connection.failed.authentication.delay.ms (100 by default) before the answer.
+    assert!(asked.elapsed() >= std::time::Duration::from_millis(100));
     assert_eq!(resp.error_code, ResponseError::SaslAuthenticationFailed.code());
     assert_eq!(
         resp.error_message.as_deref(),

@@ -495,6 +495,9 @@ settings! {
     queued_max_request_bytes: i64 = "queued.max.request.bytes", "536870912", minus_one_or_positive;
     /// Close a connection that sent nothing for this long while none of its requests was in flight (also a half-sent request).
     connections_max_idle_ms: i64 = "connections.max.idle.ms", "600000", positive;
+    /// How long a client that failed SASL authentication waits for its answer (and the
+    /// close): bounds how fast one connection can guess passwords.
+    connection_failed_authentication_delay_ms: i32 = "connection.failed.authentication.delay.ms", "100", non_negative_i32;
     /// Most open client connections; more are closed at accept.
     max_connections: i32 = "max.connections", "10000", positive_i32;
     /// Fewest in-sync replicas for an acks=all produce to succeed, and for the high watermark to move (capped at the replication factor).

@@ -36,6 +36,7 @@ pub(super) async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
         busy: || false,
     };
     let peer = session.peer;
+    let failure_delay = Duration::from_millis(broker.settings.connection_failed_authentication_delay_ms as u64);
     for _ in 0..MAX_AUTHENTICATION_REQUESTS {
         let frame = match read_size(stream, max, &idle).await {
             Ok(Some(size)) => read_body(stream, size, &idle).await,
@@ -68,6 +69,9 @@ pub(super) async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
                     .inc();
                 info!(%peer, "closing connection: SASL authentication failed: {why}");
                 if let Some(answer) = answer {
+                    // As Kafka: a refused client gets its answer (and the close) only after
+                    // connection.failed.authentication.delay.ms.
+                    tokio::time::sleep(failure_delay).await;
                     let _ = write(stream, answer).await;
                 }
                 let _ = stream.shutdown().await;
