@@ -9,7 +9,7 @@ use kafka_protocol::ResponseError;
 use tracing::warn;
 
 use super::Ctx;
-use crate::group::runtime::OFFSETS_TOPIC;
+use crate::group::OFFSETS_TOPIC;
 
 const KEY_TYPE_GROUP: i8 = 0;
 /// From v4 the keys come as a list and the answers as a list of coordinators.
@@ -58,7 +58,7 @@ fn find(ctx: &Ctx, key_type: i8, key: StrBytes) -> Coordinator {
             "__consumer_offsets is not available",
         );
     }
-    let partition = crate::group::partition_for(&key, b.groups.partitions);
+    let partition = crate::coordinator::partition_for(&key, b.groups.partitions);
     let image = b.metadata.image();
     let leader = image
         .topic(OFFSETS_TOPIC)

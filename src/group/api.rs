@@ -8,12 +8,9 @@
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 
-/// The shell's handle for a request the core may answer later (a parked JoinGroup/SyncGroup or
-/// a request waiting for its log append). Every request event is answered exactly once.
-pub(crate) type RequestId = u64;
+use crate::coordinator::runtime;
 
-/// One `__consumer_offsets` record as bytes: (key, value), value `None` for a tombstone.
-pub(crate) type RawRecord = (Bytes, Option<Bytes>);
+pub(crate) use crate::coordinator::runtime::{RawRecord, RequestId};
 
 /// A protocol a member supports, in the member's order of preference.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,30 +172,9 @@ pub(crate) enum Event {
     },
 }
 
-/// What the shell must do, in order.
-#[derive(Debug, Clone)]
-pub(crate) enum Action {
-    /// Send the response of request `req`.
-    Respond {
-        req: RequestId,
-        response: Response,
-    },
-    /// Append these (key, value) records, `None` value = tombstone, to this coordinator's
-    /// `__consumer_offsets` partition in one batch (acks=all, through the replica path), then
-    /// report `Event::Persisted { token }`. Appends must complete in the order they were asked.
-    Persist {
-        token: u64,
-        records: Vec<RawRecord>,
-    },
-    /// Deliver `Event::TimerFired { key }` at `at_ms` (replacing any timer of the same key).
-    ScheduleTimer {
-        key: TimerKey,
-        at_ms: i64,
-    },
-    CancelTimer {
-        key: TimerKey,
-    },
-}
+/// What the shell must do, in order: the shared coordinator runtime's actions. A group's
+/// writes are plain records (`Write::Records`) of `__consumer_offsets`.
+pub(crate) type Action = runtime::Action<Response, TimerKey>;
 
 /// A response body.
 #[derive(Debug, Clone, PartialEq)]

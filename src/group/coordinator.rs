@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 
+use crate::coordinator::runtime::Write;
+
 use super::api::{Action, Event, OffsetCommitResponse, Protocol, RequestId, Response, TimerKey};
 use super::config::GroupConfig;
 use super::records::Record;
@@ -252,7 +254,10 @@ impl Outbox {
             self.pending_writes.insert(token, then);
         }
         let records = records.iter().map(Record::encode).collect();
-        self.actions.push(Action::Persist { token, records });
+        self.actions.push(Action::Persist {
+            token,
+            write: Write::Records(records),
+        });
         token
     }
 

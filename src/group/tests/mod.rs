@@ -10,7 +10,6 @@ mod join;
 mod leave;
 mod load;
 mod offsets;
-mod partition;
 mod query;
 mod simulation;
 mod static_member;
@@ -30,6 +29,7 @@ use super::config::GroupConfig;
 use super::coordinator::{handle, GroupCoordinatorState};
 use super::records::Record;
 use super::state::{Group, GroupState};
+use crate::coordinator::runtime::Write;
 
 pub(super) const GROUP: &str = "g";
 pub(super) const SESSION_MS: i32 = 10_000;
@@ -97,7 +97,10 @@ impl Sim {
                     let previous = self.responses.insert(req, response);
                     assert!(previous.is_none(), "request {req} answered twice");
                 }
-                Action::Persist { token, records } => self.in_flight.push_back((token, records)),
+                Action::Persist {
+                    token,
+                    write: Write::Records(records),
+                } => self.in_flight.push_back((token, records)),
                 Action::ScheduleTimer { key, at_ms } => {
                     assert!(at_ms >= self.now, "timer {key:?} scheduled in the past");
                     self.timers.insert(key, at_ms);
