@@ -27,6 +27,8 @@ impl KafkaCode for LogError {
             LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
             LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
             LogError::UnknownProducerId { .. } => ResponseError::UnknownProducerId,
+            LogError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+            LogError::TransactionCoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
             e if e.is_storage_failure() => ResponseError::KafkaStorageError,
             _ => ResponseError::UnknownServerError,
         }

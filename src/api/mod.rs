@@ -27,6 +27,7 @@ mod quorum;
 mod request_error;
 mod topic_partitions;
 mod topics;
+mod txn_markers;
 pub(crate) mod versions;
 
 use std::future::Future;
@@ -269,6 +270,7 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         ApiKey::OffsetDelete => respond(&ctx, offset_commits::offset_delete(&ctx, decode(&mut body, v)?)),
         ApiKey::InitProducerId => respond(&ctx, producer_ids::init_producer_id(&ctx, decode(&mut body, v)?)),
         ApiKey::DescribeProducers => respond(&ctx, producer_ids::describe_producers(&ctx, decode(&mut body, v)?)),
+        ApiKey::WriteTxnMarkers => respond(&ctx, txn_markers::write_txn_markers(&ctx, decode(&mut body, v)?)),
         other => anyhow::bail!("{other:?} is advertised but has no handler"),
     };
     if body.has_remaining() {
@@ -340,6 +342,7 @@ no_payloads!(
     DescribeQuorumResponse,
     InitProducerIdResponse,
     DescribeProducersResponse,
+    WriteTxnMarkersResponse,
     FindCoordinatorResponse,
     JoinGroupResponse,
     SyncGroupResponse,

@@ -36,6 +36,7 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
 pub(crate) fn supported(api: ApiKey) -> Option<VersionRange> {
@@ -82,6 +83,7 @@ pub(crate) fn name(api: ApiKey) -> &'static str {
         ApiKey::DeleteGroups => "DeleteGroups",
         ApiKey::OffsetDelete => "OffsetDelete",
         ApiKey::DescribeProducers => "DescribeProducers",
+        ApiKey::WriteTxnMarkers => "WriteTxnMarkers",
         _ => "Other",
     }
 }

@@ -419,6 +419,8 @@ settings! {
     offsets_retention_check_interval_ms: i64 = "offsets.retention.check.interval.ms", "600000", positive;
     /// Longest metadata string an offset commit may carry.
     offset_metadata_max_bytes: i32 = "offset.metadata.max.bytes", "4096", positive_i32;
+    /// How long the broker waits for what a request needs from other brokers and replicas: a transaction marker written and replicated, a coordinator's answer.
+    request_timeout_ms: i32 = "request.timeout.ms", "30000", positive_i32;
     /// Forget an idempotent producer's sequence state after this long without a write from it.
     producer_id_expiration_ms: i32 = "producer.id.expiration.ms", "86400000", positive_i32;
     /// Where Prometheus scrapes /metrics (host:port).

@@ -442,7 +442,7 @@ fn append(partition: &Partition, write: &Write) -> Result<Appended, ResponseErro
     let mut batch = match write {
         Write::Records(records) => internal_batch::encode(records.iter().map(|(k, v)| (Some(k), v.as_ref())), now_ms()),
     };
-    match partition.append_as_leader(&mut batch, false, now_ms()) {
+    match partition.append_for_coordinator(&mut batch, now_ms()) {
         Ok(appended) => Ok(appended),
         Err(ReplicaError::UnknownTopicOrPartition { .. }) => Err(ResponseError::NotLeaderOrFollower),
         Err(e) => {

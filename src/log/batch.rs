@@ -34,6 +34,7 @@ const BASE_SEQUENCE_AT: usize = 53;
 const RECORDS_COUNT_AT: usize = 57;
 
 const ATTR_LOG_APPEND_TIME: i16 = 1 << 3;
+const ATTR_TRANSACTIONAL: i16 = 1 << 4;
 const ATTR_CONTROL: i16 = 1 << 5;
 
 /// The fixed header of one v2 record batch, as stored at its start.
@@ -128,6 +129,11 @@ impl BatchHeader {
         self.attributes & ATTR_CONTROL != 0
     }
 
+    /// Part of a producer's transaction (data), or its marker (control).
+    pub(crate) fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+
     /// Producer batches are never compacted: exactly `recordsCount` consecutive offsets.
     fn check_producer_counts(&self) -> Result<(), LogError> {
         if self.records_count <= 0 {
@@ -175,6 +181,19 @@ pub(crate) fn check_crc(batch: &[u8], header: &BatchHeader) -> Result<(), LogErr
 /// the buffer, size limit, counts, CRC. Returns the headers in order.
 pub(crate) fn validate_batches(buf: &[u8], max_message_bytes: u32) -> Result<Vec<BatchHeader>, LogError> {
     validate_each(buf, |rest| validate_one(rest, Some(max_message_bytes)))
+}
+
+/// Validates what the broker's own coordinators append (records, transaction markers): as a
+/// producer's, but control batches are theirs to write.
+pub(crate) fn validate_coordinator(buf: &[u8], max_message_bytes: u32) -> Result<Vec<BatchHeader>, LogError> {
+    validate_each(buf, |rest| {
+        let header = BatchHeader::parse(rest)?;
+        if header.is_control() {
+            validate_one(rest, None)
+        } else {
+            validate_one(rest, Some(max_message_bytes))
+        }
+    })
 }
 
 /// Validates a leader's batches before a follower appends them: framing, counts and CRC, as

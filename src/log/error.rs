@@ -60,6 +60,15 @@ pub(crate) enum LogError {
     },
     #[error("producer {producer_id} is unknown here and its batch starts at sequence {sequence}, not 0")]
     UnknownProducerId { producer_id: i64, sequence: i32 },
+    /// A transactional write outside a transaction the coordinator knows of, or the reverse.
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
+    #[error("marker of producer {producer_id} from coordinator epoch {coordinator_epoch}, older than {current}")]
+    TransactionCoordinatorFenced {
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current: i32,
+    },
 }
 
 impl LogError {

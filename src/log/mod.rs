@@ -4,7 +4,8 @@
 //!
 //! Owns: every file under the log directory. May call: std, `bytes`, `memmap2`, `crc32c`,
 //! `thiserror`, `tracing`, `rustix` (statvfs of the log directory's file system), and
-//! kafka-protocol's record decoder (only to find a record by timestamp). Must never: depend on any other module of this crate (it is the bottom layer),
+//! kafka-protocol's record codec (only to find a record by timestamp, and to write and read
+//! transaction markers, `control`). Must never: depend on any other module of this crate (it is the bottom layer),
 //! decode or re-encode records on the append or fetch path, recompute a producer's CRC, or know
 //! about replication, topic metadata or the network. A `Log` does blocking file I/O and is not
 //! synchronised: callers hold each one behind a lock and keep it off async worker threads
@@ -13,6 +14,7 @@
 mod batch;
 mod checkpoint;
 pub(crate) mod compression;
+mod control;
 mod error;
 mod index;
 pub(crate) mod leader_epoch;
@@ -21,6 +23,7 @@ mod log;
 mod manager;
 mod producer_snapshots;
 mod producer_state;
+mod producer_txns;
 mod read_map;
 pub(crate) mod records;
 mod recovery;
@@ -29,6 +32,8 @@ mod retention;
 mod scan;
 mod segment;
 mod time_index;
+mod transactions;
+mod txn_index;
 mod volume;
 
 #[cfg(test)]
@@ -38,9 +43,12 @@ mod testutil;
 #[allow(unused_imports)]
 pub(crate) use self::{
     batch::{validate_batches, BatchHeader},
+    control::{encode_marker, Marker},
     error::LogError,
     log::{search as search_batch, AppendInfo, Log, LogConfig, PendingFlush},
     manager::LogManager,
     recovery::RecoveryStats,
+    transactions::{Origin, TxnVerification},
+    txn_index::AbortedTxn,
     volume::VolumeSpace,
 };

@@ -173,12 +173,17 @@ impl Client {
 
 /// One v2 record batch holding `values` (keys "k<i>"), timestamps from `ts`.
 pub fn batch(values: &[&[u8]], ts: i64, compression: Compression) -> Bytes {
-    producer_batch(values, ts, compression, -1, -1, -1)
+    producer_batch(values, ts, compression, -1, -1, -1, false)
 }
 
 /// One idempotent batch: producer id and epoch, first sequence `seq`.
 pub fn idempotent_batch(values: &[&[u8]], producer_id: i64, epoch: i16, seq: i32) -> Bytes {
-    producer_batch(values, 1000, Compression::None, producer_id, epoch, seq)
+    producer_batch(values, 1000, Compression::None, producer_id, epoch, seq, false)
+}
+
+/// One batch of a producer's transaction: producer id and epoch, first sequence `seq`.
+pub fn transactional_batch(values: &[&[u8]], producer_id: i64, epoch: i16, seq: i32) -> Bytes {
+    producer_batch(values, 1000, Compression::None, producer_id, epoch, seq, true)
 }
 
 fn producer_batch(
@@ -188,12 +193,13 @@ fn producer_batch(
     producer_id: i64,
     producer_epoch: i16,
     first_seq: i32,
+    transactional: bool,
 ) -> Bytes {
     let records: Vec<Record> = values
         .iter()
         .enumerate()
         .map(|(i, v)| Record {
-            transactional: false,
+            transactional,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
