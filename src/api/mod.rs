@@ -27,6 +27,7 @@ mod quorum;
 mod request_error;
 mod topic_partitions;
 mod topics;
+mod transactions;
 mod txn_markers;
 pub(crate) mod versions;
 
@@ -271,6 +272,11 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         ApiKey::InitProducerId => respond(&ctx, producer_ids::init_producer_id(&ctx, decode(&mut body, v)?)),
         ApiKey::DescribeProducers => respond(&ctx, producer_ids::describe_producers(&ctx, decode(&mut body, v)?)),
         ApiKey::WriteTxnMarkers => respond(&ctx, txn_markers::write_txn_markers(&ctx, decode(&mut body, v)?)),
+        ApiKey::AddPartitionsToTxn => respond(&ctx, transactions::add_partitions_to_txn(&ctx, decode(&mut body, v)?)),
+        ApiKey::AddOffsetsToTxn => respond(&ctx, transactions::add_offsets_to_txn(&ctx, decode(&mut body, v)?)),
+        ApiKey::EndTxn => respond(&ctx, transactions::end_txn(&ctx, decode(&mut body, v)?)),
+        ApiKey::DescribeTransactions => respond(&ctx, transactions::describe_transactions(&ctx, decode(&mut body, v)?)),
+        ApiKey::ListTransactions => respond(&ctx, transactions::list_transactions(&ctx, decode(&mut body, v)?)),
         other => anyhow::bail!("{other:?} is advertised but has no handler"),
     };
     if body.has_remaining() {
@@ -343,6 +349,11 @@ no_payloads!(
     InitProducerIdResponse,
     DescribeProducersResponse,
     WriteTxnMarkersResponse,
+    AddPartitionsToTxnResponse,
+    AddOffsetsToTxnResponse,
+    EndTxnResponse,
+    DescribeTransactionsResponse,
+    ListTransactionsResponse,
     FindCoordinatorResponse,
     JoinGroupResponse,
     SyncGroupResponse,

@@ -33,7 +33,7 @@ pub(super) fn write_txn_markers(ctx: &Ctx, req: WriteTxnMarkersRequest) -> Reply
     Reply::Later(Box::pin(async move {
         let timeout = Duration::from_millis(ctx.broker.settings.request_timeout_ms as u64);
         let producers: Vec<i64> = writes.iter().map(|w| w.producer_id).collect();
-        let results = marker_writer::write(&ctx.broker.replicas, writes, ctx.lane(), timeout).await;
+        let results = marker_writer::write(&ctx.broker, writes, ctx.lane(), timeout).await;
         let markers = producers
             .into_iter()
             .zip(results)

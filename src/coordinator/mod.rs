@@ -11,6 +11,7 @@
 //! May call: `replica` (the partition's log and its committed offset), `internal_batch`.
 //! Must never: know what a group or a transaction is; that is the cores' business.
 
+pub(crate) mod codec;
 pub(crate) mod runtime;
 
 #[cfg(test)]

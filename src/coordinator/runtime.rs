@@ -4,8 +4,9 @@
 //!
 //! The only part of a coordinator that does I/O. It runs the core's actions in order: answers
 //! go to the parked request, writes are appended to the shard's partition through the replica
-//! layer, timers become tokio sleeps that come back as the core's timer event. The lock is never
-//! held across an await.
+//! layer, timers become tokio sleeps that come back as the core's timer event, and effects (what
+//! only one kind of coordinator does, such as sending transaction markers) go to the queue the
+//! coordinator was built with. The lock is never held across an await.
 //!
 //! An append counts as persisted once it is committed — the partition's high watermark passed
 //! it, so every ISR member has it — within the commit timeout, as Kafka's coordinators answer
@@ -23,7 +24,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use kafka_protocol::ResponseError;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -58,7 +59,7 @@ pub(crate) enum LogRecord {
 
 /// What a core asks its shell to do, in order.
 #[derive(Debug, Clone)]
-pub(crate) enum Action<R, K> {
+pub(crate) enum Action<R, K, E> {
     /// Send the response of request `req`.
     Respond {
         req: RequestId,
@@ -78,15 +79,19 @@ pub(crate) enum Action<R, K> {
     CancelTimer {
         key: K,
     },
+    /// Something only this kind of coordinator does; handed to the coordinator's effect queue.
+    Effect(E),
 }
 
 /// The actions of core `C`.
-pub(crate) type CoreAction<C> = Action<<C as Core>::Response, <C as Core>::TimerKey>;
+pub(crate) type CoreAction<C> = Action<<C as Core>::Response, <C as Core>::TimerKey, <C as Core>::Effect>;
 
 /// What a core knows about the partition it is loaded for.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LoadContext {
     pub(crate) partition: i32,
+    /// The partition's leader epoch at load: Kafka's coordinator epoch.
+    pub(crate) coordinator_epoch: i32,
     /// Different at every load (the shell draws it), for ids the core makes up.
     pub(crate) seed: u64,
     pub(crate) now_ms: i64,
@@ -97,6 +102,7 @@ pub(crate) trait Core: Debug + Send + Sized + 'static {
     type Event: Debug + Send + 'static;
     type Response: Debug + Send + 'static;
     type TimerKey: Debug + Clone + Eq + Hash + Send + Sync + 'static;
+    type Effect: Debug + Send + 'static;
     type Config: Debug + Clone + Send + Sync + 'static;
     type LoadError: std::fmt::Display;
     /// The internal topic the core's state lives in.
@@ -117,6 +123,18 @@ pub(crate) trait Core: Debug + Send + Sized + 'static {
     /// The event of a timer that fired.
     fn timer_fired(key: Self::TimerKey) -> Self::Event;
 }
+
+/// An effect of a shard, with what identifies the shard that made it.
+#[derive(Debug)]
+pub(crate) struct ShardEffect<E> {
+    pub(crate) partition: i32,
+    pub(crate) coordinator_epoch: i32,
+    pub(crate) effect: E,
+}
+
+/// Where a coordinator's shards send their effects. Unbounded: each entry stands for work the
+/// core tracks in its own bounded state (one transaction waiting for its markers).
+pub(crate) type EffectQueue<E> = mpsc::UnboundedSender<ShardEffect<E>>;
 
 /// Why a coordinator request cannot be served here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,16 +166,23 @@ pub(crate) struct Coordinator<C: Core> {
     /// Whether the internal topic exists (per the last reconcile): if so, a key whose partition
     /// is not led here has a coordinator elsewhere.
     topic_exists: AtomicBool,
+    effects: Option<EffectQueue<C::Effect>>,
 }
 
 impl<C: Core> Coordinator<C> {
-    pub(crate) fn new(config: C::Config, partitions: i32, commit_timeout: Duration) -> Coordinator<C> {
+    pub(crate) fn new(
+        config: C::Config,
+        partitions: i32,
+        commit_timeout: Duration,
+        effects: Option<EffectQueue<C::Effect>>,
+    ) -> Coordinator<C> {
         Coordinator {
             config,
             partitions,
             commit_timeout,
             shards: RwLock::new(HashMap::new()),
             topic_exists: AtomicBool::new(false),
+            effects,
         }
     }
 
@@ -242,6 +267,7 @@ pub(crate) struct Shard<C: Core> {
     appender: Arc<Appender>,
     /// Wakes the committer when an append joins `commits`.
     commit_added: Notify,
+    effects: Option<EffectQueue<C::Effect>>,
 }
 
 #[derive(Debug)]
@@ -285,6 +311,7 @@ impl<C: Core> Shard<C> {
         let count = records.len();
         let ctx = LoadContext {
             partition: partition.index,
+            coordinator_epoch,
             seed: uuid::Uuid::new_v4().as_u64_pair().0,
             now_ms: now_ms(),
         };
@@ -309,6 +336,7 @@ impl<C: Core> Shard<C> {
             commit_timeout: coordinator.commit_timeout,
             appender,
             commit_added: Notify::new(),
+            effects: coordinator.effects.clone(),
         });
         tokio::spawn(committer(Arc::downgrade(&shard)));
         shard.run_actions(actions);
@@ -318,6 +346,10 @@ impl<C: Core> Shard<C> {
     /// Whether this shard is the one loaded for `partition` in its current leadership.
     fn serves(&self, partition: &Arc<Partition>) -> bool {
         Arc::ptr_eq(&self.partition, partition) && self.coordinator_epoch == partition.leader_epoch()
+    }
+
+    pub(crate) fn coordinator_epoch(&self) -> i32 {
+        self.coordinator_epoch
     }
 
     fn unload(&self) {
@@ -395,6 +427,16 @@ impl<C: Core> Shard<C> {
                         t.abort();
                     }
                 }
+                Action::Effect(effect) => match &self.effects {
+                    Some(queue) => {
+                        let _ = queue.send(ShardEffect {
+                            partition: self.partition.index,
+                            coordinator_epoch: self.coordinator_epoch,
+                            effect,
+                        });
+                    }
+                    None => warn!(topic = C::TOPIC, ?effect, "a coordinator effect with nowhere to go"),
+                },
             }
         }
     }

@@ -173,8 +173,12 @@ pub(crate) enum Event {
 }
 
 /// What the shell must do, in order: the shared coordinator runtime's actions. A group's
-/// writes are plain records (`Write::Records`) of `__consumer_offsets`.
-pub(crate) type Action = runtime::Action<Response, TimerKey>;
+/// writes are plain records (`Write::Records`) of `__consumer_offsets`; it has no effects.
+pub(crate) type Action = runtime::Action<Response, TimerKey, NoEffect>;
+
+/// The group coordinator asks nothing of its shell beyond answers, appends and timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoEffect {}
 
 /// A response body.
 #[derive(Debug, Clone, PartialEq)]

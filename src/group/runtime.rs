@@ -21,6 +21,7 @@ impl Core for GroupCoordinatorState {
     type Event = Event;
     type Response = super::api::Response;
     type TimerKey = TimerKey;
+    type Effect = super::api::NoEffect;
     type Config = GroupConfig;
     type LoadError = RecordError;
     const TOPIC: &'static str = OFFSETS_TOPIC;

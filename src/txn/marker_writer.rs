@@ -7,8 +7,8 @@
 //! once the partition's ISR has it, as Kafka appends markers with acks=all. The appends of one
 //! request run in order on one log writer lane, off the async workers.
 //!
-//! May call: `replica`. Must never: decide what the transaction's outcome is; the coordinator
-//! did, and this only writes it.
+//! May call: `replica` (through the broker's services). Must never: decide what the
+//! transaction's outcome is; the coordinator did, and this only writes it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,10 +16,11 @@ use std::time::Duration;
 use kafka_protocol::ResponseError;
 use tokio::time::Instant;
 
+use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error::KafkaCode;
 use crate::log::Marker;
-use crate::replica::{Appended, Partition, ReplicaError, ReplicaManager};
+use crate::replica::{Appended, Partition, ReplicaError};
 
 /// One marker to write on some partitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,12 +41,13 @@ type Outcome = Result<(Arc<Partition>, Appended), ResponseError>;
 
 /// Writes every marker on its partitions and waits for them to be replicated, until `timeout`.
 pub(crate) async fn write(
-    replicas: &Arc<ReplicaManager>,
+    broker: &Broker,
     writes: Vec<MarkerWrite>,
     lane: u64,
     timeout: Duration,
 ) -> Vec<MarkerResults> {
     let deadline = Instant::now() + timeout;
+    let replicas = &broker.replicas;
     let targets: Vec<Vec<Result<Arc<Partition>, ResponseError>>> = writes
         .iter()
         .map(|w| {

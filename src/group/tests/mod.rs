@@ -108,6 +108,7 @@ impl Sim {
                 Action::CancelTimer { key } => {
                     self.timers.remove(&key);
                 }
+                Action::Effect(never) => match never {},
             }
         }
     }
