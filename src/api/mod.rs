@@ -276,6 +276,7 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         ApiKey::AddOffsetsToTxn => respond(&ctx, transactions::add_offsets_to_txn(&ctx, decode(&mut body, v)?)),
         ApiKey::EndTxn => respond(&ctx, transactions::end_txn(&ctx, decode(&mut body, v)?)),
         ApiKey::DescribeTransactions => respond(&ctx, transactions::describe_transactions(&ctx, decode(&mut body, v)?)),
+        ApiKey::TxnOffsetCommit => respond(&ctx, offset_commits::txn_offset_commit(&ctx, decode(&mut body, v)?)),
         ApiKey::ListTransactions => respond(&ctx, transactions::list_transactions(&ctx, decode(&mut body, v)?)),
         other => anyhow::bail!("{other:?} is advertised but has no handler"),
     };
@@ -354,6 +355,7 @@ no_payloads!(
     EndTxnResponse,
     DescribeTransactionsResponse,
     ListTransactionsResponse,
+    TxnOffsetCommitResponse,
     FindCoordinatorResponse,
     JoinGroupResponse,
     SyncGroupResponse,

@@ -42,6 +42,7 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::EndTxn, 0, 4),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::TxnOffsetCommit, 0, 4),
 ];
 
 pub(crate) fn supported(api: ApiKey) -> Option<VersionRange> {
@@ -94,6 +95,7 @@ pub(crate) fn name(api: ApiKey) -> &'static str {
         ApiKey::EndTxn => "EndTxn",
         ApiKey::DescribeTransactions => "DescribeTransactions",
         ApiKey::ListTransactions => "ListTransactions",
+        ApiKey::TxnOffsetCommit => "TxnOffsetCommit",
         _ => "Other",
     }
 }

@@ -49,12 +49,26 @@ const LOAD_READ_BYTES: usize = 1 << 20;
 pub(crate) enum Write {
     /// Plain records.
     Records(Vec<RawRecord>),
+    /// Records of a producer's transaction (TxnOffsetCommit): a transactional batch with the
+    /// producer's id and epoch, which take effect only once its COMMIT marker follows.
+    Transactional {
+        producer_id: i64,
+        producer_epoch: i16,
+        records: Vec<RawRecord>,
+    },
 }
 
 /// A record of a coordinator's partition, as a loading core sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum LogRecord {
-    Data { key: Bytes, value: Option<Bytes> },
+    /// A record; `producer_id` is set when it is part of a transaction.
+    Data {
+        key: Bytes,
+        value: Option<Bytes>,
+        producer_id: Option<i64>,
+    },
+    /// The COMMIT or ABORT marker of `producer_id`'s transaction.
+    Marker { producer_id: i64, commit: bool },
 }
 
 /// What a core asks its shell to do, in order.
@@ -483,6 +497,16 @@ impl<C: Core> Shard<C> {
 fn append(partition: &Partition, write: &Write) -> Result<Appended, ResponseError> {
     let mut batch = match write {
         Write::Records(records) => internal_batch::encode(records.iter().map(|(k, v)| (Some(k), v.as_ref())), now_ms()),
+        Write::Transactional {
+            producer_id,
+            producer_epoch,
+            records,
+        } => internal_batch::encode_transactional(
+            *producer_id,
+            *producer_epoch,
+            records.iter().map(|(k, v)| (Some(k), v.as_ref())),
+            now_ms(),
+        ),
     };
     match partition.append_for_coordinator(&mut batch, now_ms()) {
         Ok(appended) => Ok(appended),
@@ -535,8 +559,8 @@ async fn committer<C: Core>(shard: Weak<Shard<C>>) {
     }
 }
 
-/// Every record of the partition in log order, skipping control and transactional batches.
-/// Up to the log end, not only the committed part: a new leader's log holds what its
+/// Every record of the partition in log order, transactional ones with their producer, and the
+/// transaction markers (other control records are skipped). Up to the log end, not only the committed part: a new leader's log holds what its
 /// predecessor committed and more that it will commit itself (Kafka's loaders do the same).
 fn read_records(partition: &Partition) -> Result<Vec<LogRecord>, LoadError> {
     let mut out = Vec::new();
@@ -553,15 +577,21 @@ fn read_records(partition: &Partition) -> Result<Vec<LogRecord>, LoadError> {
         })?;
         for record in sets.into_iter().flat_map(|s| s.records) {
             offset = offset.max(record.offset + 1);
-            if record.control || record.transactional {
+            let Some(key) = record.key else { continue };
+            if record.control {
+                if let Some(commit) = crate::log::marker_type(&key) {
+                    out.push(LogRecord::Marker {
+                        producer_id: record.producer_id,
+                        commit,
+                    });
+                }
                 continue;
             }
-            if let Some(key) = record.key {
-                out.push(LogRecord::Data {
-                    key,
-                    value: record.value,
-                });
-            }
+            out.push(LogRecord::Data {
+                key,
+                value: record.value,
+                producer_id: record.transactional.then_some(record.producer_id),
+            });
         }
     }
     Ok(out)

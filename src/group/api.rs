@@ -10,7 +10,9 @@ use kafka_protocol::ResponseError;
 
 use crate::coordinator::runtime;
 
-pub(crate) use crate::coordinator::runtime::{RawRecord, RequestId};
+#[cfg(test)]
+pub(crate) use crate::coordinator::runtime::RawRecord;
+pub(crate) use crate::coordinator::runtime::RequestId;
 
 /// A protocol a member supports, in the member's order of preference.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +96,9 @@ pub(crate) struct CommitRequest {
     /// v2-v4 only; -1 = use `offsets.retention.minutes`.
     pub(crate) retention_time_ms: i64,
     pub(crate) topics: Vec<CommitTopic>,
+    /// TxnOffsetCommit: the (producer id, epoch) whose transaction the offsets are part of;
+    /// they take effect only when its COMMIT marker is written here.
+    pub(crate) transaction: Option<(i64, i16)>,
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +161,12 @@ pub(crate) enum Event {
     CommitOffsets(CommitRequest),
     DeleteGroups(DeleteGroupsRequest),
     OffsetDelete(OffsetDeleteRequest),
+    /// The COMMIT or ABORT marker of `producer_id`'s transaction is written in this partition:
+    /// its transactional offset commits take effect, or are dropped.
+    TxnCompleted {
+        producer_id: i64,
+        commit: bool,
+    },
     /// Topic partitions were deleted: their committed offsets are removed (tombstones).
     PartitionsDeleted {
         partitions: Vec<(String, i32)>,

@@ -31,10 +31,7 @@ impl Core for GroupCoordinatorState {
         ctx: LoadContext,
         records: Vec<LogRecord>,
     ) -> Result<(Self, Vec<Action>), RecordError> {
-        let records = records.into_iter().map(|r| match r {
-            LogRecord::Data { key, value } => (key, value),
-        });
-        let loaded = replay::load(config, ctx.seed, ctx.now_ms, records)?;
+        let loaded = replay::load_log(config, ctx.seed, ctx.now_ms, records)?;
         tracing::debug!(
             partition = ctx.partition,
             skipped = loaded.skipped_records,

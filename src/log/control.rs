@@ -66,6 +66,19 @@ pub(crate) fn encode_marker(producer_id: i64, producer_epoch: i16, marker: Marke
     buf
 }
 
+/// What a control record's key says: `Some(true)` COMMIT, `Some(false)` ABORT, `None` for
+/// another control record type or a key too short to say.
+pub(crate) fn marker_type(key: &[u8]) -> Option<bool> {
+    match key {
+        [_, _, t0, t1, ..] => match i16::from_be_bytes([*t0, *t1]) {
+            ABORT => Some(false),
+            COMMIT => Some(true),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// The marker in a control batch (the whole batch, as stored); `None` for a control batch
 /// that is not a transaction marker, or one emptied by compaction.
 pub(crate) fn read_marker(batch: &[u8]) -> Result<Option<Marker>, LogError> {
@@ -79,14 +92,11 @@ pub(crate) fn read_marker(batch: &[u8]) -> Result<Option<Marker>, LogError> {
     if key.len() < 4 {
         return Err(invalid("key shorter than 4 bytes"));
     }
-    let version = i16::from_be_bytes([key[0], key[1]]);
-    if version < 0 {
+    if i16::from_be_bytes([key[0], key[1]]) < 0 {
         return Err(invalid("negative key version"));
     }
-    let commit = match i16::from_be_bytes([key[2], key[3]]) {
-        ABORT => false,
-        COMMIT => true,
-        _ => return Ok(None),
+    let Some(commit) = marker_type(&key) else {
+        return Ok(None);
     };
     let mut value = record.value.ok_or_else(|| invalid("marker without a value"))?;
     if value.len() < 2 || i16::from_be_bytes([value[0], value[1]]) < 0 {

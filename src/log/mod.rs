@@ -43,7 +43,7 @@ mod testutil;
 #[allow(unused_imports)]
 pub(crate) use self::{
     batch::{validate_batches, BatchHeader},
-    control::{encode_marker, Marker},
+    control::{encode_marker, marker_type, Marker},
     error::LogError,
     log::{search as search_batch, AppendInfo, Log, LogConfig, PendingFlush},
     manager::LogManager,

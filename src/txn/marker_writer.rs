@@ -7,7 +7,10 @@
 //! once the partition's ISR has it, as Kafka appends markers with acks=all. The appends of one
 //! request run in order on one log writer lane, off the async workers.
 //!
-//! May call: `replica` (through the broker's services). Must never: decide what the
+//! A marker in a `__consumer_offsets` partition is also told to that partition's group
+//! coordinator, whose transactional offset commits it ends.
+//!
+//! May call: `replica` and the group coordinator (through the broker's services). Must never: decide what the
 //! transaction's outcome is; the coordinator did, and this only writes it.
 
 use std::sync::Arc;
@@ -19,6 +22,8 @@ use tokio::time::Instant;
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::error::KafkaCode;
+use crate::group::api::Event as GroupEvent;
+use crate::group::OFFSETS_TOPIC;
 use crate::log::Marker;
 use crate::replica::{Appended, Partition, ReplicaError};
 
@@ -71,11 +76,25 @@ pub(crate) async fn write(
                 Ok((partition, appended)) => committed(&partition, &appended, deadline).await.err(),
                 Err(e) => Some(e),
             };
+            if error.is_none() && tp.0 == OFFSETS_TOPIC {
+                offsets_marked(broker, tp.1, w.producer_id, w.commit);
+            }
             done.push((tp, error));
         }
         results.push(done);
     }
     results
+}
+
+/// A marker is in a `__consumer_offsets` partition: its group coordinator applies or drops
+/// the transaction's offsets (Kafka's `onTransactionCompleted`). Before the marker is reported
+/// written, so the transaction completes only after its offsets are visible.
+fn offsets_marked(broker: &Broker, partition: i32, producer_id: i64, commit: bool) {
+    match broker.groups.shard_at(partition) {
+        Ok(shard) => shard.notify(GroupEvent::TxnCompleted { producer_id, commit }),
+        // A new leader's coordinator loads the marker with the rest of the log.
+        Err(_) => tracing::debug!(partition, producer_id, "offsets marker with no group coordinator here"),
+    }
 }
 
 /// Runs on a log writer thread: every marker's appends, in order.

@@ -23,8 +23,14 @@ impl Core for TxnCoordinatorState {
     const TOPIC: &'static str = TRANSACTION_STATE_TOPIC;
 
     fn load(config: TxnConfig, ctx: LoadContext, records: Vec<LogRecord>) -> Result<(Self, Vec<Action>), RecordError> {
-        let records = records.into_iter().map(|r| match r {
-            LogRecord::Data { key, value } => (key, value),
+        // The coordinator writes no transactions of its own in its partition.
+        let records = records.into_iter().filter_map(|r| match r {
+            LogRecord::Data {
+                key,
+                value,
+                producer_id: None,
+            } => Some((key, value)),
+            LogRecord::Data { .. } | LogRecord::Marker { .. } => None,
         });
         let (state, actions) = replay::load(config, ctx.now_ms, records)?;
         tracing::debug!(

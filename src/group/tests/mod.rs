@@ -14,6 +14,7 @@ mod query;
 mod simulation;
 mod static_member;
 mod sync;
+mod transactions;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -99,7 +100,7 @@ impl Sim {
                 }
                 Action::Persist {
                     token,
-                    write: Write::Records(records),
+                    write: Write::Records(records) | Write::Transactional { records, .. },
                 } => self.in_flight.push_back((token, records)),
                 Action::ScheduleTimer { key, at_ms } => {
                     assert!(at_ms >= self.now, "timer {key:?} scheduled in the past");
@@ -315,6 +316,7 @@ impl Sim {
             group_instance_id: None,
             retention_time_ms: -1,
             topics,
+            transaction: None,
         }
     }
 

@@ -148,7 +148,7 @@ impl Sim {
                 }
                 Action::Persist {
                     token,
-                    write: Write::Records(records),
+                    write: Write::Records(records) | Write::Transactional { records, .. },
                 } => self.in_flight.push_back((token, records)),
                 Action::ScheduleTimer { key, at_ms } => {
                     assert!(at_ms >= self.now, "timer {key:?} scheduled in the past");

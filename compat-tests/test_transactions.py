@@ -1,0 +1,264 @@
+"""Transactions (KIP-98) with confluent-kafka (librdkafka) against Sluice: a transactional
+producer's interleaved commits and aborts read back exactly by a read_committed consumer (and
+everything by read_uncommitted), an open transaction hidden until its commit, a
+consume-transform-produce loop with `send_offsets_to_transaction` (the group's offsets move
+only with a commit), zombie fencing, an abandoned transaction aborted by its timeout, and a
+broker `kill -9` in the middle of a transaction.
+
+The module's broker sweeps for timed-out transactions every 500 ms (Kafka: 10 s), so the
+timeout test waits seconds, not minutes."""
+
+import time
+import uuid
+
+import pytest
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+
+from conftest import (
+    broker_fixture,
+    consumer_config,
+    create_topic,
+    producer_config,
+    watermarks,
+)
+
+TIMEOUT_S = 30
+OVERRIDES = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": 500}
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    yield from broker_fixture(tmp_path_factory, "sluice-txn", OVERRIDES)
+
+
+@pytest.fixture
+def fresh_broker(tmp_path_factory):
+    yield from broker_fixture(tmp_path_factory, "sluice-txn-own", OVERRIDES)
+
+
+def txn_id() -> str:
+    return f"txn-{uuid.uuid4().hex[:8]}"
+
+
+def transactional_producer(bootstrap: str, transactional_id: str, **extra) -> Producer:
+    settings = {"transactional.id": transactional_id, "enable.idempotence": True, "linger.ms": 5, **extra}
+    p = Producer(producer_config(bootstrap, **settings))
+    p.init_transactions(TIMEOUT_S)
+    return p
+
+
+def read_all(bootstrap: str, topic: str, partitions: int, isolation: str, timeout: float = TIMEOUT_S) -> list:
+    """Every record of `topic` up to each partition's end for `isolation` (the LSO for
+    read_committed), as (partition, offset, value)."""
+    c = Consumer(consumer_config(bootstrap, **{"isolation.level": isolation}))
+    try:
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
+        got, at_end = [], set()
+        deadline = time.monotonic() + timeout
+        while len(at_end) < partitions:
+            assert time.monotonic() < deadline, f"{topic}: not at the end of every partition in {timeout}s"
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    at_end.add(m.partition())
+                    continue
+                raise AssertionError(f"consumer error: {m.error()}")
+            at_end.discard(m.partition())
+            got.append((m.partition(), m.offset(), m.value().decode()))
+        return sorted(got)
+    finally:
+        c.close()
+
+
+def values(records) -> list[str]:
+    return [v for _, _, v in records]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"{what}: not within {timeout}s"
+        time.sleep(0.2)
+
+
+def test_interleaved_commits_and_aborts_read_back_exactly(broker):
+    topic = f"txn-mixed-{uuid.uuid4().hex[:8]}"
+    create_topic(broker, topic, partitions=2)
+    p = transactional_producer(broker.bootstrap, txn_id())
+    committed, everything = [], []
+    for round in range(6):
+        p.begin_transaction()
+        batch = [f"r{round}-{i}" for i in range(5)]
+        for i, v in enumerate(batch):
+            p.produce(topic, value=v, partition=i % 2)
+        everything += batch
+        if round % 2 == 0:
+            p.commit_transaction(TIMEOUT_S)
+            committed += batch
+        else:
+            p.flush(TIMEOUT_S)  # in the log before the abort (else librdkafka drops them unsent)
+            p.abort_transaction(TIMEOUT_S)
+    got = read_all(broker.bootstrap, topic, 2, "read_committed")
+    assert sorted(values(got)) == sorted(committed)
+    for part in range(2):
+        mine = [v for pt, _, v in got if pt == part]
+        assert mine == [v for i, v in enumerate(committed) if i % 5 % 2 == part], "in order per partition"
+    assert sorted(values(read_all(broker.bootstrap, topic, 2, "read_uncommitted"))) == sorted(everything)
+    # Every transaction ended with a marker in each partition: 6 after the 18 / 12 records.
+    assert [watermarks(broker, topic, part)[1] for part in range(2)] == [18 + 6, 12 + 6]
+
+
+def test_an_open_transaction_is_hidden_from_read_committed_until_its_commit(broker):
+    topic = f"txn-open-{uuid.uuid4().hex[:8]}"
+    create_topic(broker, topic)
+    p = transactional_producer(broker.bootstrap, txn_id())
+    p.begin_transaction()
+    p.produce(topic, value="first", partition=0)
+    p.flush(TIMEOUT_S)
+    assert values(read_all(broker.bootstrap, topic, 1, "read_uncommitted")) == ["first"]
+    assert read_all(broker.bootstrap, topic, 1, "read_committed") == [], "the LSO stays before the open transaction"
+    p.commit_transaction(TIMEOUT_S)
+    assert read_all(broker.bootstrap, topic, 1, "read_committed") == [(0, 0, "first")]
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> list[int]:
+    c = Consumer(consumer_config(bootstrap, **{"group.id": group}))
+    try:
+        tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=TIMEOUT_S)
+        return [tp.offset for tp in tps]
+    finally:
+        c.close()
+
+
+def test_consume_transform_produce_moves_offsets_only_with_a_commit(broker):
+    source, sink = f"ctp-in-{uuid.uuid4().hex[:8]}", f"ctp-out-{uuid.uuid4().hex[:8]}"
+    group = f"ctp-{uuid.uuid4().hex[:8]}"
+    create_topic(broker, source, partitions=2)
+    create_topic(broker, sink)
+    feeder = Producer(producer_config(broker.bootstrap))
+    inputs = [f"in-{i}" for i in range(40)]
+    for i, v in enumerate(inputs):
+        feeder.produce(source, value=v, partition=i % 2)
+    assert feeder.flush(TIMEOUT_S) == 0
+
+    consumer = Consumer(
+        consumer_config(
+            broker.bootstrap,
+            **{
+                "group.id": group,
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "earliest",
+                "enable.partition.eof": False,
+                "session.timeout.ms": 6000,
+            },
+        )
+    )
+    producer = transactional_producer(broker.bootstrap, txn_id())
+    consumer.subscribe([source])
+    try:
+        # One round aborted: its output vanishes and the group's offsets stay where they were.
+        rounds, aborted_once, outputs = 0, False, []
+        deadline = time.monotonic() + TIMEOUT_S * 2
+        while len(outputs) < len(inputs):
+            assert time.monotonic() < deadline, f"only {len(outputs)} of {len(inputs)} transformed"
+            msgs = consumer.consume(10, 0.5)
+            msgs = [m for m in msgs if not m.error()]
+            if not msgs:
+                continue
+            producer.begin_transaction()
+            for m in msgs:
+                producer.produce(sink, value=m.value().decode().replace("in-", "out-"), partition=0)
+            positions = consumer.position(consumer.assignment())
+            producer.send_offsets_to_transaction(positions, consumer.consumer_group_metadata(), TIMEOUT_S)
+            rounds += 1
+            if not aborted_once and rounds == 2:
+                producer.abort_transaction(TIMEOUT_S)
+                aborted_once = True
+                # Rewind to what the group committed, as an application does after an abort.
+                committed = consumer.committed(consumer.assignment(), timeout=TIMEOUT_S)
+                for tp in committed:
+                    consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
+                continue
+            producer.commit_transaction(TIMEOUT_S)
+            outputs += [m.value().decode() for m in msgs]
+        assert aborted_once
+    finally:
+        consumer.close()
+    assert sorted(outputs) == sorted(inputs), "every input once"
+    assert sorted(values(read_all(broker.bootstrap, sink, 1, "read_committed"))) == sorted(
+        v.replace("in-", "out-") for v in inputs
+    ), "exactly once in the output"
+    assert committed_offsets(broker.bootstrap, group, source, 2) == [20, 20], "the group's offsets are the input's end"
+
+
+def test_a_second_producer_with_the_same_id_fences_the_first(broker):
+    topic = f"txn-zombie-{uuid.uuid4().hex[:8]}"
+    create_topic(broker, topic)
+    tid = txn_id()
+    zombie = transactional_producer(broker.bootstrap, tid)
+    zombie.begin_transaction()
+    zombie.produce(topic, value="zombie", partition=0)
+    zombie.flush(TIMEOUT_S)
+    successor = transactional_producer(broker.bootstrap, tid)  # aborts the zombie's transaction
+    successor.begin_transaction()
+    successor.produce(topic, value="successor", partition=0)
+    successor.commit_transaction(TIMEOUT_S)
+    with pytest.raises(KafkaException) as e:
+        zombie.produce(topic, value="late", partition=0)
+        zombie.commit_transaction(TIMEOUT_S)
+    assert e.value.args[0].fatal() or e.value.args[0].code() in (
+        KafkaError._FENCED,
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+    ), e.value
+    assert values(read_all(broker.bootstrap, topic, 1, "read_committed")) == ["successor"]
+
+
+def test_an_abandoned_transaction_is_aborted_at_its_timeout(broker):
+    topic = f"txn-abandoned-{uuid.uuid4().hex[:8]}"
+    create_topic(broker, topic)
+    timeouts = {"transaction.timeout.ms": 2000, "socket.timeout.ms": 2000, "message.timeout.ms": 2000}
+    p = transactional_producer(broker.bootstrap, txn_id(), **timeouts)
+    p.begin_transaction()
+    p.produce(topic, value="never committed", partition=0)
+    p.flush(TIMEOUT_S)
+    started = time.monotonic()
+    # The coordinator aborts it: an ABORT marker follows the record and the LSO passes both.
+    wait_for(lambda: watermarks(broker, topic)[1] == 2, 15, "the abort marker")
+    assert time.monotonic() - started < 10
+    assert read_all(broker.bootstrap, topic, 1, "read_committed") == []
+    with pytest.raises(KafkaException):
+        p.commit_transaction(TIMEOUT_S)
+
+
+def test_a_broker_killed_mid_transaction_shows_none_of_it(fresh_broker):
+    broker = fresh_broker
+    topic = f"txn-kill9-{uuid.uuid4().hex[:8]}"
+    create_topic(broker, topic)
+    tid = txn_id()
+    p = transactional_producer(broker.bootstrap, tid)
+    p.begin_transaction()
+    p.produce(topic, value="before commit", partition=0)
+    p.flush(TIMEOUT_S)
+    broker.kill9()
+    broker.start()
+    assert read_all(broker.bootstrap, topic, 1, "read_committed") == []
+    # The next instance of the producer aborts what its predecessor left open, then commits.
+    nxt = transactional_producer(broker.bootstrap, tid)
+    nxt.begin_transaction()
+    nxt.produce(topic, value="after restart", partition=0)
+    nxt.commit_transaction(TIMEOUT_S)
+    assert values(read_all(broker.bootstrap, topic, 1, "read_committed")) == ["after restart"]
+    assert values(read_all(broker.bootstrap, topic, 1, "read_uncommitted")) == ["before commit", "after restart"]
