@@ -998,7 +998,6 @@ def test_reassign_partitions_list_shows_none(broker):
     assert "No partition reassignments found." in r.stdout, r
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: transactions (transaction coordinator, ListTransactions)")
 def test_transactions_list_and_describe_after_a_transactional_producer(broker, topic):
     create_topic(broker, topic)
     txn = f"txn-{uuid.uuid4().hex[:8]}"
