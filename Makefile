@@ -143,3 +143,21 @@ bench: $(if $(BOOTSTRAP),,build)
 	cd bench && ./target/release/sluice-bench --out results \
 		$(if $(BOOTSTRAP),--bootstrap $(BOOTSTRAP) $(if $(BROKER_PID),--broker-pid $(BROKER_PID)),--sluice-bin $(abspath $(SLUICE_BIN))) \
 		$(BENCH_ARGS)
+
+# Replication soak (issue 12): compat-tests/test_replication.py SOAK_RUNS times in a row (20 by
+# default, each run a few minutes), stopping at the first failing run with the tail of its
+# output; every run's output is kept in target/replication-soak/run-N.log.
+SOAK_RUNS ?= 20
+SOAK_DIR := target/replication-soak
+.PHONY: replication-soak
+replication-soak: build test-deps-python
+	@mkdir -p $(SOAK_DIR); \
+	for i in $$(seq 1 $(SOAK_RUNS)); do \
+		log=$(SOAK_DIR)/run-$$i.log; \
+		if SLUICE_BIN=$(abspath $(SLUICE_BIN)) $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
+			compat-tests/test_replication.py >$$log 2>&1; then \
+			echo "replication soak: run $$i of $(SOAK_RUNS): $$(tail -1 $$log)"; \
+		else \
+			tail -80 $$log; echo "replication soak: run $$i of $(SOAK_RUNS) failed; its output: $$log"; exit 1; \
+		fi; \
+	done

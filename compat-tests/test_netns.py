@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from cluster import wait_for
+from conftest import sluice_bin
 from netns import IP, Network, _present, make_netns_cluster  # noqa: F401 - the fixture
 from workload import agreed_controller, node_metadata
 
@@ -181,7 +182,7 @@ def test_a_paused_node_is_fenced_and_comes_back_when_continued(make_netns_cluste
     victim = next(i for i in c.broker_ids if i != agreed_controller(c, c.broker_ids))
     majority = [i for i in c.broker_ids if i != victim]
     pid = c.node(victim).proc.pid
-    assert Path(f"/proc/{pid}/comm").read_text().strip() == "sluice", "the signal would go to `ip`, not the broker"
+    assert Path(f"/proc/{pid}/exe").resolve() == sluice_bin().resolve(), "the signal would go to `ip`, not the broker"
 
     c.pause(victim)
     assert c.node(victim).process_state() == "T"

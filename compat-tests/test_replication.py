@@ -118,6 +118,22 @@ def create_topic(bootstrap: str, topic: str, assignment: list[list[int]] | None 
     admin.create_topics([new])[topic].result(timeout=20)
 
 
+def assert_replicas_agree(c, topic: str, timeout: float = 20) -> None:
+    """Every replica of every partition holds the same batches on disk (offsets, epochs, CRCs)."""
+    replicas = {p: part.replicas for p, part in node_metadata(c, c.broker_ids[0]).topic(topic).items()}
+    problems: list[str] = []
+
+    def same_batches():
+        nonlocal problems
+        problems = replica_divergence(c, topic, replicas)
+        return not problems
+
+    try:
+        wait_for(same_batches, timeout, "every replica to hold the same batches")
+    except AssertionError as e:
+        raise AssertionError(f"{e}: {problems}") from None
+
+
 # ---------------------------------------------------------------------------------------------
 # One scenario: a cluster, its topic, the workload, the checks at the end
 
@@ -199,10 +215,30 @@ class Scenario:
     def wait_for_progress(self, partitions: list[int] | None = None, what: str = "") -> None:
         self.producer.wait_for_progress(partitions, more=30, timeout=PROGRESS_S, what=what)
 
+    def wait_for_failover_and_progress(self, gone: int, partitions: list[int], what: str,
+                                       timeout: float = FAILOVER_S) -> None:
+        """wait_for_failover, then the producer's acknowledgements going on on `partitions`
+        (only with replication, as for wait_for_failover)."""
+        self.wait_for_failover(gone, partitions, timeout)
+        if REPLICATED:
+            self.wait_for_progress(partitions, what)
+
     def wait_until_healed(self, what: str) -> None:
+        """A live leader and a full ISR for every partition (the group's offsets' too), then
+        the producer's acknowledgements going on on every partition."""
         started = time.monotonic()
         wait_for_full_isr(self.c, [self.topic, OFFSETS], RF, HEAL_S, what)
         self.note(f"full ISR {time.monotonic() - started:.1f}s {what}")
+        self.wait_for_progress(what=what)
+
+    def leader_rounds(self, fault: str):
+        """FAULT_ROUNDS rounds of a fault on a node leading partitions of the topic: a plain
+        broker, then the active controller. Notes the round ("round 1: <fault> node 2, leader of
+        [0, 3]") and yields (node, the partitions it leads)."""
+        for round_ in range(FAULT_ROUNDS):
+            victim, led = self.pick_leader(controller=round_ == 1)
+            self.note(f"round {round_ + 1}: {fault} node {victim}{' (the controller)' if round_ else ''}, leader of {led}")
+            yield victim, led
 
     # -- probes: acks=all requests straight to one node, which must not be acknowledged
 
@@ -257,20 +293,7 @@ class Scenario:
             kept = [v for p in self.must_vanish for v in p.values if v in in_log]
             assert not kept, f"writes only a deposed or isolated leader appended are in the log: {kept}"
 
-        view = node_metadata(self.c, self.c.broker_ids[0]).topic(self.topic)
-        replicas = {p: part.replicas for p, part in view.items()}
-        problems: list[str] = []
-
-        def same_batches():
-            nonlocal problems
-            problems = replica_divergence(self.c, self.topic, replicas)
-            return not problems
-
-        try:
-            wait_for(same_batches, 20, "every replica to hold the same batches")
-        except AssertionError as e:
-            raise AssertionError(f"{e}: {problems}") from None
-
+        assert_replicas_agree(self.c, self.topic)
         resume = group_resume_problems(self.bootstrap, self.topic, self.group, self.reader.committed, log)
         assert not resume, "the group did not resume at its committed offsets:\n" + "\n".join(resume)
 
@@ -287,25 +310,18 @@ def three_nodes(make_netns_cluster):  # noqa: F811 - the fixture imported above
 def test_kill9_of_a_leader_then_restart_loses_nothing(three_nodes, topic):
     c = three_nodes
     s = Scenario(c, topic).start()
-    for round_ in range(FAULT_ROUNDS):
-        victim, led = s.pick_leader(controller=round_ == 1)  # a plain broker, then the controller too
-        s.note(f"round {round_ + 1}: kill -9 of node {victim}{' (the controller)' if round_ else ''}, leader of {led}")
+    for victim, led in s.leader_rounds("kill -9 of"):
         c.kill9(victim)
-        s.wait_for_failover(victim, led)
-        if REPLICATED:
-            s.wait_for_progress(led, f"while node {victim} is down")
+        s.wait_for_failover_and_progress(victim, led, f"while node {victim} is down")
         c.start(victim)
         s.wait_until_healed(f"after node {victim} restarted")
-        s.wait_for_progress(what=f"after node {victim} restarted")
     s.finish()
 
 
 def test_paused_leader_is_a_zombie_that_acknowledges_nothing(three_nodes, topic):
     c = three_nodes
     s = Scenario(c, topic).start()
-    for round_ in range(FAULT_ROUNDS):
-        victim, led = s.pick_leader(controller=round_ == 1)
-        s.note(f"round {round_ + 1}: SIGSTOP of node {victim}{' (the controller)' if round_ else ''}, leader of {led}")
+    for victim, led in s.leader_rounds("SIGSTOP of"):
         c.pause(victim)
         paused_at = time.monotonic()
         # The producer's requests in flight to it stay there; and one more, sent straight to
@@ -319,26 +335,20 @@ def test_paused_leader_is_a_zombie_that_acknowledges_nothing(three_nodes, topic)
         s.note(f"paused node {victim} for {time.monotonic() - paused_at:.1f}s; the request sent to it "
                        f"while frozen: {outcome}")
         s.wait_until_healed(f"after node {victim} was continued")
-        s.wait_for_progress(what=f"after node {victim} was continued")
     s.finish()
 
 
 def test_sigterm_bounce_of_a_leader_loses_nothing(three_nodes, topic):
     c = three_nodes
     s = Scenario(c, topic).start()
-    for round_ in range(FAULT_ROUNDS):
-        victim, led = s.pick_leader(controller=round_ == 1)
-        s.note(f"round {round_ + 1}: SIGTERM of node {victim}{' (the controller)' if round_ else ''}, leader of {led}")
+    for victim, led in s.leader_rounds("SIGTERM of"):
         stopping = time.monotonic()
         c.stop(victim)  # controlled shutdown: it hands its leaderships over first
         s.note(f"node {victim} stopped in {time.monotonic() - stopping:.1f}s")
         # A controlled shutdown moves leaderships before the process ends: no fencing wait.
-        s.wait_for_failover(victim, led, timeout=5)
-        if REPLICATED:
-            s.wait_for_progress(led, f"while node {victim} is stopped")
+        s.wait_for_failover_and_progress(victim, led, f"while node {victim} is stopped", timeout=5)
         c.start(victim)
         s.wait_until_healed(f"after node {victim} restarted")
-        s.wait_for_progress(what=f"after node {victim} restarted")
     s.finish()
 
 
@@ -361,16 +371,13 @@ def test_killed_follower_truncates_and_catches_up(three_nodes, topic):
                  FENCE_S, "node 3 out of every ISR")
     c.start(3)
     s.wait_until_healed("after node 3 restarted")
-    s.wait_for_progress(what="after node 3 restarted")
     s.finish()
 
 
 def test_network_partition_isolating_a_leader(three_nodes, topic):
     c = three_nodes
     s = Scenario(c, topic).start()
-    for round_ in range(FAULT_ROUNDS):
-        victim, led = s.pick_leader(controller=round_ == 1)
-        s.note(f"round {round_ + 1}: node {victim}{' (the controller)' if round_ else ''}, leader of {led}, cut off")
+    for victim, led in s.leader_rounds("a network partition cutting off"):
         c.partition({victim})
         cut_at = time.monotonic()
         # Straight to the isolated leader: at once (it is still the leader, but no follower can
@@ -388,7 +395,6 @@ def test_network_partition_isolating_a_leader(three_nodes, topic):
         assert node_metadata(c, victim).brokers, f"the clients lost node {victim}"
         c.heal()
         s.wait_until_healed(f"after the partition of node {victim} healed")
-        s.wait_for_progress(what=f"after the partition of node {victim} healed")
     s.finish()
 
 
@@ -419,7 +425,6 @@ def test_two_brokers_down_not_enough_replicas_then_nothing_lost(make_netns_clust
         assert not during, f"{len(during)} acks=all records acknowledged with one broker up, e.g. {during[:3]}"
     c.start(*down)
     s.wait_until_healed(f"after nodes {down} restarted")
-    s.wait_for_progress(what=f"after nodes {down} restarted")
     s.finish()
 
 

@@ -12,6 +12,44 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use kafka_protocol::ResponseError;
 
+/// A DescribeConfigs resource: resource type 2 is a topic, 4 a broker.
+fn config_resource(resource_type: i8, name: &str) -> describe_configs_request::DescribeConfigsResource {
+    describe_configs_request::DescribeConfigsResource::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(StrBytes::from_string(name.to_string()))
+}
+
+/// The entry `name` of a DescribeConfigs result.
+fn config_entry<'a>(
+    result: &'a describe_configs_response::DescribeConfigsResult,
+    name: &str,
+) -> &'a describe_configs_response::DescribeConfigsResourceResult {
+    result
+        .configs
+        .iter()
+        .find(|e| e.name.as_str() == name)
+        .unwrap_or_else(|| panic!("no {name}"))
+}
+
+/// An IncrementalAlterConfigs of one config (op 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT) of one
+/// resource (type 2 a topic, 4 a broker).
+fn incremental_alter(
+    resource_type: i8,
+    resource: &str,
+    key: &str,
+    op: i8,
+    value: Option<&str>,
+) -> IncrementalAlterConfigsRequest {
+    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(StrBytes::from_string(resource.to_string()))
+        .with_configs(vec![AlterableConfig::default()
+            .with_name(StrBytes::from_string(key.to_string()))
+            .with_config_operation(op)
+            .with_value(value.map(|v| StrBytes::from_string(v.to_string())))])])
+}
+
 #[tokio::test]
 async fn api_versions_lists_ranges_and_answers_unknown_versions_as_v0() {
     let broker = TestBroker::start(&[]).await;
@@ -438,40 +476,24 @@ async fn describe_configs_returns_every_topic_config_with_sources() {
         ("leader.replication.throttled.replicas", "*"),
     ];
     assert_eq!(create_topic(&mut c, "t", 1, &overrides).await, 0);
-    let req = DescribeConfigsRequest::default().with_resources(vec![
-        describe_configs_request::DescribeConfigsResource::default()
-            .with_resource_type(2)
-            .with_resource_name(StrBytes::from_static_str("t")),
-        describe_configs_request::DescribeConfigsResource::default()
-            .with_resource_type(4)
-            .with_resource_name(StrBytes::from_static_str("1")),
-    ]);
+    let req = DescribeConfigsRequest::default().with_resources(vec![config_resource(2, "t"), config_resource(4, "1")]);
     let resp = c.send(4, &req).await;
     let topic = &resp.results[0];
     assert_eq!(topic.error_code, 0);
     // Kafka 4.4 lists 37 topic configs.
     assert_eq!(topic.configs.len(), 37);
     for (name, value) in overrides {
-        let e = topic.configs.iter().find(|e| e.name.as_str() == name).unwrap();
+        let e = config_entry(topic, name);
         assert_eq!((e.value.as_deref(), e.config_source), (Some(value), 1), "{name}");
     }
     assert_eq!(
         create_topic(&mut c, "tiered", 1, &[("remote.storage.enable", "true")]).await,
         ResponseError::InvalidConfig.code()
     );
-    let retention = topic
-        .configs
-        .iter()
-        .find(|e| e.name.as_str() == "retention.ms")
-        .unwrap();
+    let retention = config_entry(topic, "retention.ms");
     assert_eq!(retention.value.as_deref(), Some("1234"));
     assert_eq!(retention.config_source, 1);
-    let segment = topic
-        .configs
-        .iter()
-        .find(|e| e.name.as_str() == "segment.bytes")
-        .unwrap();
-    assert_eq!(segment.config_source, 5);
+    assert_eq!(config_entry(topic, "segment.bytes").config_source, 5);
     assert!(resp.results[1]
         .configs
         .iter()
@@ -483,7 +505,6 @@ async fn describe_configs_returns_every_topic_config_with_sources() {
 /// carries what Apache Kafka 4.4 sends on success: null, except DescribeConfigs (Kafka: "").
 #[tokio::test]
 async fn successful_admin_responses_carry_kafkas_null_error_messages() {
-    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
     let broker = TestBroker::start(&[]).await;
     let mut c = broker.client().await;
     for validate_only in [true, false] {
@@ -506,14 +527,9 @@ async fn successful_admin_responses_carry_kafkas_null_error_messages() {
             );
         }
     }
-    let alter = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-        .with_resource_type(2)
-        .with_resource_name(StrBytes::from_static_str("t"))
-        .with_configs(vec![AlterableConfig::default()
-            .with_name(StrBytes::from_static_str("retention.ms"))
-            .with_config_operation(0)
-            .with_value(Some(StrBytes::from_static_str("1000")))])]);
-    let resp = c.send(1, &alter).await;
+    let resp = c
+        .send(1, &incremental_alter(2, "t", "retention.ms", 0, Some("1000")))
+        .await;
     assert_eq!(
         (resp.responses[0].error_code, &resp.responses[0].error_message),
         (0, &None)
@@ -541,11 +557,7 @@ async fn successful_admin_responses_carry_kafkas_null_error_messages() {
         )
         .await;
     assert_eq!((resp.results[0].error_code, &resp.results[0].error_message), (0, &None));
-    let describe = DescribeConfigsRequest::default().with_resources(vec![
-        describe_configs_request::DescribeConfigsResource::default()
-            .with_resource_type(2)
-            .with_resource_name(StrBytes::from_static_str("t")),
-    ]);
+    let describe = DescribeConfigsRequest::default().with_resources(vec![config_resource(2, "t")]);
     let resp = c.send(4, &describe).await;
     assert_eq!(resp.results[0].error_message.as_deref(), Some(""));
     let resp = c
@@ -570,25 +582,10 @@ async fn describe_configs_says_static_only_for_settings_the_operator_set() {
     let shipped = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/sluice.toml"));
     let describe = DescribeConfigsRequest::default()
         .with_include_synonyms(true)
-        .with_resources(vec![
-            describe_configs_request::DescribeConfigsResource::default()
-                .with_resource_type(2)
-                .with_resource_name(StrBytes::from_static_str("t")),
-            describe_configs_request::DescribeConfigsResource::default()
-                .with_resource_type(4)
-                .with_resource_name(StrBytes::from_static_str("1")),
-        ]);
+        .with_resources(vec![config_resource(2, "t"), config_resource(4, "1")]);
     // (topic retention.bytes, its broker synonym, broker log.retention.bytes) sources.
     let sources = |resp: &DescribeConfigsResponse| {
-        let find = |r: usize, n: &str| {
-            resp.results[r]
-                .configs
-                .iter()
-                .find(|e| e.name.as_str() == n)
-                .unwrap()
-                .clone()
-        };
-        let topic = find(0, "retention.bytes");
+        let topic = config_entry(&resp.results[0], "retention.bytes");
         let synonym = topic
             .synonyms
             .iter()
@@ -597,7 +594,7 @@ async fn describe_configs_says_static_only_for_settings_the_operator_set() {
         (
             topic.config_source,
             synonym.source,
-            find(1, "log.retention.bytes").config_source,
+            config_entry(&resp.results[1], "log.retention.bytes").config_source,
         )
     };
     const STATIC: i8 = 4;
@@ -611,12 +608,7 @@ async fn describe_configs_says_static_only_for_settings_the_operator_set() {
         create_topic(&mut c, "t", 1, &[]).await;
         let resp = c.send(4, &describe).await;
         assert_eq!(sources(&resp), expected, "{extra:?}");
-        let node_id = resp.results[1]
-            .configs
-            .iter()
-            .find(|e| e.name.as_str() == "node.id")
-            .unwrap();
-        assert_eq!(node_id.config_source, DEFAULT);
+        assert_eq!(config_entry(&resp.results[1], "node.id").config_source, DEFAULT);
     }
 }
 
@@ -630,22 +622,11 @@ async fn broker_configs_have_kafkas_types_and_synonyms() {
     create_topic(&mut c, "t", 1, &[("retention.ms", "1234")]).await;
     let describe = DescribeConfigsRequest::default()
         .with_include_synonyms(true)
-        .with_resources(vec![
-            describe_configs_request::DescribeConfigsResource::default()
-                .with_resource_type(4)
-                .with_resource_name(StrBytes::from_static_str("1")),
-            describe_configs_request::DescribeConfigsResource::default()
-                .with_resource_type(2)
-                .with_resource_name(StrBytes::from_static_str("t")),
-        ]);
+        .with_resources(vec![config_resource(4, "1"), config_resource(2, "t")]);
     let resp = c.send(4, &describe).await;
     // (value, source, type, synonyms as "SOURCE:name=value")
     let entry = |r: usize, n: &str| {
-        let e = resp.results[r]
-            .configs
-            .iter()
-            .find(|e| e.name.as_str() == n)
-            .unwrap_or_else(|| panic!("no {n}"));
+        let e = config_entry(&resp.results[r], n);
         let synonyms: Vec<String> = e
             .synonyms
             .iter()
@@ -727,13 +708,7 @@ async fn broker_configs_have_kafkas_types_and_synonyms() {
 async fn the_cluster_wide_default_broker_entity_lists_no_static_settings() {
     let broker = TestBroker::start(&["group.initial.rebalance.delay.ms=0"]).await;
     let mut c = broker.client().await;
-    let describe = |name: &'static str| {
-        DescribeConfigsRequest::default().with_resources(vec![
-            describe_configs_request::DescribeConfigsResource::default()
-                .with_resource_type(4)
-                .with_resource_name(StrBytes::from_static_str(name)),
-        ])
-    };
+    let describe = |name: &str| DescribeConfigsRequest::default().with_resources(vec![config_resource(4, name)]);
     let r = c.send(4, &describe("")).await.results.remove(0);
     assert_eq!((r.error_code, r.configs.len()), (0, 0));
     let r = c.send(4, &describe("1")).await.results.remove(0);
@@ -758,14 +733,7 @@ async fn describe_configs_documents_each_entry_when_asked() {
     let describe = |docs: bool| {
         DescribeConfigsRequest::default()
             .with_include_documentation(docs)
-            .with_resources(vec![
-                describe_configs_request::DescribeConfigsResource::default()
-                    .with_resource_type(2)
-                    .with_resource_name(StrBytes::from_static_str("t")),
-                describe_configs_request::DescribeConfigsResource::default()
-                    .with_resource_type(4)
-                    .with_resource_name(StrBytes::from_static_str("1")),
-            ])
+            .with_resources(vec![config_resource(2, "t"), config_resource(4, "1")])
     };
     let resp = c.send(4, &describe(true)).await;
     for r in &resp.results {
@@ -774,11 +742,7 @@ async fn describe_configs_documents_each_entry_when_asked() {
             assert!(doc.len() > 10 && !doc.starts_with(' '), "{}: {doc:?}", e.name.as_str());
         }
     }
-    let retention = resp.results[0]
-        .configs
-        .iter()
-        .find(|e| e.name.as_str() == "retention.ms")
-        .unwrap();
+    let retention = config_entry(&resp.results[0], "retention.ms");
     assert!(retention.documentation.as_deref().unwrap().contains("older than"));
     let resp = c.send(4, &describe(false)).await;
     assert!(resp
@@ -913,20 +877,12 @@ async fn large_fetch_responses_arrive_intact() {
 
 #[tokio::test]
 async fn incremental_alter_configs_changes_a_topic_live_and_refuses_broker_settings() {
-    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
     let broker = TestBroker::start(&[]).await;
     let mut c = broker.client().await;
     create_topic(&mut c, "t", 1, &[]).await;
-    let alter = |kind: i8, name: &str, key: &str, op: i8, value: Option<&str>| {
-        IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-            .with_resource_type(kind)
-            .with_resource_name(StrBytes::from_string(name.to_string()))
-            .with_configs(vec![AlterableConfig::default()
-                .with_name(StrBytes::from_string(key.to_string()))
-                .with_config_operation(op)
-                .with_value(value.map(|v| StrBytes::from_string(v.to_string())))])])
-    };
-    let resp = c.send(1, &alter(2, "t", "max.message.bytes", 0, Some("1000"))).await;
+    let resp = c
+        .send(1, &incremental_alter(2, "t", "max.message.bytes", 0, Some("1000")))
+        .await;
     assert_eq!(resp.responses[0].error_code, 0);
     // The new limit applies to the next produce at once.
     let big = vec![1u8; 2000];
@@ -934,14 +890,22 @@ async fn incremental_alter_configs_changes_a_topic_live_and_refuses_broker_setti
         produce(&mut c, "t", 0, batch(&[&big], 1, Compression::None)).await.0,
         ResponseError::MessageTooLarge.code()
     );
-    let resp = c.send(1, &alter(2, "t", "max.message.bytes", 1, None)).await;
+    let resp = c
+        .send(1, &incremental_alter(2, "t", "max.message.bytes", 1, None))
+        .await;
     assert_eq!(resp.responses[0].error_code, 0);
     assert_eq!(produce(&mut c, "t", 0, batch(&[&big], 1, Compression::None)).await.0, 0);
-    let resp = c.send(1, &alter(2, "t", "no.such.config", 0, Some("1"))).await;
+    let resp = c
+        .send(1, &incremental_alter(2, "t", "no.such.config", 0, Some("1")))
+        .await;
     assert_eq!(resp.responses[0].error_code, ResponseError::InvalidConfig.code());
-    let resp = c.send(1, &alter(4, "1", "log.retention.ms", 0, Some("1"))).await;
+    let resp = c
+        .send(1, &incremental_alter(4, "1", "log.retention.ms", 0, Some("1")))
+        .await;
     assert_eq!(resp.responses[0].error_code, ResponseError::InvalidRequest.code());
-    let resp = c.send(1, &alter(2, "missing", "retention.ms", 0, Some("1"))).await;
+    let resp = c
+        .send(1, &incremental_alter(2, "missing", "retention.ms", 0, Some("1")))
+        .await;
     assert_eq!(
         resp.responses[0].error_code,
         ResponseError::UnknownTopicOrPartition.code()
@@ -953,19 +917,11 @@ async fn incremental_alter_configs_changes_a_topic_live_and_refuses_broker_setti
 #[tokio::test]
 async fn config_and_partition_refusals_carry_kafkas_messages() {
     use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-    use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
-    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
     let broker = TestBroker::start(&[]).await;
     let mut c = broker.client().await;
     create_topic(&mut c, "t", 2, &[]).await;
     let mut alter = async |topic: &str, key: &str, op: i8, value: Option<&str>| {
-        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-            .with_resource_type(2)
-            .with_resource_name(StrBytes::from_string(topic.to_string()))
-            .with_configs(vec![AlterableConfig::default()
-                .with_name(StrBytes::from_string(key.to_string()))
-                .with_config_operation(op)
-                .with_value(value.map(|v| StrBytes::from_string(v.to_string())))])]);
+        let req = incremental_alter(2, topic, key, op, value);
         let r = c.send(1, &req).await.responses.remove(0);
         (r.error_code, r.error_message.map(|m| m.to_string()))
     };
@@ -1028,9 +984,7 @@ async fn config_and_partition_refusals_carry_kafkas_messages() {
         (r.error_code, r.error_message.clone()),
         (ResponseError::UnknownTopicOrPartition.code(), None)
     );
-    let describe = DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-        .with_resource_type(2)
-        .with_resource_name(StrBytes::from_static_str("missing"))]);
+    let describe = DescribeConfigsRequest::default().with_resources(vec![config_resource(2, "missing")]);
     let r = &c.send(4, &describe).await.results[0];
     assert_eq!(
         (r.error_code, r.error_message.clone()),
@@ -1042,20 +996,11 @@ async fn config_and_partition_refusals_carry_kafkas_messages() {
 /// included, and SUBTRACT may leave cleanup.policy empty (Kafka 4: infinite retention).
 #[tokio::test]
 async fn incremental_append_and_subtract_start_from_the_default_policy() {
-    use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
     let broker = TestBroker::start(&[]).await;
     let mut c = broker.client().await;
     create_topic(&mut c, "kept", 1, &[]).await;
     create_topic(&mut c, "both", 1, &[]).await;
-    let alter = |topic: &str, op: i8, value: &str| {
-        IncrementalAlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
-            .with_resource_type(2)
-            .with_resource_name(StrBytes::from_string(topic.to_string()))
-            .with_configs(vec![AlterableConfig::default()
-                .with_name(StrBytes::from_static_str("cleanup.policy"))
-                .with_config_operation(op)
-                .with_value(Some(StrBytes::from_string(value.to_string())))])])
-    };
+    let alter = |topic: &str, op: i8, value: &str| incremental_alter(2, topic, "cleanup.policy", op, Some(value));
     const APPEND: i8 = 2;
     const SUBTRACT: i8 = 3;
     let resp = c.send(1, &alter("kept", SUBTRACT, "delete")).await;
@@ -1066,12 +1011,9 @@ async fn incremental_append_and_subtract_start_from_the_default_policy() {
     let resp = c.send(1, &alter("both", APPEND, "compact")).await;
     assert_eq!(resp.responses[0].error_code, 0);
     for (topic, expected) in [("kept", ""), ("both", "delete,compact")] {
-        let req = DescribeConfigsRequest::default().with_resources(vec![
-            describe_configs_request::DescribeConfigsResource::default()
-                .with_resource_type(2)
-                .with_resource_name(StrBytes::from_string(topic.to_string()))
-                .with_configuration_keys(Some(vec![StrBytes::from_static_str("cleanup.policy")])),
-        ]);
+        let req = DescribeConfigsRequest::default()
+            .with_resources(vec![config_resource(2, topic)
+                .with_configuration_keys(Some(vec![StrBytes::from_static_str("cleanup.policy")]))]);
         let resp = c.send(4, &req).await;
         let entry = &resp.results[0].configs[0];
         assert_eq!(entry.value.as_deref(), Some(expected), "{topic}");

@@ -83,6 +83,42 @@ func alterResults(rs kadm.AlterConfigsResponses, err error) ([]string, error) {
 	return out, nil
 }
 
+func alterOp(op kadm.IncrementalOp, name, value string) kadm.AlterConfig {
+	return kadm.AlterConfig{Op: op, Name: name, Value: kadm.StringPtr(value)}
+}
+
+// alterFunc is one of kadm's topic config alters (incremental, validate only, State).
+type alterFunc func(context.Context, []kadm.AlterConfig, ...string) (kadm.AlterConfigsResponses, error)
+
+// configSteps runs a sequence of config alters and settled describes of one topic, each
+// recording what it saw in r under its key; after the first error (kept in err) the rest do
+// nothing.
+type configSteps struct {
+	ctx   context.Context
+	adm   *kadm.Client
+	topic string
+	r     map[string]any
+	err   error
+}
+
+// alter records the per-topic errors of one alter of topic t (call names it in an error).
+func (s *configSteps) alter(key, call string, f alterFunc, t string, ops ...kadm.AlterConfig) {
+	if s.err != nil {
+		return
+	}
+	var err error
+	if s.r[key], err = alterResults(f(s.ctx, ops, t)); err != nil {
+		s.err = fmt.Errorf("%s: %w", call, err)
+	}
+}
+
+// settle records the topic's configs once seen(configs) holds (see settledConfigs).
+func (s *configSteps) settle(key string, seen func(map[string]cfgView) bool) {
+	if s.err == nil {
+		s.r[key], s.err = settledConfigs(s.ctx, s.adm, s.topic, seen)
+	}
+}
+
 type partView struct {
 	Leader   int32   `json:"leader"`
 	Replicas []int32 `json:"replicas"`
@@ -248,69 +284,37 @@ func adminTopics(ctx context.Context, _ []string) (any, error) {
 	if r["configs"], r["configs_error"], err = describeTopicConfigs(ctx, adm, topic); err != nil {
 		return r, err
 	}
-	if r["configs"], err = settledConfigs(ctx, adm, topic, valueIs("retention.ms", "3600000")); err != nil {
-		return r, err
-	}
-	if r["alter_incremental"], err = alterResults(adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
-		{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr("7200000")},
-		{Op: kadm.DeleteConfig, Name: "max.message.bytes"},
-		{Op: kadm.AppendConfig, Name: "cleanup.policy", Value: kadm.StringPtr("compact")},
-		{Op: kadm.SetConfig, Name: "segment.ms", Value: kadm.StringPtr("86400000")},
-	}, topic)); err != nil {
-		return r, fmt.Errorf("AlterTopicConfigs: %w", err)
-	}
-	if r["alter_append_non_list"], err = alterResults(adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
-		{Op: kadm.AppendConfig, Name: "retention.ms", Value: kadm.StringPtr("1000")},
-	}, topic)); err != nil {
-		return r, fmt.Errorf("AlterTopicConfigs append to a non-list: %w", err)
-	}
-	if r["configs_after_incremental"], err = settledConfigs(ctx, adm, topic, valueIs("retention.ms", "7200000")); err != nil {
-		return r, err
-	}
+	steps := configSteps{ctx: ctx, adm: adm, topic: topic, r: r}
+	steps.settle("configs", valueIs("retention.ms", "3600000"))
+	steps.alter("alter_incremental", "AlterTopicConfigs", adm.AlterTopicConfigs, topic,
+		alterOp(kadm.SetConfig, "retention.ms", "7200000"),
+		kadm.AlterConfig{Op: kadm.DeleteConfig, Name: "max.message.bytes"},
+		alterOp(kadm.AppendConfig, "cleanup.policy", "compact"),
+		alterOp(kadm.SetConfig, "segment.ms", "86400000"))
+	steps.alter("alter_append_non_list", "AlterTopicConfigs append to a non-list", adm.AlterTopicConfigs, topic,
+		alterOp(kadm.AppendConfig, "retention.ms", "1000"))
+	steps.settle("configs_after_incremental", valueIs("retention.ms", "7200000"))
 	// SUBTRACT from a list set explicitly first (independent of what APPEND gave).
-	if r["alter_set_list"], err = alterResults(adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
-		{Op: kadm.SetConfig, Name: "cleanup.policy", Value: kadm.StringPtr("delete,compact")},
-	}, topic)); err != nil {
-		return r, fmt.Errorf("AlterTopicConfigs set list: %w", err)
-	}
-	if r["alter_subtract"], err = alterResults(adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
-		{Op: kadm.SubtractConfig, Name: "cleanup.policy", Value: kadm.StringPtr("compact")},
-	}, topic)); err != nil {
-		return r, fmt.Errorf("AlterTopicConfigs subtract: %w", err)
-	}
-	if r["configs_after_subtract"], err = settledConfigs(ctx, adm, topic, valueIs("cleanup.policy", "delete")); err != nil {
-		return r, err
-	}
-	if r["alter_validate_only"], err = alterResults(adm.ValidateAlterTopicConfigs(ctx, []kadm.AlterConfig{
-		{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr("1000")},
-	}, topic)); err != nil {
-		return r, fmt.Errorf("ValidateAlterTopicConfigs: %w", err)
-	}
-	if r["alter_bad_value"], err = alterResults(adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
-		{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr("soon")},
-	}, topic)); err != nil {
-		return r, fmt.Errorf("AlterTopicConfigs bad value: %w", err)
-	}
-	if r["alter_unknown_name"], err = alterResults(adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
-		{Op: kadm.SetConfig, Name: "no.such.config", Value: kadm.StringPtr("1")},
-	}, topic)); err != nil {
-		return r, fmt.Errorf("AlterTopicConfigs unknown name: %w", err)
-	}
-	if r["alter_unknown_topic"], err = alterResults(adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
-		{Op: kadm.SetConfig, Name: "retention.ms", Value: kadm.StringPtr("1000")},
-	}, uniq("franz-no-such-topic"))); err != nil {
-		return r, fmt.Errorf("AlterTopicConfigs unknown topic: %w", err)
-	}
-	if r["configs_after_failed_alters"], err = settledConfigs(ctx, adm, topic, func(map[string]cfgView) bool { return true }); err != nil {
-		return r, err
-	}
-	if r["alter_state"], err = alterResults(adm.AlterTopicConfigsState(ctx, []kadm.AlterConfig{
-		{Name: "segment.bytes", Value: kadm.StringPtr("10485760")},
-	}, topic)); err != nil {
-		return r, fmt.Errorf("AlterTopicConfigsState: %w", err)
-	}
-	if r["configs_after_state"], err = settledConfigs(ctx, adm, topic, valueIs("segment.bytes", "10485760")); err != nil {
-		return r, err
+	steps.alter("alter_set_list", "AlterTopicConfigs set list", adm.AlterTopicConfigs, topic,
+		alterOp(kadm.SetConfig, "cleanup.policy", "delete,compact"))
+	steps.alter("alter_subtract", "AlterTopicConfigs subtract", adm.AlterTopicConfigs, topic,
+		alterOp(kadm.SubtractConfig, "cleanup.policy", "compact"))
+	steps.settle("configs_after_subtract", valueIs("cleanup.policy", "delete"))
+	steps.alter("alter_validate_only", "ValidateAlterTopicConfigs", adm.ValidateAlterTopicConfigs, topic,
+		alterOp(kadm.SetConfig, "retention.ms", "1000"))
+	steps.alter("alter_bad_value", "AlterTopicConfigs bad value", adm.AlterTopicConfigs, topic,
+		alterOp(kadm.SetConfig, "retention.ms", "soon"))
+	steps.alter("alter_unknown_name", "AlterTopicConfigs unknown name", adm.AlterTopicConfigs, topic,
+		alterOp(kadm.SetConfig, "no.such.config", "1"))
+	steps.alter("alter_unknown_topic", "AlterTopicConfigs unknown topic", adm.AlterTopicConfigs, uniq("franz-no-such-topic"),
+		alterOp(kadm.SetConfig, "retention.ms", "1000"))
+	steps.settle("configs_after_failed_alters", func(map[string]cfgView) bool { return true })
+	// Op is ignored by the non-incremental (State) alter.
+	steps.alter("alter_state", "AlterTopicConfigsState", adm.AlterTopicConfigsState, topic,
+		alterOp(kadm.SetConfig, "segment.bytes", "10485760"))
+	steps.settle("configs_after_state", valueIs("segment.bytes", "10485760"))
+	if steps.err != nil {
+		return r, steps.err
 	}
 	_, r["configs_unknown_topic_error"], err = describeTopicConfigs(ctx, adm, uniq("franz-no-such-topic"))
 	if err != nil {
@@ -370,20 +374,11 @@ func listedOf(l kadm.ListedOffsets, err error) (map[int32]listedView, error) {
 // adminOffsets: ListOffsets through kadm: start, end, committed (LSO), max timestamp and
 // offsets after a time, on a partition with records and an empty one.
 func adminOffsets(ctx context.Context, _ []string) (any, error) {
-	adm, cl, err := adminClient("sluice-compat-admin")
+	adm, cl, topic, err := adminWithTopic(ctx, "franz-offsets", 2)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
-	topic := uniq("franz-offsets")
-	if err := createTopic(ctx, adm, 2, nil, topic); err != nil {
-		return nil, err
-	}
-	prod, err := newClient("sluice-compat-producer", kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		return nil, err
-	}
-	defer prod.Close()
 	// Ten records on partition 0, a second apart, except #6, an hour ahead of the rest.
 	base := time.Now().Add(-24 * time.Hour).Truncate(time.Second)
 	var rs []*kgo.Record
@@ -394,8 +389,8 @@ func adminOffsets(ctx context.Context, _ []string) (any, error) {
 		}
 		rs = append(rs, &kgo.Record{Topic: topic, Partition: 0, Timestamp: ts, Value: []byte(fmt.Sprint(i))})
 	}
-	if err := prod.ProduceSync(ctx, rs...).FirstErr(); err != nil {
-		return nil, fmt.Errorf("produce: %w", err)
+	if err := produceSync(ctx, rs...); err != nil {
+		return nil, err
 	}
 	r := map[string]any{"topic": topic, "base_ms": base.UnixMilli()}
 	for name, f := range map[string]func() (kadm.ListedOffsets, error){
@@ -489,28 +484,14 @@ func listedGroupsOf(l kadm.ListedGroups, err error, group string) (any, error) {
 // adminGroups: a live member's group listed and described; offsets fetched, committed by an
 // admin (refused while the member is active), reset, deleted; lag; group deletion.
 func adminGroups(ctx context.Context, _ []string) (any, error) {
-	adm, cl, err := adminClient("sluice-compat-admin")
+	adm, cl, topic, err := adminWithTopic(ctx, "franz-groups", 2)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
-	topic, group := uniq("franz-groups"), uniq("franz-admin-group")
-	if err := createTopic(ctx, adm, 2, nil, topic); err != nil {
+	group := uniq("franz-admin-group")
+	if err := produceSync(ctx, perPartition(topic, 2, 10, "%d-%d")...); err != nil {
 		return nil, err
-	}
-	prod, err := newClient("sluice-compat-producer", kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		return nil, err
-	}
-	defer prod.Close()
-	var rs []*kgo.Record
-	for p := int32(0); p < 2; p++ {
-		for i := 0; i < 10; i++ {
-			rs = append(rs, &kgo.Record{Topic: topic, Partition: p, Value: []byte(fmt.Sprintf("%d-%d", p, i))})
-		}
-	}
-	if err := prod.ProduceSync(ctx, rs...).FirstErr(); err != nil {
-		return nil, fmt.Errorf("produce: %w", err)
 	}
 	r := map[string]any{"topic": topic, "group": group}
 

@@ -242,19 +242,30 @@ func settled(ctx context.Context, adm *kadm.Client, group, topic string, log *gr
 	return d, true, nil
 }
 
+// waitSettled waits up to 30 s for the group to be settled (see settled) and returns the last
+// description.
+func waitSettled(ctx context.Context, adm *kadm.Client, group, topic string, log *groupLog, members []int, each int) (describedGroup, error) {
+	var d describedGroup
+	what := fmt.Sprintf("%d members, %d partitions each, Stable", len(members), each)
+	err := waitFor(ctx, what, 30*time.Second, func() (bool, error) {
+		var ok bool
+		var err error
+		d, ok, err = settled(ctx, adm, group, topic, log, members, each)
+		return ok, err
+	})
+	return d, err
+}
+
 // cooperativeGroup: three members with the cooperative-sticky balancer on a 6-partition topic
 // while a producer writes; one member leaves midway; the others finish. Then the group's
 // commits are read back and a new member resumes from them.
 func cooperativeGroup(ctx context.Context, _ []string) (any, error) {
-	adm, admCl, err := adminClient("sluice-compat-admin")
+	adm, admCl, topic, err := adminWithTopic(ctx, "franz-coop", 6)
 	if err != nil {
 		return nil, err
 	}
 	defer admCl.Close()
-	topic, group := uniq("franz-coop"), uniq("franz-coop-group")
-	if err := createTopic(ctx, adm, 6, nil, topic); err != nil {
-		return nil, err
-	}
+	group := uniq("franz-coop-group")
 	log := &groupLog{owned: map[int]map[int32]bool{}, byMember: map[int]int{}, consumedN: map[[2]int64]bool{}}
 	res := map[string]any{"topic": topic, "group": group}
 	fill := func() {
@@ -323,13 +334,8 @@ func cooperativeGroup(ctx context.Context, _ []string) (any, error) {
 		members[id] = m
 	}
 
-	var d3, d2 describedGroup
-	if err := waitFor(ctx, "3 members, 2 partitions each, Stable", 30*time.Second, func() (bool, error) {
-		var ok bool
-		var err error
-		d3, ok, err = settled(ctx, adm, group, topic, log, []int{0, 1, 2}, 2)
-		return ok, err
-	}); err != nil {
+	d3, err := waitSettled(ctx, adm, group, topic, log, []int{0, 1, 2}, 2)
+	if err != nil {
 		fill()
 		res["last_describe"] = d3
 		return res, err
@@ -350,12 +356,8 @@ func cooperativeGroup(ctx context.Context, _ []string) (any, error) {
 	delete(members, 2)
 	res["left_seq"] = seq.Add(1)
 
-	if err := waitFor(ctx, "2 members, 3 partitions each, Stable", 30*time.Second, func() (bool, error) {
-		var ok bool
-		var err error
-		d2, ok, err = settled(ctx, adm, group, topic, log, []int{0, 1}, 3)
-		return ok, err
-	}); err != nil {
+	d2, err := waitSettled(ctx, adm, group, topic, log, []int{0, 1}, 3)
+	if err != nil {
 		fill()
 		res["last_describe"] = d2
 		return res, err
@@ -399,18 +401,12 @@ func cooperativeGroup(ctx context.Context, _ []string) (any, error) {
 	if err != nil {
 		return res, fmt.Errorf("ListEndOffsets: %w", err)
 	}
-	committed, err := adm.FetchOffsets(ctx, group)
-	if err != nil {
-		return res, fmt.Errorf("FetchOffsets: %w", err)
-	}
-	endMap, commitMap := map[int32]int64{}, map[int32]int64{}
+	endMap := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) { endMap[o.Partition] = o.Offset })
-	committed.Each(func(o kadm.OffsetResponse) {
-		if o.Topic == topic {
-			commitMap[o.Partition] = o.At
-		}
-	})
-	res["end_offsets"], res["committed"] = endMap, commitMap
+	res["end_offsets"] = endMap
+	if res["committed"], err = committedOffsets(ctx, adm, group, topic); err != nil {
+		return res, err
+	}
 	empty, err := describeGroup(ctx, adm, group, topic)
 	if err != nil {
 		return res, err
@@ -418,12 +414,7 @@ func cooperativeGroup(ctx context.Context, _ []string) (any, error) {
 	res["describe_after_leaves"] = empty
 
 	// More records, then a new member: it must start exactly at the committed offsets.
-	var more []*kgo.Record
-	for p := int32(0); p < 6; p++ {
-		for i := 0; i < 5; i++ {
-			more = append(more, &kgo.Record{Topic: topic, Partition: p, Value: []byte(fmt.Sprintf("after %d/%d", p, i))})
-		}
-	}
+	more := perPartition(topic, 6, 5, "after %d/%d")
 	if err := prod.ProduceSync(ctx, more...).FirstErr(); err != nil {
 		return res, fmt.Errorf("producing after the group: %w", err)
 	}
@@ -450,16 +441,21 @@ func cooperativeGroup(ctx context.Context, _ []string) (any, error) {
 	if werr != nil {
 		return res, werr
 	}
-	final, err := adm.FetchOffsets(ctx, group)
+	res["committed_final"], err = committedOffsets(ctx, adm, group, topic)
+	return res, err
+}
+
+// committedOffsets is the group's committed offset of each partition of topic.
+func committedOffsets(ctx context.Context, adm *kadm.Client, group, topic string) (map[int32]int64, error) {
+	committed, err := adm.FetchOffsets(ctx, group)
 	if err != nil {
-		return res, fmt.Errorf("FetchOffsets: %w", err)
+		return nil, fmt.Errorf("FetchOffsets: %w", err)
 	}
-	finalMap := map[int32]int64{}
-	final.Each(func(o kadm.OffsetResponse) {
+	out := map[int32]int64{}
+	committed.Each(func(o kadm.OffsetResponse) {
 		if o.Topic == topic {
-			finalMap[o.Partition] = o.At
+			out[o.Partition] = o.At
 		}
 	})
-	res["committed_final"] = finalMap
-	return res, nil
+	return out, nil
 }

@@ -1,13 +1,14 @@
 // Command franz-compat runs one franz-go scenario against a running broker, for
 // compat-tests/test_franz_go.py.
 //
-//	franz-compat [-timeout 30s] <bootstrap host:port> <scenario> [args...]
+//	franz-compat [-timeout 30s] <bootstrap host:port[,host:port...]> <scenario> [args...]
 //
 // It prints one JSON object on stdout: the scenario's observations (`result`) or why it
 // failed (`error`), and `versions`, the API versions franz-go sent (from its own debug log
-// lines "wrote <Request> v<N>"). Exit status: 0 on success, 1 on a failure, 2 when the hard
-// timeout fires (the process then exits whatever its goroutines are doing). franz-go's own
-// warnings and errors go to stderr.
+// lines "wrote <Request> v<N>"); the long-running produce_stream (replication.go) prints
+// {"event": "progress", ...} lines before it, the result is always the last line. Exit
+// status: 0 on success, 1 on a failure, 2 when the hard timeout fires (the process then exits
+// whatever its goroutines are doing). franz-go's own warnings and errors go to stderr.
 package main
 
 import (
@@ -20,6 +21,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +44,8 @@ var scenarios = map[string]func(ctx context.Context, args []string) (any, error)
 	"kip848":          kip848,
 	"delete_records":  deleteRecords,
 	"acls":            acls,
+	"produce_stream":  produceStream,
+	"consume_all":     consumeAll,
 }
 
 var (
@@ -137,7 +141,7 @@ func (l *versionLog) snapshot() map[string][]int {
 // newClient is a franz-go client of the broker under test; opts come after the defaults.
 func newClient(clientID string, opts ...kgo.Opt) (*kgo.Client, error) {
 	base := []kgo.Opt{
-		kgo.SeedBrokers(bootstrap),
+		kgo.SeedBrokers(strings.Split(bootstrap, ",")...), // one host:port, or a cluster's list
 		kgo.ClientID(clientID),
 		kgo.WithLogger(versions),
 		kgo.FetchMaxWait(250 * time.Millisecond),
@@ -249,45 +253,61 @@ func readBack(ctx context.Context, topic string, want map[int32]int, opts ...kgo
 	defer cl.Close()
 	got := map[int32]int{}
 	var out []rec
-	done := func() bool {
-		for p, n := range want {
-			if got[p] < n {
-				return false
-			}
-		}
-		return true
-	}
 	deadline := time.Now().Add(15 * time.Second)
-	for !done() {
+	for !reached(got, want) {
 		if time.Now().After(deadline) {
 			return out, fmt.Errorf("read back %v of %v records per partition within 15s", got, want)
 		}
-		pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		fs := cl.PollFetches(pctx)
-		cancel()
-		if ctx.Err() != nil {
-			return out, ctx.Err()
+		records, err := pollBriefly(ctx, cl)
+		if err != nil {
+			return out, err
 		}
-		var ferr error
-		fs.EachError(func(t string, p int32, err error) {
-			// kgo retries a retriable error itself (a partition not known yet, say).
-			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && !kerr.IsRetriable(err) {
-				ferr = fmt.Errorf("fetch %s[%d]: %w", t, p, err)
-			}
-		})
-		if ferr != nil {
-			return out, ferr
-		}
-		for _, r := range fs.Records() {
+		for _, r := range records {
 			got[r.Partition]++
 			out = append(out, toRec(r))
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Partition != out[j].Partition {
-			return out[i].Partition < out[j].Partition
-		}
-		return out[i].Offset < out[j].Offset
-	})
+	sortInLogOrder(out, func(r rec) (int32, int64) { return r.Partition, r.Offset })
 	return out, nil
+}
+
+// reached: have[p] >= want[p] for every partition p in want.
+func reached[N int | int64](have, want map[int32]N) bool {
+	for p, n := range want {
+		if have[p] < n {
+			return false
+		}
+	}
+	return true
+}
+
+// pollBriefly polls cl for up to half a second and returns what it fetched, or a fetch error
+// other than the poll's own timeout and a retriable Kafka error (kgo retries those itself: a
+// partition not known yet, say).
+func pollBriefly(ctx context.Context, cl *kgo.Client) ([]*kgo.Record, error) {
+	pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	fs := cl.PollFetches(pctx)
+	cancel()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	var ferr error
+	fs.EachError(func(t string, p int32, err error) {
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) && !kerr.IsRetriable(err) {
+			ferr = fmt.Errorf("fetch %s[%d]: %w", t, p, err)
+		}
+	})
+	if ferr != nil {
+		return nil, ferr
+	}
+	return fs.Records(), nil
+}
+
+// sortInLogOrder sorts records by partition, then offset.
+func sortInLogOrder[R any](records []R, at func(R) (partition int32, offset int64)) {
+	sort.SliceStable(records, func(i, j int) bool {
+		pi, oi := at(records[i])
+		pj, oj := at(records[j])
+		return pi < pj || (pi == pj && oi < oj)
+	})
 }

@@ -144,15 +144,12 @@ func transactions(ctx context.Context, _ []string) (any, error) {
 // on a 4-partition topic. franz-go falls back to the classic protocol when the broker does not
 // advertise ConsumerGroupHeartbeat v1, so the scenario reports what kind of group it made.
 func kip848(ctx context.Context, _ []string) (any, error) {
-	adm, cl, err := adminClient("sluice-compat-admin")
+	adm, cl, topic, err := adminWithTopic(ctx, "franz-848", 4)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
-	topic, group := uniq("franz-848"), uniq("franz-848-group")
-	if err := createTopic(ctx, adm, 4, nil, topic); err != nil {
-		return nil, err
-	}
+	group := uniq("franz-848-group")
 	r := map[string]any{"topic": topic, "group": group}
 	apis, err := adm.ApiVersions(ctx)
 	if err != nil {
@@ -162,18 +159,7 @@ func kip848(ctx context.Context, _ []string) (any, error) {
 		min, max, ok := b.KeyVersions(kmsg.ConsumerGroupHeartbeat.Int16())
 		r["consumer_group_heartbeat"] = map[string]any{"served": ok, "min": min, "max": max}
 	}
-	prod, err := newClient("sluice-compat-producer", kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		return r, err
-	}
-	defer prod.Close()
-	var rs []*kgo.Record
-	for p := int32(0); p < 4; p++ {
-		for i := 0; i < 5; i++ {
-			rs = append(rs, &kgo.Record{Topic: topic, Partition: p, Value: []byte(fmt.Sprintf("%d-%d", p, i))})
-		}
-	}
-	if err := prod.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+	if err := produceSync(ctx, perPartition(topic, 4, 5, "%d-%d")...); err != nil {
 		return r, err
 	}
 	var members []*kgo.Client
@@ -240,15 +226,11 @@ func kip848(ctx context.Context, _ []string) (any, error) {
 
 // deleteRecords: DeleteRecords moves a partition's log start; offsets before it are gone.
 func deleteRecords(ctx context.Context, _ []string) (any, error) {
-	adm, cl, err := adminClient("sluice-compat-admin")
+	adm, cl, topic, err := adminWithTopic(ctx, "franz-delete-records", 1)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
-	topic := uniq("franz-delete-records")
-	if err := createTopic(ctx, adm, 1, nil, topic); err != nil {
-		return nil, err
-	}
 	var rs []*kgo.Record
 	for i := 0; i < 10; i++ {
 		rs = append(rs, &kgo.Record{Topic: topic, Value: []byte(fmt.Sprint(i))})

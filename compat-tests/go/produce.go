@@ -39,6 +39,46 @@ func adminClient(clientID string) (*kadm.Client, *kgo.Client, error) {
 	return kadm.NewClient(cl), cl, nil
 }
 
+// adminWithTopic is an admin client and a new topic, uniq(prefix), of `partitions`
+// partitions; the caller closes the client (cl).
+func adminWithTopic(ctx context.Context, prefix string, partitions int32) (adm *kadm.Client, cl *kgo.Client, topic string, err error) {
+	if adm, cl, err = adminClient("sluice-compat-admin"); err != nil {
+		return nil, nil, "", err
+	}
+	topic = uniq(prefix)
+	if err := createTopic(ctx, adm, partitions, nil, topic); err != nil {
+		cl.Close()
+		return nil, nil, "", err
+	}
+	return adm, cl, topic, nil
+}
+
+// perPartition is n records on each of partitions 0..parts-1 of topic, in partition order,
+// each valued fmt.Sprintf(format, partition, i).
+func perPartition(topic string, parts int32, n int, format string) []*kgo.Record {
+	var out []*kgo.Record
+	for p := int32(0); p < parts; p++ {
+		for i := 0; i < n; i++ {
+			out = append(out, &kgo.Record{Topic: topic, Partition: p, Value: []byte(fmt.Sprintf(format, p, i))})
+		}
+	}
+	return out
+}
+
+// produceSync produces records, each to the partition it names, through a producer of its
+// own, and returns once all are acknowledged.
+func produceSync(ctx context.Context, records ...*kgo.Record) error {
+	prod, err := newClient("sluice-compat-producer", kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+	if err := prod.ProduceSync(ctx, records...).FirstErr(); err != nil {
+		return fmt.Errorf("produce: %w", err)
+	}
+	return nil
+}
+
 // testRecords are records for partitions 0..parts-1: keys (some null, one empty), values that
 // compress well on their own (some null or empty, one of 100 KB), headers (a repeated key, an
 // empty and a null value) and explicit, distinct timestamps.
@@ -127,15 +167,11 @@ func produceConsume(ctx context.Context, args []string) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown codec %q", args[0])
 	}
-	adm, admCl, err := adminClient("sluice-compat-admin")
+	_, admCl, topic, err := adminWithTopic(ctx, "franz-"+args[0], 3)
 	if err != nil {
 		return nil, err
 	}
 	defer admCl.Close()
-	topic := uniq("franz-" + args[0])
-	if err := createTopic(ctx, adm, 3, nil, topic); err != nil {
-		return nil, err
-	}
 	cl, err := newClient("sluice-compat-producer",
 		kgo.ProducerBatchCompression(codec),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -151,24 +187,17 @@ func produceConsume(ctx context.Context, args []string) (any, error) {
 		return nil, err
 	}
 	got, err := readBack(ctx, topic, counts(sent))
-	if err != nil {
-		return map[string]any{"topic": topic, "sent": sent, "got": got}, err
-	}
-	return map[string]any{"topic": topic, "sent": sent, "got": got}, nil
+	return map[string]any{"topic": topic, "sent": sent, "got": got}, err
 }
 
 // idempotent: franz-go's default producer (idempotent, acks=all) in three ProduceSync rounds
 // onto 3 partitions; its producer id and epoch, what it wrote, and DescribeProducers.
 func idempotent(ctx context.Context, _ []string) (any, error) {
-	adm, admCl, err := adminClient("sluice-compat-admin")
+	adm, admCl, topic, err := adminWithTopic(ctx, "franz-idempotent", 3)
 	if err != nil {
 		return nil, err
 	}
 	defer admCl.Close()
-	topic := uniq("franz-idempotent")
-	if err := createTopic(ctx, adm, 3, nil, topic); err != nil {
-		return nil, err
-	}
 	cl, err := newClient("sluice-compat-idempotent",
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -228,15 +257,11 @@ func idempotent(ctx context.Context, _ []string) (any, error) {
 // acks: a non-idempotent producer with acks=0 and another with acks=1, then what a consumer
 // reads of both.
 func acks(ctx context.Context, _ []string) (any, error) {
-	adm, admCl, err := adminClient("sluice-compat-admin")
+	adm, admCl, topic, err := adminWithTopic(ctx, "franz-acks", 1)
 	if err != nil {
 		return nil, err
 	}
 	defer admCl.Close()
-	topic := uniq("franz-acks")
-	if err := createTopic(ctx, adm, 1, nil, topic); err != nil {
-		return nil, err
-	}
 	res := map[string]any{"topic": topic}
 	var sent []rec
 	for _, a := range []struct {

@@ -11,6 +11,7 @@ mod cluster;
 mod config_resources;
 mod configs;
 mod coordinator;
+mod elections;
 mod features;
 mod fetch;
 mod frame;
@@ -24,6 +25,7 @@ mod offset_commits;
 mod produce;
 mod producer_ids;
 mod quorum;
+mod reassignments;
 mod request_error;
 mod topic_partitions;
 mod topics;
@@ -278,6 +280,15 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         ApiKey::DescribeTransactions => respond(&ctx, transactions::describe_transactions(&ctx, decode(&mut body, v)?)),
         ApiKey::TxnOffsetCommit => respond(&ctx, offset_commits::txn_offset_commit(&ctx, decode(&mut body, v)?)),
         ApiKey::ListTransactions => respond(&ctx, transactions::list_transactions(&ctx, decode(&mut body, v)?)),
+        ApiKey::ElectLeaders => respond(&ctx, elections::elect_leaders(&ctx, decode(&mut body, v)?)),
+        ApiKey::AlterPartitionReassignments => respond(
+            &ctx,
+            reassignments::alter_partition_reassignments(&ctx, decode(&mut body, v)?),
+        ),
+        ApiKey::ListPartitionReassignments => respond(
+            &ctx,
+            reassignments::list_partition_reassignments(&ctx, decode(&mut body, v)?),
+        ),
         other => anyhow::bail!("{other:?} is advertised but has no handler"),
     };
     if body.has_remaining() {
@@ -367,6 +378,9 @@ no_payloads!(
     OffsetCommitResponse,
     OffsetFetchResponse,
     OffsetDeleteResponse,
+    ElectLeadersResponse,
+    AlterPartitionReassignmentsResponse,
+    ListPartitionReassignmentsResponse,
 );
 
 /// Runs a handler that does blocking file work (creating, deleting or reconfiguring partitions)

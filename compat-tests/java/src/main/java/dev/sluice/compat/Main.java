@@ -34,6 +34,7 @@ public final class Main {
         SCENARIOS.put("codec", ClientScenarios::codec);
         SCENARIOS.put("seek_offsets_for_times", ClientScenarios::seekAndOffsetsForTimes);
         SCENARIOS.put("streams_word_count", StreamsScenarios::wordCount);
+        SCENARIOS.put("streams_word_count_failover", ReplicationScenarios::wordCountFailover);
         SCENARIOS.put("transactions", PendingScenarios::transactions);
         SCENARIOS.put("consumer_protocol", PendingScenarios::consumerProtocol);
         SCENARIOS.put("share_consumer", PendingScenarios::shareConsumer);
