@@ -12,6 +12,7 @@ import time
 import uuid
 
 import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
@@ -22,12 +23,14 @@ from confluent_kafka import (
 )
 
 from conftest import (
+    admin_config,
     broker_fixture,
     consumer_config,
     create_topic,
     producer_config,
     watermarks,
 )
+from test_cluster import make_cluster  # noqa: F401 - the fixture of clusters of a test's own
 
 TIMEOUT_S = 30
 OVERRIDES = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": 500}
@@ -262,3 +265,85 @@ def test_a_broker_killed_mid_transaction_shows_none_of_it(fresh_broker):
     nxt.commit_transaction(TIMEOUT_S)
     assert values(read_all(broker.bootstrap, topic, 1, "read_committed")) == ["after restart"]
     assert values(read_all(broker.bootstrap, topic, 1, "read_uncommitted")) == ["before commit", "after restart"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Three nodes: markers to other brokers' partitions, and a coordinator failover.
+
+CLUSTER_SETTINGS = {
+    "broker.session.timeout.ms": 3000,
+    "broker.heartbeat.interval.ms": 500,
+    "replica.lag.time.max.ms": 5000,
+    "default.replication.factor": 3,
+    "min.insync.replicas": 2,
+    "offsets.topic.replication.factor": 3,
+    "offsets.topic.num.partitions": 6,
+    "transaction.state.log.replication.factor": 3,
+    "transaction.state.log.num.partitions": 6,
+    "transaction.state.log.min.isr": 2,
+    **OVERRIDES,
+}
+
+
+def coordinator_partition(transactional_id: str, partitions: int) -> int:
+    """Kafka's `abs(transactionalId.hashCode()) % partitions` (Java's String.hashCode)."""
+    units = transactional_id.encode("utf-16-be")
+    h = 0
+    for i in range(0, len(units), 2):
+        h = (31 * h + int.from_bytes(units[i : i + 2], "big")) & 0xFFFFFFFF
+    h = h - (1 << 32) if h >= 1 << 31 else h
+    return (0 if h == -(1 << 31) else abs(h)) % partitions
+
+
+def commit_until_done(p: Producer, timeout: float) -> None:
+    """commit_transaction, again while librdkafka calls the failure retriable (a coordinator or
+    leader moving)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return p.commit_transaction(10)
+        except KafkaException as e:
+            if not e.args[0].retriable() or time.monotonic() > deadline:
+                raise
+
+
+def test_three_nodes_markers_to_every_leader_and_the_coordinator_killed_mid_transaction(make_cluster):  # noqa: F811
+    c = make_cluster(overrides=CLUSTER_SETTINGS)
+    topic = f"txn-cluster-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient(admin_config(c.bootstrap))
+    admin.create_topics([NewTopic(topic, num_partitions=6)])[topic].result(timeout=TIMEOUT_S)
+    wait_for(lambda: len(set(c.leaders(topic, via=1).values()) - {-1}) == 3, 15, "leaders on all three nodes")
+    tid = txn_id()
+    p = transactional_producer(c.bootstrap, tid, **{"message.timeout.ms": 60000})
+    committed, everything = [], []
+    for round, commit in enumerate([True, False]):
+        p.begin_transaction()
+        batch = [f"r{round}-{i}" for i in range(12)]
+        for i, v in enumerate(batch):
+            p.produce(topic, value=v, partition=i % 6)
+        p.flush(TIMEOUT_S)
+        everything += batch
+        if commit:
+            p.commit_transaction(TIMEOUT_S)
+            committed += batch
+        else:
+            p.abort_transaction(TIMEOUT_S)
+    assert sorted(values(read_all(c.bootstrap, topic, 6, "read_committed"))) == sorted(committed)
+
+    # Mid-transaction, the coordinator's node dies; the commit goes through its successor.
+    p.begin_transaction()
+    batch = [f"r2-{i}" for i in range(12)]
+    for i, v in enumerate(batch):
+        p.produce(topic, value=v, partition=i % 6)
+    p.flush(TIMEOUT_S)
+    state = coordinator_partition(tid, 6)
+    victim = wait_for(lambda: c.leaders("__transaction_state", via=1).get(state, -1) + 1, 15, "a coordinator") - 1
+    c.kill9(victim)
+    commit_until_done(p, 60)
+    committed += batch
+    everything += batch
+    survivor = next(n for n in c.broker_ids if n != victim)
+    bootstrap = c.node(survivor).bootstrap
+    assert sorted(values(read_all(bootstrap, topic, 6, "read_committed", timeout=60))) == sorted(committed)
+    assert sorted(values(read_all(bootstrap, topic, 6, "read_uncommitted", timeout=60))) == sorted(everything)
+    c.start(victim)
