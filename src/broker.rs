@@ -41,6 +41,8 @@ pub(crate) struct Broker {
     pub(crate) producer_ids: ProducerIdManager,
     pub(crate) groups: GroupCoordinator,
     pub(crate) txns: TxnCoordinator,
+    /// Connections to other brokers for transaction markers and verifications.
+    pub(crate) txn_peers: crate::txn::verification::Peers,
     /// The metadata log index replicas and groups have been brought in line with.
     pub(crate) published: watch::Sender<u64>,
     /// The image of that index; held while publishing, so publications never interleave.

@@ -223,6 +223,7 @@ impl Server {
                 Duration::from_millis(settings.request_timeout_ms as u64),
                 Some(markers),
             ),
+            txn_peers: Default::default(),
             published: tokio::sync::watch::Sender::new(0),
             last_published: std::sync::Mutex::new(applied.image.clone()),
             incarnation_id: registration_id,

@@ -12,7 +12,12 @@ use kafka_protocol::ResponseError;
 
 async fn producer_id(c: &mut Client) -> i64 {
     let resp = c
-        .send(4, &InitProducerIdRequest::default().with_transaction_timeout_ms(60_000))
+        .send(
+            4,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(60_000),
+        )
         .await;
     assert_eq!(resp.error_code, 0);
     resp.producer_id.0

@@ -15,7 +15,6 @@ use kafka_protocol::messages::{
     OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
     OffsetFetchResponse, TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::groups::{call, code, text};
@@ -30,26 +29,32 @@ fn topic_name(s: &str) -> TopicName {
     TopicName(text(s.to_string()))
 }
 
+/// The topics of an OffsetCommit or TxnOffsetCommit request (kafka-protocol's types differ,
+/// their fields do not) as the core takes them, committed now.
+macro_rules! core_topics {
+    ($topics:expr) => {
+        $topics
+            .into_iter()
+            .map(|t| core::CommitTopic {
+                name: t.name.to_string(),
+                partitions: t
+                    .partitions
+                    .into_iter()
+                    .map(|p| core::CommitPartition {
+                        partition: p.partition_index,
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p.committed_metadata.map(|m| m.to_string()),
+                        commit_timestamp_ms: -1,
+                    })
+                    .collect(),
+            })
+            .collect()
+    };
+}
+
 pub(super) fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> Reply<OffsetCommitResponse> {
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|t| core::CommitTopic {
-            name: t.name.to_string(),
-            partitions: t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    commit_partition(
-                        p.partition_index,
-                        p.committed_offset,
-                        p.committed_leader_epoch,
-                        p.committed_metadata,
-                    )
-                })
-                .collect(),
-        })
-        .collect();
+    let topics = core_topics!(req.topics);
     let request = core::CommitRequest {
         req: 0,
         api_version: ctx.version,
@@ -69,25 +74,7 @@ pub(super) fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> Reply<Offset
 /// TxnOffsetCommit: offsets committed as part of a producer's transaction, visible to
 /// OffsetFetch only once its COMMIT marker is written in the group's partition.
 pub(super) fn txn_offset_commit(ctx: &Ctx, req: TxnOffsetCommitRequest) -> Reply<TxnOffsetCommitResponse> {
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|t| core::CommitTopic {
-            name: t.name.to_string(),
-            partitions: t
-                .partitions
-                .into_iter()
-                .map(|p| {
-                    commit_partition(
-                        p.partition_index,
-                        p.committed_offset,
-                        p.committed_leader_epoch,
-                        p.committed_metadata,
-                    )
-                })
-                .collect(),
-        })
-        .collect();
+    let topics = core_topics!(req.topics);
     let request = core::CommitRequest {
         req: 0,
         api_version: ctx.version,
@@ -123,22 +110,6 @@ pub(super) fn txn_offset_commit(ctx: &Ctx, req: TxnOffsetCommitRequest) -> Reply
         });
         TxnOffsetCommitResponse::default().with_topics(topics.collect())
     })
-}
-
-/// One partition's offset as the core takes it (commit time: now).
-fn commit_partition(
-    partition: i32,
-    offset: i64,
-    leader_epoch: i32,
-    metadata: Option<StrBytes>,
-) -> core::CommitPartition {
-    core::CommitPartition {
-        partition,
-        offset,
-        leader_epoch,
-        metadata: metadata.map(|m| m.to_string()),
-        commit_timestamp_ms: -1,
-    }
 }
 
 /// Sends an offset commit to the group's shard (`request.req` is filled in) and builds the

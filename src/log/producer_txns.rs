@@ -56,6 +56,32 @@ impl ProducerState {
         }
     }
 
+    /// A verification of `producer_id`'s transaction begins (or goes on, at the same epoch):
+    /// its guard. A marker removes it, so a batch verified before a transaction ended cannot
+    /// open one after.
+    pub(super) fn start_verification(&mut self, producer_id: i64, producer_epoch: i16, now_ms: i64) -> u64 {
+        if let Some(v) = self.verifying.get(&producer_id).filter(|v| v.epoch == producer_epoch) {
+            return v.guard;
+        }
+        self.next_guard += 1;
+        let guard = self.next_guard;
+        let started_ms = now_ms;
+        self.verifying.insert(
+            producer_id,
+            Verification {
+                epoch: producer_epoch,
+                guard,
+                started_ms,
+            },
+        );
+        guard
+    }
+
+    /// Whether the verification `guard` of `producer_id` still holds.
+    pub(super) fn verification_holds(&self, producer_id: i64, guard: u64) -> bool {
+        self.verifying.get(&producer_id).is_some_and(|v| v.guard == guard)
+    }
+
     /// Whether `producer_id` has a transaction open in this partition.
     pub(crate) fn has_ongoing_txn(&self, producer_id: i64) -> bool {
         self.producers

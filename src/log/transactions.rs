@@ -32,6 +32,12 @@ pub(crate) enum Origin {
 pub(crate) enum TxnVerification {
     /// `transaction.partition.verification.enable=false`: any transactional batch may start one.
     Off,
+    /// Verification is on and none was done for this append (the producer had a transaction
+    /// open here when the produce path looked): its batch may continue that transaction only.
+    Unverified,
+    /// The coordinator confirmed the partition is in the transaction; `guard` (from
+    /// `Log::start_verification`) must still be in place, no marker having come in between.
+    Verified { guard: u64 },
 }
 
 impl Origin {
@@ -92,6 +98,8 @@ impl Log {
         if h.is_transactional() && !self.producers.has_ongoing_txn(h.producer_id) {
             let admitted = match verification {
                 TxnVerification::Off => true,
+                TxnVerification::Unverified => false,
+                TxnVerification::Verified { guard } => self.producers.verification_holds(h.producer_id, guard),
             };
             if !admitted {
                 return Err(LogError::InvalidTxnState(
@@ -100,6 +108,16 @@ impl Log {
             }
         }
         Ok(Checked::Append(Vec::new()))
+    }
+
+    /// Before a producer's first transactional batch here is appended, its coordinator is
+    /// asked whether the partition is in its transaction (KIP-890): the guard that append must
+    /// present, or `None` when the producer has a transaction open here already.
+    pub(crate) fn start_verification(&mut self, producer_id: i64, producer_epoch: i16, now_ms: i64) -> Option<u64> {
+        if self.producers.has_ongoing_txn(producer_id) {
+            return None;
+        }
+        Some(self.producers.start_verification(producer_id, producer_epoch, now_ms))
     }
 
     fn coordinator_checks(&self, batches: &[u8], headers: &[BatchHeader]) -> Result<Checked, LogError> {
@@ -275,6 +293,40 @@ mod tests {
                     .map(|e| (e.producer_id, e.first_offset, e.last_offset))
             })
             .collect()
+    }
+
+    fn txn_as(log: &mut Log, pid: i64, seq: i32, verification: TxnVerification) -> Result<i64, LogError> {
+        let mut batch = producer_batch(1, pid, 0, seq, true);
+        Ok(log
+            .append_from(&mut batch, 0, 0, Origin::Client(verification))?
+            .base_offset)
+    }
+
+    #[test]
+    fn kip_890_a_transaction_starts_here_only_with_a_verification_still_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path());
+        let unverified = txn_as(&mut log, 7, 0, TxnVerification::Unverified);
+        assert!(matches!(unverified, Err(LogError::InvalidTxnState(_))));
+        let guard = log.start_verification(7, 0, 0).expect("no transaction open yet");
+        assert_eq!(
+            log.start_verification(7, 0, 0),
+            Some(guard),
+            "the same verification goes on"
+        );
+        assert_eq!(txn_as(&mut log, 7, 0, TxnVerification::Verified { guard }).unwrap(), 0);
+        assert_eq!(log.start_verification(7, 0, 0), None, "open: nothing to verify");
+        assert_eq!(
+            txn_as(&mut log, 7, 1, TxnVerification::Unverified).unwrap(),
+            1,
+            "the open one goes on"
+        );
+        end(&mut log, 7, true).unwrap();
+        // Verified, then the transaction ended before the batch came: it opens nothing.
+        let late = log.start_verification(7, 0, 0).unwrap();
+        end(&mut log, 7, false).unwrap();
+        let refused = txn_as(&mut log, 7, 2, TxnVerification::Verified { guard: late });
+        assert!(matches!(refused, Err(LogError::InvalidTxnState(_))));
     }
 
     #[test]

@@ -370,9 +370,8 @@ impl Partition {
         }
     }
 
-    /// Leader append. With `acks_all`, refused up front when the ISR is under the effective min
-    /// ISR (NOT_ENOUGH_REPLICAS); the caller then waits for `Appended::end_offset` to be
-    /// committed (`await_committed`).
+    /// `append_from_client` without transaction verification (the tests' way in).
+    #[cfg(test)]
     pub(crate) fn append_as_leader(
         &self,
         batches: &mut [u8],
@@ -382,8 +381,10 @@ impl Partition {
         self.append_from_client(batches, acks_all, now_ms, TxnVerification::Off)
     }
 
-    /// `append_as_leader` of a producer's batches, whose transaction may start here only as
-    /// `verification` allows (KIP-890).
+    /// Leader append of a producer's batches, whose transaction may start here only as
+    /// `verification` allows (KIP-890). With `acks_all`, refused up front when the ISR is under
+    /// the effective min ISR (NOT_ENOUGH_REPLICAS); the caller then waits for
+    /// `Appended::end_offset` to be committed (`await_committed`).
     pub(crate) fn append_from_client(
         &self,
         batches: &mut [u8],

@@ -12,11 +12,11 @@
 //! epoch than the partition has seen) stops it too: a newer coordinator owns the transaction.
 //!
 //! Bounds: one task per transaction being completed (each transactional id has at most one),
-//! one connection per destination broker, requests to it one at a time.
+//! one connection per destination broker (`verification::Peers`), requests to it one at a time.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
@@ -30,18 +30,14 @@ use super::api::{Effect, Event, MarkerJob, TopicPartition};
 use super::marker_writer::{self, MarkerResults, MarkerWrite};
 use crate::broker::Broker;
 use crate::coordinator::runtime::ShardEffect;
-use crate::peer::PeerClient;
 
 /// WriteTxnMarkers as Kafka 4 sends it (v0 is gone).
 const WRITE_TXN_MARKERS_VERSION: i16 = 1;
 const BACKOFF_FIRST: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
-/// A WriteTxnMarkers answer is small; this is plenty.
-const RESPONSE_MAX_BYTES: usize = 1 << 20;
 
 /// Runs until the broker stops: every effect of the transaction coordinator's shards.
 pub(crate) async fn run(broker: Arc<Broker>, mut effects: mpsc::UnboundedReceiver<ShardEffect<Effect>>) {
-    let peers = Arc::new(Peers::default());
     loop {
         let next = tokio::select! {
             _ = broker.shutdown.cancelled() => return,
@@ -59,7 +55,7 @@ pub(crate) async fn run(broker: Arc<Broker>, mut effects: mpsc::UnboundedReceive
             partition,
             coordinator_epoch,
         };
-        tokio::spawn(deliver(broker.clone(), peers.clone(), shard, job));
+        tokio::spawn(deliver(broker.clone(), shard, job));
     }
 }
 
@@ -68,35 +64,6 @@ pub(crate) async fn run(broker: Arc<Broker>, mut effects: mpsc::UnboundedReceive
 struct ShardId {
     partition: i32,
     coordinator_epoch: i32,
-}
-
-/// A connection to one broker, used by one request at a time.
-type SharedClient = Arc<tokio::sync::Mutex<PeerClient>>;
-
-/// One connection per destination broker, shared by every transaction's markers to it.
-#[derive(Debug, Default)]
-struct Peers {
-    /// (broker id, address) → its connection.
-    clients: Mutex<HashMap<(i32, String), SharedClient>>,
-}
-
-impl Peers {
-    fn client(&self, node_id: i32, broker: i32, addr: String) -> SharedClient {
-        let mut clients = self.clients.lock().expect("peers lock");
-        // A broker that moved to another address leaves its old connection behind.
-        clients.retain(|(id, a), _| *id != broker || *a == addr);
-        clients
-            .entry((broker, addr.clone()))
-            .or_insert_with(|| {
-                let client_id = format!("broker-{node_id}-txn-markers");
-                Arc::new(tokio::sync::Mutex::new(PeerClient::new(
-                    addr,
-                    client_id,
-                    RESPONSE_MAX_BYTES,
-                )))
-            })
-            .clone()
-    }
 }
 
 /// Where each remaining partition's marker goes now.
@@ -111,7 +78,7 @@ struct Routes {
 }
 
 /// Writes one transaction's markers until every partition is done, or the job is moot.
-async fn deliver(broker: Arc<Broker>, peers: Arc<Peers>, shard: ShardId, job: MarkerJob) {
+async fn deliver(broker: Arc<Broker>, shard: ShardId, job: MarkerJob) {
     let mut remaining = job.partitions.clone();
     let mut backoff = BACKOFF_FIRST;
     while !remaining.is_empty() {
@@ -126,7 +93,7 @@ async fn deliver(broker: Arc<Broker>, peers: Arc<Peers>, shard: ShardId, job: Ma
             let results = if leader == broker.node_id {
                 write_local(&broker, &job, shard, partitions).await
             } else {
-                write_remote(&broker, &peers, leader, &job, shard, partitions).await
+                write_remote(&broker, leader, &job, shard, partitions).await
             };
             for (tp, error) in results {
                 match error {
@@ -205,7 +172,6 @@ async fn write_local(
 /// to retry.
 async fn write_remote(
     broker: &Broker,
-    peers: &Peers,
     leader: i32,
     job: &MarkerJob,
     shard: ShardId,
@@ -239,7 +205,7 @@ async fn write_remote(
         .with_topics(topics)]);
     // The leader waits up to request.timeout.ms for its ISR; give it that and some.
     let timeout = Duration::from_millis(broker.settings.request_timeout_ms as u64) + Duration::from_secs(5);
-    let client = peers.client(broker.node_id, leader, addr);
+    let client = broker.txn_peers.client(broker.node_id, leader, addr);
     let answer = client
         .lock()
         .await

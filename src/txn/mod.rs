@@ -15,7 +15,8 @@
 //! (`coordinator::runtime`), [`marker_sender`] writes the markers a core asks for through the
 //! partitions' leaders (this broker's own through [`marker_writer`], others' with
 //! WriteTxnMarkers over `peer`) and reports back; [`marker_writer`] is also what serves
-//! WriteTxnMarkers. [`producer_ids`] reserves producer ids in blocks through the controller.
+//! WriteTxnMarkers; [`verification`] is a partition leader's question to a coordinator before
+//! a producer's first transactional batch there (KIP-890 part 1). [`producer_ids`] reserves producer ids in blocks through the controller.
 //!
 //! May call: `coordinator`, `replica` (markers), `metadata` (leaders), `peer`, the controller
 //! (producer id blocks). Must never touch a partition log but through `replica`:
@@ -32,6 +33,7 @@ pub(crate) mod records;
 pub(crate) mod replay;
 pub(crate) mod runtime;
 mod state;
+pub(crate) mod verification;
 
 #[cfg(test)]
 mod tests;

@@ -64,6 +64,21 @@ impl Partition {
         })
     }
 
+    /// Starts verifying `producer_id`'s transaction here (KIP-890): the guard its first
+    /// transactional batch must present once its coordinator confirmed it, or `None` when it
+    /// has a transaction open here already.
+    pub(crate) fn start_verification(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        now_ms: i64,
+    ) -> Result<Option<u64>, ReplicaError> {
+        if !self.is_leader() {
+            return Err(self.not_leader());
+        }
+        self.with_log(|log| Ok(log.start_verification(producer_id, producer_epoch, now_ms)))
+    }
+
     /// Writes a transaction marker for `producer_id` at `producer_epoch` (WriteTxnMarkers).
     pub(crate) fn append_marker(
         &self,
