@@ -194,3 +194,64 @@ async fn an_open_transaction_and_its_abort_index_survive_a_restart() {
     let p = fetch_isolated(&mut c, "tx", 0, true).await;
     assert_eq!(p.aborted_transactions.unwrap().len(), 1);
 }
+
+/// InitProducerId with transactional id `id`, once its coordinator is loaded (FindCoordinator
+/// creates `__transaction_state`; its partitions load as the broker leads them).
+async fn init_transactional(c: &mut Client, id: &str) -> (i64, i16) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let find = FindCoordinatorRequest::default()
+        .with_key_type(1)
+        .with_key(kafka_protocol::protocol::StrBytes::from_string(id.to_string()));
+    loop {
+        let found = c.send(3, &find).await;
+        let init = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(id.to_string().into())))
+            .with_transaction_timeout_ms(60_000);
+        let resp = c.send(4, &init).await;
+        if found.error_code == 0 && resp.error_code == 0 {
+            return (resp.producer_id.0, resp.producer_epoch);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no transaction coordinator for {id}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// A transactional produce of one record for `id`'s producer; the partition's error code.
+async fn produce_in(c: &mut Client, id: &str, topic: &str, pid: i64, epoch: i16, seq: i32) -> i16 {
+    let req = produce_request(topic, 0, transactional_batch(&[b"x"], pid, epoch, seq), -1)
+        .with_transactional_id(Some(TransactionalId(id.to_string().into())));
+    c.send(9, &req).await.responses[0].partition_responses[0].error_code
+}
+
+#[tokio::test]
+async fn kip_890_a_transactional_batch_for_a_partition_outside_the_transaction_is_refused() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    assert_eq!(create_topic(&mut c, "verified", 1, &[]).await, 0);
+    let (pid, epoch) = init_transactional(&mut c, "tx-v").await;
+    assert_eq!(
+        produce_in(&mut c, "tx-v", "verified", pid, epoch, 0).await,
+        ResponseError::InvalidTxnState.code(),
+        "never added to the transaction"
+    );
+    let add = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId("tx-v".to_string().into()))
+        .with_v3_and_below_producer_id(ProducerId(pid))
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+            .with_name(name("verified"))
+            .with_partitions(vec![0])]);
+    let added = c.send(3, &add).await;
+    assert_eq!(
+        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
+    assert_eq!(
+        produce_in(&mut c, "tx-v", "verified", pid, epoch, 0).await,
+        0,
+        "verified"
+    );
+}
