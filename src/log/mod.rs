@@ -13,6 +13,7 @@
 
 mod batch;
 mod checkpoint;
+pub(crate) mod clean_shutdown;
 pub(crate) mod compression;
 mod control;
 mod error;
