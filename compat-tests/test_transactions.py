@@ -347,3 +347,42 @@ def test_three_nodes_markers_to_every_leader_and_the_coordinator_killed_mid_tran
     assert sorted(values(read_all(bootstrap, topic, 6, "read_committed", timeout=60))) == sorted(committed)
     assert sorted(values(read_all(bootstrap, topic, 6, "read_uncommitted", timeout=60))) == sorted(everything)
     c.start(victim)
+
+
+def test_kafka_python_transactional_producer_commit_and_abort(broker):
+    from kafka import KafkaProducer
+
+    topic = f"txn-kp-{uuid.uuid4().hex[:8]}"
+    create_topic(broker, topic)
+    p = KafkaProducer(bootstrap_servers=broker.bootstrap, transactional_id=txn_id(), request_timeout_ms=TIMEOUT_S * 1000)
+    try:
+        p.init_transactions()
+        for value, commit in [(b"kp-1", True), (b"kp-2", False), (b"kp-3", True)]:
+            p.begin_transaction()
+            p.send(topic, value, partition=0).get(timeout=TIMEOUT_S)
+            if commit:
+                p.commit_transaction()
+            else:
+                p.abort_transaction()
+    finally:
+        p.close(timeout=5)
+    assert values(read_all(broker.bootstrap, topic, 1, "read_committed")) == ["kp-1", "kp-3"]
+    assert values(read_all(broker.bootstrap, topic, 1, "read_uncommitted")) == ["kp-1", "kp-2", "kp-3"]
+
+
+def test_kafka_transactions_finds_and_aborts_a_hanging_transaction(broker):
+    from kafka_tools import tool_ok
+
+    topic = f"txn-hanging-{uuid.uuid4().hex[:8]}"
+    create_topic(broker, topic)
+    p = transactional_producer(broker.bootstrap, txn_id())
+    p.begin_transaction()
+    p.produce(topic, value="hanging", partition=0)
+    p.flush(TIMEOUT_S)
+    described = tool_ok("kafka-transactions", "--bootstrap-server", broker.bootstrap, "describe-producers",
+                        "--topic", topic, "--partition", 0)
+    assert described.stdout.split("\n")[1].split()[-1] == "0", described  # CurrentTransactionStartOffset
+    tool_ok("kafka-transactions", "--bootstrap-server", broker.bootstrap, "abort", "--topic", topic,
+            "--partition", 0, "--start-offset", 0)
+    assert watermarks(broker, topic)[1] == 2, "the ABORT marker is written"
+    assert read_all(broker.bootstrap, topic, 1, "read_committed") == []
