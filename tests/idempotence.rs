@@ -8,19 +8,6 @@ use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
 
-async fn init_producer_id(c: &mut Client) -> (i64, i16) {
-    let resp = c
-        .send(
-            4,
-            &InitProducerIdRequest::default()
-                .with_transactional_id(None)
-                .with_transaction_timeout_ms(60_000),
-        )
-        .await;
-    assert_eq!(resp.error_code, 0);
-    (resp.producer_id.0, resp.producer_epoch)
-}
-
 async fn setup(broker: &TestBroker) -> (Client, i64) {
     let mut c = broker.client().await;
     assert_eq!(create_topic(&mut c, "idem", 1, &[]).await, 0);

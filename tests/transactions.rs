@@ -10,19 +10,6 @@ use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, Wri
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
 
-async fn producer_id(c: &mut Client) -> i64 {
-    let resp = c
-        .send(
-            4,
-            &InitProducerIdRequest::default()
-                .with_transactional_id(None)
-                .with_transaction_timeout_ms(60_000),
-        )
-        .await;
-    assert_eq!(resp.error_code, 0);
-    resp.producer_id.0
-}
-
 /// WriteTxnMarkers for one partition; the partition's error code.
 async fn marker(c: &mut Client, topic: &str, pid: i64, epoch: i16, commit: bool, coordinator_epoch: i32) -> i16 {
     let req = WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
@@ -78,7 +65,7 @@ async fn read_committed_sees_a_transaction_only_once_its_commit_marker_is_writte
     let broker = TestBroker::start(&[]).await;
     let mut c = broker.client().await;
     assert_eq!(create_topic(&mut c, "tx", 1, &[]).await, 0);
-    let pid = producer_id(&mut c).await;
+    let pid = init_producer_id(&mut c).await.0;
     assert_eq!(
         produce(
             &mut c,
@@ -120,7 +107,7 @@ async fn an_aborted_transaction_is_reported_to_read_committed_fetches_that_overl
     let broker = TestBroker::start(&[]).await;
     let mut c = broker.client().await;
     assert_eq!(create_topic(&mut c, "tx", 1, &[]).await, 0);
-    let pid = producer_id(&mut c).await;
+    let pid = init_producer_id(&mut c).await.0;
     assert_eq!(
         produce(&mut c, "tx", 0, transactional_batch(&[b"x", b"y"], pid, 0, 0)).await,
         (0, 0)
@@ -145,7 +132,7 @@ async fn markers_from_an_older_producer_or_coordinator_epoch_are_refused() {
     let broker = TestBroker::start(&[]).await;
     let mut c = broker.client().await;
     assert_eq!(create_topic(&mut c, "tx", 1, &[]).await, 0);
-    let pid = producer_id(&mut c).await;
+    let pid = init_producer_id(&mut c).await.0;
     assert_eq!(
         produce(&mut c, "tx", 0, transactional_batch(&[b"a"], pid, 3, 0)).await,
         (0, 0)
@@ -172,7 +159,7 @@ async fn an_open_transaction_and_its_abort_index_survive_a_restart() {
     let mut broker = TestBroker::start(&[]).await;
     let mut c = broker.client().await;
     assert_eq!(create_topic(&mut c, "tx", 1, &[]).await, 0);
-    let pid = producer_id(&mut c).await;
+    let pid = init_producer_id(&mut c).await.0;
     assert_eq!(
         produce(&mut c, "tx", 0, transactional_batch(&[b"a"], pid, 0, 0)).await,
         (0, 0)

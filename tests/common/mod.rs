@@ -271,6 +271,17 @@ pub fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -
                 .with_records(Some(records))])])
 }
 
+/// InitProducerId without a transactional id, as an idempotent producer asks:
+/// (producer id, epoch).
+pub async fn init_producer_id(c: &mut Client) -> (i64, i16) {
+    let req = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000);
+    let resp = c.send(4, &req).await;
+    assert_eq!(resp.error_code, 0);
+    (resp.producer_id.0, resp.producer_epoch)
+}
+
 /// (error code, base offset)
 pub async fn produce(c: &mut Client, topic: &str, partition: i32, records: Bytes) -> (i16, i64) {
     let resp = c.send(9, &produce_request(topic, partition, records, -1)).await;
