@@ -386,3 +386,6 @@ def test_kafka_transactions_finds_and_aborts_a_hanging_transaction(broker):
             "--partition", 0, "--start-offset", 0)
     assert watermarks(broker, topic)[1] == 2, "the ABORT marker is written"
     assert read_all(broker.bootstrap, topic, 1, "read_committed") == []
+    # __transaction_state on one broker: its min ISR is capped at its replication factor.
+    under = tool_ok("kafka-topics", "--bootstrap-server", broker.bootstrap, "--describe", "--under-min-isr-partitions")
+    assert under.stdout.strip() == "", under

@@ -258,7 +258,7 @@ impl Broker {
     }
 
     /// Creates a coordinator's compacted internal topic if it does not exist yet, with its
-    /// replication factor capped at the live brokers.
+    /// replication factor (and a min ISR given in `configs`) capped at the live brokers.
     fn ensure_internal_topic(
         &self,
         name: &str,
@@ -272,9 +272,15 @@ impl Broker {
         }
         let live = image.live_brokers().count().max(1) as i32;
         let rf = i32::from(replication_factor).min(live);
+        // A min ISR above the (capped) replication factor would leave every partition under
+        // its min ISR from the start.
+        let capped = |k: &str, v: &String| match (k, v.parse::<i32>()) {
+            ("min.insync.replicas", Ok(n)) => n.min(rf).to_string(),
+            _ => v.clone(),
+        };
         let configs = configs
             .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
+            .map(|(k, v)| (k.to_string(), capped(k, v)))
             .chain([("cleanup.policy".to_string(), "compact".to_string())])
             .collect();
         let topic = NewTopic {
