@@ -169,7 +169,7 @@ impl<'a> Ctx<'a> {
     /// the Java tools) and the machine's.
     pub fn measure<T>(&self, f: impl FnOnce() -> T) -> (T, Bracket) {
         let pid = self.watch.map(ProcWatch::pid);
-        disturbance::wait_quiet(pid);
+        disturbance::wait_quiet(pid, disturbance::QUIET_WAIT);
         let mark = self.watch.map(ProcWatch::begin);
         let before = disturbance::Sample::take(pid);
         let out = f();
@@ -192,7 +192,8 @@ impl<'a> Ctx<'a> {
         cores: impl Fn(&T) -> Option<f64>,
         discard: impl FnMut(T),
     ) -> Result<(T, Vec<f64>)> {
-        disturbance::least_disturbed(self.args.retries, run, cores, discard)
+        let pid = self.watch.map(ProcWatch::pid);
+        disturbance::least_disturbed(self.args.retries, pid, run, cores, discard)
     }
 
     /// A metric of the broker's Prometheus endpoint (Sluice only; None without one).
