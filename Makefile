@@ -125,14 +125,17 @@ clean:
 	$(CARGO) clean
 	rm -rf $(VENV)
 
-# Benchmarks (issue 5; see bench/README.md): a librdkafka load generator, its own Cargo package
-# in bench/ (never built by `make test`). Starts a release sluice on a temp data dir, or uses
-# `make bench BOOTSTRAP=host:port [BROKER_PID=pid]`. BENCH_ARGS adds flags, e.g. --quick.
-# Installs what the librdkafka build, the TCP ceiling and the plot need from Debian if missing.
+# Benchmarks (see bench/README.md): a load generator on librdkafka, its own Cargo package in
+# bench/ (never built by `make test`), and Kafka's own perf tools as a second one. Starts a
+# release sluice, then Apache Kafka 4.4.0 (compat-tests/kafka-tool), each on a temp data dir,
+# one after the other, and writes the comparison to bench/results/; or uses one running broker:
+# `make bench BOOTSTRAP=host:port [BROKER_PID=pid]`. BENCH_ARGS adds flags, e.g. --quick or
+# --brokers sluice. Installs what the librdkafka build, the TCP ceiling, the plot and Kafka
+# (Java 17, Maven) need from Debian if missing.
 .PHONY: bench
 bench: $(if $(BOOTSTRAP),,build)
 	@missing=""; \
-	for t in cmake:cmake c++:g++ make:make iperf3:iperf3; do \
+	for t in cmake:cmake c++:g++ make:make iperf3:iperf3 java:openjdk-17-jdk-headless mvn:maven; do \
 		command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
 	[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
 	if [ -n "$$missing" ]; then \
