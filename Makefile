@@ -147,6 +147,18 @@ bench: $(if $(BOOTSTRAP),,build)
 		$(if $(BOOTSTRAP),--bootstrap $(BOOTSTRAP) $(if $(BROKER_PID),--broker-pid $(BROKER_PID)),--sluice-bin $(abspath $(SLUICE_BIN))) \
 		$(BENCH_ARGS)
 
+# The same beside three-node clusters (issue 12; see bench/README.md): every broker as one node,
+# then as three nodes on this machine (each broker and controller), topics with replication
+# factor 3 and min.insync.replicas=2; 1 KB produce at acks=1 and acks=all, end-to-end latency
+# at a fixed rate with acks=all, and Sluice's follower lag. About 15 minutes with Kafka; results
+# in bench/results/cluster/. BENCH_ARGS adds flags, e.g. --brokers sluice.
+BENCH_CLUSTER_ARGS := --cluster 3 --workloads produce,latency \
+	--variants "1KB acks=1 none unkeyed,1KB acks=all none unkeyed" --duration-secs 5 \
+	--latency-acks all --latency-rate 10000 --latency-secs 30 --retries 1 --out results/cluster
+.PHONY: bench-cluster
+bench-cluster:
+	$(MAKE) bench BENCH_ARGS='$(BENCH_CLUSTER_ARGS) $(BENCH_ARGS)'
+
 # Replication soak (issue 12): compat-tests/test_replication.py SOAK_RUNS times in a row (20 by
 # default, each run a few minutes), stopping at the first failing run with the tail of its
 # output; every run's output is kept in target/replication-soak/run-N.log.

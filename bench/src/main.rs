@@ -106,7 +106,8 @@ fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// The brokers of this run, in the order they run: the external one, or each of `--brokers`.
+/// The brokers of this run, in the order they run: the external one, or each of `--brokers`
+/// as one node, then (with `--cluster`) each as a cluster.
 fn targets(args: &Args, kafka_tool: Option<&KafkaTool>) -> Result<Vec<Target>> {
     if let Some(bootstrap) = &args.bootstrap {
         return Ok(vec![Target::External {
@@ -116,13 +117,15 @@ fn targets(args: &Args, kafka_tool: Option<&KafkaTool>) -> Result<Vec<Target>> {
         }]);
     }
     let mut targets = Vec::new();
-    for name in &args.brokers {
-        let flavor: Box<dyn broker::Flavor> = match (name.as_str(), kafka_tool) {
-            ("sluice", _) => Box::new(Sluice::new(&args.sluice_bin)?),
-            ("kafka", Some(tool)) => Box::new(Kafka::new(tool.clone(), &args.kafka_heap)),
-            _ => anyhow::bail!("no way to start broker {name:?}"),
-        };
-        targets.push(Target::Started(flavor));
+    for nodes in args.node_counts() {
+        for name in &args.brokers {
+            let flavor: Box<dyn broker::Flavor> = match (name.as_str(), kafka_tool) {
+                ("sluice", _) => Box::new(Sluice::new(&args.sluice_bin)?),
+                ("kafka", Some(tool)) => Box::new(Kafka::new(tool.clone(), &args.kafka_heap)),
+                _ => anyhow::bail!("no way to start broker {name:?}"),
+            };
+            targets.push(Target::Started { flavor, nodes });
+        }
     }
     Ok(targets)
 }

@@ -29,16 +29,16 @@ pub fn generator_cpu_secs() -> f64 {
 }
 
 /// Waits until other work uses under [`DISTURBED_CORES`] over a window, or `limit` passes
-/// (at once without the broker's pid, whose CPU could not be told apart).
-pub fn wait_quiet(broker_pid: Option<u32>, limit: Duration) {
-    if broker_pid.is_none() {
+/// (at once without the broker's pids, whose CPU could not be told apart).
+pub fn wait_quiet(broker_pids: Option<&[u32]>, limit: Duration) {
+    if broker_pids.is_none() {
         return;
     }
     let started = Instant::now();
     while started.elapsed() < limit {
-        let before = Sample::take(broker_pid);
+        let before = Sample::take(broker_pids);
         thread::sleep(QUIET_WINDOW);
-        match Sample::take(broker_pid).other_cores_since(&before) {
+        match Sample::take(broker_pids).other_cores_since(&before) {
             Some(cores) if cores >= DISTURBED_CORES => continue,
             _ => return,
         }
@@ -55,11 +55,12 @@ pub struct Sample {
 }
 
 impl Sample {
-    pub fn take(broker_pid: Option<u32>) -> Sample {
+    /// `broker_pids`: the broker's process, or every node of a cluster (their CPU is summed).
+    pub fn take(broker_pids: Option<&[u32]>) -> Sample {
         Sample {
             at: Instant::now(),
             machine: procfs::machine_busy_secs(),
-            broker: broker_pid.and_then(|p| procfs::cpu_secs(Some(p))),
+            broker: broker_pids.and_then(procfs::cpu_secs_sum),
             generator: generator_cpu_secs(),
         }
     }
@@ -87,7 +88,7 @@ impl Sample {
 /// returned, or the best attempt so far.
 pub fn least_disturbed<T>(
     retries: u32,
-    broker_pid: Option<u32>,
+    broker_pids: Option<&[u32]>,
     mut run: impl FnMut() -> Result<T>,
     cores: impl Fn(&T) -> Option<f64>,
     mut discard: impl FnMut(T),
@@ -122,7 +123,7 @@ pub fn least_disturbed<T>(
         }
         if attempt < retries {
             eprintln!("   disturbed: other work used {c:.2} cores on average; running it again");
-            wait_quiet(broker_pid, RETRY_QUIET_WAIT);
+            wait_quiet(broker_pids, RETRY_QUIET_WAIT);
         }
     }
     let (kept, _) = best.expect("at least one attempt ran");
