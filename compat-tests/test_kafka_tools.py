@@ -921,7 +921,8 @@ SERVED = {
     "DescribeCluster": (0, 2), "DescribeTopicPartitions": (0, 0), "DescribeLogDirs": (1, 4), "DescribeQuorum": (0, 2), "FindCoordinator": (0, 6), "JoinGroup": (0, 9), "SyncGroup": (0, 5),
     "Heartbeat": (0, 4), "LeaveGroup": (0, 5), "OffsetCommit": (2, 9), "OffsetFetch": (1, 9), "ListGroups": (0, 5),
     "DescribeGroups": (0, 5), "DeleteGroups": (0, 2), "OffsetDelete": (0, 0), "InitProducerId": (0, 5),
-    "DescribeProducers": (0, 0),
+    "DescribeProducers": (0, 0), "ElectLeaders": (0, 2), "AlterPartitionReassignments": (0, 1),
+    "ListPartitionReassignments": (0, 0),
 }
 
 
@@ -984,7 +985,6 @@ def test_compacted_topic_refuses_a_record_without_key(broker, topic):
     assert watermarks(broker, topic) == (0, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: ElectLeaders is not served yet")
 def test_leader_election_preferred_is_already_done_on_one_node(broker, topic):
     create_topic(broker, topic)
     r = tool_ok("kafka-leader-election", "--bootstrap-server", broker.bootstrap, "--election-type", "preferred",
@@ -992,7 +992,6 @@ def test_leader_election_preferred_is_already_done_on_one_node(broker, topic):
     assert r.stdout.strip() == f"Valid replica already elected for partitions {topic}-0", r
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: ListPartitionReassignments is not served yet")
 def test_reassign_partitions_list_shows_none(broker):
     r = tool_ok("kafka-reassign-partitions", "--bootstrap-server", broker.bootstrap, "--list")
     assert "No partition reassignments found." in r.stdout, r

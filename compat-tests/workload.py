@@ -422,9 +422,13 @@ class Metadata:
     `partitions` {(topic, partition): Partition}."""
 
     class Partition:
-        def __init__(self, error, leader, epoch, replicas, isr, offline):
+        """`replicas`, `isr` and `offline` sorted (for comparisons as sets); `assignment` is the
+        replica list as sent, whose first broker is the preferred leader."""
+
+        def __init__(self, error, leader, epoch, assignment, isr, offline):
             self.error, self.leader, self.epoch = error, leader, epoch
-            self.replicas, self.isr, self.offline = replicas, isr, offline
+            self.assignment = assignment
+            self.replicas, self.isr, self.offline = sorted(assignment), isr, offline
 
         def __repr__(self) -> str:
             return (f"leader {self.leader} (epoch {self.epoch}), replicas {self.replicas}, ISR {self.isr}"
@@ -453,8 +457,11 @@ def metadata(host: str, port: int, timeout: float = 5) -> Metadata:
     assert r.int32() == kafka_wire.CORRELATION_ID, "response to another request"
     r.tags()
 
+    def in_order(r):
+        return r.array(lambda r: r.int32()) or []
+
     def ints(r):
-        return sorted(r.array(lambda r: r.int32()) or [])
+        return sorted(in_order(r))
 
     def broker(r):
         b = (r.int32(), r.string(), r.int32())
@@ -470,7 +477,7 @@ def metadata(host: str, port: int, timeout: float = 5) -> Metadata:
 
         def partition(r):
             error, index, leader, epoch = r.int16(), r.int32(), r.int32(), r.int32()
-            partitions[(name, index)] = Metadata.Partition(error, leader, epoch, ints(r), ints(r), ints(r))
+            partitions[(name, index)] = Metadata.Partition(error, leader, epoch, in_order(r), ints(r), ints(r))
             r.tags()
 
         r.array(partition)

@@ -180,32 +180,37 @@ impl Broker {
         }
     }
 
+    /// Sends `command` to the active controller and waits until this node has published the
+    /// metadata its answer was decided at, so that the caller's next request sees the change.
+    pub(crate) async fn submit_published(&self, command: Command) -> Result<Reply, MetadataError> {
+        let limit = Duration::from_millis(self.settings.controller_request_timeout_ms as u64);
+        let reply = self.controller.submit(command).await?;
+        let Some(index) = reply.index() else {
+            return Ok(reply);
+        };
+        // Committed; bounded, since publication stops when the node does.
+        let mut published = self.published.subscribe();
+        let waited = tokio::select! {
+            _ = self.shutdown.cancelled() => false,
+            r = tokio::time::timeout(limit, published.wait_for(|p| *p >= index)) => matches!(r, Ok(Ok(_))),
+        };
+        match waited {
+            true => Ok(reply),
+            false => Err(MetadataError::ControllerUnavailable(
+                "committed, but not yet applied on this broker".into(),
+            )),
+        }
+    }
+
     /// Sends a change to the active controller and waits until this node has published it.
     /// Blocking: admin handlers run on the blocking pool.
     fn change(&self, command: Command) -> Result<Arc<MetadataImage>, MetadataError> {
-        let limit = Duration::from_millis(self.settings.controller_request_timeout_ms as u64);
-        tokio::runtime::Handle::current().block_on(async {
-            let index = match self.controller.submit(command).await? {
-                Reply::Committed { index } => index,
-                other => {
-                    return Err(MetadataError::UnexpectedReply(format!(
-                        "unexpected controller reply {other:?}"
-                    )))
-                }
-            };
-            // Committed; bounded, since publication stops when the node does.
-            let mut published = self.published.subscribe();
-            let waited = tokio::select! {
-                _ = self.shutdown.cancelled() => false,
-                r = tokio::time::timeout(limit, published.wait_for(|p| *p >= index)) => matches!(r, Ok(Ok(_))),
-            };
-            match waited {
-                true => Ok(()),
-                false => Err(MetadataError::ControllerUnavailable(
-                    "committed, but not yet applied on this broker".into(),
-                )),
-            }
-        })?;
+        let reply = tokio::runtime::Handle::current().block_on(self.submit_published(command))?;
+        if !matches!(reply, Reply::Committed { .. }) {
+            return Err(MetadataError::UnexpectedReply(format!(
+                "unexpected controller reply {reply:?}"
+            )));
+        }
         if self.replicas.needs_reconcile() {
             // Committed either way; the client learns that this broker could not serve it (yet).
             return Err(MetadataError::LocalStorage("see the broker log".into()));

@@ -8,6 +8,8 @@ use kafka_protocol::ResponseError;
 
 use crate::api::RequestError;
 use crate::log::LogError;
+use crate::metadata::elections::ElectionError;
+use crate::metadata::reassignments::ReassignmentError;
 use crate::metadata::MetadataError;
 use crate::replica::ReplicaError;
 
@@ -78,9 +80,32 @@ impl KafkaCode for RequestError {
             | RequestError::UnexpectedBrokerId { .. }
             | RequestError::BrokerIdNotAnInteger(_)
             | RequestError::EmptyBrokerId
-            | RequestError::EmptyGroupName => ResponseError::InvalidRequest,
+            | RequestError::EmptyGroupName
+            | RequestError::UnknownElectionType(_) => ResponseError::InvalidRequest,
             // Kafka's answer to a resource type the request's version cannot list.
             RequestError::UnsupportedResourceType { .. } => ResponseError::UnsupportedVersion,
+        }
+    }
+}
+
+impl KafkaCode for ElectionError {
+    fn kafka_error(&self) -> ResponseError {
+        match self {
+            ElectionError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+            ElectionError::ElectionNotNeeded => ResponseError::ElectionNotNeeded,
+            ElectionError::PreferredLeaderNotAvailable => ResponseError::PreferredLeaderNotAvailable,
+            ElectionError::EligibleLeadersNotAvailable => ResponseError::EligibleLeadersNotAvailable,
+        }
+    }
+}
+
+impl KafkaCode for ReassignmentError {
+    fn kafka_error(&self) -> ResponseError {
+        match self {
+            ReassignmentError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+            ReassignmentError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+            ReassignmentError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+            ReassignmentError::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
         }
     }
 }

@@ -225,6 +225,26 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
+/// Kafka's replication throttles: the brokers' rates and the topics' throttled replica lists.
+/// Sluice does not throttle replication, so none is ever set and deleting one changes nothing;
+/// `kafka-reassign-partitions --verify` deletes them all once a reassignment is done.
+/// Setting one is refused like any setting Sluice does not have.
+const REPLICATION_THROTTLES: &[&str] = &[
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
+    "leader.replication.throttled.replicas",
+    "follower.replication.throttled.replicas",
+];
+
+/// The changes less deletions of replication throttles, which are never set.
+fn without_throttle_deletes(changes: Vec<(String, ConfigChange)>) -> Vec<(String, ConfigChange)> {
+    changes
+        .into_iter()
+        .filter(|(name, c)| !(matches!(c, ConfigChange::Delete) && REPLICATION_THROTTLES.contains(&name.as_str())))
+        .collect()
+}
+
 /// Applies one resource's changes; the error code and message for its response entry.
 fn alter_resource(
     ctx: &Ctx,
@@ -235,6 +255,10 @@ fn alter_resource(
     validate_only: bool,
 ) -> (i16, Option<StrBytes>) {
     let refused = |e: ResponseError, msg: String| (ctx.count(e), Some(text(msg)));
+    let changes = changes.map(without_throttle_deletes);
+    if resource_type == RESOURCE_BROKER && !replace_all && changes.as_ref().is_ok_and(Vec::is_empty) {
+        return (0, None);
+    }
     if resource_type == RESOURCE_BROKER {
         return refused(
             ResponseError::InvalidRequest,

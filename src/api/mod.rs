@@ -11,6 +11,7 @@ mod cluster;
 mod config_resources;
 mod configs;
 mod coordinator;
+mod elections;
 mod features;
 mod fetch;
 mod frame;
@@ -24,6 +25,7 @@ mod offset_commits;
 mod produce;
 mod producer_ids;
 mod quorum;
+mod reassignments;
 mod request_error;
 mod topic_partitions;
 mod topics;
@@ -269,6 +271,15 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         ApiKey::OffsetDelete => respond(&ctx, offset_commits::offset_delete(&ctx, decode(&mut body, v)?)),
         ApiKey::InitProducerId => respond(&ctx, producer_ids::init_producer_id(&ctx, decode(&mut body, v)?)),
         ApiKey::DescribeProducers => respond(&ctx, producer_ids::describe_producers(&ctx, decode(&mut body, v)?)),
+        ApiKey::ElectLeaders => respond(&ctx, elections::elect_leaders(&ctx, decode(&mut body, v)?)),
+        ApiKey::AlterPartitionReassignments => respond(
+            &ctx,
+            reassignments::alter_partition_reassignments(&ctx, decode(&mut body, v)?),
+        ),
+        ApiKey::ListPartitionReassignments => respond(
+            &ctx,
+            reassignments::list_partition_reassignments(&ctx, decode(&mut body, v)?),
+        ),
         other => anyhow::bail!("{other:?} is advertised but has no handler"),
     };
     if body.has_remaining() {
@@ -351,6 +362,9 @@ no_payloads!(
     OffsetCommitResponse,
     OffsetFetchResponse,
     OffsetDeleteResponse,
+    ElectLeadersResponse,
+    AlterPartitionReassignmentsResponse,
+    ListPartitionReassignmentsResponse,
 );
 
 /// Runs a handler that does blocking file work (creating, deleting or reconfiguring partitions)

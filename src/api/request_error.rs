@@ -34,4 +34,7 @@ pub(crate) enum RequestError {
     /// DescribeConfigs of GROUP "".
     #[error("Group name must not be empty")]
     EmptyGroupName,
+    /// ElectLeaders asked for an election type other than preferred (0) or unclean (1).
+    #[error("unknown election type {0}")]
+    UnknownElectionType(i8),
 }

@@ -218,6 +218,8 @@ mod tests {
                 leader: 1,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                adding: Vec::new(),
+                removing: Vec::new(),
             }));
             records.iter().for_each(|r| image.apply(r).unwrap());
         }

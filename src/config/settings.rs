@@ -397,6 +397,14 @@ settings! {
     num_replica_fetchers: i32 = "num.replica.fetchers", "1", positive_i32;
     /// How often each log dir's replication-offset-checkpoint (high watermarks) is written.
     replica_high_watermark_checkpoint_interval_ms: i64 = "replica.high.watermark.checkpoint.interval.ms", "5000", positive;
+    /// The active controller moves each partition's leadership back to its first replica (a
+    /// preferred election) when that replica is in the ISR, every leader.imbalance.check.interval.seconds.
+    auto_leader_rebalance_enable: bool = "auto.leader.rebalance.enable", "true", any;
+    /// How often the active controller looks for partitions not led by their first replica.
+    leader_imbalance_check_interval_seconds: i64 = "leader.imbalance.check.interval.seconds", "300", positive;
+    /// Accepted for compatibility, never read: as Kafka's KRaft controller, Sluice rebalances
+    /// every imbalanced partition, whatever the broker's share of them.
+    leader_imbalance_per_broker_percentage: i32 = "leader.imbalance.per.broker.percentage", "10", non_negative_i32;
     /// How long a group coordinator waits for an offset commit to be committed by the ISR.
     offsets_commit_timeout_ms: i32 = "offsets.commit.timeout.ms", "5000", positive_i32;
     /// How long the first rebalance of an empty group waits for more members to join.

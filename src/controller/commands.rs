@@ -16,8 +16,9 @@ use super::{contacts, Controller, MetadataChange};
 use crate::clock::now_ms;
 use crate::error::KafkaCode;
 use crate::metadata::brokers::{self, Registration};
-use crate::metadata::elections::{self, IsrChange, IsrCommitted};
+use crate::metadata::elections::{self, ElectionType, IsrChange, IsrCommitted, TopicElections};
 use crate::metadata::image::ApplyError;
+use crate::metadata::reassignments::{self, Ongoing, Reassignment, ReassignmentError};
 use crate::metadata::topic_config;
 use crate::metadata::topics::{self, ConfigChange, NewTopic, Placement};
 use crate::metadata::{MetadataError, MetadataImage, MetadataRecord};
@@ -66,6 +67,20 @@ pub(crate) enum Command {
         changes: Vec<IsrChange>,
     },
     DescribeQuorum,
+    /// A preferred or unclean election (ElectLeaders); `partitions` `None` means all.
+    ElectLeaders {
+        election: ElectionType,
+        partitions: Option<Vec<(String, Vec<i32>)>>,
+    },
+    /// AlterPartitionReassignments: start, replace or cancel reassignments.
+    AlterReassignments {
+        reassignments: Vec<Reassignment>,
+        allow_replication_factor_change: bool,
+    },
+    /// ListPartitionReassignments: `topics` `None` means all.
+    ListReassignments {
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,6 +107,32 @@ pub(crate) enum Reply {
         results: Vec<Result<IsrCommitted, i16>>,
         index: u64,
     },
+    /// Each topic's election outcomes.
+    Elections {
+        results: Vec<TopicElections>,
+        index: u64,
+    },
+    /// Each reassignment's outcome, in request order.
+    Reassigned {
+        results: Vec<Result<(), ReassignmentError>>,
+        index: u64,
+    },
+    Reassignments(Vec<(String, Vec<Ongoing>)>),
+}
+
+impl Reply {
+    /// The metadata log index the answer was decided at, if it is about a change.
+    pub(crate) fn index(&self) -> Option<u64> {
+        match self {
+            Reply::Committed { index }
+            | Reply::ProducerIds { index, .. }
+            | Reply::Heartbeat { index, .. }
+            | Reply::AlterPartition { index, .. }
+            | Reply::Elections { index, .. }
+            | Reply::Reassigned { index, .. } => Some(*index),
+            Reply::Quorum(_) | Reply::Reassignments(_) => None,
+        }
+    }
 }
 
 /// KIP-595's view of the quorum, from the active controller's Raft metrics.
@@ -223,6 +264,46 @@ impl Controller {
             Command::DescribeQuorum => {
                 self.ensure_active()?;
                 Ok(Reply::Quorum(self.quorum_state()))
+            }
+            Command::ElectLeaders { election, partitions } => {
+                let mut results = Vec::new();
+                let index = self
+                    .commit(false, |image| {
+                        let (records, planned) = elections::plan_elect_leaders(image, election, partitions.as_deref());
+                        results = planned;
+                        Ok(records)
+                    })
+                    .await?;
+                Ok(Reply::Elections { results, index })
+            }
+            Command::AlterReassignments {
+                reassignments,
+                allow_replication_factor_change,
+            } => {
+                let mut results = Vec::new();
+                let index = self
+                    .commit(false, |image| {
+                        let (records, planned) = reassignments::plan_reassignments(
+                            image,
+                            &reassignments,
+                            allow_replication_factor_change,
+                            &|t| self.unclean_allowed(t),
+                        );
+                        results = planned;
+                        Ok(records)
+                    })
+                    .await?;
+                Ok(Reply::Reassigned { results, index })
+            }
+            Command::ListReassignments { topics } => {
+                // A read: planned (after everything committed before it is applied), never written.
+                let mut listed = Vec::new();
+                self.commit(true, |image| {
+                    listed = reassignments::list_reassignments(image, topics.as_deref());
+                    Ok(Vec::new())
+                })
+                .await?;
+                Ok(Reply::Reassignments(listed))
             }
         }
     }

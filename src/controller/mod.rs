@@ -40,7 +40,7 @@ pub(crate) use network::decode_request;
 pub(crate) use quorum::Quorum;
 
 use crate::config::Settings;
-use crate::metadata::{brokers, Applied, MetadataError, MetadataRecord};
+use crate::metadata::{brokers, elections, Applied, MetadataError, MetadataRecord};
 
 /// One metadata change: the records are applied together or not at all.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -66,6 +66,9 @@ type Raft = openraft::Raft<TypeConfig>;
 
 /// Where the metadata log lives under `log.dirs` (KRaft's name for it).
 pub(crate) const METADATA_DIR: &str = "__cluster_metadata-0";
+/// Most preferred elections in one change of the auto leader rebalance (Kafka's
+/// `MAX_ELECTIONS_PER_IMBALANCE`); another change follows at once while there are more.
+const MAX_ELECTIONS_PER_REBALANCE: usize = 1000;
 /// How often the active controller looks for brokers whose session expired.
 const LIVENESS_CHECK: Duration = Duration::from_millis(250);
 /// Pause between attempts to find the active controller.
@@ -199,7 +202,12 @@ impl Controller {
         }
         if controller.quorum.is_voter(node_id) {
             controller.initialize(fresh_data_dir).await?;
-            controller.tasks.spawn(liveness_loop(controller.clone(), shutdown));
+            controller
+                .tasks
+                .spawn(liveness_loop(controller.clone(), shutdown.clone()));
+            if controller.settings.auto_leader_rebalance_enable {
+                controller.tasks.spawn(rebalance_loop(controller.clone(), shutdown));
+            }
         }
         Ok(controller)
     }
@@ -421,6 +429,45 @@ async fn liveness_loop(controller: Arc<Controller>, shutdown: CancellationToken)
                 .await
             {
                 warn!(broker = id, error = %e, "could not fence broker");
+            }
+        }
+    }
+}
+
+/// On the active controller: Kafka's auto leader rebalance. Every
+/// `leader.imbalance.check.interval.seconds`, a preferred election on each partition whose
+/// leader is not its first replica (it moves only where that replica is a live ISR member),
+/// in changes of at most `MAX_ELECTIONS_PER_REBALANCE` elections.
+async fn rebalance_loop(controller: Arc<Controller>, shutdown: CancellationToken) {
+    let interval = Duration::from_secs(controller.settings.leader_imbalance_check_interval_seconds as u64);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if controller.raft.metrics().borrow().current_leader != Some(controller.node_id as u64) {
+            continue;
+        }
+        loop {
+            let mut more = false;
+            let mut moved = 0;
+            let done = controller
+                .commit(false, |image| {
+                    let (records, capped) = elections::plan_preferred_leaders(image, MAX_ELECTIONS_PER_REBALANCE);
+                    (more, moved) = (capped, records.len());
+                    Ok(records)
+                })
+                .await;
+            match done {
+                Ok(_) if moved > 0 => info!(partitions = moved, "leader rebalance: preferred replicas elected"),
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(error = %e, "leader rebalance failed");
+                    break;
+                }
+            }
+            if !more {
+                break;
             }
         }
     }

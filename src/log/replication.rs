@@ -107,8 +107,14 @@ impl Log {
 
     /// Cuts the log at `offset` (everything at or above it goes: where this follower's log
     /// diverged from its leader's) and brings the epoch cache and producer state in line.
+    /// With nothing to cut, an epoch starting at the log end still goes (Kafka's `truncateTo`):
+    /// this replica led it but appended nothing before another leader took over, and left in
+    /// place it would be the last fetched epoch of every fetch, diverging again each time.
     pub(crate) fn truncate_diverged(&mut self, offset: i64) -> Result<(), LogError> {
         if offset >= self.log_end_offset() {
+            if self.epochs.truncate_from_end(self.log_end_offset()) {
+                self.epochs.persist()?;
+            }
             return Ok(());
         }
         self.truncate_to(offset)?;
@@ -182,6 +188,22 @@ mod tests {
         drop(log);
         let log = leader_log(dir.path());
         assert_eq!(log.latest_epoch(), Some(1), "the file says so after a restart too");
+    }
+
+    #[test]
+    fn an_empty_epoch_this_replica_led_goes_when_its_new_leader_says_the_log_diverged_at_its_end() {
+        // Led epoch 1 from offset 3 but appended nothing before the leadership moved back (a
+        // preferred election): the new leader knows no epoch 1, and answers epoch 0 ends at 3.
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = leader_log(dir.path());
+        log.append(&mut batch_of(3, 0), 0, 0).unwrap();
+        log.assign_epoch(1, 3).unwrap();
+        assert_eq!(log.latest_epoch(), Some(1));
+        log.truncate_diverged(3).unwrap();
+        assert_eq!((log.log_end_offset(), log.latest_epoch()), (3, Some(0)));
+        drop(log);
+        let log = leader_log(dir.path());
+        assert_eq!(log.latest_epoch(), Some(0), "persisted");
     }
 
     #[test]

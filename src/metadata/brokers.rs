@@ -177,6 +177,8 @@ mod tests {
                 leader: 1,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                adding: Vec::new(),
+                removing: Vec::new(),
             }],
         );
         let records = plan_fence(&image, 1, &|_| false);

@@ -1,26 +1,39 @@
-//! Planning leaders and ISRs (Kafka's `PartitionChangeBuilder` and the ISR side of its
-//! `ReplicationControlManager`): who leads a partition when its broker is fenced or returns,
-//! and whether a leader's AlterPartition (an ISR shrink or expansion) may be committed.
+//! Planning leaders, ISRs and replica assignments (Kafka's `PartitionChangeBuilder` and the
+//! election side of its `ReplicationControlManager`): who leads a partition when its broker is
+//! fenced or returns, whether a leader's AlterPartition (an ISR shrink or expansion) may be
+//! committed, preferred and unclean elections (ElectLeaders, auto leader rebalance), and when
+//! a reassignment completes.
 //!
 //! Pure functions of the image, like `topics` and `brokers`; the controller commits the
-//! records they return. The rules, as Kafka's controller applies them:
+//! records they return. Every change of a partition goes through [`ChangeBuilder`], as every
+//! change in Kafka goes through its builder, so the rules hold whatever caused the change:
+//! - A reassignment in progress (`adding`/`removing` set, see `reassignments`) completes in the
+//!   first change whose ISR, less the replicas being removed, is not empty and holds every
+//!   replica being added: the replicas become the target, the removed ones leave the ISR, and
+//!   the leader epoch goes up (the image bumps it whenever a replica leaves the replica set).
 //! - A leader is chosen from the ISR in replica order (keeping the current one while it stays
 //!   valid), among brokers that are registered and unfenced. With no such ISR member, a topic
-//!   with `unclean.leader.election.enable` takes any live replica (its ISR becomes just that
-//!   one: what only the others had is lost); otherwise the partition has no leader (-1).
+//!   with `unclean.leader.election.enable` (or an UNCLEAN ElectLeaders) takes any live replica
+//!   (its ISR becomes just that one: what only the others had is lost); otherwise the
+//!   partition has no leader (-1).
+//! - A preferred election makes the first replica the leader if it is a valid one; otherwise
+//!   it keeps a valid leader. It never elects uncleanly.
 //! - An ISR is never written empty: the last member stays, leaderless, as the one that holds
 //!   the data.
 //! - A fenced broker leaves every ISR; a returning one leads only partitions left leaderless
 //!   and rejoins other ISRs through their leaders' AlterPartition.
 
+use std::collections::HashMap;
+
 use kafka_protocol::ResponseError;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::image::{MetadataImage, PartitionImage, TopicImage};
+use super::image::{MetadataImage, PartitionDelta, PartitionImage, TopicImage};
 use super::records::MetadataRecord;
 
 /// A leader's proposed ISR for one partition, based on the epochs it knows.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct IsrChange {
     pub(crate) topic_id: Uuid,
     pub(crate) partition: i32,
@@ -30,7 +43,9 @@ pub(crate) struct IsrChange {
 }
 
 /// What the controller made of an accepted change: the partition's state once committed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// When the change completed a reassignment the leader epoch may be a new one, which the
+/// requesting leader does not take as an answer: it waits for the metadata instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct IsrCommitted {
     pub(crate) leader_epoch: i32,
     pub(crate) partition_epoch: i32,
@@ -40,45 +55,186 @@ pub(crate) struct IsrCommitted {
 /// Whether a topic allows unclean elections (its config, or the broker default).
 pub(crate) type UncleanAllowed<'a> = &'a dyn Fn(&TopicImage) -> bool;
 
+/// The leader an election looks for (Kafka's `PartitionChangeBuilder.Election`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Election {
+    /// Keep a valid leader, else the first valid ISR member in replica order.
+    Online,
+    /// As `Online`, else the first live replica, whose ISR becomes just itself.
+    Unclean,
+    /// The first replica if it is a valid leader, else as `Online` (never unclean).
+    Preferred,
+}
+
+impl Election {
+    fn for_topic(topic: &TopicImage, unclean: UncleanAllowed<'_>) -> Election {
+        if unclean(topic) {
+            Election::Unclean
+        } else {
+            Election::Online
+        }
+    }
+}
+
+/// The election an ElectLeaders request asks for (its `ElectionType`: 0 preferred, 1 unclean).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum ElectionType {
+    Preferred,
+    Unclean,
+}
+
+/// Why ElectLeaders elected no new leader for a partition. Mapped to Kafka codes in
+/// `crate::error`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub(crate) enum ElectionError {
+    #[error("the topic or partition does not exist")]
+    UnknownTopicOrPartition,
+    /// Preferred: the first replica already leads; unclean: the partition has a leader.
+    #[error("the partition already has the leader this election would give it")]
+    ElectionNotNeeded,
+    #[error("the preferred replica is not in the ISR or not a live broker")]
+    PreferredLeaderNotAvailable,
+    #[error("no live replica can lead the partition")]
+    EligibleLeadersNotAvailable,
+}
+
+/// ElectLeaders' answer for one topic: each partition's outcome.
+pub(crate) type TopicElections = (String, Vec<(i32, Result<(), ElectionError>)>);
+
 /// A registered, unfenced broker other than `excluded`.
 fn acceptable(image: &MetadataImage, id: i32, excluded: Option<i32>) -> bool {
     Some(id) != excluded && image.broker(id).is_some_and(|b| !b.fenced)
 }
 
-/// The leader and ISR a partition should have once `removed` (if any) leaves its ISR and may
-/// not lead; `None` when nothing changes.
-fn elect(image: &MetadataImage, p: &PartitionImage, removed: Option<i32>, unclean: bool) -> Option<(i32, Vec<i32>)> {
-    let mut isr: Vec<i32> = p.isr.iter().copied().filter(|&r| Some(r) != removed).collect();
-    if isr.is_empty() {
-        // The last member stays: it holds the data.
-        isr = p.isr.clone();
-    }
-    let valid = |id: i32| isr.contains(&id) && acceptable(image, id, removed);
-    let leader = if p.leader >= 0 && valid(p.leader) {
-        p.leader
-    } else if let Some(r) = p.replicas.iter().copied().find(|&r| valid(r)) {
-        r
-    } else if let Some(r) = p
-        .replicas
-        .iter()
-        .copied()
-        .find(|&r| unclean && acceptable(image, r, removed))
-    {
-        isr = vec![r];
-        r
-    } else {
-        -1
-    };
-    (leader != p.leader || isr != p.isr).then_some((leader, isr))
+/// One partition's change, planned as Kafka's `PartitionChangeBuilder` plans it: a target ISR
+/// and replica assignment, and an election for when the leader is not a valid one (or, for a
+/// preferred election, not the first replica). `build` completes a reassignment the target ISR
+/// allows, elects, and returns the record's fields if anything changed.
+#[derive(Debug)]
+pub(super) struct ChangeBuilder<'a> {
+    image: &'a MetadataImage,
+    p: &'a PartitionImage,
+    /// A broker being fenced: out of the target ISR, and never an acceptable leader.
+    excluded: Option<i32>,
+    election: Election,
+    isr: Vec<i32>,
+    replicas: Vec<i32>,
+    adding: Vec<i32>,
+    removing: Vec<i32>,
 }
 
-fn change(topic_id: Uuid, partition: i32, (leader, isr): (i32, Vec<i32>)) -> MetadataRecord {
-    MetadataRecord::PartitionChange {
-        topic_id,
-        partition,
-        leader,
-        isr,
+impl<'a> ChangeBuilder<'a> {
+    pub(super) fn new(image: &'a MetadataImage, p: &'a PartitionImage) -> ChangeBuilder<'a> {
+        ChangeBuilder {
+            image,
+            p,
+            excluded: None,
+            election: Election::Online,
+            isr: p.isr.clone(),
+            replicas: p.replicas.clone(),
+            adding: p.adding.clone(),
+            removing: p.removing.clone(),
+        }
     }
+
+    pub(super) fn election(mut self, election: Election) -> Self {
+        self.election = election;
+        self
+    }
+
+    /// `broker` leaves the ISR and may not lead.
+    pub(super) fn excluding(mut self, broker: i32) -> Self {
+        self.excluded = Some(broker);
+        self.isr.retain(|&r| r != broker);
+        self
+    }
+
+    pub(super) fn isr(mut self, isr: Vec<i32>) -> Self {
+        self.isr = isr;
+        self
+    }
+
+    pub(super) fn assignment(mut self, replicas: Vec<i32>, adding: Vec<i32>, removing: Vec<i32>) -> Self {
+        self.replicas = replicas;
+        self.adding = adding;
+        self.removing = removing;
+        self
+    }
+
+    /// The change, or `None` when the partition would stay as it is.
+    pub(super) fn build(mut self) -> Option<PartitionDelta> {
+        self.complete_reassignment();
+        if self.isr.is_empty() {
+            // The last member stays: it holds the data.
+            self.isr = self.p.isr.clone();
+        }
+        let leader = self.elect();
+        let p = self.p;
+        let same = leader == p.leader
+            && self.isr == p.isr
+            && self.replicas == p.replicas
+            && self.adding == p.adding
+            && self.removing == p.removing;
+        (!same).then(|| p.delta_to(leader, self.isr, &self.replicas, &self.adding, &self.removing))
+    }
+
+    /// Kafka's `maybeCompleteReassignment`: once the ISR less the replicas being removed is not
+    /// empty and holds every replica being added, the target assignment takes over.
+    fn complete_reassignment(&mut self) {
+        if self.adding.is_empty() && self.removing.is_empty() {
+            return;
+        }
+        let removing = &self.removing;
+        let isr: Vec<i32> = self.isr.iter().copied().filter(|r| !removing.contains(r)).collect();
+        if isr.is_empty() || !self.adding.iter().all(|r| isr.contains(r)) {
+            return;
+        }
+        self.replicas.retain(|r| !removing.contains(r));
+        self.isr = isr;
+        self.adding.clear();
+        self.removing.clear();
+    }
+
+    fn valid(&self, id: i32) -> bool {
+        self.isr.contains(&id) && acceptable(self.image, id, self.excluded)
+    }
+
+    /// The leader after the change; may set the ISR (an unclean election).
+    fn elect(&mut self) -> i32 {
+        let current = self.p.leader;
+        let first = self.replicas.first().copied();
+        let keep = current >= 0 && self.valid(current);
+        if keep && (self.election != Election::Preferred || first == Some(current)) {
+            return current;
+        }
+        if self.election == Election::Preferred {
+            if let Some(r) = first.filter(|&r| self.valid(r)) {
+                return r;
+            }
+        }
+        if keep {
+            return current;
+        }
+        if let Some(r) = self.replicas.iter().copied().find(|&r| self.valid(r)) {
+            return r;
+        }
+        if self.election == Election::Unclean {
+            let live = self
+                .replicas
+                .iter()
+                .copied()
+                .find(|&r| acceptable(self.image, r, self.excluded));
+            if let Some(r) = live {
+                self.isr = vec![r];
+                return r;
+            }
+        }
+        -1
+    }
+}
+
+fn change(topic_id: Uuid, partition: i32, delta: PartitionDelta) -> MetadataRecord {
+    MetadataRecord::partition_change(topic_id, partition, delta)
 }
 
 /// `broker_id` is fenced (or shutting down): it leaves every ISR, and partitions it led get a
@@ -94,9 +250,11 @@ pub(crate) fn plan_remove_broker(
             if !p.isr.contains(&broker_id) && p.leader != broker_id {
                 continue;
             }
-            if let Some(elected) = elect(image, p, Some(broker_id), unclean(topic)) {
-                out.push(change(topic.id, partition, elected));
-            }
+            let planned = ChangeBuilder::new(image, p)
+                .excluding(broker_id)
+                .election(Election::for_topic(topic, unclean))
+                .build();
+            out.extend(planned.map(|d| change(topic.id, partition, d)));
         }
     }
     out
@@ -108,18 +266,110 @@ pub(crate) fn plan_leaderless(image: &MetadataImage, unclean: UncleanAllowed<'_>
     let mut out = Vec::new();
     for topic in image.topics() {
         for (&partition, p) in topic.partitions.iter().filter(|(_, p)| p.leader < 0) {
-            if let Some(elected) = elect(image, p, None, unclean(topic)) {
-                out.push(change(topic.id, partition, elected));
-            }
+            let planned = ChangeBuilder::new(image, p)
+                .election(Election::for_topic(topic, unclean))
+                .build();
+            out.extend(planned.map(|d| change(topic.id, partition, d)));
         }
     }
     out
 }
 
+/// Kafka's `electLeader` for one partition: the record, or why there is none.
+fn elect_one(image: &MetadataImage, p: &PartitionImage, kind: ElectionType) -> Result<PartitionDelta, ElectionError> {
+    let (needed, election, unavailable) = match kind {
+        ElectionType::Preferred => (
+            p.replicas.first() != Some(&p.leader),
+            Election::Preferred,
+            ElectionError::PreferredLeaderNotAvailable,
+        ),
+        ElectionType::Unclean => (
+            p.leader < 0,
+            Election::Unclean,
+            ElectionError::EligibleLeadersNotAvailable,
+        ),
+    };
+    if !needed {
+        return Err(ElectionError::ElectionNotNeeded);
+    }
+    ChangeBuilder::new(image, p)
+        .election(election)
+        .build()
+        .ok_or(unavailable)
+}
+
+/// ElectLeaders (KIP-460): a preferred or unclean election on the partitions named, or on every
+/// partition when `partitions` is `None` (whose answer then leaves out the partitions that
+/// needed none, as Kafka's does). A partition named twice is planned once.
+pub(crate) fn plan_elect_leaders(
+    image: &MetadataImage,
+    kind: ElectionType,
+    partitions: Option<&[(String, Vec<i32>)]>,
+) -> (Vec<MetadataRecord>, Vec<TopicElections>) {
+    let mut records = Vec::new();
+    let mut results = Vec::new();
+    let Some(requested) = partitions else {
+        for topic in image.topics() {
+            let mut outcomes = Vec::new();
+            for (&partition, p) in &topic.partitions {
+                match elect_one(image, p, kind) {
+                    Ok(delta) => {
+                        records.push(change(topic.id, partition, delta));
+                        outcomes.push((partition, Ok(())));
+                    }
+                    Err(ElectionError::ElectionNotNeeded) => {}
+                    Err(e) => outcomes.push((partition, Err(e))),
+                }
+            }
+            results.push((topic.name.clone(), outcomes));
+        }
+        return (records, results);
+    };
+    let mut planned: HashMap<(&str, i32), Result<(), ElectionError>> = HashMap::new();
+    for (name, indexes) in requested {
+        let topic = image.topic(name);
+        let mut outcomes = Vec::new();
+        for &partition in indexes {
+            let outcome = planned.entry((name.as_str(), partition)).or_insert_with(|| {
+                let (topic, p) = topic
+                    .and_then(|t| Some((t, t.partitions.get(&partition)?)))
+                    .ok_or(ElectionError::UnknownTopicOrPartition)?;
+                let delta = elect_one(image, p, kind)?;
+                records.push(change(topic.id, partition, delta));
+                Ok(())
+            });
+            outcomes.push((partition, outcome.clone()));
+        }
+        results.push((name.clone(), outcomes));
+    }
+    (records, results)
+}
+
+/// Kafka's auto leader rebalance (`maybeBalancePartitionLeaders`): a preferred election on
+/// each partition whose leader is not its first replica, at most `max` elections a run.
+/// Returns the records and whether the cap was hit (run again at once, as Kafka does).
+pub(crate) fn plan_preferred_leaders(image: &MetadataImage, max: usize) -> (Vec<MetadataRecord>, bool) {
+    let mut out = Vec::new();
+    for topic in image.topics() {
+        for (&partition, p) in &topic.partitions {
+            if p.replicas.first() == Some(&p.leader) {
+                continue;
+            }
+            if out.len() >= max {
+                return (out, true);
+            }
+            let planned = ChangeBuilder::new(image, p).election(Election::Preferred).build();
+            out.extend(planned.map(|d| change(topic.id, partition, d)));
+        }
+    }
+    (out, false)
+}
+
 /// Kafka's AlterPartition validation, per change: the requester must lead the partition in the
 /// epochs it names, and every member it adds must be a registered, unfenced broker (KIP-841).
 /// Returns the records to commit and each change's result: the state it leaves the partition
-/// in (the same as before when there was nothing to change), or its error code.
+/// in (the same as before when there was nothing to change), or its error code. A change may
+/// complete a reassignment in progress (see the module doc).
 pub(crate) fn plan_alter_partition(
     image: &MetadataImage,
     broker_id: i32,
@@ -171,44 +421,43 @@ fn check(
     {
         return Err(ResponseError::IneligibleReplica);
     }
-    if c.isr == p.isr {
-        let unchanged = IsrCommitted {
-            leader_epoch: p.leader_epoch,
-            partition_epoch: p.partition_epoch,
-            isr: p.isr.clone(),
-        };
-        return Ok((None, unchanged));
-    }
-    // The record bumps the partition epoch (not the leader epoch: the leader stays).
+    // The partition epoch goes up; the leader epoch only if a completed reassignment removed
+    // replicas or the leader.
+    let planned = ChangeBuilder::new(image, p).isr(c.isr.clone()).build();
+    let after = planned.as_ref().map_or_else(|| p.clone(), |d| p.changed(d));
     let committed = IsrCommitted {
-        leader_epoch: p.leader_epoch,
-        partition_epoch: p.partition_epoch + 1,
-        isr: c.isr.clone(),
+        leader_epoch: after.leader_epoch,
+        partition_epoch: after.partition_epoch,
+        isr: after.isr,
     };
-    Ok((
-        Some(change(c.topic_id, c.partition, (p.leader, c.isr.clone()))),
-        committed,
-    ))
+    Ok((planned.map(|d| change(c.topic_id, c.partition, d)), committed))
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::metadata::brokers::plan_unfence;
     use crate::metadata::testkit::{add_topic, apply, live_brokers};
 
-    /// Brokers 1..=3 live, one partition with replicas [1, 2, 3], leader 1, ISR all three.
-    fn cluster() -> (MetadataImage, Uuid) {
-        let mut image = live_brokers(&[(1, None), (2, None), (3, None)]);
-        let id = add_topic(&mut image, "t", &[vec![1, 2, 3]]);
+    /// Brokers 1..=`brokers` live, and topic "t" with one partition: `replicas`, all in the
+    /// ISR, led by the first.
+    pub(in crate::metadata) fn cluster_of(brokers: i32, replicas: Vec<i32>) -> (MetadataImage, Uuid) {
+        let ids: Vec<(i32, Option<&str>)> = (1..=brokers).map(|id| (id, None)).collect();
+        let mut image = live_brokers(&ids);
+        let id = add_topic(&mut image, "t", &[replicas]);
         (image, id)
     }
 
-    fn part(image: &MetadataImage) -> PartitionImage {
+    /// Brokers 1..=3 live, one partition with replicas [1, 2, 3], leader 1, ISR all three.
+    fn cluster() -> (MetadataImage, Uuid) {
+        cluster_of(3, vec![1, 2, 3])
+    }
+
+    pub(in crate::metadata) fn part(image: &MetadataImage) -> PartitionImage {
         image.topic("t").unwrap().partitions[&0].clone()
     }
 
-    fn fence(image: &mut MetadataImage, id: i32) {
+    pub(in crate::metadata) fn fence(image: &mut MetadataImage, id: i32) {
         let records = crate::metadata::brokers::plan_fence(image, id, &|_| false);
         apply(image, &records);
     }
@@ -310,5 +559,205 @@ mod tests {
             (after.isr.clone(), after.leader_epoch, after.partition_epoch),
             (vec![1], le, pe + 1)
         );
+    }
+
+    fn unfence(image: &mut MetadataImage, id: i32) {
+        let records = plan_unfence(image, id, &|_| false);
+        apply(image, &records);
+    }
+
+    fn elect(
+        image: &MetadataImage,
+        kind: ElectionType,
+        partitions: &[i32],
+    ) -> (Vec<MetadataRecord>, Vec<TopicElections>) {
+        let named = [("t".to_string(), partitions.to_vec())];
+        plan_elect_leaders(image, kind, Some(&named))
+    }
+
+    fn outcome(results: &[TopicElections]) -> Result<(), ElectionError> {
+        results[0].1[0].1.clone()
+    }
+
+    #[test]
+    fn preferred_election_after_a_failover_gives_leadership_back_to_the_first_replica() {
+        let (mut image, _) = cluster();
+        fence(&mut image, 1);
+        unfence(&mut image, 1);
+        assert_eq!(
+            part(&image).leader,
+            2,
+            "a returning broker does not take its leadership back by itself"
+        );
+        // Back in the ISR through the leader's AlterPartition.
+        let p = part(&image);
+        let rejoin = IsrChange {
+            topic_id: image.topic("t").unwrap().id,
+            partition: 0,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: vec![2, 3, 1],
+        };
+        let (records, _) = plan_alter_partition(&image, 2, &[rejoin]);
+        apply(&mut image, &records);
+        let (records, results) = elect(&image, ElectionType::Preferred, &[0]);
+        assert_eq!(outcome(&results), Ok(()));
+        apply(&mut image, &records);
+        let p = part(&image);
+        assert_eq!((p.leader, p.leader_epoch, p.isr), (1, 2, vec![2, 3, 1]));
+        // Done: a second election is not needed.
+        let (records, results) = elect(&image, ElectionType::Preferred, &[0]);
+        assert!(records.is_empty());
+        assert_eq!(outcome(&results), Err(ElectionError::ElectionNotNeeded));
+    }
+
+    #[test]
+    fn preferred_election_refused_while_the_first_replica_is_out_of_the_isr() {
+        let (mut image, _) = cluster();
+        fence(&mut image, 1);
+        unfence(&mut image, 1);
+        let (records, results) = elect(&image, ElectionType::Preferred, &[0]);
+        assert!(records.is_empty());
+        assert_eq!(outcome(&results), Err(ElectionError::PreferredLeaderNotAvailable));
+        fence(&mut image, 1);
+        let (_, results) = elect(&image, ElectionType::Preferred, &[0]);
+        assert_eq!(
+            outcome(&results),
+            Err(ElectionError::PreferredLeaderNotAvailable),
+            "fenced"
+        );
+    }
+
+    #[test]
+    fn unclean_election_needs_a_leaderless_partition_and_a_live_replica() {
+        let (mut image, _) = cluster();
+        let (_, results) = elect(&image, ElectionType::Unclean, &[0]);
+        assert_eq!(
+            outcome(&results),
+            Err(ElectionError::ElectionNotNeeded),
+            "it has a leader"
+        );
+        fence(&mut image, 3);
+        fence(&mut image, 2);
+        fence(&mut image, 1);
+        let (_, results) = elect(&image, ElectionType::Unclean, &[0]);
+        assert_eq!(
+            outcome(&results),
+            Err(ElectionError::EligibleLeadersNotAvailable),
+            "no live replica"
+        );
+        // Broker 3 returns; the topic does not allow unclean elections, so it stays leaderless...
+        unfence(&mut image, 3);
+        assert_eq!(part(&image).leader, -1);
+        // ...until an operator asks for one: broker 3 leads, alone in the ISR.
+        let (records, results) = elect(&image, ElectionType::Unclean, &[0]);
+        assert_eq!(outcome(&results), Ok(()));
+        apply(&mut image, &records);
+        let p = part(&image);
+        assert_eq!((p.leader, p.isr), (3, vec![3]));
+    }
+
+    #[test]
+    fn election_of_an_unknown_partition_or_topic_is_refused() {
+        let (image, _) = cluster();
+        let (_, results) = elect(&image, ElectionType::Preferred, &[7]);
+        assert_eq!(outcome(&results), Err(ElectionError::UnknownTopicOrPartition));
+        let named = [("nope".to_string(), vec![0])];
+        let (_, results) = plan_elect_leaders(&image, ElectionType::Preferred, Some(&named));
+        assert_eq!(outcome(&results), Err(ElectionError::UnknownTopicOrPartition));
+    }
+
+    #[test]
+    fn election_of_all_partitions_leaves_out_those_that_need_none() {
+        let (mut image, id) = cluster();
+        let second = MetadataRecord::Partition {
+            topic_id: id,
+            partition: 1,
+            replicas: vec![2, 3],
+            isr: vec![3],
+            leader: 3,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
+        };
+        apply(&mut image, &[second]);
+        let (records, results) = plan_elect_leaders(&image, ElectionType::Preferred, None);
+        assert!(records.is_empty());
+        assert_eq!(
+            results,
+            [(
+                "t".to_string(),
+                vec![(1, Err(ElectionError::PreferredLeaderNotAvailable))]
+            )],
+            "partition 0 is led by its first replica: not listed"
+        );
+    }
+
+    #[test]
+    fn a_partition_named_twice_is_elected_once() {
+        let (mut image, _) = cluster();
+        fence(&mut image, 1);
+        unfence(&mut image, 1);
+        let p = part(&image);
+        let rejoin = IsrChange {
+            topic_id: image.topic("t").unwrap().id,
+            partition: 0,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: vec![2, 3, 1],
+        };
+        let (records, _) = plan_alter_partition(&image, 2, &[rejoin]);
+        apply(&mut image, &records);
+        let (records, results) = elect(&image, ElectionType::Preferred, &[0, 0]);
+        assert_eq!(records.len(), 1);
+        assert_eq!(results[0].1, [(0, Ok(())), (0, Ok(()))]);
+    }
+
+    #[test]
+    fn auto_rebalance_elects_preferred_replicas_up_to_the_cap() {
+        let (mut image, id) = cluster_of(3, vec![1, 2]);
+        for p in 1..3 {
+            let r = MetadataRecord::Partition {
+                topic_id: id,
+                partition: p,
+                replicas: vec![1, 2],
+                isr: vec![1, 2],
+                leader: 2,
+                leader_epoch: 0,
+                partition_epoch: 0,
+                adding: Vec::new(),
+                removing: Vec::new(),
+            };
+            apply(&mut image, &[r]);
+        }
+        let (records, more) = plan_preferred_leaders(&image, 1);
+        assert_eq!((records.len(), more), (1, true));
+        apply(&mut image, &records);
+        let (records, more) = plan_preferred_leaders(&image, 1);
+        assert_eq!((records.len(), more), (1, false));
+        apply(&mut image, &records);
+        let leaders: Vec<i32> = image
+            .topic("t")
+            .unwrap()
+            .partitions
+            .values()
+            .map(|p| p.leader)
+            .collect();
+        assert_eq!(leaders, [1, 1, 1]);
+        assert_eq!(plan_preferred_leaders(&image, 1000), (Vec::new(), false));
+        // A first replica outside the ISR is not elected.
+        fence(&mut image, 1);
+        unfence(&mut image, 1);
+        assert_eq!(plan_preferred_leaders(&image, 1000), (Vec::new(), false));
+    }
+
+    #[test]
+    fn preferred_election_keeps_a_valid_leader_when_the_first_replica_cannot_lead() {
+        let (mut image, _) = cluster();
+        fence(&mut image, 1);
+        let p = part(&image);
+        let change = ChangeBuilder::new(&image, &p).election(Election::Preferred).build();
+        assert_eq!(change, None, "leader 2 stays");
     }
 }

@@ -11,13 +11,86 @@ use uuid::Uuid;
 
 use super::records::MetadataRecord;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct PartitionImage {
+    /// During a reassignment: the target replicas, then those being removed (KIP-455).
     pub(crate) replicas: Vec<i32>,
     pub(crate) isr: Vec<i32>,
     pub(crate) leader: i32,
     pub(crate) leader_epoch: i32,
     pub(crate) partition_epoch: i32,
+    /// Replicas a reassignment adds (not yet in the ISR when it started); empty otherwise.
+    pub(crate) adding: Vec<i32>,
+    /// Replicas a reassignment removes once every target replica is in the ISR.
+    pub(crate) removing: Vec<i32>,
+}
+
+/// What a PartitionChange record sets: the fields of `MetadataRecord::PartitionChange`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct PartitionDelta {
+    pub(crate) leader: i32,
+    pub(crate) isr: Vec<i32>,
+    /// `None`: unchanged.
+    pub(crate) replicas: Option<Vec<i32>>,
+    pub(crate) adding: Option<Vec<i32>>,
+    pub(crate) removing: Option<Vec<i32>>,
+}
+
+impl PartitionImage {
+    /// Whether a reassignment is in progress (Kafka's `isReassigning`).
+    pub(crate) fn is_reassigning(&self) -> bool {
+        !self.adding.is_empty() || !self.removing.is_empty()
+    }
+
+    /// The replica set before the reassignment in progress, if any (replicas minus adding).
+    pub(crate) fn original_replicas(&self) -> Vec<i32> {
+        self.replicas
+            .iter()
+            .copied()
+            .filter(|r| !self.adding.contains(r))
+            .collect()
+    }
+
+    /// The partition once `delta` is applied: the partition epoch always goes up, the leader
+    /// epoch when the leader changes or a replica leaves the replica set.
+    pub(crate) fn changed(&self, delta: &PartitionDelta) -> PartitionImage {
+        let mut p = self.clone();
+        let replicas = delta.replicas.as_ref().unwrap_or(&self.replicas);
+        let shrunk = self.replicas.iter().any(|r| !replicas.contains(r));
+        if p.leader != delta.leader || shrunk {
+            p.leader_epoch += 1;
+        }
+        p.leader = delta.leader;
+        p.isr = delta.isr.clone();
+        p.replicas = replicas.clone();
+        if let Some(adding) = &delta.adding {
+            p.adding = adding.clone();
+        }
+        if let Some(removing) = &delta.removing {
+            p.removing = removing.clone();
+        }
+        p.partition_epoch += 1;
+        p
+    }
+
+    /// The record that turns `self` into a partition with `delta`'s leader, ISR and replicas.
+    pub(crate) fn delta_to(
+        &self,
+        leader: i32,
+        isr: Vec<i32>,
+        replicas: &[i32],
+        adding: &[i32],
+        removing: &[i32],
+    ) -> PartitionDelta {
+        let differs = |old: &[i32], new: &[i32]| (old != new).then(|| new.to_vec());
+        PartitionDelta {
+            leader,
+            isr,
+            replicas: differs(&self.replicas, replicas),
+            adding: differs(&self.adding, adding),
+            removing: differs(&self.removing, removing),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +210,8 @@ impl MetadataImage {
                     leader: p.leader,
                     leader_epoch: p.leader_epoch,
                     partition_epoch: p.partition_epoch,
+                    adding: p.adding.clone(),
+                    removing: p.removing.clone(),
                 });
             }
         }
@@ -171,6 +246,8 @@ impl MetadataImage {
                 leader,
                 leader_epoch,
                 partition_epoch,
+                adding,
+                removing,
             } => {
                 let topic = self.topic_mut(topic_id)?;
                 // Creation only (changes are PartitionChange): a second one is a stale plan.
@@ -185,6 +262,8 @@ impl MetadataImage {
                         leader: *leader,
                         leader_epoch: *leader_epoch,
                         partition_epoch: *partition_epoch,
+                        adding: adding.clone(),
+                        removing: removing.clone(),
                     },
                 );
             }
@@ -241,18 +320,23 @@ impl MetadataImage {
                 partition,
                 leader,
                 isr,
+                replicas,
+                adding,
+                removing,
             } => {
                 let topic = self.topic_mut(topic_id)?;
                 let p = topic
                     .partitions
                     .get_mut(partition)
                     .ok_or_else(|| ApplyError(format!("no partition {partition} in topic {topic_id}")))?;
-                if p.leader != *leader {
-                    p.leader_epoch += 1;
-                }
-                p.leader = *leader;
-                p.isr = isr.clone();
-                p.partition_epoch += 1;
+                let delta = PartitionDelta {
+                    leader: *leader,
+                    isr: isr.clone(),
+                    replicas: replicas.clone(),
+                    adding: adding.clone(),
+                    removing: removing.clone(),
+                };
+                *p = p.changed(&delta);
             }
         }
         Ok(())
@@ -295,6 +379,8 @@ mod tests {
             leader: 1,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
         }
     }
 
@@ -366,11 +452,13 @@ mod tests {
         let mut image = MetadataImage::default();
         image.apply(&topic("t", id)).unwrap();
         image.apply(&partition(id, 0)).unwrap();
-        let change = |leader| MetadataRecord::PartitionChange {
-            topic_id: id,
-            partition: 0,
-            leader,
-            isr: vec![1],
+        let change = |leader| {
+            let delta = PartitionDelta {
+                leader,
+                isr: vec![1],
+                ..PartitionDelta::default()
+            };
+            MetadataRecord::partition_change(id, 0, delta)
         };
         image.apply(&change(-1)).unwrap();
         image.apply(&change(-1)).unwrap();
@@ -392,12 +480,15 @@ mod tests {
             MetadataRecord::ProducerIds { next_producer_id: 2000 },
             topic("t", id),
             partition(id, 0),
-            MetadataRecord::PartitionChange {
-                topic_id: id,
-                partition: 0,
-                leader: -1,
-                isr: vec![1],
-            },
+            MetadataRecord::partition_change(
+                id,
+                0,
+                PartitionDelta {
+                    leader: -1,
+                    isr: vec![1],
+                    ..PartitionDelta::default()
+                },
+            ),
         ];
         for r in &records {
             image.apply(r).unwrap();

@@ -7,6 +7,7 @@
 pub(crate) mod brokers;
 pub(crate) mod elections;
 pub(crate) mod image;
+pub(crate) mod reassignments;
 pub(crate) mod records;
 #[cfg(test)]
 pub(crate) mod testkit;

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::image::PartitionDelta;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub(crate) enum MetadataRecord {
@@ -20,7 +22,8 @@ pub(crate) enum MetadataRecord {
         configs: BTreeMap<String, String>,
     },
     /// A partition came into being (creation or CreatePartitions); later changes are
-    /// PartitionChange records.
+    /// PartitionChange records. `adding` and `removing` are set only in a snapshot of a
+    /// partition being reassigned (absent in records written before reassignments existed).
     Partition {
         topic_id: Uuid,
         partition: i32,
@@ -29,6 +32,10 @@ pub(crate) enum MetadataRecord {
         leader: i32,
         leader_epoch: i32,
         partition_epoch: i32,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        adding: Vec<i32>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removing: Vec<i32>,
     },
     /// A topic config override was set (Some) or removed (None).
     TopicConfig {
@@ -57,12 +64,37 @@ pub(crate) enum MetadataRecord {
     FenceBroker { broker_id: i32 },
     /// The broker is alive and caught up with the metadata log.
     UnfenceBroker { broker_id: i32 },
-    /// A partition's leader or ISR changed (KRaft's PartitionChangeRecord); the leader epoch
-    /// goes up when the leader changes, the partition epoch on every change.
+    /// A partition's leader, ISR or replica assignment changed (KRaft's
+    /// PartitionChangeRecord). The partition epoch goes up on every change; the leader epoch
+    /// when the leader changes or a replica is removed (KIP-455: a removed replica must not
+    /// fetch in the epoch that dropped it). `replicas`, `adding` and `removing` are set only
+    /// when they change (a reassignment), so records written before reassignments existed
+    /// replay unchanged.
     PartitionChange {
         topic_id: Uuid,
         partition: i32,
         leader: i32,
         isr: Vec<i32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replicas: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        adding: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        removing: Option<Vec<i32>>,
     },
+}
+
+impl MetadataRecord {
+    /// The PartitionChange record that applies `delta` to one partition.
+    pub(crate) fn partition_change(topic_id: Uuid, partition: i32, delta: PartitionDelta) -> MetadataRecord {
+        MetadataRecord::PartitionChange {
+            topic_id,
+            partition,
+            leader: delta.leader,
+            isr: delta.isr,
+            replicas: delta.replicas,
+            adding: delta.adding,
+            removing: delta.removing,
+        }
+    }
 }

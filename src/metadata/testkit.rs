@@ -53,6 +53,8 @@ pub(crate) fn add_topic(image: &mut MetadataImage, name: &str, replicas: &[Vec<i
             leader: r[0],
             leader_epoch: 0,
             partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
         });
     }
     apply(image, &records);

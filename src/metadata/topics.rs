@@ -406,6 +406,8 @@ fn partition_records(live: &[i32], topic_id: Uuid, first: i32, assignments: Vec<
                 replicas,
                 leader_epoch: 0,
                 partition_epoch: 0,
+                adding: Vec::new(),
+                removing: Vec::new(),
             }
         })
         .collect()

@@ -43,6 +43,12 @@ struct Committed {
     high_watermark: i64,
     leader_epoch: i32,
     leading: bool,
+    /// The epoch this replica's unbroken leadership began in. A leader never truncates its log,
+    /// so an append of an epoch since then is still there as appended, and a new epoch that
+    /// keeps this replica the leader (a reassignment that removed another replica) does not
+    /// fail the acks=all appends waiting on it, as in Kafka (its DelayedProduce only checks the
+    /// high watermark).
+    leading_since: i32,
 }
 
 #[derive(Debug)]
@@ -135,6 +141,7 @@ impl Partition {
             high_watermark: core.high_watermark(),
             leader_epoch: -1,
             leading: false,
+            leading_since: -1,
         });
         Arc::new_cyclic(|me| {
             let p = Partition {
@@ -280,10 +287,12 @@ impl Partition {
         self.leader_epoch.store(epoch, Ordering::Release);
         let was = self.leader.swap(leading, Ordering::AcqRel);
         let hw = self.high_watermark();
+        let since = self.committed.borrow().leading_since;
         self.committed.send_replace(Committed {
             high_watermark: hw,
             leader_epoch: epoch,
             leading,
+            leading_since: if was && leading { since } else { epoch },
         });
         if was && !leading {
             // Parked fetches answer with the new state (NOT_LEADER_OR_FOLLOWER).
@@ -393,7 +402,8 @@ impl Partition {
     }
 
     /// Waits until everything below `appended.end_offset` is committed (the high watermark
-    /// passed it), until `deadline`. Errors: leadership moved (NOT_LEADER_OR_FOLLOWER), the
+    /// passed it), until `deadline`. Errors: leadership moved (NOT_LEADER_OR_FOLLOWER; not a
+    /// new epoch of this replica's unbroken leadership, see `Committed`), the
     /// ISR fell under min ISR on the way (NOT_ENOUGH_REPLICAS_AFTER_APPEND), or the time ran
     /// out (REQUEST_TIMED_OUT; the records may still commit later).
     pub(crate) async fn await_committed(
@@ -403,13 +413,13 @@ impl Partition {
     ) -> Result<(), ReplicaError> {
         let mut rx = self.committed.subscribe();
         let (end, epoch) = (appended.end_offset, appended.leader_epoch);
-        let done = |c: &Committed| c.high_watermark >= end || !c.leading || c.leader_epoch != epoch;
+        let done = |c: &Committed| c.high_watermark >= end || !c.leading || c.leading_since > epoch;
         let outcome = match tokio::time::timeout_at(deadline, rx.wait_for(done)).await {
             Ok(Ok(c)) => *c,
             Ok(Err(_)) => return Err(self.unknown()),
             Err(_) => return Err(ReplicaError::Timeout),
         };
-        if !outcome.leading || outcome.leader_epoch != epoch {
+        if !outcome.leading || outcome.leading_since > epoch {
             return Err(self.not_leader());
         }
         if self.under_min_isr() {
@@ -670,5 +680,109 @@ fn wake(list: &Mutex<Vec<Weak<Notify>>>) {
     let waiters = std::mem::take(&mut *list.lock().expect("waiters lock"));
     for w in waiters.iter().filter_map(Weak::upgrade) {
         w.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+    use super::*;
+
+    fn one_record_batch() -> BytesMut {
+        let record = Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp: 1000,
+            key: None,
+            value: Some(Bytes::from_static(b"v")),
+            headers: Default::default(),
+        };
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, &[record], &options).unwrap();
+        buf
+    }
+
+    /// Node 1 hosting "t-0" with ISR [1, 2], led by `leader` in `epoch`.
+    fn state(leader: i32, epoch: i32, replicas: Vec<i32>) -> LeaderAndIsr {
+        LeaderAndIsr {
+            leader,
+            leader_epoch: epoch,
+            partition_epoch: epoch,
+            replicas,
+            isr: vec![1, 2],
+        }
+    }
+
+    fn partition(dir: &std::path::Path) -> Arc<Partition> {
+        let log = Log::open(&dir.join("t-0"), LogConfig::default(), 0).unwrap();
+        let (proposals, _) = mpsc::unbounded_channel();
+        Partition::new(PartitionSetup {
+            topic: "t".into(),
+            index: 0,
+            topic_id: Uuid::nil(),
+            node_id: 1,
+            log,
+            high_watermark: 0,
+            lag_max_ms: 30_000,
+            min_insync_replicas: 2,
+            proposals,
+        })
+    }
+
+    /// Follower 2 fetches up to `offset`: the high watermark follows.
+    fn follower_reaches(p: &Partition, offset: i64, epoch: i32) {
+        let fetch = FollowerFetch {
+            replica: 2,
+            fetch_offset: offset,
+            last_fetched_epoch: epoch,
+            max_bytes: 1 << 20,
+            eligible: true,
+            now_ms: 1,
+        };
+        p.read_for_follower(fetch, true).unwrap();
+    }
+
+    #[tokio::test]
+    async fn acks_all_append_survives_a_new_epoch_of_the_same_leader() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = partition(dir.path());
+        p.apply_metadata(state(1, 0, vec![1, 2, 3]), 0);
+        let appended = p.append_as_leader(&mut one_record_batch(), true, 0).unwrap();
+        // A reassignment completes and removes replica 3: a new epoch, the same leader.
+        p.apply_metadata(state(1, 1, vec![1, 2]), 0);
+        follower_reaches(&p, appended.end_offset, 0);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        p.await_committed(&appended, deadline).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn acks_all_append_fails_once_leadership_was_lost_in_between() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = partition(dir.path());
+        p.apply_metadata(state(1, 0, vec![1, 2]), 0);
+        let appended = p.append_as_leader(&mut one_record_batch(), true, 0).unwrap();
+        // Node 2 led in epoch 1; node 1 leads again in epoch 2 (what it appended in epoch 0
+        // may have been truncated meanwhile): the waiting append is not acknowledged.
+        p.apply_metadata(state(2, 1, vec![1, 2]), 0);
+        p.apply_metadata(state(1, 2, vec![1, 2]), 0);
+        follower_reaches(&p, appended.end_offset, 0);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let outcome = p.await_committed(&appended, deadline).await;
+        assert!(matches!(outcome, Err(ReplicaError::NotLeader { .. })), "{outcome:?}");
     }
 }
