@@ -195,7 +195,7 @@ impl BrokerProcess {
                 format!("{}, {n} nodes", flavor.short_name()),
             ),
         };
-        let first = launches.swap_remove(0).1;
+        let first = launches.remove(0).1;
         let mut broker = BrokerProcess {
             children,
             name,
