@@ -587,10 +587,15 @@ def test_configs_describe_brokers(broker):
 
 def test_configs_describe_the_cluster_wide_broker_defaults(broker):
     """The default broker entity (DescribeConfigs of BROKER "") holds only the configs set
-    dynamically for every broker (DYNAMIC_DEFAULT_BROKER_CONFIG); none are set here."""
+    dynamically for every broker (DYNAMIC_DEFAULT_BROKER_CONFIG): as in Kafka 4.1+ with eligible
+    leader replicas, the min.insync.replicas the controller wrote at bootstrap."""
     r = tool_ok("kafka-configs", "--bootstrap-server", broker.bootstrap, "--entity-type", "brokers",
                 "--entity-default", "--describe", "--all")
-    assert r.lines == ["Default configs for brokers in the cluster are:"], r
+    assert r.lines == [
+        "Default configs for brokers in the cluster are:",
+        "  min.insync.replicas=1 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:min.insync.replicas=1, "
+        "DEFAULT_CONFIG:min.insync.replicas=1}",
+    ], r
 
 
 def test_configs_describe_a_group_and_the_broker_loggers(broker, topic, group):

@@ -16,7 +16,8 @@ replica.lag.time.max.ms 5 s), topics of replication factor 3 and min.insync.repl
   partition gets a SIGTERM bounce (controlled shutdown) and later, whoever leads it then, a
   `kill -9`. `kafka-topics --describe --unavailable-partitions` names exactly the partition of
   an RF 1 topic on the node that is down, `--under-replicated-partitions` the topic's partition
-  (ISR 2 of 3), and it prints nothing once the node is back and caught up. The producer exits 0
+  (ISR 2 of 3) and that RF 1 partition (its ISR empty, as in Kafka 4.1+ with eligible leader
+  replicas), and it prints nothing once the node is back and caught up. The producer exits 0
   without an error on stderr; `kafka-console-consumer --from-beginning` reads every line
   exactly once, in order, and the log holds nothing else.
 - franz-go: the `produce_stream` scenario of go/ (kgo's default producer: idempotent, acks=all)
@@ -589,10 +590,12 @@ def test_console_producer_and_consumer_across_a_sigterm_bounce_and_a_kill9(make_
         resumed = time.monotonic() - fault_at
         note(notes, f"console tools: {topic}[0] re-led {moved:.1f}s after the {how}, appending again after "
                     f"{resumed:.1f}s (end offset {at_fault} at the fault)")
-        # While the node is down: its RF 1 partition is unavailable, and the topic's partition
-        # has a leader but an ISR of 2 (the node is out of the ISR from its fencing or shutdown on).
+        # While the node is down: its RF 1 partition is unavailable, and under-replicated too
+        # (its ISR is empty, the node its eligible leader, as in Kafka 4.1+ with ELR), and the
+        # topic's partition has a leader but an ISR of 2 (the node is out of the ISR from its
+        # fencing or shutdown on).
         want = {"--unavailable-partitions": [(pinned, node_of_pinned[victim])],
-                "--under-replicated-partitions": [(topic, "0")]}
+                "--under-replicated-partitions": sorted([(topic, "0"), (pinned, node_of_pinned[victim])])}
         seen = {}
 
         def reported():

@@ -280,6 +280,21 @@ impl Broker {
         })
     }
 
+    /// Changes the cluster-wide broker defaults (or only checks the change, with
+    /// `validate_only`).
+    pub(crate) fn alter_cluster_configs(
+        &self,
+        changes: &[(String, ConfigChange)],
+        replace_all: bool,
+        validate_only: bool,
+    ) -> Result<Arc<MetadataImage>, MetadataError> {
+        self.change(Command::AlterClusterConfigs {
+            changes: changes.to_vec(),
+            replace_all,
+            validate_only,
+        })
+    }
+
     pub(crate) fn create_partitions(
         &self,
         name: &str,

@@ -21,7 +21,7 @@ use crate::controller::lifecycle::BrokerLifecycle;
 use crate::controller::{Controller, Quorum};
 use crate::group::config::GroupConfig;
 use crate::group::runtime::GroupCoordinator;
-use crate::log::LogError;
+use crate::log::{clean_shutdown, LogError};
 use crate::metadata::brokers::Registration;
 use crate::metadata::{Applied, Metadata, MetadataError, MetadataImage};
 use crate::metrics::Metrics;
@@ -169,12 +169,15 @@ impl Server {
         let kafka_addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
         let advertised = advertised(&settings, kafka_addrs[0]);
         let registration_id = uuid::Uuid::new_v4();
+        // Read (and removed) before any log opens, so a crash of this run never looks clean.
+        let previous_incarnation = clean_shutdown::take(&data_dir).and_then(|t| t.parse().ok());
         let registration = Registration {
             broker_id: settings.node_id,
             incarnation_id: registration_id,
             host: advertised.host.clone(),
             port: advertised.port,
             rack: settings.broker_rack.clone().filter(|r| !r.is_empty()),
+            previous_incarnation,
         };
         // A broker that is not a voter is sent the metadata log as a Raft learner.
         let learner = controller_addr.filter(|_| !quorum.is_voter(settings.node_id));
@@ -267,8 +270,10 @@ impl Server {
         self.background.wait().await;
         if let Some(broker) = &self.broker {
             let replicas = broker.replicas.clone();
-            match tokio::task::spawn_blocking(move || replicas.shutdown()).await {
-                Ok(Ok(())) => info!("logs flushed and closed"),
+            let token = broker.incarnation_id.to_string();
+            match tokio::task::spawn_blocking(move || replicas.shutdown(&token)).await {
+                Ok(Ok(true)) => info!("logs flushed and closed"),
+                Ok(Ok(false)) => warn!("some logs did not close; the next start recovers them"),
                 Ok(Err(e)) => warn!(error = %e, "log shutdown failed; the next start recovers"),
                 Err(e) => warn!(error = %e, "log shutdown task failed; the next start recovers"),
             }

@@ -82,20 +82,22 @@ async fn api_versions_reports_the_features_sluice_implements() {
         .map(|f| (f.name.to_string(), f.min_version, f.max_version))
         .collect();
     assert!(supported.contains(&("metadata.version".into(), 7, 7)), "{supported:?}");
-    for zero in [
-        "kraft.version",
-        "transaction.version",
-        "group.version",
-        "eligible.leader.replicas.version",
-    ] {
+    for zero in ["kraft.version", "transaction.version", "group.version"] {
         assert!(supported.contains(&(zero.into(), 0, 0)), "{zero}: {supported:?}");
     }
+    assert!(supported.contains(&("eligible.leader.replicas.version".into(), 0, 1)));
     let finalized: Vec<(String, i16, i16)> = resp
         .finalized_features
         .iter()
         .map(|f| (f.name.to_string(), f.min_version_level, f.max_version_level))
         .collect();
-    assert_eq!(finalized, [("metadata.version".to_string(), 7, 7)]);
+    assert_eq!(
+        finalized,
+        [
+            ("eligible.leader.replicas.version".to_string(), 1, 1),
+            ("metadata.version".to_string(), 7, 7)
+        ]
+    );
     assert!(resp.finalized_features_epoch > 0);
     // Below v4, Kafka leaves out features whose lowest level is 0; below v3 there are none.
     let v3 = c.send(3, &ApiVersionsRequest::default()).await;
@@ -703,14 +705,27 @@ async fn broker_configs_have_kafkas_types_and_synonyms() {
 /// Regression (issue 10): DescribeConfigs of the BROKER resource "" (the cluster-wide default
 /// entity: `kafka-configs --entity-default`, kadm's DescribeBrokerConfigs with no broker)
 /// answered with this node's whole static config. Kafka lists only cluster-wide dynamic
-/// defaults there, and Sluice has none. Another broker's id is refused in Kafka's words.
+/// defaults there: with eligible leader replicas, the `min.insync.replicas` the controller
+/// writes at bootstrap (issue 12). Another broker's id is refused in Kafka's words.
 #[tokio::test]
-async fn the_cluster_wide_default_broker_entity_lists_no_static_settings() {
-    let broker = TestBroker::start(&["group.initial.rebalance.delay.ms=0"]).await;
+async fn the_cluster_wide_default_broker_entity_lists_only_dynamic_defaults() {
+    let broker = TestBroker::start(&["group.initial.rebalance.delay.ms=0", "min.insync.replicas=2"]).await;
     let mut c = broker.client().await;
     let describe = |name: &str| DescribeConfigsRequest::default().with_resources(vec![config_resource(4, name)]);
     let r = c.send(4, &describe("")).await.results.remove(0);
-    assert_eq!((r.error_code, r.configs.len()), (0, 0));
+    let listed: Vec<(String, Option<String>, i8)> = r
+        .configs
+        .iter()
+        .map(|c| {
+            (
+                c.name.to_string(),
+                c.value.as_ref().map(|v| v.to_string()),
+                c.config_source,
+            )
+        })
+        .collect();
+    assert_eq!(r.error_code, 0);
+    assert_eq!(listed, [("min.insync.replicas".into(), Some("2".into()), 3)]);
     let r = c.send(4, &describe("1")).await.results.remove(0);
     assert!(r.error_code == 0 && !r.configs.is_empty());
     for (name, message) in [

@@ -1,9 +1,11 @@
 //! Configs: DescribeConfigs (every topic config with its effective value, source, type and
-//! synonyms; the broker's own settings, and "" for the cluster-wide defaults, which are none;
-//! the broker's loggers, from `logging.level`; groups, which have no configs in Sluice; Kafka
-//! returns all configs with defaults, never an empty list where it has some), and
-//! IncrementalAlterConfigs / AlterConfigs for topic overrides (committed to the metadata log).
-//! Broker settings are static (a restart applies them), so altering one is refused.
+//! synonyms; the broker's own settings, and "" for the cluster-wide defaults the metadata log
+//! holds; the broker's loggers, from `logging.level`; groups, which have no configs in Sluice;
+//! Kafka returns all configs with defaults, never an empty list where it has some), and
+//! IncrementalAlterConfigs / AlterConfigs for topic overrides and the cluster-wide defaults
+//! (both committed to the metadata log). A broker's own settings are static (a restart applies
+//! them), so altering one is refused; of the cluster-wide ones only `min.insync.replicas` is
+//! dynamic (see `metadata::cluster_configs`).
 
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::{
@@ -17,9 +19,10 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{Ctx, Reply, RequestError};
-use crate::config::Settings;
+use crate::config::{ClusterDefaults, Settings};
 use crate::error::KafkaCode;
-use crate::metadata::topic_config::{self, ConfigSource, ConfigSynonym, ConfigType};
+use crate::metadata::cluster_configs::{BROKER_MIN_ISR_REFUSED, DYNAMIC_CLUSTER_SETTINGS};
+use crate::metadata::topic_config::{self, ConfigSource, ConfigSynonym, ConfigType, MIN_INSYNC_REPLICAS};
 use crate::metadata::topics::{self, ConfigChange};
 use crate::metadata::MetadataError;
 
@@ -92,13 +95,16 @@ fn entries(ctx: &Ctx, r: &DescribeConfigsResource) -> Result<Vec<Entry>, Refusal
             check_broker_name(ctx, name, true)?;
             // "" is the cluster-wide default broker entity (`kafka-configs --entity-default`,
             // kadm's DescribeBrokerConfigs of no broker): Kafka lists only the configs set
-            // dynamically for every broker there. Sluice has no dynamic broker configs, and
-            // none that Kafka 4.4's controller sets there at bootstrap: its min.insync.replicas
-            // comes with eligible leader replicas (KIP-966), which Sluice does not have (its
-            // ApiVersions finalizes eligible.leader.replicas.version at 0). So: none.
+            // dynamically for every broker there, which includes the min.insync.replicas its
+            // controller writes at bootstrap for eligible leader replicas, as Sluice's does.
+            let image = ctx.broker.metadata.image();
+            let entries = broker_entries(&ctx.broker.settings, image.cluster_configs());
             match name.is_empty() {
-                true => Ok(Vec::new()),
-                false => Ok(broker_entries(&ctx.broker.settings)),
+                true => Ok(entries
+                    .into_iter()
+                    .filter(|e| image.cluster_configs().contains_key(&e.name))
+                    .collect()),
+                false => Ok(entries),
             }
         }
         RESOURCE_BROKER_LOGGER => {
@@ -121,35 +127,38 @@ fn topic_entries(ctx: &Ctx, name: &str) -> Result<Vec<Entry>, Refusal> {
     let topic = image
         .topic(name)
         .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
-    Ok(topic_config::effective(&ctx.broker.settings, &topic.configs)
-        .into_iter()
-        .map(|c| Entry {
-            name: c.name.to_string(),
-            value: Some(c.value),
-            source: c.source,
-            config_type: c.config_type,
-            read_only: false,
-            doc: Some(c.doc),
-            synonyms: c.synonyms,
-        })
-        .collect())
+    Ok(
+        topic_config::effective(&ctx.broker.settings, image.cluster_configs(), &topic.configs)
+            .into_iter()
+            .map(|c| Entry {
+                name: c.name.to_string(),
+                value: Some(c.value),
+                source: c.source,
+                config_type: c.config_type,
+                read_only: false,
+                doc: Some(c.doc),
+                synonyms: c.synonyms,
+            })
+            .collect(),
+    )
 }
 
-/// Every broker setting, with Kafka's synonyms; the source is the first synonym's, as Kafka's.
-fn broker_entries(settings: &Settings) -> Vec<Entry> {
+/// Every broker setting, with Kafka's synonyms; the value is the cluster-wide one where the
+/// metadata log sets one, and the source is the first synonym's, as Kafka's.
+fn broker_entries(settings: &Settings, cluster: &ClusterDefaults) -> Vec<Entry> {
     let catalog = settings.catalog();
     settings
         .entries()
         .into_iter()
         .map(|s| {
-            let synonyms: Vec<ConfigSynonym> = catalog.synonyms(s.name).into_iter().map(Into::into).collect();
+            let synonyms: Vec<ConfigSynonym> = catalog.synonyms(s.name, cluster).into_iter().map(Into::into).collect();
             Entry {
                 name: s.name.to_string(),
-                value: s.value,
+                value: cluster.get(s.name).cloned().or(s.value),
                 source: synonyms.first().map_or(ConfigSource::Default, |y| y.source),
                 config_type: s.config_type,
-                // Sluice has no dynamic broker configs yet: every setting needs a restart.
-                read_only: true,
+                // Every other setting needs a restart.
+                read_only: !DYNAMIC_CLUSTER_SETTINGS.contains(&s.name),
                 doc: Some(s.doc),
                 synonyms,
             }
@@ -259,26 +268,32 @@ fn alter_resource(
     if resource_type == RESOURCE_BROKER && !replace_all && changes.as_ref().is_ok_and(Vec::is_empty) {
         return (0, None);
     }
-    if resource_type == RESOURCE_BROKER {
-        return refused(
-            ResponseError::InvalidRequest,
-            "broker settings are static in Sluice: change config/sluice.toml and restart".into(),
-        );
-    }
-    if resource_type != RESOURCE_TOPIC {
-        return refused(
-            ResponseError::InvalidRequest,
-            format!("resource type {resource_type} is not supported"),
-        );
-    }
     let changes = match changes {
         Ok(c) => c,
         Err(e) => return (ctx.code(&e), Some(text(e.to_string()))),
     };
-    match ctx
-        .broker
-        .alter_topic_configs(name, &changes, replace_all, validate_only)
-    {
+    let done = match resource_type {
+        RESOURCE_TOPIC => ctx
+            .broker
+            .alter_topic_configs(name, &changes, replace_all, validate_only),
+        RESOURCE_BROKER if name.is_empty() => ctx.broker.alter_cluster_configs(&changes, replace_all, validate_only),
+        RESOURCE_BROKER if changes.iter().any(|(n, _)| n == MIN_INSYNC_REPLICAS) => {
+            return refused(ResponseError::InvalidConfig, BROKER_MIN_ISR_REFUSED.into());
+        }
+        RESOURCE_BROKER => {
+            return refused(
+                ResponseError::InvalidRequest,
+                "a broker's own settings are static in Sluice: change config/sluice.toml and restart".into(),
+            );
+        }
+        _ => {
+            return refused(
+                ResponseError::InvalidRequest,
+                format!("resource type {resource_type} is not supported"),
+            );
+        }
+    };
+    match done {
         Ok(_) => (0, None),
         Err(e) => (ctx.code(&e), Some(text(e.to_string()))),
     }

@@ -6,10 +6,13 @@
 //! - `metadata.version` 7 (3.3-IV3): the KRaft metadata Sluice's controller follows — a Raft
 //!   quorum with static voters, broker registration with fencing and controlled shutdown,
 //!   topic ids. It is also the lowest level Kafka 4 knows. The next levels bring ZooKeeper
-//!   migration, tiered storage, SCRAM, delegation tokens, JBOD and ELR, none of which Sluice has.
+//!   migration, tiered storage, SCRAM, delegation tokens and JBOD, which Sluice does not have.
+//! - `eligible.leader.replicas.version` 1 (KIP-966): the controller keeps eligible leader
+//!   replicas and elects from them, as Kafka 4.1+ does by default (`metadata/elections.rs`).
+//!   Always on: UpdateFeatures cannot turn it off here.
 //! - `kraft.version` 0: voters fixed by configuration (level 1 is KIP-853's dynamic quorum).
 //! - `transaction.version`, `group.version` (KIP-848), `share.version` (KIP-932),
-//!   `streams.version` (KIP-1071), `eligible.leader.replicas.version` (KIP-966): 0, as Sluice
+//!   `streams.version` (KIP-1071): 0, as Sluice
 //!   has none of these; listed so clients see they cannot be turned on here.
 //!
 //! As in Kafka, a feature at level 0 is not finalized, and ApiVersions below v4 leaves out
@@ -20,7 +23,7 @@ use kafka_protocol::protocol::StrBytes;
 
 /// (name, lowest level supported, highest level supported and finalized).
 const FEATURES: &[(&str, i16, i16)] = &[
-    ("eligible.leader.replicas.version", 0, 0),
+    ("eligible.leader.replicas.version", 0, 1),
     ("group.version", 0, 0),
     ("kraft.version", 0, 0),
     ("metadata.version", 7, 7),
@@ -62,15 +65,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_metadata_version_is_finalized_and_old_versions_see_no_zero_minimums() {
+    fn metadata_version_and_elr_are_finalized_and_old_versions_see_no_zero_minimums() {
         let names = |f: Vec<SupportedFeatureKey>| f.into_iter().map(|k| k.name.to_string()).collect::<Vec<_>>();
         assert_eq!(names(supported(3)), ["metadata.version"]);
         assert_eq!(supported(4).len(), FEATURES.len());
-        let finalized = finalized();
-        assert_eq!(finalized.len(), 1);
+        let finalized: Vec<_> = finalized()
+            .into_iter()
+            .map(|f| (f.name.to_string(), f.max_version_level))
+            .collect();
         assert_eq!(
-            (finalized[0].name.as_str(), finalized[0].max_version_level),
-            ("metadata.version", 7)
+            finalized,
+            [
+                ("eligible.leader.replicas.version".to_string(), 1),
+                ("metadata.version".to_string(), 7)
+            ]
         );
     }
 }

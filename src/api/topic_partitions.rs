@@ -1,7 +1,7 @@
 //! DescribeTopicPartitions (KIP-966), what Kafka 4's Admin `describeTopics` and
 //! `kafka-topics --describe` ask: topics by name (or every topic when none is named) with
 //! their ids and partitions (leader, leader epoch, replicas, ISR, offline replicas, and the
-//! eligible leader replicas, empty as in a Kafka without ELR data), in pages of at most a
+//! eligible leader replicas and last known leader of KIP-966), in pages of at most a
 //! partition limit that a cursor continues.
 //!
 //! Answered from this node's metadata image, like Metadata; it never creates a topic. Paging
@@ -169,8 +169,8 @@ fn found(
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(view.replicas)
                 .with_isr_nodes(view.isr)
-                .with_eligible_leader_replicas(Some(Vec::new()))
-                .with_last_known_elr(Some(Vec::new()))
+                .with_eligible_leader_replicas(Some(p.elr.iter().copied().map(BrokerId).collect()))
+                .with_last_known_elr(Some(p.last_known_elr.iter().copied().map(BrokerId).collect()))
                 .with_offline_replicas(view.offline)
         })
         .collect();
@@ -220,6 +220,8 @@ mod tests {
                 partition_epoch: 0,
                 adding: Vec::new(),
                 removing: Vec::new(),
+                elr: Vec::new(),
+                last_known_elr: Vec::new(),
             }));
             records.iter().for_each(|r| image.apply(r).unwrap());
         }

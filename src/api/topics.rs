@@ -112,7 +112,7 @@ fn create_one(ctx: &Ctx, t: &CreatableTopic, validate_only: bool) -> CreatableTo
             topic.partitions.values().next().map_or(0, |p| p.replicas.len() as i32),
         ),
     };
-    let configs = topic_config::effective(&ctx.broker.settings, &nt.configs)
+    let configs = topic_config::effective(&ctx.broker.settings, image.cluster_configs(), &nt.configs)
         .into_iter()
         .map(|c| {
             CreatableTopicConfigs::default()

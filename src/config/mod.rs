@@ -19,7 +19,7 @@ use std::path::Path;
 pub use config_type::ConfigType;
 pub use listener::Listener;
 pub use settings::{Setting, Settings, Source};
-pub use synonyms::{Catalog, Synonym};
+pub use synonyms::{Catalog, ClusterDefaults, Synonym};
 
 /// A setting that cannot be used; the message names it, and the broker refuses to start.
 #[derive(Debug, thiserror::Error)]

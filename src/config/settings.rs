@@ -11,12 +11,14 @@ use super::{Catalog, ConfigError, ConfigType, Listener};
 
 /// Where a setting's value came from: DescribeConfigs reports `File` and `Override` as
 /// STATIC_BROKER_CONFIG and `Default` as DEFAULT_CONFIG, so a file that repeats a default
-/// makes it look chosen by the operator.
+/// makes it look chosen by the operator. `ClusterDefault` is a value set for every broker at
+/// run time, in the metadata log (`kafka-configs --entity-default`): DYNAMIC_DEFAULT_BROKER_CONFIG.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Default,
     File,
     Override,
+    ClusterDefault,
 }
 
 /// One setting as DescribeConfigs shows it.

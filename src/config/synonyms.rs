@@ -1,11 +1,13 @@
 //! Kafka's broker-setting synonyms: the settings behind one value, and how DescribeConfigs
 //! lists them. Some values can be set in more than one unit (`log.retention.ms`, `.minutes`,
-//! `.hours`), the most specific set one winning; every setting's synonyms list what is set
+//! `.hours`), the most specific set one winning; every setting's synonyms list what is set for
+//! every broker at run time (the cluster defaults of the metadata log), then what is set
 //! statically (the file, an `--override`), then the defaults, as Kafka's broker lists them
 //! (`DynamicBrokerConfig.brokerConfigSynonyms` and `ConfigHelper.configSynonyms`).
 //!
-//! Pure functions over the settings; the API layer turns them into DescribeConfigs' synonyms,
-//! and topic configs use them for the broker default behind their own.
+//! Pure functions over the settings and the cluster defaults; the API layer turns them into
+//! DescribeConfigs' synonyms, and topic configs use them for the broker default behind their
+//! own.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,6 +42,11 @@ fn unit_group(name: &str) -> Vec<(&str, i64)> {
         .map_or_else(|| vec![(name, 1)], |g| g.to_vec())
 }
 
+/// Broker settings set for every broker at run time (Kafka's dynamic cluster-wide defaults,
+/// `kafka-configs --entity-type brokers --entity-default`), by name, as the metadata log has
+/// them. They win over the file.
+pub type ClusterDefaults = BTreeMap<String, String>;
+
 /// Every setting by name, for answering about several (a topic's configs, a DescribeConfigs).
 #[derive(Debug, Clone)]
 pub struct Catalog {
@@ -61,12 +68,20 @@ impl Settings {
 }
 
 impl Catalog {
-    /// Kafka's synonyms of the setting `name`: the static values of its unit group, then their
-    /// defaults, dropping those before the first entry named `name` (so `log.retention.ms`
-    /// unset lists nothing, not `log.retention.hours`' default). Empty for an unknown name.
-    pub fn synonyms(&self, name: &str) -> Vec<Synonym> {
+    /// Kafka's synonyms of the setting `name`: the cluster defaults of its unit group, then
+    /// their static values, then their defaults, dropping those before the first entry named
+    /// `name` (so `log.retention.ms` unset lists nothing, not `log.retention.hours`' default).
+    /// Empty for an unknown name.
+    pub fn synonyms(&self, name: &str, cluster: &ClusterDefaults) -> Vec<Synonym> {
         let entries = &self.entries;
         let group = unit_group(name);
+        let dynamic = group.iter().filter_map(|(n, _)| {
+            Some(Synonym {
+                name: entries.get(n)?.name,
+                value: cluster.get(*n)?.clone(),
+                source: Source::ClusterDefault,
+            })
+        });
         let statics = group.iter().filter_map(|(n, _)| {
             let s = entries.get(n)?;
             let value = s.value.clone().filter(|_| s.source != Source::Default)?;
@@ -84,18 +99,23 @@ impl Catalog {
                 source: Source::Default,
             })
         });
-        statics.chain(defaults).skip_while(|s| s.name != name).collect()
+        dynamic
+            .chain(statics)
+            .chain(defaults)
+            .skip_while(|s| s.name != name)
+            .collect()
     }
 
-    /// The value in force for `name`, in its own unit: its value, or else the first of its
-    /// unit group that has one, converted (a negative time means forever: -1, as in Kafka).
-    /// None when nothing in the group has a value.
-    pub fn resolved(&self, name: &str) -> Option<String> {
+    /// The value in force for `name`, in its own unit: its value (a cluster default over the
+    /// static one), or else the first of its unit group that has one, converted (a negative
+    /// time means forever: -1, as in Kafka). None when nothing in the group has a value.
+    pub fn resolved(&self, name: &str, cluster: &ClusterDefaults) -> Option<String> {
         let entries = &self.entries;
         let group = unit_group(name);
         let own = group.iter().find(|(n, _)| *n == name).map_or(1, |(_, f)| *f);
+        let in_force = |n: &str| cluster.get(n).cloned().or_else(|| entries.get(n)?.value.clone());
         group.iter().find_map(|(n, factor)| {
-            let value = entries.get(n)?.value.clone()?;
+            let value = in_force(n)?;
             if factor == &own {
                 return Some(value);
             }
@@ -113,7 +133,7 @@ mod tests {
 
     fn listed(s: &Settings, name: &str) -> Vec<(&'static str, String, Source)> {
         s.catalog()
-            .synonyms(name)
+            .synonyms(name, &ClusterDefaults::new())
             .into_iter()
             .map(|y| (y.name, y.value, y.source))
             .collect()
@@ -156,11 +176,25 @@ mod tests {
             [("log.retention.hours", "168".to_string(), Source::Default)]
         );
         assert_eq!(
-            unset.catalog().resolved("log.retention.ms").as_deref(),
+            unset
+                .catalog()
+                .resolved("log.retention.ms", &ClusterDefaults::new())
+                .as_deref(),
             Some("604800000")
         );
-        assert_eq!(unset.catalog().resolved("log.roll.ms").as_deref(), Some("604800000"));
-        assert_eq!(unset.catalog().resolved("log.flush.interval.ms"), None);
+        assert_eq!(
+            unset
+                .catalog()
+                .resolved("log.roll.ms", &ClusterDefaults::new())
+                .as_deref(),
+            Some("604800000")
+        );
+        assert_eq!(
+            unset
+                .catalog()
+                .resolved("log.flush.interval.ms", &ClusterDefaults::new()),
+            None
+        );
 
         let set = load(None, &["log.retention.ms=5000".into()]).unwrap();
         assert_eq!(
@@ -170,14 +204,28 @@ mod tests {
                 ("log.retention.hours", "168".to_string(), Source::Default),
             ]
         );
-        assert_eq!(set.catalog().resolved("log.retention.ms").as_deref(), Some("5000"));
+        assert_eq!(
+            set.catalog()
+                .resolved("log.retention.ms", &ClusterDefaults::new())
+                .as_deref(),
+            Some("5000")
+        );
 
         let minutes = load(None, &["log.retention.minutes=2".into()]).unwrap();
         assert_eq!(
-            minutes.catalog().resolved("log.retention.ms").as_deref(),
+            minutes
+                .catalog()
+                .resolved("log.retention.ms", &ClusterDefaults::new())
+                .as_deref(),
             Some("120000")
         );
         let forever = load(None, &["log.retention.hours=-1".into()]).unwrap();
-        assert_eq!(forever.catalog().resolved("log.retention.ms").as_deref(), Some("-1"));
+        assert_eq!(
+            forever
+                .catalog()
+                .resolved("log.retention.ms", &ClusterDefaults::new())
+                .as_deref(),
+            Some("-1")
+        );
     }
 }

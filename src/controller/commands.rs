@@ -16,10 +16,11 @@ use super::{contacts, Controller, MetadataChange};
 use crate::clock::now_ms;
 use crate::error::KafkaCode;
 use crate::metadata::brokers::{self, Registration};
+use crate::metadata::cluster_configs;
 use crate::metadata::elections::{self, ElectionType, IsrChange, IsrCommitted, TopicElections};
 use crate::metadata::image::ApplyError;
 use crate::metadata::reassignments::{self, Ongoing, Reassignment, ReassignmentError};
-use crate::metadata::topic_config;
+use crate::metadata::topic_config::{self, MIN_INSYNC_REPLICAS};
 use crate::metadata::topics::{self, ConfigChange, NewTopic, Placement};
 use crate::metadata::{MetadataError, MetadataImage, MetadataRecord};
 
@@ -41,6 +42,12 @@ pub(crate) enum Command {
     },
     AlterConfigs {
         name: String,
+        changes: Vec<(String, ConfigChange)>,
+        replace_all: bool,
+        validate_only: bool,
+    },
+    /// The cluster-wide broker defaults (the BROKER resource "").
+    AlterClusterConfigs {
         changes: Vec<(String, ConfigChange)>,
         replace_all: bool,
         validate_only: bool,
@@ -240,6 +247,18 @@ impl Controller {
                     .await?;
                 Ok(Reply::Committed { index })
             }
+            Command::AlterClusterConfigs {
+                changes,
+                replace_all,
+                validate_only,
+            } => {
+                let index = self
+                    .commit(validate_only, |image| {
+                        cluster_configs::plan_alter_cluster_configs(image, &changes, replace_all)
+                    })
+                    .await?;
+                Ok(Reply::Committed { index })
+            }
             Command::AllocateProducerIds { count } => {
                 let mut end = 0;
                 let index = self
@@ -341,6 +360,18 @@ impl Controller {
                     0,
                     MetadataRecord::ClusterId {
                         cluster_id: self.proposed_cluster_id.clone(),
+                    },
+                );
+            }
+            // As Kafka's controller does with eligible leader replicas: the cluster's
+            // min.insync.replicas lives in the metadata log, from this controller's setting
+            // until someone changes it, so every broker and election uses the same one.
+            if !applied.image.cluster_configs().contains_key(MIN_INSYNC_REPLICAS) {
+                records.insert(
+                    0,
+                    MetadataRecord::ClusterConfig {
+                        name: MIN_INSYNC_REPLICAS.into(),
+                        value: Some(self.settings.min_insync_replicas.to_string()),
                     },
                 );
             }

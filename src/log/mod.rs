@@ -12,6 +12,7 @@
 
 mod batch;
 mod checkpoint;
+pub(crate) mod clean_shutdown;
 pub(crate) mod compression;
 mod error;
 mod index;

@@ -19,6 +19,11 @@ pub(crate) struct Registration {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) rack: Option<String>,
+    /// The incarnation this broker's last run had, if that run stopped cleanly: its logs were
+    /// flushed and closed (the log dir's clean-shutdown marker; Kafka's
+    /// `PreviousBrokerEpoch`). A restart without it may have lost unflushed writes.
+    #[serde(default)]
+    pub(crate) previous_incarnation: Option<Uuid>,
 }
 
 /// A new incarnation (or a moved endpoint) is recorded; the same registration sent again is not.
@@ -35,7 +40,24 @@ pub(crate) fn plan_register(
     if same {
         return Vec::new();
     }
-    let mut out = plan_fence(image, r.broker_id, unclean);
+    // A restart without the clean-shutdown marker of the incarnation the image knows may have
+    // lost unflushed records: that broker is no longer an eligible leader anywhere (Kafka's
+    // `handleBrokerUncleanShutdown`).
+    let unclean_shutdown = image
+        .broker(r.broker_id)
+        .is_some_and(|b| r.previous_incarnation != Some(b.incarnation_id));
+    let mut out = if unclean_shutdown {
+        let mut out: Vec<MetadataRecord> = image
+            .broker(r.broker_id)
+            .filter(|b| !b.fenced)
+            .map(|_| MetadataRecord::FenceBroker { broker_id: r.broker_id })
+            .into_iter()
+            .collect();
+        out.extend(elections::plan_remove_broker(image, r.broker_id, unclean, true));
+        out
+    } else {
+        plan_fence(image, r.broker_id, unclean)
+    };
     out.push(MetadataRecord::RegisterBroker {
         broker_id: r.broker_id,
         incarnation_id: r.incarnation_id,
@@ -54,7 +76,7 @@ pub(crate) fn plan_fence(image: &MetadataImage, broker_id: i32, unclean: Unclean
         _ => return Vec::new(),
     }
     let mut out = vec![MetadataRecord::FenceBroker { broker_id }];
-    out.extend(elections::plan_remove_broker(image, broker_id, unclean));
+    out.extend(elections::plan_remove_broker(image, broker_id, unclean, false));
     out
 }
 
@@ -146,13 +168,13 @@ mod tests {
     }
 
     #[test]
-    fn fencing_leaves_the_last_replica_in_the_isr_and_no_leader() {
+    fn fencing_makes_the_last_replica_an_eligible_leader_with_no_leader() {
         let (mut image, _) = cluster();
         let records = plan_fence(&image, 2, &|_| false);
         apply(&mut image, &records);
         assert_eq!(leaders(&image), [1, -1, 3]);
         let p = &image.topic("t").unwrap().partitions[&1];
-        assert_eq!((p.isr.clone(), p.leader_epoch), (vec![2], 1));
+        assert_eq!((p.isr.clone(), p.elr.clone(), p.leader_epoch), (vec![], vec![2], 1));
         assert!(
             plan_fence(&image, 2, &|_| false).is_empty(),
             "fencing a fenced broker is a no-op"
@@ -179,6 +201,8 @@ mod tests {
                 partition_epoch: 0,
                 adding: Vec::new(),
                 removing: Vec::new(),
+                elr: Vec::new(),
+                last_known_elr: Vec::new(),
             }],
         );
         let records = plan_fence(&image, 1, &|_| false);

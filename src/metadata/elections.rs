@@ -18,8 +18,15 @@
 //!   partition has no leader (-1).
 //! - A preferred election makes the first replica the leader if it is a valid one; otherwise
 //!   it keeps a valid leader. It never elects uncleanly.
-//! - An ISR is never written empty: the last member stays, leaderless, as the one that holds
-//!   the data.
+//! - Eligible leader replicas (KIP-966, as Kafka 4.1+ keeps them by default): while the ISR
+//!   is below the topic's `min.insync.replicas` (capped by the replication factor), members
+//!   leaving it become eligible leader replicas (ELR), since the high watermark could not
+//!   advance without them; at or above min ISR the ELR is empty. The ISR may become empty;
+//!   then a live ELR member, in replica order, leads and becomes the ISR. A broker that
+//!   restarts without a clean shutdown (`Registration::previous_incarnation`) leaves every
+//!   ELR: it may have lost unflushed records. When nobody is in sync or eligible, the leader
+//!   of when the ISR emptied (the last known ELR) may lead again once live, as an unclean
+//!   election. A change of `min.insync.replicas` clears the ELRs it counted against.
 //! - A fenced broker leaves every ISR; a returning one leads only partitions left leaderless
 //!   and rejoins other ISRs through their leaders' AlterPartition.
 
@@ -109,31 +116,41 @@ fn acceptable(image: &MetadataImage, id: i32, excluded: Option<i32>) -> bool {
 /// One partition's change, planned as Kafka's `PartitionChangeBuilder` plans it: a target ISR
 /// and replica assignment, and an election for when the leader is not a valid one (or, for a
 /// preferred election, not the first replica). `build` completes a reassignment the target ISR
-/// allows, elects, and returns the record's fields if anything changed.
+/// allows, tracks the eligible leader replicas, elects, and returns the record's fields if
+/// anything changed.
 #[derive(Debug)]
 pub(super) struct ChangeBuilder<'a> {
     image: &'a MetadataImage,
     p: &'a PartitionImage,
+    /// The topic's `min.insync.replicas`, capped by its replication factor.
+    min_isr: usize,
     /// A broker being fenced: out of the target ISR, and never an acceptable leader.
     excluded: Option<i32>,
+    /// A broker that restarted without a clean shutdown: it may have lost unflushed records,
+    /// so it leaves the ELR too.
+    unclean_shutdown: Option<i32>,
     election: Election,
     isr: Vec<i32>,
     replicas: Vec<i32>,
     adding: Vec<i32>,
     removing: Vec<i32>,
+    elr: Vec<i32>,
 }
 
 impl<'a> ChangeBuilder<'a> {
-    pub(super) fn new(image: &'a MetadataImage, p: &'a PartitionImage) -> ChangeBuilder<'a> {
+    pub(super) fn new(image: &'a MetadataImage, topic: &TopicImage, p: &'a PartitionImage) -> ChangeBuilder<'a> {
         ChangeBuilder {
             image,
             p,
+            min_isr: image.min_isr(topic, p.replicas.len() - p.removing.len()),
             excluded: None,
+            unclean_shutdown: None,
             election: Election::Online,
             isr: p.isr.clone(),
             replicas: p.replicas.clone(),
             adding: p.adding.clone(),
             removing: p.removing.clone(),
+            elr: p.elr.clone(),
         }
     }
 
@@ -147,6 +164,12 @@ impl<'a> ChangeBuilder<'a> {
         self.excluded = Some(broker);
         self.isr.retain(|&r| r != broker);
         self
+    }
+
+    /// `broker` restarted uncleanly: it leaves the ISR and the ELR.
+    pub(super) fn unclean_shutdown(mut self, broker: i32) -> Self {
+        self.unclean_shutdown = Some(broker);
+        self.excluding(broker)
     }
 
     pub(super) fn isr(mut self, isr: Vec<i32>) -> Self {
@@ -164,18 +187,38 @@ impl<'a> ChangeBuilder<'a> {
     /// The change, or `None` when the partition would stay as it is.
     pub(super) fn build(mut self) -> Option<PartitionDelta> {
         self.complete_reassignment();
-        if self.isr.is_empty() {
-            // The last member stays: it holds the data.
-            self.isr = self.p.isr.clone();
-        }
-        let leader = self.elect();
+        self.populate_elr();
+        let (leader, unclean) = self.elect();
         let p = self.p;
-        let same = leader == p.leader
-            && self.isr == p.isr
-            && self.replicas == p.replicas
-            && self.adding == p.adding
-            && self.removing == p.removing;
-        (!same).then(|| p.delta_to(leader, self.isr, &self.replicas, &self.adding, &self.removing))
+        let mut last_known_elr = p.last_known_elr.clone();
+        if unclean {
+            // What the others had beyond the new leader is gone: nobody else is eligible.
+            self.elr.clear();
+            last_known_elr.clear();
+        }
+        if self.isr.is_empty() && !p.isr.is_empty() {
+            // Kafka's `maybeUpdateLastKnownLeader`: remember who led when the ISR emptied.
+            let last = if p.leader >= 0 {
+                Some(p.leader)
+            } else {
+                p.isr.first().copied()
+            };
+            last_known_elr = last.into_iter().collect();
+        } else if leader >= 0 {
+            last_known_elr.clear();
+        }
+        let target = PartitionImage {
+            replicas: self.replicas,
+            isr: self.isr,
+            leader,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            adding: self.adding,
+            removing: self.removing,
+            elr: self.elr,
+            last_known_elr,
+        };
+        (target != *p).then(|| p.delta_to(&target))
     }
 
     /// Kafka's `maybeCompleteReassignment`: once the ISR less the replicas being removed is not
@@ -190,33 +233,85 @@ impl<'a> ChangeBuilder<'a> {
             return;
         }
         self.replicas.retain(|r| !removing.contains(r));
+        self.elr.retain(|r| !removing.contains(r));
         self.isr = isr;
         self.adding.clear();
         self.removing.clear();
     }
 
-    fn valid(&self, id: i32) -> bool {
-        self.isr.contains(&id) && acceptable(self.image, id, self.excluded)
+    /// Kafka's `maybePopulateTargetElr`: an ISR at or above min ISR needs no eligible leaders;
+    /// below it, the members leaving the ISR (and the eligible ones still out of it) are
+    /// eligible, because the high watermark could not move without them: each holds every
+    /// committed record. One that restarted uncleanly is not.
+    fn populate_elr(&mut self) {
+        if self.isr.len() >= self.min_isr {
+            self.elr.clear();
+            return;
+        }
+        let mut elr = self.elr.clone();
+        for &r in &self.p.isr {
+            if !elr.contains(&r) {
+                elr.push(r);
+            }
+        }
+        elr.retain(|r| !self.isr.contains(r) && Some(*r) != self.unclean_shutdown && self.replicas.contains(r));
+        self.elr = elr;
     }
 
-    /// The leader after the change; may set the ISR (an unclean election).
-    fn elect(&mut self) -> i32 {
+    /// Kafka's `isValidNewLeader`: in the target ISR, or in the ELR when the ISR is empty; and
+    /// a registered, unfenced broker.
+    fn valid(&self, id: i32) -> bool {
+        let in_sync = self.isr.contains(&id) || (self.isr.is_empty() && self.elr.contains(&id));
+        in_sync && acceptable(self.image, id, self.excluded)
+    }
+
+    /// The leader after the change, and whether it was elected uncleanly. An eligible leader
+    /// replica elected from an empty ISR becomes the ISR; an unclean one, too.
+    fn elect(&mut self) -> (i32, bool) {
+        let leader = self.choose();
+        match leader {
+            Chosen::Clean(r) if !self.isr.contains(&r) => {
+                self.isr = vec![r];
+                self.elr.retain(|&e| e != r);
+                (r, false)
+            }
+            Chosen::Clean(r) => (r, false),
+            Chosen::Unclean(r) => {
+                self.isr = vec![r];
+                (r, true)
+            }
+            Chosen::None => (-1, false),
+        }
+    }
+
+    fn choose(&self) -> Chosen {
         let current = self.p.leader;
         let first = self.replicas.first().copied();
         let keep = current >= 0 && self.valid(current);
         if keep && (self.election != Election::Preferred || first == Some(current)) {
-            return current;
+            return Chosen::Clean(current);
         }
         if self.election == Election::Preferred {
             if let Some(r) = first.filter(|&r| self.valid(r)) {
-                return r;
+                return Chosen::Clean(r);
             }
         }
         if keep {
-            return current;
+            return Chosen::Clean(current);
         }
         if let Some(r) = self.replicas.iter().copied().find(|&r| self.valid(r)) {
-            return r;
+            return Chosen::Clean(r);
+        }
+        if self.election == Election::Preferred {
+            return Chosen::None;
+        }
+        // Kafka's `canElectLastKnownLeader`: nobody in sync or eligible is left; the leader of
+        // when the ISR emptied, back and live, takes over (an unclean election: it may have
+        // lost unflushed records, but it is the best copy there is).
+        if let [last] = self.p.last_known_elr[..] {
+            if self.isr.is_empty() && self.elr.is_empty() && acceptable(self.image, last, self.excluded) {
+                return Chosen::Unclean(last);
+            }
         }
         if self.election == Election::Unclean {
             let live = self
@@ -225,12 +320,19 @@ impl<'a> ChangeBuilder<'a> {
                 .copied()
                 .find(|&r| acceptable(self.image, r, self.excluded));
             if let Some(r) = live {
-                self.isr = vec![r];
-                return r;
+                return Chosen::Unclean(r);
             }
         }
-        -1
+        Chosen::None
     }
+}
+
+/// An election's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chosen {
+    Clean(i32),
+    Unclean(i32),
+    None,
 }
 
 fn change(topic_id: Uuid, partition: i32, delta: PartitionDelta) -> MetadataRecord {
@@ -238,22 +340,28 @@ fn change(topic_id: Uuid, partition: i32, delta: PartitionDelta) -> MetadataReco
 }
 
 /// `broker_id` is fenced (or shutting down): it leaves every ISR, and partitions it led get a
-/// new leader from the rest of their ISR.
+/// new leader from the rest of their ISR. After an unclean shutdown (a restart that may have
+/// lost unflushed records) it leaves every ELR too.
 pub(crate) fn plan_remove_broker(
     image: &MetadataImage,
     broker_id: i32,
     unclean: UncleanAllowed<'_>,
+    unclean_shutdown: bool,
 ) -> Vec<MetadataRecord> {
     let mut out = Vec::new();
     for topic in image.topics() {
         for (&partition, p) in &topic.partitions {
-            if !p.isr.contains(&broker_id) && p.leader != broker_id {
+            let in_elr = unclean_shutdown && (p.elr.contains(&broker_id) || p.last_known_elr.contains(&broker_id));
+            if !p.isr.contains(&broker_id) && p.leader != broker_id && !in_elr {
                 continue;
             }
-            let planned = ChangeBuilder::new(image, p)
-                .excluding(broker_id)
-                .election(Election::for_topic(topic, unclean))
-                .build();
+            let builder = ChangeBuilder::new(image, topic, p);
+            let builder = if unclean_shutdown {
+                builder.unclean_shutdown(broker_id)
+            } else {
+                builder.excluding(broker_id)
+            };
+            let planned = builder.election(Election::for_topic(topic, unclean)).build();
             out.extend(planned.map(|d| change(topic.id, partition, d)));
         }
     }
@@ -266,7 +374,7 @@ pub(crate) fn plan_leaderless(image: &MetadataImage, unclean: UncleanAllowed<'_>
     let mut out = Vec::new();
     for topic in image.topics() {
         for (&partition, p) in topic.partitions.iter().filter(|(_, p)| p.leader < 0) {
-            let planned = ChangeBuilder::new(image, p)
+            let planned = ChangeBuilder::new(image, topic, p)
                 .election(Election::for_topic(topic, unclean))
                 .build();
             out.extend(planned.map(|d| change(topic.id, partition, d)));
@@ -276,7 +384,12 @@ pub(crate) fn plan_leaderless(image: &MetadataImage, unclean: UncleanAllowed<'_>
 }
 
 /// Kafka's `electLeader` for one partition: the record, or why there is none.
-fn elect_one(image: &MetadataImage, p: &PartitionImage, kind: ElectionType) -> Result<PartitionDelta, ElectionError> {
+fn elect_one(
+    image: &MetadataImage,
+    topic: &TopicImage,
+    p: &PartitionImage,
+    kind: ElectionType,
+) -> Result<PartitionDelta, ElectionError> {
     let (needed, election, unavailable) = match kind {
         ElectionType::Preferred => (
             p.replicas.first() != Some(&p.leader),
@@ -292,7 +405,7 @@ fn elect_one(image: &MetadataImage, p: &PartitionImage, kind: ElectionType) -> R
     if !needed {
         return Err(ElectionError::ElectionNotNeeded);
     }
-    ChangeBuilder::new(image, p)
+    ChangeBuilder::new(image, topic, p)
         .election(election)
         .build()
         .ok_or(unavailable)
@@ -312,7 +425,7 @@ pub(crate) fn plan_elect_leaders(
         for topic in image.topics() {
             let mut outcomes = Vec::new();
             for (&partition, p) in &topic.partitions {
-                match elect_one(image, p, kind) {
+                match elect_one(image, topic, p, kind) {
                     Ok(delta) => {
                         records.push(change(topic.id, partition, delta));
                         outcomes.push((partition, Ok(())));
@@ -334,7 +447,7 @@ pub(crate) fn plan_elect_leaders(
                 let (topic, p) = topic
                     .and_then(|t| Some((t, t.partitions.get(&partition)?)))
                     .ok_or(ElectionError::UnknownTopicOrPartition)?;
-                let delta = elect_one(image, p, kind)?;
+                let delta = elect_one(image, topic, p, kind)?;
                 records.push(change(topic.id, partition, delta));
                 Ok(())
             });
@@ -358,7 +471,9 @@ pub(crate) fn plan_preferred_leaders(image: &MetadataImage, max: usize) -> (Vec<
             if out.len() >= max {
                 return (out, true);
             }
-            let planned = ChangeBuilder::new(image, p).election(Election::Preferred).build();
+            let planned = ChangeBuilder::new(image, topic, p)
+                .election(Election::Preferred)
+                .build();
             out.extend(planned.map(|d| change(topic.id, partition, d)));
         }
     }
@@ -394,9 +509,9 @@ fn check(
     broker_id: i32,
     c: &IsrChange,
 ) -> Result<(Option<MetadataRecord>, IsrCommitted), ResponseError> {
-    let p = image
+    let (topic, p) = image
         .topic_by_id(&c.topic_id)
-        .and_then(|t| t.partitions.get(&c.partition))
+        .and_then(|t| Some((t, t.partitions.get(&c.partition)?)))
         .ok_or(ResponseError::UnknownTopicOrPartition)?;
     if c.leader_epoch > p.leader_epoch || c.partition_epoch > p.partition_epoch {
         // The requester knows a newer state than this controller: we are the stale ones.
@@ -423,7 +538,7 @@ fn check(
     }
     // The partition epoch goes up; the leader epoch only if a completed reassignment removed
     // replicas or the leader.
-    let planned = ChangeBuilder::new(image, p).isr(c.isr.clone()).build();
+    let planned = ChangeBuilder::new(image, topic, p).isr(c.isr.clone()).build();
     let after = planned.as_ref().map_or_else(|| p.clone(), |d| p.changed(d));
     let committed = IsrCommitted {
         leader_epoch: after.leader_epoch,
@@ -479,14 +594,15 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn the_last_isr_member_stays_and_the_partition_waits_for_it_leaderless() {
+    fn the_last_isr_member_becomes_an_eligible_leader_and_the_partition_waits_for_it() {
         let (mut image, _) = cluster();
         fence(&mut image, 3);
         fence(&mut image, 2);
         fence(&mut image, 1);
         let p = part(&image);
-        assert_eq!((p.leader, p.isr.clone()), (-1, vec![1]));
-        // Broker 2 returns: not in the ISR, so it may not lead (no unclean election)...
+        assert_eq!((p.leader, p.isr.clone()), (-1, vec![]));
+        assert_eq!((p.elr.clone(), p.last_known_elr.clone()), (vec![1], vec![1]));
+        // Broker 2 returns: neither in the ISR nor eligible, so it may not lead...
         let records = plan_unfence(&image, 2, &|_| false);
         apply(&mut image, &records);
         assert_eq!(part(&image).leader, -1);
@@ -494,7 +610,110 @@ pub(super) mod tests {
         let records = plan_unfence(&image, 1, &|_| false);
         apply(&mut image, &records);
         let p = part(&image);
-        assert_eq!((p.leader, p.isr.clone()), (1, vec![1]));
+        assert_eq!((p.leader, p.isr.clone(), p.elr.clone()), (1, vec![1], vec![]));
+        assert!(p.last_known_elr.is_empty());
+    }
+
+    /// Brokers 1..=3, "t" with replicas [1, 2, 3] and the cluster's min.insync.replicas 2.
+    fn min_isr_two() -> MetadataImage {
+        let (mut image, _) = cluster();
+        let min_isr = MetadataRecord::ClusterConfig {
+            name: "min.insync.replicas".into(),
+            value: Some("2".into()),
+        };
+        apply(&mut image, &[min_isr]);
+        image
+    }
+
+    fn state(image: &MetadataImage) -> (i32, Vec<i32>, Vec<i32>, Vec<i32>) {
+        let p = part(image);
+        (p.leader, p.isr, p.elr, p.last_known_elr)
+    }
+
+    fn register(image: &mut MetadataImage, id: i32, clean: bool) {
+        let mut r = crate::metadata::testkit::registration(id, None);
+        r.previous_incarnation = clean.then(|| image.broker(id).unwrap().incarnation_id);
+        let records = crate::metadata::brokers::plan_register(image, &r, &|_| false);
+        apply(image, &records);
+    }
+
+    #[test]
+    fn members_leaving_an_isr_below_min_isr_become_eligible_leaders() {
+        let mut image = min_isr_two();
+        fence(&mut image, 3);
+        assert_eq!(
+            state(&image),
+            (1, vec![1, 2], vec![], vec![]),
+            "at min ISR: nobody eligible"
+        );
+        fence(&mut image, 2);
+        assert_eq!(state(&image), (1, vec![1], vec![2], vec![]));
+        fence(&mut image, 1);
+        assert_eq!(state(&image), (-1, vec![], vec![2, 1], vec![1]));
+        // Broker 3 left while the ISR was at min ISR: it may lack committed records.
+        unfence(&mut image, 3);
+        assert_eq!(state(&image).0, -1);
+        // A clean eligible replica leads and is the ISR; the other stays eligible.
+        unfence(&mut image, 2);
+        assert_eq!(state(&image), (2, vec![2], vec![1], vec![]));
+        // Back at min ISR: the ELR is cleared.
+        let p = part(&image);
+        let id = image.topic("t").unwrap().id;
+        let grow = IsrChange {
+            topic_id: id,
+            partition: 0,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: vec![2, 3],
+        };
+        let (records, results) = plan_alter_partition(&image, 2, &[grow]);
+        assert!(results[0].is_ok());
+        apply(&mut image, &records);
+        assert_eq!(state(&image), (2, vec![2, 3], vec![], vec![]));
+    }
+
+    #[test]
+    fn an_unclean_restart_leaves_the_elr_and_the_last_known_leader_recovers_the_partition() {
+        let mut image = min_isr_two();
+        for id in [3, 2, 1] {
+            fence(&mut image, id);
+        }
+        assert_eq!(state(&image), (-1, vec![], vec![2, 1], vec![1]));
+        // Broker 2 restarts without its clean-shutdown marker: no longer eligible.
+        register(&mut image, 2, false);
+        unfence(&mut image, 2);
+        assert_eq!(state(&image), (-1, vec![], vec![1], vec![1]));
+        // Broker 1 too: nobody in sync or eligible; the last leader takes over, uncleanly.
+        register(&mut image, 1, false);
+        assert_eq!(state(&image), (-1, vec![], vec![], vec![1]));
+        unfence(&mut image, 1);
+        assert_eq!(state(&image), (1, vec![1], vec![], vec![]));
+    }
+
+    #[test]
+    fn a_clean_restart_keeps_the_broker_eligible() {
+        let mut image = min_isr_two();
+        for id in [3, 2, 1] {
+            fence(&mut image, id);
+        }
+        register(&mut image, 2, true);
+        assert_eq!(state(&image), (-1, vec![], vec![2, 1], vec![1]));
+        unfence(&mut image, 2);
+        assert_eq!(state(&image), (2, vec![2], vec![1], vec![]));
+    }
+
+    #[test]
+    fn a_min_isr_change_clears_the_eligible_replicas() {
+        let mut image = min_isr_two();
+        fence(&mut image, 3);
+        fence(&mut image, 2);
+        let before = part(&image).partition_epoch;
+        apply(&mut image, &[MetadataRecord::ClearElr { topic_id: None }]);
+        let p = part(&image);
+        assert_eq!((p.elr.clone(), p.partition_epoch), (vec![], before + 1));
+        // Nothing to clear: the partition epoch stays.
+        apply(&mut image, &[MetadataRecord::ClearElr { topic_id: None }]);
+        assert_eq!(part(&image).partition_epoch, before + 1);
     }
 
     #[test]
@@ -680,6 +899,8 @@ pub(super) mod tests {
             partition_epoch: 0,
             adding: Vec::new(),
             removing: Vec::new(),
+            elr: Vec::new(),
+            last_known_elr: Vec::new(),
         };
         apply(&mut image, &[second]);
         let (records, results) = plan_elect_leaders(&image, ElectionType::Preferred, None);
@@ -728,6 +949,8 @@ pub(super) mod tests {
                 partition_epoch: 0,
                 adding: Vec::new(),
                 removing: Vec::new(),
+                elr: Vec::new(),
+                last_known_elr: Vec::new(),
             };
             apply(&mut image, &[r]);
         }
@@ -757,7 +980,9 @@ pub(super) mod tests {
         let (mut image, _) = cluster();
         fence(&mut image, 1);
         let p = part(&image);
-        let change = ChangeBuilder::new(&image, &p).election(Election::Preferred).build();
+        let change = ChangeBuilder::new(&image, image.topic("t").unwrap(), &p)
+            .election(Election::Preferred)
+            .build();
         assert_eq!(change, None, "leader 2 stays");
     }
 }

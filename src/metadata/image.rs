@@ -10,6 +10,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::records::MetadataRecord;
+use super::topic_config::MIN_INSYNC_REPLICAS;
+use crate::config::ClusterDefaults;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct PartitionImage {
@@ -23,6 +25,13 @@ pub(crate) struct PartitionImage {
     pub(crate) adding: Vec<i32>,
     /// Replicas a reassignment removes once every target replica is in the ISR.
     pub(crate) removing: Vec<i32>,
+    /// Eligible leader replicas (KIP-966): replicas that left the ISR while it was below
+    /// `min.insync.replicas`, so they hold every committed record and may lead once the ISR is
+    /// empty.
+    pub(crate) elr: Vec<i32>,
+    /// The leader when the ISR became empty, electable (as an unclean election) when no ISR or
+    /// ELR member is left.
+    pub(crate) last_known_elr: Vec<i32>,
 }
 
 /// What a PartitionChange record sets: the fields of `MetadataRecord::PartitionChange`.
@@ -34,6 +43,8 @@ pub(crate) struct PartitionDelta {
     pub(crate) replicas: Option<Vec<i32>>,
     pub(crate) adding: Option<Vec<i32>>,
     pub(crate) removing: Option<Vec<i32>>,
+    pub(crate) elr: Option<Vec<i32>>,
+    pub(crate) last_known_elr: Option<Vec<i32>>,
 }
 
 impl PartitionImage {
@@ -69,26 +80,27 @@ impl PartitionImage {
         if let Some(removing) = &delta.removing {
             p.removing = removing.clone();
         }
+        if let Some(elr) = &delta.elr {
+            p.elr = elr.clone();
+        }
+        if let Some(lke) = &delta.last_known_elr {
+            p.last_known_elr = lke.clone();
+        }
         p.partition_epoch += 1;
         p
     }
 
     /// The record that turns `self` into a partition with `delta`'s leader, ISR and replicas.
-    pub(crate) fn delta_to(
-        &self,
-        leader: i32,
-        isr: Vec<i32>,
-        replicas: &[i32],
-        adding: &[i32],
-        removing: &[i32],
-    ) -> PartitionDelta {
+    pub(crate) fn delta_to(&self, target: &PartitionImage) -> PartitionDelta {
         let differs = |old: &[i32], new: &[i32]| (old != new).then(|| new.to_vec());
         PartitionDelta {
-            leader,
-            isr,
-            replicas: differs(&self.replicas, replicas),
-            adding: differs(&self.adding, adding),
-            removing: differs(&self.removing, removing),
+            leader: target.leader,
+            isr: target.isr.clone(),
+            replicas: differs(&self.replicas, &target.replicas),
+            adding: differs(&self.adding, &target.adding),
+            removing: differs(&self.removing, &target.removing),
+            elr: differs(&self.elr, &target.elr),
+            last_known_elr: differs(&self.last_known_elr, &target.last_known_elr),
         }
     }
 }
@@ -134,6 +146,8 @@ pub(crate) struct MetadataImage {
     names_by_id: HashMap<Uuid, String>,
     brokers: BTreeMap<i32, BrokerImage>,
     cluster_id: Option<String>,
+    /// Broker settings set for every broker in the metadata log (`ClusterConfig` records).
+    cluster_configs: ClusterDefaults,
     /// The first producer id no block has handed out yet.
     next_producer_id: i64,
 }
@@ -159,6 +173,11 @@ impl MetadataImage {
         self.cluster_id.as_deref()
     }
 
+    /// Broker settings set for every broker at run time; they win over each broker's file.
+    pub(crate) fn cluster_configs(&self) -> &ClusterDefaults {
+        &self.cluster_configs
+    }
+
     pub(crate) fn broker(&self, id: i32) -> Option<&BrokerImage> {
         self.brokers.get(&id)
     }
@@ -177,6 +196,12 @@ impl MetadataImage {
         let mut out = Vec::new();
         if let Some(id) = &self.cluster_id {
             out.push(MetadataRecord::ClusterId { cluster_id: id.clone() });
+        }
+        for (name, value) in &self.cluster_configs {
+            out.push(MetadataRecord::ClusterConfig {
+                name: name.clone(),
+                value: Some(value.clone()),
+            });
         }
         for b in self.brokers.values() {
             out.push(MetadataRecord::RegisterBroker {
@@ -212,6 +237,8 @@ impl MetadataImage {
                     partition_epoch: p.partition_epoch,
                     adding: p.adding.clone(),
                     removing: p.removing.clone(),
+                    elr: p.elr.clone(),
+                    last_known_elr: p.last_known_elr.clone(),
                 });
             }
         }
@@ -248,6 +275,8 @@ impl MetadataImage {
                 partition_epoch,
                 adding,
                 removing,
+                elr,
+                last_known_elr,
             } => {
                 let topic = self.topic_mut(topic_id)?;
                 // Creation only (changes are PartitionChange): a second one is a stale plan.
@@ -264,6 +293,8 @@ impl MetadataImage {
                         partition_epoch: *partition_epoch,
                         adding: adding.clone(),
                         removing: removing.clone(),
+                        elr: elr.clone(),
+                        last_known_elr: last_known_elr.clone(),
                     },
                 );
             }
@@ -273,6 +304,33 @@ impl MetadataImage {
                     Some(v) => topic.configs.insert(name.clone(), v.clone()),
                     None => topic.configs.remove(name),
                 };
+            }
+            MetadataRecord::ClusterConfig { name, value } => {
+                match value {
+                    Some(v) => self.cluster_configs.insert(name.clone(), v.clone()),
+                    None => self.cluster_configs.remove(name),
+                };
+            }
+            MetadataRecord::ClearElr { topic_id } => {
+                let has_elr = |t: &TopicImage| {
+                    t.partitions
+                        .values()
+                        .any(|p| !p.elr.is_empty() || !p.last_known_elr.is_empty())
+                };
+                let ids: Vec<Uuid> = match topic_id {
+                    Some(id) => vec![*id],
+                    None => self.topics.values().filter(|t| has_elr(t)).map(|t| t.id).collect(),
+                };
+                for id in ids {
+                    let topic = self.topic_mut(&id)?;
+                    for p in topic.partitions.values_mut() {
+                        if !p.elr.is_empty() || !p.last_known_elr.is_empty() {
+                            p.elr.clear();
+                            p.last_known_elr.clear();
+                            p.partition_epoch += 1;
+                        }
+                    }
+                }
             }
             MetadataRecord::RemoveTopic { topic_id } => {
                 let name = self
@@ -323,6 +381,8 @@ impl MetadataImage {
                 replicas,
                 adding,
                 removing,
+                elr,
+                last_known_elr,
             } => {
                 let topic = self.topic_mut(topic_id)?;
                 let p = topic
@@ -335,6 +395,8 @@ impl MetadataImage {
                     replicas: replicas.clone(),
                     adding: adding.clone(),
                     removing: removing.clone(),
+                    elr: elr.clone(),
+                    last_known_elr: last_known_elr.clone(),
                 };
                 *p = p.changed(&delta);
             }
@@ -346,6 +408,19 @@ impl MetadataImage {
         self.brokers
             .get_mut(&id)
             .ok_or_else(|| ApplyError(format!("broker {id} is not registered")))
+    }
+
+    /// The ISR size below which a topic's partitions keep eligible leader replicas: its
+    /// `min.insync.replicas` (the topic's, else the cluster's, which the controller writes at
+    /// bootstrap) capped by the replication factor, as Kafka's `getTopicEffectiveMinIsr`.
+    pub(crate) fn min_isr(&self, topic: &TopicImage, replication_factor: usize) -> usize {
+        let configured = topic
+            .configs
+            .get(MIN_INSYNC_REPLICAS)
+            .or_else(|| self.cluster_configs.get(MIN_INSYNC_REPLICAS))
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(1);
+        configured.min(replication_factor)
     }
 
     fn topic_mut(&mut self, id: &Uuid) -> Result<&mut TopicImage, ApplyError> {
@@ -381,6 +456,8 @@ mod tests {
             partition_epoch: 0,
             adding: Vec::new(),
             removing: Vec::new(),
+            elr: Vec::new(),
+            last_known_elr: Vec::new(),
         }
     }
 

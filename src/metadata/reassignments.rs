@@ -81,7 +81,7 @@ pub(crate) fn plan_reassignments(
                         .get(&r.partition)
                         .ok_or(ReassignmentError::UnknownTopicOrPartition)?;
                     let delta = match &r.target {
-                        Some(target) => reassign(image, p, target, allow_replication_factor_change)?,
+                        Some(target) => reassign(image, topic, p, target, allow_replication_factor_change)?,
                         None => cancel(image, topic, r.partition, p, unclean)?,
                     };
                     let record = delta.map(|d| MetadataRecord::partition_change(topic.id, r.partition, d));
@@ -119,6 +119,7 @@ fn validate(image: &MetadataImage, target: &[i32]) -> Result<(), ReassignmentErr
 
 fn reassign(
     image: &MetadataImage,
+    topic: &TopicImage,
     p: &PartitionImage,
     target: &[i32],
     allow_replication_factor_change: bool,
@@ -135,7 +136,7 @@ fn reassign(
     let adding: Vec<i32> = target.iter().copied().filter(|r| !p.replicas.contains(r)).collect();
     let removing: Vec<i32> = p.replicas.iter().copied().filter(|r| !target.contains(r)).collect();
     let replicas: Vec<i32> = target.iter().chain(&removing).copied().collect();
-    Ok(ChangeBuilder::new(image, p)
+    Ok(ChangeBuilder::new(image, topic, p)
         .assignment(replicas, adding, removing)
         .build())
 }
@@ -164,7 +165,7 @@ fn cancel(
         isr = replicas.first().copied().into_iter().collect();
         election = Election::Unclean;
     }
-    Ok(ChangeBuilder::new(image, p)
+    Ok(ChangeBuilder::new(image, topic, p)
         .isr(isr)
         .assignment(replicas, Vec::new(), Vec::new())
         .election(election)

@@ -36,6 +36,11 @@ pub(crate) enum MetadataRecord {
         adding: Vec<i32>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         removing: Vec<i32>,
+        /// Eligible leader replicas (KIP-966); empty in logs written before them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        elr: Vec<i32>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        last_known_elr: Vec<i32>,
     },
     /// A topic config override was set (Some) or removed (None).
     TopicConfig {
@@ -51,6 +56,13 @@ pub(crate) enum MetadataRecord {
     /// The cluster's id, written once by the first active controller, so every node of the
     /// cluster reports the same one.
     ClusterId { cluster_id: String },
+    /// A broker setting set (Some) or removed (None) for every broker at run time (KRaft's
+    /// ConfigRecord for the default BROKER resource ""). The active controller writes
+    /// `min.insync.replicas` here at bootstrap, as Kafka's does with eligible leader replicas.
+    ClusterConfig { name: String, value: Option<String> },
+    /// Every eligible leader replica of a topic (or of all topics) is no longer eligible: the
+    /// `min.insync.replicas` they were counted against changed (KRaft's ClearElrRecord).
+    ClearElr { topic_id: Option<Uuid> },
     /// A broker registered (KRaft's RegisterBrokerRecord). A new incarnation (a restart)
     /// replaces the old registration and starts fenced until the broker has caught up.
     RegisterBroker {
@@ -81,6 +93,10 @@ pub(crate) enum MetadataRecord {
         adding: Option<Vec<i32>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         removing: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        elr: Option<Vec<i32>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_known_elr: Option<Vec<i32>>,
     },
 }
 
@@ -95,6 +111,8 @@ impl MetadataRecord {
             replicas: delta.replicas,
             adding: delta.adding,
             removing: delta.removing,
+            elr: delta.elr,
+            last_known_elr: delta.last_known_elr,
         }
     }
 }

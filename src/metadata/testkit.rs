@@ -15,6 +15,7 @@ pub(crate) fn registration(id: i32, rack: Option<&str>) -> Registration {
         host: "127.0.0.1".into(),
         port: 9000 + id as u16,
         rack: rack.map(String::from),
+        previous_incarnation: None,
     }
 }
 
@@ -55,6 +56,8 @@ pub(crate) fn add_topic(image: &mut MetadataImage, name: &str, replicas: &[Vec<i
             partition_epoch: 0,
             adding: Vec::new(),
             removing: Vec::new(),
+            elr: Vec::new(),
+            last_known_elr: Vec::new(),
         });
     }
     apply(image, &records);

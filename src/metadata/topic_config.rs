@@ -1,18 +1,23 @@
 //! Topic-level configs: which names exist, which broker setting supplies each default, how a
 //! value is checked, and how the effective values become the log's [`LogConfig`].
 //!
-//! Pure functions over the settings and a topic's overrides; no I/O.
+//! Pure functions over the settings, the cluster defaults of the metadata log and a topic's
+//! overrides; no I/O.
 
 use std::collections::BTreeMap;
 
 pub(crate) use crate::config::ConfigType;
-use crate::config::{Settings, Source, Synonym};
+use crate::config::{ClusterDefaults, Settings, Source, Synonym};
 use crate::log::LogConfig;
+
+/// The topic config (and broker setting) that eligible leader replicas are counted against.
+pub(crate) const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 
 /// Kafka's ConfigSource values as DescribeConfigs reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ConfigSource {
     Topic = 1,
+    DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
     DynamicBrokerLogger = 6,
@@ -322,8 +327,12 @@ fn not_implemented(name: &str, value: &str) -> Option<String> {
 
 /// Checks a topic's configs together, as Kafka's LogConfig.validateValues does once each is
 /// valid alone: its overrides over the broker's defaults.
-pub(crate) fn check_combination(settings: &Settings, overrides: &BTreeMap<String, String>) -> Result<(), String> {
-    let values: BTreeMap<&str, String> = effective(settings, overrides)
+pub(crate) fn check_combination(
+    settings: &Settings,
+    cluster: &ClusterDefaults,
+    overrides: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    let values: BTreeMap<&str, String> = effective(settings, cluster, overrides)
         .into_iter()
         .map(|e| (e.name, e.value))
         .collect();
@@ -343,13 +352,13 @@ pub(crate) fn check_broker_defaults(settings: &Settings) -> Result<(), (&'static
     let catalog = settings.catalog();
     for def in TOPIC_CONFIGS {
         let Some(setting) = def.broker_setting else { continue };
-        let Some(value) = catalog.resolved(setting) else {
+        let Some(value) = catalog.resolved(setting, &ClusterDefaults::new()) else {
             continue;
         };
         validate(def.name, &value).map_err(|why| (setting, value.clone(), why))?;
     }
     let none = BTreeMap::new();
-    check_combination(settings, &none).map_err(|why| {
+    check_combination(settings, &ClusterDefaults::new(), &none).map_err(|why| {
         let value = settings.log_cleaner_min_compaction_lag_ms.to_string();
         ("log.cleaner.min.compaction.lag.ms", value, why)
     })
@@ -391,6 +400,7 @@ pub(crate) fn broker_source(s: Source) -> ConfigSource {
     match s {
         Source::Default => ConfigSource::Default,
         Source::File | Source::Override => ConfigSource::StaticBroker,
+        Source::ClusterDefault => ConfigSource::DynamicDefaultBroker,
     }
 }
 
@@ -414,10 +424,15 @@ pub(crate) fn validate(name: &str, value: &str) -> Result<(), String> {
 
 /// Every topic config with its effective value and where that value comes from, as Kafka
 /// works it out: the topic's override, else the value in force of the broker setting behind
-/// it (`log.retention.ms`, else `.minutes`, else `.hours`), else the config's own default.
+/// it (`log.retention.ms`, else `.minutes`, else `.hours`; a cluster default over the file),
+/// else the config's own default.
 /// The source is that of the first synonym, DEFAULT_CONFIG when there is none (Kafka lists no
 /// synonym for `retention.ms` while only `log.retention.hours` has a value).
-pub(crate) fn effective(settings: &Settings, overrides: &BTreeMap<String, String>) -> Vec<EffectiveConfig> {
+pub(crate) fn effective(
+    settings: &Settings,
+    cluster: &ClusterDefaults,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<EffectiveConfig> {
     let catalog = settings.catalog();
     TOPIC_CONFIGS
         .iter()
@@ -427,12 +442,15 @@ pub(crate) fn effective(settings: &Settings, overrides: &BTreeMap<String, String
                 value: v.clone(),
                 source: ConfigSource::Topic,
             });
-            let behind = def.broker_setting.into_iter().flat_map(|b| catalog.synonyms(b));
+            let behind = def
+                .broker_setting
+                .into_iter()
+                .flat_map(|b| catalog.synonyms(b, cluster));
             let synonyms: Vec<ConfigSynonym> = own.into_iter().chain(behind.map(Into::into)).collect();
             let value = overrides
                 .get(def.name)
                 .cloned()
-                .or_else(|| def.broker_setting.and_then(|b| catalog.resolved(b)))
+                .or_else(|| def.broker_setting.and_then(|b| catalog.resolved(b, cluster)))
                 .unwrap_or_else(|| def.fixed_default.to_string());
             EffectiveConfig {
                 name: def.name,
@@ -447,8 +465,12 @@ pub(crate) fn effective(settings: &Settings, overrides: &BTreeMap<String, String
 }
 
 /// The log settings of a partition of a topic with these overrides.
-pub(crate) fn log_config(settings: &Settings, overrides: &BTreeMap<String, String>) -> LogConfig {
-    let values: BTreeMap<&str, String> = effective(settings, overrides)
+pub(crate) fn log_config(
+    settings: &Settings,
+    cluster: &ClusterDefaults,
+    overrides: &BTreeMap<String, String>,
+) -> LogConfig {
+    let values: BTreeMap<&str, String> = effective(settings, cluster, overrides)
         .into_iter()
         .map(|e| (e.name, e.value))
         .collect();
@@ -483,11 +505,17 @@ pub(crate) fn compression_type<'a>(settings: &'a Settings, overrides: &'a BTreeM
         .trim()
 }
 
-/// The min.insync.replicas in force for a topic.
-pub(crate) fn min_insync_replicas(settings: &Settings, overrides: &BTreeMap<String, String>) -> i32 {
+/// The min.insync.replicas in force for a topic: its override, else the cluster default, else
+/// the broker's setting.
+pub(crate) fn min_insync_replicas(
+    settings: &Settings,
+    cluster: &ClusterDefaults,
+    overrides: &BTreeMap<String, String>,
+) -> i32 {
     overrides
-        .get("min.insync.replicas")
-        .and_then(|v| v.parse().ok())
+        .get(MIN_INSYNC_REPLICAS)
+        .or_else(|| cluster.get(MIN_INSYNC_REPLICAS))
+        .and_then(|v| v.trim().parse().ok())
         .unwrap_or(settings.min_insync_replicas)
 }
 
@@ -516,13 +544,13 @@ mod tests {
         let settings = crate::config::load(None, &["log.retention.ms=5000".into()]).unwrap();
         let mut overrides = BTreeMap::new();
         overrides.insert("segment.bytes".to_string(), "1024".to_string());
-        let eff = effective(&settings, &overrides);
+        let eff = effective(&settings, &BTreeMap::new(), &overrides);
         let get = |n: &str| eff.iter().find(|e| e.name == n).unwrap().clone();
         assert_eq!(get("segment.bytes").source, ConfigSource::Topic);
         assert_eq!(get("retention.ms").value, "5000");
         assert_eq!(get("retention.ms").source, ConfigSource::StaticBroker);
         assert_eq!(get("retention.bytes").source, ConfigSource::Default);
-        let lc = log_config(&settings, &overrides);
+        let lc = log_config(&settings, &BTreeMap::new(), &overrides);
         assert_eq!((lc.segment_bytes, lc.retention_ms), (1024, 5000));
     }
 
@@ -616,7 +644,7 @@ mod tests {
             ("segment.ms", Long, "604800000"),
             ("unclean.leader.election.enable", Boolean, "false"),
         ];
-        let ours: Vec<_> = effective(&Settings::defaults(), &BTreeMap::new())
+        let ours: Vec<_> = effective(&Settings::defaults(), &BTreeMap::new(), &BTreeMap::new())
             .into_iter()
             .map(|e| (e.name, e.config_type, e.value))
             .collect();
@@ -706,7 +734,7 @@ mod tests {
                 ("cleanup.policy".to_string(), policy.to_string()),
                 ("retention.bytes".to_string(), "1000".to_string()),
             ]);
-            let lc = log_config(&settings, &overrides);
+            let lc = log_config(&settings, &BTreeMap::new(), &overrides);
             let expected = if deletes { (604800000, 1000) } else { (-1, -1) };
             assert_eq!((lc.retention_ms, lc.retention_bytes), expected, "{policy:?}");
         }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
+use super::cluster_configs;
 use super::image::MetadataImage;
 use super::records::MetadataRecord;
 use super::topic_config;
@@ -86,7 +87,8 @@ pub(crate) fn plan_create_topic(
     for (k, v) in &topic.configs {
         topic_config::validate(k, v).map_err(MetadataError::InvalidConfig)?;
     }
-    topic_config::check_combination(placement.settings, &topic.configs).map_err(MetadataError::InvalidConfig)?;
+    topic_config::check_combination(placement.settings, image.cluster_configs(), &topic.configs)
+        .map_err(MetadataError::InvalidConfig)?;
     let assignments = if topic.assignments.is_empty() {
         if topic.replication_factor < -1 || topic.replication_factor == 0 {
             return Err(MetadataError::InvalidReplicationFactor(
@@ -254,9 +256,9 @@ pub(crate) fn plan_alter_configs(
             }
         }
     }
-    topic_config::check_combination(settings, &next).map_err(MetadataError::InvalidConfig)?;
+    topic_config::check_combination(settings, image.cluster_configs(), &next).map_err(MetadataError::InvalidConfig)?;
     let names: BTreeSet<&String> = topic.configs.keys().chain(next.keys()).collect();
-    Ok(names
+    let mut records: Vec<MetadataRecord> = names
         .into_iter()
         .filter(|k| topic.configs.get(*k) != next.get(*k))
         .map(|k| MetadataRecord::TopicConfig {
@@ -264,7 +266,13 @@ pub(crate) fn plan_alter_configs(
             name: k.clone(),
             value: next.get(k).cloned(),
         })
-        .collect())
+        .collect();
+    if records.iter().any(cluster_configs::is_min_isr_change) {
+        records.push(MetadataRecord::ClearElr {
+            topic_id: Some(topic.id),
+        });
+    }
+    Ok(records)
 }
 
 /// The items APPEND and SUBTRACT start from: the topic's override, or else the config's own
@@ -408,6 +416,8 @@ fn partition_records(live: &[i32], topic_id: Uuid, first: i32, assignments: Vec<
                 partition_epoch: 0,
                 adding: Vec::new(),
                 removing: Vec::new(),
+                elr: Vec::new(),
+                last_known_elr: Vec::new(),
             }
         })
         .collect()
@@ -448,6 +458,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 9092,
             rack: None,
+            previous_incarnation: None,
         };
         for r in brokers::plan_register(&image, &registration, &|_| false) {
             image.apply(&r).unwrap();
@@ -590,6 +601,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 9093,
             rack: None,
+            previous_incarnation: None,
         };
         for r in brokers::plan_register(&image, &second, &|_| false) {
             image.apply(&r).unwrap();

@@ -22,7 +22,7 @@ use super::partition::{IsrProposal, Partition, PartitionSetup};
 use super::ReplicaError;
 use crate::clock::now_ms;
 use crate::config::Settings;
-use crate::log::{Log, LogError, LogManager, VolumeSpace};
+use crate::log::{clean_shutdown, Log, LogError, LogManager, VolumeSpace};
 use crate::metadata::{topic_config, MetadataImage, PartitionImage, TopicImage, METADATA_TOPIC};
 
 type Key = (String, i32);
@@ -62,7 +62,7 @@ impl ReplicaManager {
                 return None;
             }
             let overrides = image.topic(topic).map(|t| t.configs.clone()).unwrap_or_default();
-            Some(topic_config::log_config(&settings, &overrides))
+            Some(topic_config::log_config(&settings, image.cluster_configs(), &overrides))
         };
         let loaded = logs.load_all(config_for)?;
         let checkpointed_hw = logs
@@ -93,7 +93,7 @@ impl ReplicaManager {
             truncated += stats.bytes_truncated;
             match image.topic(&topic).filter(|t| manager.hosts(t, index)) {
                 Some(t) => {
-                    let p = manager.partition_for(t, index, log);
+                    let p = manager.partition_for(image, t, index, log);
                     map.insert((topic, index), p);
                 }
                 // Not in the metadata: a topic deleted while this node was down (or just
@@ -139,7 +139,7 @@ impl ReplicaManager {
             .is_some_and(|p| p.replicas.contains(&self.node_id))
     }
 
-    fn partition_for(&self, topic: &TopicImage, index: i32, log: Log) -> Arc<Partition> {
+    fn partition_for(&self, image: &MetadataImage, topic: &TopicImage, index: i32, log: Log) -> Arc<Partition> {
         let hw = self
             .checkpointed_hw
             .lock()
@@ -154,7 +154,11 @@ impl ReplicaManager {
             log,
             high_watermark: hw,
             lag_max_ms: self.settings.replica_lag_time_max_ms,
-            min_insync_replicas: topic_config::min_insync_replicas(&self.settings, &topic.configs),
+            min_insync_replicas: topic_config::min_insync_replicas(
+                &self.settings,
+                image.cluster_configs(),
+                &topic.configs,
+            ),
             proposals: self.proposals.clone(),
         });
         p.set_compression_type(topic_config::compression_type(&self.settings, &topic.configs));
@@ -211,8 +215,9 @@ impl ReplicaManager {
     }
 
     fn ensure(&self, image: &MetadataImage, topic: &TopicImage, index: i32) -> Result<(), LogError> {
-        let config = topic_config::log_config(&self.settings, &topic.configs);
-        let min_isr = topic_config::min_insync_replicas(&self.settings, &topic.configs);
+        let cluster = image.cluster_configs();
+        let config = topic_config::log_config(&self.settings, cluster, &topic.configs);
+        let min_isr = topic_config::min_insync_replicas(&self.settings, cluster, &topic.configs);
         if let Some(p) = self.get(&topic.name, index) {
             if p.topic_id == topic.id {
                 if let Err(e) = p.update_config(
@@ -244,7 +249,7 @@ impl ReplicaManager {
             Err(LogError::AlreadyExists(dir)) => Log::open(&dir, config, 0)?,
             other => other?,
         };
-        let p = self.partition_for(topic, index, log);
+        let p = self.partition_for(image, topic, index, log);
         self.partitions
             .write()
             .expect("partitions lock")
@@ -419,13 +424,22 @@ impl ReplicaManager {
         self.logs.write_high_watermarks(&marks)
     }
 
-    /// Clean shutdown: flush and close every log, then checkpoint their recovery points.
-    pub(crate) fn shutdown(&self) -> Result<(), LogError> {
+    /// Clean shutdown: checkpoint, flush and close every log; then, only if all of that worked,
+    /// leave `clean_token` (this start's registration) as the log dir's clean-shutdown marker,
+    /// which lets the controller trust this broker's logs when it comes back (KIP-966's clean
+    /// shutdown). Returns whether the marker was left.
+    pub(crate) fn shutdown(&self, clean_token: &str) -> Result<bool, LogError> {
         self.checkpoint()?;
+        let mut all_closed = true;
         for p in self.all() {
-            log_failure(&p, "close", p.close());
+            let closed = p.close();
+            all_closed &= matches!(closed, Ok(()) | Err(ReplicaError::UnknownTopicOrPartition { .. }));
+            log_failure(&p, "close", closed);
         }
-        Ok(())
+        if all_closed {
+            clean_shutdown::mark(self.logs.dir(), clean_token)?;
+        }
+        Ok(all_closed)
     }
 }
 
