@@ -1,8 +1,8 @@
 //! sluice-bench: the benchmark harness. Measures the machine's ceilings, then runs every
 //! workload against each broker in turn — a release `sluice` and Apache Kafka, each started on
-//! a temp data dir, one at a time (or one external broker given by `--bootstrap`) — with
-//! librdkafka and with Kafka's own perf tools, and writes the comparison table, JSON and
-//! latency plots to `--out`.
+//! a temp data dir, one at a time, as one node and then (`--cluster N`) as an N-node cluster on
+//! this machine (or one external broker given by `--bootstrap`) — with librdkafka and with
+//! Kafka's own perf tools, and writes the comparison table, JSON and latency plots to `--out`.
 //!
 //! Benchmarks report; they do not judge. A workload that fails is reported and the run goes
 //! on; only a harness that cannot start at all exits non-zero.
