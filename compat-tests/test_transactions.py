@@ -328,7 +328,8 @@ def test_three_nodes_markers_to_every_leader_and_the_coordinator_killed_mid_tran
             committed += batch
         else:
             p.abort_transaction(TIMEOUT_S)
-    assert sorted(values(read_all(c.bootstrap, topic, 6, "read_committed"))) == sorted(committed)
+    wait_for(lambda: sorted(values(read_all(c.bootstrap, topic, 6, "read_committed"))) == sorted(committed), 30,
+             "read_committed to see the first transaction (its markers are written after EndTxn answers)")
 
     # Mid-transaction, the coordinator's node dies; the commit goes through its successor.
     p.begin_transaction()
@@ -344,7 +345,15 @@ def test_three_nodes_markers_to_every_leader_and_the_coordinator_killed_mid_tran
     everything += batch
     survivor = next(n for n in c.broker_ids if n != victim)
     bootstrap = c.node(survivor).bootstrap
-    assert sorted(values(read_all(bootstrap, topic, 6, "read_committed", timeout=60))) == sorted(committed)
+    # EndTxn answers once PrepareCommit is written; the markers follow (through a new leader
+    # for the partitions the dead node led), so the records become visible a moment later.
+    seen = []
+
+    def all_committed_visible():
+        seen[:] = sorted(values(read_all(bootstrap, topic, 6, "read_committed", timeout=20)))
+        return seen == sorted(committed)
+
+    wait_for(all_committed_visible, 60, f"read_committed to see every committed record (last: {len(seen)})")
     assert sorted(values(read_all(bootstrap, topic, 6, "read_uncommitted", timeout=60))) == sorted(everything)
     c.start(victim)
 
