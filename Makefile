@@ -129,14 +129,17 @@ clean:
 	$(CARGO) clean
 	rm -rf $(VENV)
 
-# Benchmarks (issue 5; see bench/README.md): a librdkafka load generator, its own Cargo package
-# in bench/ (never built by `make test`). Starts a release sluice on a temp data dir, or uses
-# `make bench BOOTSTRAP=host:port [BROKER_PID=pid]`. BENCH_ARGS adds flags, e.g. --quick.
-# Installs what the librdkafka build, the TCP ceiling and the plot need from Debian if missing.
+# Benchmarks (see bench/README.md): a load generator on librdkafka, its own Cargo package in
+# bench/ (never built by `make test`), and Kafka's own perf tools as a second one. Starts a
+# release sluice, then Apache Kafka 4.4.0 (compat-tests/kafka-tool), each on a temp data dir,
+# one after the other, and writes the comparison to bench/results/; or uses one running broker:
+# `make bench BOOTSTRAP=host:port [BROKER_PID=pid]`. BENCH_ARGS adds flags, e.g. --quick or
+# --brokers sluice. Installs what the librdkafka build, the TCP ceiling, the plot and Kafka
+# (Java 17, Maven) need from Debian if missing.
 .PHONY: bench
 bench: $(if $(BOOTSTRAP),,build)
 	@missing=""; \
-	for t in cmake:cmake c++:g++ make:make iperf3:iperf3; do \
+	for t in cmake:cmake c++:g++ make:make iperf3:iperf3 java:openjdk-17-jdk-headless mvn:maven; do \
 		command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
 	[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing="$$missing fonts-dejavu-core"; \
 	if [ -n "$$missing" ]; then \
@@ -147,6 +150,18 @@ bench: $(if $(BOOTSTRAP),,build)
 	cd bench && ./target/release/sluice-bench --out results \
 		$(if $(BOOTSTRAP),--bootstrap $(BOOTSTRAP) $(if $(BROKER_PID),--broker-pid $(BROKER_PID)),--sluice-bin $(abspath $(SLUICE_BIN))) \
 		$(BENCH_ARGS)
+
+# The same beside three-node clusters (issue 12; see bench/README.md): every broker as one node,
+# then as three nodes on this machine (each broker and controller), topics with replication
+# factor 3 and min.insync.replicas=2; 1 KB produce at acks=1 and acks=all, end-to-end latency
+# at a fixed rate with acks=all, and Sluice's follower lag. About 15 minutes with Kafka; results
+# in bench/results/cluster/. BENCH_ARGS adds flags, e.g. --brokers sluice.
+BENCH_CLUSTER_ARGS := --cluster 3 --workloads produce,latency \
+	--variants "1KB acks=1 none unkeyed,1KB acks=all none unkeyed" --duration-secs 5 \
+	--latency-acks all --latency-rate 10000 --latency-secs 30 --retries 1 --out results/cluster
+.PHONY: bench-cluster
+bench-cluster:
+	$(MAKE) bench BENCH_ARGS='$(BENCH_CLUSTER_ARGS) $(BENCH_ARGS)'
 
 # Replication soak (issue 12): compat-tests/test_replication.py SOAK_RUNS times in a row (20 by
 # default, each run a few minutes), stopping at the first failing run with the tail of its

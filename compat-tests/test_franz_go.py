@@ -490,10 +490,6 @@ def test_admin_groups_offsets_lag_and_deletion(franz_bin, broker):
 # Not served yet: each xfail names the issue that brings it.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13: transactions (FindCoordinator for transactions, transactional InitProducerId, EndTxn, …)",
-)
 def test_transactions_and_group_transact_session(franz_bin, broker):
     """A transactional producer commits 5 records and aborts 3: read_committed reads the 5,
     read_uncommitted all 8, the LSO is the end; a GroupTransactSession moves the 5 to another

@@ -590,7 +590,6 @@ def test_streams_internal_topics(word_count):
 # Not served yet: strict xfails that pass once the feature lands.
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: transactions (transaction coordinator, markers, read_committed) not served yet")
 def test_transactional_producer_and_read_committed_consumer(broker):
     r = run_scenario(broker, "transactions")
     committed = [f"committed-a-{i}" for i in range(5)] + [f"committed-b-{i}" for i in range(2)]
@@ -602,7 +601,6 @@ def test_transactional_producer_and_read_committed_consumer(broker):
     assert r["listTransactions"] == ["COMPLETE_COMMIT"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: transactions (Kafka Streams processing.guarantee=exactly_once_v2) not served yet")
 def test_streams_word_count_exactly_once_v2(broker, tmp_path):
     r = run_scenario(broker, "streams_word_count", timeout=60, stateDir=tmp_path, guarantee="exactly_once_v2")
     check_word_count_run(r["firstRun"], r["firstLines"], "first run")

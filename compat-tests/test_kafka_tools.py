@@ -927,7 +927,9 @@ SERVED = {
     "Heartbeat": (0, 4), "LeaveGroup": (0, 5), "OffsetCommit": (2, 9), "OffsetFetch": (1, 9), "ListGroups": (0, 5),
     "DescribeGroups": (0, 5), "DeleteGroups": (0, 2), "OffsetDelete": (0, 0), "InitProducerId": (0, 5),
     "DescribeProducers": (0, 0), "ElectLeaders": (0, 2), "AlterPartitionReassignments": (0, 1),
-    "ListPartitionReassignments": (0, 0), "DeleteRecords": (0, 2), "SaslHandshake": (1, 1), "SaslAuthenticate": (0, 2),
+    "ListPartitionReassignments": (0, 0), "DeleteRecords": (0, 2), "AddPartitionsToTxn": (0, 5),
+    "AddOffsetsToTxn": (0, 4), "EndTxn": (0, 4), "WriteTxnMarkers": (1, 1), "TxnOffsetCommit": (0, 4),
+    "DescribeTransactions": (0, 0), "ListTransactions": (0, 1), "SaslHandshake": (1, 1), "SaslAuthenticate": (0, 2),
 }
 
 
@@ -1000,7 +1002,6 @@ def test_reassign_partitions_list_shows_none(broker):
     assert "No partition reassignments found." in r.stdout, r
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: transactions (transaction coordinator, ListTransactions)")
 def test_transactions_list_and_describe_after_a_transactional_producer(broker, topic):
     create_topic(broker, topic)
     txn = f"txn-{uuid.uuid4().hex[:8]}"

@@ -16,13 +16,15 @@ use crate::config::{Listener, Settings};
 use crate::controller::{Command, Controller, Reply};
 use crate::error::KafkaCode;
 use crate::group::api::Event;
-use crate::group::runtime::{GroupCoordinator, OFFSETS_TOPIC};
+use crate::group::runtime::GroupCoordinator;
+use crate::group::OFFSETS_TOPIC;
 use crate::metadata::elections::IsrChange;
 use crate::metadata::topics::{ConfigChange, NewTopic};
 use crate::metadata::{Applied, Metadata, MetadataError, MetadataImage};
 use crate::metrics::Metrics;
 use crate::replica::{IsrProposal, ReplicaManager};
-use crate::txn::ProducerIdManager;
+use crate::txn::runtime::TxnCoordinator;
+use crate::txn::{ProducerIdManager, TRANSACTION_STATE_TOPIC};
 
 #[derive(Debug)]
 pub(crate) struct Broker {
@@ -38,6 +40,9 @@ pub(crate) struct Broker {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) producer_ids: ProducerIdManager,
     pub(crate) groups: GroupCoordinator,
+    pub(crate) txns: TxnCoordinator,
+    /// Connections to other brokers for transaction markers and verifications.
+    pub(crate) txn_peers: crate::txn::verification::Peers,
     /// The metadata log index replicas and groups have been brought in line with.
     pub(crate) published: watch::Sender<u64>,
     /// The image of that index; held while publishing, so publications never interleave.
@@ -79,6 +84,7 @@ impl Broker {
         }
         let _ = self.replicas.reconcile(&applied.image);
         self.groups.reconcile(&self.replicas);
+        self.txns.reconcile(&self.replicas);
         let deleted: Vec<(String, i32)> = last
             .topics()
             .filter(|t| applied.image.topic_by_id(&t.id).is_none())
@@ -177,6 +183,7 @@ impl Broker {
             let last = self.last_published.lock().expect("publish lock");
             let _ = self.replicas.reconcile(&last);
             self.groups.reconcile(&self.replicas);
+            self.txns.reconcile(&self.replicas);
         }
     }
 
@@ -221,25 +228,67 @@ impl Broker {
     /// Creates `__consumer_offsets` if it does not exist yet (Kafka creates it on the first
     /// FindCoordinator): compacted, `offsets.topic.*` partitions and segment size.
     pub(crate) fn ensure_offsets_topic(&self) -> Result<(), MetadataError> {
+        let s = &self.settings;
+        let configs = [("segment.bytes", s.offsets_topic_segment_bytes.to_string())];
+        self.ensure_internal_topic(
+            OFFSETS_TOPIC,
+            self.groups.partitions,
+            s.offsets_topic_replication_factor,
+            &configs,
+        )
+    }
+
+    /// Creates `__transaction_state` if it does not exist yet (Kafka creates it on the first
+    /// FindCoordinator of a transactional id): compacted, uncompressed, never elected unclean,
+    /// `transaction.state.log.*` partitions, segment size and min ISR.
+    pub(crate) fn ensure_transaction_state_topic(&self) -> Result<(), MetadataError> {
+        let s = &self.settings;
+        let configs = [
+            ("segment.bytes", s.transaction_state_log_segment_bytes.to_string()),
+            ("compression.type", "uncompressed".to_string()),
+            ("unclean.leader.election.enable", "false".to_string()),
+            ("min.insync.replicas", s.transaction_state_log_min_isr.to_string()),
+        ];
+        self.ensure_internal_topic(
+            TRANSACTION_STATE_TOPIC,
+            self.txns.partitions,
+            s.transaction_state_log_replication_factor,
+            &configs,
+        )
+    }
+
+    /// Creates a coordinator's compacted internal topic if it does not exist yet, with its
+    /// replication factor (and a min ISR given in `configs`) capped at the live brokers.
+    fn ensure_internal_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: &[(&str, String)],
+    ) -> Result<(), MetadataError> {
         let image = self.metadata.image();
-        if image.topic(OFFSETS_TOPIC).is_some() {
+        if image.topic(name).is_some() {
             return Ok(());
         }
         let live = image.live_brokers().count().max(1) as i32;
-        let rf = i32::from(self.settings.offsets_topic_replication_factor).min(live);
+        let rf = i32::from(replication_factor).min(live);
+        // A min ISR above the (capped) replication factor would leave every partition under
+        // its min ISR from the start.
+        let capped = |k: &str, v: &String| match (k, v.parse::<i32>()) {
+            ("min.insync.replicas", Ok(n)) => n.min(rf).to_string(),
+            _ => v.clone(),
+        };
+        let configs = configs
+            .iter()
+            .map(|(k, v)| (k.to_string(), capped(k, v)))
+            .chain([("cleanup.policy".to_string(), "compact".to_string())])
+            .collect();
         let topic = NewTopic {
-            name: OFFSETS_TOPIC.to_string(),
-            num_partitions: self.groups.partitions,
+            name: name.to_string(),
+            num_partitions: partitions,
             replication_factor: rf as i16,
             assignments: Default::default(),
-            configs: [
-                ("cleanup.policy".to_string(), "compact".to_string()),
-                (
-                    "segment.bytes".to_string(),
-                    self.settings.offsets_topic_segment_bytes.to_string(),
-                ),
-            ]
-            .into(),
+            configs,
         };
         match self.create_topic(&topic, false) {
             Ok(_) | Err(MetadataError::TopicAlreadyExists(_)) => Ok(()),

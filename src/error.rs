@@ -35,6 +35,8 @@ impl KafkaCode for LogError {
                 ..
             } => ResponseError::InvalidTimestamp,
             LogError::RecordsRejected { .. } => ResponseError::InvalidRecord,
+            LogError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+            LogError::TransactionCoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
             e if e.is_storage_failure() => ResponseError::KafkaStorageError,
             _ => ResponseError::UnknownServerError,
         }

@@ -10,16 +10,36 @@ pub(crate) fn encode<'a>(
     records: impl IntoIterator<Item = (Option<&'a Bytes>, Option<&'a Bytes>)>,
     now_ms: i64,
 ) -> BytesMut {
+    encode_for(None, records, now_ms)
+}
+
+/// One uncompressed transactional batch of `producer_id` at `producer_epoch` holding `records`,
+/// without sequences (as Kafka's coordinators write transactional offset commits).
+pub(crate) fn encode_transactional<'a>(
+    producer_id: i64,
+    producer_epoch: i16,
+    records: impl IntoIterator<Item = (Option<&'a Bytes>, Option<&'a Bytes>)>,
+    now_ms: i64,
+) -> BytesMut {
+    encode_for(Some((producer_id, producer_epoch)), records, now_ms)
+}
+
+fn encode_for<'a>(
+    producer: Option<(i64, i16)>,
+    records: impl IntoIterator<Item = (Option<&'a Bytes>, Option<&'a Bytes>)>,
+    now_ms: i64,
+) -> BytesMut {
+    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
     let records: Vec<Record> = records
         .into_iter()
         .enumerate()
         .map(|(i, (key, value))| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder starts a new batch whenever offset - sequence changes; keeping them in

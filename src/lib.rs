@@ -11,6 +11,7 @@ mod broker;
 mod clock;
 pub mod config;
 mod controller;
+mod coordinator;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

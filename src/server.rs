@@ -29,6 +29,8 @@ use crate::net::SecuredListener;
 use crate::replica::ReplicaManager;
 use crate::security::plain::PlainUsers;
 use crate::security::sasl::SaslConfig;
+use crate::txn::coordinator::TxnConfig;
+use crate::txn::runtime::TxnCoordinator;
 
 /// How often the recovery-point checkpoint is written (Kafka's log.flush.offset.checkpoint.interval.ms).
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
@@ -211,6 +213,7 @@ impl Server {
         )?);
         info!(elapsed_ms = started.elapsed().as_millis() as u64, "logs recovered");
         metrics.watch_partitions(replicas.clone());
+        let (markers, marker_queue) = tokio::sync::mpsc::unbounded_channel();
         let broker = Arc::new(Broker {
             node_id: settings.node_id,
             settings: settings.clone(),
@@ -226,12 +229,23 @@ impl Server {
                 group_config(&settings),
                 settings.offsets_topic_num_partitions,
                 Duration::from_millis(settings.offsets_commit_timeout_ms as u64),
+                None,
             ),
+            txns: TxnCoordinator::new(
+                txn_config(&settings),
+                settings.transaction_state_log_num_partitions,
+                Duration::from_millis(settings.request_timeout_ms as u64),
+                Some(markers),
+            ),
+            txn_peers: Default::default(),
             published: tokio::sync::watch::Sender::new(0),
             last_published: std::sync::Mutex::new(applied.image.clone()),
             incarnation_id: registration_id,
         });
         metrics.watch_groups(Arc::downgrade(&broker));
+        server
+            .background
+            .spawn(crate::txn::marker_sender::run(broker.clone(), marker_queue));
         if let Some(proposals) = broker.replicas.take_isr_proposals() {
             server.background.spawn(broker.clone().send_isr_changes(proposals));
         }
@@ -354,6 +368,16 @@ fn group_config(s: &Settings) -> GroupConfig {
         offsets_retention_check_interval_ms: s.offsets_retention_check_interval_ms,
         offset_metadata_max_bytes: s.offset_metadata_max_bytes as usize,
         ..GroupConfig::default()
+    }
+}
+
+fn txn_config(s: &Settings) -> TxnConfig {
+    TxnConfig {
+        max_timeout_ms: s.transaction_max_timeout_ms,
+        id_expiration_ms: i64::from(s.transactional_id_expiration_ms),
+        abort_timed_out_interval_ms: i64::from(s.transaction_abort_timed_out_transaction_cleanup_interval_ms),
+        remove_expired_interval_ms: i64::from(s.transaction_remove_expired_transaction_cleanup_interval_ms),
+        ..TxnConfig::default()
     }
 }
 

@@ -8,14 +8,6 @@ use kafka_protocol::messages::describe_producers_request::TopicRequest;
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
 
-async fn init_producer_id(c: &mut Client) -> (i64, i16) {
-    let resp = c
-        .send(4, &InitProducerIdRequest::default().with_transaction_timeout_ms(60_000))
-        .await;
-    assert_eq!(resp.error_code, 0);
-    (resp.producer_id.0, resp.producer_epoch)
-}
-
 async fn setup(broker: &TestBroker) -> (Client, i64) {
     let mut c = broker.client().await;
     assert_eq!(create_topic(&mut c, "idem", 1, &[]).await, 0);
@@ -58,11 +50,11 @@ async fn producer_ids_are_never_reused_across_blocks_and_restarts() {
 }
 
 #[tokio::test]
-async fn transactional_init_is_refused_until_transactions_exist() {
+async fn an_empty_transactional_id_is_an_invalid_request_as_in_kafka() {
     let broker = TestBroker::start(&[]).await;
     let mut c = broker.client().await;
     let req = InitProducerIdRequest::default()
-        .with_transactional_id(Some(TransactionalId("tx".to_string().into())))
+        .with_transactional_id(Some(TransactionalId(String::new().into())))
         .with_transaction_timeout_ms(60_000);
     assert_eq!(c.send(4, &req).await.error_code, ResponseError::InvalidRequest.code());
 }

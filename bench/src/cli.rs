@@ -28,6 +28,12 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "sluice,kafka")]
     pub brokers: Vec<String>,
 
+    /// After every broker has run as one node, run each again as a cluster of this many nodes
+    /// on this machine (each broker and controller), its topics with one replica per node and
+    /// min.insync.replicas=2.
+    #[arg(long)]
+    pub cluster: Option<usize>,
+
     /// The sluice binary to start.
     #[arg(long, default_value = "../target/release/sluice")]
     pub sluice_bin: PathBuf,
@@ -64,9 +70,10 @@ pub struct Args {
     )]
     pub workloads: Vec<String>,
 
-    /// Only the produce variants whose name contains this, e.g. "1KB acks=1 none unkeyed".
-    #[arg(long)]
-    pub variants: Option<String>,
+    /// Only the produce variants whose name contains one of these (comma-separated), e.g.
+    /// "1KB acks=1 none unkeyed,1KB acks=all none unkeyed".
+    #[arg(long, value_delimiter = ',')]
+    pub variants: Vec<String>,
 
     /// Seconds the latency workload measures (after 1 s of warm-up). Over a minute by default,
     /// so periodic broker work (flushes, checkpoints; Kafka's intervals are 60 s) falls inside.
@@ -76,6 +83,10 @@ pub struct Args {
     /// End-to-end latency workload rate in records/s, the same for every broker (default 50 000).
     #[arg(long)]
     pub latency_rate: Option<u64>,
+
+    /// acks of the latency workload's producer: 1 or all.
+    #[arg(long, default_value = "1")]
+    pub latency_acks: String,
 
     /// Times a workload runs again when other work on the machine disturbed it (the least
     /// disturbed attempt is kept).
@@ -114,6 +125,16 @@ pub struct Args {
 impl Args {
     pub fn wants(&self, workload: &str) -> bool {
         self.workloads.iter().any(|w| w == workload)
+    }
+
+    /// Whether a produce variant is chosen by `--variants` (all are without it).
+    pub fn wants_variant(&self, name: &str) -> bool {
+        self.variants.is_empty() || self.variants.iter().any(|v| name.contains(v.as_str()))
+    }
+
+    /// Node counts each started broker runs as, in order: one node, then `--cluster`'s.
+    pub fn node_counts(&self) -> Vec<usize> {
+        std::iter::once(1).chain(self.cluster.filter(|&n| n > 1)).collect()
     }
 
     /// Length of one timed workload run.
@@ -161,6 +182,21 @@ impl Args {
         }
         anyhow::ensure!(!self.brokers.is_empty(), "--brokers names none");
         anyhow::ensure!(self.partitions >= 1, "--partitions must be at least 1");
+        anyhow::ensure!(
+            matches!(self.latency_acks.as_str(), "1" | "all"),
+            "--latency-acks is 1 or all"
+        );
+        if let Some(n) = self.cluster {
+            anyhow::ensure!(
+                (1..=crate::broker::NODES_MAX).contains(&n),
+                "--cluster takes 1 to {} nodes",
+                crate::broker::NODES_MAX
+            );
+            anyhow::ensure!(
+                self.bootstrap.is_none(),
+                "--cluster starts brokers: not with --bootstrap"
+            );
+        }
         anyhow::ensure!(
             self.broker_pid.is_none() || self.bootstrap.is_some(),
             "--broker-pid goes with --bootstrap"

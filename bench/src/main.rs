@@ -1,8 +1,8 @@
 //! sluice-bench: the benchmark harness. Measures the machine's ceilings, then runs every
 //! workload against each broker in turn — a release `sluice` and Apache Kafka, each started on
-//! a temp data dir, one at a time (or one external broker given by `--bootstrap`) — with
-//! librdkafka and with Kafka's own perf tools, and writes the comparison table, JSON and
-//! latency plots to `--out`.
+//! a temp data dir, one at a time, as one node and then (`--cluster N`) as an N-node cluster on
+//! this machine (or one external broker given by `--bootstrap`) — with librdkafka and with
+//! Kafka's own perf tools, and writes the comparison table, JSON and latency plots to `--out`.
 //!
 //! Benchmarks report; they do not judge. A workload that fails is reported and the run goes
 //! on; only a harness that cannot start at all exits non-zero.
@@ -106,7 +106,8 @@ fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// The brokers of this run, in the order they run: the external one, or each of `--brokers`.
+/// The brokers of this run, in the order they run: the external one, or each of `--brokers`
+/// as one node, then (with `--cluster`) each as a cluster.
 fn targets(args: &Args, kafka_tool: Option<&KafkaTool>) -> Result<Vec<Target>> {
     if let Some(bootstrap) = &args.bootstrap {
         return Ok(vec![Target::External {
@@ -116,13 +117,15 @@ fn targets(args: &Args, kafka_tool: Option<&KafkaTool>) -> Result<Vec<Target>> {
         }]);
     }
     let mut targets = Vec::new();
-    for name in &args.brokers {
-        let flavor: Box<dyn broker::Flavor> = match (name.as_str(), kafka_tool) {
-            ("sluice", _) => Box::new(Sluice::new(&args.sluice_bin)?),
-            ("kafka", Some(tool)) => Box::new(Kafka::new(tool.clone(), &args.kafka_heap)),
-            _ => anyhow::bail!("no way to start broker {name:?}"),
-        };
-        targets.push(Target::Started(flavor));
+    for nodes in args.node_counts() {
+        for name in &args.brokers {
+            let flavor: Box<dyn broker::Flavor> = match (name.as_str(), kafka_tool) {
+                ("sluice", _) => Box::new(Sluice::new(&args.sluice_bin)?),
+                ("kafka", Some(tool)) => Box::new(Kafka::new(tool.clone(), &args.kafka_heap)),
+                _ => anyhow::bail!("no way to start broker {name:?}"),
+            };
+            targets.push(Target::Started { flavor, nodes });
+        }
     }
     Ok(targets)
 }

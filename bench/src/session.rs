@@ -20,8 +20,8 @@ const LATENCY_MAX_ROW: &str = "produce 1KB acks=1 none unkeyed";
 
 /// The broker a session runs against.
 pub enum Target {
-    /// Started (and stopped) by the harness.
-    Started(Box<dyn Flavor>),
+    /// Started (and stopped) by the harness, as one node or a cluster of `nodes`.
+    Started { flavor: Box<dyn Flavor>, nodes: usize },
     /// Already running at `bootstrap`; CPU and RSS only with its pid.
     External {
         bootstrap: String,
@@ -43,12 +43,17 @@ pub struct Plan<'a> {
 pub fn run(plan: &Plan, target: &Target) -> Result<BrokerRun> {
     let args = plan.args;
     let mut started = match target {
-        Target::Started(flavor) => {
-            eprintln!("==== starting {}", flavor.name());
+        Target::Started { flavor, nodes } => {
+            eprintln!(
+                "==== starting {} ({nodes} node{})",
+                flavor.name(),
+                if *nodes == 1 { "" } else { "s" }
+            );
             Some(BrokerProcess::start(
                 flavor.as_ref(),
                 &args.scratch_dir,
                 args.partitions,
+                *nodes,
                 args.keep,
             )?)
         }
@@ -57,7 +62,8 @@ pub fn run(plan: &Plan, target: &Target) -> Result<BrokerRun> {
     let mut run = match (&started, target) {
         (Some(b), _) => BrokerRun {
             name: b.name.clone(),
-            short_name: b.short_name.to_string(),
+            nodes: b.nodes,
+            short_name: b.short_name.clone(),
             description: format!("{}; data in {}", b.description, b.dir().display()),
             bootstrap: b.bootstrap.clone(),
             settings: b.settings.clone(),
@@ -65,6 +71,7 @@ pub fn run(plan: &Plan, target: &Target) -> Result<BrokerRun> {
         },
         (None, Target::External { bootstrap, pid, .. }) => BrokerRun {
             name: "external broker".to_string(),
+            nodes: 1,
             short_name: "external".to_string(),
             description: match pid {
                 Some(p) => format!("external broker (pid {p})"),
@@ -73,10 +80,10 @@ pub fn run(plan: &Plan, target: &Target) -> Result<BrokerRun> {
             bootstrap: bootstrap.clone(),
             ..empty_run()
         },
-        (None, Target::Started(_)) => unreachable!("a started target has a process"),
+        (None, Target::Started { .. }) => unreachable!("a started target has a process"),
     };
-    let (pid, metrics, local_port) = match (&started, target) {
-        (Some(b), _) => (b.pid(), b.metrics.clone(), Some(b.port)),
+    let (pids, metrics, local_port) = match (&started, target) {
+        (Some(b), _) => (Some(b.pids()), b.metrics.clone(), Some(b.port)),
         (
             None,
             Target::External {
@@ -86,13 +93,21 @@ pub fn run(plan: &Plan, target: &Target) -> Result<BrokerRun> {
             },
         ) => {
             let port = pid.and(bootstrap.rsplit(':').next()).and_then(|p| p.parse().ok());
-            (*pid, metrics.clone(), port)
+            (pid.map(|p| vec![p]), metrics.iter().cloned().collect(), port)
         }
-        (None, Target::Started(_)) => (None, None, None),
+        (None, Target::Started { .. }) => (None, Vec::new(), None),
     };
+    let replication_factor = started.as_ref().map_or(1, |b| b.nodes);
 
-    let watch = pid.map(ProcWatch::start);
-    let ctx = Ctx::new(args, run.bootstrap.clone(), watch.as_ref(), metrics, local_port)?;
+    let watch = pids.clone().map(ProcWatch::start);
+    let ctx = Ctx::new(
+        args,
+        run.bootstrap.clone(),
+        watch.as_ref(),
+        metrics,
+        local_port,
+        replication_factor,
+    )?;
     if let Some(b) = &started {
         let first_ack = startup::first_ack(&ctx, b.spawned_at);
         if let Err(e) = &first_ack {
@@ -110,6 +125,11 @@ pub fn run(plan: &Plan, target: &Target) -> Result<BrokerRun> {
         );
         run.start = Some(times);
     }
+    if replication_factor > 1 {
+        if let Err(e) = ctx.warm_group_coordinator() {
+            run.failures.push(format!("group coordinator warm-up: {e:#}"));
+        }
+    }
     run_workloads(plan, &ctx, &mut started, &mut run);
 
     // Read the broker's memory once its topics are gone and the clients have disconnected
@@ -119,7 +139,8 @@ pub fn run(plan: &Plan, target: &Target) -> Result<BrokerRun> {
     drop(watch);
     std::thread::sleep(SETTLE);
     let status_mb = |field: &str| {
-        pid.and_then(|p| procfs::status_kib(p, field))
+        pids.as_deref()
+            .and_then(|p| procfs::status_kib_sum(p, field))
             .map(|k| k as f64 / 1024.0)
     };
     run.rss_end_mb = status_mb("VmRSS:");
@@ -131,7 +152,7 @@ pub fn run(plan: &Plan, target: &Target) -> Result<BrokerRun> {
         .iter()
         .filter_map(|w| w.broker.map(|u| u.rss_anon_peak_mb))
         .reduce(f64::max);
-    run.cpu_total_secs = pid.and_then(|p| procfs::cpu_secs(Some(p)));
+    run.cpu_total_secs = pids.as_deref().and_then(procfs::cpu_secs_sum);
     run.shutdown_secs = started.as_mut().and_then(|b| b.stop()).map(|d| d.as_secs_f64());
     Ok(run)
 }
@@ -139,6 +160,7 @@ pub fn run(plan: &Plan, target: &Target) -> Result<BrokerRun> {
 fn empty_run() -> BrokerRun {
     BrokerRun {
         name: String::new(),
+        nodes: 1,
         short_name: String::new(),
         description: String::new(),
         bootstrap: String::new(),
@@ -166,9 +188,7 @@ fn run_workloads(plan: &Plan, ctx: &Ctx, started: &mut Option<BrokerProcess>, ru
     };
 
     if args.wants("produce") {
-        let chosen = produce::matrix()
-            .into_iter()
-            .filter(|s| args.variants.as_ref().is_none_or(|v| s.name().contains(v.as_str())));
+        let chosen = produce::matrix().into_iter().filter(|s| args.wants_variant(&s.name()));
         for spec in chosen {
             if broker_gone(started) {
                 break;

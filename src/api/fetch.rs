@@ -4,6 +4,10 @@
 //! end, is woken by appends, is told where its log diverged (KIP-595's diverging epoch), and
 //! its fetch offset is its log end, from which the leader's core tracks the ISR.
 //!
+//! A read_committed consumer reads below the last stable offset (no open or undecided
+//! transaction) and is told the aborted transactions in what it got; a read_uncommitted one
+//! reads below the high watermark. Every answer carries the last stable offset.
+//!
 //! Sessionless (KIP-227 allows it): every response carries session id 0, so clients send full
 //! fetch requests. Batches go out as stored: this layer never looks inside them.
 
@@ -12,8 +16,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::FetchPartition;
-use kafka_protocol::messages::fetch_response::{EpochEndOffset, FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use tokio::sync::Notify;
@@ -192,7 +198,7 @@ impl Plan {
         };
         let base = base
             .with_high_watermark(partition.high_watermark())
-            .with_last_stable_offset(partition.high_watermark())
+            .with_last_stable_offset(partition.last_stable_offset())
             .with_log_start_offset(partition.log_start_offset());
         let epoch = partition.leader_epoch();
         if req.current_leader_epoch >= 0 && req.current_leader_epoch != epoch {
@@ -206,6 +212,25 @@ impl Plan {
         let max = (req.partition_max_bytes.max(0) as usize).min(budget);
         let min_one = first_data && budget > 0;
         let read = match self.follower {
+            None if self.read_committed => {
+                return match partition.read_committed(req.fetch_offset, max, min_one) {
+                    Ok((r, aborted)) => {
+                        let aborted = aborted
+                            .into_iter()
+                            .map(|a| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(a.producer_id))
+                                    .with_first_offset(a.first_offset)
+                            })
+                            .collect();
+                        base.with_high_watermark(r.high_watermark)
+                            .with_log_start_offset(r.log_start_offset)
+                            .with_records(Some(r.records))
+                            .with_aborted_transactions(Some(aborted))
+                    }
+                    Err(e) => base.with_error_code(self.ctx.code(&e)),
+                };
+            }
             None => partition
                 .read(req.fetch_offset, max, min_one)
                 .map(FollowerRead::Records),
@@ -232,7 +257,6 @@ impl Plan {
                         .inc_by(r.records.len() as u64);
                 }
                 base.with_high_watermark(r.high_watermark)
-                    .with_last_stable_offset(r.high_watermark)
                     .with_log_start_offset(r.log_start_offset)
                     .with_records(Some(r.records))
             }
@@ -243,7 +267,6 @@ impl Plan {
                 log_start_offset,
             }) => base
                 .with_high_watermark(high_watermark)
-                .with_last_stable_offset(high_watermark)
                 .with_log_start_offset(log_start_offset)
                 .with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end_offset)),
             Err(e) => {

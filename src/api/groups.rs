@@ -41,27 +41,9 @@ where
     A: FnOnce(Response) -> Option<R> + Send + 'static,
     F: FnOnce(ResponseError) -> R + Send + 'static,
 {
-    let shard = match ctx.broker.groups.shard(group_id) {
-        Ok(s) => s,
-        Err(u) => return Reply::Now(refuse(u.error())),
-    };
-    let Some(rx) = shard.request(build) else {
-        return Reply::Now(refuse(ResponseError::NotCoordinator));
-    };
-    Reply::Later(Box::pin(answered(rx, answer, refuse)))
-}
-
-async fn answered<R, A, F>(rx: tokio::sync::oneshot::Receiver<Response>, answer: A, refuse: F) -> R
-where
-    A: FnOnce(Response) -> Option<R>,
-    F: FnOnce(ResponseError) -> R,
-{
-    match rx.await.ok() {
-        // The core answers a request with the response of its kind; anything else is a bug
-        // best reported to the client as a server error rather than a hang.
-        Some(r) => answer(r).unwrap_or_else(|| refuse(ResponseError::UnknownServerError)),
-        // The shard was unloaded (or the broker is stopping) with the request parked.
-        None => refuse(ResponseError::NotCoordinator),
+    match super::coordinator::call_shard(&ctx.broker.groups, group_id, build, answer, refuse) {
+        Ok(pending) => Reply::Later(pending),
+        Err(refused) => Reply::Now(refused),
     }
 }
 

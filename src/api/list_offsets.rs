@@ -1,6 +1,7 @@
 //! ListOffsets: earliest, latest, max timestamp, and offset-by-timestamp per partition.
 //!
-//! A consumer sees committed data only: "latest" is the high watermark, and a new leader whose
+//! A consumer sees committed data only: "latest" is the high watermark (the last stable offset
+//! for a read_committed one: no open or undecided transaction below it), and a new leader whose
 //! high watermark has not reached the start of its epoch yet answers OFFSET_NOT_AVAILABLE
 //! (what it would say could go backwards). A follower (replica id >= 0) asking its leader
 //! sees the log end.
@@ -34,24 +35,40 @@ pub(super) fn handle(ctx: &Ctx, req: ListOffsetsRequest) -> Reply<ListOffsetsRes
     Reply::Now(reply(ctx, req))
 }
 
+/// ListOffsets' isolation level of a read_committed consumer (v2+).
+const READ_COMMITTED: i8 = 1;
+
+/// Who asks: a follower (the log end), or a consumer of either isolation level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asker {
+    Replica,
+    Consumer { read_committed: bool },
+}
+
 pub(super) fn reply(ctx: &Ctx, req: ListOffsetsRequest) -> ListOffsetsResponse {
-    let replica = req.replica_id.0 >= 0;
-    let topics = req.topics.into_iter().map(|t| list_topic(ctx, t, replica)).collect();
+    let asker = if req.replica_id.0 >= 0 {
+        Asker::Replica
+    } else {
+        Asker::Consumer {
+            read_committed: req.isolation_level == READ_COMMITTED,
+        }
+    };
+    let topics = req.topics.into_iter().map(|t| list_topic(ctx, t, asker)).collect();
     ListOffsetsResponse::default().with_topics(topics)
 }
 
-fn list_topic(ctx: &Ctx, topic: ListOffsetsTopic, replica: bool) -> ListOffsetsTopicResponse {
+fn list_topic(ctx: &Ctx, topic: ListOffsetsTopic, asker: Asker) -> ListOffsetsTopicResponse {
     let partitions = topic
         .partitions
         .iter()
-        .map(|p| list_partition(ctx, &topic.name, p, replica))
+        .map(|p| list_partition(ctx, &topic.name, p, asker))
         .collect();
     ListOffsetsTopicResponse::default()
         .with_name(topic.name)
         .with_partitions(partitions)
 }
 
-fn list_partition(ctx: &Ctx, topic: &str, req: &ListOffsetsPartition, replica: bool) -> ListOffsetsPartitionResponse {
+fn list_partition(ctx: &Ctx, topic: &str, req: &ListOffsetsPartition, asker: Asker) -> ListOffsetsPartitionResponse {
     let base = ListOffsetsPartitionResponse::default()
         .with_partition_index(req.partition_index)
         .with_timestamp(-1)
@@ -71,13 +88,13 @@ fn list_partition(ctx: &Ctx, topic: &str, req: &ListOffsetsPartition, replica: b
         };
         return base.with_error_code(ctx.count(e));
     }
-    if replica {
+    let Asker::Consumer { read_committed } = asker else {
         let offset = match req.timestamp {
             LATEST => partition.log_end_offset(),
             _ => partition.log_start_offset(),
         };
         return base.with_offset(offset).with_leader_epoch(reported_epoch);
-    }
+    };
     if !matches!(req.timestamp, EARLIEST | EARLIEST_LOCAL) && behind_its_epoch(&partition) {
         let e = if ctx.version >= 5 {
             ResponseError::OffsetNotAvailable
@@ -86,7 +103,7 @@ fn list_partition(ctx: &Ctx, topic: &str, req: &ListOffsetsPartition, replica: b
         };
         return base.with_error_code(ctx.count(e));
     }
-    match lookup(&partition, req.timestamp) {
+    match lookup(&partition, req.timestamp, read_committed) {
         Ok(Some((offset, timestamp))) => base
             .with_offset(offset)
             .with_timestamp(timestamp)
@@ -103,10 +120,12 @@ fn behind_its_epoch(p: &Partition) -> bool {
 }
 
 /// (offset, timestamp) for a ListOffsets timestamp; None when no record qualifies.
-fn lookup(p: &Partition, timestamp: i64) -> Result<Option<(i64, i64)>, ReplicaError> {
+fn lookup(p: &Partition, timestamp: i64, read_committed: bool) -> Result<Option<(i64, i64)>, ReplicaError> {
     match timestamp {
         // Consumers may only see committed data, so "latest" is the high watermark: the log end
-        // offset once replicated, never the last batch's base offset.
+        // offset once replicated, never the last batch's base offset; for read_committed, the
+        // last stable offset.
+        LATEST if read_committed => Ok(Some((p.last_stable_offset(), -1))),
         LATEST => Ok(Some((p.high_watermark(), -1))),
         EARLIEST | EARLIEST_LOCAL => Ok(Some((p.log_start_offset(), -1))),
         // No tiered storage: nothing is tiered or waiting to be.

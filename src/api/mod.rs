@@ -31,6 +31,8 @@ mod request_error;
 pub(crate) mod sasl;
 mod topic_partitions;
 mod topics;
+mod transactions;
+mod txn_markers;
 pub(crate) mod versions;
 
 use std::future::Future;
@@ -329,6 +331,13 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         ApiKey::OffsetDelete => respond(&ctx, offset_commits::offset_delete(&ctx, decode(&mut body, v)?)),
         ApiKey::InitProducerId => respond(&ctx, producer_ids::init_producer_id(&ctx, decode(&mut body, v)?)),
         ApiKey::DescribeProducers => respond(&ctx, producer_ids::describe_producers(&ctx, decode(&mut body, v)?)),
+        ApiKey::WriteTxnMarkers => respond(&ctx, txn_markers::write_txn_markers(&ctx, decode(&mut body, v)?)),
+        ApiKey::AddPartitionsToTxn => respond(&ctx, transactions::add_partitions_to_txn(&ctx, decode(&mut body, v)?)),
+        ApiKey::AddOffsetsToTxn => respond(&ctx, transactions::add_offsets_to_txn(&ctx, decode(&mut body, v)?)),
+        ApiKey::EndTxn => respond(&ctx, transactions::end_txn(&ctx, decode(&mut body, v)?)),
+        ApiKey::DescribeTransactions => respond(&ctx, transactions::describe_transactions(&ctx, decode(&mut body, v)?)),
+        ApiKey::TxnOffsetCommit => respond(&ctx, offset_commits::txn_offset_commit(&ctx, decode(&mut body, v)?)),
+        ApiKey::ListTransactions => respond(&ctx, transactions::list_transactions(&ctx, decode(&mut body, v)?)),
         ApiKey::ElectLeaders => respond(&ctx, elections::elect_leaders(&ctx, decode(&mut body, v)?)),
         ApiKey::AlterPartitionReassignments => respond(
             &ctx,
@@ -413,6 +422,13 @@ no_payloads!(
     DescribeQuorumResponse,
     InitProducerIdResponse,
     DescribeProducersResponse,
+    WriteTxnMarkersResponse,
+    AddPartitionsToTxnResponse,
+    AddOffsetsToTxnResponse,
+    EndTxnResponse,
+    DescribeTransactionsResponse,
+    ListTransactionsResponse,
+    TxnOffsetCommitResponse,
     FindCoordinatorResponse,
     JoinGroupResponse,
     SyncGroupResponse,

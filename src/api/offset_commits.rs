@@ -1,5 +1,5 @@
-//! Committed offsets: OffsetCommit, OffsetFetch (single group, and the batched v8+ form),
-//! OffsetDelete. Commits are events of the group's coordinator shard (they are appended to
+//! Committed offsets: OffsetCommit, TxnOffsetCommit (a producer's transaction's offsets),
+//! OffsetFetch (single group, and the batched v8+ form; require_stable), OffsetDelete. Commits are events of the group's coordinator shard (they are appended to
 //! `__consumer_offsets` before they are answered); fetches read the shard's state.
 
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
@@ -8,9 +8,12 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
     OffsetFetchResponseTopics,
 };
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::{
     OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse, OffsetFetchRequest,
-    OffsetFetchResponse, TopicName,
+    OffsetFetchResponse, TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use kafka_protocol::ResponseError;
 
@@ -26,32 +29,16 @@ fn topic_name(s: &str) -> TopicName {
     TopicName(text(s.to_string()))
 }
 
-pub(super) fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> Reply<OffsetCommitResponse> {
-    let group_id = req.group_id.0.to_string();
-    let image = ctx.broker.metadata.image();
-    // As Kafka: offsets of partitions that do not exist are refused before the coordinator.
-    let mut unknown: Vec<TopicErrors> = Vec::new();
-    let mut topics: Vec<core::CommitTopic> = Vec::new();
-    for t in req.topics {
-        let exists = |p: i32| {
-            image
-                .topic(&t.name)
-                .is_some_and(|topic| topic.partitions.contains_key(&p))
-        };
-        let (known, missing): (Vec<_>, Vec<_>) = t.partitions.into_iter().partition(|p| exists(p.partition_index));
-        if !missing.is_empty() {
-            unknown.push(TopicErrors {
+/// The topics of an OffsetCommit or TxnOffsetCommit request (kafka-protocol's types differ,
+/// their fields do not) as the core takes them, committed now.
+macro_rules! core_topics {
+    ($topics:expr) => {
+        $topics
+            .into_iter()
+            .map(|t| core::CommitTopic {
                 name: t.name.to_string(),
-                partitions: missing
-                    .iter()
-                    .map(|p| (p.partition_index, Some(ResponseError::UnknownTopicOrPartition)))
-                    .collect(),
-            });
-        }
-        if !known.is_empty() {
-            topics.push(core::CommitTopic {
-                name: t.name.to_string(),
-                partitions: known
+                partitions: t
+                    .partitions
                     .into_iter()
                     .map(|p| core::CommitPartition {
                         partition: p.partition_index,
@@ -61,71 +48,164 @@ pub(super) fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> Reply<Offset
                         commit_timestamp_ms: -1,
                     })
                     .collect(),
+            })
+            .collect()
+    };
+}
+
+pub(super) fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> Reply<OffsetCommitResponse> {
+    let topics = core_topics!(req.topics);
+    let request = core::CommitRequest {
+        req: 0,
+        api_version: ctx.version,
+        group_id: req.group_id.0.to_string(),
+        generation_id: req.generation_id_or_member_epoch,
+        member_id: req.member_id.to_string(),
+        group_instance_id: req.group_instance_id.map(|s| s.to_string()),
+        retention_time_ms: req.retention_time_ms,
+        topics,
+        transaction: None,
+    };
+    commit_through_core(ctx, request, |ctx, topics| {
+        OffsetCommitResponse::default().with_topics(commit_topics(ctx, topics))
+    })
+}
+
+/// TxnOffsetCommit: offsets committed as part of a producer's transaction, visible to
+/// OffsetFetch only once its COMMIT marker is written in the group's partition.
+pub(super) fn txn_offset_commit(ctx: &Ctx, req: TxnOffsetCommitRequest) -> Reply<TxnOffsetCommitResponse> {
+    let topics = core_topics!(req.topics);
+    let request = core::CommitRequest {
+        req: 0,
+        api_version: ctx.version,
+        group_id: req.group_id.0.to_string(),
+        generation_id: req.generation_id,
+        member_id: req.member_id.to_string(),
+        group_instance_id: req.group_instance_id.map(|s| s.to_string()),
+        retention_time_ms: -1,
+        topics,
+        transaction: Some((req.producer_id.0, req.producer_epoch)),
+    };
+    // PRODUCER_FENCED exists from v3 on; older versions get INVALID_PRODUCER_EPOCH.
+    let version = ctx.version;
+    commit_through_core(ctx, request, move |ctx, topics| {
+        let topics = commit_topics(ctx, topics).into_iter().map(|t| {
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(
+                    t.partitions
+                        .into_iter()
+                        .map(|p| {
+                            let fenced = p.error_code == ResponseError::ProducerFenced.code() && version < 3;
+                            TxnOffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(if fenced {
+                                    ResponseError::InvalidProducerEpoch.code()
+                                } else {
+                                    p.error_code
+                                })
+                        })
+                        .collect(),
+                )
+        });
+        TxnOffsetCommitResponse::default().with_topics(topics.collect())
+    })
+}
+
+/// Sends an offset commit to the group's shard (`request.req` is filled in) and builds the
+/// response with `respond`. As Kafka: offsets of partitions that do not exist are refused
+/// before the coordinator.
+fn commit_through_core<R: Send + 'static>(
+    ctx: &Ctx,
+    mut request: core::CommitRequest,
+    respond: impl Fn(&Ctx, Vec<TopicErrors>) -> R + Clone + Send + 'static,
+) -> Reply<R> {
+    let image = ctx.broker.metadata.image();
+    let mut unknown: Vec<TopicErrors> = Vec::new();
+    let mut topics: Vec<core::CommitTopic> = Vec::new();
+    for t in std::mem::take(&mut request.topics) {
+        let exists = |p: i32| {
+            image
+                .topic(&t.name)
+                .is_some_and(|topic| topic.partitions.contains_key(&p))
+        };
+        let (known, missing): (Vec<_>, Vec<_>) = t.partitions.into_iter().partition(|p| exists(p.partition));
+        if !missing.is_empty() {
+            unknown.push(TopicErrors {
+                name: t.name.clone(),
+                partitions: missing
+                    .iter()
+                    .map(|p| (p.partition, Some(ResponseError::UnknownTopicOrPartition)))
+                    .collect(),
+            });
+        }
+        if !known.is_empty() {
+            topics.push(core::CommitTopic {
+                name: t.name,
+                partitions: known,
             });
         }
     }
-    let all_topics = topics.clone();
-    let request = |id| {
-        Event::CommitOffsets(core::CommitRequest {
-            req: id,
-            api_version: ctx.version,
-            group_id: group_id.clone(),
-            generation_id: req.generation_id_or_member_epoch,
-            member_id: req.member_id.to_string(),
-            group_instance_id: req.group_instance_id.map(|s| s.to_string()),
-            retention_time_ms: req.retention_time_ms,
-            topics,
-        })
-    };
-    let (c, c2, unknown2) = (ctx.clone(), ctx.clone(), unknown.clone());
+    request.topics = topics;
+    let all_topics = request.topics.clone();
+    let group_id = request.group_id.clone();
+    let build = move |id| Event::CommitOffsets(core::CommitRequest { req: id, ..request });
+    let (c, c2, unknown2, respond2) = (ctx.clone(), ctx.clone(), unknown.clone(), respond.clone());
     call(
         ctx,
         &group_id,
-        request,
+        build,
         move |r| match r {
-            Response::OffsetCommit(o) => Some(commit_response(&c, o.topics.into_iter().chain(unknown))),
+            Response::OffsetCommit(o) => Some(respond(&c, o.topics.into_iter().chain(unknown).collect())),
             _ => None,
         },
         move |e| {
             let refused = core::OffsetCommitResponse::all(&all_topics, Some(e)).topics;
-            commit_response(&c2, refused.into_iter().chain(unknown2))
+            respond2(&c2, refused.into_iter().chain(unknown2).collect())
         },
     )
 }
 
-fn commit_response(ctx: &Ctx, topics: impl Iterator<Item = TopicErrors>) -> OffsetCommitResponse {
-    OffsetCommitResponse::default().with_topics(
-        topics
-            .map(|t| {
-                OffsetCommitResponseTopic::default()
-                    .with_name(topic_name(&t.name))
-                    .with_partitions(
-                        t.partitions
-                            .into_iter()
-                            .map(|(p, e)| {
-                                OffsetCommitResponsePartition::default()
-                                    .with_partition_index(p)
-                                    .with_error_code(code(ctx, e))
-                            })
-                            .collect(),
-                    )
-            })
-            .collect(),
-    )
+fn commit_topics(ctx: &Ctx, topics: Vec<TopicErrors>) -> Vec<OffsetCommitResponseTopic> {
+    topics
+        .into_iter()
+        .map(|t| {
+            OffsetCommitResponseTopic::default()
+                .with_name(topic_name(&t.name))
+                .with_partitions(
+                    t.partitions
+                        .into_iter()
+                        .map(|(p, e)| {
+                            OffsetCommitResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_error_code(code(ctx, e))
+                        })
+                        .collect(),
+                )
+        })
+        .collect()
 }
 
 /// The committed offsets of one group, or the reason it is not served here.
-fn fetch_group(ctx: &Ctx, group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> FetchedOffsets {
+fn fetch_group(
+    ctx: &Ctx,
+    group_id: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
+) -> FetchedOffsets {
+    let fetch = |s: &crate::group::coordinator::GroupCoordinatorState| {
+        let mut fetched = s.fetch_offsets(group_id, topics.as_deref());
+        if require_stable {
+            s.mark_unstable(group_id, &mut fetched);
+        }
+        fetched
+    };
     let fetched = ctx
         .broker
         .groups
         .shard(group_id)
         .map_err(|u| u.error())
-        .and_then(|shard| {
-            shard
-                .query(|s| s.fetch_offsets(group_id, topics.as_deref()))
-                .ok_or(ResponseError::NotCoordinator)
-        });
+        .and_then(|shard| shard.query(fetch).ok_or(ResponseError::NotCoordinator));
     fetched.unwrap_or_else(|e| FetchedOffsets {
         error: Some(e),
         topics: Vec::new(),
@@ -143,7 +223,7 @@ pub(super) fn offset_fetch(ctx: &Ctx, req: OffsetFetchRequest) -> Reply<OffsetFe
                         .map(|t| (t.name.to_string(), t.partition_indexes))
                         .collect()
                 });
-                let f = fetch_group(ctx, &g.group_id, topics);
+                let f = fetch_group(ctx, &g.group_id, topics, req.require_stable);
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
                     .with_error_code(code(ctx, f.error))
@@ -178,7 +258,7 @@ pub(super) fn offset_fetch(ctx: &Ctx, req: OffsetFetchRequest) -> Reply<OffsetFe
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let f = fetch_group(ctx, &req.group_id, topics);
+    let f = fetch_group(ctx, &req.group_id, topics, req.require_stable);
     let topics = f
         .topics
         .into_iter()

@@ -5,6 +5,7 @@
 //! and appended as they came; records are never decoded. The appends run on the connection's
 //! log writer lane (`replica::Appender`), in request order, never on the async workers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,28 +21,138 @@ use tracing::warn;
 
 use super::{Ctx, Reply};
 use crate::clock::now_ms;
-use crate::log::{LogError, RecordError};
+use crate::log::{BatchHeader, LogError, RecordError, TxnVerification};
 use crate::replica::{Appended, Partition, ReplicaError};
+use crate::txn::verification as txn_verification;
 
 /// Produce from version 13 names topics by id only.
 const TOPIC_IDS_FROM_VERSION: i16 = 13;
 
 /// Hands the request's appends to this connection's log writer lane (in request order, off
-/// the async workers) and answers once they are done (and, for acks=all, committed).
+/// the async workers) and answers once they are done (and, for acks=all, committed). A
+/// transactional producer's first batch in a partition waits for its coordinator to confirm
+/// the partition is in its transaction (KIP-890), unless verification is turned off.
 pub(super) fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply<ProduceResponse> {
-    let job_ctx = ctx.clone();
-    let appended = ctx
-        .broker
-        .replicas
-        .appender()
-        .run(ctx.lane(), move || append_request(&job_ctx, req));
+    let transactional_id = req
+        .transactional_id
+        .as_ref()
+        .map(|t| t.to_string())
+        .filter(|t| !t.is_empty());
     let ctx = ctx.clone();
+    let verifications = match transactional_id {
+        Some(id) if ctx.broker.settings.transaction_partition_verification_enable => Some((id, to_verify(&ctx, &req))),
+        _ => None,
+    };
     Reply::Decided(Box::pin(async move {
+        let verifications = match verifications {
+            None => Verifications::off(),
+            Some((id, needed)) => verify(&ctx, &id, needed).await,
+        };
+        let job_ctx = ctx.clone();
+        let appended = ctx
+            .broker
+            .replicas
+            .appender()
+            .run(ctx.lane(), move || append_request(&job_ctx, req, &verifications));
         match appended.await {
             Ok(done) => answer(&ctx, done).await,
             Err(_) => Reply::Close("the log writer threads have stopped".into()),
         }
     }))
+}
+
+/// How each partition's append may start a transaction (KIP-890).
+#[derive(Debug)]
+struct Verifications {
+    enabled: bool,
+    /// (topic, partition) → the guard its coordinator's confirmation earned, or why not.
+    by_partition: HashMap<(String, i32), Result<u64, ResponseError>>,
+}
+
+impl Verifications {
+    fn off() -> Verifications {
+        Verifications {
+            enabled: false,
+            by_partition: HashMap::new(),
+        }
+    }
+
+    fn of(&self, topic: &str, partition: i32) -> Result<TxnVerification, ResponseError> {
+        if !self.enabled {
+            return Ok(TxnVerification::Off);
+        }
+        match self.by_partition.get(&(topic.to_owned(), partition)) {
+            Some(Ok(guard)) => Ok(TxnVerification::Verified { guard: *guard }),
+            Some(Err(e)) => Err(*e),
+            None => Ok(TxnVerification::Unverified),
+        }
+    }
+}
+
+/// A partition whose transactional batch would open its producer's transaction there.
+struct ToVerify {
+    partition: (String, i32),
+    producer_id: i64,
+    producer_epoch: i16,
+    guard: u64,
+}
+
+/// The partitions of a request whose producer has no transaction open there yet, each with
+/// the guard its verification starts with.
+fn to_verify(ctx: &Ctx, req: &ProduceRequest) -> Vec<ToVerify> {
+    let mut out = Vec::new();
+    for topic in &req.topic_data {
+        let Some(name) = topic_name(ctx, topic) else { continue };
+        for p in &topic.partition_data {
+            let Some(header) = p.records.as_ref().and_then(|r| BatchHeader::parse(r).ok()) else {
+                continue;
+            };
+            if !header.is_transactional() || header.is_control() {
+                continue;
+            }
+            let guard = ctx
+                .broker
+                .replicas
+                .require(&name, p.index)
+                .and_then(|part| part.start_verification(header.producer_id, header.producer_epoch, now_ms()));
+            if let Ok(Some(guard)) = guard {
+                out.push(ToVerify {
+                    partition: (name.clone(), p.index),
+                    producer_id: header.producer_id,
+                    producer_epoch: header.producer_epoch,
+                    guard,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Asks the transaction's coordinator about every partition to verify.
+async fn verify(ctx: &Ctx, transactional_id: &str, needed: Vec<ToVerify>) -> Verifications {
+    let mut by_partition = HashMap::new();
+    let mut producers: Vec<(i64, i16)> = needed.iter().map(|v| (v.producer_id, v.producer_epoch)).collect();
+    producers.dedup();
+    for (producer_id, producer_epoch) in producers {
+        let mine: Vec<&ToVerify> = needed
+            .iter()
+            .filter(|v| (v.producer_id, v.producer_epoch) == (producer_id, producer_epoch))
+            .collect();
+        let partitions: Vec<(String, i32)> = mine.iter().map(|v| v.partition.clone()).collect();
+        let answers =
+            txn_verification::verify(&ctx.broker, transactional_id, producer_id, producer_epoch, &partitions).await;
+        for (v, answer) in mine.into_iter().zip(answers) {
+            let result = match answer {
+                None => Ok(v.guard),
+                Some(e) => Err(e),
+            };
+            by_partition.insert(v.partition.clone(), result);
+        }
+    }
+    Verifications {
+        enabled: true,
+        by_partition,
+    }
 }
 
 /// A produce request once its appends ran: what to answer, and what acks=all waits for.
@@ -54,7 +165,7 @@ struct Appends {
 }
 
 /// Runs on a log writer thread.
-fn append_request(ctx: &Ctx, req: ProduceRequest) -> Appends {
+fn append_request(ctx: &Ctx, req: ProduceRequest, verifications: &Verifications) -> Appends {
     let acks = req.acks;
     let mut failed = false;
     let mut waits = Vec::new();
@@ -63,7 +174,7 @@ fn append_request(ctx: &Ctx, req: ProduceRequest) -> Appends {
         .into_iter()
         .enumerate()
         .map(|(t, topic)| {
-            let r = produce_topic(ctx, topic, acks, t, &mut waits);
+            let r = produce_topic(ctx, topic, acks, t, &mut waits, verifications);
             failed |= r.partition_responses.iter().any(|p| p.error_code != 0);
             r
         })
@@ -133,13 +244,10 @@ fn produce_topic(
     acks: i16,
     t: usize,
     waits: &mut Vec<Waiting>,
+    verifications: &Verifications,
 ) -> TopicProduceResponse {
     let image = ctx.broker.metadata.image();
-    let name: Option<String> = if ctx.version >= TOPIC_IDS_FROM_VERSION {
-        image.topic_by_id(&topic.topic_id).map(|t| t.name.clone())
-    } else {
-        Some(topic.name.0.to_string())
-    };
+    let name = topic_name(ctx, &topic);
     let unknown_id = if ctx.version >= TOPIC_IDS_FROM_VERSION {
         ResponseError::UnknownTopicId
     } else {
@@ -164,7 +272,11 @@ fn produce_topic(
                 }
                 (None, _) => Err(ctx.count(unknown_id).into()),
                 (Some(_), None) => Err(ctx.count(ResponseError::InvalidRecord).into()),
-                (Some(name), Some(records)) => append(ctx, name, p.index, &records, acks).map(|(offsets, wait)| {
+                (Some(name), Some(records)) => match verifications.of(name, p.index) {
+                    Err(e) => Err(ctx.count(e).into()),
+                    Ok(verification) => append(ctx, name, p.index, &records, acks, verification),
+                }
+                .map(|(offsets, wait)| {
                     if let Some((replica, appended)) = wait {
                         waits.push(Waiting {
                             topic: t,
@@ -218,11 +330,24 @@ const RECORD_ERRORS_FROM_VERSION: i16 = 8;
 /// What one partition's append gives, and for acks=all the append to wait on.
 type Outcome = Result<(Landed, Option<(Arc<Partition>, Appended)>), Refused>;
 
-fn append(ctx: &Ctx, topic: &str, index: i32, records: &[u8], acks: i16) -> Outcome {
+/// The name of a request's topic (from version 13 by id), if it exists.
+fn topic_name(ctx: &Ctx, topic: &TopicProduceData) -> Option<String> {
+    if ctx.version >= TOPIC_IDS_FROM_VERSION {
+        ctx.broker
+            .metadata
+            .image()
+            .topic_by_id(&topic.topic_id)
+            .map(|t| t.name.clone())
+    } else {
+        Some(topic.name.0.to_string())
+    }
+}
+
+fn append(ctx: &Ctx, topic: &str, index: i32, records: &[u8], acks: i16, verification: TxnVerification) -> Outcome {
     let broker = &ctx.broker;
     let partition = broker.replicas.require(topic, index).map_err(|e| ctx.code(&e))?;
     let mut batches = BytesMut::from(records);
-    match partition.append_as_leader(&mut batches, acks == -1, now_ms()) {
+    match partition.append_from_client(&mut batches, acks == -1, now_ms(), verification) {
         Ok(appended) => {
             // A duplicate (a producer's retry) wrote nothing and reports 0 records.
             broker.metrics.messages_in.inc_by(appended.info.record_count);

@@ -1,4 +1,5 @@
-//! InitProducerId (idempotent producers) and DescribeProducers (KIP-664).
+//! InitProducerId (idempotent producers; with a transactional id it goes to the transaction
+//! coordinator, `transactions`) and DescribeProducers (KIP-664).
 
 use kafka_protocol::messages::describe_producers_response::{PartitionResponse, ProducerState, TopicResponse};
 use kafka_protocol::messages::{
@@ -12,11 +13,18 @@ use super::{Ctx, Reply};
 
 pub(super) fn init_producer_id(ctx: &Ctx, req: InitProducerIdRequest) -> Reply<InitProducerIdResponse> {
     let response = InitProducerIdResponse::default();
-    if req.transactional_id.as_ref().is_some_and(|t| !t.is_empty()) {
-        // Transactions are a later issue; a clear, non-retriable refusal beats a client that
-        // retries forever against a coordinator that is not there.
-        warn!(client = ?ctx, "InitProducerId with a transactional id: transactions are not supported yet");
-        return Reply::Now(response.with_error_code(ctx.count(ResponseError::InvalidRequest)));
+    match req.transactional_id.as_ref().map(|t| t.to_string()) {
+        // As Kafka: an empty transactional id is an invalid request, not a missing one.
+        Some(id) if id.is_empty() => {
+            return Reply::Now(
+                response
+                    .with_error_code(ctx.count(ResponseError::InvalidRequest))
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+            )
+        }
+        Some(id) => return super::transactions::init_transactional(ctx, req, id),
+        None => {}
     }
     // Without a transactional id Kafka hands out a fresh id at epoch 0 every time, also for a
     // KIP-360 request that names its current id and epoch.
@@ -64,8 +72,8 @@ fn describe_partition(ctx: &Ctx, topic: &str, index: i32) -> PartitionResponse {
                         .with_producer_epoch(i32::from(e.epoch))
                         .with_last_sequence(e.last_seq().unwrap_or(-1))
                         .with_last_timestamp(e.last_timestamp)
-                        .with_coordinator_epoch(-1)
-                        .with_current_txn_start_offset(-1)
+                        .with_coordinator_epoch(e.coordinator_epoch)
+                        .with_current_txn_start_offset(e.current_txn_first_offset.unwrap_or(-1))
                 })
                 .collect())
         })

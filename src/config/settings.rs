@@ -550,8 +550,28 @@ settings! {
     offsets_retention_check_interval_ms: i64 = "offsets.retention.check.interval.ms", "600000", positive;
     /// Longest metadata string an offset commit may carry.
     offset_metadata_max_bytes: i32 = "offset.metadata.max.bytes", "4096", positive_i32;
+    /// How long the broker waits for what a request needs from other brokers and replicas: a transaction marker written and replicated, a coordinator's answer.
+    request_timeout_ms: i32 = "request.timeout.ms", "30000", positive_i32;
     /// Forget an idempotent producer's sequence state after this long without a write from it.
     producer_id_expiration_ms: i32 = "producer.id.expiration.ms", "86400000", positive_i32;
+    /// Partitions of `__transaction_state`; a transactional id lives on partition hash(id) % this. Fixed once created.
+    transaction_state_log_num_partitions: i32 = "transaction.state.log.num.partitions", "50", positive_i32;
+    /// Replication factor of `__transaction_state` (capped at the number of brokers).
+    transaction_state_log_replication_factor: i16 = "transaction.state.log.replication.factor", "3", positive_i16;
+    /// Segment size of `__transaction_state`.
+    transaction_state_log_segment_bytes: i32 = "transaction.state.log.segment.bytes", "104857600", segment_bytes;
+    /// min.insync.replicas of `__transaction_state` (capped at its replication factor).
+    transaction_state_log_min_isr: i32 = "transaction.state.log.min.isr", "2", positive_i32;
+    /// Longest transaction timeout a producer may ask for; a longer one is INVALID_TRANSACTION_TIMEOUT.
+    transaction_max_timeout_ms: i32 = "transaction.max.timeout.ms", "900000", positive_i32;
+    /// A transactional id without a transaction for this long is forgotten (7 days).
+    transactional_id_expiration_ms: i32 = "transactional.id.expiration.ms", "604800000", positive_i32;
+    /// How often transactions open past their timeout are looked for (and aborted).
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: i32 = "transaction.abort.timed.out.transaction.cleanup.interval.ms", "10000", positive_i32;
+    /// How often expired transactional ids are looked for.
+    transaction_remove_expired_transaction_cleanup_interval_ms: i32 = "transaction.remove.expired.transaction.cleanup.interval.ms", "3600000", positive_i32;
+    /// Whether a partition leader asks a transaction's coordinator before a producer's first transactional batch there (KIP-890).
+    transaction_partition_verification_enable: bool = "transaction.partition.verification.enable", "true", any;
     /// Where Prometheus scrapes /metrics (host:port).
     metrics_listener: String = "metrics.listener", "127.0.0.1:9644", host_port;
     /// Log level when RUST_LOG is not set (error, warn, info, debug, trace or a tracing filter).

@@ -8,12 +8,11 @@
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 
-/// The shell's handle for a request the core may answer later (a parked JoinGroup/SyncGroup or
-/// a request waiting for its log append). Every request event is answered exactly once.
-pub(crate) type RequestId = u64;
+use crate::coordinator::runtime;
 
-/// One `__consumer_offsets` record as bytes: (key, value), value `None` for a tombstone.
-pub(crate) type RawRecord = (Bytes, Option<Bytes>);
+#[cfg(test)]
+pub(crate) use crate::coordinator::runtime::RawRecord;
+pub(crate) use crate::coordinator::runtime::RequestId;
 
 /// A protocol a member supports, in the member's order of preference.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +96,9 @@ pub(crate) struct CommitRequest {
     /// v2-v4 only; -1 = use `offsets.retention.minutes`.
     pub(crate) retention_time_ms: i64,
     pub(crate) topics: Vec<CommitTopic>,
+    /// TxnOffsetCommit: the (producer id, epoch) whose transaction the offsets are part of;
+    /// they take effect only when its COMMIT marker is written here.
+    pub(crate) transaction: Option<(i64, i16)>,
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +161,12 @@ pub(crate) enum Event {
     CommitOffsets(CommitRequest),
     DeleteGroups(DeleteGroupsRequest),
     OffsetDelete(OffsetDeleteRequest),
+    /// The COMMIT or ABORT marker of `producer_id`'s transaction is written in this partition:
+    /// its transactional offset commits take effect, or are dropped.
+    TxnCompleted {
+        producer_id: i64,
+        commit: bool,
+    },
     /// Topic partitions were deleted: their committed offsets are removed (tombstones).
     PartitionsDeleted {
         partitions: Vec<(String, i32)>,
@@ -175,30 +183,13 @@ pub(crate) enum Event {
     },
 }
 
-/// What the shell must do, in order.
-#[derive(Debug, Clone)]
-pub(crate) enum Action {
-    /// Send the response of request `req`.
-    Respond {
-        req: RequestId,
-        response: Response,
-    },
-    /// Append these (key, value) records, `None` value = tombstone, to this coordinator's
-    /// `__consumer_offsets` partition in one batch (acks=all, through the replica path), then
-    /// report `Event::Persisted { token }`. Appends must complete in the order they were asked.
-    Persist {
-        token: u64,
-        records: Vec<RawRecord>,
-    },
-    /// Deliver `Event::TimerFired { key }` at `at_ms` (replacing any timer of the same key).
-    ScheduleTimer {
-        key: TimerKey,
-        at_ms: i64,
-    },
-    CancelTimer {
-        key: TimerKey,
-    },
-}
+/// What the shell must do, in order: the shared coordinator runtime's actions. A group's
+/// writes are plain records (`Write::Records`) of `__consumer_offsets`; it has no effects.
+pub(crate) type Action = runtime::Action<Response, TimerKey, NoEffect>;
+
+/// The group coordinator asks nothing of its shell beyond answers, appends and timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoEffect {}
 
 /// A response body.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 
+use crate::coordinator::runtime::Write;
+
 use super::api::{Action, Event, OffsetCommitResponse, Protocol, RequestId, Response, TimerKey};
 use super::config::GroupConfig;
 use super::records::Record;
@@ -85,6 +87,8 @@ pub(crate) struct PendingCommit {
     pub(crate) response: OffsetCommitResponse,
     /// (topic, partition, offset) in request order.
     pub(crate) written: Vec<(String, i32, CommittedOffset)>,
+    /// TxnOffsetCommit: the producer whose transaction holds the offsets until its marker.
+    pub(crate) producer_id: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -137,6 +141,7 @@ pub(crate) fn handle(state: &mut GroupCoordinatorState, now_ms: i64, event: Even
         Event::CommitOffsets(r) => offsets::commit(groups, out, r),
         Event::DeleteGroups(r) => offsets::delete_groups(groups, out, r),
         Event::OffsetDelete(r) => offsets::delete_offsets(groups, out, r),
+        Event::TxnCompleted { producer_id, commit } => offsets::txn_completed(groups, producer_id, commit),
         Event::PartitionsDeleted { partitions } => offsets::partitions_deleted(groups, out, &partitions),
         Event::TimerFired { key } => timer_fired(groups, out, key),
         Event::Persisted { token, result } => persisted(groups, out, token, result),
@@ -246,13 +251,35 @@ impl Outbox {
 
     /// Asks the shell to append `records`; `then` says what to do when it is done.
     pub(crate) fn persist(&mut self, records: Vec<Record>, then: Option<PendingWrite>) -> u64 {
+        let records = records.iter().map(Record::encode).collect();
+        self.persist_write(Write::Records(records), then)
+    }
+
+    /// Asks the shell to append `records` as part of a producer's transaction; `then` says
+    /// what to do when it is done.
+    pub(crate) fn persist_transactional(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        records: Vec<Record>,
+        then: PendingWrite,
+    ) {
+        let records = records.iter().map(Record::encode).collect();
+        let write = Write::Transactional {
+            producer_id,
+            producer_epoch,
+            records,
+        };
+        self.persist_write(write, Some(then));
+    }
+
+    fn persist_write(&mut self, write: Write, then: Option<PendingWrite>) -> u64 {
         let token = self.next_token;
         self.next_token += 1;
         if let Some(then) = then {
             self.pending_writes.insert(token, then);
         }
-        let records = records.iter().map(Record::encode).collect();
-        self.actions.push(Action::Persist { token, records });
+        self.actions.push(Action::Persist { token, write });
         token
     }
 

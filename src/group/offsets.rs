@@ -41,7 +41,15 @@ pub(crate) fn commit(groups: &mut BTreeMap<String, Group>, out: &mut Outbox, r: 
         None if r.api_version >= 9 => return fail(out, ResponseError::GroupIdNotFound),
         None => return fail(out, ResponseError::IllegalGeneration),
     };
-    if let Err(e) = group.validate_offset_commit(&r.member_id, r.group_instance_id.as_deref(), r.generation_id) {
+    // TxnOffsetCommit before v3 carries no member: Kafka accepts it for any live group.
+    let anonymous_txn =
+        r.transaction.is_some() && r.generation_id < 0 && r.member_id.is_empty() && r.group_instance_id.is_none();
+    let validated = if anonymous_txn && !group.is(GroupState::Dead) {
+        Ok(())
+    } else {
+        group.validate_offset_commit(&r.member_id, r.group_instance_id.as_deref(), r.generation_id)
+    };
+    if let Err(e) = validated {
         return fail(out, e);
     }
     // A commit keeps a member's session alive, like a heartbeat.
@@ -95,7 +103,13 @@ pub(crate) fn commit(groups: &mut BTreeMap<String, Group>, out: &mut Outbox, r: 
         req: r.req,
         response,
         written: written.clone(),
+        producer_id: r.transaction.map(|(producer_id, _)| producer_id),
     });
+    if let Some((producer_id, producer_epoch)) = r.transaction {
+        // Pending in the transaction once in the log; the marker decides.
+        out.persist_transactional(producer_id, producer_epoch, records, then);
+        return;
+    }
     let token = out.persist(records, Some(then));
     for (topic, partition, _) in written {
         group
@@ -119,32 +133,44 @@ pub(crate) fn commit_persisted(
         req,
         mut response,
         written,
+        producer_id,
     } = commit;
-    if let Some(group) = groups.get_mut(&group_id) {
-        // Partitions deleted meanwhile are no longer pending under this token: they stay gone.
-        let live: BTreeSet<(String, i32)> = written
-            .iter()
-            .map(|(t, p, _)| (t.clone(), *p))
-            .filter(|key| {
-                group
-                    .pending_offset_commits
-                    .get(key)
-                    .is_some_and(|tokens| tokens.contains(&token))
-            })
-            .collect();
-        if result.is_ok() {
-            // In request order, so a partition given twice ends as the log does: last one wins.
-            for (topic, partition, offset) in written {
-                if live.contains(&(topic.clone(), partition)) {
-                    group.put_offset(&topic, partition, offset);
+    match (producer_id, groups.get_mut(&group_id)) {
+        (_, None) => {}
+        (Some(producer_id), Some(group)) => {
+            if result.is_ok() {
+                let pending = group.pending_txn_offsets.entry(producer_id).or_default();
+                for (topic, partition, offset) in written {
+                    pending.insert((topic, partition), offset);
                 }
             }
         }
-        for key in live {
-            if let Some(tokens) = group.pending_offset_commits.get_mut(&key) {
-                tokens.remove(&token);
-                if tokens.is_empty() {
-                    group.pending_offset_commits.remove(&key);
+        (None, Some(group)) => {
+            // Partitions deleted meanwhile are no longer pending under this token: they stay gone.
+            let live: BTreeSet<(String, i32)> = written
+                .iter()
+                .map(|(t, p, _)| (t.clone(), *p))
+                .filter(|key| {
+                    group
+                        .pending_offset_commits
+                        .get(key)
+                        .is_some_and(|tokens| tokens.contains(&token))
+                })
+                .collect();
+            if result.is_ok() {
+                // In request order, so a partition given twice ends as the log does: last one wins.
+                for (topic, partition, offset) in written {
+                    if live.contains(&(topic.clone(), partition)) {
+                        group.put_offset(&topic, partition, offset);
+                    }
+                }
+            }
+            for key in live {
+                if let Some(tokens) = group.pending_offset_commits.get_mut(&key) {
+                    tokens.remove(&token);
+                    if tokens.is_empty() {
+                        group.pending_offset_commits.remove(&key);
+                    }
                 }
             }
         }
@@ -158,6 +184,21 @@ pub(crate) fn commit_persisted(
         }
     }
     out.respond(req, Response::OffsetCommit(response));
+}
+
+/// The marker of `producer_id`'s transaction is written: its offsets take effect (COMMIT) or
+/// are dropped (ABORT), in every group of this partition.
+pub(crate) fn txn_completed(groups: &mut BTreeMap<String, Group>, producer_id: i64, commit: bool) {
+    for group in groups.values_mut() {
+        let Some(offsets) = group.pending_txn_offsets.remove(&producer_id) else {
+            continue;
+        };
+        if commit {
+            for ((topic, partition), offset) in offsets {
+                group.put_offset(&topic, partition, offset);
+            }
+        }
+    }
 }
 
 pub(crate) fn delete_offsets(groups: &mut BTreeMap<String, Group>, out: &mut Outbox, r: OffsetDeleteRequest) {

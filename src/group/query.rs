@@ -150,6 +150,24 @@ impl GroupCoordinatorState {
         };
         FetchedOffsets { error: None, topics }
     }
+
+    /// OffsetFetch with require_stable (KIP-447): a partition whose offset an open
+    /// transaction holds is UNSTABLE_OFFSET_COMMIT, with no offset, until the transaction ends.
+    pub(crate) fn mark_unstable(&self, group_id: &str, offsets: &mut FetchedOffsets) {
+        let Some(group) = self.groups.get(group_id) else {
+            return;
+        };
+        for topic in &mut offsets.topics {
+            for p in &mut topic.partitions {
+                if group.has_pending_txn_offset(&topic.name, p.partition) {
+                    *p = FetchedPartition {
+                        error: Some(ResponseError::UnstableOffsetCommit),
+                        ..fetched(p.partition, None)
+                    };
+                }
+            }
+        }
+    }
 }
 
 fn fetched(partition: i32, offset: Option<&super::state::CommittedOffset>) -> FetchedPartition {

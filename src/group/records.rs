@@ -14,7 +14,9 @@
 //! classic encodings; the coordinator rejects requests carrying such strings before it builds a
 //! record, and the encoder clamps rather than corrupt the layout should one slip through.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
+
+use crate::coordinator::codec::{CodecError, Reader, Writer};
 
 /// Record type (key version) Kafka writes for offset commits; 0 is read too.
 pub(crate) const OFFSET_COMMIT_KEY_TYPE: i16 = 1;
@@ -29,7 +31,7 @@ pub(crate) const GROUP_METADATA_VALUE_VERSION: i16 = 3;
 /// The highest value version defined by Kafka for both value types.
 const MAX_VALUE_VERSION: i16 = 4;
 /// Longest string a classic (int16-length) encoding can carry.
-pub(crate) const MAX_STRING_BYTES: usize = i16::MAX as usize;
+pub(crate) use crate::coordinator::codec::MAX_STRING_BYTES;
 
 /// Why a record could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,6 +44,15 @@ pub(crate) enum RecordError {
     UnsupportedVersion { what: &'static str, version: i16 },
     #[error("invalid {0} in record")]
     Invalid(&'static str),
+}
+
+impl From<CodecError> for RecordError {
+    fn from(e: CodecError) -> Self {
+        match e {
+            CodecError::Truncated(what) => RecordError::Truncated(what),
+            CodecError::Invalid(what) => RecordError::Invalid(what),
+        }
+    }
 }
 
 /// One decoded `__consumer_offsets` record; `value: None` is a tombstone.
@@ -162,7 +173,7 @@ impl OffsetCommitValue {
     /// Encodes at `version` (0-4), with the version prefix.
     pub(crate) fn encode(&self, version: i16) -> Bytes {
         debug_assert!((0..=MAX_VALUE_VERSION).contains(&version));
-        let mut w = Writer::for_version(version);
+        let mut w = Writer::new(version >= 4);
         w.buf.put_i16(version);
         w.buf.put_i64(self.offset);
         if version >= 3 {
@@ -207,7 +218,7 @@ impl GroupMetadataValue {
     /// Encodes at `version` (0-4), with the version prefix.
     pub(crate) fn encode(&self, version: i16) -> Bytes {
         debug_assert!((0..=MAX_VALUE_VERSION).contains(&version));
-        let mut w = Writer::for_version(version);
+        let mut w = Writer::new(version >= 4);
         w.buf.put_i16(version);
         w.string(&self.protocol_type);
         w.buf.put_i32(self.generation);
@@ -283,199 +294,6 @@ impl GroupMetadataValue {
             current_state_timestamp_ms,
             members,
         })
-    }
-}
-
-/// Writes Kafka's primitive encodings, classic or flexible.
-#[derive(Debug)]
-struct Writer {
-    buf: BytesMut,
-    flexible: bool,
-}
-
-impl Writer {
-    fn classic() -> Self {
-        Self {
-            buf: BytesMut::with_capacity(64),
-            flexible: false,
-        }
-    }
-
-    fn for_version(version: i16) -> Self {
-        Self {
-            buf: BytesMut::with_capacity(64),
-            flexible: version >= 4,
-        }
-    }
-
-    fn finish(self) -> Bytes {
-        self.buf.freeze()
-    }
-
-    fn uvarint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.buf.put_u8((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.buf.put_u8(v as u8);
-    }
-
-    fn string(&mut self, s: &str) {
-        self.nullable_string(Some(s));
-    }
-
-    fn nullable_string(&mut self, s: Option<&str>) {
-        match (s, self.flexible) {
-            (None, false) => self.buf.put_i16(-1),
-            (None, true) => self.uvarint(0),
-            (Some(s), false) => {
-                // Callers reject longer strings; clamping keeps the layout valid if one slips by.
-                let b = &s.as_bytes()[..s.len().min(MAX_STRING_BYTES)];
-                self.buf.put_i16(b.len() as i16);
-                self.buf.put_slice(b);
-            }
-            (Some(s), true) => {
-                self.uvarint(s.len() as u64 + 1);
-                self.buf.put_slice(s.as_bytes());
-            }
-        }
-    }
-
-    fn bytes(&mut self, b: &[u8]) {
-        if self.flexible {
-            self.uvarint(b.len() as u64 + 1);
-        } else {
-            self.buf.put_i32(b.len() as i32);
-        }
-        self.buf.put_slice(b);
-    }
-
-    fn array_len(&mut self, n: usize) {
-        if self.flexible {
-            self.uvarint(n as u64 + 1);
-        } else {
-            self.buf.put_i32(n as i32);
-        }
-    }
-
-    fn tagged_fields(&mut self) {
-        if self.flexible {
-            self.uvarint(0);
-        }
-    }
-}
-
-/// Reads Kafka's primitive encodings; every length is checked against what is left.
-#[derive(Debug)]
-struct Reader<'a> {
-    buf: &'a [u8],
-    flexible: bool,
-    what: &'static str,
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], flexible: bool, what: &'static str) -> Self {
-        Self { buf, flexible, what }
-    }
-
-    fn need(&self, n: usize) -> Result<(), RecordError> {
-        if self.buf.remaining() < n {
-            Err(RecordError::Truncated(self.what))
-        } else {
-            Ok(())
-        }
-    }
-
-    fn i16(&mut self) -> Result<i16, RecordError> {
-        self.need(2)?;
-        Ok(self.buf.get_i16())
-    }
-
-    fn i32(&mut self) -> Result<i32, RecordError> {
-        self.need(4)?;
-        Ok(self.buf.get_i32())
-    }
-
-    fn i64(&mut self) -> Result<i64, RecordError> {
-        self.need(8)?;
-        Ok(self.buf.get_i64())
-    }
-
-    fn uvarint(&mut self) -> Result<u64, RecordError> {
-        let mut value = 0u64;
-        for shift in (0..35).step_by(7) {
-            self.need(1)?;
-            let b = self.buf.get_u8();
-            value |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(RecordError::Invalid("varint"))
-    }
-
-    /// A length: `None` for null; checked to fit in what is left.
-    fn length(&mut self, wide: bool) -> Result<Option<usize>, RecordError> {
-        let n: i64 = if self.flexible {
-            self.uvarint()? as i64 - 1
-        } else if wide {
-            i64::from(self.i32()?)
-        } else {
-            i64::from(self.i16()?)
-        };
-        match n {
-            -1 => Ok(None),
-            n if n < -1 => Err(RecordError::Invalid("negative length")),
-            n => Ok(Some(n as usize)),
-        }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
-        self.need(n)?;
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Ok(head)
-    }
-
-    fn nullable_string(&mut self) -> Result<Option<String>, RecordError> {
-        match self.length(false)? {
-            None => Ok(None),
-            // Java decodes malformed UTF-8 with replacement characters; so do we.
-            Some(n) => Ok(Some(String::from_utf8_lossy(self.take(n)?).into_owned())),
-        }
-    }
-
-    fn string(&mut self) -> Result<String, RecordError> {
-        self.nullable_string()?.ok_or(RecordError::Invalid("null string"))
-    }
-
-    fn bytes(&mut self) -> Result<Bytes, RecordError> {
-        match self.length(true)? {
-            None => Err(RecordError::Invalid("null bytes")),
-            Some(n) => Ok(Bytes::copy_from_slice(self.take(n)?)),
-        }
-    }
-
-    /// An array length, bounded by the bytes left (every element takes at least one byte).
-    fn array_len(&mut self) -> Result<usize, RecordError> {
-        match self.length(true)? {
-            None => Err(RecordError::Invalid("null array")),
-            Some(n) if n > self.buf.remaining() => Err(RecordError::Truncated(self.what)),
-            Some(n) => Ok(n),
-        }
-    }
-
-    fn skip_tagged_fields(&mut self) -> Result<(), RecordError> {
-        if !self.flexible {
-            return Ok(());
-        }
-        let count = self.uvarint()?;
-        for _ in 0..count {
-            let _tag = self.uvarint()?;
-            let size = self.uvarint()? as usize;
-            self.take(size)?;
-        }
-        Ok(())
     }
 }
 

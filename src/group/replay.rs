@@ -6,12 +6,15 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 
-use super::api::{Action, JoinResponse, OffsetCommitResponse, Protocol, RawRecord, Response, SyncResponse, TimerKey};
+#[cfg(test)]
+use super::api::RawRecord;
+use super::api::{Action, JoinResponse, OffsetCommitResponse, Protocol, Response, SyncResponse, TimerKey};
 use super::config::GroupConfig;
 use super::coordinator::{GroupCoordinatorState, PendingCommit, PendingWrite, TimerPayload};
 use super::membership::prepare_rebalance;
 use super::records::{GroupMetadataValue, MemberMetadataValue, OffsetCommitValue, Record, RecordError};
 use super::state::{CommittedOffset, Group, GroupState, Member};
+use crate::coordinator::runtime::LogRecord;
 
 /// The GroupMetadata record of `group`, each member with `assignment(member)`.
 pub(crate) fn group_metadata_record(group: &Group, assignment: impl Fn(&Member) -> Bytes) -> Record {
@@ -53,29 +56,82 @@ pub(crate) struct Loaded {
     pub(crate) skipped_records: usize,
 }
 
-/// Rebuilds the groups of one `__consumer_offsets` partition from its records in log order,
-/// tombstones included (only records of committed, non-transactional batches). Groups with
-/// members come back Stable, the others Empty, as in Kafka. A record that does not decode
-/// fails the load; records of unknown types are skipped as Kafka does.
+/// Rebuilds the groups of one `__consumer_offsets` partition from its plain records in log
+/// order, tombstones included: [`load_log`] without transactions (the tests' way in).
+#[cfg(test)]
 pub(crate) fn load(
     config: GroupConfig,
     member_id_seed: u64,
     now_ms: i64,
     records: impl IntoIterator<Item = RawRecord>,
 ) -> Result<Loaded, RecordError> {
+    let records = records.into_iter().map(|(key, value)| LogRecord::Data {
+        key,
+        value,
+        producer_id: None,
+    });
+    load_log(config, member_id_seed, now_ms, records)
+}
+
+/// Rebuilds the groups of one `__consumer_offsets` partition from its records in log order,
+/// tombstones included. A transaction's offset commits apply at its COMMIT marker and are
+/// dropped at its ABORT; those of a transaction still open stay pending with their group.
+/// Groups with members come back Stable, the others Empty, as in Kafka. A record that does not
+/// decode fails the load; records of unknown types are skipped as Kafka does.
+pub(crate) fn load_log(
+    config: GroupConfig,
+    member_id_seed: u64,
+    now_ms: i64,
+    records: impl IntoIterator<Item = LogRecord>,
+) -> Result<Loaded, RecordError> {
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    // producer id → its open transaction's records, in log order.
+    let mut open: BTreeMap<i64, Vec<Record>> = BTreeMap::new();
     let mut skipped_records = 0;
-    for (key, value) in records {
-        match Record::decode(&key, value.as_deref()) {
-            Ok(record) => replay(&mut groups, record, now_ms),
-            Err(RecordError::UnknownRecordType(t)) => {
+    for record in records {
+        let (key, value, producer_id) = match record {
+            LogRecord::Data {
+                key,
+                value,
+                producer_id,
+            } => (key, value, producer_id),
+            LogRecord::Marker { producer_id, commit } => {
+                for record in open.remove(&producer_id).unwrap_or_default() {
+                    if commit {
+                        replay(&mut groups, record, now_ms);
+                    }
+                }
+                continue;
+            }
+        };
+        match (Record::decode(&key, value.as_deref()), producer_id) {
+            (Ok(record), None) => replay(&mut groups, record, now_ms),
+            (Ok(record), Some(producer_id)) => open.entry(producer_id).or_default().push(record),
+            (Err(RecordError::UnknownRecordType(t)), _) => {
                 tracing::debug!(
                     record_type = t,
                     "skipping a record the classic coordinator does not use"
                 );
                 skipped_records += 1;
             }
-            Err(e) => return Err(e),
+            (Err(e), _) => return Err(e),
+        }
+    }
+    for (producer_id, records) in open {
+        for record in records {
+            if let Record::OffsetCommit {
+                group,
+                topic,
+                partition,
+                value: Some(v),
+            } = record
+            {
+                let g = groups
+                    .entry(group.clone())
+                    .or_insert_with(|| Group::new(&group, now_ms));
+                let pending = g.pending_txn_offsets.entry(producer_id).or_default();
+                pending.insert((topic, partition), committed_offset(v));
+            }
         }
     }
     let mut state = GroupCoordinatorState::new(config, member_id_seed);

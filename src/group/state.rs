@@ -144,6 +144,9 @@ pub(crate) struct Group {
     pub(crate) offsets: BTreeMap<String, BTreeMap<i32, CommittedOffset>>,
     /// (topic, partition) → tokens of offset commits appended but not yet confirmed.
     pub(crate) pending_offset_commits: BTreeMap<(String, i32), BTreeSet<u64>>,
+    /// producer id → the offsets its open transaction committed (TxnOffsetCommit, in the log),
+    /// applied when its COMMIT marker comes, dropped at its ABORT.
+    pub(crate) pending_txn_offsets: BTreeMap<i64, BTreeMap<(String, i32), CommittedOffset>>,
 }
 
 impl Group {
@@ -165,6 +168,7 @@ impl Group {
             subscribed_topics: None,
             offsets: BTreeMap::new(),
             pending_offset_commits: BTreeMap::new(),
+            pending_txn_offsets: BTreeMap::new(),
         }
     }
 
@@ -480,7 +484,18 @@ impl Group {
                 self.offsets.remove(topic);
             }
         }
-        self.pending_offset_commits.remove(&(topic.to_owned(), partition));
+        let key = (topic.to_owned(), partition);
+        self.pending_offset_commits.remove(&key);
+        for offsets in self.pending_txn_offsets.values_mut() {
+            offsets.remove(&key);
+        }
+    }
+
+    /// Whether a transaction not yet ended holds an offset of the partition (OffsetFetch with
+    /// require_stable answers UNSTABLE_OFFSET_COMMIT then).
+    pub(crate) fn has_pending_txn_offset(&self, topic: &str, partition: i32) -> bool {
+        let key = (topic.to_owned(), partition);
+        self.pending_txn_offsets.values().any(|o| o.contains_key(&key))
     }
 
     pub(crate) fn has_offset_or_pending(&self, topic: &str, partition: i32) -> bool {

@@ -128,14 +128,14 @@ impl BatchHeader {
         self.attributes & ATTR_LOG_APPEND_TIME != 0
     }
 
-    /// A transactional producer's batch: its records count only once their transaction commits.
-    pub(crate) fn is_transactional(&self) -> bool {
-        self.attributes & ATTR_TRANSACTIONAL != 0
-    }
-
     /// Control batches (transaction markers) are written by the broker, never by clients.
     pub(crate) fn is_control(&self) -> bool {
         self.attributes & ATTR_CONTROL != 0
+    }
+
+    /// Part of a producer's transaction (data), or its marker (control).
+    pub(crate) fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
     }
 
     /// Producer batches are never compacted: exactly `recordsCount` consecutive offsets.
@@ -185,6 +185,19 @@ pub(crate) fn check_crc(batch: &[u8], header: &BatchHeader) -> Result<(), LogErr
 /// the buffer, size limit, counts, CRC. Returns the headers in order.
 pub(crate) fn validate_batches(buf: &[u8], max_message_bytes: u32) -> Result<Vec<BatchHeader>, LogError> {
     validate_each(buf, |rest| validate_one(rest, Some(max_message_bytes)))
+}
+
+/// Validates what the broker's own coordinators append (records, transaction markers): as a
+/// producer's, but control batches are theirs to write.
+pub(crate) fn validate_coordinator(buf: &[u8], max_message_bytes: u32) -> Result<Vec<BatchHeader>, LogError> {
+    validate_each(buf, |rest| {
+        let header = BatchHeader::parse(rest)?;
+        if header.is_control() {
+            validate_one(rest, None)
+        } else {
+            validate_one(rest, Some(max_message_bytes))
+        }
+    })
 }
 
 /// Validates a leader's batches before a follower appends them: framing, counts and CRC, as

@@ -495,6 +495,10 @@ fn write_cleaned(
                 &mut out,
                 sources.index_interval_bytes,
             )?;
+            // Transactional batches and markers are kept whole, so every abort stays listed.
+            for aborted in &source.segment.aborted {
+                cleaned.txn_index_mut().append(*aborted)?;
+            }
         }
         stats.bytes_written += out.write(&mut cleaned, sources.index_interval_bytes)?;
         cleaned.seal()?;

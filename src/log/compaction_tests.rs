@@ -567,3 +567,53 @@ fn an_empty_cleanup_policy_is_never_cleaned() {
     log.roll().unwrap();
     assert!(log.dirtiness(i64::MAX, 0).unwrap().is_none());
 }
+
+/// The cleaner keeps transactional batches and their markers whole, so the aborted
+/// transactions the source segments list stay listed by the segment that replaces them, on
+/// disk too: read_committed fetches of a cleaned log still skip the aborted records.
+#[test]
+fn an_aborted_transaction_stays_listed_in_the_txn_index_of_the_cleaned_segment() {
+    use crate::log::control::{encode_marker, Marker};
+    use crate::log::testutil::producer_batch;
+    use crate::log::{Origin, TxnVerification};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::open(dir.path(), compacted(4096), 0).unwrap();
+    write_rounds(&mut log, 3, 50, Compression::None);
+    let origin = Origin::Client(TxnVerification::Off);
+    let first = log
+        .append_from(&mut producer_batch(3, 9, 0, 0, true), 0, 0, origin)
+        .unwrap()
+        .base_offset;
+    let abort = Marker {
+        commit: false,
+        coordinator_epoch: 1,
+    };
+    let last = log
+        .append_from(&mut encode_marker(9, 0, abort, 0), 0, 0, Origin::Coordinator)
+        .unwrap()
+        .base_offset;
+    write_rounds(&mut log, 3, 50, Compression::None);
+    log.roll().unwrap();
+    let aborted = |log: &Log| -> Vec<(i64, i64, i64)> {
+        log.segments
+            .iter()
+            .flat_map(|s| {
+                s.txn_index()
+                    .entries()
+                    .iter()
+                    .map(|e| (e.producer_id, e.first_offset, e.last_offset))
+            })
+            .collect()
+    };
+    assert_eq!(aborted(&log), [(9, first, last)]);
+    let target = Target::new(log);
+    let stats = clean_at(&target, 0);
+    assert!(stats.bytes_written < stats.bytes_read, "cleaned: {stats:?}");
+    let log = target.into_log();
+    assert_eq!(aborted(&log), [(9, first, last)]);
+    drop(log);
+    let log = Log::open(dir.path(), compacted(4096), 0).unwrap();
+    assert_eq!(aborted(&log), [(9, first, last)], "after a restart");
+    assert!(files_with_suffix(dir.path(), ".txnindex.cleaned").is_empty());
+}

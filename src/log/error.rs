@@ -68,6 +68,15 @@ pub(crate) enum LogError {
         message: String,
         records: Vec<RecordError>,
     },
+    /// A transactional write outside a transaction the coordinator knows of, or the reverse.
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
+    #[error("marker of producer {producer_id} from coordinator epoch {coordinator_epoch}, older than {current}")]
+    TransactionCoordinatorFenced {
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current: i32,
+    },
 }
 
 /// One record refused on append, as a Produce response reports it.

@@ -11,10 +11,11 @@ pub(crate) use super::cleaning_progress::CleaningProgress;
 pub(crate) use super::config::LogConfig;
 use super::error::{IoContext, LogError};
 use super::leader_epoch::LeaderEpochCache;
-use super::producer_state::{ProducerState, Verdict, NO_PRODUCER_ID};
+use super::producer_state::ProducerState;
 use super::records::{self, BatchToSearch};
 use super::recovery::{self, RecoveryStats};
 use super::segment::{ReadLimits, Segment};
+use super::transactions::{Checked, Origin};
 use bytes::Bytes;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -166,18 +167,39 @@ impl Log {
 
     /// Validates every batch, then assigns offsets from the log end, rolls if needed and
     /// writes them all with one write. See `batch::validate_batches` for what is checked.
+    /// A producer's batches whose transaction need not be verified (tests).
+    #[cfg(test)]
     pub(crate) fn append(
         &mut self,
         batches: &mut [u8],
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
+        self.append_from(
+            batches,
+            leader_epoch,
+            now_ms,
+            Origin::Client(super::TxnVerification::Off),
+        )
+    }
+
+    /// `append` of batches from `origin`: a producer's (sequences, epochs, and a transaction
+    /// started here only as its verification allows), or the broker's own coordinators'
+    /// (records without sequences, and transaction markers).
+    pub(crate) fn append_from(
+        &mut self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+        origin: Origin,
+    ) -> Result<AppendInfo, LogError> {
         self.observe_clock(now_ms);
-        let mut headers = batch::validate_batches(batches, self.config.max_message_bytes)?;
+        let mut headers = origin.validate(batches, self.config.max_message_bytes)?;
         append_policy::check(batches, &headers, &self.config, &self.dir, now_ms)?;
-        if let Some(duplicate) = self.check_producers(&headers)? {
-            return Ok(duplicate);
-        }
+        let markers = match self.producer_checks(batches, &headers, origin)? {
+            Checked::Duplicate(info) => return Ok(info),
+            Checked::Append(markers) => markers,
+        };
         let log_append_time = self.config.timestamps.log_append_time;
         if log_append_time {
             batch::stamp_log_append_time(batches, &mut headers, now_ms);
@@ -198,9 +220,7 @@ impl Log {
         let interval = self.config.index_interval_bytes;
         self.active_mut().append(batches, &headers, interval, now_ms)?;
         debug_assert_eq!(self.log_end_offset(), next_offset);
-        for h in &headers {
-            self.producers.record(h);
-        }
+        self.record_producers(&headers, &markers)?;
         let mut info = AppendInfo::summarize(&headers, batches.len());
         if log_append_time {
             info.log_append_time_ms = now_ms;
@@ -471,34 +491,6 @@ impl Log {
     /// applies, which a batch rewritten before its append must still respect.
     pub(crate) fn validate(&self, batches: &[u8]) -> Result<u32, LogError> {
         batch::validate_batches(batches, self.config.max_message_bytes).map(|_| self.config.max_message_bytes)
-    }
-
-    /// Duplicate of a recent batch: its original offsets, and nothing to write. Otherwise
-    /// checks every idempotent batch's epoch and sequence (Kafka's rules, `producer_state`).
-    fn check_producers(&self, headers: &[BatchHeader]) -> Result<Option<AppendInfo>, LogError> {
-        if headers.iter().all(|h| h.producer_id == NO_PRODUCER_ID) {
-            return Ok(None);
-        }
-        if headers.len() > 1 {
-            // As Kafka: sequence checks and deduplication work on whole requests of one batch.
-            return Err(LogError::InvalidRecord(
-                "an idempotent produce carries exactly one record batch per partition".into(),
-            ));
-        }
-        match self.producers.check(&headers[0])? {
-            Verdict::Append => Ok(None),
-            Verdict::Duplicate(meta) => Ok(Some(AppendInfo {
-                base_offset: meta.first_offset,
-                last_offset: meta.last_offset,
-                max_timestamp: meta.timestamp,
-                offset_of_max_timestamp: meta.last_offset,
-                record_count: 0,
-                batch_count: 0,
-                bytes: 0,
-                duplicate: true,
-                log_append_time_ms: -1,
-            })),
-        }
     }
 
     /// Forgets producers idle longer than `max_idle_ms`; returns how many.

@@ -6,11 +6,13 @@
 //! Owns: every file under the log directory, and the cleaner's threads. May call: std,
 //! `bytes`, `memmap2`, `crc32c`, `thiserror`, `tracing`, `rustix` (statvfs of the log
 //! directory's file system), the codec libraries (`compression`), and kafka-protocol's
-//! `Compression` type. Must never: depend on any other module of this crate (it is the bottom
-//! layer; the partitions reach the cleaner through `CleanTarget`), decode records on the
-//! append or fetch path except where a topic's policy requires it (`append_policy`: keys on a
-//! compacted topic, timestamp bounds) and then only by streaming, recompute a producer's CRC
-//! except where Kafka does (a LogAppendTime stamp, a batch the cleaner rebuilt), or know
+//! `Compression` type and record codec (only to find a record by timestamp, and to write and
+//! read transaction markers, `control`). Must never: depend on any other module of this crate
+//! (it is the bottom layer; the partitions reach the cleaner through `CleanTarget`), decode
+//! records on the append or fetch path except where a topic's policy requires it
+//! (`append_policy`: keys on a compacted topic, timestamp bounds) and then only by streaming,
+//! recompute a producer's CRC except where Kafka does (a LogAppendTime stamp, a batch the
+//! cleaner rebuilt), or know
 //! about replication, topic metadata or the network. A `Log` does blocking file I/O and is not
 //! synchronised: callers hold each one behind a lock and keep it off async worker threads
 //! (`spawn_blocking`) when the I/O may be slow.
@@ -25,6 +27,7 @@ mod cleaning_progress;
 pub(crate) mod compaction;
 pub(crate) mod compression;
 mod config;
+mod control;
 mod error;
 mod index;
 pub(crate) mod leader_epoch;
@@ -34,6 +37,7 @@ mod manager;
 mod offset_map;
 mod producer_snapshots;
 mod producer_state;
+mod producer_txns;
 mod read_map;
 pub(crate) mod records;
 mod recovery;
@@ -45,6 +49,8 @@ mod start_offset;
 mod swap;
 mod throttle;
 mod time_index;
+mod transactions;
+mod txn_index;
 mod volume;
 
 #[cfg(test)]
@@ -59,9 +65,12 @@ pub(crate) use self::{
     cleaner::{CleanerConfig, CleanerStats, LogCleaner, Targets as CleanerTargets},
     compaction::CleanTarget,
     config::{CompactionConfig, TimestampPolicy},
+    control::{encode_marker, marker_type, Marker},
     error::{LogError, RecordError},
     log::{search as search_batch, AppendInfo, Log, LogConfig, PendingFlush},
     manager::LogManager,
     recovery::RecoveryStats,
+    transactions::{Origin, TxnVerification},
+    txn_index::AbortedTxn,
     volume::VolumeSpace,
 };

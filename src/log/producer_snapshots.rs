@@ -36,7 +36,8 @@ fn list_snapshots(dir: &Path) -> Result<Vec<i64>, LogError> {
 
 impl Log {
     /// Rebuilds producer state: the newest snapshot at or below the log end that decodes,
-    /// then every batch header after it. Snapshots past the log end (a cut tail) are removed.
+    /// then every batch header after it (and what each marker says), rebuilding the
+    /// transaction indexes from there. Snapshots past the log end (a cut tail) are removed.
     pub(super) fn load_producer_state(&mut self) -> Result<(), LogError> {
         let end = self.log_end_offset();
         let mut state = ProducerState::default();
@@ -60,10 +61,7 @@ impl Log {
                 Err(reason) => tracing::warn!(snapshot = %path.display(), reason, "ignoring damaged producer snapshot"),
             }
         }
-        let first = self.segment_for(from);
-        for segment in &self.segments[first..] {
-            segment.visit_headers(from.max(segment.base_offset()), |h| state.record(h))?;
-        }
+        let mut state = self.replay_producers(state, from)?;
         state.forget_below(self.log_start_offset());
         self.producers = state;
         Ok(())

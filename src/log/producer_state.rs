@@ -1,23 +1,27 @@
-//! Idempotent-producer state of one partition: for each producer id, its epoch and the
-//! metadata of its last five batches, so a retried batch is recognised and answered with its
-//! original offsets instead of being written twice.
+//! Producer state of one partition: for each producer id, its epoch, the metadata of its last
+//! five batches (so a retried batch is recognised and answered with its original offsets
+//! instead of being written twice), and its open transaction here, if any (`producer_txns`).
 //!
 //! Owns: the sequence and epoch rules (Kafka's `ProducerAppendInfo`), and the
 //! `<offset>.snapshot` file format (Kafka's version 1: a CRC-32C over a flat array of the last
-//! batch of each producer). May call: `batch` (headers only). Must never: decode records; all
-//! it needs is in the 61-byte batch header.
+//! batch of each producer, its coordinator epoch and the first offset of its open transaction).
+//! May call: `batch` (headers only). Must never: decode records; all it needs is in the 61-byte
+//! batch header (a transaction marker's type comes to it already read, `control`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use super::batch::BatchHeader;
 use super::error::LogError;
+use super::producer_txns::Verification;
 
 /// How many recent batches per producer are kept for deduplication (Kafka's
 /// `NUM_BATCHES_TO_RETAIN`, matching the client's max.in.flight of 5).
 const BATCHES_RETAINED: usize = 5;
 /// A batch without a producer (non-idempotent) carries this id.
 pub(crate) const NO_PRODUCER_ID: i64 = -1;
-const NO_EPOCH: i16 = -1;
+pub(super) const NO_EPOCH: i16 = -1;
+/// No marker written for the producer yet.
+pub(super) const NO_COORDINATOR_EPOCH: i32 = -1;
 const SNAPSHOT_VERSION: i16 = 1;
 /// Bytes of one snapshot entry: id, epoch, last seq, last offset, offset delta, timestamp,
 /// coordinator epoch, current transaction first offset.
@@ -42,9 +46,31 @@ pub(crate) struct ProducerEntry {
     /// Oldest first, at most `BATCHES_RETAINED`.
     pub(crate) batches: VecDeque<BatchMeta>,
     pub(crate) last_timestamp: i64,
+    /// The epoch of the transaction coordinator that wrote this producer's last marker here.
+    pub(crate) coordinator_epoch: i32,
+    /// Where this producer's open transaction in this partition starts.
+    pub(crate) current_txn_first_offset: Option<i64>,
 }
 
 impl ProducerEntry {
+    pub(super) fn new() -> ProducerEntry {
+        ProducerEntry {
+            epoch: NO_EPOCH,
+            batches: VecDeque::new(),
+            last_timestamp: -1,
+            coordinator_epoch: NO_COORDINATOR_EPOCH,
+            current_txn_first_offset: None,
+        }
+    }
+
+    /// A new epoch forgets the old epoch's batches (their sequences start over).
+    pub(super) fn set_epoch(&mut self, epoch: i16) {
+        if epoch != self.epoch {
+            self.epoch = epoch;
+            self.batches.clear();
+        }
+    }
+
     pub(crate) fn last_seq(&self) -> Option<i32> {
         self.batches.back().map(|b| b.last_seq)
     }
@@ -83,9 +109,17 @@ fn in_sequence(last: i32, next: i32) -> bool {
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct ProducerState {
-    producers: HashMap<i64, ProducerEntry>,
+    pub(super) producers: HashMap<i64, ProducerEntry>,
     /// Changed since the last snapshot was taken.
-    dirty: bool,
+    pub(super) dirty: bool,
+    /// Open transactions: first offset → producer id.
+    pub(super) ongoing: BTreeMap<i64, i64>,
+    /// Transactions whose marker is written but not yet below the high watermark: first
+    /// offset → (producer id, marker offset). They still hold the last stable offset back.
+    pub(super) unreplicated: BTreeMap<i64, (i64, i64)>,
+    /// KIP-890 verifications in progress, by producer id (never snapshotted).
+    pub(super) verifying: HashMap<i64, Verification>,
+    pub(super) next_guard: u64,
 }
 
 impl ProducerState {
@@ -160,14 +194,24 @@ impl ProducerState {
                 },
             });
         }
+        if entry.current_txn_first_offset.is_some() && !h.is_transactional() {
+            return Err(LogError::InvalidTxnState(format!(
+                "producer {} wrote outside the transaction it has open here",
+                h.producer_id
+            )));
+        }
         Ok(Verdict::Append)
     }
 
-    /// Records a batch that is now in the log (its header carries its assigned offsets).
-    /// Used for client appends after `check`, and for replaying the log on open.
+    /// Records a data batch that is now in the log (its header carries its assigned offsets):
+    /// client and coordinator appends after their checks, a follower's, the replay on open. A
+    /// transactional batch of a producer without an open transaction here opens one.
     pub(crate) fn record(&mut self, h: &BatchHeader) {
         if h.producer_id == NO_PRODUCER_ID {
             return;
+        }
+        if h.is_transactional() {
+            self.record_transactional(h);
         }
         let meta = BatchMeta {
             first_seq: h.base_sequence,
@@ -176,15 +220,8 @@ impl ProducerState {
             last_offset: h.last_offset(),
             timestamp: h.max_timestamp,
         };
-        let entry = self.producers.entry(h.producer_id).or_insert_with(|| ProducerEntry {
-            epoch: NO_EPOCH,
-            batches: VecDeque::new(),
-            last_timestamp: -1,
-        });
-        if h.producer_epoch != entry.epoch {
-            entry.epoch = h.producer_epoch;
-            entry.batches.clear();
-        }
+        let entry = self.producers.entry(h.producer_id).or_insert_with(ProducerEntry::new);
+        entry.set_epoch(h.producer_epoch);
         if entry.batches.len() == BATCHES_RETAINED {
             entry.batches.pop_front();
         }
@@ -193,11 +230,15 @@ impl ProducerState {
         self.dirty = true;
     }
 
-    /// Forgets producers idle for longer than `max_idle_ms` (producer.id.expiration.ms).
+    /// Forgets producers idle for longer than `max_idle_ms` (producer.id.expiration.ms), unless
+    /// they have a transaction open here, and verifications that lingered as long.
     pub(crate) fn expire(&mut self, now_ms: i64, max_idle_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) <= max_idle_ms);
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some() || now_ms.saturating_sub(e.last_timestamp) <= max_idle_ms
+        });
+        self.verifying
+            .retain(|_, v| now_ms.saturating_sub(v.started_ms) < max_idle_ms);
         let removed = before - self.producers.len();
         self.dirty |= removed > 0;
         removed
@@ -212,11 +253,15 @@ impl ProducerState {
             .collect()
     }
 
-    /// Forgets producers whose last batch is below `log_start` (its records were deleted).
+    /// Forgets producers whose last batch is below `log_start` (its records were deleted),
+    /// unless a transaction of theirs is still open here, and completed transactions below it.
     pub(crate) fn forget_below(&mut self, log_start: i64) {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| e.batches.back().is_some_and(|b| b.last_offset >= log_start));
+        self.producers.retain(|_, e| {
+            // A producer known only by its markers (no batch) stays until it expires.
+            e.current_txn_first_offset.is_some() || e.batches.back().is_none_or(|b| b.last_offset >= log_start)
+        });
+        self.unreplicated.retain(|_, (_, last)| *last >= log_start);
         self.dirty |= self.producers.len() != before;
     }
 
@@ -242,8 +287,8 @@ impl ProducerState {
             body.extend_from_slice(&last.last_offset.to_be_bytes());
             body.extend_from_slice(&((last.last_offset - last.first_offset) as i32).to_be_bytes());
             body.extend_from_slice(&e.last_timestamp.to_be_bytes());
-            body.extend_from_slice(&(-1i32).to_be_bytes()); // coordinator epoch: no transactions yet
-            body.extend_from_slice(&(-1i64).to_be_bytes()); // current transaction first offset
+            body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
+            body.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
         }
         let mut out = Vec::with_capacity(6 + body.len());
         out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
@@ -275,6 +320,9 @@ impl ProducerState {
         let mut state = ProducerState::default();
         for chunk in body[4..].chunks_exact(SNAPSHOT_ENTRY_BYTES) {
             let (id, entry) = decode_entry(chunk);
+            if let Some(first) = entry.current_txn_first_offset {
+                state.ongoing.insert(first, id);
+            }
             state.producers.insert(id, entry);
         }
         Ok(state)
@@ -286,6 +334,7 @@ fn decode_entry(c: &[u8]) -> (i64, ProducerEntry) {
     let i32_at = |at: usize| i32::from_be_bytes(c[at..at + 4].try_into().expect("4 bytes"));
     let (id, epoch) = (i64_at(0), i16::from_be_bytes([c[8], c[9]]));
     let (last_seq, last_offset, delta, timestamp) = (i32_at(10), i64_at(14), i32_at(22), i64_at(26));
+    let (coordinator_epoch, txn_first_offset) = (i32_at(34), i64_at(38));
     let mut batches = VecDeque::new();
     if last_offset >= 0 {
         batches.push_back(BatchMeta {
@@ -300,15 +349,17 @@ fn decode_entry(c: &[u8]) -> (i64, ProducerEntry) {
         epoch,
         batches,
         last_timestamp: timestamp,
+        coordinator_epoch,
+        current_txn_first_offset: (txn_first_offset >= 0).then_some(txn_first_offset),
     };
     (id, entry)
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn header(pid: i64, epoch: i16, seq: i32, count: i32, offset: i64) -> BatchHeader {
+    pub(in crate::log) fn header(pid: i64, epoch: i16, seq: i32, count: i32, offset: i64) -> BatchHeader {
         BatchHeader {
             base_offset: offset,
             batch_length: 100,
@@ -326,7 +377,7 @@ mod tests {
         }
     }
 
-    fn appended(state: &mut ProducerState, h: BatchHeader) {
+    pub(in crate::log) fn appended(state: &mut ProducerState, h: BatchHeader) {
         assert_eq!(state.check(&h).unwrap(), Verdict::Append);
         state.record(&h);
     }

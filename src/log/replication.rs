@@ -87,9 +87,7 @@ impl Log {
         }
         let interval = self.config.index_interval_bytes;
         self.active_mut().append(batches, &headers, interval, now_ms)?;
-        for h in headers.iter().filter(|h| !h.is_control()) {
-            self.producers.record(h);
-        }
+        self.record_replicated(batches, &headers)?;
         let info = AppendInfo::summarize(&headers, batches.len());
         self.unflushed_records = self.unflushed_records.saturating_add(info.record_count);
         if self.unflushed_records >= self.config.flush_interval_messages {

@@ -1,5 +1,5 @@
-//! One segment: a `.log` file of whole batches from `base_offset` on, with its `.index` and
-//! `.timeindex`.
+//! One segment: a `.log` file of whole batches from `base_offset` on, with its `.index`,
+//! `.timeindex` and, once a transaction aborted in it, `.txnindex`.
 //!
 //! Owns: the three files of one segment and the running facts derived from its batches (next
 //! offset, max timestamp). May call: `batch`, `scan`, `index`, `time_index`, std; nothing
@@ -13,6 +13,7 @@ use super::read_map::ReadMap;
 use super::records::BatchToSearch;
 use super::scan::{BatchScanner, Scanned};
 use super::time_index::TimeIndex;
+use super::txn_index::{AbortedTxn, TxnIndex, TXN_INDEX_SUFFIX};
 use bytes::{Bytes, BytesMut};
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -132,6 +133,9 @@ pub(crate) struct SegmentSource {
     pub(crate) log_path: PathBuf,
     pub(crate) index_entries: usize,
     pub(crate) modified: Option<std::time::SystemTime>,
+    /// The aborted transactions its `.txnindex` lists: a cleaned segment lists them too, as
+    /// the cleaner keeps transactional batches and markers whole.
+    pub(crate) aborted: Vec<AbortedTxn>,
 }
 
 #[derive(Debug)]
@@ -145,6 +149,8 @@ pub(crate) struct Segment {
     /// What fetches read through, without copying.
     read_map: ReadMap,
     tracker: Tracker,
+    /// The transactions whose ABORT marker is in this segment.
+    txn_index: TxnIndex,
     /// Wall clock of the first append into this segment (drives `segment_ms`).
     rolling_since_ms: Option<i64>,
     /// Written since the last fsync.
@@ -167,7 +173,15 @@ impl Segment {
         let log = open_log(&log_path, true)?;
         let index = OffsetIndex::create(&named(INDEX_SUFFIX), base_offset, INDEX_MAX_BYTES)?;
         let time_index = TimeIndex::create(&named(TIME_INDEX_SUFFIX), base_offset, INDEX_MAX_BYTES)?;
-        Ok(Self::assemble(dir, base_offset, log_path, log, 0, index, time_index))
+        let txn_index = TxnIndex::create_named(dir, base_offset, extra)?;
+        Ok(Self::assemble(
+            dir,
+            base_offset,
+            log_path,
+            log,
+            0,
+            (index, time_index, txn_index),
+        ))
     }
 
     /// Opens an existing segment without reading its `.log`. Its facts come from the indexes
@@ -178,7 +192,9 @@ impl Segment {
         let size_bytes = log.metadata().at("stat log", &log_path)?.len();
         let index = OffsetIndex::open(&segment_path(dir, base_offset, INDEX_SUFFIX), base_offset)?;
         let time_index = TimeIndex::open(&segment_path(dir, base_offset, TIME_INDEX_SUFFIX), base_offset)?;
-        let mut segment = Self::assemble(dir, base_offset, log_path, log, size_bytes, index, time_index);
+        let txn_index = TxnIndex::open(dir, base_offset)?;
+        let indexes = (index, time_index, txn_index);
+        let mut segment = Self::assemble(dir, base_offset, log_path, log, size_bytes, indexes);
         segment.tracker.load_from_indexes();
         segment.dirty = false;
         Ok(segment)
@@ -190,8 +206,7 @@ impl Segment {
         log_path: PathBuf,
         log: File,
         size_bytes: u64,
-        index: OffsetIndex,
-        time_index: TimeIndex,
+        (index, time_index, txn_index): (OffsetIndex, TimeIndex, TxnIndex),
     ) -> Segment {
         let tracker = Tracker {
             base_offset,
@@ -210,6 +225,7 @@ impl Segment {
             size_bytes,
             read_map: ReadMap::default(),
             tracker,
+            txn_index,
             rolling_since_ms: None,
             dirty: true,
             sealed: false,
@@ -236,6 +252,7 @@ impl Segment {
             log_path: self.log_path.clone(),
             index_entries: self.tracker.index.entries(),
             modified,
+            aborted: self.txn_index.entries().to_vec(),
         })
     }
 
@@ -395,6 +412,38 @@ impl Segment {
         }
     }
 
+    /// Calls `visit` with the header of every batch from the one holding `offset` to the end of
+    /// the segment, and for a control batch its bytes: the producer state replay, which must
+    /// read what a transaction marker says. Data batches are never read past their header.
+    pub(crate) fn visit_for_producers(
+        &self,
+        offset: i64,
+        mut visit: impl FnMut(&BatchHeader, Option<&[u8]>),
+    ) -> Result<(), LogError> {
+        let Some((position, _)) = self.find_batch(offset)? else {
+            return Ok(());
+        };
+        let mut scanner = self.scanner(position, false);
+        loop {
+            match scanner.next_batch()? {
+                Scanned::End => return Ok(()),
+                Scanned::Invalid { position, reason } => return Err(self.corrupt(position, reason)),
+                Scanned::Batch { header, position } if header.is_control() => {
+                    visit(&header, Some(&self.read_exact(position, header.size_bytes())?))
+                }
+                Scanned::Batch { header, .. } => visit(&header, None),
+            }
+        }
+    }
+
+    pub(crate) fn txn_index(&self) -> &TxnIndex {
+        &self.txn_index
+    }
+
+    pub(crate) fn txn_index_mut(&mut self) -> &mut TxnIndex {
+        &mut self.txn_index
+    }
+
     /// Whole batches from `position` (where `first` starts) within `limits`.
     pub(crate) fn read_batches(
         &self,
@@ -492,6 +541,7 @@ impl Segment {
     ) -> Result<(), LogError> {
         self.tracker.index.truncate_to(first_dropped);
         self.tracker.time_index.truncate_to(first_dropped);
+        self.txn_index.truncate_from(first_dropped)?;
         // NOTE for the replication issue, the first caller: fetch responses may still hold
         // slices of the old mapping past `position`; shrinking the file under them would fault.
         // Before wiring this in, wait for in-flight reads of the segment (or truncate into a
@@ -671,6 +721,7 @@ impl Segment {
         self.log.sync_data().at("fsync log", &self.log_path)?;
         self.tracker.index.flush()?;
         self.tracker.time_index.flush()?;
+        self.txn_index.flush()?;
         self.dirty = false;
         Ok(())
     }
@@ -683,6 +734,7 @@ impl Segment {
         }
         self.tracker.index.flush()?;
         self.tracker.time_index.flush()?;
+        self.txn_index.flush()?;
         let file = self.log.try_clone().at("dup log for fsync", &self.log_path)?;
         self.dirty = false;
         Ok(Some((self.log_path.clone(), file)))
@@ -700,11 +752,11 @@ impl Segment {
         self.dirty = true;
     }
 
-    /// Removes the three files (unmapping first).
+    /// Removes the segment's files (unmapping first).
     pub(crate) fn delete(self) -> Result<(), LogError> {
         let (dir, base) = (self.dir.clone(), self.base_offset);
         drop(self);
-        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
             remove_if_exists(&segment_path(&dir, base, suffix))?;
         }
         Ok(())

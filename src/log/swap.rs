@@ -6,7 +6,8 @@
 //! recovery knows which old segments a swap replaces (Kafka infers them from the swapped
 //! segment's offsets, which misses an old segment whose every record was cleaned away):
 //!
-//! 0. the cleaner writes `<base>.{log,index,timeindex}.cleaned` and fsyncs them (no lock);
+//! 0. the cleaner writes `<base>.{log,index,timeindex}.cleaned` (and `.txnindex.cleaned` when
+//!    a source segment lists aborted transactions) and fsyncs them (no lock);
 //! 1. every old segment but the first (whose names the new one takes) is renamed
 //!    `*.replaced`; directory fsync;
 //! 2. the `.cleaned` files are renamed `.swap`, the `.log` first; directory fsync. The last
@@ -26,12 +27,14 @@ use std::path::{Path, PathBuf};
 
 use super::error::{IoContext, LogError};
 use super::segment::{remove_if_exists, segment_path, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use super::txn_index::TXN_INDEX_SUFFIX;
 
 pub(crate) const CLEANED: &str = ".cleaned";
 const SWAP: &str = ".swap";
 const REPLACED: &str = ".replaced";
-/// A segment's files, `.log` first (the order step 2 renames them in).
-const FILES: [&str; 3] = [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX];
+/// A segment's files, `.log` first (the order step 2 renames them in). The `.txnindex` exists
+/// only once a transaction aborted in the segment.
+const FILES: [&str; 4] = [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX];
 
 /// The steps of a swap (tests stop one half way, as a crash would).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +102,11 @@ pub(crate) fn install_until(dir: &Path, base: i64, replaced: &[i64], last: Step)
 fn rename_segments(dir: &Path, bases: &[i64], from: &str, to: &str) -> Result<(), LogError> {
     for &base in bases {
         for file in FILES {
-            rename(&named(dir, base, file, from), &named(dir, base, file, to))?;
+            let source = named(dir, base, file, from);
+            if file == TXN_INDEX_SUFFIX && !source.exists() {
+                continue;
+            }
+            rename(&source, &named(dir, base, file, to))?;
         }
     }
     sync_dir(dir)

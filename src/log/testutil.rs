@@ -35,6 +35,21 @@ pub(crate) fn encode(records: &[Record], compression: Compression) -> Vec<u8> {
     buf.to_vec()
 }
 
+/// One batch of `n` records of producer `pid` at `epoch` from sequence `seq`, transactional or not.
+pub(crate) fn producer_batch(n: usize, pid: i64, epoch: i16, seq: i32, transactional: bool) -> Vec<u8> {
+    let records: Vec<Record> = records(n, 1_000, 8)
+        .into_iter()
+        .map(|r| Record {
+            transactional,
+            producer_id: pid,
+            producer_epoch: epoch,
+            sequence: seq + r.offset as i32,
+            ..r
+        })
+        .collect();
+    encode(&records, Compression::None)
+}
+
 /// One uncompressed batch of `n` small records starting at timestamp `ts`.
 pub(crate) fn batch_of(n: usize, ts: i64) -> Vec<u8> {
     encode(&records(n, ts, 16), Compression::None)

@@ -20,7 +20,9 @@ use uuid::Uuid;
 use super::core::{Action, Core, Event, LeaderAndIsr};
 use super::recompress::{recompress, topic_codec};
 use super::ReplicaError;
-use crate::log::{AppendInfo, CleanTarget, Log, LogConfig};
+use crate::log::{AppendInfo, CleanTarget, Log, LogConfig, Origin, TxnVerification};
+
+mod transactions;
 use crate::metadata::elections::IsrCommitted;
 
 /// Stale fetch waiters are pruned once the list grows past this; it bounds the list on idle partitions.
@@ -65,6 +67,9 @@ pub(crate) struct Partition {
     high_watermark: AtomicI64,
     log_start_offset: AtomicI64,
     log_end_offset: AtomicI64,
+    /// The log's first unstable offset (`i64::MAX` when every transaction is stable): the last
+    /// stable offset is the lower of it and the high watermark.
+    first_unstable_offset: AtomicI64,
     size_bytes: AtomicU64,
     /// The topic's compression.type codec; `None` keeps the producer's batches as sent.
     recompress_to: Mutex<Option<Compression>>,
@@ -132,7 +137,8 @@ pub(crate) struct PartitionSetup {
 
 impl Partition {
     pub(crate) fn new(setup: PartitionSetup) -> Arc<Partition> {
-        let log = setup.log;
+        let mut log = setup.log;
+        log.on_high_watermark(setup.high_watermark);
         let log_end = log.log_end_offset();
         let core = Core::new(
             setup.node_id,
@@ -159,6 +165,7 @@ impl Partition {
                 leader: AtomicBool::new(false),
                 log_start_offset: AtomicI64::new(0),
                 log_end_offset: AtomicI64::new(0),
+                first_unstable_offset: AtomicI64::new(i64::MAX),
                 size_bytes: AtomicU64::new(0),
                 recompress_to: Mutex::new(None),
                 committed,
@@ -252,7 +259,12 @@ impl Partition {
         let mut external = Vec::new();
         for action in actions {
             match action {
-                Action::HighWatermark(hw) => self.publish_high_watermark(hw),
+                Action::HighWatermark(hw) => {
+                    // Transactions decided below it become stable before readers see it move.
+                    log.on_high_watermark(hw);
+                    self.publish_offsets(log);
+                    self.publish_high_watermark(hw);
+                }
                 Action::ProposeIsr {
                     isr,
                     leader_epoch,
@@ -364,14 +376,27 @@ impl Partition {
         }
     }
 
-    /// Leader append. With `acks_all`, refused up front when the ISR is under the effective min
-    /// ISR (NOT_ENOUGH_REPLICAS); the caller then waits for `Appended::end_offset` to be
-    /// committed (`await_committed`).
+    /// `append_from_client` without transaction verification (the tests' way in).
+    #[cfg(test)]
     pub(crate) fn append_as_leader(
         &self,
         batches: &mut [u8],
         acks_all: bool,
         now_ms: i64,
+    ) -> Result<Appended, ReplicaError> {
+        self.append_from_client(batches, acks_all, now_ms, TxnVerification::Off)
+    }
+
+    /// Leader append of a producer's batches, whose transaction may start here only as
+    /// `verification` allows (KIP-890). With `acks_all`, refused up front when the ISR is under
+    /// the effective min ISR (NOT_ENOUGH_REPLICAS); the caller then waits for
+    /// `Appended::end_offset` to be committed (`await_committed`).
+    pub(crate) fn append_from_client(
+        &self,
+        batches: &mut [u8],
+        acks_all: bool,
+        now_ms: i64,
+        verification: TxnVerification,
     ) -> Result<Appended, ReplicaError> {
         if !self.is_leader() {
             return Err(self.not_leader());
@@ -398,7 +423,8 @@ impl Partition {
             None => batches,
         };
         let epoch = self.leader_epoch();
-        let info = self.with_log_then_core(|log| Ok(log.append(batches, epoch, now_ms)?))?;
+        let origin = Origin::Client(verification);
+        let info = self.with_log_then_core(|log| Ok(log.append_from(batches, epoch, now_ms, origin)?))?;
         wake(&self.end_waiters);
         Ok(Appended {
             end_offset: info.last_offset + 1,
@@ -667,6 +693,8 @@ impl Partition {
     fn publish_offsets(&self, log: &Log) {
         self.log_start_offset.store(log.log_start_offset(), Ordering::Release);
         self.log_end_offset.store(log.log_end_offset(), Ordering::Release);
+        let unstable = log.first_unstable_offset().unwrap_or(i64::MAX);
+        self.first_unstable_offset.store(unstable, Ordering::Release);
         self.size_bytes.store(log.size_bytes(), Ordering::Release);
     }
 

@@ -173,12 +173,25 @@ impl Client {
 
 /// One v2 record batch holding `values` (keys "k<i>"), timestamps from `ts`.
 pub fn batch(values: &[&[u8]], ts: i64, compression: Compression) -> Bytes {
-    producer_batch(numbered(values), ts, compression, -1, -1, -1)
+    producer_batch(numbered(values), ts, compression, -1, -1, -1, false)
 }
 
 /// One idempotent batch: producer id and epoch, first sequence `seq`.
 pub fn idempotent_batch(values: &[&[u8]], producer_id: i64, epoch: i16, seq: i32) -> Bytes {
-    producer_batch(numbered(values), 1000, Compression::None, producer_id, epoch, seq)
+    producer_batch(
+        numbered(values),
+        1000,
+        Compression::None,
+        producer_id,
+        epoch,
+        seq,
+        false,
+    )
+}
+
+/// One batch of a producer's transaction: producer id and epoch, first sequence `seq`.
+pub fn transactional_batch(values: &[&[u8]], producer_id: i64, epoch: i16, seq: i32) -> Bytes {
+    producer_batch(numbered(values), 1000, Compression::None, producer_id, epoch, seq, true)
 }
 
 /// A record's key (None: none) and value (None: a tombstone).
@@ -190,7 +203,7 @@ pub fn keyed_batch(kvs: &[KeyValue<'_>], ts: i64) -> Bytes {
         .iter()
         .map(|(k, v)| (k.map(Bytes::copy_from_slice), v.map(Bytes::copy_from_slice)))
         .collect();
-    producer_batch(owned, ts, Compression::None, -1, -1, -1)
+    producer_batch(owned, ts, Compression::None, -1, -1, -1, false)
 }
 
 /// `values` with keys "k0", "k1", ...
@@ -209,13 +222,14 @@ fn producer_batch(
     producer_id: i64,
     producer_epoch: i16,
     first_seq: i32,
+    transactional: bool,
 ) -> Bytes {
     let records: Vec<Record> = kvs
         .into_iter()
         .enumerate()
         .map(|(i, (key, value))| {
             Record {
-                transactional: false,
+                transactional,
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: -1,
@@ -286,6 +300,17 @@ pub fn produce_request(topic: &str, partition: i32, records: Bytes, acks: i16) -
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(partition)
                 .with_records(Some(records))])])
+}
+
+/// InitProducerId without a transactional id, as an idempotent producer asks:
+/// (producer id, epoch).
+pub async fn init_producer_id(c: &mut Client) -> (i64, i16) {
+    let req = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000);
+    let resp = c.send(4, &req).await;
+    assert_eq!(resp.error_code, 0);
+    (resp.producer_id.0, resp.producer_epoch)
 }
 
 /// (error code, base offset)

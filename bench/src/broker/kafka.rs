@@ -1,9 +1,11 @@
 //! The Apache Kafka flavor: one node in KRaft combined mode (`process.roles=broker,controller`)
-//! on loopback, its data in the run's temporary folder, formatted with `kafka-storage format`
-//! and started with `kafka-server-start` through compat-tests/kafka-tool. The JVM gets the heap
+//! on loopback, or several such nodes forming a cluster (a static quorum of all of them), its
+//! data in the run's temporary folder, formatted with `kafka-storage format` (the same cluster
+//! id on every node) and started with `kafka-server-start` through compat-tests/kafka-tool. The JVM gets the heap
 //! Kafka's `kafka-server-start.sh` gives (`-Xmx1G -Xms1G`) and Kafka's default G1 flags; its
 //! log4j2 logs go to `server.log` in the folder. Besides the shared settings it gets only what a
-//! single node needs (internal topics with one replica); everything else is Kafka's default.
+//! single node needs (internal topics with one replica; on a cluster, one per node and a min ISR
+//! of 2); everything else is Kafka's default.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -13,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use super::{free_port, shared_settings, Flavor, Launch};
+use super::{min_insync_replicas, shared_settings, Flavor, Launch, Node};
 use crate::kafka_tool::{run_bounded, KafkaTool, JVM_PERFORMANCE_OPTS};
 
 /// Bound on `kafka-storage format` (a JVM start and a few file writes).
@@ -43,13 +45,15 @@ impl Flavor for Kafka {
         "Kafka"
     }
 
-    fn launch(&self, dir: &Path, port: u16, partitions: i32) -> Result<Launch> {
-        let controller = free_port()?;
+    fn launch(&self, dir: &Path, node: &Node, partitions: i32) -> Result<Launch> {
+        let (port, controller) = (node.port, node.controller_port);
         let data = dir.join("data");
+        let replicas = node.replication_factor().to_string();
+        let min_isr = min_insync_replicas(node.replication_factor()).to_string();
         let mut settings: Vec<(String, String)> = [
             ("process.roles", "broker,controller".to_string()),
-            ("node.id", "1".to_string()),
-            ("controller.quorum.voters", format!("1@127.0.0.1:{controller}")),
+            ("node.id", node.id.to_string()),
+            ("controller.quorum.voters", node.voters_setting()),
             (
                 "listeners",
                 format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}"),
@@ -62,12 +66,12 @@ impl Flavor for Kafka {
                 "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".to_string(),
             ),
             ("log.dirs", data.display().to_string()),
-            // One node: the internal topics can have one replica only.
-            ("offsets.topic.replication.factor", "1".to_string()),
-            ("transaction.state.log.replication.factor", "1".to_string()),
-            ("transaction.state.log.min.isr", "1".to_string()),
-            ("share.coordinator.state.topic.replication.factor", "1".to_string()),
-            ("share.coordinator.state.topic.min.isr", "1".to_string()),
+            // One replica of the internal topics per node (one node can hold one only).
+            ("offsets.topic.replication.factor", replicas.clone()),
+            ("transaction.state.log.replication.factor", replicas.clone()),
+            ("transaction.state.log.min.isr", min_isr.clone()),
+            ("share.coordinator.state.topic.replication.factor", replicas),
+            ("share.coordinator.state.topic.min.isr", min_isr),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -90,7 +94,7 @@ impl Flavor for Kafka {
             .arg("--config")
             .arg(&properties)
             .arg("--cluster-id")
-            .arg(cluster_id()?);
+            .arg(&node.cluster_id);
         let formatted = run_bounded(format, FORMAT_LIMIT)?;
         if !formatted.succeeded() {
             bail!("kafka-storage format: {}", formatted.failure());
@@ -104,9 +108,15 @@ impl Flavor for Kafka {
         Ok(Launch {
             command,
             description: format!(
-                "Apache Kafka {} from Maven Central's jars, KRaft combined mode (broker and controller), one node, \
+                "Apache Kafka {} from Maven Central's jars, KRaft combined mode (broker and controller), {}, \
                  started by the harness (compat-tests/kafka-tool kafka-server-start); JVM: {} {}",
-                self.tool.version, self.heap, JVM_PERFORMANCE_OPTS
+                self.tool.version,
+                match node.voters.len() {
+                    1 => "one node".to_string(),
+                    n => format!("{n} nodes on this machine, each with that JVM"),
+                },
+                self.heap,
+                JVM_PERFORMANCE_OPTS
             ),
             settings,
             metrics: None,
@@ -131,7 +141,7 @@ fn log4j2_config(file: &Path) -> String {
 }
 
 /// A random cluster id as Kafka writes them: 16 bytes, URL-safe base64 without padding.
-fn cluster_id() -> Result<String> {
+pub fn cluster_id() -> Result<String> {
     let mut bytes = [0u8; 16];
     fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     Ok(base64_url(&bytes))

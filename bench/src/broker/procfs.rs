@@ -39,11 +39,21 @@ fn clock_ticks() -> f64 {
     }
 }
 
+/// CPU seconds of several processes together (the nodes of a cluster); None if one is gone.
+pub fn cpu_secs_sum(pids: &[u32]) -> Option<f64> {
+    pids.iter().map(|&p| cpu_secs(Some(p))).sum()
+}
+
 /// A `Vm*:` line of /proc/<pid>/status in KiB (VmRSS now, VmHWM the peak since start).
 pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+/// The same line summed over several processes (the nodes of a cluster); None if one is gone.
+pub fn status_kib_sum(pids: &[u32], field: &str) -> Option<u64> {
+    pids.iter().map(|&p| status_kib(p, field)).sum()
 }
 
 /// What the broker used during one workload. RSS counts file pages the process has mapped
@@ -57,10 +67,11 @@ pub struct Usage {
     pub rss_end_mb: f64,
 }
 
-/// Samples a process's RSS in a thread; `begin`/`end` bracket a workload.
+/// Samples a broker's RSS in a thread; `begin`/`end` bracket a workload. A cluster's nodes are
+/// watched together: their CPU and their RSS are summed (the RSS peak is that of the sum).
 #[derive(Debug)]
 pub struct ProcWatch {
-    pid: u32,
+    pids: Vec<u32>,
     peak_kib: Arc<AtomicU64>,
     anon_peak_kib: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
@@ -74,28 +85,29 @@ pub struct Mark {
 }
 
 impl ProcWatch {
-    pub fn start(pid: u32) -> ProcWatch {
+    pub fn start(pids: Vec<u32>) -> ProcWatch {
         let peak_kib = Arc::new(AtomicU64::new(0));
         let anon_peak_kib = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let handle = {
             let (peak_kib, anon_peak_kib, stop) = (peak_kib.clone(), anon_peak_kib.clone(), stop.clone());
+            let pids = pids.clone();
             thread::Builder::new()
                 .name("rss-sampler".into())
                 .spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
-                        let Some(kib) = status_kib(pid, "VmRSS:") else {
-                            return; // the process is gone
+                        let Some(kib) = status_kib_sum(&pids, "VmRSS:") else {
+                            return; // a process is gone
                         };
                         peak_kib.fetch_max(kib, Ordering::Relaxed);
-                        anon_peak_kib.fetch_max(status_kib(pid, "RssAnon:").unwrap_or(0), Ordering::Relaxed);
+                        anon_peak_kib.fetch_max(status_kib_sum(&pids, "RssAnon:").unwrap_or(0), Ordering::Relaxed);
                         thread::sleep(RSS_SAMPLE_EVERY);
                     }
                 })
                 .ok()
         };
         ProcWatch {
-            pid,
+            pids,
             peak_kib,
             anon_peak_kib,
             stop,
@@ -105,29 +117,30 @@ impl ProcWatch {
 
     pub fn begin(&self) -> Mark {
         self.peak_kib
-            .store(status_kib(self.pid, "VmRSS:").unwrap_or(0), Ordering::Relaxed);
+            .store(status_kib_sum(&self.pids, "VmRSS:").unwrap_or(0), Ordering::Relaxed);
         self.anon_peak_kib
-            .store(status_kib(self.pid, "RssAnon:").unwrap_or(0), Ordering::Relaxed);
+            .store(status_kib_sum(&self.pids, "RssAnon:").unwrap_or(0), Ordering::Relaxed);
         Mark {
-            cpu_secs: cpu_secs(Some(self.pid)).unwrap_or(0.0),
+            cpu_secs: cpu_secs_sum(&self.pids).unwrap_or(0.0),
         }
     }
 
     pub fn end(&self, mark: Mark) -> Usage {
-        let rss_end = status_kib(self.pid, "VmRSS:").unwrap_or(0);
-        let anon_end = status_kib(self.pid, "RssAnon:").unwrap_or(0);
+        let rss_end = status_kib_sum(&self.pids, "VmRSS:").unwrap_or(0);
+        let anon_end = status_kib_sum(&self.pids, "RssAnon:").unwrap_or(0);
         let peak = self.peak_kib.fetch_max(rss_end, Ordering::Relaxed).max(rss_end);
         let anon_peak = self.anon_peak_kib.fetch_max(anon_end, Ordering::Relaxed).max(anon_end);
         Usage {
-            cpu_secs: cpu_secs(Some(self.pid)).unwrap_or(0.0) - mark.cpu_secs,
+            cpu_secs: cpu_secs_sum(&self.pids).unwrap_or(0.0) - mark.cpu_secs,
             rss_peak_mb: peak as f64 / 1024.0,
             rss_anon_peak_mb: anon_peak as f64 / 1024.0,
             rss_end_mb: rss_end as f64 / 1024.0,
         }
     }
 
-    pub fn pid(&self) -> u32 {
-        self.pid
+    /// The broker's processes: one, or each node of a cluster.
+    pub fn pids(&self) -> &[u32] {
+        &self.pids
     }
 }
 

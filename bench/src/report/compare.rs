@@ -1,11 +1,14 @@
 //! The comparison between brokers: one row per figure (a workload's rate, a latency
-//! percentile, a start time, memory), one value per broker in run order, and the ratio of the
-//! first broker's value to the second's (`×Kafka` = Sluice ÷ Kafka). Each row says whether
-//! higher or lower is better, so a ratio reads the same way whatever the figure.
+//! percentile, a Sluice cluster's follower lag, a start time, memory), one value per broker in
+//! run order, and the ratio of each pair of brokers that ran one after the other: the first
+//! to the second, the third to the fourth (`×Kafka` = Sluice ÷ Kafka, as one node, then as
+//! clusters). Each row says whether higher or lower is better, so a ratio reads the same way
+//! whatever the figure.
 
 use serde::Serialize;
 
 use super::{BrokerRun, Percentiles, WorkloadResult};
+use crate::broker::replication::Replication;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -31,11 +34,14 @@ pub struct Row {
     pub broker_us_per_record: Vec<Option<f64>>,
     /// values[0] ÷ values[1], when both brokers have one.
     pub ratio: Option<f64>,
+    /// values[2k] ÷ values[2k + 1] for every pair of brokers (the first is `ratio`).
+    pub ratios: Vec<Option<f64>>,
 }
 
 /// A named figure read from a latency distribution, or from a broker's run.
 type Percentile = (&'static str, fn(&Percentiles) -> f64);
 type BrokerFigure = (&'static str, fn(&BrokerRun) -> Option<f64>);
+type LagFigure = (&'static str, fn(&Replication) -> f64);
 
 /// Latency percentiles compared for each kind of latency row.
 const E2E_PERCENTILES: &[Percentile] = &[
@@ -78,6 +84,9 @@ pub fn rows(brokers: &[BrokerRun]) -> Vec<Row> {
                 .collect();
             rows.push(r);
         }
+        if first.kind != "latency" || first.latency_kind == Some("e2e") {
+            rows.extend(lag_rows(&name, generator, &found));
+        }
     }
     let broker_figures: [BrokerFigure; 5] = [
         ("start: spawn → listening, s", |b| b.start.map(|s| s.listening_secs)),
@@ -97,6 +106,27 @@ pub fn rows(brokers: &[BrokerRun]) -> Vec<Row> {
     rows
 }
 
+/// Follower lag rows of a workload that ran on a Sluice cluster (none otherwise).
+fn lag_rows(name: &str, generator: &str, found: &[Option<&WorkloadResult>]) -> Vec<Row> {
+    let figures: [LagFigure; 2] = [
+        ("follower lag p50, records", |r| r.lag_records_p50),
+        ("follower lag max, records", |r| r.lag_records_max),
+    ];
+    if !found.iter().flatten().any(|w| w.replication.is_some()) {
+        return Vec::new();
+    }
+    figures
+        .iter()
+        .map(|(measure, value)| {
+            let values = found
+                .iter()
+                .map(|w| w.and_then(|w| w.replication.as_ref()).map(value))
+                .collect();
+            row(name, generator, measure, Better::Lower, values)
+        })
+        .collect()
+}
+
 /// Every (workload, generator) of the run, in the order the first broker ran them, then any
 /// only a later broker ran.
 fn workload_keys(brokers: &[BrokerRun]) -> Vec<(String, &'static str)> {
@@ -110,10 +140,15 @@ fn workload_keys(brokers: &[BrokerRun]) -> Vec<(String, &'static str)> {
 }
 
 fn row(workload: &str, generator: &str, measure: &str, better: Better, values: Vec<Option<f64>>) -> Row {
-    let ratio = match (values.first(), values.get(1)) {
-        (Some(Some(a)), Some(Some(b))) if *b > 0.0 => Some(a / b),
-        _ => None,
-    };
+    let ratios: Vec<Option<f64>> = values
+        .chunks(2)
+        .filter(|pair| pair.len() == 2)
+        .map(|pair| match (pair[0], pair[1]) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        })
+        .collect();
+    let ratio = ratios.first().copied().flatten();
     let n = values.len();
     Row {
         workload: workload.to_string(),
@@ -124,5 +159,6 @@ fn row(workload: &str, generator: &str, measure: &str, better: Better, values: V
         mb_per_sec: vec![None; n],
         broker_us_per_record: vec![None; n],
         ratio,
+        ratios,
     }
 }

@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use super::table::{opt, rate};
 use super::{BrokerRun, WorkloadResult};
+use crate::broker::replication::Replication;
 
 pub fn section(s: &mut String, b: &BrokerRun) {
     let _ = writeln!(s, "## {}\n", b.name);
@@ -38,6 +39,7 @@ pub fn section(s: &mut String, b: &BrokerRun) {
         let _ = writeln!(s, "{}", row(w));
     }
     let _ = writeln!(s);
+    replication(s, b);
     let _ = writeln!(
         s,
         "RSS after all runs (topics deleted, clients gone): {} MB = {} MB own memory (RssAnon) + {} MB mapped file pages (RssFile). Peak RSS (VmHWM, mapped file pages included): {} MB; peak own memory (RssAnon) during the runs: {} MB; broker CPU over the whole run: {} s; clean shutdown on SIGTERM: {} s.\n",
@@ -73,6 +75,46 @@ pub fn section(s: &mut String, b: &BrokerRun) {
         }
         let _ = writeln!(s);
     }
+}
+
+/// The follower lag and ISR changes of a Sluice cluster's runs (nothing for other brokers).
+fn replication(s: &mut String, b: &BrokerRun) {
+    let with: Vec<(&WorkloadResult, &Replication)> = b
+        .workloads
+        .iter()
+        .filter(|w| w.latency_kind != Some("ack"))
+        .filter_map(|w| w.replication.as_ref().map(|r| (w, r)))
+        .collect();
+    if with.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "Replication during each run, from every node's /metrics every 250 ms (lag: offsets a follower is behind its leader's log end; p50/p99 of the worst lag of each reading):\n"
+    );
+    let _ = writeln!(
+        s,
+        "| workload | readings | lag p50 | lag p99 | lag max | lag mean | readings with a follower not yet heard from | under-replicated max | under min ISR max | ISR shrinks | ISR expands |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (w, r) in with {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {:.1} | {} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            w.name,
+            r.samples,
+            r.lag_records_p50,
+            r.lag_records_p99,
+            r.lag_records_max,
+            r.lag_records_mean,
+            r.samples_with_unheard_follower,
+            r.under_replicated_max,
+            r.under_min_isr_max,
+            r.isr_shrinks,
+            r.isr_expands
+        );
+    }
+    let _ = writeln!(s);
 }
 
 fn row(w: &WorkloadResult) -> String {

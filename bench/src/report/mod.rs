@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::broker::replication::Replication;
 use crate::broker::Usage;
 
 /// Everything one `sluice-bench` run measured: the machine's ceilings, then each broker's
@@ -37,8 +38,10 @@ pub struct Report {
 /// One broker's part of the run.
 #[derive(Debug, Serialize)]
 pub struct BrokerRun {
-    /// "Sluice", "Kafka 4.4.0" or "external broker".
+    /// "Sluice", "Kafka 4.4.0", "Sluice, 3 nodes" or "external broker".
     pub name: String,
+    /// Nodes the harness started: 1, or a cluster's (topics then have one replica per node).
+    pub nodes: usize,
     /// For the ratio column: "Kafka" gives `×Kafka`.
     pub short_name: String,
     pub description: String,
@@ -150,6 +153,9 @@ pub struct WorkloadResult {
     /// which disturbs the figures (see `workloads::disturbance`).
     pub other_cores: Option<f64>,
     pub notes: Vec<String>,
+    /// Follower lag and ISR changes a Sluice cluster reported during the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication: Option<Replication>,
     /// The latency distribution for the plot: (percentile, ms) points.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub curve: Option<Vec<(f64, f64)>>,

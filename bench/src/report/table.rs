@@ -58,7 +58,14 @@ pub fn markdown(r: &Report) -> String {
 }
 
 fn comparison(s: &mut String, r: &Report) {
-    let ratio_name = r.brokers.get(1).map(|b| format!("×{}", b.short_name));
+    // One ratio per pair of brokers that ran one after the other: (first, second), (third, fourth).
+    let pairs: Vec<(&str, &str)> = r
+        .brokers
+        .chunks(2)
+        .filter(|p| p.len() == 2)
+        .map(|p| (p[0].short_name.as_str(), p[1].short_name.as_str()))
+        .collect();
+    let ratio_names: Vec<String> = pairs.iter().map(|(_, b)| format!("×{b}")).collect();
     let _ = writeln!(s, "## Comparison\n");
     let mut header = "| workload | generator | measure | better |".to_string();
     let mut align = "|---|---|---|---|".to_string();
@@ -66,7 +73,7 @@ fn comparison(s: &mut String, r: &Report) {
         header += &format!(" {} |", b.name);
         align += "---:|";
     }
-    if let Some(name) = &ratio_name {
+    for name in &ratio_names {
         header += &format!(" {name} |");
         align += "---:|";
     }
@@ -76,20 +83,31 @@ fn comparison(s: &mut String, r: &Report) {
     }
     let _ = writeln!(s, "{header}\n{align}");
     for row in &r.comparison {
-        let _ = writeln!(s, "{}", line(row, ratio_name.is_some()));
+        let _ = writeln!(s, "{}", line(row, ratio_names.len()));
     }
     let _ = writeln!(s);
-    if let (Some(first), Some(name)) = (r.brokers.first(), &ratio_name) {
+    for (name, (a, b)) in ratio_names.iter().zip(&pairs) {
         let _ = writeln!(
             s,
-            "`{name}` = {} ÷ {}, from this run. Where higher is better (records/s) a ratio above 1 means {} did better; where lower is better (latency, start time, memory) a ratio below 1 means {} did better. \
-             `µs/rec`: broker CPU per record, which compares the brokers even where the generator, not the broker, was the limit.\n",
-            first.short_name, r.brokers[1].short_name, first.short_name, first.short_name
+            "`{name}` = {a} ÷ {b}, from this run. Where higher is better (records/s) a ratio above 1 means {a} did better; where lower is better (latency, follower lag, start time, memory) a ratio below 1 means {a} did better.\n"
         );
     }
+    if r.brokers.iter().any(|b| b.nodes > 1) {
+        let _ = writeln!(
+            s,
+            "A cluster's nodes all run on this machine, sharing its {} CPUs with each other and the load generator; its CPU, µs/rec and memory are those of all its nodes together. \
+             Follower lag is what each Sluice leader reports (`sluice_follower_lag_records`: offsets a follower is behind the leader's log end), read from every node every 250 ms during the run: \
+             p50 is the median of the worst lag of each reading, max the worst seen. Kafka's clusters have no such figure here (its metrics are JMX).\n",
+            r.machine.cpus
+        );
+    }
+    let _ = writeln!(
+        s,
+        "`µs/rec`: broker CPU per record, which compares the brokers even where the generator, not the broker, was the limit.\n"
+    );
 }
 
-fn line(row: &Row, with_ratio: bool) -> String {
+fn line(row: &Row, ratios: usize) -> String {
     let mut text = format!(
         "| {} | {} | {} | {} |",
         row.workload,
@@ -109,8 +127,8 @@ fn line(row: &Row, with_ratio: bool) -> String {
         };
         text += &format!(" {cell} |");
     }
-    if with_ratio {
-        text += &format!(" {} |", opt(row.ratio, 2));
+    for i in 0..ratios {
+        text += &format!(" {} |", opt(row.ratios.get(i).copied().flatten(), 2));
     }
     for us in &row.broker_us_per_record {
         text += &format!(" {} |", us.map_or(String::new(), |v| format!("{v:.2}")));

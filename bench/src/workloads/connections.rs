@@ -12,7 +12,7 @@ use rdkafka::producer::{BaseProducer, Producer};
 
 use super::produce::{self, Spec};
 use super::{base_config, new_histogram, Ctx};
-use crate::broker::procfs::status_kib;
+use crate::broker::procfs::status_kib_sum;
 use crate::report::WorkloadResult;
 
 /// Bound on opening all idle connections.
@@ -20,7 +20,7 @@ const IDLE_SETUP_LIMIT: Duration = Duration::from_secs(90);
 
 pub fn run(ctx: &Ctx) -> Result<WorkloadResult> {
     let topic = ctx.create_topic("connections", ctx.args.partitions)?;
-    let rss_kib = || ctx.watch.and_then(|w| status_kib(w.pid(), "VmRSS:"));
+    let rss_kib = || ctx.watch.and_then(|w| status_kib_sum(w.pids(), "VmRSS:"));
     let connections_before = ctx.broker_connections();
     let rss_before = rss_kib();
 

@@ -17,7 +17,9 @@ use crate::report::WorkloadResult;
 /// Cores other work may use on average during a run before the run counts as disturbed.
 pub const DISTURBED_CORES: f64 = 0.25;
 /// Longest wait for a quiet moment before a measured run; past it the run starts anyway.
-const QUIET_WAIT_LIMIT: Duration = Duration::from_secs(20);
+pub const QUIET_WAIT: Duration = Duration::from_secs(20);
+/// The same before running a disturbed workload again.
+const RETRY_QUIET_WAIT: Duration = Duration::from_secs(30);
 /// The window over which quiet is judged.
 const QUIET_WINDOW: Duration = Duration::from_millis(1000);
 
@@ -26,13 +28,17 @@ pub fn generator_cpu_secs() -> f64 {
     procfs::cpu_secs(None).unwrap_or(0.0) + procfs::children_cpu_secs()
 }
 
-/// Waits until other work uses under [`DISTURBED_CORES`] over a window, or the limit passes.
-pub fn wait_quiet(broker_pid: Option<u32>) {
+/// Waits until other work uses under [`DISTURBED_CORES`] over a window, or `limit` passes
+/// (at once without the broker's pids, whose CPU could not be told apart).
+pub fn wait_quiet(broker_pids: Option<&[u32]>, limit: Duration) {
+    if broker_pids.is_none() {
+        return;
+    }
     let started = Instant::now();
-    while started.elapsed() < QUIET_WAIT_LIMIT {
-        let before = Sample::take(broker_pid);
+    while started.elapsed() < limit {
+        let before = Sample::take(broker_pids);
         thread::sleep(QUIET_WINDOW);
-        match Sample::take(broker_pid).other_cores_since(&before) {
+        match Sample::take(broker_pids).other_cores_since(&before) {
             Some(cores) if cores >= DISTURBED_CORES => continue,
             _ => return,
         }
@@ -49,11 +55,12 @@ pub struct Sample {
 }
 
 impl Sample {
-    pub fn take(broker_pid: Option<u32>) -> Sample {
+    /// `broker_pids`: the broker's process, or every node of a cluster (their CPU is summed).
+    pub fn take(broker_pids: Option<&[u32]>) -> Sample {
         Sample {
             at: Instant::now(),
             machine: procfs::machine_busy_secs(),
-            broker: broker_pid.and_then(|p| procfs::cpu_secs(Some(p))),
+            broker: broker_pids.and_then(procfs::cpu_secs_sum),
             generator: generator_cpu_secs(),
         }
     }
@@ -74,12 +81,14 @@ impl Sample {
     }
 }
 
-/// Runs `run` until an attempt is undisturbed, at most 1 + `retries` times; keeps the least
-/// disturbed attempt (`cores` says how disturbed one is) and hands the others to `discard`.
-/// Returns it with every attempt's disturbance, in order. An attempt that fails ends the
-/// tries: the first failure is returned, or the best attempt so far.
+/// Runs `run` until an attempt is undisturbed, at most 1 + `retries` times, waiting longer for
+/// a quiet moment before each retry; keeps the least disturbed attempt (`cores` says how
+/// disturbed one is) and hands the others to `discard`. Returns it with every attempt's
+/// disturbance, in order. An attempt that fails ends the tries: the first failure is
+/// returned, or the best attempt so far.
 pub fn least_disturbed<T>(
     retries: u32,
+    broker_pids: Option<&[u32]>,
     mut run: impl FnMut() -> Result<T>,
     cores: impl Fn(&T) -> Option<f64>,
     mut discard: impl FnMut(T),
@@ -114,6 +123,7 @@ pub fn least_disturbed<T>(
         }
         if attempt < retries {
             eprintln!("   disturbed: other work used {c:.2} cores on average; running it again");
+            wait_quiet(broker_pids, RETRY_QUIET_WAIT);
         }
     }
     let (kept, _) = best.expect("at least one attempt ran");
@@ -146,8 +156,14 @@ mod tests {
         let disturbances = [0.9, 0.4, 0.6];
         let mut next = disturbances.iter();
         let mut discarded = Vec::new();
-        let (kept, seen) =
-            least_disturbed(2, || Ok(*next.next().unwrap()), |v| Some(*v), |v| discarded.push(v)).unwrap();
+        let (kept, seen) = least_disturbed(
+            2,
+            None,
+            || Ok(*next.next().unwrap()),
+            |v| Some(*v),
+            |v| discarded.push(v),
+        )
+        .unwrap();
         assert_eq!(kept, 0.4);
         assert_eq!(seen, vec![0.9, 0.4, 0.6]);
         assert_eq!(discarded, vec![0.9, 0.6]);
@@ -158,6 +174,7 @@ mod tests {
         let mut runs = 0;
         let (kept, seen) = least_disturbed(
             2,
+            None,
             || {
                 runs += 1;
                 Ok(0.1)

@@ -1,5 +1,5 @@
 //! (c) End-to-end latency at a fixed rate: one producer paced to `rate` records/s (1 KB,
-//! acks=1, linger 1 ms) and one consumer assigned to every partition, in the same process so
+//! `--latency-acks`, 1 by default, linger 1 ms) and one consumer assigned to every partition, in the same process so
 //! they share a monotonic clock. Each payload carries its produce-call time (µs since a shared
 //! epoch) in its first 8 bytes; the consumer records now − that time. The first second is
 //! warm-up (connections, first fetches) and stays out of the histograms.
@@ -53,12 +53,16 @@ pub fn run(ctx: &Ctx, rate: u64, rate_source: &str) -> Result<Vec<WorkloadResult
     received.max_us_by_second.truncate(run_time.as_secs().max(1) as usize);
     let measured_secs = run_time.as_secs_f64();
 
-    let name = format!("latency 1KB @ {} rec/s", rate);
+    let acks_setting = ctx.args.latency_acks.as_str();
+    let name = match acks_setting {
+        "1" => format!("latency 1KB @ {rate} rec/s"),
+        _ => format!("latency 1KB acks={acks_setting} @ {rate} rec/s"),
+    };
     let mut e2e = ctx.result(&format!("{name}: e2e"), "latency", &bracket);
     e2e.param("target_rate", rate)
         .param("rate_source", rate_source)
         .param("linger_ms", LINGER_MS)
-        .param("acks", "1")
+        .param("acks", acks_setting)
         .param("record_bytes", RECORD_BYTES)
         .param("sent", sent)
         .param("warmup_secs", WARMUP.as_secs_f64());
@@ -132,7 +136,7 @@ fn paced(ctx: &Ctx, topic: &str, rate: u64, run_time: Duration) -> Result<(u64, 
         thread::sleep(Duration::from_millis(10));
     }
 
-    let config = producer_config(&ctx.bootstrap, "1", "none", LINGER_MS);
+    let config = producer_config(&ctx.bootstrap, &ctx.args.latency_acks, "none", LINGER_MS);
     let producer: BaseProducer<AckContext> = BaseProducer::from_config_and_context(&config, AckContext::new(epoch))?;
     let acks = producer.context().clone();
     producer.client().fetch_metadata(Some(topic), Duration::from_secs(10))?;

@@ -25,7 +25,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::ClientContext;
 
-use crate::broker::{metrics, procfs, ProcWatch, Usage};
+use crate::broker::replication::{Replication, ReplicationWatch};
+use crate::broker::{metrics, min_insync_replicas, procfs, ProcWatch, Usage};
 use crate::cli::Args;
 use crate::report::WorkloadResult;
 
@@ -33,6 +34,10 @@ use crate::report::WorkloadResult;
 pub const MB: f64 = 1024.0 * 1024.0;
 /// How long topic creation may take to show up in metadata with a leader for every partition.
 const TOPIC_READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// Bound on waiting for a cluster's partitions to be fully replicated before a measured run.
+const REPLICATED_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on the group coordinator's first lookup (which creates `__consumer_offsets`).
+const COORDINATOR_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on draining a producer's queue after the timed part of a run.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Different payloads cycled through, so batches are not one record repeated.
@@ -47,7 +52,10 @@ pub struct Ctx<'a> {
     pub args: &'a Args,
     pub bootstrap: String,
     pub watch: Option<&'a ProcWatch>,
-    pub metrics: Option<String>,
+    /// Every node's Prometheus endpoint (Sluice only; none for Kafka).
+    pub metrics: Vec<String>,
+    /// Replicas of every benchmark topic: one per node of the broker.
+    pub replication_factor: usize,
     /// The broker's client port when it runs on this machine: its connections are counted there.
     pub local_port: Option<u16>,
     pub run_id: String,
@@ -71,8 +79,9 @@ impl<'a> Ctx<'a> {
         args: &'a Args,
         bootstrap: String,
         watch: Option<&'a ProcWatch>,
-        metrics: Option<String>,
+        metrics: Vec<String>,
         local_port: Option<u16>,
+        replication_factor: usize,
     ) -> Result<Ctx<'a>> {
         let admin: AdminClient<DefaultClientContext> = base_config(&bootstrap)
             .create()
@@ -89,6 +98,7 @@ impl<'a> Ctx<'a> {
             bootstrap,
             watch,
             metrics,
+            replication_factor,
             local_port,
             run_id,
             admin,
@@ -99,12 +109,21 @@ impl<'a> Ctx<'a> {
     }
 
     /// Creates `bench-<run>-<n>-<name>` (n counts the topics created, so a rerun never meets
-    /// its discarded attempt's topic still being deleted) with `partitions` partitions (RF 1)
-    /// and waits until every partition has a leader in the metadata a client sees.
+    /// its discarded attempt's topic still being deleted) with `partitions` partitions, one
+    /// replica per node (RF 1 on one node; on a cluster, min.insync.replicas=2), and waits until
+    /// every partition has a leader in the metadata a client sees.
     pub fn create_topic(&self, name: &str, partitions: i32) -> Result<String> {
         let n = self.topics_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let topic = format!("bench-{}-{n}-{name}", self.run_id);
-        let new = NewTopic::new(&topic, partitions, TopicReplication::Fixed(1));
+        let min_isr = min_insync_replicas(self.replication_factor).to_string();
+        let mut new = NewTopic::new(
+            &topic,
+            partitions,
+            TopicReplication::Fixed(self.replication_factor as i32),
+        );
+        if self.replication_factor > 1 {
+            new = new.set("min.insync.replicas", &min_isr);
+        }
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let results = self.runtime.block_on(self.admin.create_topics([&new], &opts))?;
         for r in results {
@@ -166,14 +185,17 @@ impl<'a> Ctx<'a> {
 
     /// Waits (bounded) for a quiet machine, then runs `f` between two readings of the broker's
     /// CPU/RSS, the generator's CPU (this process's and that of children it ran to their end:
-    /// the Java tools) and the machine's.
+    /// the Java tools) and the machine's; on a Sluice cluster, samples its replication
+    /// meanwhile.
     pub fn measure<T>(&self, f: impl FnOnce() -> T) -> (T, Bracket) {
-        let pid = self.watch.map(ProcWatch::pid);
-        disturbance::wait_quiet(pid);
+        let pids = self.watch.map(ProcWatch::pids);
+        self.wait_replicated();
+        disturbance::wait_quiet(pids, disturbance::QUIET_WAIT);
+        let replication = (self.metrics.len() > 1).then(|| ReplicationWatch::start(&self.metrics));
         let mark = self.watch.map(ProcWatch::begin);
-        let before = disturbance::Sample::take(pid);
+        let before = disturbance::Sample::take(pids);
         let out = f();
-        let after = disturbance::Sample::take(pid);
+        let after = disturbance::Sample::take(pids);
         let broker = self.watch.zip(mark).map(|(w, m)| w.end(m));
         (
             out,
@@ -181,8 +203,43 @@ impl<'a> Ctx<'a> {
                 broker,
                 gen_cpu_secs: after.generator_since(&before),
                 other_cores: after.other_cores_since(&before),
+                replication: replication.and_then(ReplicationWatch::finish),
             },
         )
+    }
+
+    /// On a Sluice cluster, waits (bounded) until no partition is under-replicated, so a run
+    /// starts with every follower in the ISR (a new topic's followers join after their first
+    /// fetch) rather than measuring the catch-up of a previous run.
+    fn wait_replicated(&self) {
+        if self.metrics.len() < 2 {
+            return;
+        }
+        let deadline = Instant::now() + REPLICATED_TIMEOUT;
+        while Instant::now() < deadline {
+            if self.broker_metric("sluice_under_replicated_partitions", None) == Some(0.0) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("   partitions still under-replicated after {REPLICATED_TIMEOUT:?}; measuring anyway");
+    }
+
+    /// Looks up a group coordinator once, which creates `__consumer_offsets` (50 partitions,
+    /// one replica per node): on a cluster that is not to happen inside the first measured run
+    /// with a consumer. The offsets asked for do not exist; only the lookup matters.
+    pub fn warm_group_coordinator(&self) -> Result<()> {
+        let consumer: BaseConsumer = consumer_config(&self.bootstrap).create()?;
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition(&format!("bench-{}-warm-up", self.run_id), 0);
+        let deadline = Instant::now() + COORDINATOR_TIMEOUT;
+        loop {
+            match consumer.committed_offsets(tpl.clone(), Duration::from_secs(5)) {
+                Ok(_) => return Ok(()),
+                Err(e) if Instant::now() >= deadline => bail!("find the group coordinator: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
     }
 
     /// Runs a workload again while other work disturbs it (`--retries`); see `disturbance`.
@@ -192,12 +249,20 @@ impl<'a> Ctx<'a> {
         cores: impl Fn(&T) -> Option<f64>,
         discard: impl FnMut(T),
     ) -> Result<(T, Vec<f64>)> {
-        disturbance::least_disturbed(self.args.retries, run, cores, discard)
+        let pids = self.watch.map(ProcWatch::pids);
+        disturbance::least_disturbed(self.args.retries, pids, run, cores, discard)
     }
 
-    /// A metric of the broker's Prometheus endpoint (Sluice only; None without one).
+    /// A metric of the broker's Prometheus endpoint, summed over a cluster's nodes (Sluice
+    /// only; None without one).
     pub fn broker_metric(&self, name: &str, labels_with: Option<&str>) -> Option<f64> {
-        metrics::scrape_metric(self.metrics.as_deref()?, name, labels_with)
+        if self.metrics.is_empty() {
+            return None;
+        }
+        self.metrics
+            .iter()
+            .map(|m| metrics::scrape_metric(m, name, labels_with))
+            .sum()
     }
 
     pub fn broker_bytes_in(&self) -> Option<f64> {
@@ -237,6 +302,7 @@ impl<'a> Ctx<'a> {
             client_cpu_secs: bracket.gen_cpu_secs,
             other_cores: bracket.other_cores,
             notes: Vec::new(),
+            replication: bracket.replication.clone(),
             curve: None,
             max_ms_by_second: None,
         }
@@ -244,7 +310,7 @@ impl<'a> Ctx<'a> {
 }
 
 /// What the machine did during one measured run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Bracket {
     /// The broker's CPU and memory (None for an external broker without its pid).
     pub broker: Option<Usage>,
@@ -252,6 +318,8 @@ pub struct Bracket {
     pub gen_cpu_secs: f64,
     /// Cores anything else on the machine used on average meanwhile (other work sharing it).
     pub other_cores: Option<f64>,
+    /// Follower lag and ISR changes of a Sluice cluster (None on one node, or for Kafka).
+    pub replication: Option<Replication>,
 }
 
 /// The settings every client gets: the bootstrap address and nothing broker-specific.

@@ -10,11 +10,11 @@ mod join;
 mod leave;
 mod load;
 mod offsets;
-mod partition;
 mod query;
 mod simulation;
 mod static_member;
 mod sync;
+mod transactions;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -30,6 +30,7 @@ use super::config::GroupConfig;
 use super::coordinator::{handle, GroupCoordinatorState};
 use super::records::Record;
 use super::state::{Group, GroupState};
+use crate::coordinator::runtime::Write;
 
 pub(super) const GROUP: &str = "g";
 pub(super) const SESSION_MS: i32 = 10_000;
@@ -97,7 +98,10 @@ impl Sim {
                     let previous = self.responses.insert(req, response);
                     assert!(previous.is_none(), "request {req} answered twice");
                 }
-                Action::Persist { token, records } => self.in_flight.push_back((token, records)),
+                Action::Persist {
+                    token,
+                    write: Write::Records(records) | Write::Transactional { records, .. },
+                } => self.in_flight.push_back((token, records)),
                 Action::ScheduleTimer { key, at_ms } => {
                     assert!(at_ms >= self.now, "timer {key:?} scheduled in the past");
                     self.timers.insert(key, at_ms);
@@ -105,6 +109,7 @@ impl Sim {
                 Action::CancelTimer { key } => {
                     self.timers.remove(&key);
                 }
+                Action::Effect(never) => match never {},
             }
         }
     }
@@ -311,6 +316,7 @@ impl Sim {
             group_instance_id: None,
             retention_time_ms: -1,
             topics,
+            transaction: None,
         }
     }
 

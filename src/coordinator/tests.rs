@@ -1,6 +1,6 @@
 //! `partition_for` against Java's `String.hashCode`.
 
-use super::super::{java_string_hash, partition_for};
+use super::{java_string_hash, partition_for};
 
 #[test]
 fn partition_for_matches_java_string_hash_code() {
