@@ -1,7 +1,7 @@
 //! DescribeLogDirs, what `kafka-log-dirs --describe` and the Admin's `describeLogDirs` ask:
-//! for this broker's log directory (its absolute path), every partition it holds there (or
-//! those the request names) with its size on disk and offset lag, and, from v4, the total and
-//! usable bytes of the file system the directory is on.
+//! for each of this broker's log directories (its absolute path, in `log.dirs` order), every
+//! partition it holds there (or those the request names) with its size on disk and offset lag,
+//! and, from v4, the total and usable bytes of the file system the directory is on.
 //!
 //! As in Kafka 4.4 (`ReplicaManager.describeLogDirs`): the offset lag is how far the log end
 //! is behind the high watermark (0 for a leader, and so for every partition here while Sluice
@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
+use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
@@ -21,6 +22,7 @@ use kafka_protocol::protocol::StrBytes;
 use tracing::warn;
 
 use super::Ctx;
+use crate::log::LogDir;
 use crate::replica::Partition;
 
 /// From v4 the response carries the file system's total and usable bytes.
@@ -28,11 +30,26 @@ const VOLUME_SPACE_FROM_VERSION: i16 = 4;
 
 pub(super) fn describe_log_dirs(ctx: &Ctx, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
     let replicas = &ctx.broker.replicas;
-    let dir = replicas.log_dir();
-    let result = DescribeLogDirsResult::default().with_log_dir(StrBytes::from_string(absolute(dir)));
-    let result = match replicas.volume_space() {
+    let by_dir = replicas.partitions_by_dir();
+    let results = replicas
+        .log_dirs()
+        .iter()
+        .zip(by_dir)
+        .map(|(dir, partitions)| describe_dir(ctx, dir, &partitions, req.topics.as_deref()))
+        .collect();
+    DescribeLogDirsResponse::default().with_results(results)
+}
+
+fn describe_dir(
+    ctx: &Ctx,
+    dir: &LogDir,
+    partitions: &[Arc<Partition>],
+    wanted: Option<&[DescribableLogDirTopic]>,
+) -> DescribeLogDirsResult {
+    let result = DescribeLogDirsResult::default().with_log_dir(StrBytes::from_string(absolute(dir.path())));
+    match dir.volume_space() {
         Ok(space) => {
-            let result = result.with_topics(topics(&replicas.all(), req.topics.as_deref()));
+            let result = result.with_topics(topics(partitions, wanted));
             if ctx.version >= VOLUME_SPACE_FROM_VERSION {
                 result
                     .with_total_bytes(bytes(space.total_bytes))
@@ -42,11 +59,10 @@ pub(super) fn describe_log_dirs(ctx: &Ctx, req: DescribeLogDirsRequest) -> Descr
             }
         }
         Err(e) => {
-            warn!(dir = %dir.display(), error = %e, "cannot describe the log directory");
+            warn!(dir = %dir.path().display(), error = %e, "cannot describe the log directory");
             result.with_error_code(ctx.code(&e))
         }
-    };
-    DescribeLogDirsResponse::default().with_results(vec![result])
+    }
 }
 
 /// The directory as Kafka reports it: absolute, symlinks left as they are.
@@ -66,7 +82,7 @@ fn bytes(n: u64) -> i64 {
 /// (null asks for all; a topic with an empty partition list asks for none of it).
 fn topics(
     partitions: &[Arc<Partition>],
-    wanted: Option<&[kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic]>,
+    wanted: Option<&[DescribableLogDirTopic]>,
 ) -> Vec<DescribeLogDirsTopic> {
     let wanted: Option<HashSet<(&str, i32)>> = wanted.map(|topics| {
         topics

@@ -387,10 +387,10 @@ settings! {
     ssl_truststore_certificates: Option<String> = "ssl.truststore.certificates", "", any, Password;
     /// Client certificates on SSL listeners: none, requested, or required.
     ssl_client_auth: String = "ssl.client.auth", "none", client_auth;
-    /// Data directory (one for now): partition logs and the metadata log live here. Unset,
-    /// `log.dir` is used.
+    /// Log directories, comma-separated (JBOD): partition logs are spread over them, the
+    /// metadata log lives in the first. Unset, `log.dir` is used.
     log_dirs: Option<String> = "log.dirs", "", any, List;
-    /// The data directory when `log.dirs` is not set.
+    /// The log directory (or comma-separated directories) when `log.dirs` is not set.
     log_dir: String = "log.dir", "./data", any, List;
     /// Partitions of an auto-created topic, and of CreateTopics asking for -1.
     num_partitions: i32 = "num.partitions", "1", positive_i32;
@@ -588,9 +588,15 @@ impl Settings {
         &self.catalog
     }
 
-    /// The data directory: `log.dirs`, else `log.dir`.
-    pub fn data_dir(&self) -> &str {
-        self.log_dirs.as_deref().unwrap_or(&self.log_dir)
+    /// The log directories, in order: `log.dirs` (comma-separated), else `log.dir`. The first
+    /// also holds the metadata log (Kafka's default `metadata.log.dir`).
+    pub fn log_dir_list(&self) -> Vec<std::path::PathBuf> {
+        let list = self.log_dirs.as_deref().unwrap_or(&self.log_dir);
+        list.split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(std::path::PathBuf::from)
+            .collect()
     }
 
     /// Where a setting's value came from.

@@ -621,7 +621,8 @@ impl Log {
         self.clock_ms = Some(self.clock_ms.map_or(now_ms, |c| c.max(now_ms)));
     }
 
-    pub(super) fn dir(&self) -> &Path {
+    /// The partition directory (`<log dir>/<topic>-<partition>`).
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 }

@@ -28,12 +28,14 @@ pub(crate) mod compaction;
 pub(crate) mod compression;
 mod config;
 mod control;
+mod dirs;
 mod error;
 mod index;
 pub(crate) mod leader_epoch;
 #[allow(clippy::module_inception)]
 mod log;
 mod manager;
+pub(crate) mod meta_properties;
 mod offset_map;
 mod producer_snapshots;
 mod producer_state;
@@ -65,10 +67,10 @@ pub(crate) use self::{
     cleaner::{CleanerConfig, CleanerStats, LogCleaner, Targets as CleanerTargets},
     compaction::CleanTarget,
     config::{CompactionConfig, TimestampPolicy},
+    dirs::{LogDir, LogDirs},
     control::{encode_marker, marker_type, Marker},
     error::{LogError, RecordError},
     log::{search as search_batch, AppendInfo, Log, LogConfig, PendingFlush},
-    manager::LogManager,
     recovery::RecoveryStats,
     transactions::{Origin, TxnVerification},
     txn_index::AbortedTxn,

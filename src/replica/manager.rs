@@ -7,7 +7,7 @@
 //! replicas, ISR) with what it had, and only a change reaches its core and the fetchers.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -23,8 +23,7 @@ use super::ReplicaError;
 use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::log::{
-    clean_shutdown, CleanTarget, CleanerConfig, CleanerStats, CleanerTargets, Log, LogCleaner, LogError, LogManager,
-    VolumeSpace,
+    clean_shutdown, CleanTarget, CleanerConfig, CleanerStats, CleanerTargets, Log, LogCleaner, LogDir, LogDirs, LogError,
 };
 use crate::metadata::{topic_config, MetadataImage, PartitionImage, TopicImage, METADATA_TOPIC};
 
@@ -34,7 +33,7 @@ type Key = (String, i32);
 pub(crate) struct ReplicaManager {
     node_id: i32,
     settings: Arc<Settings>,
-    logs: Arc<LogManager>,
+    logs: Arc<LogDirs>,
     /// Shared with the log cleaner, which takes the compacted ones in turn.
     partitions: Arc<RwLock<HashMap<Key, Arc<Partition>>>>,
     /// The image of the last reconcile: tells "led elsewhere" from "no such partition".
@@ -53,15 +52,16 @@ pub(crate) struct ReplicaManager {
 }
 
 impl ReplicaManager {
-    /// Opens (and recovers) every partition log on disk that the image says this node hosts;
-    /// directories of partitions the image does not have are set aside as `-stray`.
+    /// Opens (and recovers) every partition log, in every log directory (`(path, directory
+    /// id)`, in `log.dirs` order), that the image says this node hosts; directories of
+    /// partitions the image does not have are set aside as `-stray`.
     pub(crate) fn open(
         settings: Arc<Settings>,
-        log_dir: &Path,
+        log_dirs: &[(PathBuf, uuid::Uuid)],
         image: &MetadataImage,
         shutdown: CancellationToken,
     ) -> Result<ReplicaManager, LogError> {
-        let logs = Arc::new(LogManager::open(log_dir)?);
+        let logs = Arc::new(LogDirs::open(log_dirs)?);
         let config_for = |topic: &str| {
             if topic == METADATA_TOPIC {
                 return None;
@@ -257,7 +257,7 @@ impl ReplicaManager {
                 warn!(topic = %topic.name, partition = index, error = %e, "could not delete old partition log");
             }
         }
-        let log = match self.logs.create(&topic.name, index, config.clone()) {
+        let log = match self.logs.create(&topic.name, index, config.clone(), &self.partitions_per_dir()) {
             // Left behind by an earlier attempt that failed half way: recover and adopt it.
             Err(LogError::AlreadyExists(dir)) => Log::open(&dir, config, 0)?,
             other => other?,
@@ -345,14 +345,26 @@ impl ReplicaManager {
         self.get(topic, index).filter(|p| p.is_leader())
     }
 
-    /// The log directory every hosted partition lives in.
-    pub(crate) fn log_dir(&self) -> &Path {
-        self.logs.dir()
+    /// The log directories, in `log.dirs` order.
+    pub(crate) fn log_dirs(&self) -> &[LogDir] {
+        self.logs.dirs()
     }
 
-    /// The total and usable bytes of the log directory's file system.
-    pub(crate) fn volume_space(&self) -> Result<VolumeSpace, LogError> {
-        self.logs.volume_space()
+    /// The hosted partitions, split by the log directory their log is in (in `log.dirs`
+    /// order); a partition whose log is closed or deleted is in none.
+    pub(crate) fn partitions_by_dir(&self) -> Vec<Vec<Arc<Partition>>> {
+        let mut out: Vec<Vec<Arc<Partition>>> = self.logs.dirs().iter().map(|_| Vec::new()).collect();
+        for p in self.all() {
+            if let Some(i) = p.log_dir().and_then(|d| self.logs.index_of(&d)) {
+                out[i].push(p);
+            }
+        }
+        out
+    }
+
+    /// How many hosted partitions each log directory holds (placement of new ones).
+    fn partitions_per_dir(&self) -> Vec<usize> {
+        self.partitions_by_dir().iter().map(Vec::len).collect()
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<Partition>> {
@@ -418,11 +430,11 @@ impl ReplicaManager {
             });
             log_failure(&p, "release read maps", released);
             match p.flush_unlocked() {
-                Ok(point) => points.push((p.topic.clone(), p.index, point)),
+                Ok(point) => points.extend(p.log_dir().map(|d| (d, (p.topic.clone(), p.index, point)))),
                 Err(e) => log_failure::<()>(&p, "flush for checkpoint", Err(e)),
             }
         }
-        self.logs.write_recovery_checkpoint(&points)?;
+        self.logs.write_recovery_checkpoints(points)?;
         self.checkpoint_log_starts()?;
         self.checkpoint_high_watermarks()
     }
@@ -434,11 +446,14 @@ impl ReplicaManager {
             .all()
             .iter()
             .filter_map(|p| {
-                let start = p.with_log(|log| Ok(log.log_start_inside_segment().then(|| log.log_start_offset())));
-                start.ok().flatten().map(|s| (p.topic.clone(), p.index, s))
+                let start = p.with_log(|log| {
+                    let dir = log.dir().to_path_buf();
+                    Ok(log.log_start_inside_segment().then(|| (dir, log.log_start_offset())))
+                });
+                start.ok().flatten().map(|(d, s)| (d, (p.topic.clone(), p.index, s)))
             })
             .collect();
-        self.logs.write_log_starts(&starts)
+        self.logs.write_log_starts(starts)
     }
 
     /// Writes `replication-offset-checkpoint`: where each partition's committed data ends, so a
@@ -447,9 +462,9 @@ impl ReplicaManager {
         let marks: Vec<_> = self
             .all()
             .iter()
-            .map(|p| (p.topic.clone(), p.index, p.high_watermark()))
+            .filter_map(|p| Some((p.log_dir()?, (p.topic.clone(), p.index, p.high_watermark()))))
             .collect();
-        self.logs.write_high_watermarks(&marks)
+        self.logs.write_high_watermarks(marks)
     }
 
     /// The log cleaner's counters, for the metrics.
@@ -471,7 +486,10 @@ impl ReplicaManager {
             log_failure(&p, "close", closed);
         }
         if all_closed {
-            clean_shutdown::mark(self.logs.dir(), clean_token)?;
+            // Every directory gets the marker; the next start trusts the stop only if all have it.
+            for dir in self.logs.dirs() {
+                clean_shutdown::mark(dir.path(), clean_token)?;
+            }
         }
         Ok(all_closed)
     }

@@ -739,6 +739,12 @@ impl Partition {
         .and_then(|point| synced.map(|_| point).map_err(ReplicaError::from))
     }
 
+    /// The partition's directory on disk (`<log dir>/<topic>-<partition>`); `None` once the
+    /// log is closed or deleted.
+    pub(crate) fn log_dir(&self) -> Option<std::path::PathBuf> {
+        self.log.lock().expect("partition log lock").as_ref().map(|log| log.dir().to_path_buf())
+    }
+
     /// Takes the log out (later calls see the partition as unknown) and deletes it from disk.
     pub(crate) fn delete(&self) -> Result<(), ReplicaError> {
         let log = self.log.lock().expect("partition log lock").take();
