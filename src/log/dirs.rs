@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::checkpoint::CheckpointEntry;
 use super::cleaning_progress::CleaningProgress;
 use super::error::LogError;
+use super::future::resolve_futures;
 use super::log::{Log, LogConfig};
 use super::manager::LogManager;
 use super::volume::VolumeSpace;
@@ -51,6 +52,9 @@ impl LogDirs {
             .iter()
             .map(|(path, id)| Ok(LogDir { id: *id, manager: LogManager::open(path)? }))
             .collect::<Result<Vec<_>, LogError>>()?;
+        // Before any log opens: a log dir move a crash interrupted is finished or undone.
+        let managers: Vec<&LogManager> = dirs.iter().map(|d| &d.manager).collect();
+        resolve_futures(&managers)?;
         Ok(LogDirs { dirs })
     }
 
@@ -94,6 +98,11 @@ impl LogDirs {
         counts: &[usize],
     ) -> Result<Log, LogError> {
         self.dirs[next_dir(counts, self.dirs.len())].manager.create(topic, partition, config)
+    }
+
+    /// Creates an empty future log of the partition in directory `dir` (AlterReplicaLogDirs).
+    pub(crate) fn create_future(&self, dir: usize, topic: &str, partition: i32, config: LogConfig) -> Result<Log, LogError> {
+        self.dirs[dir].manager.create_future(topic, partition, config)
     }
 
     /// The index of the directory a partition directory lies in (its parent), if it is one of

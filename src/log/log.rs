@@ -76,7 +76,7 @@ pub(crate) fn remove_deleted_dir(dir: &Path) {
     }
 }
 
-fn unique_suffix() -> String {
+pub(super) fn unique_suffix() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());

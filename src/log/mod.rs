@@ -30,6 +30,7 @@ mod config;
 mod control;
 mod dirs;
 mod error;
+mod future;
 mod index;
 pub(crate) mod leader_epoch;
 #[allow(clippy::module_inception)]
@@ -70,8 +71,10 @@ pub(crate) use self::{
     dirs::{LogDir, LogDirs},
     control::{encode_marker, marker_type, Marker},
     error::{LogError, RecordError},
+    future::{catch_up_once, swap as swap_future, CatchUp, SwapFailed},
     log::{search as search_batch, AppendInfo, Log, LogConfig, PendingFlush},
     recovery::RecoveryStats,
+    throttle::Throttle,
     transactions::{Origin, TxnVerification},
     txn_index::AbortedTxn,
     volume::VolumeSpace,
