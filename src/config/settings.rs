@@ -518,6 +518,10 @@ settings! {
     num_io_threads: i32 = "num.io.threads", "8", positive_i32;
     /// Fetcher tasks per source broker; partitions are spread over them.
     num_replica_fetchers: i32 = "num.replica.fetchers", "1", positive_i32;
+    /// Threads that copy replicas between log dirs (AlterReplicaLogDirs); unset: one per log dir.
+    num_replica_alter_log_dirs_threads: Option<i32> = "num.replica.alter.log.dirs.threads", "", any;
+    /// Bytes per second all log dir moves together may copy.
+    replica_alter_log_dirs_io_max_bytes_per_second: f64 = "replica.alter.log.dirs.io.max.bytes.per.second", "9223372036854775807", positive_f64;
     /// How often each log dir's replication-offset-checkpoint (high watermarks) is written.
     replica_high_watermark_checkpoint_interval_ms: i64 = "replica.high.watermark.checkpoint.interval.ms", "5000", positive;
     /// The active controller moves each partition's leadership back to its first replica (a

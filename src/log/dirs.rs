@@ -100,6 +100,11 @@ impl LogDirs {
         self.dirs[next_dir(counts, self.dirs.len())].manager.create(topic, partition, config)
     }
 
+    /// Creates a new, empty partition log in directory `dir` (AlterReplicaLogDirs named it).
+    pub(crate) fn create_in(&self, dir: usize, topic: &str, partition: i32, config: LogConfig) -> Result<Log, LogError> {
+        self.dirs[dir].manager.create(topic, partition, config)
+    }
+
     /// Creates an empty future log of the partition in directory `dir` (AlterReplicaLogDirs).
     pub(crate) fn create_future(&self, dir: usize, topic: &str, partition: i32, config: LogConfig) -> Result<Log, LogError> {
         self.dirs[dir].manager.create_future(topic, partition, config)

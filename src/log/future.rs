@@ -17,6 +17,8 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
+use bytes::Bytes;
+
 use super::error::{IoContext, LogError};
 use super::log::{remove_deleted_dir, unique_suffix, Log, LogConfig, DELETED_SUFFIX};
 use super::manager::{parse_partition_dir, LogManager};
@@ -175,35 +177,48 @@ pub(crate) fn ends(current: &Log, future: &Log) -> Ends {
     }
 }
 
-/// Applies one catch-up step to `future` from `current`, copying at most `max_bytes`; returns
-/// the step and the bytes copied. Run it under the current log's lock (the read), which is
-/// short: one read of at most `max_bytes`.
-pub(crate) fn catch_up_once(
-    current: &Log,
-    future: &mut Log,
-    max_bytes: usize,
-    now_ms: i64,
-) -> Result<(CatchUp, usize), LogError> {
-    let step = next_step(ends(current, future));
-    let copied = match step {
-        CatchUp::Restart(offset) => {
-            future.restart_from(offset)?;
-            0
+/// One catch-up step, planned under the current log's lock (`plan`, which reads at most
+/// `max_bytes`) and applied to the future log after it is released (`apply`): the partition
+/// lock is never held across a write to the future log, except in the final step before the
+/// swap.
+#[derive(Debug)]
+pub(crate) enum Step {
+    Restart(i64),
+    Truncate(i64),
+    Copy(Bytes),
+    CaughtUp,
+}
+
+/// Under the current log's lock: the next step of `future`'s catch-up.
+pub(crate) fn plan(current: &Log, future: &Log, max_bytes: usize) -> Result<Step, LogError> {
+    Ok(match next_step(ends(current, future)) {
+        CatchUp::Restart(offset) => Step::Restart(offset),
+        CatchUp::Truncate(offset) => Step::Truncate(offset),
+        CatchUp::Copy(offset) => Step::Copy(current.read(offset, max_bytes, i64::MAX, true)?),
+        CatchUp::CaughtUp => Step::CaughtUp,
+    })
+}
+
+/// Applies a step to the future log; returns the bytes it copied.
+pub(crate) fn apply(future: &mut Log, step: &Step, now_ms: i64) -> Result<usize, LogError> {
+    match step {
+        Step::Restart(offset) => future.restart_from(*offset)?,
+        Step::Truncate(offset) => future.truncate_diverged(*offset)?,
+        Step::Copy(batches) if !batches.is_empty() => {
+            future.append_as_follower(batches, now_ms)?;
+            return Ok(batches.len());
         }
-        CatchUp::Truncate(offset) => {
-            future.truncate_diverged(offset)?;
-            0
-        }
-        CatchUp::Copy(offset) => {
-            let batches = current.read(offset, max_bytes, i64::MAX, true)?;
-            if !batches.is_empty() {
-                future.append_as_follower(&batches, now_ms)?;
-            }
-            batches.len()
-        }
-        CatchUp::CaughtUp => 0,
-    };
-    Ok((step, copied))
+        Step::Copy(_) | Step::CaughtUp => {}
+    }
+    Ok(0)
+}
+
+/// `plan` then `apply`, for a caller that holds the current log throughout (the final step).
+/// Returns whether the future log is caught up.
+pub(crate) fn catch_up_once(current: &Log, future: &mut Log, max_bytes: usize, now_ms: i64) -> Result<bool, LogError> {
+    let step = plan(current, future, max_bytes)?;
+    apply(future, &step, now_ms)?;
+    Ok(matches!(step, Step::CaughtUp))
 }
 
 /// A swap that did not happen: the error, and the log the partition keeps (the current one,
@@ -298,7 +313,7 @@ mod tests {
 
     fn copy_all(current: &Log, future: &mut Log) {
         // Small reads: several copy steps, as under a producer.
-        while catch_up_once(current, future, 200, 0).unwrap().0 != CatchUp::CaughtUp {}
+        while !catch_up_once(current, future, 200, 0).unwrap() {}
     }
 
     fn names(dir: &Path) -> Vec<String> {
@@ -372,7 +387,7 @@ mod tests {
         // The current log is cut (a follower truncating), then grows again.
         current.truncate_diverged(4).unwrap();
         current.append(&mut batch_of(5, 9), 1, 0).unwrap();
-        assert_eq!(catch_up_once(&current, &mut future, 1 << 20, 0).unwrap().0, CatchUp::Truncate(4));
+        assert!(matches!(plan(&current, &future, 1 << 20).unwrap(), Step::Truncate(4)));
         copy_all(&current, &mut future);
         assert_eq!(read_all(&future), read_all(&current));
         // DeleteRecords past the future's end: it restarts there.
@@ -380,7 +395,7 @@ mod tests {
         current.roll().unwrap();
         current.append(&mut batch_of(1, 10), 1, 0).unwrap();
         current.advance_log_start(9, current.log_end_offset()).unwrap();
-        assert_eq!(catch_up_once(&current, &mut fresh, 1 << 20, 0).unwrap().0, CatchUp::Restart(9));
+        assert!(matches!(plan(&current, &fresh, 1 << 20).unwrap(), Step::Restart(9)));
         copy_all(&current, &mut fresh);
         assert_eq!(fresh.log_start_offset(), 9);
         assert_eq!(read_all(&fresh), read_all(&current));

@@ -71,7 +71,7 @@ pub(crate) use self::{
     dirs::{LogDir, LogDirs},
     control::{encode_marker, marker_type, Marker},
     error::{LogError, RecordError},
-    future::{catch_up_once, swap as swap_future, CatchUp, SwapFailed},
+    future::{apply as apply_future_step, catch_up_once, plan as plan_future_step, swap as swap_future, Step as FutureStep, SwapFailed},
     log::{search as search_batch, AppendInfo, Log, LogConfig, PendingFlush},
     recovery::RecoveryStats,
     throttle::Throttle,

@@ -17,6 +17,7 @@ use tracing::{error, info, warn};
 
 use super::appender::Appender;
 use super::core::{Action, LeaderAndIsr};
+use super::dir_moves::{DirMoves, FutureReplica};
 use super::fetcher::{FetcherConfig, Fetchers};
 use super::partition::{IsrProposal, Partition, PartitionSetup};
 use super::ReplicaError;
@@ -49,6 +50,12 @@ pub(crate) struct ReplicaManager {
     checkpointed_hw: Mutex<HashMap<Key, i64>>,
     appender: Arc<Appender>,
     cleaner: LogCleaner,
+    /// AlterReplicaLogDirs moves in progress.
+    moves: DirMoves,
+    /// The log dir AlterReplicaLogDirs asked for a replica this broker does not host yet
+    /// (Kafka's preferred log dir): where it is created when it comes. Only partitions of
+    /// topics in the image, so bounded by the cluster's partitions.
+    preferred_dirs: Mutex<HashMap<Key, usize>>,
 }
 
 impl ReplicaManager {
@@ -83,6 +90,14 @@ impl ReplicaManager {
             map.values().map(|p| p.clone() as Arc<dyn CleanTarget>).collect()
         });
         let cleaner = LogCleaner::start(cleaner_config(&settings), logs.clone(), targets);
+        let move_threads = settings
+            .num_replica_alter_log_dirs_threads
+            .map_or(log_dirs.len(), |n| n.max(1) as usize);
+        let moves = DirMoves::start(
+            logs.clone(),
+            move_threads,
+            settings.replica_alter_log_dirs_io_max_bytes_per_second,
+        );
         let manager = ReplicaManager {
             node_id: settings.node_id,
             fetchers: Fetchers::new(fetcher_config(&settings), shutdown),
@@ -90,6 +105,8 @@ impl ReplicaManager {
             logs,
             partitions,
             cleaner,
+            moves,
+            preferred_dirs: Mutex::default(),
             image: RwLock::default(),
             applied: Mutex::new(HashMap::new()),
             needs_reconcile: AtomicBool::new(false),
@@ -257,7 +274,16 @@ impl ReplicaManager {
                 warn!(topic = %topic.name, partition = index, error = %e, "could not delete old partition log");
             }
         }
-        let log = match self.logs.create(&topic.name, index, config.clone(), &self.partitions_per_dir()) {
+        let preferred = self
+            .preferred_dirs
+            .lock()
+            .expect("preferred dirs lock")
+            .remove(&(topic.name.clone(), index));
+        let created = match preferred {
+            Some(dir) => self.logs.create_in(dir, &topic.name, index, config.clone()),
+            None => self.logs.create(&topic.name, index, config.clone(), &self.partitions_per_dir()),
+        };
+        let log = match created {
             // Left behind by an earlier attempt that failed half way: recover and adopt it.
             Err(LogError::AlreadyExists(dir)) => Log::open(&dir, config, 0)?,
             other => other?,
@@ -362,6 +388,50 @@ impl ReplicaManager {
         out
     }
 
+    /// AlterReplicaLogDirs for one replica: `dir` (a path as the client sent it) must be one of
+    /// the log dirs. A hosted replica starts moving there in the background (nothing happens
+    /// if it is there already); one not hosted yet gets `dir` as its preferred log dir and the
+    /// answer REPLICA_NOT_AVAILABLE, as in Kafka (the reassignment tool asks again).
+    pub(crate) fn alter_log_dir(&self, topic: &str, index: i32, dir: &str) -> Result<(), ReplicaError> {
+        let wanted = std::path::absolute(dir).unwrap_or_else(|_| PathBuf::from(dir));
+        let target = self
+            .logs
+            .dirs()
+            .iter()
+            .position(|d| std::path::absolute(d.path()).is_ok_and(|p| p == wanted))
+            .ok_or_else(|| ReplicaError::LogDirNotFound(dir.to_string()))?;
+        let not_available = || ReplicaError::ReplicaNotAvailable {
+            topic: topic.to_string(),
+            partition: index,
+        };
+        let Some(p) = self.get(topic, index) else {
+            let known = self
+                .image
+                .read()
+                .expect("image lock")
+                .topic(topic)
+                .is_some_and(|t| t.partitions.contains_key(&index));
+            if known {
+                self.preferred_dirs
+                    .lock()
+                    .expect("preferred dirs lock")
+                    .insert((topic.to_string(), index), target);
+            }
+            return Err(not_available());
+        };
+        let current = p
+            .log_dir()
+            .and_then(|d| self.logs.index_of(&d))
+            .ok_or_else(not_available)?;
+        self.moves.request(p, target, current);
+        Ok(())
+    }
+
+    /// The future replicas AlterReplicaLogDirs is building, for DescribeLogDirs.
+    pub(crate) fn future_replicas(&self) -> Vec<FutureReplica> {
+        self.moves.futures()
+    }
+
     /// How many hosted partitions each log directory holds (placement of new ones).
     fn partitions_per_dir(&self) -> Vec<usize> {
         self.partitions_by_dir().iter().map(Vec::len).collect()
@@ -384,6 +454,12 @@ impl ReplicaManager {
     /// Time-based upkeep: lagging followers out of the ISR, fsync when due, roll idle segments
     /// past segment.ms.
     pub(crate) fn tick(&self, now_ms: i64) {
+        // A replica changed log dir: both dirs' checkpoints must say so before a crash does.
+        if self.moves.take_swapped() {
+            if let Err(e) = self.checkpoint() {
+                warn!(error = %e, "checkpoint after a log dir move failed");
+            }
+        }
         for p in self.all() {
             p.tick(now_ms);
             let r = p.with_log(|log| {
@@ -478,6 +554,7 @@ impl ReplicaManager {
     /// back (KIP-966's clean shutdown). Returns whether the marker was left.
     pub(crate) fn shutdown(&self, clean_token: &str) -> Result<bool, LogError> {
         self.cleaner.shutdown();
+        self.moves.shutdown();
         self.checkpoint()?;
         let mut all_closed = true;
         for p in self.all() {

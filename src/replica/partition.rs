@@ -739,6 +739,20 @@ impl Partition {
         .and_then(|point| synced.map(|_| point).map_err(ReplicaError::from))
     }
 
+    /// The last step of a log dir move, under the partition lock: `f` gets the log and returns
+    /// the one the partition keeps from now on (the swapped-in future log, or the same one
+    /// back; none if both failed, which leaves the partition unavailable).
+    pub(crate) fn replace_log<T>(&self, f: impl FnOnce(Log) -> (Option<Log>, T)) -> Result<T, ReplicaError> {
+        let mut guard = self.log.lock().expect("partition log lock");
+        let current = guard.take().ok_or_else(|| self.unknown())?;
+        let (kept, out) = f(current);
+        *guard = kept;
+        if let Some(log) = guard.as_ref() {
+            self.publish_offsets(log);
+        }
+        Ok(out)
+    }
+
     /// The partition's directory on disk (`<log dir>/<topic>-<partition>`); `None` once the
     /// log is closed or deleted.
     pub(crate) fn log_dir(&self) -> Option<std::path::PathBuf> {
