@@ -390,8 +390,9 @@ impl ReplicaManager {
 
     /// AlterReplicaLogDirs for one replica: `dir` (a path as the client sent it) must be one of
     /// the log dirs. A hosted replica starts moving there in the background (nothing happens
-    /// if it is there already); one not hosted yet gets `dir` as its preferred log dir and the
-    /// answer REPLICA_NOT_AVAILABLE, as in Kafka (the reassignment tool asks again).
+    /// if it is there already); one of a partition in the image but not hosted here yet gets
+    /// `dir` as its preferred log dir and the answer REPLICA_NOT_AVAILABLE, as in Kafka (the
+    /// reassignment tool asks again until the replica exists).
     pub(crate) fn alter_log_dir(&self, topic: &str, index: i32, dir: &str) -> Result<(), ReplicaError> {
         let wanted = std::path::absolute(dir).unwrap_or_else(|_| PathBuf::from(dir));
         let target = self
@@ -411,12 +412,16 @@ impl ReplicaManager {
                 .expect("image lock")
                 .topic(topic)
                 .is_some_and(|t| t.partitions.contains_key(&index));
-            if known {
-                self.preferred_dirs
-                    .lock()
-                    .expect("preferred dirs lock")
-                    .insert((topic.to_string(), index), target);
+            if !known {
+                return Err(ReplicaError::UnknownTopicOrPartition {
+                    topic: topic.to_string(),
+                    partition: index,
+                });
             }
+            self.preferred_dirs
+                .lock()
+                .expect("preferred dirs lock")
+                .insert((topic.to_string(), index), target);
             return Err(not_available());
         };
         let current = p
