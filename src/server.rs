@@ -192,6 +192,7 @@ impl Server {
             port: advertised.port,
             rack: settings.broker_rack.clone().filter(|r| !r.is_empty()),
             previous_incarnation,
+            log_dirs: data_dirs.dirs.iter().map(|(_, id)| *id).collect(),
         };
         // A broker that is not a voter is sent the metadata log as a Raft learner.
         let learner = controller_addr.filter(|_| !quorum.is_voter(settings.node_id));

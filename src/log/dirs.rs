@@ -52,6 +52,9 @@ impl LogDirs {
             .iter()
             .map(|(path, id)| Ok(LogDir { id: *id, manager: LogManager::open(path)? }))
             .collect::<Result<Vec<_>, LogError>>()?;
+        for d in &dirs {
+            tracing::info!(dir = %d.path().display(), directory_id = %super::meta_properties::directory_id_string(d.id), "log dir");
+        }
         // Before any log opens: a log dir move a crash interrupted is finished or undone.
         let managers: Vec<&LogManager> = dirs.iter().map(|d| &d.manager).collect();
         resolve_futures(&managers)?;
