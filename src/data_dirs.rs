@@ -41,7 +41,10 @@ impl DataDirs {
         if paths.is_empty() {
             return Err(StartError::MetaProperties("log.dirs names no directory".into()));
         }
-        let distinct: HashSet<PathBuf> = paths.iter().map(|p| std::path::absolute(p).unwrap_or(p.clone())).collect();
+        let distinct: HashSet<PathBuf> = paths
+            .iter()
+            .map(|p| std::path::absolute(p).unwrap_or(p.clone()))
+            .collect();
         if distinct.len() != paths.len() {
             return Err(StartError::MetaProperties("log.dirs names a directory twice".into()));
         }
@@ -206,7 +209,11 @@ mod tests {
 
     #[test]
     fn every_log_dir_gets_meta_properties_with_one_cluster_and_its_own_id() {
-        let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (a, b, c) = (
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+            tempfile::tempdir().unwrap(),
+        );
         let all = paths(&[&a, &b, &c]);
         let opened = DataDirs::open(&all[..2], 7).unwrap();
         assert!(opened.fresh);

@@ -58,7 +58,12 @@ async fn replicas_spread_over_log_dirs_and_move_between_them() {
     for i in 0..200 {
         let value = format!("value-{i}");
         sent.push(value.clone().into_bytes());
-        assert_eq!(produce(&mut c, "moving", 0, batch(&[value.as_bytes()], i, Compression::None)).await.0, 0);
+        assert_eq!(
+            produce(&mut c, "moving", 0, batch(&[value.as_bytes()], i, Compression::None))
+                .await
+                .0,
+            0
+        );
     }
     let placed = where_is(&mut c).await;
     assert_eq!(
@@ -95,7 +100,12 @@ async fn replicas_spread_over_log_dirs_and_move_between_them() {
     }
     assert_eq!(fetch_all(&mut c, "moving", 0).await, sent);
     // Still takes writes where it is now.
-    assert_eq!(produce(&mut c, "moving", 0, batch(&[b"after"], 999, Compression::None)).await.0, 0);
+    assert_eq!(
+        produce(&mut c, "moving", 0, batch(&[b"after"], 999, Compression::None))
+            .await
+            .0,
+        0
+    );
     sent.push(b"after".to_vec());
     assert!(b.join("moving-0").is_dir());
 

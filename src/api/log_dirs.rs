@@ -16,12 +16,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
+use kafka_protocol::messages::alter_replica_log_dirs_response::{
+    AlterReplicaLogDirPartitionResult, AlterReplicaLogDirTopicResult,
+};
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
-};
-use kafka_protocol::messages::alter_replica_log_dirs_response::{
-    AlterReplicaLogDirPartitionResult, AlterReplicaLogDirTopicResult,
 };
 use kafka_protocol::messages::{
     AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse, DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName,
@@ -142,7 +142,10 @@ fn topics(entries: Vec<Entry>, wanted: Option<&[DescribableLogDirTopic]>) -> Vec
     });
     let mut by_topic: BTreeMap<String, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
     for (topic, p) in entries {
-        if wanted.as_ref().is_none_or(|w| w.contains(&(topic.as_str(), p.partition_index))) {
+        if wanted
+            .as_ref()
+            .is_none_or(|w| w.contains(&(topic.as_str(), p.partition_index)))
+        {
             by_topic.entry(topic).or_default().push(p);
         }
     }

@@ -312,7 +312,10 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         ApiKey::AlterReplicaLogDirs => {
             // Blocking: it reads the log dirs' paths and takes partition locks.
             let req = decode(&mut body, v)?;
-            respond(&ctx, blocking(&ctx, move |ctx| log_dirs::alter_replica_log_dirs(ctx, req)))
+            respond(
+                &ctx,
+                blocking(&ctx, move |ctx| log_dirs::alter_replica_log_dirs(ctx, req)),
+            )
         }
         ApiKey::DescribeTopicPartitions => respond(
             &ctx,

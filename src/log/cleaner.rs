@@ -13,11 +13,11 @@
 //! takes its lock, or keep running once `shutdown` returned.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use std::path::PathBuf;
 
 use super::cleaning_progress::CleaningProgress;
 use super::compaction::{clean, with_log, CleanError, CleanStats, CleanTarget, CleanerIo, Dirtiness};

@@ -50,7 +50,12 @@ impl LogDirs {
     pub(crate) fn open(dirs: &[(PathBuf, Uuid)]) -> Result<LogDirs, LogError> {
         let dirs = dirs
             .iter()
-            .map(|(path, id)| Ok(LogDir { id: *id, manager: LogManager::open(path)? }))
+            .map(|(path, id)| {
+                Ok(LogDir {
+                    id: *id,
+                    manager: LogManager::open(path)?,
+                })
+            })
             .collect::<Result<Vec<_>, LogError>>()?;
         for d in &dirs {
             tracing::info!(dir = %d.path().display(), directory_id = %super::meta_properties::directory_id_string(d.id), "log dir");
@@ -100,16 +105,30 @@ impl LogDirs {
         config: LogConfig,
         counts: &[usize],
     ) -> Result<Log, LogError> {
-        self.dirs[next_dir(counts, self.dirs.len())].manager.create(topic, partition, config)
+        self.dirs[next_dir(counts, self.dirs.len())]
+            .manager
+            .create(topic, partition, config)
     }
 
     /// Creates a new, empty partition log in directory `dir` (AlterReplicaLogDirs named it).
-    pub(crate) fn create_in(&self, dir: usize, topic: &str, partition: i32, config: LogConfig) -> Result<Log, LogError> {
+    pub(crate) fn create_in(
+        &self,
+        dir: usize,
+        topic: &str,
+        partition: i32,
+        config: LogConfig,
+    ) -> Result<Log, LogError> {
         self.dirs[dir].manager.create(topic, partition, config)
     }
 
     /// Creates an empty future log of the partition in directory `dir` (AlterReplicaLogDirs).
-    pub(crate) fn create_future(&self, dir: usize, topic: &str, partition: i32, config: LogConfig) -> Result<Log, LogError> {
+    pub(crate) fn create_future(
+        &self,
+        dir: usize,
+        topic: &str,
+        partition: i32,
+        config: LogConfig,
+    ) -> Result<Log, LogError> {
         self.dirs[dir].manager.create_future(topic, partition, config)
     }
 
@@ -147,7 +166,10 @@ impl LogDirs {
     }
 
     /// Writes each directory's cleaner checkpoints.
-    pub(crate) fn write_cleaning(&self, progress: Vec<(PathBuf, (String, i32, CleaningProgress))>) -> Result<(), LogError> {
+    pub(crate) fn write_cleaning(
+        &self,
+        progress: Vec<(PathBuf, (String, i32, CleaningProgress))>,
+    ) -> Result<(), LogError> {
         self.each_dir(progress, |m, entries| m.write_cleaning(entries))
     }
 
@@ -163,7 +185,9 @@ impl LogDirs {
         for (partition_dir, entry) in entries {
             match self.index_of(&partition_dir) {
                 Some(i) => per_dir[i].push(entry),
-                None => tracing::warn!(dir = %partition_dir.display(), "log outside every log dir left out of the checkpoint"),
+                None => {
+                    tracing::warn!(dir = %partition_dir.display(), "log outside every log dir left out of the checkpoint")
+                }
             }
         }
         let mut first_failure = None;

@@ -221,47 +221,44 @@ pub(crate) fn catch_up_once(current: &Log, future: &mut Log, max_bytes: usize, n
     Ok(matches!(step, Step::CaughtUp))
 }
 
-/// A swap that did not happen: the error, and the log the partition keeps (the current one,
-/// reopened if it had to be closed).
-#[derive(Debug)]
-pub(crate) struct SwapFailed {
-    pub(crate) error: LogError,
-    pub(crate) kept: Option<Log>,
-}
-
 /// Replaces `current` by `future`, which must be caught up (same log end): the log start,
 /// epochs with no batches, and the cleaner's progress carry over; then the swap of the module
-/// doc. Returns the log now in `future`'s directory under the partition's name. The old
-/// directory is removed in the background.
-pub(crate) fn swap(current: Log, future: Log) -> Result<Log, SwapFailed> {
-    let keep = |error: LogError, current: Log| SwapFailed {
-        error,
-        kept: Some(current),
-    };
+/// doc. Returns the log the partition keeps (the swapped-in one, in `future`'s directory under
+/// the partition's name; or, if the swap did not happen, the current one, reopened if it had to
+/// be closed; none if even that failed) and whether the swap happened. The old directory is
+/// removed in the background.
+pub(crate) fn swap(current: Log, future: Log) -> (Option<Log>, Result<(), LogError>) {
     if future.log_end_offset() != current.log_end_offset() {
         let error = LogError::InvalidRecord(format!(
             "future log ends at {}, current at {}",
             future.log_end_offset(),
             current.log_end_offset()
         ));
-        return Err(keep(error, current));
+        return (Some(current), Err(error));
     }
     let (config, progress) = (current.config().clone(), current.cleaning_progress());
     let (log_start, end) = (current.log_start_offset(), current.log_end_offset());
-    let epochs: Vec<(i32, i64)> = current.epoch_entries().iter().map(|e| (e.epoch, e.start_offset)).collect();
+    let epochs: Vec<(i32, i64)> = current
+        .epoch_entries()
+        .iter()
+        .map(|e| (e.epoch, e.start_offset))
+        .collect();
     let future_dir = future.dir().to_path_buf();
     if let Err(e) = future.close() {
-        return Err(keep(e, current));
+        return (Some(current), Err(e));
     }
     let current_dir = current.dir().to_path_buf();
     let recovery_point = current.recovery_point();
     drop(current);
-    let name = current_dir.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let name = current_dir
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
     let doomed = current_dir.with_file_name(format!("{name}.{}{DELETED_SUFFIX}", unique_suffix()));
     if let Err(e) = rename_durably(&current_dir, &doomed) {
         // Nothing moved: the current log stays, the future one goes at the next start.
-        let kept = Log::open(&current_dir, config, recovery_point).ok();
-        return Err(SwapFailed { error: e, kept });
+        return (Log::open(&current_dir, config, recovery_point).ok(), Err(e));
     }
     let target = future_dir.with_file_name(&name);
     let opened_at = match rename_durably(&future_dir, &target) {
@@ -274,18 +271,19 @@ pub(crate) fn swap(current: Log, future: Log) -> Result<Log, SwapFailed> {
     };
     let mut log = match Log::open(&opened_at, config, end) {
         Ok(log) => log,
-        Err(error) => return Err(SwapFailed { error, kept: None }),
+        Err(error) => return (None, Err(error)),
     };
     log.restore_cleaning(progress);
-    if let Err(error) = carry_over(&mut log, log_start, &epochs) {
-        return Err(SwapFailed { error, kept: None });
+    if let Err(e) = carry_over(&mut log, log_start, &epochs) {
+        // The data is all there; only the start offset or an empty epoch may be off.
+        tracing::warn!(dir = %opened_at.display(), error = %e, "moved log: log start or epochs not carried over");
     }
     std::thread::Builder::new()
         .name("log-delete".into())
         .spawn(move || remove_deleted_dir(&doomed))
         .map_err(|e| tracing::warn!(error = %e, "old log dir left for the next start to remove"))
         .ok();
-    Ok(log)
+    (Some(log), Ok(()))
 }
 
 /// What the copy of batches does not bring, applied to the swapped-in log: a log start inside
@@ -307,7 +305,10 @@ mod tests {
     use crate::log::testutil::{append, batch_of, config, read_all};
 
     fn open(a: &Path, b: &Path) -> LogDirs {
-        let ids = [(a.to_path_buf(), uuid::Uuid::from_u128(1)), (b.to_path_buf(), uuid::Uuid::from_u128(2))];
+        let ids = [
+            (a.to_path_buf(), uuid::Uuid::from_u128(1)),
+            (b.to_path_buf(), uuid::Uuid::from_u128(2)),
+        ];
         LogDirs::open(&ids).unwrap()
     }
 
@@ -351,7 +352,9 @@ mod tests {
                 }
                 _ => {
                     copy_all(&current, &mut future);
-                    let swapped = swap(current, future).unwrap();
+                    let (swapped, done) = swap(current, future);
+                    done.unwrap();
+                    let swapped = swapped.unwrap();
                     assert_eq!(read_all(&swapped), expected);
                     assert_eq!(dirs.index_of(swapped.dir()), Some(1));
                     assert_eq!(swapped.latest_epoch(), Some(7), "an epoch without batches carries over");
@@ -364,9 +367,17 @@ mod tests {
             assert_eq!(loaded.len(), 1, "crash at {crash_at}");
             let (_, _, log) = &loaded[0];
             let moved = crash_at >= 2;
-            assert_eq!(dirs.index_of(log.dir()), Some(usize::from(moved)), "crash at {crash_at}");
+            assert_eq!(
+                dirs.index_of(log.dir()),
+                Some(usize::from(moved)),
+                "crash at {crash_at}"
+            );
             assert_eq!(read_all(log), expected, "crash at {crash_at}");
-            let (kept, other) = if moved { (b.path(), a.path()) } else { (a.path(), b.path()) };
+            let (kept, other) = if moved {
+                (b.path(), a.path())
+            } else {
+                (a.path(), b.path())
+            };
             assert_eq!(names(kept), ["t-0"], "crash at {crash_at}");
             if crash_at < 3 {
                 assert!(names(other).is_empty(), "crash at {crash_at}: {:?}", names(other));
@@ -399,7 +410,7 @@ mod tests {
         copy_all(&current, &mut fresh);
         assert_eq!(fresh.log_start_offset(), 9);
         assert_eq!(read_all(&fresh), read_all(&current));
-        let swapped = swap(current, fresh).unwrap();
+        let swapped = swap(current, fresh).0.unwrap();
         assert_eq!(swapped.log_start_offset(), 9);
     }
 

@@ -175,7 +175,11 @@ mod tests {
         assert_eq!(read(dir.path()).unwrap().unwrap().directory_id, None);
         fs::write(meta_path(dir.path()), "version=0\ncluster.id=c\nbroker.id=0\n").unwrap();
         assert!(matches!(read(dir.path()), Err(LogError::MetaProperties { .. })));
-        fs::write(meta_path(dir.path()), "version=1\ncluster.id=c\nnode.id=0\ndirectory.id=zz\n").unwrap();
+        fs::write(
+            meta_path(dir.path()),
+            "version=1\ncluster.id=c\nnode.id=0\ndirectory.id=zz\n",
+        )
+        .unwrap();
         assert!(matches!(read(dir.path()), Err(LogError::MetaProperties { .. })));
     }
 }

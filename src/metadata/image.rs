@@ -526,7 +526,11 @@ mod tests {
         // A restart re-registers: fenced again until it catches up.
         image.apply(&register(2)).unwrap();
         assert_eq!(image.live_brokers().count(), 0);
-        assert_eq!(image.broker(2).unwrap().log_dirs, [Uuid::from_u128(2)], "its log dirs, registered");
+        assert_eq!(
+            image.broker(2).unwrap().log_dirs,
+            [Uuid::from_u128(2)],
+            "its log dirs, registered"
+        );
         assert!(image.apply(&MetadataRecord::FenceBroker { broker_id: 9 }).is_err());
         // A record from before log dir ids were registered still replays.
         let old: MetadataRecord = serde_json::from_str(

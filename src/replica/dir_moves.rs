@@ -21,14 +21,15 @@ use super::partition::Partition;
 use super::ReplicaError;
 use crate::clock::now_ms;
 use crate::log::{
-    apply_future_step, catch_up_once, plan_future_step, swap_future, FutureStep, Log, LogDirs, LogError, SwapFailed,
-    Throttle,
+    apply_future_step, catch_up_once, plan_future_step, swap_future, FutureStep, Log, LogDirs, LogError, Throttle,
 };
 
 type Key = (String, i32);
 
 /// Bytes read from the current log per step.
 const CHUNK_BYTES: usize = 1 << 20;
+/// The longest a throttled thread sleeps before it looks whether it should stop.
+const PAUSE_SLICE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A future replica being built, for DescribeLogDirs.
 #[derive(Debug, Clone)]
@@ -232,6 +233,18 @@ impl Shared {
         }
     }
 
+    /// Sleeps for the throttle, in slices, so that stopping never waits for a long pause.
+    fn pause(&self, pause: std::time::Duration) {
+        let until = std::time::Instant::now() + pause;
+        while !self.stop.load(Ordering::Acquire) {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::sleep(left.min(PAUSE_SLICE));
+        }
+    }
+
     fn still_wanted(&self, key: &Key, generation: u64) -> bool {
         !self.stop.load(Ordering::Acquire) && self.lock().moves.get(key).is_some_and(|m| m.generation == generation)
     }
@@ -271,7 +284,7 @@ impl Shared {
             let copied = apply_future_step(future, &step, now_ms())?;
             self.report(key, generation, future);
             if let Some(pause) = self.throttle.account(copied as u64) {
-                std::thread::sleep(pause);
+                self.pause(pause);
             }
             // Caught up, or less than a chunk behind: finish under the partition lock.
             let near = matches!(step, FutureStep::CaughtUp) || copied < CHUNK_BYTES / 2;
@@ -304,13 +317,9 @@ fn finish(current: Log, mut future: Log) -> (Option<Log>, Result<(), Stopped>) {
             }
         }
     }
-    match swap_future(current, future) {
-        Ok(log) => (Some(log), Ok(())),
-        Err(SwapFailed { error, kept }) => {
-            if kept.is_none() {
-                warn!(error = %error, "log dir move failed after the old log was closed: the partition is offline until a restart");
-            }
-            (kept, Err(error.into()))
-        }
+    let (kept, swapped) = swap_future(current, future);
+    if let (None, Err(e)) = (&kept, &swapped) {
+        warn!(error = %e, "log dir move failed after the old log was closed: the partition is unavailable until a restart");
     }
+    (kept, swapped.map_err(Stopped::from))
 }

@@ -24,7 +24,8 @@ use super::ReplicaError;
 use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::log::{
-    clean_shutdown, CleanTarget, CleanerConfig, CleanerStats, CleanerTargets, Log, LogCleaner, LogDir, LogDirs, LogError,
+    clean_shutdown, CleanTarget, CleanerConfig, CleanerStats, CleanerTargets, Log, LogCleaner, LogDir, LogDirs,
+    LogError,
 };
 use crate::metadata::{topic_config, MetadataImage, PartitionImage, TopicImage, METADATA_TOPIC};
 
@@ -281,7 +282,9 @@ impl ReplicaManager {
             .remove(&(topic.name.clone(), index));
         let created = match preferred {
             Some(dir) => self.logs.create_in(dir, &topic.name, index, config.clone()),
-            None => self.logs.create(&topic.name, index, config.clone(), &self.partitions_per_dir()),
+            None => self
+                .logs
+                .create(&topic.name, index, config.clone(), &self.partitions_per_dir()),
         };
         let log = match created {
             // Left behind by an earlier attempt that failed half way: recover and adopt it.

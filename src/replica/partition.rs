@@ -756,7 +756,11 @@ impl Partition {
     /// The partition's directory on disk (`<log dir>/<topic>-<partition>`); `None` once the
     /// log is closed or deleted.
     pub(crate) fn log_dir(&self) -> Option<std::path::PathBuf> {
-        self.log.lock().expect("partition log lock").as_ref().map(|log| log.dir().to_path_buf())
+        self.log
+            .lock()
+            .expect("partition log lock")
+            .as_ref()
+            .map(|log| log.dir().to_path_buf())
     }
 
     /// Takes the log out (later calls see the partition as unknown) and deletes it from disk.
