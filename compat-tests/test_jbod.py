@@ -6,7 +6,8 @@
 - `kafka-reassign-partitions --execute` with `log_dirs` in its JSON moves a replica to another
   directory while a producer keeps writing (AlterReplicaLogDirs: a future log caught up in the
   background, then swapped in): every acknowledged record is readable after the move, the old
-  directory's copy is gone, and all of it survives a kill -9 and restart.
+  directory's copy is gone, and all of it survives a kill -9 and restart;
+- a kill -9 while the move is copying leaves the old log whole and serving, the future log gone.
 """
 
 import json
@@ -133,6 +134,31 @@ def test_reassign_moves_a_replica_between_log_dirs_under_load_and_survives_kill9
     assert (target / f"{topic}-0").is_dir() and not (source / f"{topic}-0").exists()
     check_log(acked, log_contents(jbod_broker, topic))
     assert list(describe(jbod_broker, topic)[str(target)]) == [("0", False)]
+
+
+def test_a_kill9_in_the_middle_of_a_move_leaves_the_partition_whole(jbod_broker, topic, tmp_path):
+    create_topic(jbod_broker, topic)
+    (source,) = [d for d in jbod_broker.log_dirs if (d / f"{topic}-0").exists()]
+    target = next(d for d in jbod_broker.log_dirs if d != source)
+    fill = StreamingProducer(jbod_broker.bootstrap, topic)
+    fill.start()
+    try:
+        fill.wait_for_acks(150_000)
+    finally:
+        fill.finish()
+    spec = tmp_path / "move.json"
+    spec.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": topic, "partition": 0, "replicas": [1], "log_dirs": [str(target)]}]}))
+    tool_ok("kafka-reassign-partitions", "--bootstrap-server", jbod_broker.bootstrap,
+            "--reassignment-json-file", spec, "--execute")
+    wait_for("a future log in the target dir", lambda: list(target.glob(f"{topic}-0.*-future")))
+    jbod_broker.kill9()
+    jbod_broker.start()
+    # The move had not swapped: the old log serves, the future one is gone.
+    assert (source / f"{topic}-0").is_dir()
+    assert not list(target.glob(f"{topic}-0*"))
+    check_log(fill.acked, log_contents(jbod_broker, topic))
+    assert list(describe(jbod_broker, topic)[str(source)]) == [("0", False)]
 
 
 def check_log(acked, log):
