@@ -11,10 +11,10 @@
 """
 
 import json
-import time
 
 import pytest
 
+from cluster import wait_for
 from conftest import (
     Broker,
     StreamingProducer,
@@ -57,14 +57,23 @@ def describe(broker: Broker, topic: str) -> dict:
     return out
 
 
-def wait_for(what: str, check, timeout: float = MOVE_S):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"{what} not within {timeout}s"
-        time.sleep(0.2)
+def filled_and_planned(broker: Broker, topic: str, tmp_path):
+    """A one-partition topic written with 150k records (a few MB, a move of several seconds at
+    the throttle), and the reassignment JSON that moves it to another log dir. Returns the
+    source dir, the target dir, the fill's acks and the JSON file."""
+    create_topic(broker, topic)
+    (source,) = [d for d in broker.log_dirs if (d / f"{topic}-0").exists()]
+    target = next(d for d in broker.log_dirs if d != source)
+    fill = StreamingProducer(broker.bootstrap, topic)
+    fill.start()
+    try:
+        fill.wait_for_acks(150_000)
+    finally:
+        fill.finish()
+    spec = tmp_path / "move.json"
+    spec.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": topic, "partition": 0, "replicas": [1], "log_dirs": [str(target)]}]}))
+    return source, target, fill.acked, spec
 
 
 def test_three_log_dirs_share_the_partitions_and_kafka_log_dirs_shows_each(jbod_broker, topic):
@@ -88,45 +97,34 @@ def test_three_log_dirs_share_the_partitions_and_kafka_log_dirs_shows_each(jbod_
 
 
 def test_reassign_moves_a_replica_between_log_dirs_under_load_and_survives_kill9(jbod_broker, topic, tmp_path):
-    create_topic(jbod_broker, topic)
-    (source,) = [d for d in jbod_broker.log_dirs if (d / f"{topic}-0").exists()]
-    target = next(d for d in jbod_broker.log_dirs if d != source)
-    fill = StreamingProducer(jbod_broker.bootstrap, topic)
-    fill.start()
-    try:
-        fill.wait_for_acks(150_000)
-    finally:
-        fill.finish()
+    source, target, filled, spec = filled_and_planned(jbod_broker, topic, tmp_path)
     # Paced below the move's throttle, so the copy catches up while the writes go on.
     producer = StreamingProducer(jbod_broker.bootstrap, topic, burst_interval_s=0.05)
     producer.start()
     try:
         producer.wait_for_acks(1_000)
-        spec = tmp_path / "move.json"
-        spec.write_text(json.dumps({"version": 1, "partitions": [
-            {"topic": topic, "partition": 0, "replicas": [1], "log_dirs": [str(target)]}]}))
         r = tool_ok("kafka-reassign-partitions", "--bootstrap-server", jbod_broker.bootstrap,
                     "--reassignment-json-file", spec, "--execute")
         assert "Successfully started" in r.stdout, r
-        in_flight = wait_for("the future replica in the target log dir",
-                             lambda: describe(jbod_broker, topic)[str(target)].get(("0", True)) is not None)
+        in_flight = wait_for(lambda: describe(jbod_broker, topic)[str(target)].get(("0", True)) is not None,
+                             MOVE_S, "the future replica in the target log dir")
         assert in_flight
 
         def moved():
             shown = describe(jbod_broker, topic)
             return shown[str(target)].keys() == {("0", False)} and not shown[str(source)]
 
-        wait_for("the replica in the target log dir", moved)
+        wait_for(moved, MOVE_S, "the replica in the target log dir")
         acked_at_move = len(producer.acked)
         producer.wait_for_acks(acked_at_move + 2_000)  # and it keeps taking writes there
     finally:
         producer.finish()
     assert not producer.failed, producer.errors[:3]
-    acked = fill.acked + producer.acked
+    acked = filled + producer.acked
     r = tool_ok("kafka-reassign-partitions", "--bootstrap-server", jbod_broker.bootstrap,
                 "--reassignment-json-file", spec, "--verify")
     assert f"Reassignment of replica {topic}-0-1 completed successfully" in r.stdout, r
-    wait_for("the old copy removed", lambda: not list(source.glob(f"{topic}-0*")))
+    wait_for(lambda: not list(source.glob(f"{topic}-0*")), MOVE_S, "the old copy removed")
     check_log(acked, log_contents(jbod_broker, topic))
 
     jbod_broker.kill9()
@@ -137,27 +135,16 @@ def test_reassign_moves_a_replica_between_log_dirs_under_load_and_survives_kill9
 
 
 def test_a_kill9_in_the_middle_of_a_move_leaves_the_partition_whole(jbod_broker, topic, tmp_path):
-    create_topic(jbod_broker, topic)
-    (source,) = [d for d in jbod_broker.log_dirs if (d / f"{topic}-0").exists()]
-    target = next(d for d in jbod_broker.log_dirs if d != source)
-    fill = StreamingProducer(jbod_broker.bootstrap, topic)
-    fill.start()
-    try:
-        fill.wait_for_acks(150_000)
-    finally:
-        fill.finish()
-    spec = tmp_path / "move.json"
-    spec.write_text(json.dumps({"version": 1, "partitions": [
-        {"topic": topic, "partition": 0, "replicas": [1], "log_dirs": [str(target)]}]}))
+    source, target, filled, spec = filled_and_planned(jbod_broker, topic, tmp_path)
     tool_ok("kafka-reassign-partitions", "--bootstrap-server", jbod_broker.bootstrap,
             "--reassignment-json-file", spec, "--execute")
-    wait_for("a future log in the target dir", lambda: list(target.glob(f"{topic}-0.*-future")))
+    wait_for(lambda: list(target.glob(f"{topic}-0.*-future")), MOVE_S, "a future log in the target dir")
     jbod_broker.kill9()
     jbod_broker.start()
     # The move had not swapped: the old log serves, the future one is gone.
     assert (source / f"{topic}-0").is_dir()
     assert not list(target.glob(f"{topic}-0*"))
-    check_log(fill.acked, log_contents(jbod_broker, topic))
+    check_log(filled, log_contents(jbod_broker, topic))
     assert list(describe(jbod_broker, topic)[str(source)]) == [("0", False)]
 
 

@@ -350,18 +350,22 @@ impl ReplicaManager {
         if let Some(p) = self.leading(topic, index) {
             return Ok(p);
         }
-        let known = self
-            .image
-            .read()
-            .expect("image lock")
-            .topic(topic)
-            .is_some_and(|t| t.partitions.contains_key(&index));
+        let known = self.in_image(topic, index);
         let (topic, partition) = (topic.to_string(), index);
         Err(if known {
             ReplicaError::NotLeader { topic, partition }
         } else {
             ReplicaError::UnknownTopicOrPartition { topic, partition }
         })
+    }
+
+    /// Whether the partition exists, per the image of the last reconcile.
+    fn in_image(&self, topic: &str, index: i32) -> bool {
+        self.image
+            .read()
+            .expect("image lock")
+            .topic(topic)
+            .is_some_and(|t| t.partitions.contains_key(&index))
     }
 
     /// Whether the topic exists, per the image of the last reconcile.
@@ -409,13 +413,7 @@ impl ReplicaManager {
             partition: index,
         };
         let Some(p) = self.get(topic, index) else {
-            let known = self
-                .image
-                .read()
-                .expect("image lock")
-                .topic(topic)
-                .is_some_and(|t| t.partitions.contains_key(&index));
-            if !known {
+            if !self.in_image(topic, index) {
                 return Err(ReplicaError::UnknownTopicOrPartition {
                     topic: topic.to_string(),
                     partition: index,
