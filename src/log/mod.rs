@@ -59,7 +59,7 @@ mod volume;
 #[cfg(test)]
 mod contract_tests;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 // The partition and api layers use these; nothing inside the module does, hence the allow.
 #[allow(unused_imports)]

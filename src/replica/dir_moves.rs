@@ -233,10 +233,11 @@ impl Shared {
         }
     }
 
-    /// Sleeps for the throttle, in slices, so that stopping never waits for a long pause.
-    fn pause(&self, pause: std::time::Duration) {
+    /// Sleeps for the throttle, in slices, so that neither stopping nor a cancelled move waits
+    /// for a long pause.
+    fn pause(&self, pause: std::time::Duration, key: &Key, generation: u64) {
         let until = std::time::Instant::now() + pause;
-        while !self.stop.load(Ordering::Acquire) {
+        while self.still_wanted(key, generation) {
             let left = until.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 return;
@@ -258,6 +259,7 @@ impl Shared {
     /// One move: create, catch up, swap. The future log is deleted on any way out but the swap.
     fn run(&self, key: &Key, p: &Partition, target: usize, generation: u64) -> Result<(), Stopped> {
         let config = p.with_log(|log| Ok(log.config().clone()))?;
+        info!(topic = %p.topic, partition = p.index, dir = target, "moving replica to another log dir");
         let mut future = Some(self.logs.create_future(target, &p.topic, p.index, config)?);
         let result = self.catch_up_and_swap(key, p, generation, &mut future);
         if let Some(f) = future {
@@ -284,7 +286,7 @@ impl Shared {
             let copied = apply_future_step(future, &step, now_ms())?;
             self.report(key, generation, future);
             if let Some(pause) = self.throttle.account(copied as u64) {
-                self.pause(pause);
+                self.pause(pause, key, generation);
             }
             // Caught up, or less than a chunk behind: finish under the partition lock.
             let near = matches!(step, FutureStep::CaughtUp) || copied < CHUNK_BYTES / 2;
@@ -292,10 +294,17 @@ impl Shared {
                 break;
             }
         }
-        // Taken only once the partition lock is held: if the log is gone, `run` deletes it.
-        let outcome = p.replace_log(|current| match slot.take() {
-            Some(future) => finish(current, future),
-            None => (Some(current), Err(Stopped::Cancelled)),
+        // Taken only once the partition lock is held, and only if the move is still wanted
+        // (checked again under the lock: it may have been cancelled during the last pause);
+        // otherwise `run` deletes it.
+        let outcome = p.replace_log(|current| {
+            if !self.still_wanted(key, generation) {
+                return (Some(current), Err(Stopped::Cancelled));
+            }
+            match slot.take() {
+                Some(future) => finish(current, future),
+                None => (Some(current), Err(Stopped::Cancelled)),
+            }
         })?;
         if outcome.is_ok() {
             self.swapped.store(true, Ordering::Release);
@@ -322,4 +331,99 @@ fn finish(current: Log, mut future: Log) -> (Option<Log>, Result<(), Stopped>) {
         warn!(error = %e, "log dir move failed after the old log was closed: the partition is unavailable until a restart");
     }
     (kept, swapped.map_err(Stopped::from))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::{Duration, Instant};
+
+    use tokio::sync::mpsc;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::log::testutil::{batch_of, config, read_all};
+    use crate::replica::partition::PartitionSetup;
+
+    fn setup(dirs: &[&Path], records: usize) -> (Arc<LogDirs>, Arc<Partition>) {
+        let ids: Vec<_> = dirs.iter().map(|d| (d.to_path_buf(), Uuid::new_v4())).collect();
+        let logs = Arc::new(LogDirs::open(&ids).unwrap());
+        let mut log = logs.create("t", 0, config(), &[0, 1]).unwrap();
+        for i in 0..records {
+            log.append(&mut batch_of(10, i as i64), 0, 0).unwrap();
+        }
+        let (proposals, _) = mpsc::unbounded_channel();
+        let p = Partition::new(PartitionSetup {
+            topic: "t".into(),
+            index: 0,
+            topic_id: Uuid::nil(),
+            node_id: 1,
+            log,
+            high_watermark: 0,
+            lag_max_ms: 30_000,
+            min_insync_replicas: 1,
+            proposals,
+        });
+        (logs, p)
+    }
+
+    fn dir_of(logs: &LogDirs, p: &Partition) -> Option<usize> {
+        logs.index_of(&p.log_dir()?)
+    }
+
+    fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn futures_in(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with("-future"))
+            .count()
+    }
+
+    #[test]
+    fn a_move_copies_the_log_and_swaps_it_into_the_target_dir() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (logs, p) = setup(&[a.path(), b.path()], 500);
+        let before = p.with_log(|log| Ok(read_all(log))).unwrap();
+        let moves = DirMoves::start(logs.clone(), 1, f64::MAX);
+        moves.request(p.clone(), 1, 0);
+        wait_until("moved", || dir_of(&logs, &p) == Some(1));
+        assert_eq!(p.with_log(|log| Ok(read_all(log))).unwrap(), before);
+        wait_until("swap reported", || moves.take_swapped());
+        wait_until("move forgotten", || moves.futures().is_empty());
+        wait_until("old copy removed", || std::fs::read_dir(a.path()).unwrap().count() == 0);
+        // Asked again for where it is: nothing to do.
+        moves.request(p.clone(), 1, 1);
+        assert!(moves.futures().is_empty() && !moves.take_swapped());
+        moves.shutdown();
+    }
+
+    #[test]
+    fn a_move_asked_back_to_its_dir_or_stopped_leaves_no_future_log() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (logs, p) = setup(&[a.path(), b.path()], 500);
+        // Slow enough to be caught in flight.
+        let moves = DirMoves::start(logs.clone(), 1, 20_000.0);
+        moves.request(p.clone(), 1, 0);
+        wait_until("a future replica", || !moves.futures().is_empty());
+        assert_eq!(moves.futures()[0].dir, 1);
+        moves.request(p.clone(), 0, 0);
+        wait_until("future log dropped", || futures_in(b.path()) == 0);
+        assert_eq!(dir_of(&logs, &p), Some(0));
+        assert!(!moves.take_swapped());
+        // Stopping the broker mid-move drops the future log too, without waiting out the throttle.
+        moves.request(p.clone(), 1, 0);
+        wait_until("a future replica again", || futures_in(b.path()) == 1);
+        let stopping = Instant::now();
+        moves.shutdown();
+        assert!(stopping.elapsed() < Duration::from_secs(2));
+        wait_until("future log dropped at stop", || futures_in(b.path()) == 0);
+        assert_eq!(dir_of(&logs, &p), Some(0));
+    }
 }
