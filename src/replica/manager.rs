@@ -388,11 +388,19 @@ impl ReplicaManager {
     pub(crate) fn partitions_by_dir(&self) -> Vec<Vec<Arc<Partition>>> {
         let mut out: Vec<Vec<Arc<Partition>>> = self.logs.dirs().iter().map(|_| Vec::new()).collect();
         for p in self.all() {
-            if let Some(i) = p.log_dir().and_then(|d| self.logs.index_of(&d)) {
+            if let Some(i) = self.dir_index(&p) {
                 out[i].push(p);
             }
         }
         out
+    }
+
+    /// The index of the log dir the partition's log is in.
+    fn dir_index(&self, p: &Partition) -> Option<usize> {
+        if self.logs.dirs().len() == 1 {
+            return Some(0).filter(|_| p.has_log());
+        }
+        p.with_log(|log| Ok(self.logs.index_of(log.dir()))).ok().flatten()
     }
 
     /// AlterReplicaLogDirs for one replica: `dir` (a path as the client sent it) must be one of
@@ -425,10 +433,7 @@ impl ReplicaManager {
                 .insert((topic.to_string(), index), target);
             return Err(not_available());
         };
-        let current = p
-            .log_dir()
-            .and_then(|d| self.logs.index_of(&d))
-            .ok_or_else(not_available)?;
+        let current = self.dir_index(&p).ok_or_else(not_available)?;
         self.moves.request(p, target, current);
         Ok(())
     }
@@ -438,8 +443,13 @@ impl ReplicaManager {
         self.moves.futures()
     }
 
-    /// How many hosted partitions each log directory holds (placement of new ones).
+    /// How many hosted partitions each log directory holds (placement of new ones). With one
+    /// log dir there is no choice to make, and no reason to visit every partition (creating
+    /// many partitions would cost the square of their number).
     fn partitions_per_dir(&self) -> Vec<usize> {
+        if self.logs.dirs().len() == 1 {
+            return Vec::new();
+        }
         self.partitions_by_dir().iter().map(Vec::len).collect()
     }
 

@@ -753,6 +753,11 @@ impl Partition {
         Ok(out)
     }
 
+    /// Whether the log is open (not closed or deleted).
+    pub(crate) fn has_log(&self) -> bool {
+        self.log.lock().expect("partition log lock").is_some()
+    }
+
     /// The partition's directory on disk (`<log dir>/<topic>-<partition>`); `None` once the
     /// log is closed or deleted.
     pub(crate) fn log_dir(&self) -> Option<std::path::PathBuf> {
