@@ -10,6 +10,7 @@ use crate::api::RequestError;
 use crate::log::LogError;
 use crate::metadata::elections::ElectionError;
 use crate::metadata::reassignments::ReassignmentError;
+use crate::metadata::scram_credentials::ScramCredentialError;
 use crate::metadata::MetadataError;
 use crate::replica::ReplicaError;
 use crate::security::sasl::SaslError;
@@ -115,6 +116,21 @@ impl KafkaCode for ReassignmentError {
             ReassignmentError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
             ReassignmentError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
             ReassignmentError::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
+        }
+    }
+}
+
+impl KafkaCode for ScramCredentialError {
+    fn kafka_error(&self) -> ResponseError {
+        match self {
+            ScramCredentialError::AlteredTwice | ScramCredentialError::DescribedTwice(_) => {
+                ResponseError::DuplicateResource
+            }
+            ScramCredentialError::Unacceptable(_) => ResponseError::UnacceptableCredential,
+            ScramCredentialError::UnknownMechanism => ResponseError::UnsupportedSaslMechanism,
+            ScramCredentialError::DeleteMissing | ScramCredentialError::DescribeMissing(_) => {
+                ResponseError::ResourceNotFound
+            }
         }
     }
 }

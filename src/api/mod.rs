@@ -29,6 +29,7 @@ mod quorum;
 mod reassignments;
 mod request_error;
 pub(crate) mod sasl;
+mod scram_credentials;
 mod topic_partitions;
 mod topics;
 mod transactions;
@@ -347,6 +348,11 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             &ctx,
             reassignments::list_partition_reassignments(&ctx, decode(&mut body, v)?),
         ),
+        ApiKey::DescribeUserScramCredentials => respond(
+            &ctx,
+            Reply::Now(scram_credentials::describe(&ctx, decode(&mut body, v)?)),
+        ),
+        ApiKey::AlterUserScramCredentials => respond(&ctx, scram_credentials::alter(&ctx, decode(&mut body, v)?)),
         // Only reached once authenticated (or on a listener without SASL): Kafka's answer.
         ApiKey::SaslHandshake => respond(&ctx, Reply::Now(sasl::after_authentication_handshake())),
         ApiKey::SaslAuthenticate => respond(&ctx, Reply::Now(sasl::after_authentication_authenticate())),
@@ -404,6 +410,8 @@ macro_rules! no_payloads {
 
 no_payloads!(
     ApiVersionsResponse,
+    DescribeUserScramCredentialsResponse,
+    AlterUserScramCredentialsResponse,
     MetadataResponse,
     ProduceResponse,
     ListOffsetsResponse,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::records::MetadataRecord;
+use super::scram_credentials::ScramCredentials;
 use super::topic_config::MIN_INSYNC_REPLICAS;
 use crate::config::ClusterDefaults;
 
@@ -150,6 +151,8 @@ pub(crate) struct MetadataImage {
     cluster_configs: ClusterDefaults,
     /// The first producer id no block has handed out yet.
     next_producer_id: i64,
+    /// Users' SCRAM credentials.
+    scram: ScramCredentials,
 }
 
 impl MetadataImage {
@@ -176,6 +179,11 @@ impl MetadataImage {
     /// Broker settings set for every broker at run time; they win over each broker's file.
     pub(crate) fn cluster_configs(&self) -> &ClusterDefaults {
         &self.cluster_configs
+    }
+
+    /// Users' SCRAM credentials, as SASL/SCRAM authenticates against them.
+    pub(crate) fn scram_credentials(&self) -> &ScramCredentials {
+        &self.scram
     }
 
     pub(crate) fn broker(&self, id: i32) -> Option<&BrokerImage> {
@@ -215,6 +223,7 @@ impl MetadataImage {
                 out.push(MetadataRecord::UnfenceBroker { broker_id: b.id });
             }
         }
+        out.extend(self.scram.to_records());
         if self.next_producer_id > 0 {
             out.push(MetadataRecord::ProducerIds {
                 next_producer_id: self.next_producer_id,
@@ -370,6 +379,9 @@ impl MetadataImage {
                     fenced: true,
                 };
                 self.brokers.insert(*broker_id, broker);
+            }
+            MetadataRecord::UserScramCredential { .. } | MetadataRecord::RemoveUserScramCredential { .. } => {
+                self.scram.apply(record)?
             }
             MetadataRecord::FenceBroker { broker_id } => self.broker_mut(*broker_id)?.fenced = true,
             MetadataRecord::UnfenceBroker { broker_id } => self.broker_mut(*broker_id)?.fenced = false,

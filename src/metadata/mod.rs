@@ -10,6 +10,7 @@ pub(crate) mod elections;
 pub(crate) mod image;
 pub(crate) mod reassignments;
 pub(crate) mod records;
+pub(crate) mod scram_credentials;
 #[cfg(test)]
 pub(crate) mod testkit;
 pub(crate) mod topic_config;
