@@ -9,6 +9,7 @@ use kafka_protocol::ResponseError;
 use crate::api::RequestError;
 use crate::log::LogError;
 use crate::metadata::elections::ElectionError;
+use crate::metadata::client_quotas::QuotaError;
 use crate::metadata::reassignments::ReassignmentError;
 use crate::metadata::scram_credentials::ScramCredentialError;
 use crate::metadata::MetadataError;
@@ -116,6 +117,15 @@ impl KafkaCode for ReassignmentError {
             ReassignmentError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
             ReassignmentError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
             ReassignmentError::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
+        }
+    }
+}
+
+impl KafkaCode for QuotaError {
+    fn kafka_error(&self) -> ResponseError {
+        match self {
+            QuotaError::Invalid(_) => ResponseError::InvalidRequest,
+            QuotaError::UnsupportedEntityType(_) => ResponseError::UnsupportedVersion,
         }
     }
 }

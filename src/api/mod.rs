@@ -7,6 +7,7 @@
 //! keep responses in request order while a long-poll fetch waits.
 
 mod api_versions;
+mod client_quotas;
 mod cluster;
 mod config_resources;
 mod configs;
@@ -348,6 +349,11 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             &ctx,
             reassignments::list_partition_reassignments(&ctx, decode(&mut body, v)?),
         ),
+        ApiKey::DescribeClientQuotas => respond(
+            &ctx,
+            Reply::Now(client_quotas::describe(&ctx, decode(&mut body, v)?)),
+        ),
+        ApiKey::AlterClientQuotas => respond(&ctx, client_quotas::alter(&ctx, decode(&mut body, v)?)),
         ApiKey::DescribeUserScramCredentials => respond(
             &ctx,
             Reply::Now(scram_credentials::describe(&ctx, decode(&mut body, v)?)),
@@ -412,6 +418,8 @@ no_payloads!(
     ApiVersionsResponse,
     DescribeUserScramCredentialsResponse,
     AlterUserScramCredentialsResponse,
+    DescribeClientQuotasResponse,
+    AlterClientQuotasResponse,
     MetadataResponse,
     ProduceResponse,
     ListOffsetsResponse,

@@ -20,6 +20,7 @@ use crate::metadata::cluster_configs;
 use crate::metadata::elections::{self, ElectionType, IsrChange, IsrCommitted, TopicElections};
 use crate::metadata::image::ApplyError;
 use crate::metadata::reassignments::{self, Ongoing, Reassignment, ReassignmentError};
+use crate::metadata::client_quotas::{self, QuotaAlteration};
 use crate::metadata::scram_credentials::{self, ScramDeletion, ScramUpsertion};
 use crate::metadata::topic_config::{self, MIN_INSYNC_REPLICAS};
 use crate::metadata::topics::{self, ConfigChange, NewTopic, Placement};
@@ -89,6 +90,11 @@ pub(crate) enum Command {
     ListReassignments {
         topics: Option<Vec<(String, Vec<i32>)>>,
     },
+    /// AlterClientQuotas (or only its checks, with `validate_only`).
+    AlterClientQuotas {
+        alterations: Vec<QuotaAlteration>,
+        validate_only: bool,
+    },
     /// AlterUserScramCredentials, with keys the asking broker derived.
     AlterScramCredentials {
         deletions: Vec<ScramDeletion>,
@@ -131,6 +137,11 @@ pub(crate) enum Reply {
         index: u64,
     },
     Reassignments(Vec<(String, Vec<Ongoing>)>),
+    /// Each alteration's outcome of AlterClientQuotas, in request order.
+    QuotasAltered {
+        results: Vec<Result<(), client_quotas::QuotaError>>,
+        index: u64,
+    },
     /// Each user's outcome of AlterScramCredentials.
     ScramAltered {
         results: Vec<scram_credentials::AlterResult>,
@@ -148,7 +159,8 @@ impl Reply {
             | Reply::AlterPartition { index, .. }
             | Reply::Elections { index, .. }
             | Reply::Reassigned { index, .. }
-            | Reply::ScramAltered { index, .. } => Some(*index),
+            | Reply::ScramAltered { index, .. }
+            | Reply::QuotasAltered { index, .. } => Some(*index),
             Reply::Quorum(_) | Reply::Reassignments(_) => None,
         }
     }
@@ -335,6 +347,20 @@ impl Controller {
                 })
                 .await?;
                 Ok(Reply::Reassignments(listed))
+            }
+            Command::AlterClientQuotas {
+                alterations,
+                validate_only,
+            } => {
+                let mut results = Vec::new();
+                let index = self
+                    .commit(validate_only, |image| {
+                        let (records, planned) = client_quotas::plan_alter(image.client_quotas(), &alterations);
+                        results = planned;
+                        Ok(records)
+                    })
+                    .await?;
+                Ok(Reply::QuotasAltered { results, index })
             }
             Command::AlterScramCredentials { deletions, upsertions } => {
                 let mut results = Vec::new();

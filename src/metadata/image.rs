@@ -10,6 +10,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::records::MetadataRecord;
+use super::client_quotas::ClientQuotas;
 use super::scram_credentials::ScramCredentials;
 use super::topic_config::MIN_INSYNC_REPLICAS;
 use crate::config::ClusterDefaults;
@@ -153,6 +154,8 @@ pub(crate) struct MetadataImage {
     next_producer_id: i64,
     /// Users' SCRAM credentials.
     scram: ScramCredentials,
+    /// Client quotas by user and client id.
+    quotas: ClientQuotas,
 }
 
 impl MetadataImage {
@@ -184,6 +187,11 @@ impl MetadataImage {
     /// Users' SCRAM credentials, as SASL/SCRAM authenticates against them.
     pub(crate) fn scram_credentials(&self) -> &ScramCredentials {
         &self.scram
+    }
+
+    /// Client quotas, as the quota managers enforce them.
+    pub(crate) fn client_quotas(&self) -> &ClientQuotas {
+        &self.quotas
     }
 
     pub(crate) fn broker(&self, id: i32) -> Option<&BrokerImage> {
@@ -224,6 +232,7 @@ impl MetadataImage {
             }
         }
         out.extend(self.scram.to_records());
+        out.extend(self.quotas.to_records());
         if self.next_producer_id > 0 {
             out.push(MetadataRecord::ProducerIds {
                 next_producer_id: self.next_producer_id,
@@ -383,6 +392,7 @@ impl MetadataImage {
             MetadataRecord::UserScramCredential { .. } | MetadataRecord::RemoveUserScramCredential { .. } => {
                 self.scram.apply(record)?
             }
+            MetadataRecord::ClientQuota { .. } => self.quotas.apply(record)?,
             MetadataRecord::FenceBroker { broker_id } => self.broker_mut(*broker_id)?.fenced = true,
             MetadataRecord::UnfenceBroker { broker_id } => self.broker_mut(*broker_id)?.fenced = false,
             MetadataRecord::PartitionChange {

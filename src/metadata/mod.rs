@@ -5,6 +5,7 @@
 //! or the API layer: the broker wires the image into them after a commit.
 
 pub(crate) mod brokers;
+pub(crate) mod client_quotas;
 pub(crate) mod cluster_configs;
 pub(crate) mod elections;
 pub(crate) mod image;
