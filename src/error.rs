@@ -8,8 +8,8 @@ use kafka_protocol::ResponseError;
 
 use crate::api::RequestError;
 use crate::log::LogError;
-use crate::metadata::elections::ElectionError;
 use crate::metadata::client_quotas::QuotaError;
+use crate::metadata::elections::ElectionError;
 use crate::metadata::reassignments::ReassignmentError;
 use crate::metadata::scram_credentials::ScramCredentialError;
 use crate::metadata::MetadataError;

@@ -24,7 +24,13 @@ pub(super) fn describe(ctx: &Ctx, req: DescribeClientQuotasRequest) -> DescribeC
     let components: Vec<(String, i8, Option<String>)> = req
         .components
         .iter()
-        .map(|c| (c.entity_type.to_string(), c.match_type, c._match.as_ref().map(|m| m.to_string())))
+        .map(|c| {
+            (
+                c.entity_type.to_string(),
+                c.match_type,
+                c._match.as_ref().map(|m| m.to_string()),
+            )
+        })
         .collect();
     let image = ctx.broker.metadata.image();
     match client_quotas::describe(image.client_quotas(), &components, req.strict) {
@@ -36,7 +42,11 @@ pub(super) fn describe(ctx: &Ctx, req: DescribeClientQuotasRequest) -> DescribeC
                         .with_entity(
                             entity
                                 .into_iter()
-                                .map(|(t, n)| EntityData::default().with_entity_type(text(t)).with_entity_name(n.map(text)))
+                                .map(|(t, n)| {
+                                    EntityData::default()
+                                        .with_entity_type(text(t))
+                                        .with_entity_name(n.map(text))
+                                })
                                 .collect(),
                         )
                         .with_values(
@@ -119,7 +129,11 @@ fn failed(ctx: &Ctx, alterations: &[QuotaAlteration], e: ResponseError, why: Str
     let code = ctx.count(e);
     let entries = alterations
         .iter()
-        .map(|a| entry(a).with_error_code(code).with_error_message(Some(text(why.clone()))))
+        .map(|a| {
+            entry(a)
+                .with_error_code(code)
+                .with_error_message(Some(text(why.clone())))
+        })
         .collect();
     AlterClientQuotasResponse::default().with_entries(entries)
 }

@@ -126,9 +126,10 @@ impl ScramContext for ImageCredentials {
 fn authenticate(ctx: &Ctx, request: SaslAuthenticateRequest, server: &mut SaslServer) -> AuthStep {
     let credentials = ImageCredentials(ctx.broker.metadata.image());
     match server.authenticate(&request.auth_bytes, &credentials) {
-        Ok(SaslStep::Challenge(bytes)) => {
-            AuthStep::Continue(finish(ctx, &SaslAuthenticateResponse::default().with_auth_bytes(bytes.into())))
-        }
+        Ok(SaslStep::Challenge(bytes)) => AuthStep::Continue(finish(
+            ctx,
+            &SaslAuthenticateResponse::default().with_auth_bytes(bytes.into()),
+        )),
         Ok(SaslStep::Complete { user, answer }) => AuthStep::Authenticated {
             answer: finish(ctx, &SaslAuthenticateResponse::default().with_auth_bytes(answer.into())),
             principal: format!("User:{user}"),

@@ -48,7 +48,9 @@ pub(super) fn describe(ctx: &Ctx, req: DescribeUserScramCredentialsRequest) -> D
                         })
                         .collect(),
                 ),
-                Err(e) => base.with_error_code(ctx.code(&e)).with_error_message(text(e.to_string())),
+                Err(e) => base
+                    .with_error_code(ctx.code(&e))
+                    .with_error_message(text(e.to_string())),
             }
         })
         .collect();

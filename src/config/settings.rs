@@ -245,8 +245,9 @@ fn sasl_mechanisms(v: &String) -> Result<(), String> {
 }
 
 fn scram_bootstrap(v: &Option<String>) -> Result<(), String> {
-    v.as_deref()
-        .map_or(Ok(()), |s| crate::metadata::scram_credentials::parse_bootstrap(s).map(|_| ()))
+    v.as_deref().map_or(Ok(()), |s| {
+        crate::metadata::scram_credentials::parse_bootstrap(s).map(|_| ())
+    })
 }
 
 fn plain_users(v: &Option<String>) -> Result<(), String> {
@@ -508,6 +509,10 @@ settings! {
     /// How long a client that failed SASL authentication waits for its answer (and the
     /// close): bounds how fast one connection can guess passwords.
     connection_failed_authentication_delay_ms: i32 = "connection.failed.authentication.delay.ms", "100", non_negative_i32;
+    /// How many windows a client quota's rate is measured over.
+    quota_window_num: i32 = "quota.window.num", "11", positive_i32;
+    /// How long each of those windows is, in seconds.
+    quota_window_size_seconds: i32 = "quota.window.size.seconds", "1", positive_i32;
     /// Most open client connections; more are closed at accept.
     max_connections: i32 = "max.connections", "10000", positive_i32;
     /// Fewest in-sync replicas for an acks=all produce to succeed, and for the high watermark to move (capped at the replication factor).
@@ -680,7 +685,10 @@ impl Settings {
             }
             let plain = self.sasl_enabled_mechanisms.split(',').any(|m| m.trim() == "PLAIN");
             if protocol.uses_sasl() && plain && self.sasl_plain_users.is_none() {
-                return Err(format!("listener {} is {protocol} with PLAIN: set sasl.plain.users", l.name));
+                return Err(format!(
+                    "listener {} is {protocol} with PLAIN: set sasl.plain.users",
+                    l.name
+                ));
             }
         }
         Ok(())

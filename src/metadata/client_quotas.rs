@@ -118,7 +118,10 @@ impl ClientQuotas {
             (vec![(USER, u), (CLIENT_ID, None)], QuotaSharer::both(user, client_id)),
             (vec![(USER, u)], QuotaSharer::user(user)),
             (vec![(USER, None), (CLIENT_ID, c)], QuotaSharer::both(user, client_id)),
-            (vec![(USER, None), (CLIENT_ID, None)], QuotaSharer::both(user, client_id)),
+            (
+                vec![(USER, None), (CLIENT_ID, None)],
+                QuotaSharer::both(user, client_id),
+            ),
             (vec![(USER, None)], QuotaSharer::user(user)),
             (vec![(CLIENT_ID, c)], QuotaSharer::client(client_id)),
             (vec![(CLIENT_ID, None)], QuotaSharer::client(client_id)),
@@ -188,7 +191,9 @@ fn check_entity(entity: &[(String, Option<String>)]) -> Result<QuotaEntity, Quot
             )));
         }
         if entity_type == IP {
-            return Err(invalid("IP quotas (connection_creation_rate) are not supported by this broker"));
+            return Err(invalid(
+                "IP quotas (connection_creation_rate) are not supported by this broker",
+            ));
         }
         if entity_type != USER && entity_type != CLIENT_ID {
             return Err(invalid(format!("Unhandled client quota entity type: {entity_type}")));
@@ -286,7 +291,10 @@ fn plan_entity(
             }
         }
     }
-    let grows = current.is_empty() && records.iter().any(|r| matches!(r, MetadataRecord::ClientQuota { remove: false, .. }));
+    let grows = current.is_empty()
+        && records
+            .iter()
+            .any(|r| matches!(r, MetadataRecord::ClientQuota { remove: false, .. }));
     if grows && entities >= MAX_QUOTA_ENTITIES {
         return Err(invalid(format!(
             "The cluster holds quotas for at most {MAX_QUOTA_ENTITIES} entities"
@@ -412,7 +420,11 @@ mod tests {
             set(&[(CLIENT_ID, Some("app"))], PRODUCER_BYTE_RATE, 7.0),
             set(&[(USER, None)], PRODUCER_BYTE_RATE, 6.0),
             set(&[(USER, Some("alice"))], PRODUCER_BYTE_RATE, 3.0),
-            set(&[(USER, Some("alice")), (CLIENT_ID, Some("app"))], PRODUCER_BYTE_RATE, 1.0),
+            set(
+                &[(USER, Some("alice")), (CLIENT_ID, Some("app"))],
+                PRODUCER_BYTE_RATE,
+                1.0,
+            ),
         ]);
         let rate = |u: &str, c: &str| q.quota_for(u, c, PRODUCER_BYTE_RATE).unwrap();
         assert_eq!(rate("alice", "app"), (1.0, QuotaSharer::both("alice", "app")));
@@ -440,9 +452,18 @@ mod tests {
             Err(QuotaError::Invalid(m)) => m,
             other => panic!("{other:?}"),
         };
-        assert_eq!(refused(set(&[], PRODUCER_BYTE_RATE, 1.0)), "Invalid empty client quota entity");
-        assert_eq!(refused(set(&[(USER, Some(""))], PRODUCER_BYTE_RATE, 1.0)), "Empty user not supported");
-        assert_eq!(refused(set(&[(USER, None)], "bogus", 1.0)), "Invalid configuration key bogus");
+        assert_eq!(
+            refused(set(&[], PRODUCER_BYTE_RATE, 1.0)),
+            "Invalid empty client quota entity"
+        );
+        assert_eq!(
+            refused(set(&[(USER, Some(""))], PRODUCER_BYTE_RATE, 1.0)),
+            "Empty user not supported"
+        );
+        assert_eq!(
+            refused(set(&[(USER, None)], "bogus", 1.0)),
+            "Invalid configuration key bogus"
+        );
         assert_eq!(
             refused(set(&[(USER, None)], PRODUCER_BYTE_RATE, 0.0)),
             "Quota producer_byte_rate must be greater than 0"
@@ -463,7 +484,9 @@ mod tests {
     #[test]
     fn removing_and_setting_the_same_value_write_only_changes() {
         let q = applied(&[set(&[(USER, Some("a"))], PRODUCER_BYTE_RATE, 100.0)]);
-        assert!(plan_alter(&q, &[set(&[(USER, Some("a"))], PRODUCER_BYTE_RATE, 100.0)]).0.is_empty());
+        assert!(plan_alter(&q, &[set(&[(USER, Some("a"))], PRODUCER_BYTE_RATE, 100.0)])
+            .0
+            .is_empty());
         let remove = QuotaAlteration {
             entity: entity(&[(USER, Some("a"))]),
             ops: vec![(PRODUCER_BYTE_RATE.into(), None), (CONSUMER_BYTE_RATE.into(), None)],
@@ -492,7 +515,10 @@ mod tests {
             set(&[(CLIENT_ID, Some("c"))], CONSUMER_BYTE_RATE, 4.0),
         ]);
         let d = |c: &[(&str, i8, Option<&str>)], strict| {
-            let c: Vec<_> = c.iter().map(|(t, m, n)| (t.to_string(), *m, n.map(str::to_string))).collect();
+            let c: Vec<_> = c
+                .iter()
+                .map(|(t, m, n)| (t.to_string(), *m, n.map(str::to_string)))
+                .collect();
             describe(&q, &c, strict).map(|v| v.len())
         };
         assert_eq!(d(&[(USER, 0, Some("a"))], false), Ok(2));
@@ -502,8 +528,17 @@ mod tests {
         assert_eq!(d(&[(CLIENT_ID, 2, None)], true), Ok(1));
         assert_eq!(d(&[], false), Ok(4));
         assert!(matches!(d(&[(USER, 0, None)], false), Err(QuotaError::Invalid(_))));
-        assert!(matches!(d(&[(USER, 2, None), (USER, 2, None)], false), Err(QuotaError::Invalid(_))));
-        assert!(matches!(d(&[("group", 2, None)], false), Err(QuotaError::UnsupportedEntityType(_))));
-        assert!(matches!(d(&[(IP, 2, None), (USER, 2, None)], false), Err(QuotaError::Invalid(_))));
+        assert!(matches!(
+            d(&[(USER, 2, None), (USER, 2, None)], false),
+            Err(QuotaError::Invalid(_))
+        ));
+        assert!(matches!(
+            d(&[("group", 2, None)], false),
+            Err(QuotaError::UnsupportedEntityType(_))
+        ));
+        assert!(matches!(
+            d(&[(IP, 2, None), (USER, 2, None)], false),
+            Err(QuotaError::Invalid(_))
+        ));
     }
 }

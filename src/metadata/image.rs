@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::records::MetadataRecord;
 use super::client_quotas::ClientQuotas;
+use super::records::MetadataRecord;
 use super::scram_credentials::ScramCredentials;
 use super::topic_config::MIN_INSYNC_REPLICAS;
 use crate::config::ClusterDefaults;

@@ -55,7 +55,13 @@ impl ScramCredentials {
                     server_key: server_key.clone(),
                     iterations: *iterations,
                 };
-                if self.by_user.entry(name.clone()).or_default().insert(m, credential).is_none() {
+                if self
+                    .by_user
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(m, credential)
+                    .is_none()
+                {
                     self.count += 1;
                 }
                 Ok(())
@@ -79,14 +85,16 @@ impl ScramCredentials {
     /// The records that replay into these credentials (for a snapshot).
     pub(crate) fn to_records(&self) -> impl Iterator<Item = MetadataRecord> + '_ {
         self.by_user.iter().flat_map(|(name, mechanisms)| {
-            mechanisms.iter().map(move |(m, c)| MetadataRecord::UserScramCredential {
-                name: name.clone(),
-                mechanism: m.type_code(),
-                salt: c.salt.clone(),
-                stored_key: c.stored_key.clone(),
-                server_key: c.server_key.clone(),
-                iterations: c.iterations,
-            })
+            mechanisms
+                .iter()
+                .map(move |(m, c)| MetadataRecord::UserScramCredential {
+                    name: name.clone(),
+                    mechanism: m.type_code(),
+                    salt: c.salt.clone(),
+                    stored_key: c.stored_key.clone(),
+                    server_key: c.server_key.clone(),
+                    iterations: c.iterations,
+                })
         })
     }
 }
@@ -171,12 +179,11 @@ pub(crate) fn plan_alter(
             errors.insert(d.name.clone(), ScramCredentialError::AlteredTwice);
             continue;
         }
-        let checked = check_name_and_mechanism(&d.name, d.mechanism).and_then(|m| {
-            match credentials.contains(&d.name, m) {
+        let checked =
+            check_name_and_mechanism(&d.name, d.mechanism).and_then(|m| match credentials.contains(&d.name, m) {
                 true => Ok(m),
                 false => Err(ScramCredentialError::DeleteMissing),
-            }
-        });
+            });
         match checked {
             Ok(m) => _ = deletes.insert(d.name.clone(), m),
             Err(e) => _ = errors.insert(d.name.clone(), e),
@@ -249,7 +256,10 @@ pub(crate) fn describe(credentials: &ScramCredentials, users: Option<&[String]>)
     match users {
         Some(users) if !users.is_empty() => {
             for u in users {
-                named.entry(u.as_str()).and_modify(|twice| *twice = true).or_insert(false);
+                named
+                    .entry(u.as_str())
+                    .and_modify(|twice| *twice = true)
+                    .or_insert(false);
             }
         }
         _ => named.extend(credentials.by_user.keys().map(|u| (u.as_str(), false))),
@@ -259,7 +269,9 @@ pub(crate) fn describe(credentials: &ScramCredentials, users: Option<&[String]>)
         .map(|(user, twice)| {
             let result = match (twice, credentials.by_user.get(user)) {
                 (true, _) => Err(ScramCredentialError::DescribedTwice(user.to_string())),
-                (false, Some(ms)) if !ms.is_empty() => Ok(ms.iter().map(|(m, c)| (m.type_code(), c.iterations)).collect()),
+                (false, Some(ms)) if !ms.is_empty() => {
+                    Ok(ms.iter().map(|(m, c)| (m.type_code(), c.iterations)).collect())
+                }
                 (false, _) => Err(ScramCredentialError::DescribeMissing(user.to_string())),
             };
             (user.to_string(), result)
@@ -313,7 +325,9 @@ pub(crate) fn parse_bootstrap(s: &str) -> Result<Vec<BootstrapCredential>, Strin
             }
         }
         let name = name.filter(|n| !n.is_empty()).ok_or("a credential needs a name")?;
-        let password = password.filter(|p| !p.is_empty()).ok_or("a credential needs a password")?;
+        let password = password
+            .filter(|p| !p.is_empty())
+            .ok_or("a credential needs a password")?;
         ScramMechanism::check_iterations(iterations).map_err(|e| format!("{name}: {e} (4096..16384)"))?;
         if out
             .iter()
@@ -418,7 +432,10 @@ mod tests {
         let c = creds.credential("alice", ScramMechanism::Sha256).unwrap();
         assert_eq!((c.iterations, c.stored_key.as_slice()), (8192, &b"stored"[..]));
         assert_eq!(with(&creds.to_records().collect::<Vec<_>>()), creds);
-        assert_eq!(describe(&creds, None), [("alice".to_string(), Ok(vec![(SHA256, 8192)]))]);
+        assert_eq!(
+            describe(&creds, None),
+            [("alice".to_string(), Ok(vec![(SHA256, 8192)]))]
+        );
 
         let (records, results) = plan_alter(&creds, &[delete("alice", SHA256)], &[]);
         assert_eq!(results, [("alice".to_string(), Ok(()))]);
@@ -427,7 +444,10 @@ mod tests {
             after.apply(r).unwrap();
         }
         assert_eq!(after, ScramCredentials::default());
-        assert!(after.apply(&records[0]).is_err(), "removing twice contradicts the image");
+        assert!(
+            after.apply(&records[0]).is_err(),
+            "removing twice contradicts the image"
+        );
     }
 
     #[test]
@@ -447,7 +467,10 @@ mod tests {
         assert!(records.is_empty(), "{records:?}");
         let e = |name: &str| results.iter().find(|(n, _)| n == name).unwrap().1.clone().unwrap_err();
         assert_eq!(e("carol"), ScramCredentialError::DeleteMissing);
-        assert_eq!(e(""), ScramCredentialError::Unacceptable("Username must not be empty".into()));
+        assert_eq!(
+            e(""),
+            ScramCredentialError::Unacceptable("Username must not be empty".into())
+        );
         assert_eq!(e("bob"), ScramCredentialError::UnknownMechanism);
         assert_eq!(e("dave").to_string(), "Too few iterations");
         assert_eq!(e("erin").to_string(), "Too many iterations");
@@ -486,7 +509,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(parsed.len(), 2);
-        assert_eq!((parsed[0].iterations, parsed[0].password.as_str()), (4096, "admin-secret"));
+        assert_eq!(
+            (parsed[0].iterations, parsed[0].password.as_str()),
+            (4096, "admin-secret")
+        );
         assert_eq!((parsed[1].iterations, parsed[1].password.as_str()), (8192, "a,b]c"));
         assert!(!format!("{parsed:?}").contains("secret"));
         for bad in [
@@ -511,7 +537,11 @@ mod tests {
             panic!()
         };
         let m = ScramMechanism::Sha256;
-        let expected = m.credential(&salt, &m.salted_password(b"admin-secret", &salt, iterations), iterations);
+        let expected = m.credential(
+            &salt,
+            &m.salted_password(b"admin-secret", &salt, iterations),
+            iterations,
+        );
         assert_eq!(stored_key, expected.stored_key);
     }
 }

@@ -119,7 +119,10 @@ impl SaslServer {
         match stage {
             Stage::Plain => {
                 let user = self.config.plain.authenticate(token)?;
-                Ok(SaslStep::Complete { user, answer: Vec::new() })
+                Ok(SaslStep::Complete {
+                    user,
+                    answer: Vec::new(),
+                })
             }
             Stage::Scram(m) => {
                 let nonce = scram.server_nonce().ok_or_else(|| {
@@ -135,7 +138,12 @@ impl SaslServer {
         }
     }
 
-    fn scram(&mut self, mut exchange: ScramExchange, token: &[u8], scram: &dyn ScramContext) -> Result<SaslStep, SaslError> {
+    fn scram(
+        &mut self,
+        mut exchange: ScramExchange,
+        token: &[u8],
+        scram: &dyn ScramContext,
+    ) -> Result<SaslStep, SaslError> {
         match exchange.evaluate(token, scram) {
             Ok(ScramStep::Challenge(bytes)) => {
                 self.stage = Stage::ScramExchange(Box::new(exchange));
@@ -148,7 +156,11 @@ impl SaslServer {
             Err(ScramError::Refused(message)) => Err(SaslError::AuthenticationFailed(message)),
             // Kafka's words for a SaslException: nothing that tells which users exist.
             Err(ScramError::Invalid(reason)) => {
-                tracing::debug!(reason, mechanism = exchange.mechanism().name(), "SCRAM authentication failed");
+                tracing::debug!(
+                    reason,
+                    mechanism = exchange.mechanism().name(),
+                    "SCRAM authentication failed"
+                );
                 Err(SaslError::AuthenticationFailed(format!(
                     "Authentication failed during authentication due to invalid credentials with SASL mechanism {}",
                     exchange.mechanism().name()
@@ -223,7 +235,9 @@ mod tests {
         let Ok(SaslStep::Challenge(first)) = s.authenticate(b"n,,n=bob,r=client", &Scram) else {
             panic!("no challenge")
         };
-        assert!(String::from_utf8(first).unwrap().starts_with("r=clientserver,s=c2FsdA==,i=4096"));
+        assert!(String::from_utf8(first)
+            .unwrap()
+            .starts_with("r=clientserver,s=c2FsdA==,i=4096"));
         // A wrong proof: Kafka's generic words.
         assert_eq!(
             s.authenticate(b"c=biws,r=clientserver,p=AAAA", &Scram),

@@ -465,7 +465,10 @@ mod tests {
 
     fn rfc7677() -> (ScramExchange, Users) {
         let exchange = ScramExchange::new(ScramMechanism::Sha256, RFC7677_SERVER_NONCE.into());
-        (exchange, users(ScramMechanism::Sha256, "user", "pencil", RFC7677_SALT, 4096))
+        (
+            exchange,
+            users(ScramMechanism::Sha256, "user", "pencil", RFC7677_SALT, 4096),
+        )
     }
 
     #[test]
@@ -531,7 +534,10 @@ mod tests {
             Err(ScramError::Invalid(_))
         ));
         let mut ex = ScramExchange::new(ScramMechanism::Sha512, "n".into());
-        assert!(matches!(ex.evaluate(b"n,,n=user,r=abc", &users), Err(ScramError::Invalid(_))));
+        assert!(matches!(
+            ex.evaluate(b"n,,n=user,r=abc", &users),
+            Err(ScramError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -541,7 +547,9 @@ mod tests {
         let tampered = RFC7677_FINAL.replace("k0,p=", "k1,p=");
         assert_eq!(
             ex.evaluate(tampered.as_bytes(), &users),
-            Err(ScramError::Invalid("Invalid client nonce in the final client message.".into()))
+            Err(ScramError::Invalid(
+                "Invalid client nonce in the final client message.".into()
+            ))
         );
     }
 
@@ -563,7 +571,9 @@ mod tests {
         let (mut ex, users) = rfc7677();
         assert_eq!(
             ex.evaluate(b"n,,n=user,r=abc,tokenauth=true", &users),
-            Err(ScramError::Invalid("Token Authentication failed: Invalid tokenId : user".into()))
+            Err(ScramError::Invalid(
+                "Token Authentication failed: Invalid tokenId : user".into()
+            ))
         );
         // Other extensions are ignored, as Kafka does.
         let (mut ex, users) = rfc7677();
