@@ -51,6 +51,9 @@ impl PartialEq for QuotaValue {
 
 impl Eq for QuotaValue {}
 
+/// One part of an entity to look up: its type and name (`None`: the default).
+type EntityRef<'a> = (&'a str, Option<&'a str>);
+
 /// Every entity's quotas.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ClientQuotas {
@@ -97,7 +100,7 @@ impl ClientQuotas {
         })
     }
 
-    fn get(&self, entity: &[(&str, Option<&str>)], key: &str) -> Option<f64> {
+    fn get(&self, entity: &[EntityRef], key: &str) -> Option<f64> {
         let entity: QuotaEntity = entity
             .iter()
             .map(|(t, n)| (t.to_string(), n.map(str::to_string)))
@@ -113,7 +116,7 @@ impl ClientQuotas {
     pub(crate) fn quota_for(&self, user: &str, client_id: &str, key: &str) -> Option<(f64, QuotaSharer)> {
         let u = Some(user);
         let c = Some(client_id);
-        let levels: [(Vec<(&str, Option<&str>)>, QuotaSharer); 8] = [
+        let levels: [(Vec<EntityRef>, QuotaSharer); 8] = [
             (vec![(USER, u), (CLIENT_ID, c)], QuotaSharer::both(user, client_id)),
             (vec![(USER, u), (CLIENT_ID, None)], QuotaSharer::both(user, client_id)),
             (vec![(USER, u)], QuotaSharer::user(user)),

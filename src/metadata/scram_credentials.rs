@@ -346,8 +346,10 @@ pub(crate) fn parse_bootstrap(s: &str) -> Result<Vec<BootstrapCredential>, Strin
     Ok(out)
 }
 
+type Fields = Vec<(String, String)>;
+
 /// `k=v,k="v"...]` up to the closing bracket: the fields and what follows the bracket.
-fn bracket_fields(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn bracket_fields(s: &str) -> Result<(Fields, &str), String> {
     let mut fields = Vec::new();
     let mut rest = s;
     loop {

@@ -338,7 +338,7 @@ fn is_printable(c: char) -> bool {
 }
 
 fn is_sasl_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| is_value_char(c)) && {
+    !s.is_empty() && s.chars().all(is_value_char) && {
         // '=' only as =2C or =3D.
         let mut rest = s;
         loop {
@@ -352,7 +352,7 @@ fn is_sasl_name(s: &str) -> bool {
 }
 
 fn is_base64(s: &str) -> bool {
-    s.len() % 4 == 0 && BASE64.decode(s).is_ok()
+    s.len().is_multiple_of(4) && BASE64.decode(s).is_ok()
 }
 
 /// `,k=v` extensions (k alphabetic, v a VALUE).
