@@ -9,6 +9,7 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, ProduceResponse};
 
 use super::{Ctx, Reply};
 use crate::clock::now_ms;
+use crate::metadata::client_quotas::{CONSUMER_BYTE_RATE, PRODUCER_BYTE_RATE};
 use crate::quota::user_of;
 
 /// Applies `f` to the response whenever it is known, whatever form the reply takes.
@@ -43,9 +44,17 @@ pub(super) fn produce(ctx: &Ctx, request_bytes: usize, reply: Reply<ProduceRespo
     if throttle_ms == 0 {
         return reply;
     }
-    ctx.throttle.mute(t, throttle_ms);
+    throttled(ctx, PRODUCER_BYTE_RATE, t, throttle_ms);
     let ms = i32::try_from(throttle_ms).unwrap_or(i32::MAX);
     map_reply(reply, move |r| r.with_throttle_time_ms(ms))
+}
+
+/// Mutes the connection and counts the throttle in the metrics.
+fn throttled(ctx: &Ctx, quota: &str, now_ms: u64, throttle_ms: u64) {
+    ctx.throttle.mute(now_ms, throttle_ms);
+    let metrics = &ctx.broker.metrics;
+    metrics.quota_throttled.with_label_values(&[quota]).inc();
+    metrics.quota_throttle_ms.with_label_values(&[quota]).inc_by(throttle_ms);
 }
 
 /// Whether a fetch is a follower's (replication), not a consumer's.
@@ -77,7 +86,7 @@ pub(super) fn fetch(ctx: &Ctx, reply: Reply<FetchResponse>) -> Reply<FetchRespon
             return response;
         }
         ctx.broker.quotas.fetch.unrecord(quotas, user, client_id, bytes, t);
-        ctx.throttle.mute(t, throttle_ms);
+        throttled(&ctx, CONSUMER_BYTE_RATE, t, throttle_ms);
         let ms = i32::try_from(throttle_ms).unwrap_or(i32::MAX);
         FetchResponse::default().with_throttle_time_ms(ms)
     })

@@ -72,6 +72,7 @@ pub(crate) trait ScramContext: CredentialSource {
 pub(crate) struct SaslServer {
     config: Arc<SaslConfig>,
     stage: Stage,
+    mechanism: &'static str,
 }
 
 impl SaslServer {
@@ -79,7 +80,13 @@ impl SaslServer {
         SaslServer {
             config,
             stage: Stage::Handshake { versions_seen: false },
+            mechanism: "",
         }
+    }
+
+    /// The mechanism the handshake chose ("" before it), for metrics.
+    pub(crate) fn mechanism(&self) -> &str {
+        self.mechanism
     }
 
     pub(crate) fn enabled_mechanisms(&self) -> &[String] {
@@ -105,9 +112,9 @@ impl SaslServer {
         if !self.config.mechanisms.iter().any(|m| m == mechanism) {
             return Err(SaslError::UnsupportedMechanism(mechanism.to_string()));
         }
-        self.stage = match ScramMechanism::from_name(mechanism) {
-            Some(m) => Stage::Scram(m),
-            None => Stage::Plain,
+        (self.stage, self.mechanism) = match ScramMechanism::from_name(mechanism) {
+            Some(m) => (Stage::Scram(m), m.name()),
+            None => (Stage::Plain, PLAIN),
         };
         Ok(())
     }
