@@ -6,16 +6,19 @@ confluent-kafka (librdkafka) and Apache Kafka's own tools with a ScramLoginModul
 Checked: produce and consume with each mechanism; `kafka-configs --alter --add-config
 'SCRAM-SHA-256=[iterations=8192,password=...]' --entity-type users` creating a user who then
 authenticates, `--describe` listing the credential, a wrong password refused with
-SASL_AUTHENTICATION_FAILED, deleting the credential refusing later logins, and credentials
-surviving a restart (they are in the metadata log).
+SASL_AUTHENTICATION_FAILED, deleting the credential refusing later logins, credentials
+surviving a restart (they are in the metadata log), and, on a 3-node cluster, a credential made
+through one node authenticating at every node (the records are replayed everywhere).
 """
 
 import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
 
+from cluster import Cluster, ClusterNode, wait_for
 from kafka_tools import tool_ok
 from conftest import Broker, consume_range, delivered_offsets, free_port, produce_all, producer_config, unique_topic
 
@@ -23,22 +26,21 @@ ADMIN = ("admin", "admin-secret")
 WAIT_S = 20.0
 
 
+SCRAM_SETTINGS = {
+    "sasl.enabled.mechanisms": "SCRAM-SHA-256,SCRAM-SHA-512",
+    "sasl.scram.bootstrap.credentials": (
+        f"SCRAM-SHA-256=[name={ADMIN[0]},password={ADMIN[1]}];"
+        f"SCRAM-SHA-512=[name={ADMIN[0]},iterations=8192,password={ADMIN[1]}]"
+    ),
+}
+
+
 class ScramBroker(Broker):
     """PLAINTEXT (`port`, inter-broker) and a SASL_PLAINTEXT listener with SCRAM only."""
 
     def __init__(self, data_dir: Path):
         self.sasl_port = free_port()
-        user, password = ADMIN
-        super().__init__(
-            data_dir,
-            {
-                "sasl.enabled.mechanisms": "SCRAM-SHA-256,SCRAM-SHA-512",
-                "sasl.scram.bootstrap.credentials": (
-                    f"SCRAM-SHA-256=[name={user},password={password}];"
-                    f"SCRAM-SHA-512=[name={user},iterations=8192,password={password}]"
-                ),
-            },
-        )
+        super().__init__(data_dir, SCRAM_SETTINGS)
 
     def base_settings(self) -> dict:
         settings = super().base_settings()
@@ -175,3 +177,52 @@ def test_credentials_survive_a_restart(scram_broker, tmp_path):
     )
     scram_broker.restart()
     assert produce_one(scram_broker, scram("SCRAM-SHA-256", "dan", "dan-secret"), b"after restart") == [0]
+
+
+class ScramClusterNode(ClusterNode):
+    """A cluster node with a SCRAM listener besides its PLAINTEXT (inter-broker) one."""
+
+    def __init__(self, *args, **kwargs):
+        self.sasl_port = free_port()
+        super().__init__(*args, **kwargs)
+
+    def base_settings(self) -> dict:
+        settings = super().base_settings()
+        settings["listeners"] += f",SASL_PLAINTEXT://{self.host}:{self.sasl_port}"
+        return settings
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        return f"{self.host}:{self.sasl_port}"
+
+
+class ScramCluster(Cluster):
+    def new_node(self, node_id, roles, data_dir, overrides):
+        return ScramClusterNode(node_id, roles, data_dir, overrides)
+
+
+def authenticates_at(node: ScramClusterNode, user: str, password: str) -> bool:
+    """Whether `user` logs in at this node alone (a Metadata request over SCRAM-SHA-256)."""
+    admin = AdminClient({"bootstrap.servers": node.sasl_bootstrap, **scram("SCRAM-SHA-256", user, password)})
+    try:
+        admin.list_topics(timeout=5)
+        return True
+    except KafkaException:
+        return False
+
+
+def test_a_credential_made_through_one_node_authenticates_at_every_node(tmp_path):
+    cluster = ScramCluster(tmp_path / "cluster", overrides=SCRAM_SETTINGS).start()
+    try:
+        # Through node 1's PLAINTEXT listener: a client is sent to the other brokers at their
+        # registered (inter-broker, PLAINTEXT) endpoint, so SASL clients stay on one node here.
+        tool_ok(
+            "kafka-configs", "--bootstrap-server", cluster.node(1).bootstrap, "--alter",
+            "--add-config", "SCRAM-SHA-256=[password=erin-secret]", "--entity-type", "users", "--entity-name", "erin",
+        )
+        for node in cluster.nodes.values():
+            wait_for(lambda: authenticates_at(node, "erin", "erin-secret"), 20, f"erin logging in at node {node.node_id}")
+            assert not authenticates_at(node, "erin", "wrong-secret")
+        cluster.assert_healthy()
+    finally:
+        cluster.kill_all()
