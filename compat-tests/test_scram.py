@@ -1,7 +1,8 @@
 """SASL/SCRAM-SHA-256 and SCRAM-SHA-512 (issue 15): one broker with a SASL_PLAINTEXT listener
 that enables only the SCRAM mechanisms, its first admin credentials from
 `sasl.scram.bootstrap.credentials` (Kafka's `kafka-storage format --add-scram`), driven by
-confluent-kafka (librdkafka) and Apache Kafka's own tools with a ScramLoginModule JAAS config.
+confluent-kafka (librdkafka), kafka-python and Apache Kafka's own tools with a ScramLoginModule
+JAAS config.
 
 Checked: produce and consume with each mechanism; `kafka-configs --alter --add-config
 'SCRAM-SHA-256=[iterations=8192,password=...]' --entity-type users` creating a user who then
@@ -112,6 +113,26 @@ def test_bootstrap_admin_produces_and_consumes_with_each_mechanism(scram_broker,
     assert delivered_offsets(produce_all(p, topic, values)) == list(range(100))
     got = consume_range(scram_broker.sasl_bootstrap, topic, 0, 0, 100, **settings)
     assert [m.value() for m in got] == values
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_kafka_python_authenticates_with_its_own_scram(scram_broker, mechanism):
+    # kafka-python computes SCRAM in Python: a second client implementation of the exchange.
+    from kafka import KafkaProducer
+
+    p = KafkaProducer(
+        bootstrap_servers=scram_broker.sasl_bootstrap,
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism=mechanism,
+        sasl_plain_username=ADMIN[0],
+        sasl_plain_password=ADMIN[1],
+        request_timeout_ms=10000,
+    )
+    try:
+        meta = p.send(unique_topic("kafka-python-scram"), b"hello").get(timeout=20)
+        assert meta.offset == 0
+    finally:
+        p.close()
 
 
 def test_kafka_configs_creates_a_user_who_then_authenticates(scram_broker, tmp_path):
