@@ -54,7 +54,10 @@ fn throttled(ctx: &Ctx, quota: &str, now_ms: u64, throttle_ms: u64) {
     ctx.throttle.mute(now_ms, throttle_ms);
     let metrics = &ctx.broker.metrics;
     metrics.quota_throttled.with_label_values(&[quota]).inc();
-    metrics.quota_throttle_ms.with_label_values(&[quota]).inc_by(throttle_ms);
+    metrics
+        .quota_throttle_ms
+        .with_label_values(&[quota])
+        .inc_by(throttle_ms);
 }
 
 /// Whether a fetch is a follower's (replication), not a consumer's.
