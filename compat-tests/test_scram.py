@@ -20,7 +20,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from cluster import Cluster, ClusterNode, wait_for
-from kafka_tools import tool_ok
+from kafka_tools import console_round_trip, tool_ok
 from conftest import Broker, consume_range, delivered_offsets, free_port, produce_all, producer_config, unique_topic
 
 ADMIN = ("admin", "admin-secret")
@@ -178,16 +178,7 @@ def test_deleted_credential_refuses_later_logins(scram_broker, tmp_path):
 def test_console_tools_with_a_scram_login_module(scram_broker, tmp_path):
     props = java_properties(tmp_path, "SCRAM-SHA-512", *ADMIN)
     topic = unique_topic("console-scram")
-    bootstrap = scram_broker.sasl_bootstrap
-    tool_ok(
-        "kafka-console-producer", "--bootstrap-server", bootstrap, "--command-config", str(props), "--topic", topic,
-        input=b"one\ntwo\nthree\n",
-    )
-    out = tool_ok(
-        "kafka-console-consumer", "--bootstrap-server", bootstrap, "--command-config", str(props),
-        "--topic", topic, "--from-beginning", "--max-messages", "3", "--timeout-ms", "20000",
-    )
-    assert out.stdout.split()[-3:] == ["one", "two", "three"], out
+    console_round_trip(scram_broker.sasl_bootstrap, props, topic)
 
 
 def test_credentials_survive_a_restart(scram_broker, tmp_path):
