@@ -36,12 +36,12 @@ SCRAM_SETTINGS = {
 }
 
 
-class ScramBroker(Broker):
-    """PLAINTEXT (`port`, inter-broker) and a SASL_PLAINTEXT listener with SCRAM only."""
+class SaslListener:
+    """Mixed into a broker: a SASL_PLAINTEXT listener besides its PLAINTEXT (inter-broker) one."""
 
-    def __init__(self, data_dir: Path):
+    def __init__(self, *args, **kwargs):
         self.sasl_port = free_port()
-        super().__init__(data_dir, SCRAM_SETTINGS)
+        super().__init__(*args, **kwargs)
 
     def base_settings(self) -> dict:
         settings = super().base_settings()
@@ -51,6 +51,13 @@ class ScramBroker(Broker):
     @property
     def sasl_bootstrap(self) -> str:
         return f"{self.host}:{self.sasl_port}"
+
+
+class ScramBroker(SaslListener, Broker):
+    """PLAINTEXT (`port`) and a SASL_PLAINTEXT listener with SCRAM only."""
+
+    def __init__(self, data_dir: Path):
+        super().__init__(data_dir, SCRAM_SETTINGS)
 
 
 @pytest.fixture(scope="module")
@@ -191,21 +198,8 @@ def test_credentials_survive_a_restart(scram_broker, tmp_path):
     assert produce_one(scram_broker, scram("SCRAM-SHA-256", "dan", "dan-secret"), b"after restart") == [0]
 
 
-class ScramClusterNode(ClusterNode):
+class ScramClusterNode(SaslListener, ClusterNode):
     """A cluster node with a SCRAM listener besides its PLAINTEXT (inter-broker) one."""
-
-    def __init__(self, *args, **kwargs):
-        self.sasl_port = free_port()
-        super().__init__(*args, **kwargs)
-
-    def base_settings(self) -> dict:
-        settings = super().base_settings()
-        settings["listeners"] += f",SASL_PLAINTEXT://{self.host}:{self.sasl_port}"
-        return settings
-
-    @property
-    def sasl_bootstrap(self) -> str:
-        return f"{self.host}:{self.sasl_port}"
 
 
 class ScramCluster(Cluster):
