@@ -91,6 +91,10 @@ def test_kafka_configs_sets_and_describes_client_and_user_quotas(quota_broker):
     )
     gone = kafka_configs(quota_broker, "--describe", "--entity-type", "clients", "--entity-name", "described")
     assert "described" not in gone.stdout, gone
+    # Quotas are in the metadata log: a restart keeps them.
+    quota_broker.restart()
+    again = kafka_configs(quota_broker, "--describe", "--entity-type", "users", "--entity-default")
+    assert "request_percentage=50.0" in again.stdout, again
     kafka_configs(quota_broker, "--alter", "--delete-config", "request_percentage", "--entity-type", "users", "--entity-default")
 
 

@@ -510,6 +510,15 @@ mod tests {
     }
 
     #[test]
+    fn quota_records_survive_the_logs_json() {
+        let q = applied(&[set(&[(USER, None), (CLIENT_ID, Some("c"))], REQUEST_PERCENTAGE, 12.5)]);
+        for record in q.to_records() {
+            let json = serde_json::to_string(&record).unwrap();
+            assert_eq!(serde_json::from_str::<MetadataRecord>(&json).unwrap(), record, "{json}");
+        }
+    }
+
+    #[test]
     fn describe_filters_as_kafka() {
         let q = applied(&[
             set(&[(USER, Some("a"))], PRODUCER_BYTE_RATE, 1.0),

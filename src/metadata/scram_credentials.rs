@@ -453,6 +453,27 @@ mod tests {
     }
 
     #[test]
+    fn credential_records_survive_the_logs_json() {
+        let (records, _) = plan_alter(
+            &ScramCredentials::default(),
+            &[delete("x", SHA256)],
+            &[upsert("a", SHA512, 9999)],
+        );
+        let remove = MetadataRecord::RemoveUserScramCredential {
+            name: "a".into(),
+            mechanism: SHA512,
+        };
+        for record in records.iter().chain([&remove]) {
+            let json = serde_json::to_string(record).unwrap();
+            assert_eq!(
+                &serde_json::from_str::<MetadataRecord>(&json).unwrap(),
+                record,
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
     fn kafkas_refusals_per_user() {
         let creds = with(&plan_alter(&ScramCredentials::default(), &[], &[upsert("bob", SHA512, 4096)]).0);
         let (records, results) = plan_alter(
