@@ -217,6 +217,11 @@ fn check_value(key: &str, value: f64) -> Result<(), QuotaError> {
     if value.is_nan() || value <= 0.0 {
         return Err(invalid(format!("Quota {key} must be greater than 0")));
     }
+    // Kafka takes an infinite DOUBLE; the metadata log's JSON cannot hold one (it would
+    // become null and stop every node's replay), so it is refused.
+    if value.is_infinite() {
+        return Err(invalid(format!("Quota {key} must be a finite number")));
+    }
     if whole && value > i64::MAX as f64 {
         return Err(invalid(format!("Proposed value for {key} is too large for a LONG.")));
     }
@@ -476,6 +481,11 @@ mod tests {
             "consumer_byte_rate cannot be a fractional value."
         );
         assert!(refused(set(&[("group", None)], PRODUCER_BYTE_RATE, 1.0)).starts_with("Unhandled"));
+        assert_eq!(
+            refused(set(&[(USER, None)], REQUEST_PERCENTAGE, f64::INFINITY)),
+            "Quota request_percentage must be a finite number"
+        );
+        assert!(refused(set(&[(USER, None)], REQUEST_PERCENTAGE, f64::NAN)).contains("greater than 0"));
         assert!(plan_alter(&q, &[set(&[(USER, None)], REQUEST_PERCENTAGE, 12.5)]).1[0].is_ok());
         // The same entity twice: the second is refused.
         let twice = set(&[(USER, Some("a"))], PRODUCER_BYTE_RATE, 1.0);
