@@ -57,6 +57,7 @@ mod txn_index;
 mod volume;
 
 #[cfg(test)]
+#[path = "tests/contract.rs"]
 mod contract_tests;
 #[cfg(test)]
 pub(crate) mod testutil;
