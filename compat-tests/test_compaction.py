@@ -318,23 +318,8 @@ def test_kill9_while_the_cleaner_runs_loses_nothing_and_mixes_nothing(tmp_path):
 
 def read_isolated(broker, topic: str, isolation: str) -> list[tuple[int, bytes, bytes | None]]:
     """Every record to the end of partition 0 for `isolation` (the LSO for read_committed)."""
-    c = Consumer(consumer_config(broker.bootstrap, **{"isolation.level": isolation}))
-    try:
-        c.assign([TopicPartition(topic, 0, 0)])
-        got = []
-        deadline = time.monotonic() + TIMEOUT_S
-        while time.monotonic() < deadline:
-            m = c.poll(0.2)
-            if m is None:
-                continue
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    return got
-                raise AssertionError(f"consumer error: {m.error()}")
-            got.append((m.offset(), m.key(), m.value()))
-        raise AssertionError(f"{topic}: no end of partition within {TIMEOUT_S}s")
-    finally:
-        c.close()
+    return [(m.offset(), m.key(), m.value())
+            for m in consume_until_eof(broker.bootstrap, topic, timeout=TIMEOUT_S, **{"isolation.level": isolation})]
 
 
 def test_transactions_on_a_compacted_topic_leave_the_latest_committed_value_per_key(broker, topic):

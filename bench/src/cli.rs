@@ -8,7 +8,15 @@ use std::time::Duration;
 use clap::Parser;
 
 /// The workloads, in the order they run.
-pub const ALL_WORKLOADS: &[&str] = &["ceilings", "produce", "consume", "perf-test", "latency", "connections", "cleaner"];
+pub const ALL_WORKLOADS: &[&str] = &[
+    "ceilings",
+    "produce",
+    "consume",
+    "perf-test",
+    "latency",
+    "connections",
+    "cleaner",
+];
 /// The brokers the harness can start, in the order they run by default.
 pub const ALL_BROKERS: &[&str] = &["sluice", "kafka"];
 
@@ -95,7 +103,7 @@ pub struct Args {
     pub retries: u32,
 
     /// MB of dirty compacted log the cleaner workload writes and has cleaned (64 with --quick).
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 2048)]
     pub cleaner_mb: u64,
 
     /// Idle client connections in the connections workload.

@@ -20,9 +20,8 @@
 //! aborted transactions of the `.txnindex` files alongside the batches), and each cleaned
 //! segment's `.txnindex` lists only the aborted transactions whose markers it keeps. May call:
 //! `segment`, `scan`, `swap`, `cleaned_batch`, `txn_cleaning`, `offset_map`, `throttle`,
-//! `records`. Must never: hold a partition's lock
-//! while reading or writing segment data, or swap in a segment built from segments the log no
-//! longer has.
+//! `records`. Must never: hold a partition's lock while reading or writing segment data, or
+//! swap in a segment built from segments the log no longer has.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -595,17 +595,7 @@ fn an_aborted_transaction_stays_listed_in_the_txn_index_of_the_cleaned_segment()
         .base_offset;
     write_rounds(&mut log, 3, 50, Compression::None);
     log.roll().unwrap();
-    let aborted = |log: &Log| -> Vec<(i64, i64, i64)> {
-        log.segments
-            .iter()
-            .flat_map(|s| {
-                s.txn_index()
-                    .entries()
-                    .iter()
-                    .map(|e| (e.producer_id, e.first_offset, e.last_offset))
-            })
-            .collect()
-    };
+    let aborted = crate::log::testutil::txn_index_entries;
     assert_eq!(aborted(&log), [(9, first, last)]);
     let target = Target::new(log);
     let stats = clean_at(&target, 0);

@@ -12,7 +12,7 @@ use super::tests::{clean_at, compacted, key, Target, DAY};
 use super::*;
 use crate::log::batch::validate_replicated;
 use crate::log::control::{encode_marker, Marker};
-use crate::log::testutil::{encode, keyed_batch, record};
+use crate::log::testutil::{encode, keyed_batch, record, txn_index_entries as index_entries};
 use crate::log::{Origin, TxnVerification};
 
 type Latest = BTreeMap<String, (i64, String)>;
@@ -85,18 +85,6 @@ fn end_txn(log: &mut Log, pid: i64, commit: bool) -> i64 {
         .base_offset
 }
 
-fn index_entries(log: &Log) -> Vec<(i64, i64, i64)> {
-    log.segments
-        .iter()
-        .flat_map(|s| {
-            s.txn_index()
-                .entries()
-                .iter()
-                .map(|e| (e.producer_id, e.first_offset, e.last_offset))
-        })
-        .collect()
-}
-
 const PIDS: [i64; 3] = [100, 101, 102];
 
 /// The log a transactional producer pipeline leaves: 15 rounds in which three producers each
@@ -147,7 +135,7 @@ fn write_transactions(dir: &std::path::Path) -> Written {
             apply(&mut latest, offset, &k, &v);
         }
         for pid in PIDS {
-            let commit = (round + pid as usize) % 3 != 0;
+            let commit = !(round + pid as usize).is_multiple_of(3);
             end_txn(&mut log, pid, commit);
             for (offset, k, v) in pending.remove(&pid).unwrap() {
                 if commit {

@@ -321,6 +321,17 @@ mod tests {
     }
 
     #[test]
+    fn an_older_sluices_delete_horizon_file_goes_and_the_cleaner_checkpoint_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join(OLD_CLEANER_HORIZON_CHECKPOINT);
+        fs::write(&old, "0\n1\nt 0 100 5 200\n").unwrap();
+        checkpoint::write_checkpoint(&dir.path().join(CLEANER_CHECKPOINT), &[("t".to_string(), 0, 300)]).unwrap();
+        let manager = LogManager::open(dir.path()).unwrap();
+        assert!(!old.exists(), "horizons now live in the batches");
+        assert_eq!(manager.cleaning[&("t".to_string(), 0)].first_dirty, Some(300));
+    }
+
+    #[test]
     fn partition_dir_name_splits_at_last_dash() {
         assert_eq!(parse_partition_dir("a-b-c-7"), Some(("a-b-c".to_string(), 7)));
         assert_eq!(
