@@ -36,7 +36,7 @@ from conftest import (
     producer_config,
     watermarks,
 )
-from kafka_tools import tool_ok
+from kafka_tools import run_tool, tool_ok
 from test_kafka_tools import check_indexes, consume_console, dump_records
 
 TIMEOUT_S = 30
@@ -370,10 +370,16 @@ def test_transactions_on_a_compacted_topic_leave_the_latest_committed_value_per_
              lambda: read_isolated(broker, topic, "read_uncommitted") == expected)
     assert read_isolated(broker, topic, "read_committed") == expected
 
-    segments = sorted((broker.data_dir / f"{topic}-0").glob("*.log"))
-    dumped = tool_ok("kafka-dump-log", "--print-data-log", "--files", ",".join(map(str, segments))).stdout
+    # The cleaner may still merge segments (a later round regroups the small cleaned ones):
+    # dump a listing it has not changed under the tool.
+    def dump_settled():
+        segments = sorted((broker.data_dir / f"{topic}-0").glob("*.log"))
+        r = run_tool("kafka-dump-log", "--print-data-log", "--files", ",".join(map(str, segments)))
+        return r.rc == 0 and (segments, r.stdout)
+
+    _, dumped = wait_for("kafka-dump-log over a settled listing", dump_settled)
     assert "doomed" not in dumped
     markers = re.findall(r"endTxnMarker: (COMMIT|ABORT)", dumped)
     assert len(markers) == transactions, markers
-    _, batches = dump_records(segments, gaps=True)
-    assert batches and all(valid == "true" for *_, valid in batches), batches
+    valid = re.findall(r"^baseOffset: .* isvalid: (\w+)$", dumped, re.M)
+    assert valid and set(valid) == {"true"}, valid
