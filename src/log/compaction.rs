@@ -114,6 +114,9 @@ pub(crate) struct CleanStats {
     pub(crate) end_offset: i64,
     pub(crate) map_utilization: f64,
     pub(crate) elapsed: Duration,
+    /// Time the swaps held (or waited for) the partition's lock: what produce and fetch may
+    /// have waited on.
+    pub(crate) swap_locked: Duration,
 }
 
 /// Why a cleaning stopped without finishing.
@@ -399,7 +402,9 @@ fn clean_sources(
     for group in groups(&cleanable, sources.segment_bytes, dirtiness.first_uncleanable) {
         let base = write_cleaned(sources, &group, &retention, &mut txns, io, stats)?;
         let ids: Vec<(u64, u64)> = group.iter().map(|s| (s.segment.id, s.segment.size_bytes)).collect();
+        let swap_started = Instant::now();
         let swapped = with_log(target, |log| log.replace_cleaned(base, &ids, io.swap_until));
+        stats.swap_locked += swap_started.elapsed();
         match swapped {
             Some(Ok(Swapped::Done)) => stats.segments_after += 1,
             Some(Ok(Swapped::LogChanged)) => return Err(CleanError::Abandoned("the log changed during the cleaning")),
