@@ -53,6 +53,7 @@ mod swap;
 mod throttle;
 mod time_index;
 mod transactions;
+mod txn_cleaning;
 mod txn_index;
 mod volume;
 
