@@ -673,5 +673,5 @@ fn throttle(io: &CleanerIo<'_>, bytes: u64) -> Result<(), CleanError> {
 mod tests;
 
 #[cfg(test)]
-#[path = "compaction_txn_tests.rs"]
+#[path = "tests/compaction_txn.rs"]
 mod txn_tests;
