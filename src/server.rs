@@ -28,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::net::SecuredListener;
 use crate::replica::ReplicaManager;
 use crate::security::plain::PlainUsers;
+use crate::authz::Authorizer;
 use crate::security::sasl::SaslConfig;
 use crate::txn::coordinator::TxnConfig;
 use crate::txn::runtime::TxnCoordinator;
@@ -241,6 +242,12 @@ impl Server {
             published: tokio::sync::watch::Sender::new(0),
             last_published: std::sync::Mutex::new(applied.image.clone()),
             incarnation_id: registration_id,
+            authorizer: Authorizer::new(
+                &settings.authorizer_class_name,
+                &settings.super_users,
+                settings.allow_everyone_if_no_acl_found,
+            )
+            .map_err(StartError::Security)?,
         });
         metrics.watch_groups(Arc::downgrade(&broker));
         server

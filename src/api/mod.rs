@@ -6,6 +6,8 @@
 //! it takes a frame and gives back a future of the response frame, so the network layer can
 //! keep responses in request order while a long-poll fetch waits.
 
+mod access;
+mod acls;
 mod api_versions;
 mod cluster;
 mod config_resources;
@@ -110,6 +112,8 @@ pub(crate) struct Ctx {
     pub(crate) peer: Option<SocketAddr>,
     /// This node's endpoint on the listener the request arrived on (see [`Session`]).
     pub(crate) endpoint: Option<Arc<Listener>>,
+    /// The connection's principal (`User:ANONYMOUS`, `User:<name>`), which the authorizer checks.
+    pub(crate) principal: Arc<str>,
     pub(crate) api: ApiKey,
     pub(crate) version: i16,
     correlation_id: i32,
@@ -212,6 +216,7 @@ fn parse(broker: &Arc<Broker>, mut frame: Bytes, session: &Session) -> Result<Pa
         client_id: StrBytes::default(),
         peer: Some(session.peer),
         endpoint: session.endpoint.clone(),
+        principal: session.principal.clone(),
         api,
         version,
         correlation_id,
@@ -347,6 +352,15 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             &ctx,
             reassignments::list_partition_reassignments(&ctx, decode(&mut body, v)?),
         ),
+        ApiKey::CreateAcls => {
+            let req = decode(&mut body, v)?;
+            respond(&ctx, blocking(&ctx, move |ctx| acls::create_acls(ctx, req)))
+        }
+        ApiKey::DescribeAcls => respond(&ctx, Reply::Now(acls::describe_acls(&ctx, decode(&mut body, v)?))),
+        ApiKey::DeleteAcls => {
+            let req = decode(&mut body, v)?;
+            respond(&ctx, blocking(&ctx, move |ctx| acls::delete_acls(ctx, req)))
+        }
         // Only reached once authenticated (or on a listener without SASL): Kafka's answer.
         ApiKey::SaslHandshake => respond(&ctx, Reply::Now(sasl::after_authentication_handshake())),
         ApiKey::SaslAuthenticate => respond(&ctx, Reply::Now(sasl::after_authentication_authenticate())),
@@ -404,6 +418,9 @@ macro_rules! no_payloads {
 
 no_payloads!(
     ApiVersionsResponse,
+    CreateAclsResponse,
+    DescribeAclsResponse,
+    DeleteAclsResponse,
     MetadataResponse,
     ProduceResponse,
     ListOffsetsResponse,

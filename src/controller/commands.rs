@@ -13,6 +13,8 @@ use tracing::info;
 use uuid::Uuid;
 
 use super::{contacts, Controller, MetadataChange};
+use crate::authz::plan::{self, Deleted};
+use crate::authz::{Acl, AclError, AclFilter};
 use crate::clock::now_ms;
 use crate::error::KafkaCode;
 use crate::metadata::brokers::{self, Registration};
@@ -88,6 +90,14 @@ pub(crate) enum Command {
     ListReassignments {
         topics: Option<Vec<(String, Vec<i32>)>>,
     },
+    /// CreateAcls: each ACL written unless it exists.
+    CreateAcls {
+        acls: Vec<Acl>,
+    },
+    /// DeleteAcls: every ACL each filter selects removed.
+    DeleteAcls {
+        filters: Vec<AclFilter>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,6 +135,16 @@ pub(crate) enum Reply {
         index: u64,
     },
     Reassignments(Vec<(String, Vec<Ongoing>)>),
+    /// Each CreateAcls creation's outcome, in request order.
+    AclsCreated {
+        results: Vec<Result<(), AclError>>,
+        index: u64,
+    },
+    /// Each DeleteAcls filter's outcome (the ACLs it removed), in request order.
+    AclsDeleted {
+        results: Vec<Deleted>,
+        index: u64,
+    },
 }
 
 impl Reply {
@@ -136,7 +156,9 @@ impl Reply {
             | Reply::Heartbeat { index, .. }
             | Reply::AlterPartition { index, .. }
             | Reply::Elections { index, .. }
-            | Reply::Reassigned { index, .. } => Some(*index),
+            | Reply::Reassigned { index, .. }
+            | Reply::AclsCreated { index, .. }
+            | Reply::AclsDeleted { index, .. } => Some(*index),
             Reply::Quorum(_) | Reply::Reassignments(_) => None,
         }
     }
@@ -323,6 +345,28 @@ impl Controller {
                 })
                 .await?;
                 Ok(Reply::Reassignments(listed))
+            }
+            Command::CreateAcls { acls } => {
+                let mut results = Vec::new();
+                let index = self
+                    .commit(false, |image| {
+                        let (records, planned) = plan::plan_create_acls(image.acls(), &acls, Uuid::new_v4);
+                        results = planned;
+                        Ok(records)
+                    })
+                    .await?;
+                Ok(Reply::AclsCreated { results, index })
+            }
+            Command::DeleteAcls { filters } => {
+                let mut results = Vec::new();
+                let index = self
+                    .commit(false, |image| {
+                        let (records, planned) = plan::plan_delete_acls(image.acls(), &filters);
+                        results = planned;
+                        Ok(records)
+                    })
+                    .await?;
+                Ok(Reply::AclsDeleted { results, index })
             }
         }
     }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::records::MetadataRecord;
 use super::topic_config::MIN_INSYNC_REPLICAS;
+use crate::authz::AclTable;
 use crate::config::ClusterDefaults;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -150,6 +151,8 @@ pub(crate) struct MetadataImage {
     cluster_configs: ClusterDefaults,
     /// The first producer id no block has handed out yet.
     next_producer_id: i64,
+    /// The cluster's ACLs (AccessControlEntry records), shared until one changes.
+    acls: Arc<AclTable>,
 }
 
 impl MetadataImage {
@@ -167,6 +170,11 @@ impl MetadataImage {
 
     pub(crate) fn topics(&self) -> impl Iterator<Item = &Arc<TopicImage>> {
         self.topics.values()
+    }
+
+    /// The ACLs the authorizer decides with.
+    pub(crate) fn acls(&self) -> &AclTable {
+        &self.acls
     }
 
     pub(crate) fn cluster_id(&self) -> Option<&str> {
@@ -218,6 +226,12 @@ impl MetadataImage {
         if self.next_producer_id > 0 {
             out.push(MetadataRecord::ProducerIds {
                 next_producer_id: self.next_producer_id,
+            });
+        }
+        for (id, acl) in self.acls.iter() {
+            out.push(MetadataRecord::AccessControlEntry {
+                id: *id,
+                acl: acl.clone(),
             });
         }
         for t in self.topics.values() {
@@ -370,6 +384,16 @@ impl MetadataImage {
                     fenced: true,
                 };
                 self.brokers.insert(*broker_id, broker);
+            }
+            MetadataRecord::AccessControlEntry { id, acl } => {
+                if !Arc::make_mut(&mut self.acls).insert(*id, acl.clone()) {
+                    return Err(ApplyError(format!("ACL {id} exists")));
+                }
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                if Arc::make_mut(&mut self.acls).remove(id).is_none() {
+                    return Err(ApplyError(format!("no ACL with id {id}")));
+                }
             }
             MetadataRecord::FenceBroker { broker_id } => self.broker_mut(*broker_id)?.fenced = true,
             MetadataRecord::UnfenceBroker { broker_id } => self.broker_mut(*broker_id)?.fenced = false,
