@@ -51,6 +51,15 @@ impl Access {
     pub(crate) fn allows(&self, op: Operation, resource_type: ResourceType, name: &str) -> bool {
         let allowed = self.may(op, resource_type, name);
         if !allowed {
+            // Kafka's authorizer logs each refusal it tells a client about (its audit log).
+            tracing::info!(
+                principal = %self.ctx.principal,
+                host = %self.host,
+                operation = op.name(),
+                resource = %format_args!("{}:{name}", resource_type.name()),
+                api = super::api_name(self.ctx.api),
+                "authorization denied"
+            );
             self.ctx
                 .broker
                 .metrics

@@ -44,6 +44,7 @@ macro_rules! kafka_enum {
             pub(crate) fn from_code(code: i8) -> Option<$name> {
                 match code { $($code => Some($name::$variant),)* _ => None }
             }
+            #[allow(dead_code)] // Not every enum's name is printed.
             pub(crate) fn name(self) -> &'static str {
                 match self { $($name::$variant => $text),* }
             }
@@ -132,7 +133,7 @@ impl Operation {
                 Alter,
                 Describe,
             ],
-            ResourceType::TransactionalId => &[Describe, Write, TwoPhaseCommit],
+            ResourceType::TransactionalId => &[Describe, Write],
             ResourceType::DelegationToken => &[Describe],
             ResourceType::User => &[CreateTokens, DescribeTokens],
             ResourceType::Any => &[],

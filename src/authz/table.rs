@@ -29,6 +29,7 @@ impl AclTable {
         self.by_id.len()
     }
 
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.by_id.is_empty()
     }
