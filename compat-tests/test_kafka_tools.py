@@ -930,6 +930,7 @@ SERVED = {
     "ListPartitionReassignments": (0, 0), "DeleteRecords": (0, 2), "AddPartitionsToTxn": (0, 5),
     "AddOffsetsToTxn": (0, 4), "EndTxn": (0, 4), "WriteTxnMarkers": (1, 1), "TxnOffsetCommit": (0, 4),
     "DescribeTransactions": (0, 0), "ListTransactions": (0, 1), "SaslHandshake": (1, 1), "SaslAuthenticate": (0, 2),
+    "CreateAcls": (2, 3), "DescribeAcls": (2, 3), "DeleteAcls": (2, 3),
 }
 
 
