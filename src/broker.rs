@@ -368,7 +368,9 @@ impl Broker {
     pub(crate) fn create_acls(&self, acls: Vec<Acl>) -> Result<Vec<Result<(), AclError>>, MetadataError> {
         match tokio::runtime::Handle::current().block_on(self.submit_published(Command::CreateAcls { acls }))? {
             Reply::AclsCreated { results, .. } => Ok(results),
-            other => Err(MetadataError::UnexpectedReply(format!("unexpected controller reply {other:?}"))),
+            other => Err(MetadataError::UnexpectedReply(format!(
+                "unexpected controller reply {other:?}"
+            ))),
         }
     }
 
@@ -376,7 +378,9 @@ impl Broker {
     pub(crate) fn delete_acls(&self, filters: Vec<AclFilter>) -> Result<Vec<Deleted>, MetadataError> {
         match tokio::runtime::Handle::current().block_on(self.submit_published(Command::DeleteAcls { filters }))? {
             Reply::AclsDeleted { results, .. } => Ok(results),
-            other => Err(MetadataError::UnexpectedReply(format!("unexpected controller reply {other:?}"))),
+            other => Err(MetadataError::UnexpectedReply(format!(
+                "unexpected controller reply {other:?}"
+            ))),
         }
     }
 }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use crate::authz::Authorizer;
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::config::{ConfigError, Listener, Settings};
@@ -28,7 +29,6 @@ use crate::metrics::Metrics;
 use crate::net::SecuredListener;
 use crate::replica::ReplicaManager;
 use crate::security::plain::PlainUsers;
-use crate::authz::Authorizer;
 use crate::security::sasl::SaslConfig;
 use crate::txn::coordinator::TxnConfig;
 use crate::txn::runtime::TxnCoordinator;

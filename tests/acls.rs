@@ -102,19 +102,29 @@ async fn produce_is_refused_per_topic_until_an_acl_allows_it_and_a_deny_wins() {
     );
     let created = create_acls(
         &mut alice,
-        vec![acl("orders-", PREFIXED, WRITE, ALLOW), acl("orders-2", LITERAL, WRITE, DENY)],
+        vec![
+            acl("orders-", PREFIXED, WRITE, ALLOW),
+            acl("orders-2", LITERAL, WRITE, DENY),
+        ],
     )
     .await;
     assert_eq!(created, vec![0, 0]);
     assert_eq!(
         produce_each(&mut bob, &["orders-1", "orders-2", "audit"]).await,
-        vec![("audit".into(), refused), ("orders-1".into(), 0), ("orders-2".into(), refused)],
+        vec![
+            ("audit".into(), refused),
+            ("orders-1".into(), 0),
+            ("orders-2".into(), refused)
+        ],
         "the allowed topic is written in the same request as the refused ones"
     );
     // bob may not manage ACLs: ALTER on the cluster.
     let denied = create_acls(&mut bob, vec![acl("audit", LITERAL, WRITE, ALLOW)]).await;
     assert_eq!(denied, vec![ResponseError::ClusterAuthorizationFailed.code()]);
-    assert!(broker.scrape().await.contains("sluice_authorization_denials_total{api=\"Produce\""));
+    assert!(broker
+        .scrape()
+        .await
+        .contains("sluice_authorization_denials_total{api=\"Produce\""));
 }
 
 #[tokio::test]
@@ -124,7 +134,10 @@ async fn metadata_lists_only_describable_topics_with_their_authorized_operations
     for t in ["shared", "hidden"] {
         assert_eq!(create_topic(&mut alice, t, 1, &[]).await, 0);
     }
-    assert_eq!(create_acls(&mut alice, vec![acl("shared", LITERAL, WRITE, ALLOW)]).await, vec![0]);
+    assert_eq!(
+        create_acls(&mut alice, vec![acl("shared", LITERAL, WRITE, ALLOW)]).await,
+        vec![0]
+    );
     let mut bob = login(&broker, "bob").await;
     let all = MetadataRequest::default()
         .with_topics(None)
@@ -135,7 +148,11 @@ async fn metadata_lists_only_describable_topics_with_their_authorized_operations
         .iter()
         .map(|t| (t.name.as_ref().unwrap().0.to_string(), t.topic_authorized_operations))
         .collect();
-    assert_eq!(listed, vec![("shared".to_string(), (1 << 4) | (1 << 8))], "WRITE and the DESCRIBE it implies");
+    assert_eq!(
+        listed,
+        vec![("shared".to_string(), (1 << 4) | (1 << 8))],
+        "WRITE and the DESCRIBE it implies"
+    );
     let asked = MetadataRequest::default().with_topics(Some(vec![
         MetadataRequestTopic::default().with_name(Some(name("hidden")))
     ]));
@@ -150,7 +167,11 @@ async fn acls_are_kept_in_the_metadata_log_across_a_restart_and_deleted_by_filte
     let mut alice = login(&broker, "alice").await;
     let created = create_acls(
         &mut alice,
-        vec![acl("t", LITERAL, WRITE, ALLOW), acl("t", LITERAL, WRITE, ALLOW), acl("p-", PREFIXED, WRITE, DENY)],
+        vec![
+            acl("t", LITERAL, WRITE, ALLOW),
+            acl("t", LITERAL, WRITE, ALLOW),
+            acl("p-", PREFIXED, WRITE, DENY),
+        ],
     )
     .await;
     assert_eq!(created, vec![0, 0, 0], "an ACL created twice is one ACL");
@@ -176,7 +197,9 @@ async fn acls_are_kept_in_the_metadata_log_across_a_restart_and_deleted_by_filte
         .with_host_filter(None)
         .with_operation(1)
         .with_permission_type(1);
-    let deleted = alice.send(3, &DeleteAclsRequest::default().with_filters(vec![filter])).await;
+    let deleted = alice
+        .send(3, &DeleteAclsRequest::default().with_filters(vec![filter]))
+        .await;
     assert_eq!(deleted.filter_results[0].error_code, 0);
     assert_eq!(deleted.filter_results[0].matching_acls.len(), 1);
     assert_eq!(deleted.filter_results[0].matching_acls[0].resource_name.as_str(), "p-");

@@ -22,10 +22,7 @@ pub(crate) struct Access {
 impl Ctx {
     /// The authorizer's view for this request (the ACLs of the current image).
     pub(crate) fn access(&self) -> Access {
-        let host = self
-            .peer
-            .map(|p| p.ip().to_canonical().to_string())
-            .unwrap_or_default();
+        let host = self.peer.map(|p| p.ip().to_canonical().to_string()).unwrap_or_default();
         Access {
             ctx: self.clone(),
             image: self.broker.metadata.image(),

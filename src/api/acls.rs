@@ -92,7 +92,9 @@ fn delete_filter(f: &DeleteAclsFilter) -> Result<AclFilter, AclError> {
 }
 
 fn creation_result((code, message): (i16, Option<StrBytes>)) -> AclCreationResult {
-    AclCreationResult::default().with_error_code(code).with_error_message(message)
+    AclCreationResult::default()
+        .with_error_code(code)
+        .with_error_message(message)
 }
 
 /// CreateAcls (ALTER on the cluster). Blocking: waits for the controller.
@@ -131,7 +133,9 @@ pub(super) fn create_acls(ctx: &Ctx, req: CreateAclsRequest) -> CreateAclsRespon
 /// pattern as Kafka answers.
 pub(super) fn describe_acls(ctx: &Ctx, req: DescribeAclsRequest) -> DescribeAclsResponse {
     if let Some((code, message)) = refusal(ctx, Operation::Describe) {
-        return DescribeAclsResponse::default().with_error_code(code).with_error_message(message);
+        return DescribeAclsResponse::default()
+            .with_error_code(code)
+            .with_error_message(message);
     }
     let filter = filter_of(
         req.resource_type_filter,
@@ -146,7 +150,9 @@ pub(super) fn describe_acls(ctx: &Ctx, req: DescribeAclsRequest) -> DescribeAcls
         Ok(f) => f,
         Err(e) => {
             let (code, message) = invalid(ctx, &e);
-            return DescribeAclsResponse::default().with_error_code(code).with_error_message(message);
+            return DescribeAclsResponse::default()
+                .with_error_code(code)
+                .with_error_message(message);
         }
     };
     let mut acls = matching(ctx.broker.metadata.image().acls(), &filter);
@@ -178,7 +184,9 @@ pub(super) fn describe_acls(ctx: &Ctx, req: DescribeAclsRequest) -> DescribeAcls
 }
 
 fn filter_result((code, message): (i16, Option<StrBytes>)) -> DeleteAclsFilterResult {
-    DeleteAclsFilterResult::default().with_error_code(code).with_error_message(message)
+    DeleteAclsFilterResult::default()
+        .with_error_code(code)
+        .with_error_message(message)
 }
 
 fn matching_acl(acl: &Acl) -> DeleteAclsMatchingAcl {

@@ -102,7 +102,11 @@ fn topic_name(ctx: &Ctx, name: &TopicName, id: Uuid) -> String {
 /// TRANSACTIONAL_ID_AUTHORIZATION_FAILED), WRITE on each topic.
 pub(super) fn produce(ctx: &Ctx, req: &mut ProduceRequest) -> Gate<ProduceResponse> {
     let Some(access) = checking(ctx) else { return pass() };
-    let txn = req.transactional_id.as_ref().map(|t| t.0.to_string()).filter(|t| !t.is_empty());
+    let txn = req
+        .transactional_id
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .filter(|t| !t.is_empty());
     let txn_denied = txn.is_some_and(|id| !access.transactional_id(Operation::Write, &id));
     let denied = take_denied(&mut req.topic_data, |t| {
         txn_denied || !access.topic(Operation::Write, &topic_name(ctx, &t.name, t.topic_id))
@@ -202,7 +206,9 @@ pub(super) fn list_offsets(ctx: &Ctx, req: &mut ListOffsetsRequest) -> Gate<List
                         .with_offset(-1)
                 })
                 .collect();
-            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
         })
         .collect();
     patch(move |r: &mut ListOffsetsResponse| r.topics.extend(answers))
@@ -217,7 +223,10 @@ pub(super) fn offset_for_leader_epoch(
     let Some(access) = checking(ctx) else { return pass() };
     let follower = req.replica_id.0 >= 0;
     let (cluster_denied, error) = match follower {
-        true => (!access.cluster(Operation::ClusterAction), ResponseError::ClusterAuthorizationFailed),
+        true => (
+            !access.cluster(Operation::ClusterAction),
+            ResponseError::ClusterAuthorizationFailed,
+        ),
         false => (false, ResponseError::TopicAuthorizationFailed),
     };
     let denied = take_denied(&mut req.topics, |t| {
@@ -241,7 +250,9 @@ pub(super) fn offset_for_leader_epoch(
                         .with_end_offset(-1)
                 })
                 .collect();
-            OffsetForLeaderTopicResult::default().with_topic(t.topic).with_partitions(partitions)
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic)
+                .with_partitions(partitions)
         })
         .collect();
     patch(move |r: &mut OffsetForLeaderEpochResponse| r.topics.extend(answers))
@@ -269,7 +280,9 @@ pub(super) fn delete_records(ctx: &Ctx, req: &mut DeleteRecordsRequest) -> Gate<
                         .with_low_watermark(-1)
                 })
                 .collect();
-            DeleteRecordsTopicResult::default().with_name(t.name).with_partitions(partitions)
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
         })
         .collect();
     patch(move |r: &mut DeleteRecordsResponse| r.topics.extend(answers))
@@ -290,7 +303,10 @@ fn commit_errors<T>(
     if denied.is_empty() {
         return None;
     }
-    Some((denied, ctx.count(whole.unwrap_or(ResponseError::TopicAuthorizationFailed))))
+    Some((
+        denied,
+        ctx.count(whole.unwrap_or(ResponseError::TopicAuthorizationFailed)),
+    ))
 }
 
 /// OffsetCommit: READ on the group, READ on each topic.
@@ -355,7 +371,9 @@ pub(super) fn txn_offset_commit(ctx: &Ctx, req: &mut TxnOffsetCommitRequest) -> 
                         .with_error_code(code)
                 })
                 .collect();
-            TxnOffsetCommitResponseTopic::default().with_name(t.name).with_partitions(partitions)
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
         })
         .collect();
     match whole {
@@ -393,7 +411,11 @@ pub(super) fn offset_fetch(ctx: &Ctx, req: &mut OffsetFetchRequest) -> Gate<Offs
             None => every_topic_groups.push(g.group_id.clone()),
             Some(topics) => {
                 for t in take_denied(topics, |t| !access.topic(Operation::Describe, &t.name)) {
-                    let partitions = t.partition_indexes.iter().map(|i| unauthorized_offset(*i, topic_code)).collect();
+                    let partitions = t
+                        .partition_indexes
+                        .iter()
+                        .map(|i| unauthorized_offset(*i, topic_code))
+                        .collect();
                     let answer = OffsetFetchResponseTopics::default()
                         .with_name(t.name)
                         .with_topic_id(t.topic_id)
@@ -460,7 +482,9 @@ fn offset_fetch_single(ctx: &Ctx, access: Access, req: &mut OffsetFetchRequest) 
                         .with_error_code(code)
                 })
                 .collect();
-            OffsetFetchResponseTopic::default().with_name(t.name).with_partitions(partitions)
+            OffsetFetchResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
         })
         .collect();
     patch(move |r: &mut OffsetFetchResponse| r.topics.extend(answers))
@@ -491,7 +515,9 @@ pub(super) fn offset_delete(ctx: &Ctx, req: &mut OffsetDeleteRequest) -> Gate<Of
                         .with_error_code(code)
                 })
                 .collect();
-            OffsetDeleteResponseTopic::default().with_name(t.name).with_partitions(partitions)
+            OffsetDeleteResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
         })
         .collect();
     patch(move |r: &mut OffsetDeleteResponse| r.topics.extend(answers))
@@ -501,7 +527,10 @@ pub(super) fn offset_delete(ctx: &Ctx, req: &mut OffsetDeleteRequest) -> Gate<Of
 pub(super) fn find_coordinator(ctx: &Ctx, req: &mut FindCoordinatorRequest) -> Gate<FindCoordinatorResponse> {
     let Some(access) = checking(ctx) else { return pass() };
     let (resource, error) = match req.key_type {
-        1 => (ResourceType::TransactionalId, ResponseError::TransactionalIdAuthorizationFailed),
+        1 => (
+            ResourceType::TransactionalId,
+            ResponseError::TransactionalIdAuthorizationFailed,
+        ),
         // Other key types are refused by the handler.
         0 => (ResourceType::Group, ResponseError::GroupAuthorizationFailed),
         _ => return pass(),
@@ -547,7 +576,10 @@ pub(super) fn group_member<R: Default>(ctx: &Ctx, group: &str, with_error: fn(R,
     let Some(access) = checking(ctx) else { return pass() };
     match access.group(Operation::Read, group) {
         true => pass(),
-        false => Gate::Deny(with_error(R::default(), ctx.count(ResponseError::GroupAuthorizationFailed))),
+        false => Gate::Deny(with_error(
+            R::default(),
+            ctx.count(ResponseError::GroupAuthorizationFailed),
+        )),
     }
 }
 
@@ -574,7 +606,9 @@ pub(super) fn cluster<R: Default>(ctx: &Ctx, op: Operation, with_error: fn(R, i1
 pub(super) fn create_topics(ctx: &Ctx, req: &mut CreateTopicsRequest) -> Gate<CreateTopicsResponse> {
     let Some(access) = checking(ctx) else { return pass() };
     let on_cluster = access.may(Operation::Create, ResourceType::Cluster, crate::authz::CLUSTER_NAME);
-    let denied = take_denied(&mut req.topics, |t| !on_cluster && !access.topic(Operation::Create, &t.name));
+    let denied = take_denied(&mut req.topics, |t| {
+        !on_cluster && !access.topic(Operation::Create, &t.name)
+    });
     let code = match denied.is_empty() {
         true => 0,
         false => ctx.count(ResponseError::TopicAuthorizationFailed),
@@ -592,7 +626,10 @@ pub(super) fn create_topics(ctx: &Ctx, req: &mut CreateTopicsRequest) -> Gate<Cr
     let version = ctx.version;
     patch(move |r: &mut CreateTopicsResponse| {
         for t in &mut r.topics {
-            if version >= 5 && t.error_code == 0 && !access.may(Operation::DescribeConfigs, ResourceType::Topic, &t.name) {
+            if version >= 5
+                && t.error_code == 0
+                && !access.may(Operation::DescribeConfigs, ResourceType::Topic, &t.name)
+            {
                 t.topic_config_error_code = ResponseError::TopicAuthorizationFailed.code();
                 t.configs = Some(Vec::new());
             }
@@ -616,7 +653,11 @@ pub(super) fn delete_topics(ctx: &Ctx, req: &mut DeleteTopicsRequest) -> Gate<De
         // An unknown id: the handler says so.
         _ => false,
     }) {
-        answers.push(DeletableTopicResult::default().with_name(t.name).with_topic_id(t.topic_id));
+        answers.push(
+            DeletableTopicResult::default()
+                .with_name(t.name)
+                .with_topic_id(t.topic_id),
+        );
     }
     if answers.is_empty() {
         return pass();
@@ -639,7 +680,11 @@ pub(super) fn create_partitions(ctx: &Ctx, req: &mut CreatePartitionsRequest) ->
     let code = ctx.count(ResponseError::TopicAuthorizationFailed);
     let answers: Vec<CreatePartitionsTopicResult> = denied
         .into_iter()
-        .map(|t| CreatePartitionsTopicResult::default().with_name(t.name).with_error_code(code))
+        .map(|t| {
+            CreatePartitionsTopicResult::default()
+                .with_name(t.name)
+                .with_error_code(code)
+        })
         .collect();
     patch(move |r: &mut CreatePartitionsResponse| r.results.extend(answers))
 }
@@ -687,10 +732,17 @@ pub(super) fn describe_configs(ctx: &Ctx, req: &mut DescribeConfigsRequest) -> G
 macro_rules! alter_configs_gate {
     ($name:ident, $req:ty, $resp:ty, $answer:ty) => {
         pub(super) fn $name(ctx: &Ctx, req: &mut $req) -> Gate<$resp> {
-            let Some(access) = checking(ctx) else { return pass() };
+            let Some(access) = checking(ctx) else {
+                return pass();
+            };
             let mut answers = Vec::new();
             req.resources.retain(|r| {
-                match config_check(&access, Operation::AlterConfigs, r.resource_type, &r.resource_name) {
+                match config_check(
+                    &access,
+                    Operation::AlterConfigs,
+                    r.resource_type,
+                    &r.resource_name,
+                ) {
                     None => true,
                     Some(e) => {
                         answers.push(
@@ -732,8 +784,11 @@ pub(super) fn init_producer_id(ctx: &Ctx, req: &InitProducerIdRequest) -> Gate<I
     let error = match req.transactional_id.as_ref().filter(|t| !t.is_empty()) {
         Some(id) if !access.transactional_id(Operation::Write, id) => ResponseError::TransactionalIdAuthorizationFailed,
         Some(_) => return pass(),
-        None if access.may(Operation::IdempotentWrite, ResourceType::Cluster, crate::authz::CLUSTER_NAME)
-            || access.any_of_type(Operation::Write, ResourceType::Topic) =>
+        None if access.may(
+            Operation::IdempotentWrite,
+            ResourceType::Cluster,
+            crate::authz::CLUSTER_NAME,
+        ) || access.any_of_type(Operation::Write, ResourceType::Topic) =>
         {
             return pass()
         }
@@ -775,7 +830,11 @@ pub(super) fn add_partitions_to_txn(ctx: &Ctx, req: &AddPartitionsToTxnRequest) 
     };
     let Some(access) = checking(ctx) else { return pass() };
     if ctx.version >= 4 {
-        return cluster(ctx, Operation::ClusterAction, AddPartitionsToTxnResponse::with_error_code);
+        return cluster(
+            ctx,
+            Operation::ClusterAction,
+            AddPartitionsToTxnResponse::with_error_code,
+        );
     }
     let txn_denied = !access.transactional_id(Operation::Write, &req.v3_and_below_transactional_id);
     let denied: Vec<bool> = req
@@ -886,7 +945,8 @@ pub(super) fn describe_transactions(
         .collect();
     patch(move |r: &mut DescribeTransactionsResponse| {
         for s in &mut r.transaction_states {
-            s.topics.retain(|t| access.may(Operation::Describe, ResourceType::Topic, &t.topic));
+            s.topics
+                .retain(|t| access.may(Operation::Describe, ResourceType::Topic, &t.topic));
         }
         r.transaction_states.extend(answers);
     })

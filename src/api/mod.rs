@@ -285,7 +285,10 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             let mut req = decode(&mut body, v)?;
             let gate = authorize::list_offsets(&ctx, &mut req);
             if list_offsets::reads_records(&req) {
-                respond(&ctx, guard(gate, || blocking(&ctx, move |ctx| list_offsets::reply(ctx, req))))
+                respond(
+                    &ctx,
+                    guard(gate, || blocking(&ctx, move |ctx| list_offsets::reply(ctx, req))),
+                )
             } else {
                 respond(&ctx, guard(gate, || list_offsets::handle(&ctx, req)))
             }
@@ -303,17 +306,26 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         ApiKey::CreateTopics => {
             let mut req = decode(&mut body, v)?;
             let gate = authorize::create_topics(&ctx, &mut req);
-            respond(&ctx, guard(gate, || blocking(&ctx, move |ctx| topics::create_topics(ctx, req))))
+            respond(
+                &ctx,
+                guard(gate, || blocking(&ctx, move |ctx| topics::create_topics(ctx, req))),
+            )
         }
         ApiKey::DeleteTopics => {
             let mut req = decode(&mut body, v)?;
             let gate = authorize::delete_topics(&ctx, &mut req);
-            respond(&ctx, guard(gate, || blocking(&ctx, move |ctx| topics::delete_topics(ctx, req))))
+            respond(
+                &ctx,
+                guard(gate, || blocking(&ctx, move |ctx| topics::delete_topics(ctx, req))),
+            )
         }
         ApiKey::CreatePartitions => {
             let mut req = decode(&mut body, v)?;
             let gate = authorize::create_partitions(&ctx, &mut req);
-            respond(&ctx, guard(gate, || blocking(&ctx, move |ctx| topics::create_partitions(ctx, req))))
+            respond(
+                &ctx,
+                guard(gate, || blocking(&ctx, move |ctx| topics::create_partitions(ctx, req))),
+            )
         }
         ApiKey::DescribeConfigs => {
             let mut req = decode(&mut body, v)?;
@@ -322,7 +334,11 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         }
         ApiKey::ListConfigResources => {
             let req = decode(&mut body, v)?;
-            let gate = authorize::cluster(&ctx, Operation::DescribeConfigs, ListConfigResourcesResponse::with_error_code);
+            let gate = authorize::cluster(
+                &ctx,
+                Operation::DescribeConfigs,
+                ListConfigResourcesResponse::with_error_code,
+            );
             respond(&ctx, guard(gate, || config_resources::list_config_resources(&ctx, req)))
         }
         ApiKey::IncrementalAlterConfigs => {
@@ -330,20 +346,30 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             let gate = authorize::incremental_alter_configs(&ctx, &mut req);
             respond(
                 &ctx,
-                guard(gate, || blocking(&ctx, move |ctx| configs::incremental_alter_configs(ctx, req))),
+                guard(gate, || {
+                    blocking(&ctx, move |ctx| configs::incremental_alter_configs(ctx, req))
+                }),
             )
         }
         ApiKey::AlterConfigs => {
             let mut req = decode(&mut body, v)?;
             let gate = authorize::alter_configs(&ctx, &mut req);
-            respond(&ctx, guard(gate, || blocking(&ctx, move |ctx| configs::alter_configs(ctx, req))))
+            respond(
+                &ctx,
+                guard(gate, || blocking(&ctx, move |ctx| configs::alter_configs(ctx, req))),
+            )
         }
         ApiKey::DescribeCluster => respond(&ctx, cluster::describe_cluster(&ctx, decode(&mut body, v)?)),
         ApiKey::DescribeLogDirs => {
             // Blocking: statvfs of the log directory can stall on a sick disk.
             let req = decode(&mut body, v)?;
             let gate = authorize::cluster(&ctx, Operation::Describe, DescribeLogDirsResponse::with_error_code);
-            respond(&ctx, guard(gate, || blocking(&ctx, move |ctx| log_dirs::describe_log_dirs(ctx, req))))
+            respond(
+                &ctx,
+                guard(gate, || {
+                    blocking(&ctx, move |ctx| log_dirs::describe_log_dirs(ctx, req))
+                }),
+            )
         }
         ApiKey::DescribeTopicPartitions => respond(
             &ctx,
@@ -358,7 +384,12 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             // Blocking: the first one creates __consumer_offsets through the controller.
             let mut req = decode(&mut body, v)?;
             let gate = authorize::find_coordinator(&ctx, &mut req);
-            respond(&ctx, guard(gate, || blocking(&ctx, move |ctx| coordinator::find_coordinator(ctx, req))))
+            respond(
+                &ctx,
+                guard(gate, || {
+                    blocking(&ctx, move |ctx| coordinator::find_coordinator(ctx, req))
+                }),
+            )
         }
         ApiKey::JoinGroup => {
             let req: JoinGroupRequest = decode(&mut body, v)?;
@@ -455,13 +486,27 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         }
         ApiKey::AlterPartitionReassignments => {
             let req = decode(&mut body, v)?;
-            let gate = authorize::cluster(&ctx, Operation::Alter, AlterPartitionReassignmentsResponse::with_error_code);
-            respond(&ctx, guard(gate, || reassignments::alter_partition_reassignments(&ctx, req)))
+            let gate = authorize::cluster(
+                &ctx,
+                Operation::Alter,
+                AlterPartitionReassignmentsResponse::with_error_code,
+            );
+            respond(
+                &ctx,
+                guard(gate, || reassignments::alter_partition_reassignments(&ctx, req)),
+            )
         }
         ApiKey::ListPartitionReassignments => {
             let req = decode(&mut body, v)?;
-            let gate = authorize::cluster(&ctx, Operation::Describe, ListPartitionReassignmentsResponse::with_error_code);
-            respond(&ctx, guard(gate, || reassignments::list_partition_reassignments(&ctx, req)))
+            let gate = authorize::cluster(
+                &ctx,
+                Operation::Describe,
+                ListPartitionReassignmentsResponse::with_error_code,
+            );
+            respond(
+                &ctx,
+                guard(gate, || reassignments::list_partition_reassignments(&ctx, req)),
+            )
         }
         ApiKey::CreateAcls => {
             let req = decode(&mut body, v)?;

@@ -338,7 +338,8 @@ mod tests {
 
     #[test]
     fn a_cursor_outside_the_named_topics_or_negative_is_refused() {
-        let refused = |topics: &[&str], cursor| plan(&image(), &request(topics, Some(cursor)), 10, &|_| true).unwrap_err();
+        let refused =
+            |topics: &[&str], cursor| plan(&image(), &request(topics, Some(cursor)), 10, &|_| true).unwrap_err();
         assert!(matches!(
             refused(&["a"], ("b", 0)),
             RequestError::CursorTopicNotRequested(_)

@@ -122,7 +122,16 @@ impl Operation {
     pub(crate) fn supported_by(resource_type: ResourceType) -> &'static [Operation] {
         use Operation::*;
         match resource_type {
-            ResourceType::Topic => &[Read, Write, Create, Describe, Delete, Alter, DescribeConfigs, AlterConfigs],
+            ResourceType::Topic => &[
+                Read,
+                Write,
+                Create,
+                Describe,
+                Delete,
+                Alter,
+                DescribeConfigs,
+                AlterConfigs,
+            ],
             ResourceType::Group => &[Read, Describe, Delete, DescribeConfigs, AlterConfigs],
             ResourceType::Cluster => &[
                 Create,
@@ -261,7 +270,14 @@ impl AclFilter {
 mod tests {
     use super::*;
 
-    pub(crate) fn acl(rt: ResourceType, name: &str, pt: PatternType, principal: &str, op: Operation, perm: Permission) -> Acl {
+    pub(crate) fn acl(
+        rt: ResourceType,
+        name: &str,
+        pt: PatternType,
+        principal: &str,
+        op: Operation,
+        perm: Permission,
+    ) -> Acl {
         Acl {
             resource_type: rt,
             resource_name: name.into(),
@@ -289,21 +305,46 @@ mod tests {
     fn match_filter_selects_literal_wildcard_and_prefixes_that_apply() {
         use PatternType::*;
         let f = filter(ResourceType::Topic, Some("orders-eu"), Match);
-        let topic = |name, pt| acl(ResourceType::Topic, name, pt, "User:bob", Operation::Read, Permission::Allow);
+        let topic = |name, pt| {
+            acl(
+                ResourceType::Topic,
+                name,
+                pt,
+                "User:bob",
+                Operation::Read,
+                Permission::Allow,
+            )
+        };
         assert!(f.matches(&topic("orders-eu", Literal)));
         assert!(f.matches(&topic("*", Literal)));
         assert!(f.matches(&topic("orders-", Prefixed)));
         assert!(f.matches(&topic("orders-eu", Prefixed)));
         assert!(!f.matches(&topic("orders", Literal)));
         assert!(!f.matches(&topic("orders-eu-1", Prefixed)));
-        assert!(!f.matches(&acl(ResourceType::Group, "orders-eu", Literal, "User:bob", Operation::Read, Permission::Allow)));
+        assert!(!f.matches(&acl(
+            ResourceType::Group,
+            "orders-eu",
+            Literal,
+            "User:bob",
+            Operation::Read,
+            Permission::Allow
+        )));
     }
 
     #[test]
     fn any_filter_selects_exact_names_of_every_pattern_type() {
         use PatternType::*;
         let f = filter(ResourceType::Any, Some("orders"), Any);
-        let topic = |name, pt| acl(ResourceType::Topic, name, pt, "User:bob", Operation::Read, Permission::Allow);
+        let topic = |name, pt| {
+            acl(
+                ResourceType::Topic,
+                name,
+                pt,
+                "User:bob",
+                Operation::Read,
+                Permission::Allow,
+            )
+        };
         assert!(f.matches(&topic("orders", Literal)));
         assert!(f.matches(&topic("orders", Prefixed)));
         assert!(!f.matches(&topic("*", Literal)));
@@ -312,7 +353,14 @@ mod tests {
 
     #[test]
     fn entry_filter_matches_principal_host_operation_and_permission() {
-        let a = acl(ResourceType::Topic, "t", PatternType::Literal, "User:bob", Operation::Read, Permission::Allow);
+        let a = acl(
+            ResourceType::Topic,
+            "t",
+            PatternType::Literal,
+            "User:bob",
+            Operation::Read,
+            Permission::Allow,
+        );
         let mut f = filter(ResourceType::Any, None, PatternType::Any);
         assert!(f.matches(&a));
         f.principal = Some("User:alice".into());
@@ -327,15 +375,40 @@ mod tests {
 
     #[test]
     fn new_acls_are_validated_as_kafka_does() {
-        let ok = acl(ResourceType::Topic, "t", PatternType::Literal, "User:bob", Operation::Read, Permission::Allow);
+        let ok = acl(
+            ResourceType::Topic,
+            "t",
+            PatternType::Literal,
+            "User:bob",
+            Operation::Read,
+            Permission::Allow,
+        );
         assert!(ok.validate().is_ok());
         let bad = [
-            Acl { pattern_type: PatternType::Match, ..ok.clone() },
-            Acl { operation: Operation::Any, ..ok.clone() },
-            Acl { permission: Permission::Any, ..ok.clone() },
-            Acl { resource_name: String::new(), ..ok.clone() },
-            Acl { principal: "bob".into(), ..ok.clone() },
-            Acl { resource_type: ResourceType::Cluster, ..ok.clone() },
+            Acl {
+                pattern_type: PatternType::Match,
+                ..ok.clone()
+            },
+            Acl {
+                operation: Operation::Any,
+                ..ok.clone()
+            },
+            Acl {
+                permission: Permission::Any,
+                ..ok.clone()
+            },
+            Acl {
+                resource_name: String::new(),
+                ..ok.clone()
+            },
+            Acl {
+                principal: "bob".into(),
+                ..ok.clone()
+            },
+            Acl {
+                resource_type: ResourceType::Cluster,
+                ..ok.clone()
+            },
         ];
         for acl in bad {
             assert!(acl.validate().is_err(), "{acl:?}");

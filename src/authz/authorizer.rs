@@ -39,7 +39,11 @@ impl Authorizer {
         let enabled = match class_name.trim() {
             "" => false,
             STANDARD_AUTHORIZER => true,
-            other => return Err(format!("unsupported authorizer {other:?}: only {STANDARD_AUTHORIZER} is built in")),
+            other => {
+                return Err(format!(
+                    "unsupported authorizer {other:?}: only {STANDARD_AUTHORIZER} is built in"
+                ))
+            }
         };
         Ok(Authorizer {
             enabled,
@@ -58,7 +62,14 @@ impl Authorizer {
     }
 
     /// May `who` do `op` on the resource `name` of `resource_type`?
-    pub(crate) fn authorize(&self, acls: &AclTable, who: Requester<'_>, op: Operation, resource_type: ResourceType, name: &str) -> bool {
+    pub(crate) fn authorize(
+        &self,
+        acls: &AclTable,
+        who: Requester<'_>,
+        op: Operation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> bool {
         if !self.enabled || self.is_super_user(who.principal) {
             return true;
         }
@@ -80,7 +91,13 @@ impl Authorizer {
     /// May `who` do `op` on some resource of `resource_type`? Kafka's
     /// `Authorizer.authorizeByResourceType`: an ALLOW on a literal or prefix that no DENY of
     /// the same principal covers (an idempotent producer with WRITE on any topic).
-    pub(crate) fn authorize_any(&self, acls: &AclTable, who: Requester<'_>, op: Operation, resource_type: ResourceType) -> bool {
+    pub(crate) fn authorize_any(
+        &self,
+        acls: &AclTable,
+        who: Requester<'_>,
+        op: Operation,
+        resource_type: ResourceType,
+    ) -> bool {
         if self.authorize(acls, who, op, resource_type, "hardcode") {
             return true;
         }
@@ -108,7 +125,8 @@ impl Authorizer {
             }
         }
         allows.into_iter().any(|acl| {
-            let literal_denied = acl.pattern_type == PatternType::Literal && deny_literal.contains(acl.resource_name.as_str());
+            let literal_denied =
+                acl.pattern_type == PatternType::Literal && deny_literal.contains(acl.resource_name.as_str());
             let name = acl.resource_name.as_str();
             let ends = name.char_indices().map(|(i, _)| i).skip(1).chain([name.len()]);
             let prefix_denied = ends.into_iter().any(|end| deny_prefixed.contains(&name[..end]));
@@ -118,7 +136,13 @@ impl Authorizer {
 
     /// The operations `who` may do on a resource, as an authorized-operations bit field
     /// (bit n set: AclOperation code n allowed), over the operations the type supports.
-    pub(crate) fn authorized_operations(&self, acls: &AclTable, who: Requester<'_>, resource_type: ResourceType, name: &str) -> i32 {
+    pub(crate) fn authorized_operations(
+        &self,
+        acls: &AclTable,
+        who: Requester<'_>,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> i32 {
         Operation::supported_by(resource_type)
             .iter()
             .filter(|op| self.authorize(acls, who, **op, resource_type, name))
@@ -217,7 +241,10 @@ mod tests {
     fn allow_everyone_if_no_acl_found_does_not_apply_once_the_resource_has_any_acl() {
         let t = table(&[acl(Topic, "t", Literal, "User:alice", Read, Allow)]);
         let a = standard("", true);
-        assert!(!a.authorize(&t, BOB, Read, Topic, "t"), "an ACL for someone else covers t");
+        assert!(
+            !a.authorize(&t, BOB, Read, Topic, "t"),
+            "an ACL for someone else covers t"
+        );
         assert!(a.authorize(&t, BOB, Read, Topic, "other"));
     }
 
@@ -226,7 +253,16 @@ mod tests {
         let t = table(&[acl(Topic, "*", Literal, "User:*", All, Deny)]);
         let a = standard("User:alice; User:bob", false);
         assert!(a.authorize(&t, BOB, Write, Topic, "t"));
-        assert!(!a.authorize(&t, Requester { principal: "User:carol", host: "h" }, Write, Topic, "t"));
+        assert!(!a.authorize(
+            &t,
+            Requester {
+                principal: "User:carol",
+                host: "h"
+            },
+            Write,
+            Topic,
+            "t"
+        ));
     }
 
     #[test]
@@ -292,7 +328,16 @@ mod tests {
         entry.host = "10.0.0.2".into();
         let t = table(&[entry]);
         assert!(!a.authorize(&t, BOB, Read, Topic, "t"));
-        assert!(a.authorize(&t, Requester { host: "10.0.0.2", ..BOB }, Read, Topic, "t"));
+        assert!(a.authorize(
+            &t,
+            Requester {
+                host: "10.0.0.2",
+                ..BOB
+            },
+            Read,
+            Topic,
+            "t"
+        ));
     }
 
     #[test]

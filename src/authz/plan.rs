@@ -163,7 +163,10 @@ mod tests {
             acl: acl("t", Operation::Read),
         };
         let json = serde_json::to_string(&r).unwrap();
-        assert!(json.contains("\"operation\":3") && json.contains("\"permission_type\":3"), "{json}");
+        assert!(
+            json.contains("\"operation\":3") && json.contains("\"permission_type\":3"),
+            "{json}"
+        );
         assert_eq!(serde_json::from_str::<MetadataRecord>(&json).unwrap(), r);
     }
 }

@@ -44,7 +44,10 @@ impl AclTable {
     pub(crate) fn id_of(&self, acl: &Acl) -> Option<Uuid> {
         let ids = match acl.pattern_type {
             PatternType::Literal => self.literal.get(&(acl.resource_type, acl.resource_name.clone())),
-            _ => self.prefixed.get(&acl.resource_type).and_then(|m| m.get(&acl.resource_name)),
+            _ => self
+                .prefixed
+                .get(&acl.resource_type)
+                .and_then(|m| m.get(&acl.resource_name)),
         }?;
         ids.iter().copied().find(|id| self.by_id.get(id) == Some(acl))
     }
