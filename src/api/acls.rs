@@ -21,11 +21,12 @@ use kafka_protocol::ResponseError;
 use super::Ctx;
 use crate::authz::plan::describe_acls as matching;
 use crate::authz::{Acl, AclError, AclFilter, Operation, PatternType, Permission, ResourceType};
+use crate::metadata::MetadataError;
 
 const SECURITY_DISABLED: &str = "No Authorizer is configured.";
 
 /// Why an item of an ACL request is answered with an error before reaching the controller.
-fn refusal(ctx: &Ctx, op: Operation) -> Option<(i16, Option<StrBytes>)> {
+fn refusal(ctx: &Ctx, op: Operation) -> Option<Answer> {
     let access = ctx.access();
     if !access.enabled() {
         let code = ctx.count(ResponseError::SecurityDisabled);
@@ -37,7 +38,7 @@ fn refusal(ctx: &Ctx, op: Operation) -> Option<(i16, Option<StrBytes>)> {
     None
 }
 
-fn invalid(ctx: &Ctx, e: &AclError) -> (i16, Option<StrBytes>) {
+fn invalid(ctx: &Ctx, e: &AclError) -> Answer {
     (ctx.code(e), Some(StrBytes::from_string(e.to_string())))
 }
 
@@ -91,10 +92,41 @@ fn delete_filter(f: &DeleteAclsFilter) -> Result<AclFilter, AclError> {
     )
 }
 
-fn creation_result((code, message): (i16, Option<StrBytes>)) -> AclCreationResult {
+fn creation_result((code, message): Answer) -> AclCreationResult {
     AclCreationResult::default()
         .with_error_code(code)
         .with_error_message(message)
+}
+
+/// An item's answer: 0 and no message, or an error code and its message.
+type Answer = (i16, Option<StrBytes>);
+
+/// Sends the items that decoded to the controller with `run` and gives each item of the
+/// request its outcome, in request order: one that did not decode keeps its error, and all
+/// answer the same error when the controller could not be reached.
+fn through_controller<I: Clone, O: Default>(
+    ctx: &Ctx,
+    parsed: Vec<Result<I, AclError>>,
+    run: impl FnOnce(Vec<I>) -> Result<Vec<Result<O, AclError>>, MetadataError>,
+) -> Vec<Result<O, Answer>> {
+    let valid: Vec<I> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+    let mut outcomes = match run(valid) {
+        Ok(outcomes) => outcomes.into_iter(),
+        Err(e) => {
+            let failed = (ctx.code(&e), Some(StrBytes::from_string(e.to_string())));
+            return parsed.iter().map(|_| Err(failed.clone())).collect();
+        }
+    };
+    parsed
+        .into_iter()
+        .map(|p| {
+            let outcome = match p {
+                Err(e) => Err(e),
+                Ok(_) => outcomes.next().unwrap_or_else(|| Ok(O::default())),
+            };
+            outcome.map_err(|e| invalid(ctx, &e))
+        })
+        .collect()
 }
 
 /// CreateAcls (ALTER on the cluster). Blocking: waits for the controller.
@@ -103,28 +135,10 @@ pub(super) fn create_acls(ctx: &Ctx, req: CreateAclsRequest) -> CreateAclsRespon
         let results = req.creations.iter().map(|_| creation_result(refused.clone())).collect();
         return CreateAclsResponse::default().with_results(results);
     }
-    let parsed: Vec<Result<Acl, AclError>> = req.creations.iter().map(acl_of).collect();
-    let valid: Vec<Acl> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
-    let mut created = match ctx.broker.create_acls(valid) {
-        Ok(results) => results.into_iter(),
-        Err(e) => {
-            let failed = (ctx.code(&e), Some(StrBytes::from_string(e.to_string())));
-            let results = parsed.iter().map(|_| creation_result(failed.clone())).collect();
-            return CreateAclsResponse::default().with_results(results);
-        }
-    };
-    let results = parsed
-        .iter()
-        .map(|p| {
-            let outcome = match p {
-                Err(e) => Err(e.clone()),
-                Ok(_) => created.next().unwrap_or(Ok(())),
-            };
-            match outcome {
-                Ok(()) => creation_result((0, None)),
-                Err(e) => creation_result(invalid(ctx, &e)),
-            }
-        })
+    let parsed = req.creations.iter().map(acl_of).collect();
+    let results = through_controller(ctx, parsed, |acls| ctx.broker.create_acls(acls))
+        .into_iter()
+        .map(|outcome| creation_result(outcome.err().unwrap_or((0, None))))
         .collect();
     CreateAclsResponse::default().with_results(results)
 }
@@ -183,7 +197,7 @@ pub(super) fn describe_acls(ctx: &Ctx, req: DescribeAclsRequest) -> DescribeAcls
     DescribeAclsResponse::default().with_resources(resources)
 }
 
-fn filter_result((code, message): (i16, Option<StrBytes>)) -> DeleteAclsFilterResult {
+fn filter_result((code, message): Answer) -> DeleteAclsFilterResult {
     DeleteAclsFilterResult::default()
         .with_error_code(code)
         .with_error_message(message)
@@ -206,27 +220,12 @@ pub(super) fn delete_acls(ctx: &Ctx, req: DeleteAclsRequest) -> DeleteAclsRespon
         let results = req.filters.iter().map(|_| filter_result(refused.clone())).collect();
         return DeleteAclsResponse::default().with_filter_results(results);
     }
-    let parsed: Vec<Result<AclFilter, AclError>> = req.filters.iter().map(delete_filter).collect();
-    let valid: Vec<AclFilter> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
-    let mut deleted = match ctx.broker.delete_acls(valid) {
-        Ok(results) => results.into_iter(),
-        Err(e) => {
-            let failed = (ctx.code(&e), Some(StrBytes::from_string(e.to_string())));
-            let results = parsed.iter().map(|_| filter_result(failed.clone())).collect();
-            return DeleteAclsResponse::default().with_filter_results(results);
-        }
-    };
-    let results = parsed
-        .iter()
-        .map(|p| {
-            let outcome = match p {
-                Err(e) => Err(e.clone()),
-                Ok(_) => deleted.next().unwrap_or(Ok(Vec::new())),
-            };
-            match outcome {
-                Ok(acls) => filter_result((0, None)).with_matching_acls(acls.iter().map(matching_acl).collect()),
-                Err(e) => filter_result(invalid(ctx, &e)),
-            }
+    let parsed = req.filters.iter().map(delete_filter).collect();
+    let results = through_controller(ctx, parsed, |filters| ctx.broker.delete_acls(filters))
+        .into_iter()
+        .map(|outcome| match outcome {
+            Ok(acls) => filter_result((0, None)).with_matching_acls(acls.iter().map(matching_acl).collect()),
+            Err(answer) => filter_result(answer),
         })
         .collect();
     DeleteAclsResponse::default().with_filter_results(results)

@@ -266,28 +266,30 @@ impl AclFilter {
     }
 }
 
+/// An ACL from any host, for tests.
+#[cfg(test)]
+pub(crate) fn acl(
+    rt: ResourceType,
+    name: &str,
+    pt: PatternType,
+    principal: &str,
+    op: Operation,
+    perm: Permission,
+) -> Acl {
+    Acl {
+        resource_type: rt,
+        resource_name: name.into(),
+        pattern_type: pt,
+        principal: principal.into(),
+        host: "*".into(),
+        operation: op,
+        permission: perm,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    pub(crate) fn acl(
-        rt: ResourceType,
-        name: &str,
-        pt: PatternType,
-        principal: &str,
-        op: Operation,
-        perm: Permission,
-    ) -> Acl {
-        Acl {
-            resource_type: rt,
-            resource_name: name.into(),
-            pattern_type: pt,
-            principal: principal.into(),
-            host: "*".into(),
-            operation: op,
-            permission: perm,
-        }
-    }
 
     fn filter(rt: ResourceType, name: Option<&str>, pt: PatternType) -> AclFilter {
         AclFilter {

@@ -182,6 +182,7 @@ fn entry_result(acl: &Acl, who: Requester<'_>, op: Operation) -> Option<Permissi
 mod tests {
     use uuid::Uuid;
 
+    use super::super::acl::acl;
     use super::*;
     use Operation::*;
     use PatternType::*;
@@ -192,18 +193,6 @@ mod tests {
         principal: "User:bob",
         host: "10.0.0.1",
     };
-
-    fn acl(rt: ResourceType, name: &str, pt: PatternType, principal: &str, op: Operation, perm: Permission) -> Acl {
-        Acl {
-            resource_type: rt,
-            resource_name: name.into(),
-            pattern_type: pt,
-            principal: principal.into(),
-            host: "*".into(),
-            operation: op,
-            permission: perm,
-        }
-    }
 
     fn table(acls: &[Acl]) -> AclTable {
         let mut t = AclTable::default();
