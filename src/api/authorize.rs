@@ -83,6 +83,23 @@ fn take_denied<T>(items: &mut Vec<T>, mut denied: impl FnMut(&T) -> bool) -> Vec
     out
 }
 
+/// The answers of refused topics: each with every partition the request named answered by
+/// `partition(index)`.
+fn refused_topics<T, P, A>(
+    denied: Vec<T>,
+    indexes: impl Fn(&T) -> Vec<i32>,
+    partition: impl Fn(i32) -> P,
+    topic: impl Fn(T, Vec<P>) -> A,
+) -> Vec<A> {
+    denied
+        .into_iter()
+        .map(|t| {
+            let partitions = indexes(&t).into_iter().map(&partition).collect();
+            topic(t, partitions)
+        })
+        .collect()
+}
+
 /// The access of a request, or None when no authorizer is configured (everything passes).
 fn checking(ctx: &Ctx) -> Option<Access> {
     let access = ctx.access();
@@ -119,27 +136,24 @@ pub(super) fn produce(ctx: &Ctx, req: &mut ProduceRequest) -> Gate<ProduceRespon
         false => ResponseError::TopicAuthorizationFailed,
     };
     let code = ctx.count(error);
-    let answers: Vec<TopicProduceResponse> = denied
-        .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partition_data
-                .iter()
-                .map(|p| {
-                    PartitionProduceResponse::default()
-                        .with_index(p.index)
-                        .with_error_code(code)
-                        .with_base_offset(-1)
-                        .with_log_append_time_ms(-1)
-                        .with_log_start_offset(-1)
-                })
-                .collect();
+    let answers: Vec<TopicProduceResponse> = refused_topics(
+        denied,
+        |t| t.partition_data.iter().map(|p| p.index).collect(),
+        |i| {
+            PartitionProduceResponse::default()
+                .with_index(i)
+                .with_error_code(code)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1)
+        },
+        |t, partitions| {
             TopicProduceResponse::default()
                 .with_name(t.name)
                 .with_topic_id(t.topic_id)
                 .with_partition_responses(partitions)
-        })
-        .collect();
+        },
+    );
     patch(move |r: &mut ProduceResponse| r.responses.extend(answers))
 }
 
@@ -159,28 +173,25 @@ pub(super) fn fetch(ctx: &Ctx, req: &mut FetchRequest) -> Gate<FetchResponse> {
         req.max_wait_ms = 0;
     }
     let code = ctx.count(ResponseError::TopicAuthorizationFailed);
-    let answers: Vec<FetchableTopicResponse> = denied
-        .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    PartitionData::default()
-                        .with_partition_index(p.partition)
-                        .with_error_code(code)
-                        .with_high_watermark(-1)
-                        .with_last_stable_offset(-1)
-                        .with_log_start_offset(-1)
-                        .with_records(Some(Bytes::new()))
-                })
-                .collect();
+    let answers: Vec<FetchableTopicResponse> = refused_topics(
+        denied,
+        |t| t.partitions.iter().map(|p| p.partition).collect(),
+        |i| {
+            PartitionData::default()
+                .with_partition_index(i)
+                .with_error_code(code)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1)
+                .with_records(Some(Bytes::new()))
+        },
+        |t, partitions| {
             FetchableTopicResponse::default()
                 .with_topic(t.topic)
                 .with_topic_id(t.topic_id)
                 .with_partitions(partitions)
-        })
-        .collect();
+        },
+    );
     patch(move |r: &mut FetchResponse| r.responses.extend(answers))
 }
 
@@ -192,25 +203,22 @@ pub(super) fn list_offsets(ctx: &Ctx, req: &mut ListOffsetsRequest) -> Gate<List
         return pass();
     }
     let code = ctx.count(ResponseError::TopicAuthorizationFailed);
-    let answers: Vec<ListOffsetsTopicResponse> = denied
-        .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    ListOffsetsPartitionResponse::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(code)
-                        .with_timestamp(-1)
-                        .with_offset(-1)
-                })
-                .collect();
+    let answers: Vec<ListOffsetsTopicResponse> = refused_topics(
+        denied,
+        |t| t.partitions.iter().map(|p| p.partition_index).collect(),
+        |i| {
+            ListOffsetsPartitionResponse::default()
+                .with_partition_index(i)
+                .with_error_code(code)
+                .with_timestamp(-1)
+                .with_offset(-1)
+        },
+        |t, partitions| {
             ListOffsetsTopicResponse::default()
                 .with_name(t.name)
                 .with_partitions(partitions)
-        })
-        .collect();
+        },
+    );
     patch(move |r: &mut ListOffsetsResponse| r.topics.extend(answers))
 }
 
@@ -236,25 +244,22 @@ pub(super) fn offset_for_leader_epoch(
         return pass();
     }
     let code = ctx.count(error);
-    let answers: Vec<OffsetForLeaderTopicResult> = denied
-        .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    EpochEndOffset::default()
-                        .with_partition(p.partition)
-                        .with_error_code(code)
-                        .with_leader_epoch(-1)
-                        .with_end_offset(-1)
-                })
-                .collect();
+    let answers: Vec<OffsetForLeaderTopicResult> = refused_topics(
+        denied,
+        |t| t.partitions.iter().map(|p| p.partition).collect(),
+        |i| {
+            EpochEndOffset::default()
+                .with_partition(i)
+                .with_error_code(code)
+                .with_leader_epoch(-1)
+                .with_end_offset(-1)
+        },
+        |t, partitions| {
             OffsetForLeaderTopicResult::default()
                 .with_topic(t.topic)
                 .with_partitions(partitions)
-        })
-        .collect();
+        },
+    );
     patch(move |r: &mut OffsetForLeaderEpochResponse| r.topics.extend(answers))
 }
 
@@ -267,24 +272,21 @@ pub(super) fn delete_records(ctx: &Ctx, req: &mut DeleteRecordsRequest) -> Gate<
         return pass();
     }
     let code = ctx.count(ResponseError::TopicAuthorizationFailed);
-    let answers: Vec<DeleteRecordsTopicResult> = denied
-        .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    DeleteRecordsPartitionResult::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(code)
-                        .with_low_watermark(-1)
-                })
-                .collect();
+    let answers: Vec<DeleteRecordsTopicResult> = refused_topics(
+        denied,
+        |t| t.partitions.iter().map(|p| p.partition_index).collect(),
+        |i| {
+            DeleteRecordsPartitionResult::default()
+                .with_partition_index(i)
+                .with_error_code(code)
+                .with_low_watermark(-1)
+        },
+        |t, partitions| {
             DeleteRecordsTopicResult::default()
                 .with_name(t.name)
                 .with_partitions(partitions)
-        })
-        .collect();
+        },
+    );
     patch(move |r: &mut DeleteRecordsResponse| r.topics.extend(answers))
 }
 
@@ -318,24 +320,21 @@ pub(super) fn offset_commit(ctx: &Ctx, req: &mut OffsetCommitRequest) -> Gate<Of
     }) else {
         return pass();
     };
-    let answers: Vec<OffsetCommitResponseTopic> = denied
-        .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    OffsetCommitResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(code)
-                })
-                .collect();
+    let answers: Vec<OffsetCommitResponseTopic> = refused_topics(
+        denied,
+        |t| t.partitions.iter().map(|p| p.partition_index).collect(),
+        |i| {
+            OffsetCommitResponsePartition::default()
+                .with_partition_index(i)
+                .with_error_code(code)
+        },
+        |t, partitions| {
             OffsetCommitResponseTopic::default()
                 .with_name(t.name)
                 .with_topic_id(t.topic_id)
                 .with_partitions(partitions)
-        })
-        .collect();
+        },
+    );
     match whole {
         Some(_) => Gate::Deny(OffsetCommitResponse::default().with_topics(answers)),
         None => patch(move |r: &mut OffsetCommitResponse| r.topics.extend(answers)),
@@ -359,23 +358,20 @@ pub(super) fn txn_offset_commit(ctx: &Ctx, req: &mut TxnOffsetCommitRequest) -> 
     else {
         return pass();
     };
-    let answers: Vec<TxnOffsetCommitResponseTopic> = denied
-        .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    TxnOffsetCommitResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(code)
-                })
-                .collect();
+    let answers: Vec<TxnOffsetCommitResponseTopic> = refused_topics(
+        denied,
+        |t| t.partitions.iter().map(|p| p.partition_index).collect(),
+        |i| {
+            TxnOffsetCommitResponsePartition::default()
+                .with_partition_index(i)
+                .with_error_code(code)
+        },
+        |t, partitions| {
             TxnOffsetCommitResponseTopic::default()
                 .with_name(t.name)
                 .with_partitions(partitions)
-        })
-        .collect();
+        },
+    );
     match whole {
         Some(_) => Gate::Deny(TxnOffsetCommitResponse::default().with_topics(answers)),
         None => patch(move |r: &mut TxnOffsetCommitResponse| r.topics.extend(answers)),
@@ -503,23 +499,20 @@ pub(super) fn offset_delete(ctx: &Ctx, req: &mut OffsetDeleteRequest) -> Gate<Of
         return pass();
     }
     let code = ctx.count(ResponseError::TopicAuthorizationFailed);
-    let answers: Vec<OffsetDeleteResponseTopic> = denied
-        .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    OffsetDeleteResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(code)
-                })
-                .collect();
+    let answers: Vec<OffsetDeleteResponseTopic> = refused_topics(
+        denied,
+        |t| t.partitions.iter().map(|p| p.partition_index).collect(),
+        |i| {
+            OffsetDeleteResponsePartition::default()
+                .with_partition_index(i)
+                .with_error_code(code)
+        },
+        |t, partitions| {
             OffsetDeleteResponseTopic::default()
                 .with_name(t.name)
                 .with_partitions(partitions)
-        })
-        .collect();
+        },
+    );
     patch(move |r: &mut OffsetDeleteResponse| r.topics.extend(answers))
 }
 
@@ -970,20 +963,15 @@ pub(super) fn describe_producers(ctx: &Ctx, req: &mut DescribeProducersRequest) 
         return pass();
     }
     let code = ctx.count(ResponseError::TopicAuthorizationFailed);
-    let answers: Vec<TopicResponse> = denied
-        .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partition_indexes
-                .iter()
-                .map(|p| {
-                    PartitionResponse::default()
-                        .with_partition_index(*p)
-                        .with_error_code(code)
-                })
-                .collect();
-            TopicResponse::default().with_name(t.name).with_partitions(partitions)
-        })
-        .collect();
+    let answers: Vec<TopicResponse> = refused_topics(
+        denied,
+        |t| t.partition_indexes.clone(),
+        |i| {
+            PartitionResponse::default()
+                .with_partition_index(i)
+                .with_error_code(code)
+        },
+        |t, partitions| TopicResponse::default().with_name(t.name).with_partitions(partitions),
+    );
     patch(move |r: &mut DescribeProducersResponse| r.topics.extend(answers))
 }
