@@ -5,7 +5,9 @@ Checked with confluent-kafka (librdkafka) and Kafka's Java console tools: bob is
 produce and consume (TOPIC_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED) until alice grants
 WRITE/READ on a topic prefix and READ on a group; a DENY wins over those ALLOWs; bob's Metadata
 lists only the topics he may describe; bob may not manage ACLs; the Java clients raise
-TopicAuthorizationException and GroupAuthorizationException; refusals are counted.
+TopicAuthorizationException and GroupAuthorizationException; refusals are counted. And a
+3-node cluster whose brokers (User:ANONYMOUS on the PLAINTEXT inter-broker listener) replicate
+only once granted CLUSTER_ACTION from their host.
 """
 
 import time
@@ -17,7 +19,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import Broker, free_port
+from cluster import Cluster
+from conftest import Broker, admin_config, free_port
 from kafka_tools import run_tool, tool_ok
 
 USERS = {"alice": "alice-secret", "bob": "bob-secret"}
@@ -192,3 +195,39 @@ def test_java_clients_raise_authorization_exceptions(acl_broker, names, tmp_path
                  "--command-config", bob, "--topic", topic, "--group", group, "--from-beginning",
                  "--max-messages", "1", "--timeout-ms", "20000")
     assert "GroupAuthorizationException" in r.stdout + r.stderr, r
+
+
+def test_cluster_followers_replicate_only_with_cluster_action_from_their_host(tmp_path):
+    c = Cluster(tmp_path / "cluster", overrides={
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        # Clients here are ANONYMOUS too: they may do what no ACL covers (topics), not more.
+        "allow.everyone.if.no.acl.found": "true",
+    }).start()
+    try:
+        add = ("kafka-acls", "--bootstrap-server", c.bootstrap, "--add", "--allow-principal", "User:ANONYMOUS")
+        # Once the cluster has an ACL, only ACLs say who may alter it (and so manage ACLs).
+        tool_ok(*add, "--operation", "Alter", "--cluster", "--allow-host", "127.0.0.1")
+        acl = (*add, "--operation", "ClusterAction", "--cluster")
+        # Granted from another host only: the brokers' own fetches (from 127.0.0.1) are refused.
+        tool_ok(*acl, "--allow-host", "10.9.9.9")
+        topic = f"acl-replicated-{uuid.uuid4().hex[:8]}"
+        admin = AdminClient(admin_config(c.bootstrap))
+        new = NewTopic(topic, num_partitions=1, replication_factor=3, config={"min.insync.replicas": "3"})
+        admin.create_topics([new])[topic].result(timeout=WAIT_S)
+
+        def produce_all_acks() -> object:
+            p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "message.timeout.ms": 8000,
+                          "enable.idempotence": False})
+            errors = []
+            p.produce(topic, b"v", on_delivery=lambda err, msg: errors.append(err))
+            assert p.flush(WAIT_S) == 0
+            return errors[0]
+
+        assert produce_all_acks() is not None, "no follower may fetch, so acks=all cannot complete"
+        refusals = [line for n in c.brokers for line in n.all_logs().splitlines() if "authorization denied" in line]
+        assert any("CLUSTER_ACTION" in line and "api=\"Fetch\"" in line for line in refusals), refusals[-5:]
+        tool_ok(*acl, "--allow-host", "127.0.0.1")
+        assert produce_all_acks() is None, "followers fetch once granted from their host"
+        c.assert_healthy()
+    finally:
+        c.kill_all()
