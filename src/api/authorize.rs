@@ -583,11 +583,15 @@ pub(super) fn group_member<R: Default>(ctx: &Ctx, group: &str, with_error: fn(R,
     }
 }
 
-/// JoinGroup's refusal: as Kafka's, with a null protocol name where the version allows it.
+/// JoinGroup's refusal: as Kafka's, with the member id asked for and a null protocol name
+/// where the version allows it.
 pub(super) fn join_group(ctx: &Ctx, req: &JoinGroupRequest) -> Gate<JoinGroupResponse> {
     let v7 = ctx.version >= 7;
     match group_member(ctx, &req.group_id, JoinGroupResponse::with_error_code) {
-        Gate::Deny(r) if v7 => Gate::Deny(r.with_protocol_name(None)),
+        Gate::Deny(r) => {
+            let r = r.with_member_id(req.member_id.clone());
+            Gate::Deny(if v7 { r.with_protocol_name(None) } else { r })
+        }
         gate => gate,
     }
 }
