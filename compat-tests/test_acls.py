@@ -231,3 +231,26 @@ def test_cluster_followers_replicate_only_with_cluster_action_from_their_host(tm
         c.assert_healthy()
     finally:
         c.kill_all()
+
+
+def test_transactional_producer_needs_write_on_its_transactional_id(acl_broker, names, tmp_path):
+    topic, txn = f"{names}-txn", f"{names}-producer"
+    create_topics(acl_broker, topic)
+    acls(acl_broker, tmp_path, "--add", "--allow-principal", "User:bob", "--operation", "Write", "--topic", topic)
+
+    def init():
+        p = Producer(client(acl_broker, "bob", **{"transactional.id": txn, "transaction.timeout.ms": 10000}))
+        p.init_transactions(WAIT_S)
+        return p
+
+    with pytest.raises(KafkaException) as refused:
+        init()
+    assert refused.value.args[0].code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, refused.value
+    acls(acl_broker, tmp_path, "--add", "--allow-principal", "User:bob", "--operation", "Write",
+         "--transactional-id", txn)
+    p = init()
+    p.begin_transaction()
+    p.produce(topic, b"in-txn")
+    p.commit_transaction(WAIT_S)
+    got, error = consume(acl_broker, "alice", topic, f"{names}-reader", 1)
+    assert (got, error) == ([b"in-txn"], None)
