@@ -931,6 +931,8 @@ SERVED = {
     "AddOffsetsToTxn": (0, 4), "EndTxn": (0, 4), "WriteTxnMarkers": (1, 1), "TxnOffsetCommit": (0, 4),
     "DescribeTransactions": (0, 0), "ListTransactions": (0, 1), "SaslHandshake": (1, 1), "SaslAuthenticate": (0, 2),
     "CreateAcls": (2, 3), "DescribeAcls": (2, 3), "DeleteAcls": (2, 3),
+    "DescribeUserScramCredentials": (0, 0), "AlterUserScramCredentials": (0, 0),
+    "DescribeClientQuotas": (0, 1), "AlterClientQuotas": (0, 1),
 }
 
 

@@ -56,6 +56,8 @@ pub(crate) struct Broker {
     /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`; the ACLs
     /// are in the metadata image.
     pub(crate) authorizer: Authorizer,
+    /// Client quota rates (produce and fetch byte rates).
+    pub(crate) quotas: crate::quota::ClientQuotaManagers,
 }
 
 impl Broker {

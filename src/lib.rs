@@ -23,6 +23,7 @@ mod metadata;
 mod metrics;
 mod net;
 mod peer;
+mod quota;
 mod replica;
 pub mod security;
 mod server;

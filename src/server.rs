@@ -248,6 +248,10 @@ impl Server {
                 settings.allow_everyone_if_no_acl_found,
             )
             .map_err(StartError::Security)?,
+            quotas: crate::quota::ClientQuotaManagers::new(
+                settings.quota_window_num as usize,
+                settings.quota_window_size_seconds as u64 * 1000,
+            ),
         });
         metrics.watch_groups(Arc::downgrade(&broker));
         server

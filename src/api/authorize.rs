@@ -986,3 +986,62 @@ pub(super) fn describe_producers(ctx: &Ctx, req: &mut DescribeProducersRequest) 
     );
     patch(move |r: &mut DescribeProducersResponse| r.topics.extend(answers))
 }
+
+/// AlterClientQuotas: ALTER_CONFIGS on the cluster, else every entry
+/// CLUSTER_AUTHORIZATION_FAILED.
+pub(super) fn alter_client_quotas(ctx: &Ctx, req: &AlterClientQuotasRequest) -> Gate<AlterClientQuotasResponse> {
+    use kafka_protocol::messages::alter_client_quotas_response::{EntityData, EntryData};
+    let Some(access) = checking(ctx) else { return pass() };
+    let Err(e) = access.require_cluster(Operation::AlterConfigs) else {
+        return pass();
+    };
+    let code = ctx.count(e);
+    let entries = req
+        .entries
+        .iter()
+        .map(|entry| {
+            let entity = entry
+                .entity
+                .iter()
+                .map(|e| {
+                    EntityData::default()
+                        .with_entity_type(e.entity_type.clone())
+                        .with_entity_name(e.entity_name.clone())
+                })
+                .collect();
+            EntryData::default()
+                .with_error_code(code)
+                .with_error_message(None)
+                .with_entity(entity)
+        })
+        .collect();
+    Gate::Deny(AlterClientQuotasResponse::default().with_entries(entries))
+}
+
+/// AlterUserScramCredentials: ALTER on the cluster, else every user named
+/// CLUSTER_AUTHORIZATION_FAILED.
+pub(super) fn alter_user_scram_credentials(
+    ctx: &Ctx,
+    req: &AlterUserScramCredentialsRequest,
+) -> Gate<AlterUserScramCredentialsResponse> {
+    use kafka_protocol::messages::alter_user_scram_credentials_response::AlterUserScramCredentialsResult;
+    let Some(access) = checking(ctx) else { return pass() };
+    let Err(e) = access.require_cluster(Operation::Alter) else {
+        return pass();
+    };
+    let code = ctx.count(e);
+    let mut users: Vec<&StrBytes> = req.deletions.iter().map(|d| &d.name).collect();
+    users.extend(req.upsertions.iter().map(|u| &u.name));
+    users.sort();
+    users.dedup();
+    let results = users
+        .into_iter()
+        .map(|user| {
+            AlterUserScramCredentialsResult::default()
+                .with_user(user.clone())
+                .with_error_code(code)
+                .with_error_message(None)
+        })
+        .collect();
+    Gate::Deny(AlterUserScramCredentialsResponse::default().with_results(results))
+}

@@ -10,6 +10,7 @@ mod access;
 mod acls;
 mod api_versions;
 mod authorize;
+mod client_quotas;
 mod cluster;
 mod config_resources;
 mod configs;
@@ -32,6 +33,8 @@ mod quorum;
 mod reassignments;
 mod request_error;
 pub(crate) mod sasl;
+mod scram_credentials;
+mod throttling;
 mod topic_partitions;
 mod topics;
 mod transactions;
@@ -115,8 +118,11 @@ pub(crate) struct Ctx {
     pub(crate) peer: Option<SocketAddr>,
     /// This node's endpoint on the listener the request arrived on (see [`Session`]).
     pub(crate) endpoint: Option<Arc<Listener>>,
-    /// The connection's principal (`User:ANONYMOUS`, `User:<name>`), which the authorizer checks.
+    /// The connection's principal (`User:ANONYMOUS`, `User:<name>`), which the authorizer checks
+    /// and client quotas name.
     pub(crate) principal: Arc<str>,
+    /// The connection's quota mute (see [`Session`]).
+    pub(crate) throttle: Arc<crate::quota::Throttle>,
     pub(crate) api: ApiKey,
     pub(crate) version: i16,
     correlation_id: i32,
@@ -177,6 +183,8 @@ pub(crate) struct Session {
     pub(crate) endpoint: Option<Arc<Listener>>,
     /// Kafka's principal: `User:ANONYMOUS`, or `User:<name>` once SASL authenticated.
     pub(crate) principal: Arc<str>,
+    /// Set when a client quota throttles the connection: no request is read until it ends.
+    pub(crate) throttle: Arc<crate::quota::Throttle>,
 }
 
 impl Session {
@@ -220,6 +228,7 @@ fn parse(broker: &Arc<Broker>, mut frame: Bytes, session: &Session) -> Result<Pa
         peer: Some(session.peer),
         endpoint: session.endpoint.clone(),
         principal: session.principal.clone(),
+        throttle: session.throttle.clone(),
         api,
         version,
         correlation_id,
@@ -272,14 +281,21 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             }
         }
         ApiKey::Produce => {
+            let size = body.len();
             let mut req = decode(&mut body, v)?;
             let gate = authorize::produce(&ctx, &mut req);
-            respond(&ctx, guard(gate, || produce::handle(&ctx, req)))
+            let reply = guard(gate, || produce::handle(&ctx, req));
+            respond(&ctx, throttling::produce(&ctx, size, reply))
         }
         ApiKey::Fetch => {
-            let mut req = decode(&mut body, v)?;
+            let mut req: FetchRequest = decode(&mut body, v)?;
+            let follower = throttling::is_follower(&req);
             let gate = authorize::fetch(&ctx, &mut req);
-            respond(&ctx, guard(gate, || fetch::handle(&ctx, req)))
+            let reply = guard(gate, || fetch::handle(&ctx, req));
+            match follower {
+                true => respond(&ctx, reply),
+                false => respond(&ctx, throttling::fetch(&ctx, reply)),
+            }
         }
         ApiKey::ListOffsets => {
             let mut req = decode(&mut body, v)?;
@@ -508,6 +524,34 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
                 guard(gate, || reassignments::list_partition_reassignments(&ctx, req)),
             )
         }
+        ApiKey::DescribeClientQuotas => {
+            let req = decode(&mut body, v)?;
+            let gate = authorize::cluster(
+                &ctx,
+                Operation::DescribeConfigs,
+                DescribeClientQuotasResponse::with_error_code,
+            );
+            respond(&ctx, guard(gate, || Reply::Now(client_quotas::describe(&ctx, req))))
+        }
+        ApiKey::AlterClientQuotas => {
+            let req = decode(&mut body, v)?;
+            let gate = authorize::alter_client_quotas(&ctx, &req);
+            respond(&ctx, guard(gate, || client_quotas::alter(&ctx, req)))
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            let req = decode(&mut body, v)?;
+            let gate = authorize::cluster(
+                &ctx,
+                Operation::Describe,
+                DescribeUserScramCredentialsResponse::with_error_code,
+            );
+            respond(&ctx, guard(gate, || Reply::Now(scram_credentials::describe(&ctx, req))))
+        }
+        ApiKey::AlterUserScramCredentials => {
+            let req = decode(&mut body, v)?;
+            let gate = authorize::alter_user_scram_credentials(&ctx, &req);
+            respond(&ctx, guard(gate, || scram_credentials::alter(&ctx, req)))
+        }
         ApiKey::CreateAcls => {
             let req = decode(&mut body, v)?;
             respond(&ctx, blocking(&ctx, move |ctx| acls::create_acls(ctx, req)))
@@ -574,6 +618,10 @@ macro_rules! no_payloads {
 
 no_payloads!(
     ApiVersionsResponse,
+    DescribeUserScramCredentialsResponse,
+    AlterUserScramCredentialsResponse,
+    DescribeClientQuotasResponse,
+    AlterClientQuotasResponse,
     CreateAclsResponse,
     DescribeAclsResponse,
     DeleteAclsResponse,

@@ -18,10 +18,12 @@ use crate::authz::{Acl, AclError, AclFilter};
 use crate::clock::now_ms;
 use crate::error::KafkaCode;
 use crate::metadata::brokers::{self, Registration};
+use crate::metadata::client_quotas::{self, QuotaAlteration};
 use crate::metadata::cluster_configs;
 use crate::metadata::elections::{self, ElectionType, IsrChange, IsrCommitted, TopicElections};
 use crate::metadata::image::ApplyError;
 use crate::metadata::reassignments::{self, Ongoing, Reassignment, ReassignmentError};
+use crate::metadata::scram_credentials::{self, ScramDeletion, ScramUpsertion};
 use crate::metadata::topic_config::{self, MIN_INSYNC_REPLICAS};
 use crate::metadata::topics::{self, ConfigChange, NewTopic, Placement};
 use crate::metadata::{MetadataError, MetadataImage, MetadataRecord};
@@ -98,6 +100,16 @@ pub(crate) enum Command {
     DeleteAcls {
         filters: Vec<AclFilter>,
     },
+    /// AlterClientQuotas (or only its checks, with `validate_only`).
+    AlterClientQuotas {
+        alterations: Vec<QuotaAlteration>,
+        validate_only: bool,
+    },
+    /// AlterUserScramCredentials, with keys the asking broker derived.
+    AlterScramCredentials {
+        deletions: Vec<ScramDeletion>,
+        upsertions: Vec<ScramUpsertion>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -145,6 +157,16 @@ pub(crate) enum Reply {
         results: Vec<Deleted>,
         index: u64,
     },
+    /// Each alteration's outcome of AlterClientQuotas, in request order.
+    QuotasAltered {
+        results: Vec<Result<(), client_quotas::QuotaError>>,
+        index: u64,
+    },
+    /// Each user's outcome of AlterScramCredentials.
+    ScramAltered {
+        results: Vec<scram_credentials::AlterResult>,
+        index: u64,
+    },
 }
 
 impl Reply {
@@ -158,7 +180,9 @@ impl Reply {
             | Reply::Elections { index, .. }
             | Reply::Reassigned { index, .. }
             | Reply::AclsCreated { index, .. }
-            | Reply::AclsDeleted { index, .. } => Some(*index),
+            | Reply::AclsDeleted { index, .. }
+            | Reply::ScramAltered { index, .. }
+            | Reply::QuotasAltered { index, .. } => Some(*index),
             Reply::Quorum(_) | Reply::Reassignments(_) => None,
         }
     }
@@ -368,6 +392,32 @@ impl Controller {
                     .await?;
                 Ok(Reply::AclsDeleted { results, index })
             }
+            Command::AlterClientQuotas {
+                alterations,
+                validate_only,
+            } => {
+                let mut results = Vec::new();
+                let index = self
+                    .commit(validate_only, |image| {
+                        let (records, planned) = client_quotas::plan_alter(image.client_quotas(), &alterations);
+                        results = planned;
+                        Ok(records)
+                    })
+                    .await?;
+                Ok(Reply::QuotasAltered { results, index })
+            }
+            Command::AlterScramCredentials { deletions, upsertions } => {
+                let mut results = Vec::new();
+                let index = self
+                    .commit(false, |image| {
+                        let (records, planned) =
+                            scram_credentials::plan_alter(image.scram_credentials(), &deletions, &upsertions);
+                        results = planned;
+                        Ok(records)
+                    })
+                    .await?;
+                Ok(Reply::ScramAltered { results, index })
+            }
         }
     }
 
@@ -400,6 +450,8 @@ impl Controller {
                 return Ok(applied.index);
             }
             if applied.image.cluster_id().is_none() {
+                // A new cluster's first credentials, once (Kafka's `format --add-scram`).
+                records.splice(0..0, self.bootstrap_scram_records()?);
                 records.insert(
                     0,
                     MetadataRecord::ClusterId {
@@ -430,6 +482,22 @@ impl Controller {
             }
         }
         Err(MetadataError::Apply(ApplyError(rejected)).into())
+    }
+
+    /// The records of `sasl.scram.bootstrap.credentials` (checked when settings load).
+    fn bootstrap_scram_records(&self) -> Result<Vec<MetadataRecord>, MetadataError> {
+        let Some(text) = self.settings.sasl_scram_bootstrap_credentials.as_deref() else {
+            return Ok(Vec::new());
+        };
+        let credentials = scram_credentials::parse_bootstrap(text)
+            .map_err(|e| MetadataError::InvalidConfig(format!("sasl.scram.bootstrap.credentials: {e}")))?;
+        credentials
+            .iter()
+            .map(|c| {
+                c.record()
+                    .ok_or_else(|| MetadataError::InvalidRequest("no randomness for a SCRAM salt".into()))
+            })
+            .collect()
     }
 
     /// Whether a topic may elect a replica outside its ISR (its config, else the broker's).

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::client_quotas::ClientQuotas;
 use super::records::MetadataRecord;
+use super::scram_credentials::ScramCredentials;
 use super::topic_config::MIN_INSYNC_REPLICAS;
 use crate::authz::AclTable;
 use crate::config::ClusterDefaults;
@@ -153,6 +155,10 @@ pub(crate) struct MetadataImage {
     next_producer_id: i64,
     /// The cluster's ACLs (AccessControlEntry records), shared until one changes.
     acls: Arc<AclTable>,
+    /// Users' SCRAM credentials.
+    scram: ScramCredentials,
+    /// Client quotas by user and client id.
+    quotas: ClientQuotas,
 }
 
 impl MetadataImage {
@@ -184,6 +190,16 @@ impl MetadataImage {
     /// Broker settings set for every broker at run time; they win over each broker's file.
     pub(crate) fn cluster_configs(&self) -> &ClusterDefaults {
         &self.cluster_configs
+    }
+
+    /// Users' SCRAM credentials, as SASL/SCRAM authenticates against them.
+    pub(crate) fn scram_credentials(&self) -> &ScramCredentials {
+        &self.scram
+    }
+
+    /// Client quotas, as the quota managers enforce them.
+    pub(crate) fn client_quotas(&self) -> &ClientQuotas {
+        &self.quotas
     }
 
     pub(crate) fn broker(&self, id: i32) -> Option<&BrokerImage> {
@@ -223,6 +239,8 @@ impl MetadataImage {
                 out.push(MetadataRecord::UnfenceBroker { broker_id: b.id });
             }
         }
+        out.extend(self.scram.to_records());
+        out.extend(self.quotas.to_records());
         if self.next_producer_id > 0 {
             out.push(MetadataRecord::ProducerIds {
                 next_producer_id: self.next_producer_id,
@@ -395,6 +413,10 @@ impl MetadataImage {
                     return Err(ApplyError(format!("no ACL with id {id}")));
                 }
             }
+            MetadataRecord::UserScramCredential { .. } | MetadataRecord::RemoveUserScramCredential { .. } => {
+                self.scram.apply(record)?
+            }
+            MetadataRecord::ClientQuota { .. } => self.quotas.apply(record)?,
             MetadataRecord::FenceBroker { broker_id } => self.broker_mut(*broker_id)?.fenced = true,
             MetadataRecord::UnfenceBroker { broker_id } => self.broker_mut(*broker_id)?.fenced = false,
             MetadataRecord::PartitionChange {
