@@ -4,7 +4,8 @@ with PLAIN users alice (a super user) and bob, and ACLs managed with `kafka-acls
 Checked with confluent-kafka (librdkafka) and Kafka's Java console tools: bob is refused
 produce and consume (TOPIC_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED) until alice grants
 WRITE/READ on a topic prefix and READ on a group; a DENY wins over those ALLOWs; bob's Metadata
-lists only the topics he may describe; bob may not manage ACLs; the Java clients raise
+lists only the topics he may describe; bob may not manage ACLs, SCRAM credentials or client
+quotas; a transactional producer needs WRITE on its id; the Java clients raise
 TopicAuthorizationException and GroupAuthorizationException; refusals are counted. And a
 3-node cluster whose brokers (User:ANONYMOUS on the PLAINTEXT inter-broker listener) replicate
 only once granted CLUSTER_ACTION from their host.
@@ -254,3 +255,14 @@ def test_transactional_producer_needs_write_on_its_transactional_id(acl_broker, 
     p.commit_transaction(WAIT_S)
     got, error = consume(acl_broker, "alice", topic, f"{names}-reader", 1)
     assert (got, error) == ([b"in-txn"], None)
+
+
+def test_bob_may_not_alter_scram_credentials_or_client_quotas(acl_broker, tmp_path):
+    configs = ("kafka-configs", "--bootstrap-server", acl_broker.sasl_bootstrap)
+    scram = ("--alter", "--add-config", "SCRAM-SHA-256=[iterations=8192,password=pw]", "--entity-type", "users",
+             "--entity-name", "carol")
+    quota = ("--alter", "--add-config", "producer_byte_rate=1024", "--entity-type", "users", "--entity-name", "carol")
+    for change in (scram, quota):
+        r = run_tool(*configs, "--command-config", properties(tmp_path, "bob"), *change)
+        assert "ClusterAuthorizationException" in r.stdout + r.stderr, r
+        tool_ok(*configs, "--command-config", properties(tmp_path, "alice"), *change)
