@@ -615,5 +615,5 @@ fn throttle(io: &CleanerIo<'_>, bytes: u64) -> Result<(), CleanError> {
 }
 
 #[cfg(test)]
-#[path = "compaction_tests.rs"]
+#[path = "tests/compaction.rs"]
 mod tests;

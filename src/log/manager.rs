@@ -251,7 +251,7 @@ fn parse_horizon(line: &str) -> Option<(String, i32, i64, Option<PendingHorizon>
 }
 
 /// `<topic>-<partition>`, split at the last '-' (topics may contain '-').
-fn parse_partition_dir(name: &str) -> Option<(String, i32)> {
+pub(super) fn parse_partition_dir(name: &str) -> Option<(String, i32)> {
     let (topic, partition) = name.rsplit_once('-')?;
     let partition: i32 = partition.parse().ok()?;
     check_partition(topic, partition).ok()?;
