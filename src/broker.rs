@@ -43,6 +43,8 @@ pub(crate) struct Broker {
     pub(crate) txns: TxnCoordinator,
     /// Connections to other brokers for transaction markers and verifications.
     pub(crate) txn_peers: crate::txn::verification::Peers,
+    /// Share groups (KIP-932): membership, share-partitions and share sessions of this broker.
+    pub(crate) shares: crate::share::ShareService,
     /// The metadata log index replicas and groups have been brought in line with.
     pub(crate) published: watch::Sender<u64>,
     /// The image of that index; held while publishing, so publications never interleave.
@@ -338,6 +340,21 @@ impl Broker {
         validate_only: bool,
     ) -> Result<Arc<MetadataImage>, MetadataError> {
         self.change(Command::AlterClusterConfigs {
+            changes: changes.to_vec(),
+            replace_all,
+            validate_only,
+        })
+    }
+
+    pub(crate) fn alter_group_configs(
+        &self,
+        group: &str,
+        changes: &[(String, ConfigChange)],
+        replace_all: bool,
+        validate_only: bool,
+    ) -> Result<Arc<MetadataImage>, MetadataError> {
+        self.change(Command::AlterGroupConfigs {
+            group: group.to_string(),
             changes: changes.to_vec(),
             replace_all,
             validate_only,

@@ -25,6 +25,7 @@ mod peer;
 mod replica;
 pub mod security;
 mod server;
+mod share;
 #[cfg(test)]
 mod testing;
 mod txn;

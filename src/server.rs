@@ -238,6 +238,7 @@ impl Server {
                 Some(markers),
             ),
             txn_peers: Default::default(),
+            shares: crate::share::ShareService::new(crate::share::service::ShareSettings::from_settings(&settings)),
             published: tokio::sync::watch::Sender::new(0),
             last_published: std::sync::Mutex::new(applied.image.clone()),
             incarnation_id: registration_id,

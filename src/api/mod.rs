@@ -29,6 +29,8 @@ mod quorum;
 mod reassignments;
 mod request_error;
 pub(crate) mod sasl;
+mod share_fetch;
+mod share_groups;
 mod topic_partitions;
 mod topics;
 mod transactions;
@@ -347,6 +349,10 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             &ctx,
             reassignments::list_partition_reassignments(&ctx, decode(&mut body, v)?),
         ),
+        ApiKey::ShareGroupHeartbeat => respond(&ctx, share_groups::share_group_heartbeat(&ctx, decode(&mut body, v)?)),
+        ApiKey::ShareGroupDescribe => respond(&ctx, share_groups::share_group_describe(&ctx, decode(&mut body, v)?)),
+        ApiKey::ShareFetch => respond(&ctx, share_fetch::share_fetch(&ctx, decode(&mut body, v)?)),
+        ApiKey::ShareAcknowledge => respond(&ctx, share_fetch::share_acknowledge(&ctx, decode(&mut body, v)?)),
         // Only reached once authenticated (or on a listener without SASL): Kafka's answer.
         ApiKey::SaslHandshake => respond(&ctx, Reply::Now(sasl::after_authentication_handshake())),
         ApiKey::SaslAuthenticate => respond(&ctx, Reply::Now(sasl::after_authentication_authenticate())),
@@ -445,6 +451,9 @@ no_payloads!(
     ListPartitionReassignmentsResponse,
     SaslHandshakeResponse,
     SaslAuthenticateResponse,
+    ShareGroupHeartbeatResponse,
+    ShareGroupDescribeResponse,
+    ShareAcknowledgeResponse,
 );
 
 /// Runs a handler that does blocking file work (creating, deleting or reconfiguring partitions)

@@ -50,6 +50,11 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     // v1 only: v0 would send the SASL tokens without Kafka framing (KIP-152).
     (ApiKey::SaslHandshake, 1, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
+    // Share groups (KIP-932): v1, the version Kafka 4.1 made generally available.
+    (ApiKey::ShareGroupHeartbeat, 1, 1),
+    (ApiKey::ShareGroupDescribe, 1, 1),
+    (ApiKey::ShareFetch, 1, 1),
+    (ApiKey::ShareAcknowledge, 1, 1),
 ];
 
 pub(crate) fn supported(api: ApiKey) -> Option<VersionRange> {
@@ -109,6 +114,10 @@ pub(crate) fn name(api: ApiKey) -> &'static str {
         ApiKey::ListPartitionReassignments => "ListPartitionReassignments",
         ApiKey::SaslHandshake => "SaslHandshake",
         ApiKey::SaslAuthenticate => "SaslAuthenticate",
+        ApiKey::ShareGroupHeartbeat => "ShareGroupHeartbeat",
+        ApiKey::ShareGroupDescribe => "ShareGroupDescribe",
+        ApiKey::ShareFetch => "ShareFetch",
+        ApiKey::ShareAcknowledge => "ShareAcknowledge",
         _ => "Other",
     }
 }
