@@ -1,0 +1,93 @@
+"""Share groups (KIP-932, issue 16) with Apache Kafka's Java KafkaShareConsumer 4.4.0: two
+consumers on one partition share its records, each record is delivered once when all are
+accepted, a released record comes back with a higher delivery count, and the records a killed
+consumer held come back once their acquisition locks run out.
+
+The scenarios are in the Java program (`java/.../ShareScenarios.java`); the broker runs with a
+short `group.share.record.lock.duration.ms` so lock expiry is quick to see.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from conftest import broker_fixture
+from test_java_client import JAR, JAVA_DIR, JVM_OPTIONS, run_scenario
+
+LOCK_MS = 2000
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    yield from broker_fixture(tmp_path_factory, "sluice-share", {
+        "group.initial.rebalance.delay.ms": 0,
+        "group.share.record.lock.duration.ms": LOCK_MS,
+    })
+
+
+def names(hint: str) -> tuple[str, str]:
+    suffix = uuid.uuid4().hex[:8]
+    return f"share-{hint}-{suffix}", f"share-{hint}-group-{suffix}"
+
+
+def test_two_share_consumers_on_one_partition_both_receive_and_each_record_once(broker):
+    r = run_scenario(broker, "share_two_consumers", count=60)
+    assert r["distinct"] == 60
+    assert set(r["perConsumer"]) == {"a", "b"}, f"both consumers receive records: {r['perConsumer']}"
+    assert sum(r["perConsumer"].values()) == 60, "each record delivered once"
+    assert r["deliveredTwice"] == [] and r["redelivered"] == []
+    assert r["extraAfterAll"] == 0, "accepted records never come back"
+    assert r["membersWhileReading"] == 2
+
+
+def test_released_record_is_redelivered_with_a_higher_delivery_count(broker):
+    r = run_scenario(broker, "share_release")
+    assert r["first"] == [{"offset": i, "value": f"v{i}", "deliveryCount": 1} for i in range(5)]
+    assert r["second"] == [{"offset": 0, "value": "v0", "deliveryCount": 2}], "only the released record, once"
+
+
+def start_holder(broker, **params) -> tuple[subprocess.Popen, list]:
+    """Runs the `share_hold` scenario until it reports the records it holds (unacknowledged)."""
+    cmd = [shutil.which("java"), *JVM_OPTIONS, "-jar", str(JAR), broker.bootstrap, "share_hold", "60",
+           *[f"{k}={v}" for k, v in params.items()]]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=JAVA_DIR,
+                            start_new_session=True)
+    deadline = time.monotonic() + 45
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith("{"):
+            msg = json.loads(line)
+            if "error" in msg:
+                break
+            if msg.get("event", {}).get("held"):
+                return proc, msg["event"]["held"]
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise AssertionError(f"share_hold never reported records; stderr:\n{proc.stderr.read()[-3000:]}")
+
+
+def test_records_of_a_killed_consumer_are_redelivered_after_the_lock_expires(broker):
+    topic, group = names("crash")
+    holder, held = start_holder(broker, topic=topic, group=group, setup="true", count=20, max=5)
+    held_at = time.monotonic()
+    os.killpg(holder.pid, signal.SIGKILL)
+    holder.wait(10)
+    assert held and all(h["deliveryCount"] == 1 for h in held)
+    r = run_scenario(broker, "share_consume", topic=topic, group=group, count=20)
+    got = r["got"]
+    by_offset = {}
+    for g in got:
+        by_offset.setdefault(g["offset"], []).append(g["deliveryCount"])
+    assert sorted(by_offset) == list(range(20)), "every record delivered"
+    assert all(len(v) == 1 for v in by_offset.values()), f"each once to the survivor: {by_offset}"
+    for h in held:
+        assert by_offset[h["offset"]] == [2], f"held record {h['offset']} comes back as its second delivery"
+    assert time.monotonic() - held_at >= LOCK_MS / 1000, "not before the lock ran out"
