@@ -930,6 +930,8 @@ SERVED = {
     "ListPartitionReassignments": (0, 0), "DeleteRecords": (0, 2), "AddPartitionsToTxn": (0, 5),
     "AddOffsetsToTxn": (0, 4), "EndTxn": (0, 4), "WriteTxnMarkers": (1, 1), "TxnOffsetCommit": (0, 4),
     "DescribeTransactions": (0, 0), "ListTransactions": (0, 1), "SaslHandshake": (1, 1), "SaslAuthenticate": (0, 2),
+    "ShareGroupHeartbeat": (1, 1), "ShareGroupDescribe": (1, 1), "ShareFetch": (1, 1), "ShareAcknowledge": (1, 1),
+    "DescribeShareGroupOffsets": (0, 0), "AlterShareGroupOffsets": (0, 0), "DeleteShareGroupOffsets": (0, 0),
 }
 
 

@@ -29,6 +29,9 @@ def broker(tmp_path_factory):
     yield from broker_fixture(tmp_path_factory, "sluice-share", {
         "group.initial.rebalance.delay.ms": 0,
         "group.share.record.lock.duration.ms": LOCK_MS,
+        # A killed member leaves the group soon (the client heartbeats every second).
+        "group.share.session.timeout.ms": 6000,
+        "group.share.heartbeat.interval.ms": 1000,
     })
 
 
@@ -91,3 +94,69 @@ def test_records_of_a_killed_consumer_are_redelivered_after_the_lock_expires(bro
     for h in held:
         assert by_offset[h["offset"]] == [2], f"held record {h['offset']} comes back as its second delivery"
     assert time.monotonic() - held_at >= LOCK_MS / 1000, "not before the lock ran out"
+
+
+def share_groups(broker, *args):
+    from kafka_tools import run_tool
+    return run_tool("kafka-share-groups", "--bootstrap-server", broker.bootstrap, *args)
+
+
+def rows(stdout: str, first_column: str) -> list[dict]:
+    lines = stdout.splitlines()
+    for i, line in enumerate(lines):
+        if line.split()[:1] == [first_column]:
+            header = line.split()
+            return [dict(zip(header, row.split())) for row in lines[i + 1:] if row.strip()]
+    raise AssertionError(f"no table headed {first_column}:\n{stdout}")
+
+
+def test_kafka_share_groups_list_describe_reset_and_delete(broker):
+    """kafka-share-groups: --list, --describe (offsets, members, state) with a member holding
+    records, --delete refused while it is there; once it is gone --reset-offsets --to-earliest
+    makes every record deliverable again; --delete-offsets and --delete."""
+    topic, group = names("tools")
+    holder, held = start_holder(broker, topic=topic, group=group, setup="true", count=10, max=10)
+    try:
+        listed = share_groups(broker, "--list")
+        assert listed.rc == 0 and group in listed.lines, listed
+        members = share_groups(broker, "--describe", "--group", group, "--members")
+        assert members.rc == 0, members
+        [m] = rows(members.stdout, "GROUP")
+        assert (m["GROUP"], m["ASSIGNMENT"]) == (group, f"{topic}:0"), members
+        state = share_groups(broker, "--describe", "--group", group, "--state")
+        assert [(r["STATE"], r["#MEMBERS"]) for r in rows(state.stdout, "GROUP")] == [("Stable", "1")], state
+        refused = share_groups(broker, "--delete", "--group", group)
+        assert "NON_EMPTY_GROUP" in refused.stdout + refused.stderr or "not empty" in (refused.stdout + refused.stderr).lower(), refused
+    finally:
+        os.killpg(holder.pid, signal.SIGKILL)
+        holder.wait(10)
+    # The killed member's records come back after their lock; read and accept them all.
+    r = run_scenario(broker, "share_consume", topic=topic, group=group, count=10, quietMs=300)
+    assert sorted({g["offset"] for g in r["got"]}) == list(range(10))
+    described = share_groups(broker, "--describe", "--group", group)
+    assert [(x["TOPIC"], x["PARTITION"], x["START-OFFSET"]) for x in rows(described.stdout, "GROUP")] == [(topic, "0", "10")], described
+    # The killed member leaves once its session times out; then the group is Empty and may be
+    # reset and deleted (Kafka refuses both while it has members).
+    deadline = time.monotonic() + 30
+    while True:
+        state = share_groups(broker, "--describe", "--group", group, "--state")
+        if [r["STATE"] for r in rows(state.stdout, "GROUP")] == ["Empty"]:
+            break
+        assert time.monotonic() < deadline, f"the killed member never timed out: {state}"
+        time.sleep(0.5)
+    reset = share_groups(broker, "--reset-offsets", "--group", group, "--topic", topic, "--to-earliest", "--execute")
+    assert [(x["TOPIC"], x["PARTITION"], x["NEW-OFFSET"]) for x in rows(reset.stdout, "GROUP")] == [(topic, "0", "0")], reset
+    again = run_scenario(broker, "share_consume", topic=topic, group=group, count=10, quietMs=300)
+    assert sorted(g["offset"] for g in again["got"]) == list(range(10)), "every record once more"
+    assert all(g["deliveryCount"] == 1 for g in again["got"]), "a reset starts the records afresh"
+    wait_empty = time.monotonic() + 30
+    while [r["STATE"] for r in rows(share_groups(broker, "--describe", "--group", group, "--state").stdout, "GROUP")] != ["Empty"]:
+        assert time.monotonic() < wait_empty
+        time.sleep(0.5)
+    deleted_offsets = share_groups(broker, "--delete-offsets", "--group", group, "--topic", topic)
+    assert deleted_offsets.rc == 0 and rows(deleted_offsets.stdout, "TOPIC") == [{"TOPIC": topic, "STATUS": "Successful"}], deleted_offsets
+    described = share_groups(broker, "--describe", "--group", group)
+    assert f"Share group '{group}' has no offset information." in described.stdout, described
+    deleted = share_groups(broker, "--delete", "--group", group)
+    assert deleted.rc == 0 and f"Deletion of requested share groups ('{group}') was successful." in deleted.stdout, deleted
+    assert group not in share_groups(broker, "--list").lines

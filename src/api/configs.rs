@@ -21,8 +21,8 @@ use kafka_protocol::ResponseError;
 use super::{Ctx, Reply, RequestError};
 use crate::config::{ClusterDefaults, Settings};
 use crate::error::KafkaCode;
-use crate::metadata::group_configs;
 use crate::metadata::cluster_configs::{BROKER_MIN_ISR_REFUSED, DYNAMIC_CLUSTER_SETTINGS};
+use crate::metadata::group_configs;
 use crate::metadata::topic_config::{self, ConfigSource, ConfigSynonym, ConfigType, MIN_INSYNC_REPLICAS};
 use crate::metadata::topics::{self, ConfigChange};
 use crate::metadata::MetadataError;
@@ -152,7 +152,11 @@ fn group_entries(ctx: &Ctx, name: &str) -> Vec<Entry> {
             let set = overrides.and_then(|o| o.get(d.name)).cloned();
             Entry {
                 name: d.name.to_string(),
-                source: if set.is_some() { ConfigSource::Group } else { ConfigSource::Default },
+                source: if set.is_some() {
+                    ConfigSource::Group
+                } else {
+                    ConfigSource::Default
+                },
                 value: Some(set.unwrap_or(d.default)),
                 config_type: d.config_type,
                 read_only: false,

@@ -36,6 +36,7 @@ pub(super) fn list_groups(ctx: &Ctx, req: ListGroupsRequest) -> Reply<ListGroups
                 .with_group_type(text(g.group_type))
         })
         .collect();
+    groups.extend(super::share_admin::listed_share_groups(ctx, &states, &types));
     groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
     Reply::Now(ListGroupsResponse::default().with_groups(groups))
 }
@@ -90,6 +91,11 @@ pub(super) fn delete_groups(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply<Delete
     let mut waiting = Vec::new();
     for g in req.groups_names {
         let id = g.0.to_string();
+        // A share group is deleted here and now; None: the share groups have no such group.
+        if let Some(done) = super::share_admin::delete_share_group(ctx, &id) {
+            waiting.push((g, done.map(|()| None)));
+            continue;
+        }
         let rx = ctx.broker.groups.shard(&id).map_err(|u| u.error()).and_then(|shard| {
             shard
                 .request(|req| {
@@ -100,7 +106,7 @@ pub(super) fn delete_groups(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply<Delete
                 })
                 .ok_or(ResponseError::NotCoordinator)
         });
-        waiting.push((g, rx));
+        waiting.push((g, rx.map(Some)));
     }
     let c = ctx.clone();
     Reply::Later(Box::pin(async move {
@@ -108,7 +114,8 @@ pub(super) fn delete_groups(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply<Delete
         for (group, rx) in waiting {
             let error = match rx {
                 Err(e) => Some(e),
-                Ok(rx) => match rx.await {
+                Ok(None) => None,
+                Ok(Some(rx)) => match rx.await {
                     Ok(Response::DeleteGroups(d)) => d.results.into_iter().next().and_then(|(_, e)| e),
                     Ok(_) => Some(ResponseError::UnknownServerError),
                     Err(_) => Some(ResponseError::NotCoordinator),

@@ -29,6 +29,7 @@ mod quorum;
 mod reassignments;
 mod request_error;
 pub(crate) mod sasl;
+mod share_admin;
 mod share_fetch;
 mod share_groups;
 mod topic_partitions;
@@ -353,6 +354,18 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         ApiKey::ShareGroupDescribe => respond(&ctx, share_groups::share_group_describe(&ctx, decode(&mut body, v)?)),
         ApiKey::ShareFetch => respond(&ctx, share_fetch::share_fetch(&ctx, decode(&mut body, v)?)),
         ApiKey::ShareAcknowledge => respond(&ctx, share_fetch::share_acknowledge(&ctx, decode(&mut body, v)?)),
+        ApiKey::DescribeShareGroupOffsets => respond(
+            &ctx,
+            share_admin::describe_share_group_offsets(&ctx, decode(&mut body, v)?),
+        ),
+        ApiKey::AlterShareGroupOffsets => respond(
+            &ctx,
+            share_admin::alter_share_group_offsets(&ctx, decode(&mut body, v)?),
+        ),
+        ApiKey::DeleteShareGroupOffsets => respond(
+            &ctx,
+            share_admin::delete_share_group_offsets(&ctx, decode(&mut body, v)?),
+        ),
         // Only reached once authenticated (or on a listener without SASL): Kafka's answer.
         ApiKey::SaslHandshake => respond(&ctx, Reply::Now(sasl::after_authentication_handshake())),
         ApiKey::SaslAuthenticate => respond(&ctx, Reply::Now(sasl::after_authentication_authenticate())),
@@ -454,6 +467,9 @@ no_payloads!(
     ShareGroupHeartbeatResponse,
     ShareGroupDescribeResponse,
     ShareAcknowledgeResponse,
+    DescribeShareGroupOffsetsResponse,
+    AlterShareGroupOffsetsResponse,
+    DeleteShareGroupOffsetsResponse,
 );
 
 /// Runs a handler that does blocking file work (creating, deleting or reconfiguring partitions)

@@ -80,12 +80,21 @@ fn who(group: Option<&StrBytes>, member: Option<&StrBytes>) -> Result<(String, S
     match (group, member) {
         (Some(g), Some(m)) if !g.is_empty() && !m.is_empty() => Ok((g.to_string(), m.to_string())),
         (None, _) | (Some(_), None) => Err((ResponseError::InvalidRequest, "group id and member id are required")),
-        _ => Err((ResponseError::InvalidRequest, "group id and member id must not be empty")),
+        _ => Err((
+            ResponseError::InvalidRequest,
+            "group id and member id must not be empty",
+        )),
     }
 }
 
 /// Applies one partition's acknowledgements; the partition's acknowledge error code.
-fn acknowledge(ctx: &Ctx, settings: &GroupSettings, key: &PartitionKey, member: &str, batches: Result<Vec<AckBatch>, ResponseError>) -> i16 {
+fn acknowledge(
+    ctx: &Ctx,
+    settings: &GroupSettings,
+    key: &PartitionKey,
+    member: &str,
+    batches: Result<Vec<AckBatch>, ResponseError>,
+) -> i16 {
     let result = batches.and_then(|b| {
         ctx.broker
             .shares
@@ -102,18 +111,31 @@ fn acknowledge(ctx: &Ctx, settings: &GroupSettings, key: &PartitionKey, member: 
 fn resolve(ctx: &Ctx, topic_id: &Uuid, index: i32) -> (Result<Arc<Partition>, ResponseError>, LeaderIdAndEpoch) {
     let image = ctx.broker.metadata.image();
     let Some(topic) = image.topic_by_id(topic_id) else {
-        return (Err(ResponseError::UnknownTopicId), LeaderIdAndEpoch::default().with_leader_id(-1).with_leader_epoch(-1));
+        return (
+            Err(ResponseError::UnknownTopicId),
+            LeaderIdAndEpoch::default().with_leader_id(-1).with_leader_epoch(-1),
+        );
     };
     let leader = topic.partitions.get(&index).map_or(
         LeaderIdAndEpoch::default().with_leader_id(-1).with_leader_epoch(-1),
-        |p| LeaderIdAndEpoch::default().with_leader_id(p.leader).with_leader_epoch(p.leader_epoch),
+        |p| {
+            LeaderIdAndEpoch::default()
+                .with_leader_id(p.leader)
+                .with_leader_epoch(p.leader_epoch)
+        },
     );
     let partition = ctx
         .broker
         .replicas
         .require(&topic.name, index)
         .map_err(|e| e.kafka_error())
-        .and_then(|p| if p.is_leader() { Ok(p) } else { Err(ResponseError::NotLeaderOrFollower) });
+        .and_then(|p| {
+            if p.is_leader() {
+                Ok(p)
+            } else {
+                Err(ResponseError::NotLeaderOrFollower)
+            }
+        });
     (partition, leader)
 }
 
@@ -156,7 +178,10 @@ pub(super) fn share_fetch(ctx: &Ctx, req: ShareFetchRequest) -> Reply<ShareFetch
         .flat_map(|t| &t.partitions)
         .any(|p| !p.acknowledgement_batches.is_empty());
     if epoch == OPEN_EPOCH && has_acks {
-        return refuse(ResponseError::InvalidRequest, "Acknowledge data present in initial fetch request".into());
+        return refuse(
+            ResponseError::InvalidRequest,
+            "Acknowledge data present in initial fetch request".into(),
+        );
     }
     let added: Vec<SessionPartition> = req
         .topics
@@ -184,7 +209,10 @@ pub(super) fn share_fetch(ctx: &Ctx, req: ShareFetchRequest) -> Reply<ShareFetch
                     .iter()
                     .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone())),
             );
-            acked.insert((t.topic_id, p.partition_index), acknowledge(ctx, &settings, &key, &member, batches));
+            acked.insert(
+                (t.topic_id, p.partition_index),
+                acknowledge(ctx, &settings, &key, &member, batches),
+            );
         }
     }
     let session_partitions = match outcome {
@@ -212,7 +240,10 @@ pub(super) fn share_fetch(ctx: &Ctx, req: ShareFetchRequest) -> Reply<ShareFetch
         settings,
         targets,
         acked,
-        max_records: usize::try_from(req.max_records).ok().filter(|n| *n > 0).unwrap_or(DEFAULT_MAX_RECORDS),
+        max_records: usize::try_from(req.max_records)
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or(DEFAULT_MAX_RECORDS),
         max_bytes: (req.max_bytes.max(0) as usize).min(FETCH_MAX_BYTES),
     };
     let (response, got) = plan.read();
@@ -229,7 +260,9 @@ fn batches(records: &Bytes) -> Vec<(std::ops::Range<usize>, BatchHeader)> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < records.len() {
-        let Ok(h) = BatchHeader::parse(&records[at..]) else { break };
+        let Ok(h) = BatchHeader::parse(&records[at..]) else {
+            break;
+        };
         let end = at + h.size_bytes();
         if end > records.len() {
             break; // A partial batch at the end of the read.
@@ -339,8 +372,13 @@ impl Plan {
             AutoReset::Earliest => partition.log_start_offset(),
             AutoReset::Latest => partition.high_watermark(),
         };
-        let Some(from) = shares.fetch_offset(&t.key, self.settings.partition, partition.log_start_offset(), now, initial)
-        else {
+        let Some(from) = shares.fetch_offset(
+            &t.key,
+            self.settings.partition,
+            partition.log_start_offset(),
+            now,
+            initial,
+        ) else {
             return base;
         };
         let read = match partition.read(from, bytes_left.min(PARTITION_READ_BYTES), true) {
@@ -367,18 +405,29 @@ impl Plan {
                 .any(|a| h.base_offset <= a.last_offset && a.first_offset <= h.last_offset())
         };
         let start = batches.iter().find(|(_, h)| overlaps(h)).map_or(0, |(r, _)| r.start);
-        let end = batches.iter().rev().find(|(_, h)| overlaps(h)).map_or(0, |(r, _)| r.end);
-        base.with_records(Some(read.records.slice(start..end))).with_acquired_records(
-            acquired
-                .into_iter()
-                .map(|Acquired { first_offset, last_offset, delivery_count }| {
-                    AcquiredRecords::default()
-                        .with_first_offset(first_offset)
-                        .with_last_offset(last_offset)
-                        .with_delivery_count(delivery_count)
-                })
-                .collect(),
-        )
+        let end = batches
+            .iter()
+            .rev()
+            .find(|(_, h)| overlaps(h))
+            .map_or(0, |(r, _)| r.end);
+        base.with_records(Some(read.records.slice(start..end)))
+            .with_acquired_records(
+                acquired
+                    .into_iter()
+                    .map(
+                        |Acquired {
+                             first_offset,
+                             last_offset,
+                             delivery_count,
+                         }| {
+                            AcquiredRecords::default()
+                                .with_first_offset(first_offset)
+                                .with_last_offset(last_offset)
+                                .with_delivery_count(delivery_count)
+                        },
+                    )
+                    .collect(),
+            )
     }
 }
 
@@ -396,7 +445,10 @@ pub(super) fn share_acknowledge(ctx: &Ctx, req: ShareAcknowledgeRequest) -> Repl
     };
     if req.share_session_epoch == OPEN_EPOCH {
         // An acknowledgement needs a session that is open already.
-        return refuse(ResponseError::InvalidShareSessionEpoch, "ShareAcknowledge cannot open a share session".into());
+        return refuse(
+            ResponseError::InvalidShareSessionEpoch,
+            "ShareAcknowledge cannot open a share session".into(),
+        );
     }
     let shares = &ctx.broker.shares;
     let outcome = match shares.session(&group, &member, req.share_session_epoch, &[], &[]) {

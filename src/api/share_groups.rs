@@ -20,7 +20,7 @@ use crate::share::membership::Heartbeat;
 
 /// The share group's coordinator is the group's `__consumer_offsets` leader, as for any group;
 /// a classic group of the same id is not a share group.
-fn check_coordinator(ctx: &Ctx, group_id: &str) -> Result<(), ResponseError> {
+pub(super) fn check_coordinator(ctx: &Ctx, group_id: &str) -> Result<(), ResponseError> {
     let shard = ctx.broker.groups.shard(group_id).map_err(|u| u.error())?;
     match shard.query(|s| s.groups.contains_key(group_id)) {
         None => Err(ResponseError::NotCoordinator),
@@ -30,7 +30,10 @@ fn check_coordinator(ctx: &Ctx, group_id: &str) -> Result<(), ResponseError> {
 }
 
 /// A member's assignment by topic id, partitions in order.
-fn by_topic(image: &MetadataImage, tps: &std::collections::BTreeSet<TopicPartition>) -> Vec<(uuid::Uuid, String, Vec<i32>)> {
+fn by_topic(
+    image: &MetadataImage,
+    tps: &std::collections::BTreeSet<TopicPartition>,
+) -> Vec<(uuid::Uuid, String, Vec<i32>)> {
     let mut out: Vec<(uuid::Uuid, String, Vec<i32>)> = Vec::new();
     for (topic, p) in tps {
         let Some(t) = image.topic(topic) else { continue };
@@ -98,11 +101,7 @@ pub(super) fn share_group_heartbeat(ctx: &Ctx, req: ShareGroupHeartbeatRequest) 
 
 pub(super) fn share_group_describe(ctx: &Ctx, req: ShareGroupDescribeRequest) -> Reply<ShareGroupDescribeResponse> {
     let image = ctx.broker.metadata.image();
-    let groups = req
-        .group_ids
-        .iter()
-        .map(|g| describe_one(ctx, &image, g))
-        .collect();
+    let groups = req.group_ids.iter().map(|g| describe_one(ctx, &image, g)).collect();
     Reply::Now(ShareGroupDescribeResponse::default().with_groups(groups))
 }
 

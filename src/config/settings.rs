@@ -167,17 +167,26 @@ fn positive_i32(v: &i32) -> Result<(), String> {
 
 /// Kafka's bounds on `group.share.record.lock.duration.ms`.
 fn share_lock_duration(v: &i32) -> Result<(), String> {
-    (1000..=3_600_000).contains(v).then_some(()).ok_or_else(|| "must be in [1000, 3600000]".into())
+    (1000..=3_600_000)
+        .contains(v)
+        .then_some(())
+        .ok_or_else(|| "must be in [1000, 3600000]".into())
 }
 
 /// Kafka's bounds on `group.share.delivery.count.limit`.
 fn share_delivery_count(v: &i32) -> Result<(), String> {
-    (2..=10).contains(v).then_some(()).ok_or_else(|| "must be in [2, 10]".into())
+    (2..=10)
+        .contains(v)
+        .then_some(())
+        .ok_or_else(|| "must be in [2, 10]".into())
 }
 
 /// Kafka's bounds on `group.share.partition.max.record.locks`.
 fn share_record_locks(v: &i32) -> Result<(), String> {
-    (100..=10_000).contains(v).then_some(()).ok_or_else(|| "must be in [100, 10000]".into())
+    (100..=10_000)
+        .contains(v)
+        .then_some(())
+        .ok_or_else(|| "must be in [100, 10000]".into())
 }
 
 fn non_negative_i32(v: &i32) -> Result<(), String> {

@@ -16,12 +16,12 @@ use super::{contacts, Controller, MetadataChange};
 use crate::clock::now_ms;
 use crate::error::KafkaCode;
 use crate::metadata::brokers::{self, Registration};
-use crate::metadata::{cluster_configs, group_configs};
 use crate::metadata::elections::{self, ElectionType, IsrChange, IsrCommitted, TopicElections};
 use crate::metadata::image::ApplyError;
 use crate::metadata::reassignments::{self, Ongoing, Reassignment, ReassignmentError};
 use crate::metadata::topic_config::{self, MIN_INSYNC_REPLICAS};
 use crate::metadata::topics::{self, ConfigChange, NewTopic, Placement};
+use crate::metadata::{cluster_configs, group_configs};
 use crate::metadata::{MetadataError, MetadataImage, MetadataRecord};
 
 /// A metadata change or question for the active controller.

@@ -77,7 +77,9 @@ fn validate(settings: &Settings, name: &str, value: &str) -> Result<(), String> 
     let int_in = |lo: i64, hi: i64| -> Result<(), String> {
         match value.trim().parse::<i64>() {
             Ok(v) if (lo..=hi).contains(&v) => Ok(()),
-            _ => Err(format!("Invalid value {value} for configuration {name}: must be in [{lo}, {hi}]")),
+            _ => Err(format!(
+                "Invalid value {value} for configuration {name}: must be in [{lo}, {hi}]"
+            )),
         }
     };
     match name {
@@ -154,16 +156,26 @@ mod tests {
     fn share_auto_offset_reset_is_recorded_and_applied() {
         let settings = Settings::defaults();
         let mut image = MetadataImage::default();
-        let records =
-            plan_alter_group_configs(&image, &settings, "g", &[set(SHARE_AUTO_OFFSET_RESET, "earliest")], false)
-                .unwrap();
+        let records = plan_alter_group_configs(
+            &image,
+            &settings,
+            "g",
+            &[set(SHARE_AUTO_OFFSET_RESET, "earliest")],
+            false,
+        )
+        .unwrap();
         for r in &records {
             image.apply(r).unwrap();
         }
         assert_eq!(image.group_configs("g").unwrap()[SHARE_AUTO_OFFSET_RESET], "earliest");
-        let again =
-            plan_alter_group_configs(&image, &settings, "g", &[set(SHARE_AUTO_OFFSET_RESET, "earliest")], false)
-                .unwrap();
+        let again = plan_alter_group_configs(
+            &image,
+            &settings,
+            "g",
+            &[set(SHARE_AUTO_OFFSET_RESET, "earliest")],
+            false,
+        )
+        .unwrap();
         assert!(again.is_empty(), "the same value changes nothing");
         let del = plan_alter_group_configs(
             &image,

@@ -180,6 +180,11 @@ impl MetadataImage {
         &self.cluster_configs
     }
 
+    /// The groups that have config overrides.
+    pub(crate) fn groups_with_configs(&self) -> impl Iterator<Item = &str> {
+        self.group_configs.keys().map(String::as_str)
+    }
+
     /// A group's config overrides, if it has any.
     pub(crate) fn group_configs(&self, group: &str) -> Option<&BTreeMap<String, String>> {
         self.group_configs.get(group)

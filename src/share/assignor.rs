@@ -72,7 +72,9 @@ pub(crate) fn assign(
     // (3) keep what members still subscribed to still have, add the fresh placements.
     let mut out: Assignment = subscriptions.keys().map(|m| (m.clone(), BTreeSet::new())).collect();
     for (member, tps) in current {
-        let Some(topics) = subscriptions.get(member) else { continue };
+        let Some(topics) = subscriptions.get(member) else {
+            continue;
+        };
         let kept = tps
             .iter()
             .filter(|(t, p)| topics.contains(t) && partitions.get(t).is_some_and(|n| p < n));

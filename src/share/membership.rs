@@ -251,11 +251,6 @@ impl ShareGroup {
         self.target = assignor::assign(&subscriptions, &self.topology, &self.target);
         self.assignment_epoch = self.group_epoch;
     }
-
-    /// Whether `member_id` is a member now (ShareFetch and ShareAcknowledge check it).
-    pub(crate) fn has_member(&self, member_id: &str) -> bool {
-        self.members.contains_key(member_id)
-    }
 }
 
 #[cfg(test)]
@@ -311,7 +306,11 @@ mod tests {
     #[test]
     fn wrong_epoch_is_fenced_and_unknown_member_refused() {
         let mut g = ShareGroup::default();
-        let e = g.heartbeat(join("a"), 0, &LIMITS, one_partition).0.unwrap().member_epoch;
+        let e = g
+            .heartbeat(join("a"), 0, &LIMITS, one_partition)
+            .0
+            .unwrap()
+            .member_epoch;
         let (r, _) = g.heartbeat(beat("a", e + 5), 1, &LIMITS, one_partition);
         assert_eq!(r.unwrap_err().kafka_error(), ResponseError::FencedMemberEpoch);
         let (r, _) = g.heartbeat(beat("x", 3), 1, &LIMITS, one_partition);
@@ -334,12 +333,21 @@ mod tests {
     fn leaving_and_expiring_remove_members() {
         let mut g = ShareGroup::default();
         g.heartbeat(join("a"), 0, &LIMITS, one_partition).0.unwrap();
-        let eb = g.heartbeat(join("b"), 10_000, &LIMITS, one_partition).0.unwrap().member_epoch;
+        let eb = g
+            .heartbeat(join("b"), 10_000, &LIMITS, one_partition)
+            .0
+            .unwrap()
+            .member_epoch;
         let (r, removed) = g.heartbeat(beat("b", eb), 45_000, &LIMITS, one_partition);
         assert_eq!(removed, vec!["a".to_string()], "a never heartbeat again");
         assert!(r.is_ok());
         let e = g.members["b"].member_epoch;
-        let (r, removed) = g.heartbeat(beat("b", e).clone_with_epoch(LEAVE_EPOCH), 45_001, &LIMITS, one_partition);
+        let (r, removed) = g.heartbeat(
+            beat("b", e).clone_with_epoch(LEAVE_EPOCH),
+            45_001,
+            &LIMITS,
+            one_partition,
+        );
         assert_eq!(r.unwrap().member_epoch, LEAVE_EPOCH);
         assert_eq!(removed, vec!["b".to_string()]);
         assert_eq!(g.state(), "Empty");
@@ -357,7 +365,11 @@ mod tests {
     #[test]
     fn new_partitions_bump_the_epoch_and_reach_members() {
         let mut g = ShareGroup::default();
-        let e = g.heartbeat(join("a"), 0, &LIMITS, one_partition).0.unwrap().member_epoch;
+        let e = g
+            .heartbeat(join("a"), 0, &LIMITS, one_partition)
+            .0
+            .unwrap()
+            .member_epoch;
         let (r, _) = g.heartbeat(beat("a", e), 1, &LIMITS, |t| (t == "t").then_some(3));
         let r = r.unwrap();
         assert!(r.member_epoch > e);

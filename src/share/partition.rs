@@ -42,7 +42,10 @@ impl AckType {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RecordState {
     Available,
-    Acquired { member: String, lock_until_ms: i64 },
+    Acquired {
+        member: String,
+        lock_until_ms: i64,
+    },
     /// Accepted: done, never delivered again.
     Acknowledged,
     /// Rejected, a gap, or out of delivery attempts: done, never delivered again.
@@ -126,6 +129,7 @@ impl SharePartition {
         self.start_offset
     }
 
+    #[cfg(test)]
     pub(crate) fn end_offset(&self) -> i64 {
         self.end_offset
     }
@@ -134,10 +138,12 @@ impl SharePartition {
         self.limits = limits;
     }
 
+    #[cfg(test)]
     pub(crate) fn record(&self, offset: i64) -> Option<&InFlight> {
         self.in_flight.get(&offset)
     }
 
+    #[cfg(test)]
     pub(crate) fn in_flight(&self) -> impl Iterator<Item = (i64, &InFlight)> {
         self.in_flight.iter().map(|(o, r)| (*o, r))
     }
@@ -266,7 +272,13 @@ impl SharePartition {
         if types.is_empty() || (types.len() != 1 && types.len() as i64 != span) {
             return Err(malformed);
         }
-        let type_at = |offset: i64| types[if types.len() == 1 { 0 } else { (offset - first_offset) as usize }];
+        let type_at = |offset: i64| {
+            types[if types.len() == 1 {
+                0
+            } else {
+                (offset - first_offset) as usize
+            }]
+        };
         // Outside the window nothing is acquired; inside it, an offset that is not a record
         // is a gap in the log. Only the records in range are visited: a client's range may be
         // wide, the window's records are bounded.
@@ -346,11 +358,6 @@ impl SharePartition {
             self.in_flight.pop_first();
         }
         self.start_offset = self.end_offset;
-    }
-
-    /// Records acquired or available between SPSO and SPEO (for the describe lag and tests).
-    pub(crate) fn count_where(&self, f: impl Fn(&RecordState) -> bool) -> usize {
-        self.in_flight.values().filter(|r| f(&r.state)).count()
     }
 }
 
@@ -454,7 +461,9 @@ mod tests {
             Err(AckError::NotAcquired(2))
         );
         assert_eq!(sp.start_offset(), 0, "nothing applied");
-        assert!(sp.acknowledge("a", 0, 2, &[AckType::Accept, AckType::Accept], 1).is_err());
+        assert!(sp
+            .acknowledge("a", 0, 2, &[AckType::Accept, AckType::Accept], 1)
+            .is_err());
         assert!(sp.acknowledge("a", 3, 2, &[AckType::Accept], 1).is_err());
     }
 
@@ -480,7 +489,10 @@ mod tests {
     #[test]
     fn gaps_and_log_start_move_the_window() {
         let mut sp = SharePartition::new(0, LIMITS);
-        assert_eq!(sp.acquire("a", [0, 5], 100, 0), vec![acquired(0, 0, 1), acquired(5, 5, 1)]);
+        assert_eq!(
+            sp.acquire("a", [0, 5], 100, 0),
+            vec![acquired(0, 0, 1), acquired(5, 5, 1)]
+        );
         sp.acknowledge("a", 0, 5, &[AckType::Accept], 1).unwrap();
         assert_eq!(sp.start_offset(), 6);
         sp.skip_to(9);

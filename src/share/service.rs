@@ -83,8 +83,8 @@ impl ShareSettings {
             },
             partition: Limits {
                 lock_duration_ms: int(SHARE_RECORD_LOCK_DURATION_MS, self.lock_duration_ms),
-                delivery_count_limit: int(SHARE_DELIVERY_COUNT_LIMIT, i64::from(self.delivery_count_limit))
-                    .clamp(2, 10) as i16,
+                delivery_count_limit: int(SHARE_DELIVERY_COUNT_LIMIT, i64::from(self.delivery_count_limit)).clamp(2, 10)
+                    as i16,
                 max_record_locks: self.max_record_locks,
             },
             group: GroupLimits {
@@ -316,8 +316,94 @@ impl ShareService {
             .min()
     }
 
-    /// The share-partition's start offset, if this broker has state for it.
-    pub(crate) fn start_offset(&self, key: &PartitionKey) -> Option<i64> {
-        self.lock().partitions.get(key).map(SharePartition::start_offset)
+    /// The start offsets of a group's share-partitions on this broker, by (topic id,
+    /// partition); None when the group is unknown here.
+    pub(crate) fn start_offsets(&self, group: &str) -> Option<BTreeMap<(Uuid, i32), i64>> {
+        let state = self.lock();
+        let known = state.groups.contains_key(group);
+        let offsets: BTreeMap<(Uuid, i32), i64> = state
+            .partitions
+            .iter()
+            .filter(|((g, _, _), _)| g == group)
+            .map(|((_, t, p), sp)| ((*t, *p), sp.start_offset()))
+            .collect();
+        (known || !offsets.is_empty()).then_some(offsets)
+    }
+
+    /// AlterShareGroupOffsets: each named share-partition starts afresh at its new start
+    /// offset. Only while the group has no members, as in Kafka.
+    pub(crate) fn alter_offsets(
+        &self,
+        group: &str,
+        offsets: &[(Uuid, i32, i64)],
+        limits: Limits,
+    ) -> Result<(), AdminError> {
+        let mut state = self.lock();
+        Self::check_empty(&state, group)?;
+        if !state.groups.contains_key(group) && state.groups.len() >= self.settings.max_groups {
+            return Err(AdminError::TooManyGroups(self.settings.max_groups));
+        }
+        state.groups.entry(group.to_string()).or_default();
+        for (topic, partition, offset) in offsets {
+            let key = (group.to_string(), *topic, *partition);
+            state.partitions.insert(key, SharePartition::new(*offset, limits));
+        }
+        Ok(())
+    }
+
+    /// DeleteShareGroupOffsets: the group forgets its state on these topics. Only while it has
+    /// no members.
+    pub(crate) fn delete_offsets(&self, group: &str, topics: &[Uuid]) -> Result<(), AdminError> {
+        let mut state = self.lock();
+        if !state.groups.contains_key(group) {
+            return Err(AdminError::UnknownGroup);
+        }
+        Self::check_empty(&state, group)?;
+        state
+            .partitions
+            .retain(|(g, t, _), _| !(g == group && topics.contains(t)));
+        Ok(())
+    }
+
+    /// DeleteGroups of a share group: its membership, share-partitions and sessions go. None
+    /// when `group` is not a share group here.
+    pub(crate) fn delete_group(&self, group: &str) -> Option<Result<(), AdminError>> {
+        let mut state = self.lock();
+        state.groups.get(group)?;
+        if let Err(e) = Self::check_empty(&state, group) {
+            return Some(Err(e));
+        }
+        state.groups.remove(group);
+        state.partitions.retain(|(g, _, _), _| g != group);
+        state.sessions.remove_group(group);
+        Some(Ok(()))
+    }
+
+    fn check_empty(state: &State, group: &str) -> Result<(), AdminError> {
+        match state.groups.get(group) {
+            Some(g) if !g.members.is_empty() => Err(AdminError::NotEmpty),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Why an administrative change of a share group was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum AdminError {
+    #[error("the share group has members: it must be empty")]
+    NotEmpty,
+    #[error("the share group does not exist")]
+    UnknownGroup,
+    #[error("this broker already coordinates its maximum of {0} share groups")]
+    TooManyGroups(usize),
+}
+
+impl AdminError {
+    pub(crate) fn kafka_error(&self) -> ResponseError {
+        match self {
+            AdminError::NotEmpty => ResponseError::NonEmptyGroup,
+            AdminError::UnknownGroup => ResponseError::GroupIdNotFound,
+            AdminError::TooManyGroups(_) => ResponseError::GroupMaxSizeReached,
+        }
     }
 }

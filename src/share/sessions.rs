@@ -70,6 +70,7 @@ pub(crate) enum Outcome {
 }
 
 impl SessionCache {
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.sessions.len()
     }
@@ -101,7 +102,13 @@ impl SessionCache {
                 if partitions.len() > MAX_SESSION_PARTITIONS {
                     return Err(SessionError::TooManyPartitions);
                 }
-                self.sessions.insert(key, Session { next_epoch: 1, partitions });
+                self.sessions.insert(
+                    key,
+                    Session {
+                        next_epoch: 1,
+                        partitions,
+                    },
+                );
                 Ok(Outcome::Opened { replaced })
             }
             FINAL_EPOCH => match self.sessions.remove(&key) {
@@ -124,7 +131,11 @@ impl SessionCache {
                     return Err(SessionError::TooManyPartitions);
                 }
                 // Kafka's epochs wrap to 1, never to 0 or -1, which mean open and close.
-                session.next_epoch = if session.next_epoch == i32::MAX { 1 } else { session.next_epoch + 1 };
+                session.next_epoch = if session.next_epoch == i32::MAX {
+                    1
+                } else {
+                    session.next_epoch + 1
+                };
                 Ok(Outcome::Advanced)
             }
         }
@@ -152,7 +163,10 @@ mod tests {
     #[test]
     fn session_opens_advances_and_closes() {
         let mut c = SessionCache::default();
-        assert_eq!(c.apply("g", "a", 0, &[tp(0)], &[], 10), Ok(Outcome::Opened { replaced: false }));
+        assert_eq!(
+            c.apply("g", "a", 0, &[tp(0)], &[], 10),
+            Ok(Outcome::Opened { replaced: false })
+        );
         assert_eq!(c.apply("g", "a", 1, &[tp(1)], &[], 10), Ok(Outcome::Advanced));
         assert_eq!(c.get("g", "a").unwrap().partitions.len(), 2);
         assert_eq!(c.apply("g", "a", 2, &[], &[tp(0)], 10), Ok(Outcome::Advanced));
@@ -169,7 +183,11 @@ mod tests {
         c.apply("g", "a", 0, &[tp(0)], &[], 10).unwrap();
         let e = c.apply("g", "a", 2, &[], &[], 10).unwrap_err();
         assert_eq!(e.kafka_error(), ResponseError::InvalidShareSessionEpoch);
-        assert_eq!(c.apply("g", "a", 1, &[], &[], 10), Ok(Outcome::Advanced), "a refused epoch changes nothing");
+        assert_eq!(
+            c.apply("g", "a", 1, &[], &[], 10),
+            Ok(Outcome::Advanced),
+            "a refused epoch changes nothing"
+        );
     }
 
     #[test]
@@ -178,6 +196,9 @@ mod tests {
         c.apply("g", "a", 0, &[], &[], 1).unwrap();
         let e = c.apply("g", "b", 0, &[], &[], 1).unwrap_err();
         assert_eq!(e.kafka_error(), ResponseError::ShareSessionLimitReached);
-        assert_eq!(c.apply("g", "a", 0, &[], &[], 1), Ok(Outcome::Opened { replaced: true }));
+        assert_eq!(
+            c.apply("g", "a", 0, &[], &[], 1),
+            Ok(Outcome::Opened { replaced: true })
+        );
     }
 }

@@ -80,7 +80,9 @@ impl Sim {
     }
 
     fn fetch(&mut self, c: usize) {
-        let Some(from) = self.sp.next_fetch_offset(self.now_ms) else { return };
+        let Some(from) = self.sp.next_fetch_offset(self.now_ms) else {
+            return;
+        };
         let read_end = (from + 1 + self.rng.below(40) as i64).min(self.log_end);
         let offsets: Vec<i64> = self.records.range(from..read_end).copied().collect();
         let before: BTreeMap<i64, Option<RecordState>> = offsets
@@ -109,7 +111,10 @@ impl Sim {
                 match &before[&o] {
                     None => assert!(o >= end_before, "{o} below the old end and not in flight"),
                     Some(RecordState::Available) => {}
-                    Some(RecordState::Acquired { lock_until_ms, member: m }) => assert!(
+                    Some(RecordState::Acquired {
+                        lock_until_ms,
+                        member: m,
+                    }) => assert!(
                         *lock_until_ms <= self.now_ms,
                         "{o} acquired by {member} while {m}'s lock is live"
                     ),
@@ -134,7 +139,12 @@ impl Sim {
             return;
         }
         let first = held[self.rng.below(held.len() as u64) as usize];
-        let run: Vec<i64> = held.iter().copied().filter(|o| *o >= first).take(1 + self.rng.below(5) as usize).collect();
+        let run: Vec<i64> = held
+            .iter()
+            .copied()
+            .filter(|o| *o >= first)
+            .take(1 + self.rng.below(5) as usize)
+            .collect();
         let last = *run.last().expect("non-empty");
         let types: Vec<AckType> = (first..=last)
             .map(|o| match (run.contains(&o), self.rng.below(10)) {
@@ -151,13 +161,18 @@ impl Sim {
             matches!(sim.sp.record(o).map(|r| &r.state),
                 Some(RecordState::Acquired { member: m, lock_until_ms }) if *m == member && *lock_until_ms > sim.now_ms)
         };
-        let expect_ok = (first..=last).all(|o| ours(self, o) || self.sp.record(o).is_none())
-            && run.iter().all(|o| ours(self, *o));
+        let expect_ok =
+            (first..=last).all(|o| ours(self, o) || self.sp.record(o).is_none()) && run.iter().all(|o| ours(self, *o));
         let acquired_in_range: Vec<i64> = (first..=last).filter(|o| ours(self, *o)).collect();
         let result = self.sp.acknowledge(&member, first, last, &types, self.now_ms);
         if !expect_ok {
             assert!(result.is_err(), "ack of records not ours succeeded: {first}..={last}");
-            let still: BTreeSet<i64> = self.consumers[c].held.iter().copied().filter(|o| ours(self, *o)).collect();
+            let still: BTreeSet<i64> = self.consumers[c]
+                .held
+                .iter()
+                .copied()
+                .filter(|o| ours(self, *o))
+                .collect();
             self.consumers[c].held = still;
             return;
         }
@@ -180,7 +195,10 @@ impl Sim {
     }
 
     fn check(&mut self) {
-        assert!(self.sp.in_flight().count() <= LIMITS.max_record_locks, "window too large");
+        assert!(
+            self.sp.in_flight().count() <= LIMITS.max_record_locks,
+            "window too large"
+        );
         let start = self.sp.start_offset();
         assert!(start >= self.checked_below, "the start offset went back");
         let newly_below = self.checked_below..start;
@@ -228,7 +246,11 @@ fn run(seed: u64) {
         sim.fetch(c);
         let member = sim.consumers[c].member.clone();
         for o in std::mem::take(&mut sim.consumers[c].held) {
-            if sim.sp.acknowledge(&member, o, o, &[AckType::Accept], sim.now_ms).is_ok() {
+            if sim
+                .sp
+                .acknowledge(&member, o, o, &[AckType::Accept], sim.now_ms)
+                .is_ok()
+            {
                 assert!(sim.accepted.insert(o), "{o} accepted twice");
             }
         }
