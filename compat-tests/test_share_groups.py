@@ -239,7 +239,6 @@ def test_kafka_console_share_consumer_reads_every_record(broker):
     assert [x["START-OFFSET"] for x in rows(described.stdout, "GROUP")] == ["5"], "the records were accepted"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: share-partition state is not durable yet (__share_group_state)")
 def test_accepted_records_stay_accepted_across_a_broker_restart(tmp_path):
     from confluent_kafka import AcknowledgeType, Producer
     from conftest import Broker

@@ -32,6 +32,7 @@ pub(crate) mod sasl;
 mod share_admin;
 mod share_fetch;
 mod share_groups;
+mod share_persist;
 mod topic_partitions;
 mod topics;
 mod transactions;

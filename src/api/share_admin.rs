@@ -22,8 +22,7 @@ use uuid::Uuid;
 
 use super::groups::text;
 use super::share_groups::check_coordinator;
-use super::{Ctx, Reply};
-use crate::share::service::AdminError;
+use super::{share_persist, Ctx, Reply};
 
 /// Kafka's start offset of a share-partition that has no state yet.
 const UNINITIALIZED_START_OFFSET: i64 = -1;
@@ -51,12 +50,21 @@ pub(super) fn listed_share_groups(ctx: &Ctx, states: &[String], types: &[String]
 }
 
 /// DeleteGroups of `group` if it is a share group here: None when it is not one.
+/// The share-partitions' durable state is deleted in the background: the group is gone from
+/// memory at once, and its states are tombstoned right after.
 pub(super) fn delete_share_group(ctx: &Ctx, group: &str) -> Option<Result<(), ResponseError>> {
     check_coordinator(ctx, group).ok()?;
-    ctx.broker
-        .shares
-        .delete_group(group)
-        .map(|r| r.map_err(|e: AdminError| e.kafka_error()))
+    let gone = match ctx.broker.shares.delete_group(group)? {
+        Ok(gone) => gone,
+        Err(e) => return Some(Err(e.kafka_error())),
+    };
+    let c = ctx.clone();
+    tokio::spawn(async move {
+        if let Err(e) = share_persist::delete(&c, gone).await {
+            tracing::warn!(error = ?e, "cannot delete a deleted share group's state");
+        }
+    });
+    Some(Ok(()))
 }
 
 pub(super) fn describe_share_group_offsets(
@@ -171,10 +179,23 @@ pub(super) fn alter_share_group_offsets(
                 .with_partitions(partitions),
         );
     }
-    match ctx.broker.shares.alter_offsets(&group, &valid, settings.partition) {
-        Err(e) => refuse(e.kafka_error(), Some(e.to_string())),
-        Ok(()) => Reply::Now(AlterShareGroupOffsetsResponse::default().with_responses(responses)),
+    if let Err(e) = ctx.broker.shares.alter_offsets(&group, &valid, settings.partition) {
+        return refuse(e.kafka_error(), Some(e.to_string()));
     }
+    let keys = valid.iter().map(|(t, p, _)| (group.clone(), *t, *p)).collect();
+    let c = ctx.clone();
+    Reply::Later(Box::pin(async move {
+        // The new start offsets are durable before they are answered.
+        let failed = share_persist::persist(&c, keys)
+            .await
+            .into_values()
+            .find_map(Result::err);
+        let response = AlterShareGroupOffsetsResponse::default().with_responses(responses);
+        match failed {
+            Some(e) => response.with_error_code(c.count(e)),
+            None => response,
+        }
+    }))
 }
 
 pub(super) fn delete_share_group_offsets(
@@ -208,8 +229,16 @@ pub(super) fn delete_share_group_offsets(
             }
         })
         .collect();
-    match ctx.broker.shares.delete_offsets(&group, &ids) {
-        Err(e) => refuse(e.kafka_error(), Some(e.to_string())),
-        Ok(()) => Reply::Now(DeleteShareGroupOffsetsResponse::default().with_responses(responses)),
-    }
+    let gone = match ctx.broker.shares.delete_offsets(&group, &ids) {
+        Err(e) => return refuse(e.kafka_error(), Some(e.to_string())),
+        Ok(gone) => gone,
+    };
+    let c = ctx.clone();
+    Reply::Later(Box::pin(async move {
+        let response = DeleteShareGroupOffsetsResponse::default().with_responses(responses);
+        match share_persist::delete(&c, gone).await {
+            Err(e) => response.with_error_code(c.count(e)),
+            Ok(()) => response,
+        }
+    }))
 }

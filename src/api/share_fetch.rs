@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{Ctx, Payloads, Reply};
+use super::{share_persist, Ctx, Payloads, Reply};
 use crate::clock::now_ms;
 use crate::error::KafkaCode;
 use crate::log::BatchHeader;
@@ -234,7 +234,7 @@ pub(super) fn share_fetch(ctx: &Ctx, req: ShareFetchRequest) -> Reply<ShareFetch
             }
         })
         .collect();
-    let plan = Plan {
+    let mut plan = Plan {
         ctx: ctx.clone(),
         member,
         settings,
@@ -246,13 +246,39 @@ pub(super) fn share_fetch(ctx: &Ctx, req: ShareFetchRequest) -> Reply<ShareFetch
             .unwrap_or(DEFAULT_MAX_RECORDS),
         max_bytes: (req.max_bytes.max(0) as usize).min(FETCH_MAX_BYTES),
     };
-    let (response, got) = plan.read();
     let wait = Duration::from_millis(req.max_wait_ms.max(0) as u64).min(MAX_WAIT);
-    if got || wait.is_zero() || plan.targets.is_empty() {
-        return Reply::Now(response);
-    }
     let deadline = Instant::now() + wait;
-    Reply::Later(Box::pin(async move { plan.long_poll(deadline).await }))
+    let acked_keys: Vec<PartitionKey> = plan
+        .acked
+        .iter()
+        .filter(|(_, code)| **code == 0)
+        .map(|((t, p), _)| (group.clone(), *t, *p))
+        .collect();
+    Reply::Later(Box::pin(async move {
+        // Acknowledgements are durable before they are answered, as in Kafka.
+        for (key, result) in share_persist::persist(&plan.ctx, acked_keys).await {
+            if let Err(e) = result {
+                let code = plan.ctx.count(e);
+                plan.acked.insert((key.1, key.2), code);
+            }
+        }
+        let keys: Vec<PartitionKey> = plan.targets.iter().map(|t| t.key.clone()).collect();
+        let not_ready = share_persist::load_missing(&plan.ctx, &keys, plan.settings.partition).await;
+        // Their state is still loading: nothing from them this time (never a fresh start).
+        plan.targets.retain(|t| !not_ready.contains(&t.key));
+        let (response, got) = plan.read();
+        let response = if got || wait.is_zero() || plan.targets.is_empty() {
+            response
+        } else {
+            plan.long_poll(deadline).await
+        };
+        // Share-partitions this fetch created keep their start offset across restarts.
+        let created = plan.ctx.broker.shares.take_created();
+        if !created.is_empty() {
+            share_persist::persist(&plan.ctx, created).await;
+        }
+        response
+    }))
 }
 
 /// The batches of a log read: (byte range, header) of each whole one.
@@ -275,7 +301,7 @@ fn batches(records: &Bytes) -> Vec<(std::ops::Range<usize>, BatchHeader)> {
 
 impl Plan {
     /// Waits until records are acquired, a lock runs out, or the deadline passes.
-    async fn long_poll(self, deadline: Instant) -> ShareFetchResponse {
+    async fn long_poll(&self, deadline: Instant) -> ShareFetchResponse {
         loop {
             let wake = Arc::new(Notify::new());
             for t in &self.targets {
@@ -457,7 +483,8 @@ pub(super) fn share_acknowledge(ctx: &Ctx, req: ShareAcknowledgeRequest) -> Repl
     };
     let image = ctx.broker.metadata.image();
     let settings = shares.settings().for_group(image.group_configs(&group));
-    let responses = req
+    let mut acked_keys = Vec::new();
+    let responses: Vec<ShareAcknowledgeTopicResponse> = req
         .topics
         .iter()
         .map(|t| {
@@ -472,9 +499,13 @@ pub(super) fn share_acknowledge(ctx: &Ctx, req: ShareAcknowledgeRequest) -> Repl
                             .map(|b| (b.first_offset, b.last_offset, b.acknowledge_types.clone())),
                     );
                     let (_, leader) = resolve(ctx, &t.topic_id, p.partition_index);
+                    let code = acknowledge(ctx, &settings, &key, &member, batches);
+                    if code == 0 {
+                        acked_keys.push(key);
+                    }
                     ack_response::PartitionData::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(acknowledge(ctx, &settings, &key, &member, batches))
+                        .with_error_code(code)
                         .with_current_leader(
                             ack_response::LeaderIdAndEpoch::default()
                                 .with_leader_id(leader.leader_id)
@@ -490,5 +521,22 @@ pub(super) fn share_acknowledge(ctx: &Ctx, req: ShareAcknowledgeRequest) -> Repl
     if outcome == Outcome::Closed {
         shares.close_session(&group, &member);
     }
-    Reply::Now(ShareAcknowledgeResponse::default().with_responses(responses))
+    let c = ctx.clone();
+    Reply::Later(Box::pin(async move {
+        // Acknowledgements are durable before they are answered, as in Kafka.
+        let failed: BTreeMap<(Uuid, i32), ResponseError> = share_persist::persist(&c, acked_keys)
+            .await
+            .into_iter()
+            .filter_map(|(k, r)| r.err().map(|e| ((k.1, k.2), e)))
+            .collect();
+        let mut responses = responses;
+        for t in &mut responses {
+            for p in &mut t.partitions {
+                if let Some(e) = failed.get(&(t.topic_id, p.partition_index)) {
+                    p.error_code = c.count(*e);
+                }
+            }
+        }
+        ShareAcknowledgeResponse::default().with_responses(responses)
+    }))
 }

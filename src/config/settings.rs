@@ -610,6 +610,14 @@ settings! {
     group_share_max_share_sessions: i32 = "group.share.max.share.sessions", "2000", positive_i32;
     /// Share groups: how long a member may go without a heartbeat (a group's `share.session.timeout.ms` overrides it).
     group_share_session_timeout_ms: i32 = "group.share.session.timeout.ms", "45000", positive_i32;
+    /// Partitions of `__share_group_state`; a share-partition's state lives on partition hash(group:topic:partition) % this. Fixed once created.
+    share_coordinator_state_topic_num_partitions: i32 = "share.coordinator.state.topic.num.partitions", "50", positive_i32;
+    /// Replication factor of `__share_group_state` (capped at the number of brokers).
+    share_coordinator_state_topic_replication_factor: i16 = "share.coordinator.state.topic.replication.factor", "3", positive_i16;
+    /// min.insync.replicas of `__share_group_state` (capped at its replication factor).
+    share_coordinator_state_topic_min_isr: i32 = "share.coordinator.state.topic.min.isr", "2", positive_i32;
+    /// Segment size of `__share_group_state`.
+    share_coordinator_state_topic_segment_bytes: i32 = "share.coordinator.state.topic.segment.bytes", "104857600", segment_bytes;
     /// Share groups: how often members are asked to heartbeat (a group's `share.heartbeat.interval.ms` overrides it).
     group_share_heartbeat_interval_ms: i32 = "group.share.heartbeat.interval.ms", "5000", positive_i32;
     /// Where Prometheus scrapes /metrics (host:port).

@@ -8,17 +8,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::coordinator::java_string_hash as java_hash;
+
 /// A topic partition, named by topic name (ids are resolved by the caller).
 pub(crate) type TopicPartition = (String, i32);
 
 /// Member id -> the partitions it is assigned.
 pub(crate) type Assignment = BTreeMap<String, BTreeSet<TopicPartition>>;
-
-/// Java's `String.hashCode` (over UTF-16 code units), so members land where Kafka puts them.
-fn java_hash(s: &str) -> i32 {
-    s.encode_utf16()
-        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
-}
 
 /// Computes the new target assignment. `subscriptions`: member -> topics; `partitions`:
 /// topic -> partition count (topics missing there do not exist and get nobody); `current`:
@@ -101,13 +97,6 @@ mod tests {
 
     fn topics(ts: &[(&str, i32)]) -> BTreeMap<String, i32> {
         ts.iter().map(|(t, n)| (t.to_string(), *n)).collect()
-    }
-
-    #[test]
-    fn java_hash_matches_string_hash_code() {
-        assert_eq!(java_hash(""), 0);
-        assert_eq!(java_hash("a"), 97);
-        assert_eq!(java_hash("hello"), 99162322);
     }
 
     #[test]

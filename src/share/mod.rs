@@ -20,6 +20,7 @@ pub(crate) mod membership;
 pub(crate) mod partition;
 pub(crate) mod service;
 pub(crate) mod sessions;
+pub(crate) mod state;
 
 #[cfg(test)]
 mod sim;

@@ -58,6 +58,14 @@ impl RecordState {
     }
 }
 
+/// A record's state as the durable share state keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PersistedState {
+    Available,
+    Acknowledged,
+    Archived,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct InFlight {
     pub(crate) state: RecordState,
@@ -163,6 +171,51 @@ impl SharePartition {
             None if self.in_flight.len() < self.limits.max_record_locks => Some(self.end_offset),
             None => None,
         }
+    }
+
+    /// A share-partition as its durable state left it (`share::state`): the start offset and,
+    /// per persisted run of offsets, the delivery state and count. A record that was acquired
+    /// when the state was written is available again, as in Kafka.
+    pub(crate) fn from_state(
+        start_offset: i64,
+        runs: impl IntoIterator<Item = (i64, i64, PersistedState, i16)>,
+        limits: Limits,
+    ) -> SharePartition {
+        let mut sp = SharePartition::new(start_offset, limits);
+        for (first, last, state, delivery_count) in runs {
+            for offset in first.max(start_offset)..=last {
+                if sp.in_flight.len() >= limits.max_record_locks {
+                    break;
+                }
+                let state = match state {
+                    PersistedState::Available => released(delivery_count, limits.delivery_count_limit),
+                    PersistedState::Acknowledged => RecordState::Acknowledged,
+                    PersistedState::Archived => RecordState::Archived,
+                };
+                sp.in_flight.insert(offset, InFlight { state, delivery_count });
+                sp.end_offset = sp.end_offset.max(offset + 1);
+            }
+        }
+        sp.advance_start();
+        sp
+    }
+
+    /// What the durable state keeps: the start offset and runs of offsets with one state and
+    /// delivery count (acquired records persist as available).
+    pub(crate) fn to_state(&self) -> (i64, Vec<(i64, i64, PersistedState, i16)>) {
+        let mut runs: Vec<(i64, i64, PersistedState, i16)> = Vec::new();
+        for (&offset, r) in &self.in_flight {
+            let state = match r.state {
+                RecordState::Acknowledged => PersistedState::Acknowledged,
+                RecordState::Archived => PersistedState::Archived,
+                RecordState::Available | RecordState::Acquired { .. } => PersistedState::Available,
+            };
+            match runs.last_mut() {
+                Some(run) if run.1 + 1 == offset && run.2 == state && run.3 == r.delivery_count => run.1 = offset,
+                _ => runs.push((offset, offset, state, r.delivery_count)),
+            }
+        }
+        (self.start_offset, runs)
     }
 
     /// The log's start moved past SPSO (retention, DeleteRecords): what lies below it can never
@@ -484,6 +537,25 @@ mod tests {
         sp.acquire("b", 2..4, 100, 0);
         assert_eq!(sp.release_member("a"), 2);
         assert_eq!(sp.acquire("c", 0..4, 100, 1), vec![acquired(0, 1, 2)]);
+    }
+
+    #[test]
+    fn state_round_trip_keeps_acknowledgements_and_gives_back_acquired_records() {
+        let mut sp = SharePartition::new(0, LIMITS);
+        sp.acquire("a", 0..6, 100, 0);
+        sp.acknowledge("a", 0, 0, &[AckType::Accept], 1).unwrap();
+        sp.acknowledge("a", 2, 2, &[AckType::Accept], 1).unwrap();
+        sp.acknowledge("a", 3, 3, &[AckType::Reject], 1).unwrap();
+        let (start, runs) = sp.to_state();
+        assert_eq!(start, 1);
+        let mut back = SharePartition::from_state(start, runs, LIMITS);
+        assert_eq!((back.start_offset(), back.end_offset()), (1, 6));
+        assert_eq!(back.record(2).map(|r| &r.state), Some(&RecordState::Acknowledged));
+        assert_eq!(
+            back.acquire("b", 0..8, 100, 2),
+            vec![acquired(1, 1, 2), acquired(4, 5, 2), acquired(6, 7, 1)],
+            "accepted and rejected records stay done; the acquired ones come back"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use super::membership::{GroupLimits, Heartbeat, HeartbeatReply, MembershipError, ShareGroup};
-use super::partition::{AckError, AckType, Acquired, Limits, SharePartition};
+use super::partition::{AckError, AckType, Acquired, Limits, PersistedState, SharePartition};
 use super::sessions::{Outcome, SessionCache, SessionError, SessionPartition};
 use crate::config::Settings;
 use crate::metadata::group_configs::{
@@ -120,6 +120,9 @@ struct State {
     groups: HashMap<String, ShareGroup>,
     partitions: HashMap<PartitionKey, SharePartition>,
     sessions: SessionCache,
+    /// Share-partitions created here (by `share.auto.offset.reset`) whose state is not yet
+    /// durable; bounded by `partitions`.
+    created: std::collections::HashSet<PartitionKey>,
 }
 
 impl State {
@@ -277,6 +280,9 @@ impl ShareService {
         initial_offset: impl FnOnce() -> i64,
     ) -> Option<i64> {
         let mut state = self.lock();
+        if !state.partitions.contains_key(key) {
+            state.created.insert(key.clone());
+        }
         let sp = state
             .partitions
             .entry(key.clone())
@@ -316,6 +322,34 @@ impl ShareService {
             .min()
     }
 
+    /// Whether this broker holds the share-partition's state in memory.
+    pub(crate) fn has_partition(&self, key: &PartitionKey) -> bool {
+        self.lock().partitions.contains_key(key)
+    }
+
+    /// Installs a share-partition read back from its durable state, unless one is here already.
+    pub(crate) fn install(&self, key: &PartitionKey, sp: SharePartition) {
+        self.lock().partitions.entry(key.clone()).or_insert(sp);
+    }
+
+    /// Hands the durable form of a share-partition's state now (`SharePartition::to_state`)
+    /// to `write`, under the lock: writes of one share-partition are queued in the order of
+    /// the states they carry, so an older state never lands after a newer one.
+    pub(crate) fn snapshot_then<T>(
+        &self,
+        key: &PartitionKey,
+        write: impl FnOnce(i64, Vec<(i64, i64, PersistedState, i16)>) -> T,
+    ) -> Option<T> {
+        let state = self.lock();
+        let (start, runs) = state.partitions.get(key)?.to_state();
+        Some(write(start, runs))
+    }
+
+    /// The share-partitions created since the last call, whose state must be made durable.
+    pub(crate) fn take_created(&self) -> Vec<PartitionKey> {
+        self.lock().created.drain().collect()
+    }
+
     /// The start offsets of a group's share-partitions on this broker, by (topic id,
     /// partition); None when the group is unknown here.
     pub(crate) fn start_offsets(&self, group: &str) -> Option<BTreeMap<(Uuid, i32), i64>> {
@@ -353,30 +387,46 @@ impl ShareService {
 
     /// DeleteShareGroupOffsets: the group forgets its state on these topics. Only while it has
     /// no members.
-    pub(crate) fn delete_offsets(&self, group: &str, topics: &[Uuid]) -> Result<(), AdminError> {
+    pub(crate) fn delete_offsets(&self, group: &str, topics: &[Uuid]) -> Result<Vec<PartitionKey>, AdminError> {
         let mut state = self.lock();
         if !state.groups.contains_key(group) {
             return Err(AdminError::UnknownGroup);
         }
         Self::check_empty(&state, group)?;
-        state
+        let gone: Vec<PartitionKey> = state
             .partitions
-            .retain(|(g, t, _), _| !(g == group && topics.contains(t)));
-        Ok(())
+            .keys()
+            .filter(|(g, t, _)| g == group && topics.contains(t))
+            .cloned()
+            .collect();
+        for k in &gone {
+            state.partitions.remove(k);
+        }
+        Ok(gone)
     }
 
-    /// DeleteGroups of a share group: its membership, share-partitions and sessions go. None
-    /// when `group` is not a share group here.
-    pub(crate) fn delete_group(&self, group: &str) -> Option<Result<(), AdminError>> {
+    /// DeleteGroups of a share group: its membership, share-partitions and sessions go; the
+    /// share-partitions it had are returned (their durable state goes too). None when `group`
+    /// is not a share group here.
+    pub(crate) fn delete_group(&self, group: &str) -> Option<Result<Vec<PartitionKey>, AdminError>> {
         let mut state = self.lock();
         state.groups.get(group)?;
         if let Err(e) = Self::check_empty(&state, group) {
             return Some(Err(e));
         }
         state.groups.remove(group);
-        state.partitions.retain(|(g, _, _), _| g != group);
+        let gone: Vec<PartitionKey> = state
+            .partitions
+            .keys()
+            .filter(|(g, _, _)| g == group)
+            .cloned()
+            .collect();
+        for k in &gone {
+            state.partitions.remove(k);
+        }
+        state.created.retain(|(g, _, _)| g != group);
         state.sessions.remove_group(group);
-        Some(Ok(()))
+        Some(Ok(gone))
     }
 
     fn check_empty(state: &State, group: &str) -> Result<(), AdminError> {
