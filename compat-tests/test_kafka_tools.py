@@ -932,6 +932,8 @@ SERVED = {
     "DescribeTransactions": (0, 0), "ListTransactions": (0, 1), "SaslHandshake": (1, 1), "SaslAuthenticate": (0, 2),
     "ShareGroupHeartbeat": (1, 1), "ShareGroupDescribe": (1, 1), "ShareFetch": (1, 1), "ShareAcknowledge": (1, 1),
     "DescribeShareGroupOffsets": (0, 0), "AlterShareGroupOffsets": (0, 0), "DeleteShareGroupOffsets": (0, 0),
+    "InitializeShareGroupState": (0, 0), "ReadShareGroupState": (0, 0), "WriteShareGroupState": (0, 0),
+    "DeleteShareGroupState": (0, 0), "ReadShareGroupStateSummary": (0, 0),
 }
 
 

@@ -8,6 +8,7 @@ short `group.share.record.lock.duration.ms` so lock expiry is quick to see.
 """
 
 import json
+import struct
 import os
 import re
 import shutil
@@ -276,3 +277,58 @@ def test_accepted_records_stay_accepted_across_a_broker_restart(tmp_path):
         assert sorted(first + second) == list(range(10)), "no accepted record delivered again"
     finally:
         own.kill9()
+
+
+# ---------------------------------------------------------------------------------------------
+# The share coordinator's persister RPCs, on the wire (Kafka's brokers send them to each other)
+
+
+def _state_request(group: str, topic_id: bytes, partition: int, partition_fields: bytes) -> bytes:
+    from kafka_wire import TAGS, compact_array, compact_string, i32
+    p = i32(partition) + partition_fields + TAGS
+    return compact_string(group) + compact_array([topic_id + compact_array([p]) + TAGS]) + TAGS
+
+
+def _first_partition(r):
+    """results[0].partitions[0] of a share-state response, its fields left to read."""
+    n_topics = r.uvarint() - 1
+    assert n_topics == 1
+    r.take(16)
+    assert r.uvarint() - 1 == 1
+    return r
+
+
+def test_share_state_rpcs_write_read_and_delete(broker):
+    """WriteShareGroupState then ReadShareGroupState and ReadShareGroupStateSummary of a
+    share-partition, then DeleteShareGroupState: what Kafka's brokers send their share
+    coordinator, served by Sluice's from `__share_group_state`."""
+    import kafka_wire as w
+    group, topic_id = f"rpc-{uuid.uuid4().hex[:8]}", uuid.uuid4().bytes
+    # FindCoordinator(SHARE) creates __share_group_state, as Kafka's does.
+    find = w.call(broker.port, 10, 4, w.i8(2) + w.compact_array([w.compact_string(f"{group}:x:0")]) + w.TAGS)
+    find.int32()
+    [coordinator] = find.array(lambda r: (r.string(), r.int32(), r.string(), r.int32(), r.int16(), r.string(), r.tags()))
+    assert coordinator[4] == 0, coordinator
+
+    batch = struct.pack(">qqbh", 10, 12, 2, 1) + w.TAGS  # offsets 10-12 acknowledged, delivered once
+    write_fields = struct.pack(">iiq", 3, 0, 10) + w.compact_array([batch])  # state epoch, leader epoch, start
+    deadline = time.monotonic() + 20
+    while True:  # the new topic's shard loads a moment after it is created
+        r = _first_partition(w.call(broker.port, 85, 0, _state_request(group, topic_id, 0, write_fields)))
+        partition, code = r.int32(), r.int16()
+        if code == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert (partition, code) == (0, 0)
+
+    r = _first_partition(w.call(broker.port, 84, 0, _state_request(group, topic_id, 0, w.i32(0))))
+    assert (r.int32(), r.int16(), r.string(), r.int32(), r.int64()) == (0, 0, None, 3, 10)
+    assert r.array(lambda x: (x.int64(), x.int64(), x.int8(), x.int16(), x.tags())[:4]) == [(10, 12, 2, 1)]
+
+    r = _first_partition(w.call(broker.port, 87, 0, _state_request(group, topic_id, 0, w.i32(0))))
+    assert (r.int32(), r.int16(), r.string(), r.int32(), r.int32(), r.int64()) == (0, 0, None, 3, 0, 10)
+
+    r = _first_partition(w.call(broker.port, 86, 0, _state_request(group, topic_id, 0, b"")))
+    assert (r.int32(), r.int16()) == (0, 0)
+    r = _first_partition(w.call(broker.port, 84, 0, _state_request(group, topic_id, 0, w.i32(0))))
+    assert (r.int32(), r.int16(), r.string(), r.int32(), r.int64()) == (0, 0, None, 0, -1), "deleted: no state"

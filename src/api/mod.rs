@@ -33,6 +33,7 @@ mod share_admin;
 mod share_fetch;
 mod share_groups;
 mod share_persist;
+mod share_state;
 mod topic_partitions;
 mod topics;
 mod transactions;
@@ -363,6 +364,21 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             &ctx,
             share_admin::alter_share_group_offsets(&ctx, decode(&mut body, v)?),
         ),
+        ApiKey::ReadShareGroupState => respond(&ctx, share_state::read_share_group_state(&ctx, decode(&mut body, v)?)),
+        ApiKey::WriteShareGroupState => {
+            respond(&ctx, share_state::write_share_group_state(&ctx, decode(&mut body, v)?))
+        }
+        ApiKey::InitializeShareGroupState => respond(
+            &ctx,
+            share_state::initialize_share_group_state(&ctx, decode(&mut body, v)?),
+        ),
+        ApiKey::DeleteShareGroupState => {
+            respond(&ctx, share_state::delete_share_group_state(&ctx, decode(&mut body, v)?))
+        }
+        ApiKey::ReadShareGroupStateSummary => respond(
+            &ctx,
+            share_state::read_share_group_state_summary(&ctx, decode(&mut body, v)?),
+        ),
         ApiKey::DeleteShareGroupOffsets => respond(
             &ctx,
             share_admin::delete_share_group_offsets(&ctx, decode(&mut body, v)?),
@@ -471,6 +487,11 @@ no_payloads!(
     DescribeShareGroupOffsetsResponse,
     AlterShareGroupOffsetsResponse,
     DeleteShareGroupOffsetsResponse,
+    ReadShareGroupStateResponse,
+    WriteShareGroupStateResponse,
+    InitializeShareGroupStateResponse,
+    DeleteShareGroupStateResponse,
+    ReadShareGroupStateSummaryResponse,
 );
 
 /// Runs a handler that does blocking file work (creating, deleting or reconfiguring partitions)

@@ -27,6 +27,16 @@ pub(crate) enum Event {
         req: RequestId,
         key: StateKey,
     },
+    /// Kafka's WriteShareGroupState: a new start offset (-1: unchanged) and state batches
+    /// overlaid on the latest state (committed or on its way), written as a new snapshot.
+    Update {
+        req: RequestId,
+        key: StateKey,
+        state_epoch: i32,
+        leader_epoch: i32,
+        start_offset: i64,
+        batches: Vec<records::StateBatch>,
+    },
     Persisted {
         token: u64,
         result: Result<(), ResponseError>,
@@ -103,6 +113,20 @@ impl ShareStateShard {
                 );
                 self.persist(req, key, Some(state), record)
             }
+            Event::Update {
+                req,
+                key,
+                state_epoch,
+                leader_epoch,
+                start_offset,
+                batches,
+            } => {
+                let mut state = self.latest(&key).unwrap_or_default();
+                apply_update(&mut state, start_offset, batches);
+                state.state_epoch = state_epoch;
+                state.leader_epoch = leader_epoch;
+                self.handle_event(Event::Write { req, key, state })
+            }
             Event::Delete { req, key } => {
                 let record = (records::encode_snapshot_key(&key), None);
                 self.persist(req, key, None, record)
@@ -122,6 +146,14 @@ impl ShareStateShard {
                     response: Response::Written(result),
                 }]
             }
+        }
+    }
+
+    /// The state as the last write (committed or still on its way) leaves it.
+    fn latest(&self, key: &StateKey) -> Option<ShareState> {
+        match self.pending.values().rev().find(|p| &p.key == key) {
+            Some(p) => p.state.clone(),
+            None => self.states.get(key).cloned(),
         }
     }
 
@@ -290,6 +322,40 @@ mod tests {
         assert!(matches!(write, Write::Records(ref r) if r[0].1.is_none()));
         shard.handle_event(Event::Persisted { token, result: Ok(()) });
         assert_eq!(read(&mut shard), None);
+    }
+
+    #[test]
+    fn an_update_overlays_the_latest_state_even_before_it_is_committed() {
+        let mut shard = ShareStateShard::default();
+        shard.handle_event(Event::Write {
+            req: 1,
+            key: key(),
+            state: state(0),
+        });
+        let batch = |first, state| StateBatch {
+            first_offset: first,
+            last_offset: first,
+            delivery_state: state,
+            delivery_count: 1,
+        };
+        let (token, _) = written(&shard.handle_event(Event::Update {
+            req: 2,
+            key: key(),
+            state_epoch: 1,
+            leader_epoch: 0,
+            start_offset: -1,
+            batches: vec![batch(3, DELIVERY_ACKNOWLEDGED)],
+        }));
+        shard.handle_event(Event::Persisted {
+            token: 1,
+            result: Ok(()),
+        });
+        shard.handle_event(Event::Persisted { token, result: Ok(()) });
+        let s = read(&mut shard).unwrap();
+        assert_eq!(
+            (s.start_offset, s.state_epoch, s.batches),
+            (0, 1, vec![batch(3, DELIVERY_ACKNOWLEDGED)])
+        );
     }
 
     #[test]
