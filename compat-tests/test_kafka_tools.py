@@ -934,6 +934,8 @@ SERVED = {
     "DescribeShareGroupOffsets": (0, 0), "AlterShareGroupOffsets": (0, 0), "DeleteShareGroupOffsets": (0, 0),
     "InitializeShareGroupState": (0, 0), "ReadShareGroupState": (0, 0), "WriteShareGroupState": (0, 0),
     "DeleteShareGroupState": (0, 0), "ReadShareGroupStateSummary": (0, 0),
+    "DescribeUserScramCredentials": (0, 0), "AlterUserScramCredentials": (0, 0),
+    "DescribeClientQuotas": (0, 1), "AlterClientQuotas": (0, 1),
 }
 
 
