@@ -175,10 +175,14 @@ impl ShareService {
         if !state.groups.contains_key(group_id) && state.groups.len() >= self.settings.max_groups {
             return Err(ShareError::TooManyGroups(self.settings.max_groups));
         }
+        // A member leaving on its own still closes its share sessions itself, with its last
+        // acknowledgements (clients send the leave heartbeat first): its records and sessions
+        // stay until then, or until its locks run out. Expired members' go now.
+        let leaving = (hb.member_epoch == super::membership::LEAVE_EPOCH).then(|| hb.member_id.clone());
         let group = state.groups.entry(group_id.to_string()).or_default();
         let (result, removed) = group.heartbeat(hb, now_ms, limits, partitions);
-        for member in removed {
-            state.release_member(group_id, &member);
+        for member in removed.iter().filter(|m| Some(*m) != leaving.as_ref()) {
+            state.release_member(group_id, member);
         }
         Ok(result?)
     }
