@@ -87,7 +87,7 @@ pub(super) fn read_share_group_state(ctx: &Ctx, req: ReadShareGroupStateRequest)
         })
         .collect();
     Reply::Later(Box::pin(async move {
-        let mut results: Vec<read::ReadStateResult> = Vec::new();
+        let mut done = Vec::new();
         for (topic_id, partition, answer) in asks {
             let base = read::PartitionResult::default().with_partition(partition);
             let r = match state_of(answer.await) {
@@ -109,15 +109,12 @@ pub(super) fn read_share_group_state(ctx: &Ctx, req: ReadShareGroupStateRequest)
                             .collect(),
                     ),
             };
-            match results.last_mut() {
-                Some(t) if t.topic_id == topic_id => t.partitions.push(r),
-                _ => results.push(
-                    read::ReadStateResult::default()
-                        .with_topic_id(topic_id)
-                        .with_partitions(vec![r]),
-                ),
-            }
+            done.push((topic_id, r));
         }
+        let results = by_topic(done)
+            .into_iter()
+            .map(|(id, ps)| read::ReadStateResult::default().with_topic_id(id).with_partitions(ps))
+            .collect();
         ReadShareGroupStateResponse::default().with_results(results)
     }))
 }
@@ -140,7 +137,7 @@ pub(super) fn read_share_group_state_summary(
         })
         .collect();
     Reply::Later(Box::pin(async move {
-        let mut results: Vec<summary::ReadStateSummaryResult> = Vec::new();
+        let mut done = Vec::new();
         for (topic_id, partition, answer) in asks {
             let base = summary::PartitionResult::default().with_partition(partition);
             let r = match state_of(answer.await) {
@@ -151,33 +148,49 @@ pub(super) fn read_share_group_state_summary(
                     .with_leader_epoch(s.leader_epoch)
                     .with_start_offset(s.start_offset),
             };
-            match results.last_mut() {
-                Some(t) if t.topic_id == topic_id => t.partitions.push(r),
-                _ => results.push(
-                    summary::ReadStateSummaryResult::default()
-                        .with_topic_id(topic_id)
-                        .with_partitions(vec![r]),
-                ),
-            }
+            done.push((topic_id, r));
         }
+        let results = by_topic(done)
+            .into_iter()
+            .map(|(id, ps)| {
+                summary::ReadStateSummaryResult::default()
+                    .with_topic_id(id)
+                    .with_partitions(ps)
+            })
+            .collect();
         ReadShareGroupStateSummaryResponse::default().with_results(results)
     }))
 }
 
-/// Runs the per-partition writes of a request and groups their outcomes by topic.
-async fn outcomes<F>(c: &Ctx, asks: Vec<(Uuid, i32, F)>) -> Vec<(Uuid, Vec<(i32, i16)>)>
-where
-    F: Future<Output = Result<Response, ResponseError>>,
-{
-    let mut out: Vec<(Uuid, Vec<(i32, i16)>)> = Vec::new();
-    for (topic_id, partition, answer) in asks {
-        let code = written(answer.await).map_or_else(|e| c.count(e), |()| 0);
+/// Per-partition results in request order, grouped by topic as the responses carry them.
+fn by_topic<P>(items: Vec<(Uuid, P)>) -> Vec<(Uuid, Vec<P>)> {
+    let mut out: Vec<(Uuid, Vec<P>)> = Vec::new();
+    for (topic_id, p) in items {
         match out.last_mut() {
-            Some((t, ps)) if *t == topic_id => ps.push((partition, code)),
-            _ => out.push((topic_id, vec![(partition, code)])),
+            Some((t, ps)) if *t == topic_id => ps.push(p),
+            _ => out.push((topic_id, vec![p])),
         }
     }
     out
+}
+
+/// Runs the per-partition writes of a request: each topic's result built by `topic` from its
+/// partitions' results, each built by `partition` from (partition, error code).
+async fn outcomes<F, T, P>(
+    c: &Ctx,
+    asks: Vec<(Uuid, i32, F)>,
+    topic: impl Fn(Uuid, Vec<P>) -> T,
+    partition: impl Fn(i32, i16) -> P,
+) -> Vec<T>
+where
+    F: Future<Output = Result<Response, ResponseError>>,
+{
+    let mut done = Vec::with_capacity(asks.len());
+    for (topic_id, p, answer) in asks {
+        let code = written(answer.await).map_or_else(|e| c.count(e), |()| 0);
+        done.push((topic_id, partition(p, code)));
+    }
+    by_topic(done).into_iter().map(|(t, ps)| topic(t, ps)).collect()
 }
 
 pub(super) fn write_share_group_state(
@@ -213,23 +226,17 @@ pub(super) fn write_share_group_state(
         }
     }
     Reply::Later(Box::pin(async move {
-        let results = outcomes(&c, asks)
-            .await
-            .into_iter()
-            .map(|(topic_id, ps)| {
-                write::WriteStateResult::default()
-                    .with_topic_id(topic_id)
-                    .with_partitions(
-                        ps.into_iter()
-                            .map(|(p, code)| {
-                                write::PartitionResult::default()
-                                    .with_partition(p)
-                                    .with_error_code(code)
-                            })
-                            .collect(),
-                    )
-            })
-            .collect();
+        let results = outcomes(
+            &c,
+            asks,
+            |id, ps| write::WriteStateResult::default().with_topic_id(id).with_partitions(ps),
+            |p, code| {
+                write::PartitionResult::default()
+                    .with_partition(p)
+                    .with_error_code(code)
+            },
+        )
+        .await;
         WriteShareGroupStateResponse::default().with_results(results)
     }))
 }
@@ -255,19 +262,17 @@ pub(super) fn initialize_share_group_state(
         }
     }
     Reply::Later(Box::pin(async move {
-        let results = outcomes(&c, asks)
-            .await
-            .into_iter()
-            .map(|(topic_id, ps)| {
+        let results = outcomes(
+            &c,
+            asks,
+            |id, ps| {
                 init::InitializeStateResult::default()
-                    .with_topic_id(topic_id)
-                    .with_partitions(
-                        ps.into_iter()
-                            .map(|(p, code)| init::PartitionResult::default().with_partition(p).with_error_code(code))
-                            .collect(),
-                    )
-            })
-            .collect();
+                    .with_topic_id(id)
+                    .with_partitions(ps)
+            },
+            |p, code| init::PartitionResult::default().with_partition(p).with_error_code(code),
+        )
+        .await;
         InitializeShareGroupStateResponse::default().with_results(results)
     }))
 }
@@ -289,23 +294,21 @@ pub(super) fn delete_share_group_state(
         }
     }
     Reply::Later(Box::pin(async move {
-        let results = outcomes(&c, asks)
-            .await
-            .into_iter()
-            .map(|(topic_id, ps)| {
+        let results = outcomes(
+            &c,
+            asks,
+            |id, ps| {
                 delete::DeleteStateResult::default()
-                    .with_topic_id(topic_id)
-                    .with_partitions(
-                        ps.into_iter()
-                            .map(|(p, code)| {
-                                delete::PartitionResult::default()
-                                    .with_partition(p)
-                                    .with_error_code(code)
-                            })
-                            .collect(),
-                    )
-            })
-            .collect();
+                    .with_topic_id(id)
+                    .with_partitions(ps)
+            },
+            |p, code| {
+                delete::PartitionResult::default()
+                    .with_partition(p)
+                    .with_error_code(code)
+            },
+        )
+        .await;
         DeleteShareGroupStateResponse::default().with_results(results)
     }))
 }
