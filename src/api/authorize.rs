@@ -6,7 +6,8 @@
 //!
 //! With no authorizer configured every gate passes at once, so the hot paths pay one branch.
 //! Metadata, DescribeTopicPartitions, DescribeCluster and the group administration APIs check
-//! inside their handlers (they list what the principal may see); the ACL APIs in `acls`.
+//! inside their handlers (they list what the principal may see); the ACL APIs in `acls`. The
+//! share-group APIs' gates are in `share`.
 //!
 //! May call: `access` (the decision). Never touches a service.
 
@@ -30,6 +31,8 @@ use uuid::Uuid;
 use super::access::Access;
 use super::{Ctx, Reply};
 use crate::authz::{Operation, ResourceType};
+
+pub(super) mod share;
 
 /// What a request may do.
 pub(super) enum Gate<R> {
@@ -598,10 +601,16 @@ pub(super) fn join_group(ctx: &Ctx, req: &JoinGroupRequest) -> Gate<JoinGroupRes
 
 /// A request refused whole unless `op` on the cluster is allowed (CLUSTER_AUTHORIZATION_FAILED).
 pub(super) fn cluster<R: Default>(ctx: &Ctx, op: Operation, with_error: fn(R, i16) -> R) -> Gate<R> {
+    cluster_refusal(ctx, op, |code| with_error(R::default(), code))
+}
+
+/// A request refused whole unless `op` on the cluster is allowed; `refusal` builds the answer
+/// from the error code (for answers that carry it per part, not at the top).
+fn cluster_refusal<R>(ctx: &Ctx, op: Operation, refusal: impl FnOnce(i16) -> R) -> Gate<R> {
     let Some(access) = checking(ctx) else { return pass() };
     match access.require_cluster(op) {
         Ok(()) => pass(),
-        Err(e) => Gate::Deny(with_error(R::default(), ctx.count(e))),
+        Err(e) => Gate::Deny(refusal(ctx.count(e))),
     }
 }
 
