@@ -339,6 +339,7 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         ApiKey::TxnOffsetCommit => respond(&ctx, offset_commits::txn_offset_commit(&ctx, decode(&mut body, v)?)),
         ApiKey::ListTransactions => respond(&ctx, transactions::list_transactions(&ctx, decode(&mut body, v)?)),
         ApiKey::ElectLeaders => respond(&ctx, elections::elect_leaders(&ctx, decode(&mut body, v)?)),
+        ApiKey::UpdateFeatures => respond(&ctx, features::update_features(&ctx, decode(&mut body, v)?)),
         ApiKey::AlterPartitionReassignments => respond(
             &ctx,
             reassignments::alter_partition_reassignments(&ctx, decode(&mut body, v)?),
@@ -441,6 +442,7 @@ no_payloads!(
     OffsetFetchResponse,
     OffsetDeleteResponse,
     ElectLeadersResponse,
+    UpdateFeaturesResponse,
     AlterPartitionReassignmentsResponse,
     ListPartitionReassignmentsResponse,
     SaslHandshakeResponse,

@@ -18,6 +18,7 @@ use crate::error::KafkaCode;
 use crate::metadata::brokers::{self, Registration};
 use crate::metadata::cluster_configs;
 use crate::metadata::elections::{self, ElectionType, IsrChange, IsrCommitted, TopicElections};
+use crate::metadata::features::{self, FeatureUpdate};
 use crate::metadata::image::ApplyError;
 use crate::metadata::reassignments::{self, Ongoing, Reassignment, ReassignmentError};
 use crate::metadata::topic_config::{self, MIN_INSYNC_REPLICAS};
@@ -50,6 +51,11 @@ pub(crate) enum Command {
     AlterClusterConfigs {
         changes: Vec<(String, ConfigChange)>,
         replace_all: bool,
+        validate_only: bool,
+    },
+    /// UpdateFeatures: finalize new feature levels, all or none.
+    UpdateFeatures {
+        updates: Vec<FeatureUpdate>,
         validate_only: bool,
     },
     /// Reserve the next `count` producer ids.
@@ -259,6 +265,12 @@ impl Controller {
                     .await?;
                 Ok(Reply::Committed { index })
             }
+            Command::UpdateFeatures { updates, validate_only } => {
+                let index = self
+                    .commit(validate_only, |image| features::plan_update(image, &updates))
+                    .await?;
+                Ok(Reply::Committed { index })
+            }
             Command::AllocateProducerIds { count } => {
                 let mut end = 0;
                 let index = self
@@ -356,12 +368,14 @@ impl Controller {
                 return Ok(applied.index);
             }
             if applied.image.cluster_id().is_none() {
-                records.insert(
-                    0,
-                    MetadataRecord::ClusterId {
-                        cluster_id: self.proposed_cluster_id.clone(),
-                    },
-                );
+                // A new cluster: its id, and the feature levels it starts at (as Kafka's
+                // `kafka-storage format` bootstraps them). An existing cluster keeps its
+                // levels until UpdateFeatures changes them.
+                let mut bootstrap = vec![MetadataRecord::ClusterId {
+                    cluster_id: self.proposed_cluster_id.clone(),
+                }];
+                bootstrap.extend(features::bootstrap_records());
+                records.splice(0..0, bootstrap);
             }
             // As Kafka's controller does with eligible leader replicas: the cluster's
             // min.insync.replicas lives in the metadata log, from this controller's setting

@@ -83,10 +83,22 @@ impl ProducerState {
     }
 
     /// Whether `producer_id` has a transaction open in this partition.
+    #[cfg(test)]
     pub(crate) fn has_ongoing_txn(&self, producer_id: i64) -> bool {
         self.producers
             .get(&producer_id)
             .is_some_and(|e| e.current_txn_first_offset.is_some())
+    }
+
+    /// Whether `producer_id` has a transaction open here at `producer_epoch` (Kafka's
+    /// `hasOngoingTransaction(producerId, producerEpoch)`): a transactions-v2 producer starts
+    /// its next transaction at the epoch its EndTxn bumped to, possibly before that end's
+    /// marker is here, and that batch must wait for its coordinator rather than join the
+    /// transaction being ended.
+    pub(crate) fn has_ongoing_txn_at(&self, producer_id: i64, producer_epoch: i16) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|e| e.current_txn_first_offset.is_some() && e.epoch == producer_epoch)
     }
 
     /// Kafka's epoch check for batches the broker's own coordinators write (no sequences).

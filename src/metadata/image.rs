@@ -150,6 +150,8 @@ pub(crate) struct MetadataImage {
     cluster_configs: ClusterDefaults,
     /// The first producer id no block has handed out yet.
     next_producer_id: i64,
+    /// Finalized feature levels from `FeatureLevel` records (`metadata::features`).
+    features: BTreeMap<String, i16>,
 }
 
 impl MetadataImage {
@@ -178,6 +180,11 @@ impl MetadataImage {
         &self.cluster_configs
     }
 
+    /// The level a `FeatureLevel` record finalized for feature `name` (0 without one).
+    pub(crate) fn feature_level(&self, name: &str) -> i16 {
+        self.features.get(name).copied().unwrap_or(0)
+    }
+
     pub(crate) fn broker(&self, id: i32) -> Option<&BrokerImage> {
         self.brokers.get(&id)
     }
@@ -201,6 +208,12 @@ impl MetadataImage {
             out.push(MetadataRecord::ClusterConfig {
                 name: name.clone(),
                 value: Some(value.clone()),
+            });
+        }
+        for (name, level) in &self.features {
+            out.push(MetadataRecord::FeatureLevel {
+                name: name.clone(),
+                level: *level,
             });
         }
         for b in self.brokers.values() {
@@ -309,6 +322,12 @@ impl MetadataImage {
                 match value {
                     Some(v) => self.cluster_configs.insert(name.clone(), v.clone()),
                     None => self.cluster_configs.remove(name),
+                };
+            }
+            MetadataRecord::FeatureLevel { name, level } => {
+                match *level {
+                    0 => self.features.remove(name),
+                    l => self.features.insert(name.clone(), l),
                 };
             }
             MetadataRecord::ClearElr { topic_id } => {

@@ -60,6 +60,8 @@ pub(crate) enum MetadataRecord {
     /// ConfigRecord for the default BROKER resource ""). The active controller writes
     /// `min.insync.replicas` here at bootstrap, as Kafka's does with eligible leader replicas.
     ClusterConfig { name: String, value: Option<String> },
+    /// A feature's finalized level (KRaft's FeatureLevelRecord); level 0 removes it.
+    FeatureLevel { name: String, level: i16 },
     /// Every eligible leader replica of a topic (or of all topics) is no longer eligible: the
     /// `min.insync.replicas` they were counted against changed (KRaft's ClearElrRecord).
     ClearElr { topic_id: Option<Uuid> },
