@@ -1,8 +1,10 @@
 //! Transactions, the producer's side: InitProducerId with a transactional id,
 //! AddPartitionsToTxn (the clients' v0-v3 form, and the brokers' batched v4+ form with its
-//! verify-only transactions, KIP-890), AddOffsetsToTxn and EndTxn. Each becomes an event of the
-//! transactional id's coordinator shard (`txn::api`); a verification is a read of its state.
-//! DescribeTransactions and ListTransactions, the admin's side, are here too.
+//! verify-only transactions of KIP-890 part 1, and from v5 the adds leaders make for
+//! transactions-v2 producers), AddOffsetsToTxn and EndTxn (v5: the epoch bump of transactions
+//! v2). Each becomes an event of the transactional id's coordinator shard (`txn::api`); a
+//! verification is a read of its state. DescribeTransactions and ListTransactions, the admin's
+//! side, are here too.
 
 use std::collections::BTreeMap;
 
