@@ -14,12 +14,15 @@ and test_franz_go.py run against the same kind of new cluster.
 """
 
 import re
+import uuid
 
 import pytest
 
 from conftest import broker_fixture
-from kafka_tools import tool_ok
-from test_java_client import run_scenario
+from kafka_tools import run_tool, tool_ok
+from test_cluster import make_cluster  # noqa: F401 - the fixture of clusters of a test's own
+from test_java_client import requests_served, run_scenario
+from test_transactions import CLUSTER_SETTINGS, coordinator_partition
 
 OVERRIDES = {"group.initial.rebalance.delay.ms": 0}
 
@@ -125,8 +128,25 @@ def test_downgrade_puts_the_client_on_the_classic_protocol_and_upgrade_brings_v2
 
 
 def test_features_refuses_a_level_sluice_does_not_support(broker):
-    from kafka_tools import run_tool
-
     r = run_tool("kafka-features", "--bootstrap-server", broker.bootstrap, "upgrade",
                  "--feature", "transaction.version=3")
     assert r.rc != 0 and "Invalid update version 3 for feature transaction.version" in r.stdout + r.stderr, r
+
+
+def test_three_nodes_leaders_add_partitions_through_another_brokers_coordinator(make_cluster):  # noqa: F811
+    """The partitions' leaders and the group's coordinator are mostly not the transaction's
+    coordinator: they add the partitions with AddPartitionsToTxn v5 over the network."""
+    c = make_cluster(overrides=CLUSTER_SETTINGS)
+    prefix = f"java-txv-cluster-{uuid.uuid4().hex[:8]}"
+    before = {n.node_id: requests_served(n) for n in c.running_brokers()}
+    r = run_scenario(c.node(1), "transaction_epochs", prefix=prefix, rf=3)
+    check_v2_epochs(r)
+    check_read_back(r)
+    coordinator = c.leaders("__transaction_state", via=1)[coordinator_partition(f"{prefix}-txv-id", CLUSTER_SETTINGS["transaction.state.log.num.partitions"])]
+    leaders = set(c.leaders(f"{prefix}-txv", via=1).values())
+    adds = sum((requests_served(n) - before[n.node_id])[("AddPartitionsToTxn", 5)] for n in c.running_brokers())
+    if leaders - {coordinator}:
+        assert adds > 0, f"leaders {leaders}, coordinator {coordinator}: no AddPartitionsToTxn v5 served"
+    legacy = sum((requests_served(n) - before[n.node_id])[("AddPartitionsToTxn", v)] for n in c.running_brokers()
+                 for v in range(5))
+    assert legacy == 0, "the client added no partition itself"

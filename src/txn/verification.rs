@@ -112,6 +112,14 @@ pub(crate) async fn verify(
             ask_remote(broker, leader, txn, partitions, ask).await
         }
     };
+    debug!(
+        transactional_id,
+        producer_id,
+        producer_epoch,
+        ?ask,
+        ?answer,
+        "transaction coordinator answered a leader"
+    );
     let answers = answer.unwrap_or_else(|e| vec![Some(e); partitions.len()]);
     answers.into_iter().map(|e| e.map(for_produce)).collect()
 }

@@ -26,7 +26,8 @@ import org.apache.kafka.common.TopicPartition;
 final class TransactionScenarios {
     private TransactionScenarios() {}
 
-    /** Commit, abort, commit (the last with a group's offsets) over two partitions: after each,
+    /** Commit, abort, commit (the last with a group's offsets) over two partitions (replication
+     *  factor `rf`, default 1): after each,
      *  the coordinator's producer id and epoch (DescribeTransactions) and the last epoch each
      *  partition saw (DescribeProducers, markers included); then what read_committed reads. */
     @SuppressWarnings("removal") // ConsumerGroupMetadata(groupId): the group's offsets without a live member
@@ -39,7 +40,8 @@ final class TransactionScenarios {
         TopicPartition p1 = new TopicPartition(t, 1);
         List<Object> after = new ArrayList<>();
         try (Admin admin = ctx.admin()) {
-            get(admin.createTopics(List.of(new NewTopic(t, 2, (short) 1))).all());
+            short rf = Short.parseShort(ctx.param("rf", "1"));
+            get(admin.createTopics(List.of(new NewTopic(t, 2, rf))).all());
             try (KafkaProducer<String, String> producer = ctx.producer("transactional.id", txId)) {
                 producer.initTransactions();
                 after.add(describe(admin, txId, p0, p1, "init"));
