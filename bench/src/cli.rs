@@ -8,7 +8,15 @@ use std::time::Duration;
 use clap::Parser;
 
 /// The workloads, in the order they run.
-pub const ALL_WORKLOADS: &[&str] = &["ceilings", "produce", "consume", "perf-test", "latency", "connections"];
+pub const ALL_WORKLOADS: &[&str] = &[
+    "ceilings",
+    "produce",
+    "consume",
+    "perf-test",
+    "transactions",
+    "latency",
+    "connections",
+];
 /// The brokers the harness can start, in the order they run by default.
 pub const ALL_BROKERS: &[&str] = &["sluice", "kafka"];
 
@@ -62,7 +70,8 @@ pub struct Args {
     #[arg(long)]
     pub quick: bool,
 
-    /// Comma-separated subset of: ceilings, produce, consume, perf-test, latency, connections.
+    /// Comma-separated subset of: ceilings, produce, consume, perf-test, transactions, latency,
+    /// connections.
     #[arg(
         long,
         value_delimiter = ',',
