@@ -75,7 +75,7 @@ pub struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "ceilings,produce,consume,perf-test,latency,connections"
+        default_value = "ceilings,produce,consume,perf-test,transactions,latency,connections"
     )]
     pub workloads: Vec<String>,
 

@@ -280,7 +280,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    plan_update(&image, &[u.clone()]),
+                    plan_update(&image, std::slice::from_ref(&u)),
                     Err(MetadataError::InvalidUpdateVersion(_))
                 ),
                 "{u:?}"

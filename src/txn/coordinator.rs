@@ -338,7 +338,7 @@ fn end_check(meta: &TxnMetadata, r: &EndTxnRequest) -> EndCheck {
     } else {
         r.producer_epoch == d.producer_epoch
     };
-    let retry = (retry_on_bump || retry_on_overflow) && !(d.state == TxnState::Ongoing);
+    let retry = (retry_on_bump || retry_on_overflow) && d.state != TxnState::Ongoing;
     let valid = if d.producer_id != r.producer_id && !retry_on_overflow {
         Err(ResponseError::InvalidProducerIdMapping)
     } else if !valid_epoch {
