@@ -150,3 +150,20 @@ def test_three_nodes_leaders_add_partitions_through_another_brokers_coordinator(
     legacy = sum((requests_served(n) - before[n.node_id])[("AddPartitionsToTxn", v)] for n in c.running_brokers()
                  for v in range(5))
     assert legacy == 0, "the client added no partition itself"
+
+
+def test_perf_producer_commits_every_100_ms_under_load_with_transactions_v2(broker):
+    """Kafka's perf tool flat out with a commit every 100 ms: pipelined batches of each new
+    transaction reach the leaders while the last one's markers are still being written, and
+    must wait for their coordinator's add and land in sequence (a regression: the first
+    batch of an epoch after a marker's bump must be sequence 0)."""
+    topic = f"txv-perf-{uuid.uuid4().hex[:8]}"
+    tool_ok("kafka-topics", "--bootstrap-server", broker.bootstrap, "--create", "--topic", topic, "--partitions", 8)
+    r = tool_ok("kafka-producer-perf-test", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                "--num-records", 60000, "--record-size", 1024, "--throughput", -1,
+                "--transactional-id", f"{topic}-id", "--transaction-duration-ms", 100,
+                "--command-property", "acks=all", "linger.ms=5", timeout=150)
+    assert re.search(r"^60000 records sent", r.stdout, re.M), r
+    ends = tool_ok("kafka-transactions", "--bootstrap-server", broker.bootstrap, "describe",
+                   "--transactional-id", f"{topic}-id")
+    assert "CompleteCommit" in ends.stdout, ends

@@ -47,17 +47,25 @@ pub(super) fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply<ProduceResponse> {
         Some(id) if verifying => Some((id, to_verify(&ctx, &req))),
         _ => None,
     };
+    // In line now, in request order: a produce that waits for a coordinator below must not
+    // let the connection's next one reach the log first.
+    let (turn, handed_over) = ctx.append_order.enter();
     Reply::Decided(Box::pin(async move {
         let verifications = match verifications {
             None => Verifications::off(),
             Some((id, needed)) => verify(&ctx, &id, needed, ask).await,
         };
+        if let Some(turn) = turn {
+            // Err: the one before was dropped (its connection is closing); nothing to wait for.
+            let _ = turn.await;
+        }
         let job_ctx = ctx.clone();
         let appended = ctx
             .broker
             .replicas
             .appender()
             .run(ctx.lane(), move || append_request(&job_ctx, req, &verifications));
+        drop(handed_over);
         match appended.await {
             Ok(done) => answer(&ctx, done).await,
             Err(_) => Reply::Close("the log writer threads have stopped".into()),

@@ -237,6 +237,22 @@ mod tests {
     }
 
     #[test]
+    fn after_a_marker_bumps_the_epoch_the_epochs_first_batch_must_start_at_zero() {
+        let mut s = ProducerState::default();
+        appended(&mut s, txn(7, 0, 0, 30, 0));
+        s.record_marker(&marker_at(7, 1, 30), &COMMIT).unwrap();
+        // Transactions v2: the next transaction runs at the marker's epoch, from sequence 0.
+        assert!(matches!(
+            s.check(&txn(7, 1, 10, 10, 31)),
+            Err(LogError::OutOfOrderSequence { .. })
+        ));
+        assert_eq!(
+            s.check(&txn(7, 1, 0, 10, 31)).unwrap(),
+            super::super::producer_state::Verdict::Append
+        );
+    }
+
+    #[test]
     fn a_marker_without_data_here_ends_nothing_but_moves_the_epochs() {
         let mut s = ProducerState::default();
         assert_eq!(s.record_marker(&marker_at(7, 2, 0), &COMMIT), None);
