@@ -7,6 +7,7 @@
 //! keep responses in request order while a long-poll fetch waits.
 
 mod api_versions;
+mod client_quotas;
 mod cluster;
 mod config_resources;
 mod configs;
@@ -29,6 +30,8 @@ mod quorum;
 mod reassignments;
 mod request_error;
 pub(crate) mod sasl;
+mod scram_credentials;
+mod throttling;
 mod topic_partitions;
 mod topics;
 mod transactions;
@@ -112,6 +115,9 @@ pub(crate) struct Ctx {
     pub(crate) endpoint: Option<Arc<Listener>>,
     pub(crate) api: ApiKey,
     pub(crate) version: i16,
+    /// The connection's principal and its quota mute (see [`Session`]).
+    pub(crate) principal: Arc<str>,
+    pub(crate) throttle: Arc<crate::quota::Throttle>,
     correlation_id: i32,
     started: Instant,
     /// The connection's place in line for its produce appends (see [`AppendOrder`]).
@@ -133,7 +139,12 @@ pub(crate) struct AppendOrder {
 impl AppendOrder {
     /// Takes the next place in line: the turn to wait for (the one before, if any), and the
     /// signal to give the next one (sent, or dropped, once this one's appends are handed over).
-    pub(crate) fn enter(&self) -> (Option<tokio::sync::oneshot::Receiver<()>>, tokio::sync::oneshot::Sender<()>) {
+    pub(crate) fn enter(
+        &self,
+    ) -> (
+        Option<tokio::sync::oneshot::Receiver<()>>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
         let (done, next_turn) = tokio::sync::oneshot::channel();
         let turn = self.last.lock().expect("append order lock").replace(next_turn);
         (turn, done)
@@ -196,6 +207,8 @@ pub(crate) struct Session {
     pub(crate) principal: Arc<str>,
     /// The order of the connection's produce appends.
     pub(crate) append_order: Arc<AppendOrder>,
+    /// Set when a client quota throttles the connection: no request is read until it ends.
+    pub(crate) throttle: Arc<crate::quota::Throttle>,
 }
 
 impl Session {
@@ -240,6 +253,8 @@ fn parse(broker: &Arc<Broker>, mut frame: Bytes, session: &Session) -> Result<Pa
         endpoint: session.endpoint.clone(),
         api,
         version,
+        principal: session.principal.clone(),
+        throttle: session.throttle.clone(),
         correlation_id,
         started: Instant::now(),
         append_order: session.append_order.clone(),
@@ -290,8 +305,18 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
                 respond(&ctx, Reply::Now(metadata::handle(&ctx, req)))
             }
         }
-        ApiKey::Produce => respond(&ctx, produce::handle(&ctx, decode(&mut body, v)?)),
-        ApiKey::Fetch => respond(&ctx, fetch::handle(&ctx, decode(&mut body, v)?)),
+        ApiKey::Produce => {
+            let size = body.len();
+            let reply = produce::handle(&ctx, decode(&mut body, v)?);
+            respond(&ctx, throttling::produce(&ctx, size, reply))
+        }
+        ApiKey::Fetch => {
+            let req: FetchRequest = decode(&mut body, v)?;
+            match throttling::is_follower(&req) {
+                true => respond(&ctx, fetch::handle(&ctx, req)),
+                false => respond(&ctx, throttling::fetch(&ctx, fetch::handle(&ctx, req))),
+            }
+        }
         ApiKey::ListOffsets => {
             let req = decode(&mut body, v)?;
             if list_offsets::reads_records(&req) {
@@ -375,6 +400,13 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             &ctx,
             reassignments::list_partition_reassignments(&ctx, decode(&mut body, v)?),
         ),
+        ApiKey::DescribeClientQuotas => respond(&ctx, Reply::Now(client_quotas::describe(&ctx, decode(&mut body, v)?))),
+        ApiKey::AlterClientQuotas => respond(&ctx, client_quotas::alter(&ctx, decode(&mut body, v)?)),
+        ApiKey::DescribeUserScramCredentials => respond(
+            &ctx,
+            Reply::Now(scram_credentials::describe(&ctx, decode(&mut body, v)?)),
+        ),
+        ApiKey::AlterUserScramCredentials => respond(&ctx, scram_credentials::alter(&ctx, decode(&mut body, v)?)),
         // Only reached once authenticated (or on a listener without SASL): Kafka's answer.
         ApiKey::SaslHandshake => respond(&ctx, Reply::Now(sasl::after_authentication_handshake())),
         ApiKey::SaslAuthenticate => respond(&ctx, Reply::Now(sasl::after_authentication_authenticate())),
@@ -432,6 +464,10 @@ macro_rules! no_payloads {
 
 no_payloads!(
     ApiVersionsResponse,
+    DescribeUserScramCredentialsResponse,
+    AlterUserScramCredentialsResponse,
+    DescribeClientQuotasResponse,
+    AlterClientQuotasResponse,
     MetadataResponse,
     ProduceResponse,
     ListOffsetsResponse,
