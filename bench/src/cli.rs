@@ -16,6 +16,7 @@ pub const ALL_WORKLOADS: &[&str] = &[
     "transactions",
     "latency",
     "connections",
+    "cleaner",
 ];
 /// The brokers the harness can start, in the order they run by default.
 pub const ALL_BROKERS: &[&str] = &["sluice", "kafka"];
@@ -71,11 +72,11 @@ pub struct Args {
     pub quick: bool,
 
     /// Comma-separated subset of: ceilings, produce, consume, perf-test, transactions, latency,
-    /// connections.
+    /// connections, cleaner (Sluice only).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "ceilings,produce,consume,perf-test,transactions,latency,connections"
+        default_value = "ceilings,produce,consume,perf-test,transactions,latency,connections,cleaner"
     )]
     pub workloads: Vec<String>,
 
@@ -101,6 +102,10 @@ pub struct Args {
     /// disturbed attempt is kept).
     #[arg(long, default_value_t = 2)]
     pub retries: u32,
+
+    /// MB of dirty compacted log the cleaner workload writes and has cleaned (64 with --quick).
+    #[arg(long, default_value_t = 2048)]
+    pub cleaner_mb: u64,
 
     /// Idle client connections in the connections workload.
     #[arg(long, default_value_t = 200)]
@@ -161,6 +166,14 @@ impl Args {
             self.run_time()
         } else {
             Duration::from_secs(self.latency_secs.max(1))
+        }
+    }
+
+    pub fn cleaner_mb(&self) -> u64 {
+        if self.quick {
+            self.cleaner_mb.min(64)
+        } else {
+            self.cleaner_mb.max(1)
         }
     }
 
