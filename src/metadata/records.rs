@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::client_quotas::QuotaValue;
 use super::image::PartitionDelta;
+use crate::authz::Acl;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -63,6 +64,13 @@ pub(crate) enum MetadataRecord {
     ClusterConfig { name: String, value: Option<String> },
     /// A feature's finalized level (KRaft's FeatureLevelRecord); level 0 removes it.
     FeatureLevel { name: String, level: i16 },
+    /// A group config override was set (Some) or removed (None) (KRaft's ConfigRecord for a
+    /// GROUP resource).
+    GroupConfig {
+        group: String,
+        name: String,
+        value: Option<String>,
+    },
     /// Every eligible leader replica of a topic (or of all topics) is no longer eligible: the
     /// `min.insync.replicas` they were counted against changed (KRaft's ClearElrRecord).
     ClearElr { topic_id: Option<Uuid> },
@@ -125,6 +133,15 @@ pub(crate) enum MetadataRecord {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last_known_elr: Option<Vec<i32>>,
     },
+    /// An ACL came into being under `id` (Kafka's AccessControlEntryRecord: resource type,
+    /// name and pattern type, principal, host, operation and permission type as Kafka codes).
+    AccessControlEntry {
+        id: Uuid,
+        #[serde(flatten)]
+        acl: Acl,
+    },
+    /// The ACL with `id` is gone (Kafka's RemoveAccessControlEntryRecord).
+    RemoveAccessControlEntry { id: Uuid },
 }
 
 impl MetadataRecord {
