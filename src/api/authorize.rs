@@ -405,58 +405,121 @@ pub(super) fn offset_fetch(ctx: &Ctx, req: &mut OffsetFetchRequest) -> Gate<Offs
         return offset_fetch_single(ctx, access, req);
     }
     let topic_code = ctx.count(ResponseError::TopicAuthorizationFailed);
-    let mut denied_groups = Vec::new();
-    let mut denied_topics: Vec<(GroupId, OffsetFetchResponseTopics)> = Vec::new();
-    let mut every_topic_groups = Vec::new();
-    req.groups.retain_mut(|g| {
-        if !access.group(Operation::Describe, &g.group_id) {
-            denied_groups.push(g.group_id.clone());
+    let refusals = group_offsets_refusals(
+        &access,
+        &mut req.groups,
+        |g| (&g.group_id, g.topics.as_mut()),
+        |t| t.name.0.as_str(),
+        |t| {
+            let partitions = t
+                .partition_indexes
+                .iter()
+                .map(|i| unauthorized_offset(*i, topic_code))
+                .collect();
+            OffsetFetchResponseTopics::default()
+                .with_name(t.name)
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions)
+        },
+    );
+    if refusals.is_empty() {
+        return pass();
+    }
+    let group_code = refusals.group_code(ctx);
+    patch(move |r: &mut OffsetFetchResponse| {
+        refusals.answer(
+            &access,
+            &mut r.groups,
+            |g| (&g.group_id, &mut g.topics),
+            |t| t.name.0.as_str(),
+            |id| {
+                kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(group_code)
+            },
+        )
+    })
+}
+
+/// The refusals of a request for the offsets of several groups (OffsetFetch v8+,
+/// DescribeShareGroupOffsets): DESCRIBE on each group and on each topic it names; a group
+/// naming no topics asks for all of them, and is shown only those the principal may describe.
+struct GroupOffsetsRefusals<A> {
+    /// Groups refused DESCRIBE.
+    groups: Vec<GroupId>,
+    /// The answers of the refused topics of the other groups.
+    topics: Vec<(GroupId, A)>,
+    /// Groups asking for all their topics.
+    every_topic: Vec<GroupId>,
+}
+
+/// Takes the groups, and the topics of the others, refused DESCRIBE out of `groups` (each
+/// group's id and topics by `parts`, None for all); `answer` answers a refused topic.
+fn group_offsets_refusals<G, T, A>(
+    access: &Access,
+    groups: &mut Vec<G>,
+    parts: impl Fn(&mut G) -> (&GroupId, Option<&mut Vec<T>>),
+    name: impl Fn(&T) -> &str,
+    mut answer: impl FnMut(T) -> A,
+) -> GroupOffsetsRefusals<A> {
+    let mut out = GroupOffsetsRefusals {
+        groups: Vec::new(),
+        topics: Vec::new(),
+        every_topic: Vec::new(),
+    };
+    groups.retain_mut(|g| {
+        let (id, topics) = parts(g);
+        if !access.group(Operation::Describe, id) {
+            out.groups.push(id.clone());
             return false;
         }
-        match &mut g.topics {
-            None => every_topic_groups.push(g.group_id.clone()),
+        match topics {
+            None => out.every_topic.push(id.clone()),
             Some(topics) => {
-                for t in take_denied(topics, |t| !access.topic(Operation::Describe, &t.name)) {
-                    let partitions = t
-                        .partition_indexes
-                        .iter()
-                        .map(|i| unauthorized_offset(*i, topic_code))
-                        .collect();
-                    let answer = OffsetFetchResponseTopics::default()
-                        .with_name(t.name)
-                        .with_topic_id(t.topic_id)
-                        .with_partitions(partitions);
-                    denied_topics.push((g.group_id.clone(), answer));
+                for t in take_denied(topics, |t| !access.topic(Operation::Describe, name(t))) {
+                    out.topics.push((id.clone(), answer(t)));
                 }
             }
         }
         true
     });
-    if denied_groups.is_empty() && denied_topics.is_empty() && every_topic_groups.is_empty() {
-        return pass();
+    out
+}
+
+impl<A: Clone> GroupOffsetsRefusals<A> {
+    fn is_empty(&self) -> bool {
+        self.groups.is_empty() && self.topics.is_empty() && self.every_topic.is_empty()
     }
-    let group_code = match denied_groups.is_empty() {
-        true => 0,
-        false => ctx.count(ResponseError::GroupAuthorizationFailed),
-    };
-    let describable = move |name: &str| access.may(Operation::Describe, ResourceType::Topic, name);
-    patch(move |r: &mut OffsetFetchResponse| {
-        for g in &mut r.groups {
-            if every_topic_groups.contains(&g.group_id) {
-                g.topics.retain(|t| describable(&t.name));
-            }
-            for (_, t) in denied_topics.iter().filter(|(id, _)| *id == g.group_id) {
-                g.topics.push(t.clone());
-            }
+
+    /// The code refused groups answer (counted when there are some).
+    fn group_code(&self, ctx: &Ctx) -> i16 {
+        match self.groups.is_empty() {
+            true => 0,
+            false => ctx.count(ResponseError::GroupAuthorizationFailed),
         }
-        for id in denied_groups {
-            r.groups.push(
-                kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup::default()
-                    .with_group_id(id)
-                    .with_error_code(group_code),
-            );
+    }
+
+    /// Adds the refusals to the handler's answer `groups`: hides the topics the principal may
+    /// not describe from groups asking for all, adds the refused topics' answers, and the
+    /// refused groups' (`refused_group`).
+    fn answer<RG>(
+        self,
+        access: &Access,
+        groups: &mut Vec<RG>,
+        parts: impl Fn(&mut RG) -> (&GroupId, &mut Vec<A>),
+        name: impl Fn(&A) -> &str,
+        refused_group: impl Fn(GroupId) -> RG,
+    ) {
+        for g in groups.iter_mut() {
+            let (id, topics) = parts(g);
+            if self.every_topic.contains(id) {
+                topics.retain(|t| access.may(Operation::Describe, ResourceType::Topic, name(t)));
+            }
+            let refused = self.topics.iter().filter(|(group, _)| group == id);
+            topics.extend(refused.map(|(_, t)| t.clone()));
         }
-    })
+        groups.extend(self.groups.into_iter().map(refused_group));
+    }
 }
 
 fn offset_fetch_single(ctx: &Ctx, access: Access, req: &mut OffsetFetchRequest) -> Gate<OffsetFetchResponse> {

@@ -30,10 +30,13 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::{checking, cluster_refusal, group_member, pass, patch, refused_topics, take_denied, topic_name, Gate};
+use super::{
+    checking, cluster_refusal, group_member, group_offsets_refusals, pass, patch, refused_topics, take_denied,
+    topic_name, Gate,
+};
 use crate::api::access::Access;
 use crate::api::Ctx;
-use crate::authz::{Operation, ResourceType};
+use crate::authz::Operation;
 
 /// Kafka's message for a described share group assigned topics the client may not describe.
 const UNDESCRIBABLE_TOPICS: &str = "The group has described topic(s) that the client is not authorized to describe.";
@@ -261,62 +264,45 @@ pub(in crate::api) fn describe_share_group_offsets(
 ) -> Gate<DescribeShareGroupOffsetsResponse> {
     let Some(access) = checking(ctx) else { return pass() };
     let topic_code = ResponseError::TopicAuthorizationFailed.code();
-    let mut denied_groups = Vec::new();
-    let mut denied_topics: Vec<(GroupId, DescribeShareGroupOffsetsResponseTopic)> = Vec::new();
-    let mut every_topic_groups = Vec::new();
-    req.groups.retain_mut(|g| {
-        if !access.group(Operation::Describe, &g.group_id) {
-            denied_groups.push(g.group_id.clone());
-            return false;
-        }
-        let Some(topics) = &mut g.topics else {
-            every_topic_groups.push(g.group_id.clone());
-            return true;
-        };
-        let denied = take_denied(topics, |t| !access.topic(Operation::Describe, &t.topic_name));
-        if !denied.is_empty() {
+    let refusals = group_offsets_refusals(
+        &access,
+        &mut req.groups,
+        |g| (&g.group_id, g.topics.as_mut()),
+        |t| t.topic_name.0.as_str(),
+        |t| {
             ctx.count(ResponseError::TopicAuthorizationFailed);
-        }
-        let answers = refused_topics(
-            denied,
-            |t| t.partitions.clone(),
-            |i| {
-                DescribeShareGroupOffsetsResponsePartition::default()
-                    .with_partition_index(i)
-                    .with_start_offset(-1)
-                    .with_leader_epoch(-1)
-                    .with_error_code(topic_code)
-            },
-            |t, partitions| {
-                DescribeShareGroupOffsetsResponseTopic::default()
-                    .with_topic_name(t.topic_name)
-                    .with_partitions(partitions)
-            },
-        );
-        denied_topics.extend(answers.into_iter().map(|a| (g.group_id.clone(), a)));
-        true
-    });
-    if denied_groups.is_empty() && denied_topics.is_empty() && every_topic_groups.is_empty() {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|i| {
+                    DescribeShareGroupOffsetsResponsePartition::default()
+                        .with_partition_index(*i)
+                        .with_start_offset(-1)
+                        .with_leader_epoch(-1)
+                        .with_error_code(topic_code)
+                })
+                .collect();
+            DescribeShareGroupOffsetsResponseTopic::default()
+                .with_topic_name(t.topic_name)
+                .with_partitions(partitions)
+        },
+    );
+    if refusals.is_empty() {
         return pass();
     }
-    let group_code = match denied_groups.is_empty() {
-        true => 0,
-        false => ctx.count(ResponseError::GroupAuthorizationFailed),
-    };
-    let describable = move |name: &str| access.may(Operation::Describe, ResourceType::Topic, name);
+    let group_code = refusals.group_code(ctx);
     patch(move |r: &mut DescribeShareGroupOffsetsResponse| {
-        for g in &mut r.groups {
-            if every_topic_groups.contains(&g.group_id) {
-                g.topics.retain(|t| describable(&t.topic_name));
-            }
-            let refused = denied_topics.iter().filter(|(id, _)| *id == g.group_id);
-            g.topics.extend(refused.map(|(_, t)| t.clone()));
-        }
-        r.groups.extend(denied_groups.into_iter().map(|id| {
-            DescribeShareGroupOffsetsResponseGroup::default()
-                .with_group_id(id)
-                .with_error_code(group_code)
-        }));
+        refusals.answer(
+            &access,
+            &mut r.groups,
+            |g| (&g.group_id, &mut g.topics),
+            |t| t.topic_name.0.as_str(),
+            |id| {
+                DescribeShareGroupOffsetsResponseGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(group_code)
+            },
+        )
     })
 }
 
