@@ -405,7 +405,9 @@ fn secure(settings: &Settings, listeners: &[(TcpListener, Listener)]) -> Result<
             protocol,
             tls: tls.clone().filter(|_| protocol.uses_tls()),
             sasl: sasl.clone().filter(|_| protocol.uses_sasl()),
-            ssl_principal: ssl_principal.clone().filter(|_| protocol == crate::security::SecurityProtocol::Ssl),
+            ssl_principal: ssl_principal
+                .clone()
+                .filter(|_| protocol == crate::security::SecurityProtocol::Ssl),
             endpoint: Arc::new(advertised(settings, l, port)),
         }));
     }

@@ -97,7 +97,18 @@ pub(super) async fn accept(
         debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
     match &listener.tls {
-        None => serve(stream, peer, &listener, Session::ANONYMOUS.into(), broker, memory, shutdown).await,
+        None => {
+            serve(
+                stream,
+                peer,
+                &listener,
+                Session::ANONYMOUS.into(),
+                broker,
+                memory,
+                shutdown,
+            )
+            .await
+        }
         Some(acceptor) => match stream::accept_tls(acceptor, stream).await {
             Ok(tls) => match stream::certificate_principal(&tls, listener.ssl_principal.as_deref()) {
                 Ok(principal) => {

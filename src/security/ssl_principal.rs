@@ -44,7 +44,8 @@ const KEYWORDS: [(&str, &str); 9] = [
 
 /// The subject of a DER certificate as `X500Principal.getName()` prints it.
 pub(crate) fn subject_dn(certificate_der: &[u8]) -> Result<String, PrincipalError> {
-    let (_, cert) = X509Certificate::from_der(certificate_der).map_err(|e| PrincipalError::Certificate(e.to_string()))?;
+    let (_, cert) =
+        X509Certificate::from_der(certificate_der).map_err(|e| PrincipalError::Certificate(e.to_string()))?;
     Ok(rfc2253(cert.subject()))
 }
 
@@ -104,7 +105,10 @@ fn escape(value: &str) -> String {
 
 /// The value's whole DER (tag, length, contents), for the `#hex` form.
 fn der_of(value: &Any<'_>) -> Vec<u8> {
-    let mut out = value.header.raw_tag().map_or_else(|| vec![value.tag().0 as u8], <[u8]>::to_vec);
+    let mut out = value
+        .header
+        .raw_tag()
+        .map_or_else(|| vec![value.tag().0 as u8], <[u8]>::to_vec);
     let len = value.data.len();
     if len < 0x80 {
         out.push(len as u8);
@@ -170,7 +174,8 @@ impl SslPrincipalMapper {
             if caps.get(1).is_some() {
                 parsed.push(Rule::Default);
             } else if let (Some(p), Some(r)) = (caps.get(2), caps.get(4)) {
-                let compile = |re: String| Regex::new(&re).map_err(|e| PrincipalError::InvalidRule(format!("{text}: {e}")));
+                let compile =
+                    |re: String| Regex::new(&re).map_err(|e| PrincipalError::InvalidRule(format!("{text}: {e}")));
                 parsed.push(Rule::Map {
                     source: p.as_str().to_string(),
                     pattern: compile(p.as_str().to_string())?,
@@ -239,7 +244,10 @@ fn replace_all(pattern: &Regex, text: &str, replacement: &str) -> Result<String,
         expand(&caps, replacement, &mut out)?;
         copied = m.end();
         from = match m.is_empty() {
-            true => text[m.end()..].chars().next().map_or(text.len() + 1, |c| m.end() + c.len_utf8()),
+            true => text[m.end()..]
+                .chars()
+                .next()
+                .map_or(text.len() + 1, |c| m.end() + c.len_utf8()),
             false => m.end(),
         };
     }

@@ -77,7 +77,10 @@ fn dn_escapes_special_characters_and_outer_spaces_as_java() {
     let der = name(&[&[(CN, UTF8, br#"a,b+c=d<e>f#g;h"i\j"#)]]);
     assert_eq!(dn(&der), r#"CN=a\,b\+c\=d\<e\>f\#g\;h\"i\\j"#);
     assert_eq!(dn(&name(&[&[(CN, UTF8, b"#lead")]])), r"CN=\#lead");
-    assert_eq!(dn(&name(&[&[(CN, UTF8, b" lead and trail ")]])), r"CN=\ lead and trail\ ");
+    assert_eq!(
+        dn(&name(&[&[(CN, UTF8, b" lead and trail ")]])),
+        r"CN=\ lead and trail\ "
+    );
     assert_eq!(dn(&name(&[&[(CN, UTF8, b"a  b")]])), "CN=a  b");
     assert_eq!(dn(&name(&[&[(CN, UTF8, "été".as_bytes())]])), "CN=été");
     assert_eq!(dn(&name(&[&[(CN, BMP, &[0, b'b', 0, b'o'])]])), "CN=bo");
@@ -97,7 +100,10 @@ fn dn_prints_types_without_a_keyword_as_oid_and_hex_der() {
 
 #[test]
 fn garbage_is_not_a_certificate() {
-    assert!(matches!(subject_dn(b"not a certificate"), Err(PrincipalError::Certificate(_))));
+    assert!(matches!(
+        subject_dn(b"not a certificate"),
+        Err(PrincipalError::Certificate(_))
+    ));
 }
 
 fn mapper(rules: &str) -> SslPrincipalMapper {
@@ -168,7 +174,10 @@ fn first_matching_rule_wins_with_back_references_and_case() {
 #[test]
 fn an_escaped_comma_in_a_cn_survives_the_rule() {
     let m = mapper(r"RULE:^CN=((\\, *|\w)+)(,.*|$)/$1/,DEFAULT");
-    assert_eq!(m.name(r"CN=Tkac\, Adam,OU=ITZ,DC=geodis,DC=cz").unwrap(), r"Tkac\, Adam");
+    assert_eq!(
+        m.name(r"CN=Tkac\, Adam,OU=ITZ,DC=geodis,DC=cz").unwrap(),
+        r"Tkac\, Adam"
+    );
 }
 
 #[test]
