@@ -75,7 +75,7 @@ fn string_value(value: &Any<'_>) -> Option<String> {
     match value.tag() {
         Tag::PrintableString | Tag::Ia5String | Tag::Utf8String => std::str::from_utf8(data).ok().map(str::to_string),
         Tag::T61String | Tag::GeneralString => Some(data.iter().map(|&b| char::from(b)).collect()),
-        Tag::BmpString if data.len() % 2 == 0 => {
+        Tag::BmpString if data.len().is_multiple_of(2) => {
             let units: Vec<u16> = data.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
             String::from_utf16(&units).ok()
         }

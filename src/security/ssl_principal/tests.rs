@@ -229,7 +229,7 @@ fn replacement_follows_java_group_syntax() {
 #[test]
 fn a_bad_rule_is_a_startup_error_naming_the_setting() {
     let bad = ["ssl.principal.mapping.rules=RULE:^CN=(.*)$/$1/X".to_string()];
-    let err = crate::config::load(None, &bad).err().expect("refused").to_string();
+    let err = crate::config::load(None, &bad).expect_err("refused").to_string();
     assert!(err.contains("ssl.principal.mapping.rules"), "{err}");
     let good = ["ssl.principal.mapping.rules=RULE:^CN=([^,]+),.*$/$1/L,DEFAULT".to_string()];
     assert!(crate::config::load(None, &good).is_ok());
