@@ -142,6 +142,7 @@ async fn serve<S: Transport>(
         peer,
         endpoint: Some(listener.endpoint.clone()),
         principal,
+        append_order: Default::default(),
         throttle: Default::default(),
     };
     if let Some(sasl) = &listener.sasl {
