@@ -1,5 +1,5 @@
 //! DN formatting checked against what Java's `X500Principal.getName()` printed for the same
-//! names (JDK 21, run by hand); mapping rules against the cases of Kafka's docs and
+//! names (OpenJDK 17 on this machine, through jshell); mapping rules against the cases of Kafka's docs and
 //! SslPrincipalMapperTest.
 
 use super::*;
