@@ -1,6 +1,6 @@
 //! DN formatting checked against what Java's `X500Principal.getName()` printed for the same
-//! names (OpenJDK 17 on this machine, through jshell); mapping rules against the cases of Kafka's docs and
-//! SslPrincipalMapperTest.
+//! names (OpenJDK 17 on this machine, through jshell); mapping rules against the cases of
+//! Kafka's docs and SslPrincipalMapperTest.
 
 use super::*;
 
