@@ -30,6 +30,7 @@ use crate::net::SecuredListener;
 use crate::replica::ReplicaManager;
 use crate::security::plain::PlainUsers;
 use crate::security::sasl::SaslConfig;
+use crate::security::ssl_principal::SslPrincipalMapper;
 use crate::txn::coordinator::TxnConfig;
 use crate::txn::runtime::TxnCoordinator;
 
@@ -397,6 +398,7 @@ async fn bind(addr: &str) -> Result<TcpListener, StartError> {
 /// SASL, and this node's advertised endpoint on it.
 fn secure(settings: &Settings, listeners: &[(TcpListener, Listener)]) -> Result<Vec<Arc<SecuredListener>>, StartError> {
     let mut tls = None;
+    let mut ssl_principal = None;
     let mut sasl = None;
     let mut secured = Vec::new();
     for (bound, l) in listeners {
@@ -405,6 +407,9 @@ fn secure(settings: &Settings, listeners: &[(TcpListener, Listener)]) -> Result<
             .ok_or_else(|| StartError::Security(format!("listener {} has no security protocol", l.name)))?;
         if protocol.uses_tls() && tls.is_none() {
             tls = Some(crate::security::tls::acceptor(settings).map_err(|e| StartError::Security(e.to_string()))?);
+            let rules = SslPrincipalMapper::parse(&settings.ssl_principal_mapping_rules)
+                .map_err(|e| StartError::Security(format!("ssl.principal.mapping.rules: {e}")))?;
+            ssl_principal = Some(Arc::new(rules));
         }
         if protocol.uses_sasl() && sasl.is_none() {
             sasl = Some(Arc::new(sasl_config(settings)?));
@@ -414,6 +419,9 @@ fn secure(settings: &Settings, listeners: &[(TcpListener, Listener)]) -> Result<
             protocol,
             tls: tls.clone().filter(|_| protocol.uses_tls()),
             sasl: sasl.clone().filter(|_| protocol.uses_sasl()),
+            ssl_principal: ssl_principal
+                .clone()
+                .filter(|_| protocol == crate::security::SecurityProtocol::Ssl),
             endpoint: Arc::new(advertised(settings, l, port)),
         }));
     }

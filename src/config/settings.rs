@@ -295,6 +295,13 @@ fn pem_only(v: &String) -> Result<(), String> {
 }
 
 #[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
+fn principal_rules(v: &String) -> Result<(), String> {
+    crate::security::ssl_principal::SslPrincipalMapper::parse(v)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
 fn client_auth(v: &String) -> Result<(), String> {
     crate::security::tls::ClientAuth::parse(v).map(|_| ())
 }
@@ -439,6 +446,9 @@ settings! {
     ssl_truststore_certificates: Option<String> = "ssl.truststore.certificates", "", any, Password;
     /// Client certificates on SSL listeners: none, requested, or required.
     ssl_client_auth: String = "ssl.client.auth", "none", client_auth;
+    /// How the subject of a client certificate becomes the principal's name: Kafka's
+    /// `RULE:pattern/replacement/[LU]` entries and `DEFAULT` (the DN itself), first match wins.
+    ssl_principal_mapping_rules: String = "ssl.principal.mapping.rules", "DEFAULT", principal_rules;
     /// Log directories, comma-separated (JBOD): partition logs are spread over them, the
     /// metadata log lives in the first. Unset, `log.dir` is used.
     log_dirs: Option<String> = "log.dirs", "", any, List;
