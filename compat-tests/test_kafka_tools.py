@@ -1026,7 +1026,6 @@ def test_acls_add_and_list(broker, topic):
     assert "(principal=User:alice, host=*, operation=READ, permissionType=ALLOW)" in r.stdout, r
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: KIP-848 consumer groups (ConsumerGroupHeartbeat)")
 def test_console_consumer_with_the_kip848_consumer_protocol(broker, topic, group):
     create_topic(broker, topic)
     produce_console(broker, topic, ["a", "b", "c"])

@@ -10,6 +10,7 @@ mod api_versions;
 mod cluster;
 mod config_resources;
 mod configs;
+mod consumer_groups;
 mod coordinator;
 mod delete_records;
 mod elections;
@@ -323,6 +324,14 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         ApiKey::SyncGroup => respond(&ctx, groups::sync_group(&ctx, decode(&mut body, v)?)),
         ApiKey::Heartbeat => respond(&ctx, groups::heartbeat(&ctx, decode(&mut body, v)?)),
         ApiKey::LeaveGroup => respond(&ctx, groups::leave_group(&ctx, decode(&mut body, v)?)),
+        ApiKey::ConsumerGroupHeartbeat => respond(
+            &ctx,
+            consumer_groups::consumer_group_heartbeat(&ctx, decode(&mut body, v)?),
+        ),
+        ApiKey::ConsumerGroupDescribe => respond(
+            &ctx,
+            consumer_groups::consumer_group_describe(&ctx, decode(&mut body, v)?),
+        ),
         ApiKey::ListGroups => respond(&ctx, group_admin::list_groups(&ctx, decode(&mut body, v)?)),
         ApiKey::DescribeGroups => respond(&ctx, group_admin::describe_groups(&ctx, decode(&mut body, v)?)),
         ApiKey::DeleteGroups => respond(&ctx, group_admin::delete_groups(&ctx, decode(&mut body, v)?)),
@@ -431,6 +440,8 @@ no_payloads!(
     TxnOffsetCommitResponse,
     FindCoordinatorResponse,
     JoinGroupResponse,
+    ConsumerGroupHeartbeatResponse,
+    ConsumerGroupDescribeResponse,
     SyncGroupResponse,
     HeartbeatResponse,
     LeaveGroupResponse,
