@@ -11,9 +11,10 @@
 //!   replicas and elects from them, as Kafka 4.1+ does by default (`metadata/elections.rs`).
 //!   Always on: UpdateFeatures cannot turn it off here.
 //! - `kraft.version` 0: voters fixed by configuration (level 1 is KIP-853's dynamic quorum).
-//! - `transaction.version`, `group.version` (KIP-848), `share.version` (KIP-932),
-//!   `streams.version` (KIP-1071): 0, as Sluice
-//!   has none of these; listed so clients see they cannot be turned on here.
+//! - `group.version` 1: KIP-848's consumer rebalance protocol (ConsumerGroupHeartbeat) is
+//!   served (`group/consumer/`), as Kafka 4.0+ finalizes it by default.
+//! - `transaction.version`, `share.version` (KIP-932), `streams.version` (KIP-1071): 0, as
+//!   Sluice has none of these; listed so clients see they cannot be turned on here.
 //!
 //! As in Kafka, a feature at level 0 is not finalized, and ApiVersions below v4 leaves out
 //! features whose lowest level is 0 (older clients refuse such ranges).
@@ -24,7 +25,7 @@ use kafka_protocol::protocol::StrBytes;
 /// (name, lowest level supported, highest level supported and finalized).
 const FEATURES: &[(&str, i16, i16)] = &[
     ("eligible.leader.replicas.version", 0, 1),
-    ("group.version", 0, 0),
+    ("group.version", 0, 1),
     ("kraft.version", 0, 0),
     ("metadata.version", 7, 7),
     ("share.version", 0, 0),
@@ -65,7 +66,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn metadata_version_and_elr_are_finalized_and_old_versions_see_no_zero_minimums() {
+    fn metadata_version_elr_and_group_version_are_finalized_and_old_versions_see_no_zero_minimums() {
         let names = |f: Vec<SupportedFeatureKey>| f.into_iter().map(|k| k.name.to_string()).collect::<Vec<_>>();
         assert_eq!(names(supported(3)), ["metadata.version"]);
         assert_eq!(supported(4).len(), FEATURES.len());
@@ -77,6 +78,7 @@ mod tests {
             finalized,
             [
                 ("eligible.leader.replicas.version".to_string(), 1),
+                ("group.version".to_string(), 1),
                 ("metadata.version".to_string(), 7)
             ]
         );
