@@ -286,6 +286,10 @@ fn group_tombstones(group: &Group) -> Vec<Record> {
         .into_iter()
         .map(|(t, p)| offset_record(&group.group_id, &t, p, None))
         .collect();
+    if let Some(cg) = &group.consumer {
+        let consumer = super::consumer::records::group_tombstones(&group.group_id, cg);
+        records.extend(consumer.into_iter().map(Record::Consumer));
+    }
     records.push(Record::GroupMetadata {
         group: group.group_id.clone(),
         value: None,
@@ -328,6 +332,16 @@ pub(crate) fn reply_persisted(out: &mut Outbox, req: RequestId, response: Respon
             }
             Response::DeleteGroups(d)
         }
+        (Err(e), Response::ConsumerHeartbeat(_)) => {
+            Response::ConsumerHeartbeat(super::consumer::heartbeat::ConsumerHeartbeatResponse {
+                error: Some(append_error_to_response_error(e)),
+                error_message: None,
+                member_id: None,
+                member_epoch: 0,
+                heartbeat_interval_ms: 0,
+                assignment: None,
+            })
+        }
         (Err(e), Response::OffsetDelete(_)) => Response::OffsetDelete(OffsetDeleteResponse {
             error: Some(append_error_to_response_error(e)),
             topics: Vec::new(),
@@ -363,6 +377,10 @@ pub(crate) fn expire_offsets(groups: &mut BTreeMap<String, Group>, out: &mut Out
     for group in groups.values_mut() {
         let all_expired = expire_group_offsets(group, now_ms, retention_ms, &mut records);
         if all_expired && group.is(GroupState::Empty) && group.has_no_members() {
+            if let Some(cg) = &group.consumer {
+                let consumer = super::consumer::records::group_tombstones(&group.group_id, cg);
+                records.extend(consumer.into_iter().map(Record::Consumer));
+            }
             records.push(Record::GroupMetadata {
                 group: group.group_id.clone(),
                 value: None,

@@ -16,9 +16,11 @@ use uuid::Uuid;
 use super::assignor::{self, MemberSpec};
 use super::reconcile::{is_subset, reconcile};
 use super::subscription::subscription_metadata;
-use super::{Assignment, ConsumerGroup, ConsumerMember, MemberState, Topics, LEAVE_STATIC_EPOCH};
+use super::{Assignment, ConsumerGroup, ConsumerMember, MemberState, Topics, LEAVE_EPOCH, LEAVE_STATIC_EPOCH};
+use super::records::{self, ConsumerRecord};
 use crate::group::api::{RequestId, Response, TimerKey};
-use crate::group::coordinator::{Outbox, TimerPayload};
+use crate::group::coordinator::{Outbox, PendingWrite, TimerPayload};
+use crate::group::records::Record;
 use crate::group::state::{Group, GroupState};
 
 /// From v1 (KIP-1082) the client makes up its member id; before, the coordinator did.
@@ -69,22 +71,35 @@ fn refuse<T>(error: ResponseError, message: impl Into<String>) -> Result<T, Refu
 
 pub(crate) fn heartbeat(groups: &mut BTreeMap<String, Group>, out: &mut Outbox, r: ConsumerHeartbeatRequest) {
     let result = validate(&r, out).and_then(|()| {
-        if r.member_epoch < 0 {
+        if r.member_epoch == LEAVE_EPOCH || r.member_epoch == LEAVE_STATIC_EPOCH {
             leave(groups, out, &r)
         } else {
             join_or_heartbeat(groups, out, &r)
         }
     });
-    let response = result.unwrap_or_else(|Refused(error, message)| ConsumerHeartbeatResponse {
-        error: Some(error),
-        error_message: Some(message),
-        member_id: None,
-        member_epoch: 0,
-        heartbeat_interval_ms: 0,
-        assignment: None,
+    let (response, records) = result.unwrap_or_else(|Refused(error, message)| {
+        let response = ConsumerHeartbeatResponse {
+            error: Some(error),
+            error_message: Some(message),
+            member_id: None,
+            member_epoch: 0,
+            heartbeat_interval_ms: 0,
+            assignment: None,
+        };
+        (response, Vec::new())
     });
-    out.respond(r.req, Response::ConsumerHeartbeat(response));
+    let response = Response::ConsumerHeartbeat(response);
+    if records.is_empty() {
+        out.respond(r.req, response);
+    } else {
+        // Answered once the new state is in the log, as Kafka does.
+        let records = records.into_iter().map(Record::Consumer).collect();
+        out.persist(records, Some(PendingWrite::Reply { req: r.req, response }));
+    }
 }
+
+/// A handled heartbeat: the answer and the records of what changed.
+type Handled = (ConsumerHeartbeatResponse, Vec<ConsumerRecord>);
 
 /// Kafka's `throwIfConsumerGroupHeartbeatRequestIsInvalid`.
 fn validate(r: &ConsumerHeartbeatRequest, out: &Outbox) -> Result<(), Refused> {
@@ -163,7 +178,7 @@ fn join_or_heartbeat(
     groups: &mut BTreeMap<String, Group>,
     out: &mut Outbox,
     r: &ConsumerHeartbeatRequest,
-) -> Result<ConsumerHeartbeatResponse, Refused> {
+) -> Result<Handled, Refused> {
     let joining = r.member_epoch == 0;
     let group = consumer_group(groups, out, &r.group_id, joining)?;
     let group_id = group.group_id.clone();
@@ -186,7 +201,9 @@ fn join_or_heartbeat(
     }
     let changed_subscription = update_member(cg, &mut member, r)?;
     let mut bump = before.is_none() || changed_subscription;
+    let mut out_records = Vec::new();
     if let Some(old) = replaced.and_then(|old_id| cg.remove_member(&old_id)) {
+        out_records.extend(records::member_tombstones(&group_id, &old.member_id));
         // It takes over the released member's assignment and target: no new epoch unless its
         // subscription differs.
         bump = subscription(&old) != subscription(&member);
@@ -209,18 +226,25 @@ fn join_or_heartbeat(
         cg.static_members.insert(instance.clone(), member.member_id.clone());
     }
     let member_id = member.member_id.clone();
+    let metadata_record = records::member_metadata(&group_id, &member);
+    if before.as_ref().is_none_or(|b| records::member_metadata(&group_id, b) != metadata_record) {
+        out_records.push(metadata_record);
+    }
     cg.members.insert(member_id.clone(), member);
     let metadata = subscription_metadata(cg.members.values(), &cg.regexes, &r.topics);
     if metadata != cg.subscription_metadata {
         cg.subscription_metadata = metadata;
+        out_records.push(records::partition_metadata(&group_id, cg));
         bump = true;
     }
     if bump {
         cg.group_epoch += 1;
+        out_records.push(ConsumerRecord::GroupMetadata { group: group_id.clone(), epoch: Some(cg.group_epoch) });
         tracing::info!(group = %group_id, epoch = cg.group_epoch, "bumped consumer group epoch");
     }
     if cg.group_epoch > cg.assignment_epoch {
-        compute_target(cg, &out.config.consumer.assignors);
+        let previous = compute_target(cg, &out.config.consumer.assignors);
+        out_records.extend(target_records(&group_id, cg, &previous));
     }
     let owners = cg.owned_by_others(&member_id);
     let target = cg.targets.get(&member_id).cloned().unwrap_or_default();
@@ -238,21 +262,45 @@ fn join_or_heartbeat(
     }
     let session_ms = i64::from(out.config.consumer.session_timeout_ms);
     out.schedule(
-        TimerKey::ConsumerSession { group_id, member_id: member_id.clone() },
+        TimerKey::ConsumerSession { group_id: group_id.clone(), member_id: member_id.clone() },
         session_ms,
         TimerPayload::Heartbeat,
     );
     let full_request = joining
         || (r.rebalance_timeout_ms != -1 && r.subscribed_topic_names.is_some() && r.owned.is_some());
     let changed = before.as_ref().is_none_or(|b| b.assigned != member.assigned);
-    Ok(ConsumerHeartbeatResponse {
+    let current = records::current_assignment(&group_id, member);
+    if before.as_ref().is_none_or(|b| records::current_assignment(&group_id, b) != current) {
+        out_records.push(current);
+    }
+    let response = ConsumerHeartbeatResponse {
         error: None,
         error_message: None,
         member_id: Some(member_id),
         member_epoch: member.member_epoch,
         heartbeat_interval_ms: out.config.consumer.heartbeat_interval_ms,
         assignment: (full_request || changed).then(|| member.assigned.clone()),
-    })
+    };
+    Ok((response, out_records))
+}
+
+/// The records of a new target: each member's whose target changed, then the target's epoch.
+fn target_records(group_id: &str, cg: &ConsumerGroup, previous: &BTreeMap<String, Assignment>) -> Vec<ConsumerRecord> {
+    let mut out: Vec<ConsumerRecord> = cg
+        .targets
+        .iter()
+        .filter(|(m, a)| previous.get(*m) != Some(*a))
+        .map(|(m, a)| ConsumerRecord::TargetMember {
+            group: group_id.to_owned(),
+            member_id: m.clone(),
+            partitions: Some(a.clone()),
+        })
+        .collect();
+    out.push(ConsumerRecord::TargetMetadata {
+        group: group_id.to_owned(),
+        assignment_epoch: Some(cg.assignment_epoch),
+    });
+    out
 }
 
 /// The member the request is from, as it was (None if new) and as it will be updated:
@@ -361,7 +409,7 @@ fn update_member(cg: &mut ConsumerGroup, member: &mut ConsumerMember, r: &Consum
 
 /// The assignor of the next target: the one most members ask for, else the configured default
 /// (Kafka's `defaultConsumerGroupAssignor` / `preferredServerAssignor`).
-fn choose_assignor(cg: &ConsumerGroup, configured: &[String]) -> String {
+pub(super) fn choose_assignor(cg: &ConsumerGroup, configured: &[String]) -> String {
     let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
     for m in cg.members.values() {
         if let Some(a) = m.server_assignor.as_deref() {
@@ -374,8 +422,8 @@ fn choose_assignor(cg: &ConsumerGroup, configured: &[String]) -> String {
         .unwrap_or_else(|| assignor::UNIFORM.to_owned())
 }
 
-/// A new target assignment for the group epoch.
-pub(super) fn compute_target(cg: &mut ConsumerGroup, configured: &[String]) {
+/// A new target assignment for the group epoch; returns the previous one.
+pub(super) fn compute_target(cg: &mut ConsumerGroup, configured: &[String]) -> BTreeMap<String, Assignment> {
     let name = choose_assignor(cg, configured);
     let partitions: BTreeMap<Uuid, i32> = cg.subscription_metadata.values().map(|t| (t.id, t.partitions)).collect();
     let specs: Vec<MemberSpec<'_>> = cg
@@ -393,9 +441,9 @@ pub(super) fn compute_target(cg: &mut ConsumerGroup, configured: &[String]) {
         })
         .collect();
     let targets = assignor::assign(&name, &specs, &partitions);
-    cg.targets = targets;
     cg.assignment_epoch = cg.group_epoch;
     cg.assignor = name;
+    std::mem::replace(&mut cg.targets, targets)
 }
 
 /// Leaving: -1 removes the member (its partitions go to the others at the next epoch); -2 keeps
@@ -404,7 +452,7 @@ fn leave(
     groups: &mut BTreeMap<String, Group>,
     out: &mut Outbox,
     r: &ConsumerHeartbeatRequest,
-) -> Result<ConsumerHeartbeatResponse, Refused> {
+) -> Result<Handled, Refused> {
     let group = consumer_group(groups, out, &r.group_id, false)?;
     let group_id = group.group_id.clone();
     let Some(cg) = group.consumer.as_deref_mut() else {
@@ -434,42 +482,57 @@ fn leave(
             format!("Member {member_id} is not a member of group {group_id}."),
         );
     }
+    let mut out_records = Vec::new();
     if r.member_epoch == LEAVE_STATIC_EPOCH {
         if let Some(m) = cg.members.get_mut(&member_id) {
             // The epoch it had is where its replacement resumes.
             m.previous_member_epoch = m.member_epoch;
             m.member_epoch = LEAVE_STATIC_EPOCH;
+            out_records.push(records::current_assignment(&group_id, m));
         }
         out.cancel(TimerKey::ConsumerRevocation { group_id, member_id: member_id.clone() });
     } else {
-        fence(cg, out, &group_id, &member_id);
+        out_records = fence(cg, out, &group_id, &member_id);
     }
-    Ok(ConsumerHeartbeatResponse {
+    let response = ConsumerHeartbeatResponse {
         error: None,
         error_message: None,
         member_id: Some(member_id),
         member_epoch: r.member_epoch,
         heartbeat_interval_ms: 0,
         assignment: None,
-    })
+    };
+    Ok((response, out_records))
 }
 
 /// Removes a member and bumps the group epoch: its partitions go to others at the next target.
-fn fence(cg: &mut ConsumerGroup, out: &mut Outbox, group_id: &str, member_id: &str) {
+/// Returns the records saying so.
+fn fence(cg: &mut ConsumerGroup, out: &mut Outbox, group_id: &str, member_id: &str) -> Vec<ConsumerRecord> {
     if cg.remove_member(member_id).is_none() {
-        return;
+        return Vec::new();
     }
     cg.regexes.retain_used(cg.members.values());
     cg.group_epoch += 1;
     out.cancel(TimerKey::ConsumerSession { group_id: group_id.to_owned(), member_id: member_id.to_owned() });
     out.cancel(TimerKey::ConsumerRevocation { group_id: group_id.to_owned(), member_id: member_id.to_owned() });
     tracing::info!(group = group_id, member = member_id, epoch = cg.group_epoch, "consumer group member removed");
+    let mut out = records::member_tombstones(group_id, member_id).to_vec();
+    out.push(ConsumerRecord::GroupMetadata { group: group_id.to_owned(), epoch: Some(cg.group_epoch) });
+    out
+}
+
+/// Appends the records of a fence that no request waits for.
+fn persist_fence(out: &mut Outbox, records: Vec<ConsumerRecord>) {
+    if !records.is_empty() {
+        out.persist(records.into_iter().map(Record::Consumer).collect(), None);
+    }
 }
 
 /// The session of a member expired: it is fenced.
 pub(crate) fn session_expired(groups: &mut BTreeMap<String, Group>, out: &mut Outbox, group_id: &str, member_id: &str) {
     if let Some(cg) = groups.get_mut(group_id).and_then(|g| g.consumer.as_deref_mut()) {
-        fence(cg, out, group_id, member_id);
+        let records = fence(cg, out, group_id, member_id);
+        persist_fence(out, records);
     }
 }
 
@@ -479,7 +542,8 @@ pub(crate) fn revocation_expired(groups: &mut BTreeMap<String, Group>, out: &mut
         return;
     };
     if cg.members.get(member_id).is_some_and(|m| m.state == MemberState::UnrevokedPartitions) {
-        fence(cg, out, group_id, member_id);
+        let records = fence(cg, out, group_id, member_id);
+        persist_fence(out, records);
     }
 }
 
@@ -507,7 +571,9 @@ pub(crate) fn refuse_classic_join(
     match group.consumer.as_deref() {
         None => false,
         Some(cg) if cg.members.is_empty() => {
+            let tombstones = records::group_tombstones(&r.group_id, cg);
             group.consumer = None;
+            persist_fence(out, tombstones);
             false
         }
         Some(_) => {

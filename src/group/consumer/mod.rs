@@ -14,6 +14,8 @@ pub(crate) mod assignor;
 pub(crate) mod describe;
 pub(crate) mod heartbeat;
 mod reconcile;
+pub(crate) mod records;
+pub(crate) mod replay;
 mod subscription;
 
 #[cfg(test)]

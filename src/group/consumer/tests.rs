@@ -12,6 +12,8 @@ use uuid::Uuid;
 
 use super::assignor::{self, MemberSpec};
 use super::heartbeat::{ConsumerHeartbeatRequest, ConsumerHeartbeatResponse};
+use super::records::{ConsumerRecord, CurrentAssignment, MemberMetadata};
+use crate::group::replay::load;
 use super::{Assignment, ConsumerGroupState, TopicInfo, Topics, LEAVE_EPOCH, LEAVE_STATIC_EPOCH};
 use crate::group::api::{Event, Response, TimerKey};
 use crate::group::config::GroupConfig;
@@ -366,6 +368,107 @@ struct Client {
     owned: Assignment,
 }
 
+/// The coordinator as a new leader would load it from the records appended so far.
+fn failover(sim: &mut Sim) {
+    let loaded = load(GroupConfig::default(), 7, sim.now, sim.log.clone()).expect("the log loads");
+    let log = std::mem::take(&mut sim.log);
+    let mut next = Sim::from_state(loaded.state, sim.now);
+    next.log = log;
+    next.apply(loaded.actions);
+    // Request ids stay unique across the two.
+    for _ in 0..sim.issued.len() {
+        next.next_req();
+    }
+    *sim = next;
+}
+
+fn assert_same_group(a: &Sim, b: &Sim) {
+    let (x, y) = (a.group(GROUP).consumer.as_ref().unwrap(), b.group(GROUP).consumer.as_ref().unwrap());
+    assert_eq!((x.group_epoch, x.assignment_epoch), (y.group_epoch, y.assignment_epoch));
+    assert_eq!(x.members, y.members);
+    assert_eq!(x.static_members, y.static_members);
+    assert_eq!(x.targets, y.targets);
+    assert_eq!(x.subscription_metadata, y.subscription_metadata);
+    assert_eq!(x.assignor, y.assignor);
+}
+
+#[test]
+fn a_reloaded_coordinator_has_the_same_groups_and_members_carry_on() {
+    let mut sim = Sim::new();
+    let ts = topics(&[("t1", 4)]);
+    join(&mut sim, "m1", &ts);
+    let mut r = request(&mut sim, "m2", 0, &ts);
+    r.instance_id = Some("i2".into());
+    send(&mut sim, r);
+    let kept = beat(&mut sim, "m1", 1, &t1(&[0, 1, 2, 3]), &ts).assignment.unwrap();
+    let before = Sim::from_state(
+        load(GroupConfig::default(), 1, sim.now, sim.log.clone()).unwrap().state,
+        sim.now,
+    );
+    assert_same_group(&sim, &before);
+    failover(&mut sim);
+    assert_same_group(&sim, &before);
+    // m1 is still revoking at epoch 1 after the failover; it finishes, m2 gets the rest.
+    assert_eq!(beat(&mut sim, "m1", 1, &kept, &ts).member_epoch, 2);
+    let mut r = request(&mut sim, "m2", 2, &ts);
+    r.instance_id = Some("i2".into());
+    r.owned = Some(Assignment::new());
+    let got = send(&mut sim, r).assignment.expect("the released partitions");
+    assert_eq!(parts(&got).len(), 2);
+    // A leave is in the log too: after another failover m2 is gone.
+    let mut leave = request(&mut sim, "m1", LEAVE_EPOCH, &ts);
+    leave.owned = None;
+    send(&mut sim, leave);
+    failover(&mut sim);
+    let members: Vec<String> = sim.group(GROUP).consumer.as_ref().unwrap().members.keys().cloned().collect();
+    assert_eq!(members, ["m2"]);
+}
+
+#[test]
+fn records_round_trip_through_kafkas_byte_layout() {
+    let group = "g".to_owned();
+    let records = vec![
+        ConsumerRecord::GroupMetadata { group: group.clone(), epoch: Some(7) },
+        ConsumerRecord::PartitionMetadata { group: group.clone(), topics: Some(vec![(topic_id("t"), "t".into(), 3)]) },
+        ConsumerRecord::MemberMetadata {
+            group: group.clone(),
+            member_id: "m".into(),
+            value: Some(MemberMetadata {
+                instance_id: Some("i".into()),
+                rack_id: None,
+                client_id: "c".into(),
+                client_host: "/1.2.3.4".into(),
+                subscribed_topic_names: vec!["t".into()],
+                subscribed_topic_regex: Some("t.*".into()),
+                rebalance_timeout_ms: 300_000,
+                server_assignor: Some("range".into()),
+            }),
+        },
+        ConsumerRecord::TargetMetadata { group: group.clone(), assignment_epoch: Some(7) },
+        ConsumerRecord::TargetMember { group: group.clone(), member_id: "m".into(), partitions: Some(t1(&[0, 2])) },
+        ConsumerRecord::CurrentAssignment {
+            group: group.clone(),
+            member_id: "m".into(),
+            value: Some(CurrentAssignment {
+                member_epoch: 7,
+                previous_member_epoch: 6,
+                state: super::MemberState::UnrevokedPartitions,
+                assigned: t1(&[0]),
+                revoking: t1(&[1]),
+            }),
+        },
+        ConsumerRecord::CurrentAssignment { group, member_id: "m".into(), value: None },
+    ];
+    for record in records {
+        let (key, value) = record.encode();
+        assert_eq!(ConsumerRecord::decode(&key, value.as_deref()).unwrap(), record);
+    }
+    // ConsumerGroupMetadataKey v3 "g", ConsumerGroupMetadataValue v0 epoch 7, no tagged fields.
+    let (key, value) = ConsumerRecord::GroupMetadata { group: "g".into(), epoch: Some(7) }.encode();
+    assert_eq!(&key[..], [0, 3, 0, 1, b'g']);
+    assert_eq!(value.as_deref(), Some(&[0, 0, 0, 0, 0, 7, 0][..]));
+}
+
 fn simulate(seed: u64) {
     let mut rng = Rng(seed);
     let mut sim = Sim::new();
@@ -435,6 +538,9 @@ fn simulate(seed: u64) {
         }
         check_no_partition_owned_twice(&clients, step, seed);
         sim.advance(1_000 + rng.below(2_000) as i64);
+        if rng.below(40) == 0 {
+            failover(&mut sim);
+        }
     }
     // Quiet: every partition of every topic is assigned exactly once and the group is Stable.
     let ts = snapshot(&topic_list);
