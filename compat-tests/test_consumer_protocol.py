@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Consumer, ConsumerGroupType, KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 
-from conftest import admin_config, broker_fixture, create_topic, producer_config
+from conftest import Broker, admin_config, broker_fixture, create_topic, producer_config
 from kafka_tools import tool_ok
 
 TIMEOUT_S = 30
@@ -170,3 +170,30 @@ def test_admin_lists_consumer_groups_by_type_and_describes_them(broker, group):
 
 def groups_tool(broker, group: str, *args):
     return tool_ok("kafka-consumer-groups", "--bootstrap-server", broker.bootstrap, "--group", group, *args)
+
+
+def test_a_broker_kill9_mid_group_resumes_the_members_without_a_rebalance(tmp_path):
+    """The group's state is in __consumer_offsets: after kill -9 and a restart the members go on
+    heartbeating at their epochs (no new group epoch) and read what is produced next, once."""
+    own = Broker(tmp_path / "data", SETTINGS)
+    members = []
+    try:
+        own.start()
+        topic = new_topic(own, 4)
+        group = f"g848-restart-{uuid.uuid4().hex[:8]}"
+        members = [consumer(own, group) for _ in range(2)]
+        for c in members:
+            c.subscribe([topic])
+        poll_until(members, lambda: sorted(map(len, assignments(members))) == [2, 2], "2/2")
+        before = assignments(members)
+        own.kill9()
+        own.start()
+        expected = produce(own, topic, 4, 10, "after-restart")
+        got = {}
+        read_all(members, expected, got)
+        assert assignments(members) == before, "nobody lost or gained a partition"
+        assert "bumped consumer group epoch" not in own.log_text(), "no rebalance after the restart"
+    finally:
+        for c in members:
+            c.close()
+        own.kill9()
