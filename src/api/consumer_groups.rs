@@ -13,15 +13,13 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
+use super::group_admin::{GROUP_OPERATIONS, OPERATIONS_NOT_REQUESTED};
 use super::groups::{call, code, opt_text, text};
 use super::{Ctx, Reply};
 use crate::group::api::{ConsumerHeartbeatRequest, Event, Response};
 use crate::group::consumer::describe::{ConsumerGroupDescription, DescribedPartitions};
 use crate::group::consumer::{Assignment, TopicInfo, Topics};
 
-/// Kafka's AclOperation codes an unsecured broker grants on a group: READ, DELETE, DESCRIBE.
-const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
-const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 /// Most topic-partition entries a heartbeat may name (a member cannot own more).
 const MAX_OWNED_TOPICS: usize = 100_000;
 
@@ -48,7 +46,11 @@ pub(super) fn consumer_group_heartbeat(
 ) -> Reply<ConsumerGroupHeartbeatResponse> {
     let group_id = req.group_id.0.to_string();
     let refused = |e: ResponseError| ConsumerGroupHeartbeatResponse::default().with_error_code(e.code());
-    if req.topic_partitions.as_ref().is_some_and(|t| t.len() > MAX_OWNED_TOPICS) {
+    if req
+        .topic_partitions
+        .as_ref()
+        .is_some_and(|t| t.len() > MAX_OWNED_TOPICS)
+    {
         return Reply::Now(refused(ResponseError::InvalidRequest));
     }
     let owned = req.topic_partitions.map(|tps| {
@@ -144,7 +146,9 @@ pub(super) fn consumer_group_describe(
 fn described_group(ctx: &Ctx, d: ConsumerGroupDescription) -> DescribedGroup {
     let group = DescribedGroup::default().with_group_state(text(d.state));
     if let Some((e, message)) = d.error {
-        return group.with_error_code(ctx.count(e)).with_error_message(Some(text(message)));
+        return group
+            .with_error_code(ctx.count(e))
+            .with_error_message(Some(text(message)));
     }
     let members = d
         .members
@@ -157,7 +161,12 @@ fn described_group(ctx: &Ctx, d: ConsumerGroupDescription) -> DescribedGroup {
                 .with_member_epoch(m.member_epoch)
                 .with_client_id(text(m.client_id))
                 .with_client_host(text(m.client_host))
-                .with_subscribed_topic_names(m.subscribed_topic_names.into_iter().map(|t| TopicName(text(t))).collect())
+                .with_subscribed_topic_names(
+                    m.subscribed_topic_names
+                        .into_iter()
+                        .map(|t| TopicName(text(t)))
+                        .collect(),
+                )
                 .with_subscribed_topic_regex(opt_text(m.subscribed_topic_regex))
                 .with_assignment(assignment(m.assignment))
                 .with_target_assignment(assignment(m.target_assignment))

@@ -15,8 +15,8 @@ use super::{Ctx, Reply};
 use crate::group::api::{self as core, Event, Response};
 
 /// Kafka's AclOperation codes an unsecured broker grants on a group: READ, DELETE, DESCRIBE.
-const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
-const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+pub(super) const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+pub(super) const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 pub(super) fn list_groups(ctx: &Ctx, req: ListGroupsRequest) -> Reply<ListGroupsResponse> {
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_string()).collect();

@@ -163,9 +163,13 @@ fn positive(v: &i64) -> Result<(), String> {
 
 /// `group.coordinator.rebalance.protocols`: a list of `classic` and `consumer` with `classic`
 /// in it, as Kafka requires (`streams` and `share` are accepted and not served).
+#[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
 fn rebalance_protocols(v: &String) -> Result<(), String> {
     let listed: Vec<&str> = v.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    if let Some(bad) = listed.iter().find(|p| !matches!(**p, "classic" | "consumer" | "streams" | "share")) {
+    if let Some(bad) = listed
+        .iter()
+        .find(|p| !matches!(**p, "classic" | "consumer" | "streams" | "share"))
+    {
         return Err(format!("unknown group protocol {bad}"));
     }
     if !listed.contains(&"classic") {
@@ -175,6 +179,7 @@ fn rebalance_protocols(v: &String) -> Result<(), String> {
 }
 
 /// `group.consumer.assignors`: at least one, each a known server-side assignor.
+#[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
 fn consumer_assignors(v: &String) -> Result<(), String> {
     let names: Vec<String> = crate::group::consumer::assignor::configured(v);
     if names.is_empty() {

@@ -135,10 +135,9 @@ impl GroupCoordinatorState {
     /// ConsumerGroupDescribe of one group: GROUP_ID_NOT_FOUND unless it is a consumer group.
     pub(crate) fn describe_consumer_group(&self, group_id: &str) -> ConsumerGroupDescription {
         match self.groups.get(group_id) {
-            None => ConsumerGroupDescription::error(
-                ResponseError::GroupIdNotFound,
-                format!("Group {group_id} not found."),
-            ),
+            None => {
+                ConsumerGroupDescription::error(ResponseError::GroupIdNotFound, format!("Group {group_id} not found."))
+            }
             Some(g) => match &g.consumer {
                 Some(c) => c.describe(),
                 None => ConsumerGroupDescription::error(

@@ -37,7 +37,10 @@ pub(crate) fn short_name(configured: &str) -> String {
 
 /// The short names of a `group.consumer.assignors` list.
 pub(crate) fn configured(list: &str) -> Vec<String> {
-    list.split(',').filter(|s| !s.trim().is_empty()).map(short_name).collect()
+    list.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(short_name)
+        .collect()
 }
 
 /// Whether the core has an assignor of this name.
@@ -59,7 +62,10 @@ pub(crate) fn assign(
 }
 
 fn range(members: &[MemberSpec<'_>], partitions: &BTreeMap<Uuid, i32>) -> BTreeMap<String, Assignment> {
-    let mut out: BTreeMap<String, Assignment> = members.iter().map(|m| (m.member_id.to_owned(), Assignment::new())).collect();
+    let mut out: BTreeMap<String, Assignment> = members
+        .iter()
+        .map(|m| (m.member_id.to_owned(), Assignment::new()))
+        .collect();
     for (topic, count) in partitions {
         let mut subscribers: Vec<&str> = members
             .iter()
@@ -102,7 +108,11 @@ fn uniform(members: &[MemberSpec<'_>], partitions: &BTreeMap<Uuid, i32>) -> BTre
             }
         }
     }
-    let eligible = |topic: &Uuid| -> Vec<usize> { (0..members.len()).filter(|i| members[*i].topics.contains(topic)).collect() };
+    let eligible = |topic: &Uuid| -> Vec<usize> {
+        (0..members.len())
+            .filter(|i| members[*i].topics.contains(topic))
+            .collect()
+    };
     let eligible_by_topic: BTreeMap<Uuid, Vec<usize>> = partitions.keys().map(|t| (*t, eligible(t))).collect();
     // The rest: each to the least loaded member that subscribes.
     for (topic, &count) in partitions {
@@ -135,9 +145,16 @@ fn uniform(members: &[MemberSpec<'_>], partitions: &BTreeMap<Uuid, i32>) -> BTre
         load[to] += 1;
         moves_left -= 1;
     }
-    let mut out: BTreeMap<String, Assignment> = members.iter().map(|m| (m.member_id.to_owned(), Assignment::new())).collect();
+    let mut out: BTreeMap<String, Assignment> = members
+        .iter()
+        .map(|m| (m.member_id.to_owned(), Assignment::new()))
+        .collect();
     for ((topic, p), i) in owner {
-        out.entry(members[i].member_id.to_owned()).or_default().entry(topic).or_default().insert(p);
+        out.entry(members[i].member_id.to_owned())
+            .or_default()
+            .entry(topic)
+            .or_default()
+            .insert(p);
     }
     out
 }

@@ -58,7 +58,9 @@ impl ConsumerGroup {
                 .unwrap_or_default()
         };
         let described = |a: &Assignment| -> DescribedPartitions {
-            a.iter().map(|(t, ps)| (*t, name_of(t), ps.iter().copied().collect())).collect()
+            a.iter()
+                .map(|(t, ps)| (*t, name_of(t), ps.iter().copied().collect()))
+                .collect()
         };
         let members = self
             .members
@@ -108,7 +110,11 @@ impl ConsumerGroup {
     }
 
     /// Whether an OffsetFetch naming a member (v9+) may read: its epoch must be current.
-    pub(crate) fn validate_offset_fetch(&self, member_id: Option<&str>, member_epoch: i32) -> Result<(), ResponseError> {
+    pub(crate) fn validate_offset_fetch(
+        &self,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), ResponseError> {
         if member_id.is_none() && member_epoch < 0 {
             return Ok(());
         }

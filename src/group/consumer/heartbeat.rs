@@ -15,9 +15,9 @@ use uuid::Uuid;
 
 use super::assignor::{self, MemberSpec};
 use super::reconcile::{is_subset, reconcile};
+use super::records::{self, ConsumerRecord};
 use super::subscription::subscription_metadata;
 use super::{Assignment, ConsumerGroup, ConsumerMember, MemberState, Topics, LEAVE_EPOCH, LEAVE_STATIC_EPOCH};
-use super::records::{self, ConsumerRecord};
 use crate::group::api::{RequestId, Response, TimerKey};
 use crate::group::coordinator::{Outbox, PendingWrite, TimerPayload};
 use crate::group::records::Record;
@@ -142,7 +142,10 @@ fn validate(r: &ConsumerHeartbeatRequest, out: &Outbox) -> Result<(), Refused> {
     }
     if let Some(name) = r.server_assignor.as_deref() {
         if !out.config.consumer.assignors.iter().any(|a| a == name) {
-            return refuse(ResponseError::UnsupportedAssignor, format!("ServerAssignor {name} is not supported."));
+            return refuse(
+                ResponseError::UnsupportedAssignor,
+                format!("ServerAssignor {name} is not supported."),
+            );
         }
     }
     Ok(())
@@ -158,7 +161,10 @@ fn consumer_group<'a>(
 ) -> Result<&'a mut Group, Refused> {
     let group = match groups.entry(group_id.to_owned()) {
         std::collections::btree_map::Entry::Vacant(_) if !create => {
-            return refuse(ResponseError::GroupIdNotFound, format!("Consumer group {group_id} not found."))
+            return refuse(
+                ResponseError::GroupIdNotFound,
+                format!("Consumer group {group_id} not found."),
+            )
         }
         std::collections::btree_map::Entry::Vacant(e) => e.insert(Group::new(group_id, out.now_ms)),
         std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
@@ -166,7 +172,10 @@ fn consumer_group<'a>(
     if group.consumer.is_none() {
         let empty_classic = group.is(GroupState::Empty) && group.members.is_empty();
         if !(create && empty_classic) {
-            return refuse(ResponseError::GroupIdNotFound, format!("Group {group_id} is not a consumer group"));
+            return refuse(
+                ResponseError::GroupIdNotFound,
+                format!("Group {group_id} is not a consumer group"),
+            );
         }
         // An empty classic group becomes a consumer group; its offsets stay.
         group.consumer = Some(Box::default());
@@ -183,9 +192,16 @@ fn join_or_heartbeat(
     let group = consumer_group(groups, out, &r.group_id, joining)?;
     let group_id = group.group_id.clone();
     let max_size = out.config.consumer.max_size;
-    let new_id = if r.member_id.is_empty() { out.new_uuid() } else { r.member_id.clone() };
+    let new_id = if r.member_id.is_empty() {
+        out.new_uuid()
+    } else {
+        r.member_id.clone()
+    };
     let Some(cg) = group.consumer.as_deref_mut() else {
-        return refuse(ResponseError::GroupIdNotFound, format!("Group {group_id} is not a consumer group"));
+        return refuse(
+            ResponseError::GroupIdNotFound,
+            format!("Group {group_id} is not a consumer group"),
+        );
     };
     let (before, mut member) = resolve_member(cg, r, new_id)?;
     // A static member coming back under a new id replaces its released self.
@@ -216,8 +232,14 @@ fn join_or_heartbeat(
             cg.targets.insert(member.member_id.clone(), target);
         }
         for key in [
-            TimerKey::ConsumerSession { group_id: group_id.clone(), member_id: old.member_id.clone() },
-            TimerKey::ConsumerRevocation { group_id: group_id.clone(), member_id: old.member_id.clone() },
+            TimerKey::ConsumerSession {
+                group_id: group_id.clone(),
+                member_id: old.member_id.clone(),
+            },
+            TimerKey::ConsumerRevocation {
+                group_id: group_id.clone(),
+                member_id: old.member_id.clone(),
+            },
         ] {
             out.cancel(key);
         }
@@ -227,7 +249,10 @@ fn join_or_heartbeat(
     }
     let member_id = member.member_id.clone();
     let metadata_record = records::member_metadata(&group_id, &member);
-    if before.as_ref().is_none_or(|b| records::member_metadata(&group_id, b) != metadata_record) {
+    if before
+        .as_ref()
+        .is_none_or(|b| records::member_metadata(&group_id, b) != metadata_record)
+    {
         out_records.push(metadata_record);
     }
     cg.members.insert(member_id.clone(), member);
@@ -239,7 +264,10 @@ fn join_or_heartbeat(
     }
     if bump {
         cg.group_epoch += 1;
-        out_records.push(ConsumerRecord::GroupMetadata { group: group_id.clone(), epoch: Some(cg.group_epoch) });
+        out_records.push(ConsumerRecord::GroupMetadata {
+            group: group_id.clone(),
+            epoch: Some(cg.group_epoch),
+        });
         tracing::info!(group = %group_id, epoch = cg.group_epoch, "bumped consumer group epoch");
     }
     if cg.group_epoch > cg.assignment_epoch {
@@ -254,23 +282,36 @@ fn join_or_heartbeat(
     let was_revoking = member.state == MemberState::UnrevokedPartitions;
     reconcile(member, cg.assignment_epoch, &target, &owners, r.owned.as_ref());
     let revoking = member.state == MemberState::UnrevokedPartitions;
-    let revocation_key = TimerKey::ConsumerRevocation { group_id: group_id.clone(), member_id: member_id.clone() };
+    let revocation_key = TimerKey::ConsumerRevocation {
+        group_id: group_id.clone(),
+        member_id: member_id.clone(),
+    };
     if revoking && !was_revoking {
-        out.schedule(revocation_key, i64::from(member.rebalance_timeout_ms), TimerPayload::Heartbeat);
+        out.schedule(
+            revocation_key,
+            i64::from(member.rebalance_timeout_ms),
+            TimerPayload::Heartbeat,
+        );
     } else if !revoking {
         out.cancel(revocation_key);
     }
     let session_ms = i64::from(out.config.consumer.session_timeout_ms);
     out.schedule(
-        TimerKey::ConsumerSession { group_id: group_id.clone(), member_id: member_id.clone() },
+        TimerKey::ConsumerSession {
+            group_id: group_id.clone(),
+            member_id: member_id.clone(),
+        },
         session_ms,
         TimerPayload::Heartbeat,
     );
-    let full_request = joining
-        || (r.rebalance_timeout_ms != -1 && r.subscribed_topic_names.is_some() && r.owned.is_some());
+    let full_request =
+        joining || (r.rebalance_timeout_ms != -1 && r.subscribed_topic_names.is_some() && r.owned.is_some());
     let changed = before.as_ref().is_none_or(|b| b.assigned != member.assigned);
     let current = records::current_assignment(&group_id, member);
-    if before.as_ref().is_none_or(|b| records::current_assignment(&group_id, b) != current) {
+    if before
+        .as_ref()
+        .is_none_or(|b| records::current_assignment(&group_id, b) != current)
+    {
         out_records.push(current);
     }
     let response = ConsumerHeartbeatResponse {
@@ -318,7 +359,10 @@ fn resolve_member(
                 Some(m) if r.member_epoch == 0 && m.member_epoch != LEAVE_STATIC_EPOCH => {
                     return refuse(
                         ResponseError::UnreleasedInstanceId,
-                        format!("Static member {} with instance id {instance} is not released yet.", m.member_id),
+                        format!(
+                            "Static member {} with instance id {instance} is not released yet.",
+                            m.member_id
+                        ),
                     )
                 }
                 // Released: the new member replaces it (the caller moves its assignment).
@@ -326,7 +370,10 @@ fn resolve_member(
                 Some(m) if m.member_id != new_id => {
                     return refuse(
                         ResponseError::FencedInstanceId,
-                        format!("Static member {new_id} with instance id {instance} was fenced by member {}.", m.member_id),
+                        format!(
+                            "Static member {new_id} with instance id {instance} was fenced by member {}.",
+                            m.member_id
+                        ),
                     )
                 }
                 other => other,
@@ -374,10 +421,17 @@ fn check_epoch(member: &ConsumerMember, received: i32, owned: Option<&Assignment
 
 /// Applies the request's fields to `member`; true if its subscription changed (a new group
 /// epoch). Compiles a new regex, refusing an invalid one.
-fn update_member(cg: &mut ConsumerGroup, member: &mut ConsumerMember, r: &ConsumerHeartbeatRequest) -> Result<bool, Refused> {
+fn update_member(
+    cg: &mut ConsumerGroup,
+    member: &mut ConsumerMember,
+    r: &ConsumerHeartbeatRequest,
+) -> Result<bool, Refused> {
     if let Some(regex) = r.subscribed_topic_regex.as_deref().filter(|s| !s.is_empty()) {
         if let Err(e) = cg.regexes.compile(regex) {
-            return refuse(ResponseError::InvalidRegularExpression, format!("SubscribedTopicRegex `{regex}` is not a valid regular expression: {e}."));
+            return refuse(
+                ResponseError::InvalidRegularExpression,
+                format!("SubscribedTopicRegex `{regex}` is not a valid regular expression: {e}."),
+            );
         }
     }
     let before = member.clone();
@@ -416,7 +470,11 @@ pub(super) fn choose_assignor(cg: &ConsumerGroup, configured: &[String]) -> Stri
             *votes.entry(a).or_default() += 1;
         }
     }
-    let voted = votes.iter().rev().max_by_key(|(_, n)| **n).map(|(a, _)| (*a).to_owned());
+    let voted = votes
+        .iter()
+        .rev()
+        .max_by_key(|(_, n)| **n)
+        .map(|(a, _)| (*a).to_owned());
     voted
         .or_else(|| configured.first().cloned())
         .unwrap_or_else(|| assignor::UNIFORM.to_owned())
@@ -425,7 +483,11 @@ pub(super) fn choose_assignor(cg: &ConsumerGroup, configured: &[String]) -> Stri
 /// A new target assignment for the group epoch; returns the previous one.
 pub(super) fn compute_target(cg: &mut ConsumerGroup, configured: &[String]) -> BTreeMap<String, Assignment> {
     let name = choose_assignor(cg, configured);
-    let partitions: BTreeMap<Uuid, i32> = cg.subscription_metadata.values().map(|t| (t.id, t.partitions)).collect();
+    let partitions: BTreeMap<Uuid, i32> = cg
+        .subscription_metadata
+        .values()
+        .map(|t| (t.id, t.partitions))
+        .collect();
     let specs: Vec<MemberSpec<'_>> = cg
         .members
         .values()
@@ -456,7 +518,10 @@ fn leave(
     let group = consumer_group(groups, out, &r.group_id, false)?;
     let group_id = group.group_id.clone();
     let Some(cg) = group.consumer.as_deref_mut() else {
-        return refuse(ResponseError::GroupIdNotFound, format!("Group {group_id} is not a consumer group"));
+        return refuse(
+            ResponseError::GroupIdNotFound,
+            format!("Group {group_id} is not a consumer group"),
+        );
     };
     let member_id = match &r.instance_id {
         None => r.member_id.clone(),
@@ -470,7 +535,10 @@ fn leave(
             Some(id) if *id != r.member_id => {
                 return refuse(
                     ResponseError::FencedInstanceId,
-                    format!("Static member {} with instance id {instance} was fenced by member {id}.", r.member_id),
+                    format!(
+                        "Static member {} with instance id {instance} was fenced by member {id}.",
+                        r.member_id
+                    ),
                 )
             }
             Some(id) => id.clone(),
@@ -490,7 +558,10 @@ fn leave(
             m.member_epoch = LEAVE_STATIC_EPOCH;
             out_records.push(records::current_assignment(&group_id, m));
         }
-        out.cancel(TimerKey::ConsumerRevocation { group_id, member_id: member_id.clone() });
+        out.cancel(TimerKey::ConsumerRevocation {
+            group_id,
+            member_id: member_id.clone(),
+        });
     } else {
         out_records = fence(cg, out, &group_id, &member_id);
     }
@@ -513,11 +584,25 @@ fn fence(cg: &mut ConsumerGroup, out: &mut Outbox, group_id: &str, member_id: &s
     }
     cg.regexes.retain_used(cg.members.values());
     cg.group_epoch += 1;
-    out.cancel(TimerKey::ConsumerSession { group_id: group_id.to_owned(), member_id: member_id.to_owned() });
-    out.cancel(TimerKey::ConsumerRevocation { group_id: group_id.to_owned(), member_id: member_id.to_owned() });
-    tracing::info!(group = group_id, member = member_id, epoch = cg.group_epoch, "consumer group member removed");
+    out.cancel(TimerKey::ConsumerSession {
+        group_id: group_id.to_owned(),
+        member_id: member_id.to_owned(),
+    });
+    out.cancel(TimerKey::ConsumerRevocation {
+        group_id: group_id.to_owned(),
+        member_id: member_id.to_owned(),
+    });
+    tracing::info!(
+        group = group_id,
+        member = member_id,
+        epoch = cg.group_epoch,
+        "consumer group member removed"
+    );
     let mut out = records::member_tombstones(group_id, member_id).to_vec();
-    out.push(ConsumerRecord::GroupMetadata { group: group_id.to_owned(), epoch: Some(cg.group_epoch) });
+    out.push(ConsumerRecord::GroupMetadata {
+        group: group_id.to_owned(),
+        epoch: Some(cg.group_epoch),
+    });
     out
 }
 
@@ -537,11 +622,20 @@ pub(crate) fn session_expired(groups: &mut BTreeMap<String, Group>, out: &mut Ou
 }
 
 /// A member did not revoke its partitions within its rebalance timeout: it is fenced.
-pub(crate) fn revocation_expired(groups: &mut BTreeMap<String, Group>, out: &mut Outbox, group_id: &str, member_id: &str) {
+pub(crate) fn revocation_expired(
+    groups: &mut BTreeMap<String, Group>,
+    out: &mut Outbox,
+    group_id: &str,
+    member_id: &str,
+) {
     let Some(cg) = groups.get_mut(group_id).and_then(|g| g.consumer.as_deref_mut()) else {
         return;
     };
-    if cg.members.get(member_id).is_some_and(|m| m.state == MemberState::UnrevokedPartitions) {
+    if cg
+        .members
+        .get(member_id)
+        .is_some_and(|m| m.state == MemberState::UnrevokedPartitions)
+    {
         let records = fence(cg, out, group_id, member_id);
         persist_fence(out, records);
     }

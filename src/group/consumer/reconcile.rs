@@ -28,11 +28,18 @@ pub(super) fn reconcile(
                 next_assignment(member, target_epoch, target, owners);
             }
         }
-        MemberState::Stable | MemberState::UnreleasedPartitions => next_assignment(member, target_epoch, target, owners),
+        MemberState::Stable | MemberState::UnreleasedPartitions => {
+            next_assignment(member, target_epoch, target, owners)
+        }
     }
 }
 
-fn next_assignment(member: &mut ConsumerMember, target_epoch: i32, target: &Assignment, owners: &BTreeSet<(Uuid, i32)>) {
+fn next_assignment(
+    member: &mut ConsumerMember,
+    target_epoch: i32,
+    target: &Assignment,
+    owners: &BTreeSet<(Uuid, i32)>,
+) {
     let kept = intersection(&member.assigned, target);
     let revoke = difference(&member.assigned, target);
     if !revoke.is_empty() {

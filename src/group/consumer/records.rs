@@ -52,13 +52,34 @@ pub(crate) struct CurrentAssignment {
 /// One KIP-848 record; `None` values are tombstones.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ConsumerRecord {
-    GroupMetadata { group: String, epoch: Option<i32> },
+    GroupMetadata {
+        group: String,
+        epoch: Option<i32>,
+    },
     /// (topic id, name, partitions) of every subscribed topic.
-    PartitionMetadata { group: String, topics: Option<Vec<(Uuid, String, i32)>> },
-    MemberMetadata { group: String, member_id: String, value: Option<MemberMetadata> },
-    TargetMetadata { group: String, assignment_epoch: Option<i32> },
-    TargetMember { group: String, member_id: String, partitions: Option<Assignment> },
-    CurrentAssignment { group: String, member_id: String, value: Option<CurrentAssignment> },
+    PartitionMetadata {
+        group: String,
+        topics: Option<Vec<(Uuid, String, i32)>>,
+    },
+    MemberMetadata {
+        group: String,
+        member_id: String,
+        value: Option<MemberMetadata>,
+    },
+    TargetMetadata {
+        group: String,
+        assignment_epoch: Option<i32>,
+    },
+    TargetMember {
+        group: String,
+        member_id: String,
+        partitions: Option<Assignment>,
+    },
+    CurrentAssignment {
+        group: String,
+        member_id: String,
+        value: Option<CurrentAssignment>,
+    },
 }
 
 impl ConsumerRecord {
@@ -110,7 +131,9 @@ impl ConsumerRecord {
                     })
                 }),
             ),
-            ConsumerRecord::MemberMetadata { member_id, value: v, .. } => (
+            ConsumerRecord::MemberMetadata {
+                member_id, value: v, ..
+            } => (
                 key(MEMBER_METADATA_TYPE, Some(member_id)),
                 v.as_ref().map(|m| {
                     value(&|w| {
@@ -132,11 +155,15 @@ impl ConsumerRecord {
                 key(TARGET_METADATA_TYPE, None),
                 assignment_epoch.map(|e| value(&|w| w.buf.put_i32(e))),
             ),
-            ConsumerRecord::TargetMember { member_id, partitions, .. } => (
+            ConsumerRecord::TargetMember {
+                member_id, partitions, ..
+            } => (
                 key(TARGET_MEMBER_TYPE, Some(member_id)),
                 partitions.as_ref().map(|a| value(&|w| write_assignment(w, a))),
             ),
-            ConsumerRecord::CurrentAssignment { member_id, value: v, .. } => (
+            ConsumerRecord::CurrentAssignment {
+                member_id, value: v, ..
+            } => (
                 key(CURRENT_ASSIGNMENT_TYPE, Some(member_id)),
                 v.as_ref().map(|c| {
                     value(&|w| {
@@ -345,18 +372,39 @@ pub(crate) fn current_assignment(group: &str, m: &super::ConsumerMember) -> Cons
 pub(crate) fn member_tombstones(group: &str, member_id: &str) -> [ConsumerRecord; 3] {
     let (group, member_id) = (group.to_owned(), member_id.to_owned());
     [
-        ConsumerRecord::CurrentAssignment { group: group.clone(), member_id: member_id.clone(), value: None },
-        ConsumerRecord::TargetMember { group: group.clone(), member_id: member_id.clone(), partitions: None },
-        ConsumerRecord::MemberMetadata { group, member_id, value: None },
+        ConsumerRecord::CurrentAssignment {
+            group: group.clone(),
+            member_id: member_id.clone(),
+            value: None,
+        },
+        ConsumerRecord::TargetMember {
+            group: group.clone(),
+            member_id: member_id.clone(),
+            partitions: None,
+        },
+        ConsumerRecord::MemberMetadata {
+            group,
+            member_id,
+            value: None,
+        },
     ]
 }
 
 /// Removes a whole consumer group: its members, then its target, topics and epoch.
 pub(crate) fn group_tombstones(group: &str, cg: &super::ConsumerGroup) -> Vec<ConsumerRecord> {
     let mut records: Vec<ConsumerRecord> = cg.members.keys().flat_map(|m| member_tombstones(group, m)).collect();
-    records.push(ConsumerRecord::TargetMetadata { group: group.to_owned(), assignment_epoch: None });
-    records.push(ConsumerRecord::PartitionMetadata { group: group.to_owned(), topics: None });
-    records.push(ConsumerRecord::GroupMetadata { group: group.to_owned(), epoch: None });
+    records.push(ConsumerRecord::TargetMetadata {
+        group: group.to_owned(),
+        assignment_epoch: None,
+    });
+    records.push(ConsumerRecord::PartitionMetadata {
+        group: group.to_owned(),
+        topics: None,
+    });
+    records.push(ConsumerRecord::GroupMetadata {
+        group: group.to_owned(),
+        epoch: None,
+    });
     records
 }
 

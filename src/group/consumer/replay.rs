@@ -20,7 +20,10 @@ pub(crate) fn replay(groups: &mut BTreeMap<String, Group>, record: ConsumerRecor
             ConsumerRecord::GroupMetadata { epoch: None, .. }
                 | ConsumerRecord::PartitionMetadata { topics: None, .. }
                 | ConsumerRecord::MemberMetadata { value: None, .. }
-                | ConsumerRecord::TargetMetadata { assignment_epoch: None, .. }
+                | ConsumerRecord::TargetMetadata {
+                    assignment_epoch: None,
+                    ..
+                }
                 | ConsumerRecord::TargetMember { partitions: None, .. }
                 | ConsumerRecord::CurrentAssignment { value: None, .. }
         );
@@ -46,7 +49,11 @@ pub(crate) fn replay(groups: &mut BTreeMap<String, Group>, record: ConsumerRecor
                 .map(|(id, name, partitions)| (name, TopicInfo { id, partitions }))
                 .collect();
         }
-        ConsumerRecord::MemberMetadata { member_id, value: Some(v), .. } => {
+        ConsumerRecord::MemberMetadata {
+            member_id,
+            value: Some(v),
+            ..
+        } => {
             let m = cg
                 .members
                 .entry(member_id.clone())
@@ -68,19 +75,33 @@ pub(crate) fn replay(groups: &mut BTreeMap<String, Group>, record: ConsumerRecor
             m.rebalance_timeout_ms = v.rebalance_timeout_ms;
             m.server_assignor = v.server_assignor;
         }
-        ConsumerRecord::MemberMetadata { member_id, value: None, .. } => {
+        ConsumerRecord::MemberMetadata {
+            member_id, value: None, ..
+        } => {
             cg.remove_member(&member_id);
         }
         ConsumerRecord::TargetMetadata { assignment_epoch, .. } => {
             cg.assignment_epoch = assignment_epoch.unwrap_or(0);
         }
-        ConsumerRecord::TargetMember { member_id, partitions: Some(a), .. } => {
+        ConsumerRecord::TargetMember {
+            member_id,
+            partitions: Some(a),
+            ..
+        } => {
             cg.targets.insert(member_id, a);
         }
-        ConsumerRecord::TargetMember { member_id, partitions: None, .. } => {
+        ConsumerRecord::TargetMember {
+            member_id,
+            partitions: None,
+            ..
+        } => {
             cg.targets.remove(&member_id);
         }
-        ConsumerRecord::CurrentAssignment { member_id, value: Some(v), .. } => {
+        ConsumerRecord::CurrentAssignment {
+            member_id,
+            value: Some(v),
+            ..
+        } => {
             let m = cg
                 .members
                 .entry(member_id.clone())
@@ -106,10 +127,16 @@ pub(crate) fn loaded(group: &mut Group, out: &mut Outbox) {
     for m in cg.members.values() {
         let (group_id, member_id) = (group.group_id.clone(), m.member_id.clone());
         if m.state == MemberState::UnrevokedPartitions {
-            let key = TimerKey::ConsumerRevocation { group_id: group_id.clone(), member_id: member_id.clone() };
+            let key = TimerKey::ConsumerRevocation {
+                group_id: group_id.clone(),
+                member_id: member_id.clone(),
+            };
             out.schedule(key, i64::from(m.rebalance_timeout_ms), TimerPayload::Heartbeat);
         }
-        out.schedule(TimerKey::ConsumerSession { group_id, member_id }, session_ms, TimerPayload::Heartbeat);
+        out.schedule(
+            TimerKey::ConsumerSession { group_id, member_id },
+            session_ms,
+            TimerPayload::Heartbeat,
+        );
     }
 }
-

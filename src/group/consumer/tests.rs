@@ -13,22 +13,33 @@ use uuid::Uuid;
 use super::assignor::{self, MemberSpec};
 use super::heartbeat::{ConsumerHeartbeatRequest, ConsumerHeartbeatResponse};
 use super::records::{ConsumerRecord, CurrentAssignment, MemberMetadata};
-use crate::group::replay::load;
 use super::{Assignment, ConsumerGroupState, TopicInfo, Topics, LEAVE_EPOCH, LEAVE_STATIC_EPOCH};
 use crate::group::api::{Event, Response, TimerKey};
 use crate::group::config::GroupConfig;
+use crate::group::replay::load;
 use crate::group::tests::{Sim, GROUP};
 
 const REBALANCE_MS: i32 = 60_000;
 
 fn topic_id(name: &str) -> Uuid {
-    Uuid::from_u128(name.bytes().fold(7u128, |h, b| h.wrapping_mul(31).wrapping_add(u128::from(b))))
+    Uuid::from_u128(
+        name.bytes()
+            .fold(7u128, |h, b| h.wrapping_mul(31).wrapping_add(u128::from(b))),
+    )
 }
 
 fn topics(list: &[(&str, i32)]) -> Topics {
     Arc::new(
         list.iter()
-            .map(|(n, p)| ((*n).to_owned(), TopicInfo { id: topic_id(n), partitions: *p }))
+            .map(|(n, p)| {
+                (
+                    (*n).to_owned(),
+                    TopicInfo {
+                        id: topic_id(n),
+                        partitions: *p,
+                    },
+                )
+            })
             .collect(),
     )
 }
@@ -104,7 +115,10 @@ fn a_partition_is_revoked_before_it_is_assigned_to_a_new_member() {
     join(&mut sim, "m1", &ts);
     let r2 = join(&mut sim, "m2", &ts);
     // m2 is at the new epoch but its partitions are still m1's: unreleased, none given yet.
-    assert_eq!((r2.member_epoch, parts(&r2.assignment.unwrap_or_default())), (2, vec![]));
+    assert_eq!(
+        (r2.member_epoch, parts(&r2.assignment.unwrap_or_default())),
+        (2, vec![])
+    );
     assert_eq!(group_state(&sim), ConsumerGroupState::Reconciling);
     // m1 is told to keep two, at its old epoch.
     let r1 = beat(&mut sim, "m1", 1, &t1(&[0, 1, 2, 3]), &ts);
@@ -188,7 +202,7 @@ fn a_member_that_does_not_revoke_within_its_rebalance_timeout_is_fenced() {
     join(&mut sim, "m1", &ts);
     join(&mut sim, "m2", &ts);
     beat(&mut sim, "m1", 1, &t1(&[0, 1]), &ts); // told to revoke one
-    // m2 keeps heartbeating; m1 never acknowledges the revocation.
+                                                // m2 keeps heartbeating; m1 never acknowledges the revocation.
     for _ in 0..20 {
         sim.advance(4_000);
         beat(&mut sim, "m2", 2, &Assignment::new(), &ts);
@@ -198,7 +212,15 @@ fn a_member_that_does_not_revoke_within_its_rebalance_timeout_is_fenced() {
             break;
         }
     }
-    let members: Vec<String> = sim.group(GROUP).consumer.as_ref().unwrap().members.keys().cloned().collect();
+    let members: Vec<String> = sim
+        .group(GROUP)
+        .consumer
+        .as_ref()
+        .unwrap()
+        .members
+        .keys()
+        .cloned()
+        .collect();
     assert_eq!(members, ["m2"]);
     let m2 = &sim.group(GROUP).consumer.as_ref().unwrap().members["m2"];
     assert_eq!(parts(&m2.assigned), [0, 1], "m2 got both partitions");
@@ -225,7 +247,11 @@ fn a_static_member_rejoins_after_a_temporary_leave_with_its_assignment_and_no_re
     let back = send(&mut sim, back);
     assert_eq!((back.error, back.member_epoch), (None, 1));
     assert_eq!(parts(&back.assignment.expect("its partitions")), [0, 1]);
-    assert_eq!(sim.group(GROUP).consumer.as_ref().unwrap().group_epoch, epoch, "no new epoch");
+    assert_eq!(
+        sim.group(GROUP).consumer.as_ref().unwrap().group_epoch,
+        epoch,
+        "no new epoch"
+    );
 }
 
 #[test]
@@ -236,7 +262,10 @@ fn a_regex_subscription_picks_up_a_topic_created_later() {
     r.subscribed_topic_names = None;
     r.subscribed_topic_regex = Some("orders-.*".into());
     let joined = send(&mut sim, r);
-    assert_eq!(joined.assignment.unwrap().keys().copied().collect::<Vec<_>>(), [topic_id("orders-eu")]);
+    assert_eq!(
+        joined.assignment.unwrap().keys().copied().collect::<Vec<_>>(),
+        [topic_id("orders-eu")]
+    );
     let after = topics(&[("orders-eu", 1), ("orders-us", 1), ("other", 1)]);
     let owned = Assignment::from([(topic_id("orders-eu"), BTreeSet::from([0]))]);
     let r = beat(&mut sim, "m1", 1, &owned, &after);
@@ -266,7 +295,10 @@ fn the_group_refuses_members_beyond_its_max_size() {
     let mut sim = Sim::with_config(config);
     let ts = topics(&[("t1", 1)]);
     join(&mut sim, "m1", &ts);
-    assert_eq!(join(&mut sim, "m2", &ts).error, Some(ResponseError::GroupMaxSizeReached));
+    assert_eq!(
+        join(&mut sim, "m2", &ts).error,
+        Some(ResponseError::GroupMaxSizeReached)
+    );
 }
 
 #[test]
@@ -282,7 +314,10 @@ fn a_classic_join_to_a_consumer_group_with_members_is_inconsistent_group_protoco
     let mut sim = Sim::new();
     join(&mut sim, "m1", &topics(&[("t1", 1)]));
     let req = sim.join(GROUP, "");
-    assert_eq!(sim.join_response(req).error, Some(ResponseError::InconsistentGroupProtocol));
+    assert_eq!(
+        sim.join_response(req).error,
+        Some(ResponseError::InconsistentGroupProtocol)
+    );
 }
 
 #[test]
@@ -312,7 +347,11 @@ fn range_gives_contiguous_ranges_in_member_order() {
     let t = topic_id("t");
     let specs: Vec<MemberSpec<'_>> = ["a", "b", "c"]
         .iter()
-        .map(|m| MemberSpec { member_id: m, topics: BTreeSet::from([t]), previous: None })
+        .map(|m| MemberSpec {
+            member_id: m,
+            topics: BTreeSet::from([t]),
+            previous: None,
+        })
         .collect();
     let out = assignor::assign(assignor::RANGE, &specs, &BTreeMap::from([(t, 7)]));
     let got: Vec<Vec<i32>> = out.values().map(parts).collect();
@@ -324,9 +363,21 @@ fn uniform_is_balanced_and_sticky() {
     let t = topic_id("t");
     let previous = Assignment::from([(t, (0..6).collect())]);
     let specs = vec![
-        MemberSpec { member_id: "a", topics: BTreeSet::from([t]), previous: Some(&previous) },
-        MemberSpec { member_id: "b", topics: BTreeSet::from([t]), previous: None },
-        MemberSpec { member_id: "c", topics: BTreeSet::from([t]), previous: None },
+        MemberSpec {
+            member_id: "a",
+            topics: BTreeSet::from([t]),
+            previous: Some(&previous),
+        },
+        MemberSpec {
+            member_id: "b",
+            topics: BTreeSet::from([t]),
+            previous: None,
+        },
+        MemberSpec {
+            member_id: "c",
+            topics: BTreeSet::from([t]),
+            previous: None,
+        },
     ];
     let out = assignor::assign(assignor::UNIFORM, &specs, &BTreeMap::from([(t, 6)]));
     let counts: Vec<usize> = out.values().map(|a| parts(a).len()).collect();
@@ -383,7 +434,10 @@ fn failover(sim: &mut Sim) {
 }
 
 fn assert_same_group(a: &Sim, b: &Sim) {
-    let (x, y) = (a.group(GROUP).consumer.as_ref().unwrap(), b.group(GROUP).consumer.as_ref().unwrap());
+    let (x, y) = (
+        a.group(GROUP).consumer.as_ref().unwrap(),
+        b.group(GROUP).consumer.as_ref().unwrap(),
+    );
     assert_eq!((x.group_epoch, x.assignment_epoch), (y.group_epoch, y.assignment_epoch));
     assert_eq!(x.members, y.members);
     assert_eq!(x.static_members, y.static_members);
@@ -420,7 +474,15 @@ fn a_reloaded_coordinator_has_the_same_groups_and_members_carry_on() {
     leave.owned = None;
     send(&mut sim, leave);
     failover(&mut sim);
-    let members: Vec<String> = sim.group(GROUP).consumer.as_ref().unwrap().members.keys().cloned().collect();
+    let members: Vec<String> = sim
+        .group(GROUP)
+        .consumer
+        .as_ref()
+        .unwrap()
+        .members
+        .keys()
+        .cloned()
+        .collect();
     assert_eq!(members, ["m2"]);
 }
 
@@ -428,8 +490,14 @@ fn a_reloaded_coordinator_has_the_same_groups_and_members_carry_on() {
 fn records_round_trip_through_kafkas_byte_layout() {
     let group = "g".to_owned();
     let records = vec![
-        ConsumerRecord::GroupMetadata { group: group.clone(), epoch: Some(7) },
-        ConsumerRecord::PartitionMetadata { group: group.clone(), topics: Some(vec![(topic_id("t"), "t".into(), 3)]) },
+        ConsumerRecord::GroupMetadata {
+            group: group.clone(),
+            epoch: Some(7),
+        },
+        ConsumerRecord::PartitionMetadata {
+            group: group.clone(),
+            topics: Some(vec![(topic_id("t"), "t".into(), 3)]),
+        },
         ConsumerRecord::MemberMetadata {
             group: group.clone(),
             member_id: "m".into(),
@@ -444,8 +512,15 @@ fn records_round_trip_through_kafkas_byte_layout() {
                 server_assignor: Some("range".into()),
             }),
         },
-        ConsumerRecord::TargetMetadata { group: group.clone(), assignment_epoch: Some(7) },
-        ConsumerRecord::TargetMember { group: group.clone(), member_id: "m".into(), partitions: Some(t1(&[0, 2])) },
+        ConsumerRecord::TargetMetadata {
+            group: group.clone(),
+            assignment_epoch: Some(7),
+        },
+        ConsumerRecord::TargetMember {
+            group: group.clone(),
+            member_id: "m".into(),
+            partitions: Some(t1(&[0, 2])),
+        },
         ConsumerRecord::CurrentAssignment {
             group: group.clone(),
             member_id: "m".into(),
@@ -457,14 +532,22 @@ fn records_round_trip_through_kafkas_byte_layout() {
                 revoking: t1(&[1]),
             }),
         },
-        ConsumerRecord::CurrentAssignment { group, member_id: "m".into(), value: None },
+        ConsumerRecord::CurrentAssignment {
+            group,
+            member_id: "m".into(),
+            value: None,
+        },
     ];
     for record in records {
         let (key, value) = record.encode();
         assert_eq!(ConsumerRecord::decode(&key, value.as_deref()).unwrap(), record);
     }
     // ConsumerGroupMetadataKey v3 "g", ConsumerGroupMetadataValue v0 epoch 7, no tagged fields.
-    let (key, value) = ConsumerRecord::GroupMetadata { group: "g".into(), epoch: Some(7) }.encode();
+    let (key, value) = ConsumerRecord::GroupMetadata {
+        group: "g".into(),
+        epoch: Some(7),
+    }
+    .encode();
     assert_eq!(&key[..], [0, 3, 0, 1, b'g']);
     assert_eq!(value.as_deref(), Some(&[0, 0, 0, 0, 0, 7, 0][..]));
 }
@@ -478,7 +561,15 @@ fn simulate(seed: u64) {
     let snapshot = |list: &[(String, i32)]| -> Topics {
         Arc::new(
             list.iter()
-                .map(|(n, p)| (n.clone(), TopicInfo { id: topic_id(n), partitions: *p }))
+                .map(|(n, p)| {
+                    (
+                        n.clone(),
+                        TopicInfo {
+                            id: topic_id(n),
+                            partitions: *p,
+                        },
+                    )
+                })
                 .collect(),
         )
     };
@@ -494,10 +585,20 @@ fn simulate(seed: u64) {
                 r.subscribed_topic_regex = Some("t.*".into());
                 let resp = send(&mut sim, r);
                 assert_eq!(resp.error, None);
-                clients.insert(id, Client { epoch: resp.member_epoch, owned: resp.assignment.unwrap_or_default() });
+                clients.insert(
+                    id,
+                    Client {
+                        epoch: resp.member_epoch,
+                        owned: resp.assignment.unwrap_or_default(),
+                    },
+                );
             }
             2 if churn && !clients.is_empty() => {
-                let id = clients.keys().nth(rng.below(clients.len() as u64) as usize).cloned().unwrap();
+                let id = clients
+                    .keys()
+                    .nth(rng.below(clients.len() as u64) as usize)
+                    .cloned()
+                    .unwrap();
                 let mut r = request(&mut sim, &id, LEAVE_EPOCH, &ts);
                 r.owned = None;
                 send(&mut sim, r);
@@ -505,7 +606,11 @@ fn simulate(seed: u64) {
             }
             // A crash: the client vanishes; its session expires later.
             3 if churn && !clients.is_empty() && rng.below(3) == 0 => {
-                let id = clients.keys().nth(rng.below(clients.len() as u64) as usize).cloned().unwrap();
+                let id = clients
+                    .keys()
+                    .nth(rng.below(clients.len() as u64) as usize)
+                    .cloned()
+                    .unwrap();
                 clients.remove(&id);
             }
             4 if churn && rng.below(4) == 0 => {
@@ -527,7 +632,13 @@ fn simulate(seed: u64) {
                 r.subscribed_topic_names = None;
                 r.subscribed_topic_regex = Some("t.*".into());
                 let rejoined = send(&mut sim, r);
-                clients.insert(id.clone(), Client { epoch: rejoined.member_epoch, owned: rejoined.assignment.unwrap_or_default() });
+                clients.insert(
+                    id.clone(),
+                    Client {
+                        epoch: rejoined.member_epoch,
+                        owned: rejoined.assignment.unwrap_or_default(),
+                    },
+                );
                 continue;
             }
             let c = clients.get_mut(&id).unwrap();
@@ -547,7 +658,10 @@ fn simulate(seed: u64) {
     let total: i32 = topic_list.iter().map(|t| t.1).sum();
     let owned_total: usize = clients.values().map(|c| parts(&c.owned).len()).sum();
     if !clients.is_empty() {
-        assert_eq!(owned_total, total as usize, "seed {seed}: every partition owned once when stable");
+        assert_eq!(
+            owned_total, total as usize,
+            "seed {seed}: every partition owned once when stable"
+        );
         assert_eq!(group_state(&sim), ConsumerGroupState::Stable, "seed {seed}");
         let counts: Vec<usize> = clients.values().map(|c| parts(&c.owned).len()).collect();
         let (lo, hi) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
