@@ -689,3 +689,81 @@ fn simulation_never_gives_a_partition_to_two_members_and_settles() {
         simulate(seed);
     }
 }
+
+fn delete_group(sim: &mut Sim) -> Option<ResponseError> {
+    let req = sim.next_req();
+    sim.send(Event::DeleteGroups(crate::group::api::DeleteGroupsRequest {
+        req,
+        group_ids: vec![GROUP.into()],
+    }));
+    match sim.responses.remove(&req) {
+        Some(Response::DeleteGroups(d)) => d.results[0].1,
+        other => panic!("expected a DeleteGroups response, got {other:?}"),
+    }
+}
+
+#[test]
+fn delete_groups_refuses_a_consumer_group_with_members_and_tombstones_an_empty_one() {
+    let mut sim = Sim::new();
+    let ts = topics(&[("t1", 1)]);
+    join(&mut sim, "m1", &ts);
+    assert_eq!(delete_group(&mut sim), Some(ResponseError::NonEmptyGroup));
+    let mut leave = request(&mut sim, "m1", LEAVE_EPOCH, &ts);
+    leave.owned = None;
+    send(&mut sim, leave);
+    assert_eq!(delete_group(&mut sim), None);
+    assert!(sim.state.group(GROUP).is_none());
+    // The log says so too: a reload finds no group.
+    failover(&mut sim);
+    assert!(sim.state.group(GROUP).is_none());
+}
+
+#[test]
+fn list_groups_filters_by_type_and_shows_the_consumer_groups_state() {
+    let mut sim = Sim::new();
+    join(&mut sim, "m1", &topics(&[("t1", 1)]));
+    sim.stable_group("classic-group", 1);
+    let listed = |types: &[&str]| -> Vec<(String, &'static str, &'static str)> {
+        let types: Vec<String> = types.iter().map(|t| (*t).to_owned()).collect();
+        sim.state
+            .list_groups(&[], &types)
+            .into_iter()
+            .map(|g| (g.group_id, g.group_type, g.state))
+            .collect()
+    };
+    assert_eq!(listed(&["consumer"]), [(GROUP.to_owned(), "consumer", "Stable")]);
+    assert_eq!(
+        listed(&["Classic"]),
+        [("classic-group".to_owned(), "classic", "Stable")]
+    );
+    assert_eq!(listed(&[]).len(), 2);
+    let described = sim.state.describe_group(GROUP);
+    assert_eq!(
+        described.state, "Dead",
+        "DescribeGroups describes classic groups only, as Kafka"
+    );
+    let d = sim.state.describe_consumer_group(GROUP);
+    assert_eq!((d.state, d.group_epoch, d.members.len()), ("Stable", 1, 1));
+    let not_consumer = sim.state.describe_consumer_group("classic-group");
+    assert_eq!(not_consumer.error.map(|e| e.0), Some(ResponseError::GroupIdNotFound));
+}
+
+#[test]
+fn offset_fetch_with_a_member_needs_its_current_epoch() {
+    let mut sim = Sim::new();
+    join(&mut sim, "m1", &topics(&[("t1", 1)]));
+    let check = |member: Option<&str>, epoch| sim.state.validate_consumer_offset_fetch(GROUP, member, epoch);
+    assert_eq!(check(None, -1), Ok(()));
+    assert_eq!(check(Some("m1"), 1), Ok(()));
+    assert_eq!(check(Some("m1"), 0), Err(ResponseError::StaleMemberEpoch));
+    assert_eq!(check(Some("other"), 1), Err(ResponseError::UnknownMemberId));
+}
+
+#[test]
+fn without_consumer_in_the_rebalance_protocols_heartbeats_are_unsupported() {
+    let mut config = GroupConfig::default();
+    config.consumer.enabled = false;
+    let mut sim = Sim::with_config(config);
+    let r = join(&mut sim, "m1", &topics(&[("t1", 1)]));
+    assert_eq!(r.error, Some(ResponseError::UnsupportedVersion));
+}
