@@ -20,7 +20,7 @@ use super::subscription::subscription_metadata;
 use super::{Assignment, ConsumerGroup, ConsumerMember, MemberState, Topics, LEAVE_EPOCH, LEAVE_STATIC_EPOCH};
 use crate::group::api::{RequestId, Response, TimerKey};
 use crate::group::coordinator::{Outbox, PendingWrite, TimerPayload};
-use crate::group::records::Record;
+use crate::group::records::{Record, MAX_STRING_BYTES};
 use crate::group::state::{Group, GroupState};
 
 /// From v1 (KIP-1082) the client makes up its member id; before, the coordinator did.
@@ -77,6 +77,9 @@ pub(crate) fn heartbeat(groups: &mut BTreeMap<String, Group>, out: &mut Outbox, 
             join_or_heartbeat(groups, out, &r)
         }
     });
+    if result.is_err() {
+        forget_unborn_group(groups, &r.group_id);
+    }
     let (response, records) = result.unwrap_or_else(|Refused(error, message)| {
         let response = ConsumerHeartbeatResponse {
             error: Some(error),
@@ -98,6 +101,24 @@ pub(crate) fn heartbeat(groups: &mut BTreeMap<String, Group>, out: &mut Outbox, 
     }
 }
 
+/// A refused join must not leave behind the consumer group it made (nothing was written): a
+/// group that never had a member (epoch 0) goes back to what it was, or away.
+fn forget_unborn_group(groups: &mut BTreeMap<String, Group>, group_id: &str) {
+    let Some(group) = groups.get_mut(group_id) else { return };
+    if group.consumer.as_ref().is_some_and(|c| c.group_epoch == 0) {
+        group.consumer = None;
+        let unused = group.is(GroupState::Empty)
+            && group.members.is_empty()
+            && group.offsets.is_empty()
+            && group.pending_offset_commits.is_empty()
+            && group.pending_txn_offsets.is_empty()
+            && group.protocol_type.is_none();
+        if unused {
+            groups.remove(group_id);
+        }
+    }
+}
+
 /// A handled heartbeat: the answer and the records of what changed.
 type Handled = (ConsumerHeartbeatResponse, Vec<ConsumerRecord>);
 
@@ -112,6 +133,22 @@ fn validate(r: &ConsumerHeartbeatRequest, out: &Outbox) -> Result<(), Refused> {
     }
     if r.group_id.is_empty() {
         return invalid("GroupId can't be empty.");
+    }
+    // Ids are keys of records whose encoding caps strings at 32767 bytes.
+    let ids = [
+        Some(&r.group_id),
+        Some(&r.member_id),
+        r.instance_id.as_ref(),
+        r.rack_id.as_ref(),
+    ];
+    let names = r.subscribed_topic_names.iter().flatten();
+    if ids
+        .into_iter()
+        .flatten()
+        .chain(names)
+        .any(|s| s.len() > MAX_STRING_BYTES)
+    {
+        return invalid("An id or topic name is too long.");
     }
     if r.instance_id.as_deref() == Some("") {
         return invalid("InstanceId can't be empty.");

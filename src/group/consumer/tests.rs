@@ -767,3 +767,15 @@ fn without_consumer_in_the_rebalance_protocols_heartbeats_are_unsupported() {
     let r = join(&mut sim, "m1", &topics(&[("t1", 1)]));
     assert_eq!(r.error, Some(ResponseError::UnsupportedVersion));
 }
+
+#[test]
+fn a_refused_join_leaves_no_group_behind() {
+    let mut sim = Sim::new();
+    let mut r = request(&mut sim, "m1", 0, &topics(&[("t1", 1)]));
+    r.subscribed_topic_regex = Some("(".into());
+    assert_eq!(send(&mut sim, r).error, Some(ResponseError::InvalidRegularExpression));
+    assert!(sim.state.group(GROUP).is_none());
+    let mut r = request(&mut sim, &"m".repeat(40_000), 0, &topics(&[("t1", 1)]));
+    r.api_version = 1;
+    assert_eq!(send(&mut sim, r).error, Some(ResponseError::InvalidRequest));
+}
