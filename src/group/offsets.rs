@@ -417,12 +417,14 @@ enum RetentionBase {
 /// empty; Stable consumer groups expire offsets of topics they no longer subscribe to, retention
 /// after the commit; simple groups (no protocol type) likewise; anything else keeps its offsets.
 fn retention_base(group: &Group) -> Option<RetentionBase> {
-    if !group.has_no_members() {
-        // A consumer group with members keeps its offsets (Kafka would expire those of topics
-        // it no longer subscribes to; not done yet).
-        if group.consumer.is_some() {
-            return None;
-        }
+    if let Some(consumer) = &group.consumer {
+        // As Kafka's ConsumerGroup: with members, offsets of topics it no longer subscribes to
+        // expire from their commit; once empty, all expire from when it became empty.
+        return Some(if consumer.members.is_empty() {
+            RetentionBase::StateTimestamp(group.state_timestamp_ms)
+        } else {
+            RetentionBase::CommitTimestamp
+        });
     }
     match &group.protocol_type {
         None => Some(RetentionBase::CommitTimestamp),

@@ -470,6 +470,9 @@ impl Group {
 
     /// Whether the group consumes `topic`; when unknown, a consumer group is assumed to.
     pub(crate) fn is_subscribed_to_topic(&self, topic: &str) -> bool {
+        if let Some(consumer) = &self.consumer {
+            return consumer.subscription_metadata.contains_key(topic);
+        }
         match &self.subscribed_topics {
             Some(topics) => topics.contains(topic),
             None => self.uses_consumer_protocol(),

@@ -601,6 +601,7 @@ fn leave(
         });
     } else {
         out_records = fence(cg, out, &group_id, &member_id);
+        mark_if_emptied(group, out.now_ms);
     }
     let response = ConsumerHeartbeatResponse {
         error: None,
@@ -652,9 +653,19 @@ fn persist_fence(out: &mut Outbox, records: Vec<ConsumerRecord>) {
 
 /// The session of a member expired: it is fenced.
 pub(crate) fn session_expired(groups: &mut BTreeMap<String, Group>, out: &mut Outbox, group_id: &str, member_id: &str) {
-    if let Some(cg) = groups.get_mut(group_id).and_then(|g| g.consumer.as_deref_mut()) {
+    let Some(group) = groups.get_mut(group_id) else { return };
+    if let Some(cg) = group.consumer.as_deref_mut() {
         let records = fence(cg, out, group_id, member_id);
         persist_fence(out, records);
+        mark_if_emptied(group, out.now_ms);
+    }
+}
+
+/// When the last member is gone, the group's offsets start to age from now (Kafka's
+/// retention of an empty group counts from when it became empty).
+fn mark_if_emptied(group: &mut Group, now_ms: i64) {
+    if group.consumer.as_ref().is_some_and(|c| c.members.is_empty()) {
+        group.state_timestamp_ms = Some(now_ms);
     }
 }
 
@@ -665,7 +676,8 @@ pub(crate) fn revocation_expired(
     group_id: &str,
     member_id: &str,
 ) {
-    let Some(cg) = groups.get_mut(group_id).and_then(|g| g.consumer.as_deref_mut()) else {
+    let Some(group) = groups.get_mut(group_id) else { return };
+    let Some(cg) = group.consumer.as_deref_mut() else {
         return;
     };
     if cg
@@ -675,6 +687,7 @@ pub(crate) fn revocation_expired(
     {
         let records = fence(cg, out, group_id, member_id);
         persist_fence(out, records);
+        mark_if_emptied(group, out.now_ms);
     }
 }
 

@@ -779,3 +779,26 @@ fn a_refused_join_leaves_no_group_behind() {
     r.api_version = 1;
     assert_eq!(send(&mut sim, r).error, Some(ResponseError::InvalidRequest));
 }
+
+#[test]
+fn offset_delete_refuses_the_topics_a_consumer_group_subscribes_to() {
+    let mut sim = Sim::new();
+    let ts = topics(&[("t1", 1), ("old", 1)]);
+    join(&mut sim, "m1", &ts);
+    let mut commit = sim.commit_request(GROUP, "m1", 1, &[("t1", 0, 5), ("old", 0, 3)]);
+    commit.api_version = 9;
+    sim.send(Event::CommitOffsets(commit));
+    let req = sim.next_req();
+    sim.send(Event::OffsetDelete(crate::group::api::OffsetDeleteRequest {
+        req,
+        group_id: GROUP.into(),
+        topics: vec![("t1".into(), vec![0]), ("old".into(), vec![0])],
+    }));
+    match sim.responses.remove(&req) {
+        Some(Response::OffsetDelete(d)) => {
+            assert_eq!(d.topics[0].partitions, [(0, Some(ResponseError::GroupSubscribedToTopic))]);
+            assert_eq!(d.topics[1].partitions, [(0, None)]);
+        }
+        other => panic!("expected an OffsetDelete response, got {other:?}"),
+    }
+}
