@@ -135,7 +135,7 @@ pub(crate) fn handle(state: &mut GroupCoordinatorState, now_ms: i64, event: Even
     out.now_ms = now_ms;
     match event {
         Event::Join(r) => {
-            if consumer::heartbeat::refuse_classic_join(groups, out, &r) {
+            if consumer::leave::refuse_classic_join(groups, out, &r) {
                 return out.take_actions();
             }
             membership::join(groups, out, r)
@@ -180,10 +180,10 @@ fn timer_fired(groups: &mut BTreeMap<String, Group>, out: &mut Outbox, key: Time
         (TimerKey::Sync { .. }, _) => {}
         (TimerKey::OffsetExpiration, _) => offsets::expire_offsets(groups, out),
         (TimerKey::ConsumerSession { group_id, member_id }, _) => {
-            consumer::heartbeat::session_expired(groups, out, &group_id, &member_id)
+            consumer::leave::session_expired(groups, out, &group_id, &member_id)
         }
         (TimerKey::ConsumerRevocation { group_id, member_id }, _) => {
-            consumer::heartbeat::revocation_expired(groups, out, &group_id, &member_id)
+            consumer::leave::revocation_expired(groups, out, &group_id, &member_id)
         }
     }
 }

@@ -5,18 +5,17 @@
 //! expiries of member sessions (`group.consumer.session.timeout.ms`) and of revocations (the
 //! member's rebalance timeout): both fence the member.
 //!
-//! Answers at once: the KIP-848 state is not written to `__consumer_offsets` yet, so nothing
-//! waits for an append (see docs/architecture.md).
+//! Answered once the records of what changed are committed in `__consumer_offsets`, as Kafka
+//! does. Leaving and expiries are in `leave`, the target assignment in `target`.
 
 use std::collections::BTreeMap;
 
 use kafka_protocol::ResponseError;
-use uuid::Uuid;
 
-use super::assignor::{self, MemberSpec};
 use super::reconcile::{is_subset, reconcile};
 use super::records::{self, ConsumerRecord};
 use super::subscription::subscription_metadata;
+use super::target;
 use super::{Assignment, ConsumerGroup, ConsumerMember, MemberState, Topics, LEAVE_EPOCH, LEAVE_STATIC_EPOCH};
 use crate::group::api::{RequestId, Response, TimerKey};
 use crate::group::coordinator::{Outbox, PendingWrite, TimerPayload};
@@ -63,16 +62,16 @@ pub(crate) struct ConsumerHeartbeatResponse {
 
 /// A failed heartbeat: Kafka's error code and message.
 #[derive(Debug, Clone, PartialEq)]
-struct Refused(ResponseError, String);
+pub(super) struct Refused(pub(super) ResponseError, pub(super) String);
 
-fn refuse<T>(error: ResponseError, message: impl Into<String>) -> Result<T, Refused> {
+pub(super) fn refuse<T>(error: ResponseError, message: impl Into<String>) -> Result<T, Refused> {
     Err(Refused(error, message.into()))
 }
 
 pub(crate) fn heartbeat(groups: &mut BTreeMap<String, Group>, out: &mut Outbox, r: ConsumerHeartbeatRequest) {
     let result = validate(&r, out).and_then(|()| {
         if r.member_epoch == LEAVE_EPOCH || r.member_epoch == LEAVE_STATIC_EPOCH {
-            leave(groups, out, &r)
+            super::leave::leave(groups, out, &r)
         } else {
             join_or_heartbeat(groups, out, &r)
         }
@@ -120,7 +119,7 @@ fn forget_unborn_group(groups: &mut BTreeMap<String, Group>, group_id: &str) {
 }
 
 /// A handled heartbeat: the answer and the records of what changed.
-type Handled = (ConsumerHeartbeatResponse, Vec<ConsumerRecord>);
+pub(super) type Handled = (ConsumerHeartbeatResponse, Vec<ConsumerRecord>);
 
 /// Kafka's `throwIfConsumerGroupHeartbeatRequestIsInvalid`.
 fn validate(r: &ConsumerHeartbeatRequest, out: &Outbox) -> Result<(), Refused> {
@@ -190,7 +189,7 @@ fn validate(r: &ConsumerHeartbeatRequest, out: &Outbox) -> Result<(), Refused> {
 
 /// The consumer group `group_id`, created (or converted from an empty classic group) when
 /// `create`; Kafka's `getOrMaybeCreateConsumerGroup` without online upgrade.
-fn consumer_group<'a>(
+pub(super) fn consumer_group<'a>(
     groups: &'a mut BTreeMap<String, Group>,
     out: &Outbox,
     group_id: &str,
@@ -308,8 +307,8 @@ fn join_or_heartbeat(
         tracing::info!(group = %group_id, epoch = cg.group_epoch, "bumped consumer group epoch");
     }
     if cg.group_epoch > cg.assignment_epoch {
-        let previous = compute_target(cg, &out.config.consumer.assignors);
-        out_records.extend(target_records(&group_id, cg, &previous));
+        let previous = target::compute_target(cg, &out.config.consumer.assignors);
+        out_records.extend(target::target_records(&group_id, cg, &previous));
     }
     let owners = cg.owned_by_others(&member_id);
     let target = cg.targets.get(&member_id).cloned().unwrap_or_default();
@@ -360,25 +359,6 @@ fn join_or_heartbeat(
         assignment: (full_request || changed).then(|| member.assigned.clone()),
     };
     Ok((response, out_records))
-}
-
-/// The records of a new target: each member's whose target changed, then the target's epoch.
-fn target_records(group_id: &str, cg: &ConsumerGroup, previous: &BTreeMap<String, Assignment>) -> Vec<ConsumerRecord> {
-    let mut out: Vec<ConsumerRecord> = cg
-        .targets
-        .iter()
-        .filter(|(m, a)| previous.get(*m) != Some(*a))
-        .map(|(m, a)| ConsumerRecord::TargetMember {
-            group: group_id.to_owned(),
-            member_id: m.clone(),
-            partitions: Some(a.clone()),
-        })
-        .collect();
-    out.push(ConsumerRecord::TargetMetadata {
-        group: group_id.to_owned(),
-        assignment_epoch: Some(cg.assignment_epoch),
-    });
-    out
 }
 
 /// The member the request is from, as it was (None if new) and as it will be updated:
@@ -498,199 +478,6 @@ fn update_member(
     Ok(subscription(&before) != subscription(member))
 }
 
-/// The assignor of the next target: the one most members ask for, else the configured default
-/// (Kafka's `defaultConsumerGroupAssignor` / `preferredServerAssignor`).
-pub(super) fn choose_assignor(cg: &ConsumerGroup, configured: &[String]) -> String {
-    let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
-    for m in cg.members.values() {
-        if let Some(a) = m.server_assignor.as_deref() {
-            *votes.entry(a).or_default() += 1;
-        }
-    }
-    let voted = votes
-        .iter()
-        .rev()
-        .max_by_key(|(_, n)| **n)
-        .map(|(a, _)| (*a).to_owned());
-    voted
-        .or_else(|| configured.first().cloned())
-        .unwrap_or_else(|| assignor::UNIFORM.to_owned())
-}
-
-/// A new target assignment for the group epoch; returns the previous one.
-pub(super) fn compute_target(cg: &mut ConsumerGroup, configured: &[String]) -> BTreeMap<String, Assignment> {
-    let name = choose_assignor(cg, configured);
-    let partitions: BTreeMap<Uuid, i32> = cg
-        .subscription_metadata
-        .values()
-        .map(|t| (t.id, t.partitions))
-        .collect();
-    let specs: Vec<MemberSpec<'_>> = cg
-        .members
-        .values()
-        .map(|m| MemberSpec {
-            member_id: &m.member_id,
-            topics: cg
-                .subscription_metadata
-                .iter()
-                .filter(|(name, _)| m.subscribes(name, &cg.regexes))
-                .map(|(_, t)| t.id)
-                .collect(),
-            previous: cg.targets.get(&m.member_id),
-        })
-        .collect();
-    let targets = assignor::assign(&name, &specs, &partitions);
-    cg.assignment_epoch = cg.group_epoch;
-    cg.assignor = name;
-    std::mem::replace(&mut cg.targets, targets)
-}
-
-/// Leaving: -1 removes the member (its partitions go to the others at the next epoch); -2 keeps
-/// a static member's assignment until it comes back or its session expires.
-fn leave(
-    groups: &mut BTreeMap<String, Group>,
-    out: &mut Outbox,
-    r: &ConsumerHeartbeatRequest,
-) -> Result<Handled, Refused> {
-    let group = consumer_group(groups, out, &r.group_id, false)?;
-    let group_id = group.group_id.clone();
-    let Some(cg) = group.consumer.as_deref_mut() else {
-        return refuse(
-            ResponseError::GroupIdNotFound,
-            format!("Group {group_id} is not a consumer group"),
-        );
-    };
-    let member_id = match &r.instance_id {
-        None => r.member_id.clone(),
-        Some(instance) => match cg.static_members.get(instance) {
-            None => {
-                return refuse(
-                    ResponseError::UnknownMemberId,
-                    format!("Instance id {instance} is unknown in group {group_id}."),
-                )
-            }
-            Some(id) if *id != r.member_id => {
-                return refuse(
-                    ResponseError::FencedInstanceId,
-                    format!(
-                        "Static member {} with instance id {instance} was fenced by member {id}.",
-                        r.member_id
-                    ),
-                )
-            }
-            Some(id) => id.clone(),
-        },
-    };
-    if !cg.members.contains_key(&member_id) {
-        return refuse(
-            ResponseError::UnknownMemberId,
-            format!("Member {member_id} is not a member of group {group_id}."),
-        );
-    }
-    let mut out_records = Vec::new();
-    if r.member_epoch == LEAVE_STATIC_EPOCH {
-        if let Some(m) = cg.members.get_mut(&member_id) {
-            // The epoch it had is where its replacement resumes.
-            m.previous_member_epoch = m.member_epoch;
-            m.member_epoch = LEAVE_STATIC_EPOCH;
-            out_records.push(records::current_assignment(&group_id, m));
-        }
-        out.cancel(TimerKey::ConsumerRevocation {
-            group_id,
-            member_id: member_id.clone(),
-        });
-    } else {
-        out_records = fence(cg, out, &group_id, &member_id);
-        mark_if_emptied(group, out.now_ms);
-    }
-    let response = ConsumerHeartbeatResponse {
-        error: None,
-        error_message: None,
-        member_id: Some(member_id),
-        member_epoch: r.member_epoch,
-        heartbeat_interval_ms: 0,
-        assignment: None,
-    };
-    Ok((response, out_records))
-}
-
-/// Removes a member and bumps the group epoch: its partitions go to others at the next target.
-/// Returns the records saying so.
-fn fence(cg: &mut ConsumerGroup, out: &mut Outbox, group_id: &str, member_id: &str) -> Vec<ConsumerRecord> {
-    if cg.remove_member(member_id).is_none() {
-        return Vec::new();
-    }
-    cg.regexes.retain_used(cg.members.values());
-    cg.group_epoch += 1;
-    out.cancel(TimerKey::ConsumerSession {
-        group_id: group_id.to_owned(),
-        member_id: member_id.to_owned(),
-    });
-    out.cancel(TimerKey::ConsumerRevocation {
-        group_id: group_id.to_owned(),
-        member_id: member_id.to_owned(),
-    });
-    tracing::info!(
-        group = group_id,
-        member = member_id,
-        epoch = cg.group_epoch,
-        "consumer group member removed"
-    );
-    let mut out = records::member_tombstones(group_id, member_id).to_vec();
-    out.push(ConsumerRecord::GroupMetadata {
-        group: group_id.to_owned(),
-        epoch: Some(cg.group_epoch),
-    });
-    out
-}
-
-/// Appends the records of a fence that no request waits for.
-fn persist_fence(out: &mut Outbox, records: Vec<ConsumerRecord>) {
-    if !records.is_empty() {
-        out.persist(records.into_iter().map(Record::Consumer).collect(), None);
-    }
-}
-
-/// The session of a member expired: it is fenced.
-pub(crate) fn session_expired(groups: &mut BTreeMap<String, Group>, out: &mut Outbox, group_id: &str, member_id: &str) {
-    let Some(group) = groups.get_mut(group_id) else { return };
-    if let Some(cg) = group.consumer.as_deref_mut() {
-        let records = fence(cg, out, group_id, member_id);
-        persist_fence(out, records);
-        mark_if_emptied(group, out.now_ms);
-    }
-}
-
-/// When the last member is gone, the group's offsets start to age from now (Kafka's
-/// retention of an empty group counts from when it became empty).
-fn mark_if_emptied(group: &mut Group, now_ms: i64) {
-    if group.consumer.as_ref().is_some_and(|c| c.members.is_empty()) {
-        group.state_timestamp_ms = Some(now_ms);
-    }
-}
-
-/// A member did not revoke its partitions within its rebalance timeout: it is fenced.
-pub(crate) fn revocation_expired(
-    groups: &mut BTreeMap<String, Group>,
-    out: &mut Outbox,
-    group_id: &str,
-    member_id: &str,
-) {
-    let Some(group) = groups.get_mut(group_id) else { return };
-    let Some(cg) = group.consumer.as_deref_mut() else {
-        return;
-    };
-    if cg
-        .members
-        .get(member_id)
-        .is_some_and(|m| m.state == MemberState::UnrevokedPartitions)
-    {
-        let records = fence(cg, out, group_id, member_id);
-        persist_fence(out, records);
-        mark_if_emptied(group, out.now_ms);
-    }
-}
-
 /// What a member subscribes to: a change of any of these bumps the group epoch.
 fn subscription(m: &ConsumerMember) -> (&[String], Option<&str>, Option<&str>, Option<&str>) {
     (
@@ -699,31 +486,4 @@ fn subscription(m: &ConsumerMember) -> (&[String], Option<&str>, Option<&str>, O
         m.server_assignor.as_deref(),
         m.rack_id.as_deref(),
     )
-}
-
-/// A classic JoinGroup for a consumer group: an empty one becomes classic again (its offsets
-/// stay); a non-empty one answers INCONSISTENT_GROUP_PROTOCOL, as Kafka does for protocols the
-/// group cannot serve (mixed groups are not served yet). True if answered here.
-pub(crate) fn refuse_classic_join(
-    groups: &mut BTreeMap<String, Group>,
-    out: &mut Outbox,
-    r: &crate::group::api::JoinRequest,
-) -> bool {
-    let Some(group) = groups.get_mut(&r.group_id) else {
-        return false;
-    };
-    match group.consumer.as_deref() {
-        None => false,
-        Some(cg) if cg.members.is_empty() => {
-            let tombstones = records::group_tombstones(&r.group_id, cg);
-            group.consumer = None;
-            persist_fence(out, tombstones);
-            false
-        }
-        Some(_) => {
-            let response = crate::group::api::JoinResponse::error("", ResponseError::InconsistentGroupProtocol);
-            out.respond(r.req, Response::Join(response));
-            true
-        }
-    }
 }

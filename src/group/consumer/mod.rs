@@ -7,16 +7,19 @@
 //!
 //! May call: its own modules, the classic group's `Outbox` (answers, timers) and the
 //! kafka-protocol crate's types. Must never do I/O or read a clock: the shell passes time and
-//! a snapshot of the topics with each heartbeat. `heartbeat` holds the handlers,
-//! `describe` the read-only views (ConsumerGroupDescribe, ListGroups, OffsetCommit checks).
+//! a snapshot of the topics with each heartbeat. `heartbeat` joins and heartbeats, `leave`
+//! leaving and expiries, `target` the target assignment, `records` and `replay` the records in
+//! `__consumer_offsets`, `describe` the read-only views (ConsumerGroupDescribe, offset checks).
 
 pub(crate) mod assignor;
 pub(crate) mod describe;
 pub(crate) mod heartbeat;
+pub(crate) mod leave;
 mod reconcile;
 pub(crate) mod records;
 pub(crate) mod replay;
 mod subscription;
+mod target;
 
 #[cfg(test)]
 mod tests;

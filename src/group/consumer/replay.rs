@@ -122,7 +122,7 @@ pub(crate) fn loaded(group: &mut Group, out: &mut Outbox) {
     let Some(cg) = group.consumer.as_deref_mut() else {
         return;
     };
-    cg.assignor = super::heartbeat::choose_assignor(cg, &out.config.consumer.assignors);
+    cg.assignor = super::target::choose_assignor(cg, &out.config.consumer.assignors);
     let session_ms = i64::from(out.config.consumer.session_timeout_ms);
     for m in cg.members.values() {
         let (group_id, member_id) = (group.group_id.clone(), m.member_id.clone());

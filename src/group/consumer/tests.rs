@@ -796,7 +796,10 @@ fn offset_delete_refuses_the_topics_a_consumer_group_subscribes_to() {
     }));
     match sim.responses.remove(&req) {
         Some(Response::OffsetDelete(d)) => {
-            assert_eq!(d.topics[0].partitions, [(0, Some(ResponseError::GroupSubscribedToTopic))]);
+            assert_eq!(
+                d.topics[0].partitions,
+                [(0, Some(ResponseError::GroupSubscribedToTopic))]
+            );
             assert_eq!(d.topics[1].partitions, [(0, None)]);
         }
         other => panic!("expected an OffsetDelete response, got {other:?}"),
