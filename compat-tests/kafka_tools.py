@@ -166,6 +166,20 @@ def tool_ok(name: str, *args, input: str | bytes | None = None, timeout: float =
     return r
 
 
+def console_round_trip(bootstrap: str, command_config, topic: str) -> None:
+    """Three lines through `kafka-console-producer`, read back by `kafka-console-consumer`, both
+    with the client settings of `command_config` (a properties file)."""
+    tool_ok(
+        "kafka-console-producer", "--bootstrap-server", bootstrap, "--command-config", str(command_config),
+        "--topic", topic, input=b"one\ntwo\nthree\n",
+    )
+    out = tool_ok(
+        "kafka-console-consumer", "--bootstrap-server", bootstrap, "--command-config", str(command_config),
+        "--topic", topic, "--from-beginning", "--max-messages", "3", "--timeout-ms", "20000",
+    )
+    assert out.stdout.split()[-3:] == ["one", "two", "three"], out
+
+
 def run_tools(*calls: tuple) -> list[ToolResult]:
     """Runs independent tool invocations two at a time (JVM start-up is most of their cost):
     each call is (name, arg, ...); results in the order given."""

@@ -930,6 +930,8 @@ SERVED = {
     "ListPartitionReassignments": (0, 0), "DeleteRecords": (0, 2), "AddPartitionsToTxn": (0, 5),
     "AddOffsetsToTxn": (0, 4), "EndTxn": (0, 4), "WriteTxnMarkers": (1, 1), "TxnOffsetCommit": (0, 4),
     "DescribeTransactions": (0, 0), "ListTransactions": (0, 1), "SaslHandshake": (1, 1), "SaslAuthenticate": (0, 2),
+    "DescribeUserScramCredentials": (0, 0), "AlterUserScramCredentials": (0, 0),
+    "DescribeClientQuotas": (0, 1), "AlterClientQuotas": (0, 1),
 }
 
 

@@ -20,7 +20,7 @@ import pytest
 from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 
-from kafka_tools import tool_ok
+from kafka_tools import console_round_trip, tool_ok
 from conftest import Broker, consume_range, delivered_offsets, free_port, produce_all, producer_config, unique_topic
 
 USERS = {"alice": "alice-secret", "bob": "bob-secret"}
@@ -191,15 +191,7 @@ def test_console_tools_over_sasl_ssl(secure_broker, certs, tmp_path):
         "kafka-topics", "--bootstrap-server", bootstrap, "--command-config", str(props),
         "--create", "--topic", topic, "--partitions", "1",
     )
-    tool_ok(
-        "kafka-console-producer", "--bootstrap-server", bootstrap, "--command-config", str(props), "--topic", topic,
-        input=b"one\ntwo\nthree\n",
-    )
-    out = tool_ok(
-        "kafka-console-consumer", "--bootstrap-server", bootstrap, "--command-config", str(props),
-        "--topic", topic, "--from-beginning", "--max-messages", "3", "--timeout-ms", "20000",
-    )
-    assert out.stdout.split()[-3:] == ["one", "two", "three"], out
+    console_round_trip(bootstrap, props, topic)
 
 
 # Raw frames

@@ -51,6 +51,8 @@ pub(crate) struct Broker {
     pub(crate) shutdown: CancellationToken,
     /// This start's incarnation, which the controller checks on ISR changes.
     pub(crate) incarnation_id: uuid::Uuid,
+    /// Client quota rates (produce and fetch byte rates).
+    pub(crate) quotas: crate::quota::ClientQuotaManagers,
 }
 
 impl Broker {

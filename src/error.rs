@@ -8,8 +8,10 @@ use kafka_protocol::ResponseError;
 
 use crate::api::RequestError;
 use crate::log::LogError;
+use crate::metadata::client_quotas::QuotaError;
 use crate::metadata::elections::ElectionError;
 use crate::metadata::reassignments::ReassignmentError;
+use crate::metadata::scram_credentials::ScramCredentialError;
 use crate::metadata::MetadataError;
 use crate::replica::ReplicaError;
 use crate::security::sasl::SaslError;
@@ -115,6 +117,30 @@ impl KafkaCode for ReassignmentError {
             ReassignmentError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
             ReassignmentError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
             ReassignmentError::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
+        }
+    }
+}
+
+impl KafkaCode for QuotaError {
+    fn kafka_error(&self) -> ResponseError {
+        match self {
+            QuotaError::Invalid(_) => ResponseError::InvalidRequest,
+            QuotaError::UnsupportedEntityType(_) => ResponseError::UnsupportedVersion,
+        }
+    }
+}
+
+impl KafkaCode for ScramCredentialError {
+    fn kafka_error(&self) -> ResponseError {
+        match self {
+            ScramCredentialError::AlteredTwice | ScramCredentialError::DescribedTwice(_) => {
+                ResponseError::DuplicateResource
+            }
+            ScramCredentialError::Unacceptable(_) => ResponseError::UnacceptableCredential,
+            ScramCredentialError::UnknownMechanism => ResponseError::UnsupportedSaslMechanism,
+            ScramCredentialError::DeleteMissing | ScramCredentialError::DescribeMissing(_) => {
+                ResponseError::ResourceNotFound
+            }
         }
     }
 }

@@ -22,6 +22,7 @@ mod metadata;
 mod metrics;
 mod net;
 mod peer;
+mod quota;
 mod replica;
 pub mod security;
 mod server;

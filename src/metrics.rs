@@ -33,12 +33,18 @@ pub(crate) struct Metrics {
     pub(crate) messages_in: IntCounter,
     pub(crate) connections_open: IntGauge,
     pub(crate) connections_rejected: IntCounter,
-    /// SASL authentications on SASL listeners, by result (success, failure).
+    /// SASL authentications on SASL listeners, by result (success, failure) and mechanism
+    /// ("" before the handshake named one).
     pub(crate) sasl_authentications: IntCounterVec,
     /// acks=all produces waiting for their partitions' ISR (Kafka's produce purgatory).
     pub(crate) produce_purgatory: IntGauge,
     pub(crate) isr_shrinks: IntCounter,
     pub(crate) isr_expands: IntCounter,
+    /// Client quota throttling, by quota (producer_byte_rate, consumer_byte_rate): how many
+    /// responses were throttled and for how long in all. Not by client id: a client chooses
+    /// its id, so it may not grow the label set.
+    pub(crate) quota_throttled: IntCounterVec,
+    pub(crate) quota_throttle_ms: IntCounterVec,
     pub(crate) replica_fetch_bytes: IntCounter,
 }
 
@@ -97,8 +103,8 @@ impl Metrics {
             ),
             sasl_authentications: counter_vec(
                 "sasl_authentications_total",
-                "SASL authentications on SASL listeners, by result",
-                &["result"],
+                "SASL authentications on SASL listeners, by result and mechanism",
+                &["result", "mechanism"],
             ),
             produce_purgatory: gauge(
                 "produce_purgatory_size",
@@ -106,6 +112,16 @@ impl Metrics {
             ),
             isr_shrinks: counter("isr_shrinks_total", "ISR shrinks committed for partitions led here"),
             isr_expands: counter("isr_expands_total", "ISR expansions committed for partitions led here"),
+            quota_throttled: counter_vec(
+                "quota_throttled_responses_total",
+                "Responses throttled by a client quota, by quota",
+                &["quota"],
+            ),
+            quota_throttle_ms: counter_vec(
+                "quota_throttle_time_ms_total",
+                "Throttle time given to clients over a quota, by quota",
+                &["quota"],
+            ),
             replica_fetch_bytes: counter(
                 "replica_fetch_bytes_total",
                 "Record bytes this broker served to its followers' fetches",

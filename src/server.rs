@@ -241,6 +241,10 @@ impl Server {
             published: tokio::sync::watch::Sender::new(0),
             last_published: std::sync::Mutex::new(applied.image.clone()),
             incarnation_id: registration_id,
+            quotas: crate::quota::ClientQuotaManagers::new(
+                settings.quota_window_num as usize,
+                settings.quota_window_size_seconds as u64 * 1000,
+            ),
         });
         metrics.watch_groups(Arc::downgrade(&broker));
         server

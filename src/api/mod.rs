@@ -7,6 +7,7 @@
 //! keep responses in request order while a long-poll fetch waits.
 
 mod api_versions;
+mod client_quotas;
 mod cluster;
 mod config_resources;
 mod configs;
@@ -30,6 +31,8 @@ mod quorum;
 mod reassignments;
 mod request_error;
 pub(crate) mod sasl;
+mod scram_credentials;
+mod throttling;
 mod topic_partitions;
 mod topics;
 mod transactions;
@@ -113,6 +116,9 @@ pub(crate) struct Ctx {
     pub(crate) endpoint: Option<Arc<Listener>>,
     pub(crate) api: ApiKey,
     pub(crate) version: i16,
+    /// The connection's principal and its quota mute (see [`Session`]).
+    pub(crate) principal: Arc<str>,
+    pub(crate) throttle: Arc<crate::quota::Throttle>,
     correlation_id: i32,
     started: Instant,
 }
@@ -171,6 +177,8 @@ pub(crate) struct Session {
     pub(crate) endpoint: Option<Arc<Listener>>,
     /// Kafka's principal: `User:ANONYMOUS`, or `User:<name>` once SASL authenticated.
     pub(crate) principal: Arc<str>,
+    /// Set when a client quota throttles the connection: no request is read until it ends.
+    pub(crate) throttle: Arc<crate::quota::Throttle>,
 }
 
 impl Session {
@@ -215,6 +223,8 @@ fn parse(broker: &Arc<Broker>, mut frame: Bytes, session: &Session) -> Result<Pa
         endpoint: session.endpoint.clone(),
         api,
         version,
+        principal: session.principal.clone(),
+        throttle: session.throttle.clone(),
         correlation_id,
         started: Instant::now(),
     };
@@ -264,8 +274,18 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
                 respond(&ctx, Reply::Now(metadata::handle(&ctx, req)))
             }
         }
-        ApiKey::Produce => respond(&ctx, produce::handle(&ctx, decode(&mut body, v)?)),
-        ApiKey::Fetch => respond(&ctx, fetch::handle(&ctx, decode(&mut body, v)?)),
+        ApiKey::Produce => {
+            let size = body.len();
+            let reply = produce::handle(&ctx, decode(&mut body, v)?);
+            respond(&ctx, throttling::produce(&ctx, size, reply))
+        }
+        ApiKey::Fetch => {
+            let req: FetchRequest = decode(&mut body, v)?;
+            match throttling::is_follower(&req) {
+                true => respond(&ctx, fetch::handle(&ctx, req)),
+                false => respond(&ctx, throttling::fetch(&ctx, fetch::handle(&ctx, req))),
+            }
+        }
         ApiKey::ListOffsets => {
             let req = decode(&mut body, v)?;
             if list_offsets::reads_records(&req) {
@@ -356,6 +376,13 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             &ctx,
             reassignments::list_partition_reassignments(&ctx, decode(&mut body, v)?),
         ),
+        ApiKey::DescribeClientQuotas => respond(&ctx, Reply::Now(client_quotas::describe(&ctx, decode(&mut body, v)?))),
+        ApiKey::AlterClientQuotas => respond(&ctx, client_quotas::alter(&ctx, decode(&mut body, v)?)),
+        ApiKey::DescribeUserScramCredentials => respond(
+            &ctx,
+            Reply::Now(scram_credentials::describe(&ctx, decode(&mut body, v)?)),
+        ),
+        ApiKey::AlterUserScramCredentials => respond(&ctx, scram_credentials::alter(&ctx, decode(&mut body, v)?)),
         // Only reached once authenticated (or on a listener without SASL): Kafka's answer.
         ApiKey::SaslHandshake => respond(&ctx, Reply::Now(sasl::after_authentication_handshake())),
         ApiKey::SaslAuthenticate => respond(&ctx, Reply::Now(sasl::after_authentication_authenticate())),
@@ -413,6 +440,10 @@ macro_rules! no_payloads {
 
 no_payloads!(
     ApiVersionsResponse,
+    DescribeUserScramCredentialsResponse,
+    AlterUserScramCredentialsResponse,
+    DescribeClientQuotasResponse,
+    AlterClientQuotasResponse,
     MetadataResponse,
     ProduceResponse,
     ListOffsetsResponse,

@@ -15,7 +15,9 @@ use kafka_protocol::ResponseError;
 
 use super::{decode, dispatch, finish, parse, versions, Ctx, Outcome, Parsed, Session};
 use crate::broker::Broker;
-use crate::security::sasl::{SaslError, SaslServer};
+use crate::metadata::MetadataImage;
+use crate::security::sasl::{SaslError, SaslServer, SaslStep, ScramContext};
+use crate::security::scram::{self, CredentialSource, ScramCredential, ScramMechanism};
 
 /// What the connection does after one request of the SASL exchange.
 #[derive(Debug)]
@@ -106,10 +108,30 @@ fn handshake(ctx: &Ctx, request: SaslHandshakeRequest, server: &mut SaslServer) 
     }
 }
 
+/// SCRAM's view of this node's metadata: the credentials as last applied.
+struct ImageCredentials(Arc<MetadataImage>);
+
+impl CredentialSource for ImageCredentials {
+    fn credential(&self, user: &str, mechanism: ScramMechanism) -> Option<ScramCredential> {
+        self.0.scram_credentials().credential(user, mechanism)
+    }
+}
+
+impl ScramContext for ImageCredentials {
+    fn server_nonce(&self) -> Option<String> {
+        scram::random_nonce()
+    }
+}
+
 fn authenticate(ctx: &Ctx, request: SaslAuthenticateRequest, server: &mut SaslServer) -> AuthStep {
-    match server.authenticate(&request.auth_bytes) {
-        Ok(user) => AuthStep::Authenticated {
-            answer: finish(ctx, &SaslAuthenticateResponse::default()),
+    let credentials = ImageCredentials(ctx.broker.metadata.image());
+    match server.authenticate(&request.auth_bytes, &credentials) {
+        Ok(SaslStep::Challenge(bytes)) => AuthStep::Continue(finish(
+            ctx,
+            &SaslAuthenticateResponse::default().with_auth_bytes(bytes.into()),
+        )),
+        Ok(SaslStep::Complete { user, answer }) => AuthStep::Authenticated {
+            answer: finish(ctx, &SaslAuthenticateResponse::default().with_auth_bytes(answer.into())),
             principal: format!("User:{user}"),
         },
         // Kafka answers with the reason, then closes.

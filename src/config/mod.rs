@@ -186,6 +186,15 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(s.inter_broker_listener().unwrap().name, "INTERNAL");
+        // SCRAM users live in the metadata log: no PLAIN users needed without PLAIN.
+        let scram_only = [
+            "listeners=SASL_PLAINTEXT://localhost:9094,PLAINTEXT://localhost:9092",
+            "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512",
+        ];
+        assert!(load_with(&scram_only).is_ok());
+        let bad_bootstrap = "sasl.scram.bootstrap.credentials=SCRAM-SHA-256=[name=admin,password=x,iterations=10]";
+        let err = load_with(&[scram_only[0], scram_only[1], bad_bootstrap]).unwrap_err();
+        assert!(err.to_string().contains("sasl.scram.bootstrap.credentials"), "{err}");
         let clients = &s.kafka_listeners()[1];
         assert_eq!(
             s.security_protocol(clients),

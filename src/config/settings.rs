@@ -274,6 +274,12 @@ fn sasl_mechanisms(v: &String) -> Result<(), String> {
     }
 }
 
+fn scram_bootstrap(v: &Option<String>) -> Result<(), String> {
+    v.as_deref().map_or(Ok(()), |s| {
+        crate::metadata::scram_credentials::parse_bootstrap(s).map(|_| ())
+    })
+}
+
 fn plain_users(v: &Option<String>) -> Result<(), String> {
     v.as_deref()
         .map_or(Ok(()), |u| crate::security::plain::PlainUsers::parse(u).map(|_| ()))
@@ -394,11 +400,16 @@ settings! {
     /// The listener other brokers replicate from, advertised in this broker's registration;
     /// unset, the listener named PLAINTEXT, else the first one. Must be PLAINTEXT in a cluster.
     inter_broker_listener_name: Option<String> = "inter.broker.listener.name", "", any;
-    /// SASL mechanisms SASL_PLAINTEXT and SASL_SSL listeners accept (PLAIN for now).
+    /// SASL mechanisms SASL_PLAINTEXT and SASL_SSL listeners accept: PLAIN, SCRAM-SHA-256,
+    /// SCRAM-SHA-512.
     sasl_enabled_mechanisms: String = "sasl.enabled.mechanisms", "PLAIN", sasl_mechanisms, List;
     /// Users of SASL/PLAIN as `user:password` pairs, comma separated (Kafka's
     /// `user_<name>="<password>"` JAAS entries).
     sasl_plain_users: Option<String> = "sasl.plain.users", "", plain_users, Password;
+    /// A new cluster's first SCRAM credentials, written to the metadata log once, with its
+    /// first change (Kafka's `kafka-storage format --add-scram`), e.g.
+    /// `SCRAM-SHA-256=[name=admin,password=admin-secret]`; several separated by ';'.
+    sasl_scram_bootstrap_credentials: Option<String> = "sasl.scram.bootstrap.credentials", "", scram_bootstrap, Password;
     /// Largest SASL frame a client may send before it has authenticated.
     sasl_server_max_receive_size: i32 = "sasl.server.max.receive.size", "524288", positive_i32;
     /// Format of the keystore: PEM only.
@@ -528,6 +539,10 @@ settings! {
     /// How long a client that failed SASL authentication waits for its answer (and the
     /// close): bounds how fast one connection can guess passwords.
     connection_failed_authentication_delay_ms: i32 = "connection.failed.authentication.delay.ms", "100", non_negative_i32;
+    /// How many windows a client quota's rate is measured over.
+    quota_window_num: i32 = "quota.window.num", "11", positive_i32;
+    /// How long each of those windows is, in seconds.
+    quota_window_size_seconds: i32 = "quota.window.size.seconds", "1", positive_i32;
     /// Most open client connections; more are closed at accept.
     max_connections: i32 = "max.connections", "10000", positive_i32;
     /// Fewest in-sync replicas for an acks=all produce to succeed, and for the high watermark to move (capped at the replication factor).
@@ -708,8 +723,12 @@ impl Settings {
                     l.name
                 ));
             }
-            if protocol.uses_sasl() && self.sasl_plain_users.is_none() {
-                return Err(format!("listener {} is {protocol}: set sasl.plain.users", l.name));
+            let plain = self.sasl_enabled_mechanisms.split(',').any(|m| m.trim() == "PLAIN");
+            if protocol.uses_sasl() && plain && self.sasl_plain_users.is_none() {
+                return Err(format!(
+                    "listener {} is {protocol} with PLAIN: set sasl.plain.users",
+                    l.name
+                ));
             }
         }
         Ok(())

@@ -16,10 +16,12 @@ use super::{contacts, Controller, MetadataChange};
 use crate::clock::now_ms;
 use crate::error::KafkaCode;
 use crate::metadata::brokers::{self, Registration};
+use crate::metadata::client_quotas::{self, QuotaAlteration};
 use crate::metadata::cluster_configs;
 use crate::metadata::elections::{self, ElectionType, IsrChange, IsrCommitted, TopicElections};
 use crate::metadata::image::ApplyError;
 use crate::metadata::reassignments::{self, Ongoing, Reassignment, ReassignmentError};
+use crate::metadata::scram_credentials::{self, ScramDeletion, ScramUpsertion};
 use crate::metadata::topic_config::{self, MIN_INSYNC_REPLICAS};
 use crate::metadata::topics::{self, ConfigChange, NewTopic, Placement};
 use crate::metadata::{MetadataError, MetadataImage, MetadataRecord};
@@ -88,6 +90,16 @@ pub(crate) enum Command {
     ListReassignments {
         topics: Option<Vec<(String, Vec<i32>)>>,
     },
+    /// AlterClientQuotas (or only its checks, with `validate_only`).
+    AlterClientQuotas {
+        alterations: Vec<QuotaAlteration>,
+        validate_only: bool,
+    },
+    /// AlterUserScramCredentials, with keys the asking broker derived.
+    AlterScramCredentials {
+        deletions: Vec<ScramDeletion>,
+        upsertions: Vec<ScramUpsertion>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,6 +137,16 @@ pub(crate) enum Reply {
         index: u64,
     },
     Reassignments(Vec<(String, Vec<Ongoing>)>),
+    /// Each alteration's outcome of AlterClientQuotas, in request order.
+    QuotasAltered {
+        results: Vec<Result<(), client_quotas::QuotaError>>,
+        index: u64,
+    },
+    /// Each user's outcome of AlterScramCredentials.
+    ScramAltered {
+        results: Vec<scram_credentials::AlterResult>,
+        index: u64,
+    },
 }
 
 impl Reply {
@@ -136,7 +158,9 @@ impl Reply {
             | Reply::Heartbeat { index, .. }
             | Reply::AlterPartition { index, .. }
             | Reply::Elections { index, .. }
-            | Reply::Reassigned { index, .. } => Some(*index),
+            | Reply::Reassigned { index, .. }
+            | Reply::ScramAltered { index, .. }
+            | Reply::QuotasAltered { index, .. } => Some(*index),
             Reply::Quorum(_) | Reply::Reassignments(_) => None,
         }
     }
@@ -324,6 +348,32 @@ impl Controller {
                 .await?;
                 Ok(Reply::Reassignments(listed))
             }
+            Command::AlterClientQuotas {
+                alterations,
+                validate_only,
+            } => {
+                let mut results = Vec::new();
+                let index = self
+                    .commit(validate_only, |image| {
+                        let (records, planned) = client_quotas::plan_alter(image.client_quotas(), &alterations);
+                        results = planned;
+                        Ok(records)
+                    })
+                    .await?;
+                Ok(Reply::QuotasAltered { results, index })
+            }
+            Command::AlterScramCredentials { deletions, upsertions } => {
+                let mut results = Vec::new();
+                let index = self
+                    .commit(false, |image| {
+                        let (records, planned) =
+                            scram_credentials::plan_alter(image.scram_credentials(), &deletions, &upsertions);
+                        results = planned;
+                        Ok(records)
+                    })
+                    .await?;
+                Ok(Reply::ScramAltered { results, index })
+            }
         }
     }
 
@@ -356,6 +406,8 @@ impl Controller {
                 return Ok(applied.index);
             }
             if applied.image.cluster_id().is_none() {
+                // A new cluster's first credentials, once (Kafka's `format --add-scram`).
+                records.splice(0..0, self.bootstrap_scram_records()?);
                 records.insert(
                     0,
                     MetadataRecord::ClusterId {
@@ -386,6 +438,22 @@ impl Controller {
             }
         }
         Err(MetadataError::Apply(ApplyError(rejected)).into())
+    }
+
+    /// The records of `sasl.scram.bootstrap.credentials` (checked when settings load).
+    fn bootstrap_scram_records(&self) -> Result<Vec<MetadataRecord>, MetadataError> {
+        let Some(text) = self.settings.sasl_scram_bootstrap_credentials.as_deref() else {
+            return Ok(Vec::new());
+        };
+        let credentials = scram_credentials::parse_bootstrap(text)
+            .map_err(|e| MetadataError::InvalidConfig(format!("sasl.scram.bootstrap.credentials: {e}")))?;
+        credentials
+            .iter()
+            .map(|c| {
+                c.record()
+                    .ok_or_else(|| MetadataError::InvalidRequest("no randomness for a SCRAM salt".into()))
+            })
+            .collect()
     }
 
     /// Whether a topic may elect a replica outside its ISR (its config, else the broker's).

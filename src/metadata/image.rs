@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::client_quotas::ClientQuotas;
 use super::records::MetadataRecord;
+use super::scram_credentials::ScramCredentials;
 use super::topic_config::MIN_INSYNC_REPLICAS;
 use crate::config::ClusterDefaults;
 
@@ -150,6 +152,10 @@ pub(crate) struct MetadataImage {
     cluster_configs: ClusterDefaults,
     /// The first producer id no block has handed out yet.
     next_producer_id: i64,
+    /// Users' SCRAM credentials.
+    scram: ScramCredentials,
+    /// Client quotas by user and client id.
+    quotas: ClientQuotas,
 }
 
 impl MetadataImage {
@@ -176,6 +182,16 @@ impl MetadataImage {
     /// Broker settings set for every broker at run time; they win over each broker's file.
     pub(crate) fn cluster_configs(&self) -> &ClusterDefaults {
         &self.cluster_configs
+    }
+
+    /// Users' SCRAM credentials, as SASL/SCRAM authenticates against them.
+    pub(crate) fn scram_credentials(&self) -> &ScramCredentials {
+        &self.scram
+    }
+
+    /// Client quotas, as the quota managers enforce them.
+    pub(crate) fn client_quotas(&self) -> &ClientQuotas {
+        &self.quotas
     }
 
     pub(crate) fn broker(&self, id: i32) -> Option<&BrokerImage> {
@@ -215,6 +231,8 @@ impl MetadataImage {
                 out.push(MetadataRecord::UnfenceBroker { broker_id: b.id });
             }
         }
+        out.extend(self.scram.to_records());
+        out.extend(self.quotas.to_records());
         if self.next_producer_id > 0 {
             out.push(MetadataRecord::ProducerIds {
                 next_producer_id: self.next_producer_id,
@@ -371,6 +389,10 @@ impl MetadataImage {
                 };
                 self.brokers.insert(*broker_id, broker);
             }
+            MetadataRecord::UserScramCredential { .. } | MetadataRecord::RemoveUserScramCredential { .. } => {
+                self.scram.apply(record)?
+            }
+            MetadataRecord::ClientQuota { .. } => self.quotas.apply(record)?,
             MetadataRecord::FenceBroker { broker_id } => self.broker_mut(*broker_id)?.fenced = true,
             MetadataRecord::UnfenceBroker { broker_id } => self.broker_mut(*broker_id)?.fenced = false,
             MetadataRecord::PartitionChange {

@@ -5,11 +5,13 @@
 //! or the API layer: the broker wires the image into them after a commit.
 
 pub(crate) mod brokers;
+pub(crate) mod client_quotas;
 pub(crate) mod cluster_configs;
 pub(crate) mod elections;
 pub(crate) mod image;
 pub(crate) mod reassignments;
 pub(crate) mod records;
+pub(crate) mod scram_credentials;
 #[cfg(test)]
 pub(crate) mod testkit;
 pub(crate) mod topic_config;

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::client_quotas::QuotaValue;
 use super::image::PartitionDelta;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +77,26 @@ pub(crate) enum MetadataRecord {
     FenceBroker { broker_id: i32 },
     /// The broker is alive and caught up with the metadata log.
     UnfenceBroker { broker_id: i32 },
+    /// A user's SCRAM credential for one mechanism was set (Kafka's UserScramCredentialRecord;
+    /// `mechanism` is its type code, 1 SCRAM-SHA-256, 2 SCRAM-SHA-512).
+    UserScramCredential {
+        name: String,
+        mechanism: i8,
+        salt: Vec<u8>,
+        stored_key: Vec<u8>,
+        server_key: Vec<u8>,
+        iterations: i32,
+    },
+    /// A user's SCRAM credential for one mechanism was deleted.
+    RemoveUserScramCredential { name: String, mechanism: i8 },
+    /// A client quota was set or removed (Kafka's ClientQuotaRecord): `entity` maps entity types
+    /// ("user", "client-id") to names, `None` being the default.
+    ClientQuota {
+        entity: Vec<(String, Option<String>)>,
+        key: String,
+        value: QuotaValue,
+        remove: bool,
+    },
     /// A partition's leader, ISR or replica assignment changed (KRaft's
     /// PartitionChangeRecord). The partition epoch goes up on every change; the leader epoch
     /// when the leader changes or a replica is removed (KIP-455: a removed replica must not

@@ -57,7 +57,7 @@ pub(super) async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
                 broker
                     .metrics
                     .sasl_authentications
-                    .with_label_values(&["success"])
+                    .with_label_values(&["success", server.mechanism()])
                     .inc();
                 return Some(principal);
             }
@@ -65,7 +65,7 @@ pub(super) async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
                 broker
                     .metrics
                     .sasl_authentications
-                    .with_label_values(&["failure"])
+                    .with_label_values(&["failure", server.mechanism()])
                     .inc();
                 info!(%peer, "closing connection: SASL authentication failed: {why}");
                 if let Some(answer) = answer {

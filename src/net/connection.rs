@@ -122,6 +122,7 @@ async fn serve<S: Transport>(
         peer,
         endpoint: Some(listener.endpoint.clone()),
         principal: Session::ANONYMOUS.into(),
+        throttle: Default::default(),
     };
     if let Some(sasl) = &listener.sasl {
         let authenticated = tokio::select! {
@@ -174,6 +175,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
         busy: || in_flight.load(Ordering::Relaxed) > 0,
     };
     let read_one = async |reader: &mut BufReader<_>| -> Result<Option<InFlight>, FrameError> {
+        // A client over its quota is muted (Kafka's throttled channel): its next request waits.
+        let muted_ms = session.throttle.remaining_ms(crate::clock::now_ms().max(0) as u64);
+        if muted_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(muted_ms)).await;
+        }
         let Some(size) = read_size(reader, max, &idle).await? else {
             return Ok(None);
         };

@@ -7,6 +7,7 @@
 
 pub(crate) mod plain;
 pub(crate) mod sasl;
+pub(crate) mod scram;
 pub(crate) mod tls;
 
 use std::collections::BTreeMap;
