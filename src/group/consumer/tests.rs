@@ -93,6 +93,17 @@ fn t1(ps: &[i32]) -> Assignment {
     Assignment::from([(topic_id("t1"), ps.iter().copied().collect())])
 }
 
+fn member_ids(sim: &Sim) -> Vec<String> {
+    sim.group(GROUP)
+        .consumer
+        .as_ref()
+        .unwrap()
+        .members
+        .keys()
+        .cloned()
+        .collect()
+}
+
 fn group_state(sim: &Sim) -> ConsumerGroupState {
     sim.group(GROUP).consumer.as_ref().expect("a consumer group").state()
 }
@@ -212,16 +223,7 @@ fn a_member_that_does_not_revoke_within_its_rebalance_timeout_is_fenced() {
             break;
         }
     }
-    let members: Vec<String> = sim
-        .group(GROUP)
-        .consumer
-        .as_ref()
-        .unwrap()
-        .members
-        .keys()
-        .cloned()
-        .collect();
-    assert_eq!(members, ["m2"]);
+    assert_eq!(member_ids(&sim), ["m2"]);
     let m2 = &sim.group(GROUP).consumer.as_ref().unwrap().members["m2"];
     assert_eq!(parts(&m2.assigned), [0, 1], "m2 got both partitions");
 }
@@ -474,16 +476,7 @@ fn a_reloaded_coordinator_has_the_same_groups_and_members_carry_on() {
     leave.owned = None;
     send(&mut sim, leave);
     failover(&mut sim);
-    let members: Vec<String> = sim
-        .group(GROUP)
-        .consumer
-        .as_ref()
-        .unwrap()
-        .members
-        .keys()
-        .cloned()
-        .collect();
-    assert_eq!(members, ["m2"]);
+    assert_eq!(member_ids(&sim), ["m2"]);
 }
 
 #[test]
