@@ -923,7 +923,7 @@ SERVED = {
     "Produce": (3, 13), "Fetch": (4, 18), "ListOffsets": (1, 10), "OffsetForLeaderEpoch": (2, 4), "Metadata": (0, 12), "ApiVersions": (0, 4),
     "CreateTopics": (2, 7), "DeleteTopics": (1, 6), "DescribeConfigs": (1, 4), "AlterConfigs": (0, 2),
     "IncrementalAlterConfigs": (0, 1), "ListConfigResources": (0, 1), "CreatePartitions": (0, 3),
-    "DescribeCluster": (0, 2), "DescribeTopicPartitions": (0, 0), "DescribeLogDirs": (1, 4), "DescribeQuorum": (0, 2), "FindCoordinator": (0, 6), "JoinGroup": (0, 9), "SyncGroup": (0, 5),
+    "DescribeCluster": (0, 2), "DescribeTopicPartitions": (0, 0), "DescribeLogDirs": (1, 4), "AlterReplicaLogDirs": (1, 2), "DescribeQuorum": (0, 2), "FindCoordinator": (0, 6), "JoinGroup": (0, 9), "SyncGroup": (0, 5),
     "Heartbeat": (0, 4), "LeaveGroup": (0, 5), "OffsetCommit": (2, 9), "OffsetFetch": (1, 9), "ListGroups": (0, 5),
     "DescribeGroups": (0, 5), "DeleteGroups": (0, 2), "ConsumerGroupHeartbeat": (0, 1), "ConsumerGroupDescribe": (0, 1), "OffsetDelete": (0, 0), "InitProducerId": (0, 5),
     "DescribeProducers": (0, 0), "ElectLeaders": (0, 2), "AlterPartitionReassignments": (0, 1),

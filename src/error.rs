@@ -55,6 +55,8 @@ impl KafkaCode for ReplicaError {
             ReplicaError::Timeout => ResponseError::RequestTimedOut,
             ReplicaError::PolicyViolation(_) => ResponseError::PolicyViolation,
             ReplicaError::StaleFetch { .. } => ResponseError::FencedLeaderEpoch,
+            ReplicaError::LogDirNotFound(_) => ResponseError::LogDirNotFound,
+            ReplicaError::ReplicaNotAvailable { .. } => ResponseError::ReplicaNotAvailable,
             ReplicaError::Log(e) => e.kafka_error(),
         }
     }

@@ -12,6 +12,7 @@ mod clock;
 pub mod config;
 mod controller;
 mod coordinator;
+mod data_dirs;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

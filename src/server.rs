@@ -2,9 +2,8 @@
 //! partitions, listeners, metrics and the log upkeep task. `main` and the integration tests
 //! both go through [`Server::start`].
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,11 +18,12 @@ use crate::clock::now_ms;
 use crate::config::{ConfigError, Listener, Settings};
 use crate::controller::lifecycle::BrokerLifecycle;
 use crate::controller::{Controller, Quorum};
+use crate::data_dirs::DataDirs;
 use crate::group::config::{ConsumerGroupConfig, GroupConfig};
 use crate::group::runtime::GroupCoordinator;
-use crate::log::{clean_shutdown, LogError};
+use crate::log::LogError;
 use crate::metadata::brokers::Registration;
-use crate::metadata::{Applied, Metadata, MetadataError, MetadataImage};
+use crate::metadata::{Applied, Metadata, MetadataError};
 use crate::metrics::Metrics;
 use crate::net::SecuredListener;
 use crate::replica::ReplicaManager;
@@ -84,7 +84,8 @@ pub struct Server {
     shutdown: CancellationToken,
     connections: TaskTracker,
     background: TaskTracker,
-    _lock: File,
+    /// The log directories' `.lock` files, held while the node runs.
+    _locks: Vec<File>,
 }
 
 impl Server {
@@ -105,9 +106,9 @@ impl Server {
             );
         }
         let settings = Arc::new(settings);
-        let data_dir = PathBuf::from(settings.data_dir());
-        let lock = open_data_dir(&data_dir)?;
-        let (cluster_id, fresh_data_dir) = meta_properties(&data_dir, settings.node_id)?;
+        let mut data_dirs = DataDirs::open(&settings.log_dir_list(), settings.node_id)?;
+        let data_dir = data_dirs.metadata_dir().to_path_buf();
+        let (cluster_id, fresh_data_dir) = (data_dirs.cluster_id.clone(), data_dirs.fresh);
         let quorum = Quorum::parse(
             &settings.controller_quorum_voters,
             settings.node_id,
@@ -160,7 +161,7 @@ impl Server {
             shutdown: shutdown.clone(),
             connections: TaskTracker::new(),
             background,
-            _lock: lock,
+            _locks: data_dirs.take_locks(),
         };
         if !settings.is_broker() {
             info!(node_id = settings.node_id, "sluice started (controller only)");
@@ -183,7 +184,7 @@ impl Server {
             .map_or_else(|| secured[0].endpoint.as_ref().clone(), |s| s.endpoint.as_ref().clone());
         let registration_id = uuid::Uuid::new_v4();
         // Read (and removed) before any log opens, so a crash of this run never looks clean.
-        let previous_incarnation = clean_shutdown::take(&data_dir).and_then(|t| t.parse().ok());
+        let previous_incarnation = data_dirs.take_clean_shutdown().and_then(|t| t.parse().ok());
         let registration = Registration {
             broker_id: settings.node_id,
             incarnation_id: registration_id,
@@ -191,6 +192,7 @@ impl Server {
             port: advertised.port,
             rack: settings.broker_rack.clone().filter(|r| !r.is_empty()),
             previous_incarnation,
+            log_dirs: data_dirs.dirs.iter().map(|(_, id)| *id).collect(),
         };
         // A broker that is not a voter is sent the metadata log as a Raft learner.
         let learner = controller_addr.filter(|_| !quorum.is_voter(settings.node_id));
@@ -203,11 +205,11 @@ impl Server {
         // One receiver from here on, so no image applied during log recovery goes unpublished.
         let mut applied_rx = controller.applied();
         let applied = applied_rx.borrow_and_update().clone();
-        adopt_cluster_id(&data_dir, &cluster_id, &applied.image, settings.node_id)?;
+        data_dirs.adopt_cluster_id(&applied.image, settings.node_id)?;
         let started = std::time::Instant::now();
         let replicas = Arc::new(ReplicaManager::open(
             settings.clone(),
-            &data_dir,
+            &data_dirs.dirs,
             &applied.image,
             shutdown.clone(),
         )?);
@@ -336,32 +338,6 @@ async fn follow_metadata(broker: Arc<Broker>, mut applied: watch::Receiver<Appli
     }
 }
 
-/// The cluster id is the metadata log's (the first controller's). A data directory that has
-/// partition logs of another cluster is refused: starting would delete them as unknown. An
-/// empty one takes the cluster's id.
-fn adopt_cluster_id(dir: &Path, local: &str, image: &MetadataImage, node_id: i32) -> Result<(), StartError> {
-    let Some(cluster) = image.cluster_id() else {
-        return Ok(());
-    };
-    if cluster == local {
-        return Ok(());
-    }
-    let has_logs = std::fs::read_dir(dir)
-        .map_err(|source| StartError::DataDir {
-            path: dir.display().to_string(),
-            source,
-        })?
-        .filter_map(Result::ok)
-        .any(|e| e.path().is_dir() && !e.file_name().to_string_lossy().starts_with("__cluster_metadata"));
-    if has_logs {
-        return Err(StartError::MetaProperties(format!(
-            "{} holds partition logs of cluster {local}, but the controller quorum is cluster {cluster}",
-            dir.display()
-        )));
-    }
-    write_meta_properties(dir, cluster, node_id)
-}
-
 fn group_config(s: &Settings) -> GroupConfig {
     GroupConfig {
         initial_rebalance_delay_ms: s.group_initial_rebalance_delay_ms,
@@ -470,74 +446,6 @@ fn advertised(settings: &Settings, l: &Listener, port: u16) -> Listener {
         l.host = "localhost".into();
     }
     l
-}
-
-/// Creates the data directory and takes an exclusive lock on it, as Kafka's `.lock` file does.
-fn open_data_dir(dir: &Path) -> Result<File, StartError> {
-    let io = |source| StartError::DataDir {
-        path: dir.display().to_string(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join(".lock"))
-        .map_err(io)?;
-    match lock.try_lock() {
-        Ok(()) => Ok(lock),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::Locked(dir.display().to_string())),
-        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
-    }
-}
-
-/// Reads (or writes, on first start) `meta.properties`; returns the cluster id and whether the
-/// file was just written (a new data directory).
-fn meta_properties(dir: &Path, node_id: i32) -> Result<(String, bool), StartError> {
-    let path = dir.join("meta.properties");
-    let io = |source| StartError::DataDir {
-        path: path.display().to_string(),
-        source,
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let get = |key: &str| {
-                text.lines()
-                    .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-                    .map(str::trim)
-            };
-            let stored: Option<i32> = get("node.id").and_then(|v| v.parse().ok());
-            if stored != Some(node_id) {
-                return Err(StartError::MetaProperties(format!(
-                    "{} says node.id={}, but this node is configured with node.id={node_id}",
-                    path.display(),
-                    get("node.id").unwrap_or("?")
-                )));
-            }
-            get("cluster.id")
-                .map(|id| (id.to_string(), false))
-                .ok_or_else(|| StartError::MetaProperties(format!("{} has no cluster.id", path.display())))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let cluster_id = uuid::Uuid::new_v4().simple().to_string();
-            write_meta_properties(dir, &cluster_id, node_id)?;
-            Ok((cluster_id, true))
-        }
-        Err(e) => Err(io(e)),
-    }
-}
-
-fn write_meta_properties(dir: &Path, cluster_id: &str, node_id: i32) -> Result<(), StartError> {
-    let path = dir.join("meta.properties");
-    let io = |source| StartError::DataDir {
-        path: path.display().to_string(),
-        source,
-    };
-    let text = format!("#Written by sluice\nversion=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
-    let tmp = dir.join("meta.properties.tmp");
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)
 }
 
 /// Periodic log upkeep: flush/roll every second, retention on its interval, checkpoint every

@@ -330,6 +330,14 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             let req = decode(&mut body, v)?;
             respond(&ctx, blocking(&ctx, move |ctx| log_dirs::describe_log_dirs(ctx, req)))
         }
+        ApiKey::AlterReplicaLogDirs => {
+            // Blocking: it reads the log dirs' paths and takes partition locks.
+            let req = decode(&mut body, v)?;
+            respond(
+                &ctx,
+                blocking(&ctx, move |ctx| log_dirs::alter_replica_log_dirs(ctx, req)),
+            )
+        }
         ApiKey::DescribeTopicPartitions => respond(
             &ctx,
             Reply::Now(topic_partitions::describe_topic_partitions(&ctx, decode(&mut body, v)?)),
@@ -458,6 +466,7 @@ no_payloads!(
     ListConfigResourcesResponse,
     DescribeClusterResponse,
     DescribeLogDirsResponse,
+    AlterReplicaLogDirsResponse,
     DescribeTopicPartitionsResponse,
     DescribeQuorumResponse,
     InitProducerIdResponse,

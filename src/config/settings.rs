@@ -428,10 +428,10 @@ settings! {
     ssl_truststore_certificates: Option<String> = "ssl.truststore.certificates", "", any, Password;
     /// Client certificates on SSL listeners: none, requested, or required.
     ssl_client_auth: String = "ssl.client.auth", "none", client_auth;
-    /// Data directory (one for now): partition logs and the metadata log live here. Unset,
-    /// `log.dir` is used.
+    /// Log directories, comma-separated (JBOD): partition logs are spread over them, the
+    /// metadata log lives in the first. Unset, `log.dir` is used.
     log_dirs: Option<String> = "log.dirs", "", any, List;
-    /// The data directory when `log.dirs` is not set.
+    /// The log directory (or comma-separated directories) when `log.dirs` is not set.
     log_dir: String = "log.dir", "./data", any, List;
     /// Partitions of an auto-created topic, and of CreateTopics asking for -1.
     num_partitions: i32 = "num.partitions", "1", positive_i32;
@@ -563,6 +563,10 @@ settings! {
     num_io_threads: i32 = "num.io.threads", "8", positive_i32;
     /// Fetcher tasks per source broker; partitions are spread over them.
     num_replica_fetchers: i32 = "num.replica.fetchers", "1", positive_i32;
+    /// Threads that copy replicas between log dirs (AlterReplicaLogDirs); unset: one per log dir.
+    num_replica_alter_log_dirs_threads: Option<i32> = "num.replica.alter.log.dirs.threads", "", any;
+    /// Bytes per second all log dir moves together may copy.
+    replica_alter_log_dirs_io_max_bytes_per_second: f64 = "replica.alter.log.dirs.io.max.bytes.per.second", "9223372036854775807", positive_f64;
     /// How often each log dir's replication-offset-checkpoint (high watermarks) is written.
     replica_high_watermark_checkpoint_interval_ms: i64 = "replica.high.watermark.checkpoint.interval.ms", "5000", positive;
     /// The active controller moves each partition's leadership back to its first replica (a
@@ -643,9 +647,15 @@ impl Settings {
         &self.catalog
     }
 
-    /// The data directory: `log.dirs`, else `log.dir`.
-    pub fn data_dir(&self) -> &str {
-        self.log_dirs.as_deref().unwrap_or(&self.log_dir)
+    /// The log directories, in order: `log.dirs` (comma-separated), else `log.dir`. The first
+    /// also holds the metadata log (Kafka's default `metadata.log.dir`).
+    pub fn log_dir_list(&self) -> Vec<std::path::PathBuf> {
+        let list = self.log_dirs.as_deref().unwrap_or(&self.log_dir);
+        list.split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .map(std::path::PathBuf::from)
+            .collect()
     }
 
     /// Where a setting's value came from.

@@ -85,9 +85,15 @@ pub(crate) fn write_checkpoint(path: &Path, entries: &[CheckpointEntry]) -> Resu
 
 /// Writes a checkpoint of these entry lines atomically.
 pub(crate) fn write_entries(path: &Path, lines: &[String]) -> Result<(), LogError> {
+    write_atomically(path, &render(lines))
+}
+
+/// Replaces `path` with `text` so that a crash leaves the old file or the new one, never a mix:
+/// tmp file, fsync, rename, fsync of the directory.
+pub(crate) fn write_atomically(path: &Path, text: &str) -> Result<(), LogError> {
     let tmp = tmp_path(path);
     let mut file = File::create(&tmp).at("create checkpoint", &tmp)?;
-    file.write_all(render(lines).as_bytes()).at("write checkpoint", &tmp)?;
+    file.write_all(text.as_bytes()).at("write checkpoint", &tmp)?;
     file.sync_all().at("fsync checkpoint", &tmp)?;
     drop(file);
     fs::rename(&tmp, path).at("rename checkpoint", path)?;

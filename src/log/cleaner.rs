@@ -8,11 +8,12 @@
 //!
 //! Owns: the threads, which logs are being cleaned (never one by two threads), which failed
 //! (left alone until a restart, as Kafka's uncleanable partitions), the cleaner's counters for
-//! the metrics. May call: `compaction`, `offset_map`, `throttle`, the log manager (for the
+//! the metrics. May call: `compaction`, `offset_map`, `throttle`, the log dirs (for the
 //! checkpoints), std threads. Must never: block a partition for longer than `compaction`
 //! takes its lock, or keep running once `shutdown` returned.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -20,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::cleaning_progress::CleaningProgress;
 use super::compaction::{clean, with_log, CleanError, CleanStats, CleanTarget, CleanerIo, Dirtiness};
-use super::manager::LogManager;
+use super::dirs::LogDirs;
 use super::offset_map::OffsetMap;
 use super::swap::Step;
 use super::throttle::Throttle;
@@ -80,7 +81,7 @@ impl CleanerStats {
 struct Shared {
     config: CleanerConfig,
     targets: Targets,
-    logs: Arc<LogManager>,
+    logs: Arc<LogDirs>,
     in_progress: Mutex<HashSet<Key>>,
     uncleanable: Mutex<HashSet<Key>>,
     stop: AtomicBool,
@@ -107,7 +108,7 @@ pub(crate) struct LogCleaner {
 
 impl LogCleaner {
     /// Starts the cleaner threads (none when disabled or with 0 threads).
-    pub(crate) fn start(config: CleanerConfig, logs: Arc<LogManager>, targets: Targets) -> LogCleaner {
+    pub(crate) fn start(config: CleanerConfig, logs: Arc<LogDirs>, targets: Targets) -> LogCleaner {
         let threads = if config.enabled { config.threads } else { 0 };
         let shared = Arc::new(Shared {
             throttle: Throttle::new(config.io_max_bytes_per_second),
@@ -243,6 +244,7 @@ impl Shared {
                     segments_after = stats.segments_after,
                     end_offset = stats.end_offset,
                     elapsed_ms = stats.elapsed.as_millis() as u64,
+                    swap_locked_ms = stats.swap_locked.as_millis() as u64,
                     "log cleaned"
                 );
                 Some(stats)
@@ -309,19 +311,20 @@ impl Shared {
     /// Writes the cleaner's checkpoints of every compacted log.
     fn checkpoint(&self) {
         let _guard = self.checkpointing.lock().unwrap_or_else(PoisonError::into_inner);
-        let progress: Vec<(String, i32, CleaningProgress)> = (self.targets)()
+        let progress: Vec<(PathBuf, (String, i32, CleaningProgress))> = (self.targets)()
             .iter()
             .filter_map(|t| {
                 let (topic, partition) = t.name();
                 with_log(t.as_ref(), |log| {
                     (log.config().compaction.is_some() || log.cleaning_progress().first_dirty.is_some())
-                        .then(|| log.cleaning_progress())
+                        .then(|| (log.dir().to_path_buf(), log.cleaning_progress()))
                 })
                 .flatten()
-                .map(|p| (topic, partition, p))
+                .map(|(dir, p)| (dir, (topic, partition, p)))
             })
             .collect();
-        if let Err(e) = self.logs.write_cleaning(&progress) {
+        // Each log dir gets the entries of its own logs.
+        if let Err(e) = self.logs.write_cleaning(progress) {
             tracing::warn!(error = %e, "cleaner checkpoint failed");
         }
     }
@@ -372,13 +375,13 @@ mod tests {
     #[test]
     fn a_round_cleans_the_dirtiest_log_and_checkpoints_it_in_kafkas_format() {
         let dir = tempfile::tempdir().unwrap();
-        let logs = Arc::new(LogManager::open(dir.path()).unwrap());
+        let logs = Arc::new(LogDirs::open(&[(dir.path().to_path_buf(), uuid::Uuid::new_v4())]).unwrap());
         let compacted = LogConfig {
             segment_bytes: 1024,
             compaction: Some(CompactionConfig::default()),
             ..config()
         };
-        let mut log = logs.create("t", 0, compacted.clone()).unwrap();
+        let mut log = logs.create("t", 0, compacted.clone(), &[]).unwrap();
         for round in 0..10 {
             for k in ["a", "b", "c"] {
                 let value = format!("{round}");
@@ -402,7 +405,7 @@ mod tests {
         cleaner.shutdown();
         // The next start picks up where the cleaner was.
         drop(hosted);
-        let reopened = LogManager::open(dir.path()).unwrap();
+        let reopened = LogDirs::open(&[(dir.path().to_path_buf(), uuid::Uuid::new_v4())]).unwrap();
         let loaded = reopened.load_all(|_| Some(compacted.clone())).unwrap();
         assert_eq!(loaded[0].2.cleaning_progress().first_dirty, Some(end));
     }

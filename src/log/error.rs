@@ -48,6 +48,18 @@ pub(crate) enum LogError {
         partition: i32,
         reason: &'static str,
     },
+    /// A log directory's `meta.properties` that cannot be trusted: unparseable, or naming
+    /// another node, cluster or directory than the others.
+    #[error("{}: {reason}", path.display())]
+    MetaProperties { path: PathBuf, reason: String },
+    /// A partition found in two log directories at start (Kafka refuses this too).
+    #[error("partition {topic}-{partition} is in two log directories: {} and {}", first.display(), second.display())]
+    DuplicateLog {
+        topic: String,
+        partition: i32,
+        first: PathBuf,
+        second: PathBuf,
+    },
     #[error("partition directory {} already exists", .0.display())]
     AlreadyExists(PathBuf),
     #[error("producer {producer_id} epoch {epoch} is older than its current epoch {current}")]

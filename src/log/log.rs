@@ -76,7 +76,7 @@ pub(crate) fn remove_deleted_dir(dir: &Path) {
     }
 }
 
-fn unique_suffix() -> String {
+pub(super) fn unique_suffix() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -621,7 +621,8 @@ impl Log {
         self.clock_ms = Some(self.clock_ms.map_or(now_ms, |c| c.max(now_ms)));
     }
 
-    pub(super) fn dir(&self) -> &Path {
+    /// The partition directory (`<log dir>/<topic>-<partition>`).
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 }

@@ -28,12 +28,15 @@ pub(crate) mod compaction;
 pub(crate) mod compression;
 mod config;
 mod control;
+mod dirs;
 mod error;
+mod future;
 mod index;
 pub(crate) mod leader_epoch;
 #[allow(clippy::module_inception)]
 mod log;
 mod manager;
+pub(crate) mod meta_properties;
 mod offset_map;
 mod producer_snapshots;
 mod producer_state;
@@ -50,13 +53,15 @@ mod swap;
 mod throttle;
 mod time_index;
 mod transactions;
+mod txn_cleaning;
 mod txn_index;
 mod volume;
 
 #[cfg(test)]
+#[path = "tests/contract.rs"]
 mod contract_tests;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 // The partition and api layers use these; nothing inside the module does, hence the allow.
 #[allow(unused_imports)]
@@ -66,10 +71,14 @@ pub(crate) use self::{
     compaction::CleanTarget,
     config::{CompactionConfig, TimestampPolicy},
     control::{encode_marker, marker_type, Marker},
+    dirs::{LogDir, LogDirs},
     error::{LogError, RecordError},
+    future::{
+        apply as apply_future_step, catch_up_once, plan as plan_future_step, swap as swap_future, Step as FutureStep,
+    },
     log::{search as search_batch, AppendInfo, Log, LogConfig, PendingFlush},
-    manager::LogManager,
     recovery::RecoveryStats,
+    throttle::Throttle,
     transactions::{Origin, TxnVerification},
     txn_index::AbortedTxn,
     volume::VolumeSpace,

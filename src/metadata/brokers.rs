@@ -24,6 +24,10 @@ pub(crate) struct Registration {
     /// `PreviousBrokerEpoch`). A restart without it may have lost unflushed writes.
     #[serde(default)]
     pub(crate) previous_incarnation: Option<Uuid>,
+    /// The directory ids of its log dirs, in `log.dirs` order (KIP-858's BrokerRegistration
+    /// LogDirs).
+    #[serde(default)]
+    pub(crate) log_dirs: Vec<Uuid>,
 }
 
 /// A new incarnation (or a moved endpoint) is recorded; the same registration sent again is not.
@@ -35,7 +39,11 @@ pub(crate) fn plan_register(
     unclean: UncleanAllowed<'_>,
 ) -> Vec<MetadataRecord> {
     let same = image.broker(r.broker_id).is_some_and(|b| {
-        b.incarnation_id == r.incarnation_id && b.host == r.host && b.port == r.port && b.rack == r.rack
+        b.incarnation_id == r.incarnation_id
+            && b.host == r.host
+            && b.port == r.port
+            && b.rack == r.rack
+            && b.log_dirs == r.log_dirs
     });
     if same {
         return Vec::new();
@@ -64,6 +72,7 @@ pub(crate) fn plan_register(
         host: r.host.clone(),
         port: r.port,
         rack: r.rack.clone(),
+        log_dirs: r.log_dirs.clone(),
     });
     out
 }
@@ -147,6 +156,12 @@ mod tests {
         assert_eq!(records.len(), 1);
         apply(&mut image, &records);
         assert!(plan_register(&image, &r, &|_| false).is_empty());
+        // A log dir added to the same incarnation's registration is recorded.
+        let more_dirs = Registration {
+            log_dirs: vec![Uuid::new_v4()],
+            ..r.clone()
+        };
+        assert_eq!(plan_register(&image, &more_dirs, &|_| false).len(), 1);
         let restarted = Registration {
             incarnation_id: Uuid::new_v4(),
             ..r

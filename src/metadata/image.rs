@@ -140,6 +140,8 @@ pub(crate) struct BrokerImage {
     pub(crate) port: u16,
     pub(crate) rack: Option<String>,
     pub(crate) fenced: bool,
+    /// Its log directories' ids, as it registered them.
+    pub(crate) log_dirs: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -226,6 +228,7 @@ impl MetadataImage {
                 host: b.host.clone(),
                 port: b.port,
                 rack: b.rack.clone(),
+                log_dirs: b.log_dirs.clone(),
             });
             if !b.fenced {
                 out.push(MetadataRecord::UnfenceBroker { broker_id: b.id });
@@ -378,6 +381,7 @@ impl MetadataImage {
                 host,
                 port,
                 rack,
+                log_dirs,
             } => {
                 let broker = BrokerImage {
                     id: *broker_id,
@@ -386,6 +390,7 @@ impl MetadataImage {
                     port: *port,
                     rack: rack.clone(),
                     fenced: true,
+                    log_dirs: log_dirs.clone(),
                 };
                 self.brokers.insert(*broker_id, broker);
             }
@@ -528,6 +533,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 9000 + id as u16,
             rack: None,
+            log_dirs: vec![Uuid::from_u128(u128::from(id as u32))],
         }
     }
 
@@ -542,7 +548,19 @@ mod tests {
         // A restart re-registers: fenced again until it catches up.
         image.apply(&register(2)).unwrap();
         assert_eq!(image.live_brokers().count(), 0);
+        assert_eq!(
+            image.broker(2).unwrap().log_dirs,
+            [Uuid::from_u128(2)],
+            "its log dirs, registered"
+        );
         assert!(image.apply(&MetadataRecord::FenceBroker { broker_id: 9 }).is_err());
+        // A record from before log dir ids were registered still replays.
+        let old: MetadataRecord = serde_json::from_str(
+            r#"{"type":"RegisterBroker","broker_id":3,"incarnation_id":"00000000-0000-0000-0000-000000000003","host":"h","port":1,"rack":null}"#,
+        )
+        .unwrap();
+        image.apply(&old).unwrap();
+        assert!(image.broker(3).unwrap().log_dirs.is_empty());
     }
 
     #[test]

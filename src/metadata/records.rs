@@ -72,6 +72,10 @@ pub(crate) enum MetadataRecord {
         host: String,
         port: u16,
         rack: Option<String>,
+        /// The ids of the broker's log directories (KIP-858's `LogDirs`); absent in records
+        /// written before Sluice had several.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        log_dirs: Vec<Uuid>,
     },
     /// The broker stopped heartbeating (or asked to shut down): it leads nothing until unfenced.
     FenceBroker { broker_id: i32 },

@@ -16,6 +16,7 @@ pub(crate) fn registration(id: i32, rack: Option<&str>) -> Registration {
         port: 9000 + id as u16,
         rack: rack.map(String::from),
         previous_incarnation: None,
+        log_dirs: Vec::new(),
     }
 }
 

@@ -459,6 +459,7 @@ mod tests {
             port: 9092,
             rack: None,
             previous_incarnation: None,
+            log_dirs: Vec::new(),
         };
         for r in brokers::plan_register(&image, &registration, &|_| false) {
             image.apply(&r).unwrap();
@@ -602,6 +603,7 @@ mod tests {
             port: 9093,
             rack: None,
             previous_incarnation: None,
+            log_dirs: Vec::new(),
         };
         for r in brokers::plan_register(&image, &second, &|_| false) {
             image.apply(&r).unwrap();

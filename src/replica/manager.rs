@@ -7,7 +7,7 @@
 //! replicas, ISR) with what it had, and only a change reaches its core and the fetchers.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -17,14 +17,15 @@ use tracing::{error, info, warn};
 
 use super::appender::Appender;
 use super::core::{Action, LeaderAndIsr};
+use super::dir_moves::{DirMoves, FutureReplica};
 use super::fetcher::{FetcherConfig, Fetchers};
 use super::partition::{IsrProposal, Partition, PartitionSetup};
 use super::ReplicaError;
 use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::log::{
-    clean_shutdown, CleanTarget, CleanerConfig, CleanerStats, CleanerTargets, Log, LogCleaner, LogError, LogManager,
-    VolumeSpace,
+    clean_shutdown, CleanTarget, CleanerConfig, CleanerStats, CleanerTargets, Log, LogCleaner, LogDir, LogDirs,
+    LogError,
 };
 use crate::metadata::{topic_config, MetadataImage, PartitionImage, TopicImage, METADATA_TOPIC};
 
@@ -34,7 +35,7 @@ type Key = (String, i32);
 pub(crate) struct ReplicaManager {
     node_id: i32,
     settings: Arc<Settings>,
-    logs: Arc<LogManager>,
+    logs: Arc<LogDirs>,
     /// Shared with the log cleaner, which takes the compacted ones in turn.
     partitions: Arc<RwLock<HashMap<Key, Arc<Partition>>>>,
     /// The image of the last reconcile: tells "led elsewhere" from "no such partition".
@@ -50,18 +51,25 @@ pub(crate) struct ReplicaManager {
     checkpointed_hw: Mutex<HashMap<Key, i64>>,
     appender: Arc<Appender>,
     cleaner: LogCleaner,
+    /// AlterReplicaLogDirs moves in progress.
+    moves: DirMoves,
+    /// The log dir AlterReplicaLogDirs asked for a replica this broker does not host yet
+    /// (Kafka's preferred log dir): where it is created when it comes. Only partitions of
+    /// topics in the image, so bounded by the cluster's partitions.
+    preferred_dirs: Mutex<HashMap<Key, usize>>,
 }
 
 impl ReplicaManager {
-    /// Opens (and recovers) every partition log on disk that the image says this node hosts;
-    /// directories of partitions the image does not have are set aside as `-stray`.
+    /// Opens (and recovers) every partition log, in every log directory (`(path, directory
+    /// id)`, in `log.dirs` order), that the image says this node hosts; directories of
+    /// partitions the image does not have are set aside as `-stray`.
     pub(crate) fn open(
         settings: Arc<Settings>,
-        log_dir: &Path,
+        log_dirs: &[(PathBuf, uuid::Uuid)],
         image: &MetadataImage,
         shutdown: CancellationToken,
     ) -> Result<ReplicaManager, LogError> {
-        let logs = Arc::new(LogManager::open(log_dir)?);
+        let logs = Arc::new(LogDirs::open(log_dirs)?);
         let config_for = |topic: &str| {
             if topic == METADATA_TOPIC {
                 return None;
@@ -83,6 +91,14 @@ impl ReplicaManager {
             map.values().map(|p| p.clone() as Arc<dyn CleanTarget>).collect()
         });
         let cleaner = LogCleaner::start(cleaner_config(&settings), logs.clone(), targets);
+        let move_threads = settings
+            .num_replica_alter_log_dirs_threads
+            .map_or(log_dirs.len(), |n| n.max(1) as usize);
+        let moves = DirMoves::start(
+            logs.clone(),
+            move_threads,
+            settings.replica_alter_log_dirs_io_max_bytes_per_second,
+        );
         let manager = ReplicaManager {
             node_id: settings.node_id,
             fetchers: Fetchers::new(fetcher_config(&settings), shutdown),
@@ -90,6 +106,8 @@ impl ReplicaManager {
             logs,
             partitions,
             cleaner,
+            moves,
+            preferred_dirs: Mutex::default(),
             image: RwLock::default(),
             applied: Mutex::new(HashMap::new()),
             needs_reconcile: AtomicBool::new(false),
@@ -257,7 +275,18 @@ impl ReplicaManager {
                 warn!(topic = %topic.name, partition = index, error = %e, "could not delete old partition log");
             }
         }
-        let log = match self.logs.create(&topic.name, index, config.clone()) {
+        let preferred = self
+            .preferred_dirs
+            .lock()
+            .expect("preferred dirs lock")
+            .remove(&(topic.name.clone(), index));
+        let created = match preferred {
+            Some(dir) => self.logs.create_in(dir, &topic.name, index, config.clone()),
+            None => self
+                .logs
+                .create(&topic.name, index, config.clone(), &self.partitions_per_dir()),
+        };
+        let log = match created {
             // Left behind by an earlier attempt that failed half way: recover and adopt it.
             Err(LogError::AlreadyExists(dir)) => Log::open(&dir, config, 0)?,
             other => other?,
@@ -321,18 +350,22 @@ impl ReplicaManager {
         if let Some(p) = self.leading(topic, index) {
             return Ok(p);
         }
-        let known = self
-            .image
-            .read()
-            .expect("image lock")
-            .topic(topic)
-            .is_some_and(|t| t.partitions.contains_key(&index));
+        let known = self.in_image(topic, index);
         let (topic, partition) = (topic.to_string(), index);
         Err(if known {
             ReplicaError::NotLeader { topic, partition }
         } else {
             ReplicaError::UnknownTopicOrPartition { topic, partition }
         })
+    }
+
+    /// Whether the partition exists, per the image of the last reconcile.
+    fn in_image(&self, topic: &str, index: i32) -> bool {
+        self.image
+            .read()
+            .expect("image lock")
+            .topic(topic)
+            .is_some_and(|t| t.partitions.contains_key(&index))
     }
 
     /// Whether the topic exists, per the image of the last reconcile.
@@ -345,14 +378,79 @@ impl ReplicaManager {
         self.get(topic, index).filter(|p| p.is_leader())
     }
 
-    /// The log directory every hosted partition lives in.
-    pub(crate) fn log_dir(&self) -> &Path {
-        self.logs.dir()
+    /// The log directories, in `log.dirs` order.
+    pub(crate) fn log_dirs(&self) -> &[LogDir] {
+        self.logs.dirs()
     }
 
-    /// The total and usable bytes of the log directory's file system.
-    pub(crate) fn volume_space(&self) -> Result<VolumeSpace, LogError> {
-        self.logs.volume_space()
+    /// The hosted partitions, split by the log directory their log is in (in `log.dirs`
+    /// order); a partition whose log is closed or deleted is in none.
+    pub(crate) fn partitions_by_dir(&self) -> Vec<Vec<Arc<Partition>>> {
+        let mut out: Vec<Vec<Arc<Partition>>> = self.logs.dirs().iter().map(|_| Vec::new()).collect();
+        for p in self.all() {
+            if let Some(i) = self.dir_index(&p) {
+                out[i].push(p);
+            }
+        }
+        out
+    }
+
+    /// The index of the log dir the partition's log is in.
+    fn dir_index(&self, p: &Partition) -> Option<usize> {
+        if self.logs.dirs().len() == 1 {
+            return Some(0).filter(|_| p.has_log());
+        }
+        p.with_log(|log| Ok(self.logs.index_of(log.dir()))).ok().flatten()
+    }
+
+    /// AlterReplicaLogDirs for one replica: `dir` (a path as the client sent it) must be one of
+    /// the log dirs. A hosted replica starts moving there in the background (nothing happens
+    /// if it is there already); one of a partition in the image but not hosted here yet gets
+    /// `dir` as its preferred log dir and the answer REPLICA_NOT_AVAILABLE, as in Kafka (the
+    /// reassignment tool asks again until the replica exists).
+    pub(crate) fn alter_log_dir(&self, topic: &str, index: i32, dir: &str) -> Result<(), ReplicaError> {
+        let wanted = std::path::absolute(dir).unwrap_or_else(|_| PathBuf::from(dir));
+        let target = self
+            .logs
+            .dirs()
+            .iter()
+            .position(|d| std::path::absolute(d.path()).is_ok_and(|p| p == wanted))
+            .ok_or_else(|| ReplicaError::LogDirNotFound(dir.to_string()))?;
+        let not_available = || ReplicaError::ReplicaNotAvailable {
+            topic: topic.to_string(),
+            partition: index,
+        };
+        let Some(p) = self.get(topic, index) else {
+            if !self.in_image(topic, index) {
+                return Err(ReplicaError::UnknownTopicOrPartition {
+                    topic: topic.to_string(),
+                    partition: index,
+                });
+            }
+            self.preferred_dirs
+                .lock()
+                .expect("preferred dirs lock")
+                .insert((topic.to_string(), index), target);
+            return Err(not_available());
+        };
+        let current = self.dir_index(&p).ok_or_else(not_available)?;
+        self.moves.request(p, target, current);
+        Ok(())
+    }
+
+    /// The future replicas AlterReplicaLogDirs is building, for DescribeLogDirs.
+    pub(crate) fn future_replicas(&self) -> Vec<FutureReplica> {
+        self.moves.futures()
+    }
+
+    /// How many hosted partitions each log directory holds (placement of new ones). With one
+    /// log dir there is no choice to make, and no reason to visit every partition (creating
+    /// many partitions would cost the square of their number).
+    fn partitions_per_dir(&self) -> Vec<usize> {
+        if self.logs.dirs().len() == 1 {
+            return Vec::new();
+        }
+        self.partitions_by_dir().iter().map(Vec::len).collect()
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<Partition>> {
@@ -372,6 +470,12 @@ impl ReplicaManager {
     /// Time-based upkeep: lagging followers out of the ISR, fsync when due, roll idle segments
     /// past segment.ms.
     pub(crate) fn tick(&self, now_ms: i64) {
+        // A replica changed log dir: both dirs' checkpoints must say so before a crash does.
+        if self.moves.take_swapped() {
+            if let Err(e) = self.checkpoint() {
+                warn!(error = %e, "checkpoint after a log dir move failed");
+            }
+        }
         for p in self.all() {
             p.tick(now_ms);
             let r = p.with_log(|log| {
@@ -418,11 +522,11 @@ impl ReplicaManager {
             });
             log_failure(&p, "release read maps", released);
             match p.flush_unlocked() {
-                Ok(point) => points.push((p.topic.clone(), p.index, point)),
+                Ok(point) => points.extend(p.log_dir().map(|d| (d, (p.topic.clone(), p.index, point)))),
                 Err(e) => log_failure::<()>(&p, "flush for checkpoint", Err(e)),
             }
         }
-        self.logs.write_recovery_checkpoint(&points)?;
+        self.logs.write_recovery_checkpoints(points)?;
         self.checkpoint_log_starts()?;
         self.checkpoint_high_watermarks()
     }
@@ -434,11 +538,14 @@ impl ReplicaManager {
             .all()
             .iter()
             .filter_map(|p| {
-                let start = p.with_log(|log| Ok(log.log_start_inside_segment().then(|| log.log_start_offset())));
-                start.ok().flatten().map(|s| (p.topic.clone(), p.index, s))
+                let start = p.with_log(|log| {
+                    let dir = log.dir().to_path_buf();
+                    Ok(log.log_start_inside_segment().then(|| (dir, log.log_start_offset())))
+                });
+                start.ok().flatten().map(|(d, s)| (d, (p.topic.clone(), p.index, s)))
             })
             .collect();
-        self.logs.write_log_starts(&starts)
+        self.logs.write_log_starts(starts)
     }
 
     /// Writes `replication-offset-checkpoint`: where each partition's committed data ends, so a
@@ -447,9 +554,9 @@ impl ReplicaManager {
         let marks: Vec<_> = self
             .all()
             .iter()
-            .map(|p| (p.topic.clone(), p.index, p.high_watermark()))
+            .filter_map(|p| Some((p.log_dir()?, (p.topic.clone(), p.index, p.high_watermark()))))
             .collect();
-        self.logs.write_high_watermarks(&marks)
+        self.logs.write_high_watermarks(marks)
     }
 
     /// The log cleaner's counters, for the metrics.
@@ -463,6 +570,7 @@ impl ReplicaManager {
     /// back (KIP-966's clean shutdown). Returns whether the marker was left.
     pub(crate) fn shutdown(&self, clean_token: &str) -> Result<bool, LogError> {
         self.cleaner.shutdown();
+        self.moves.shutdown();
         self.checkpoint()?;
         let mut all_closed = true;
         for p in self.all() {
@@ -471,7 +579,10 @@ impl ReplicaManager {
             log_failure(&p, "close", closed);
         }
         if all_closed {
-            clean_shutdown::mark(self.logs.dir(), clean_token)?;
+            // Every directory gets the marker; the next start trusts the stop only if all have it.
+            for dir in self.logs.dirs() {
+                clean_shutdown::mark(dir.path(), clean_token)?;
+            }
         }
         Ok(all_closed)
     }

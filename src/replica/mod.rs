@@ -6,12 +6,14 @@
 
 mod appender;
 pub(crate) mod core;
+mod dir_moves;
 mod fetcher;
 mod manager;
 mod partition;
 mod recompress;
 
 pub(crate) use appender::Appender;
+pub(crate) use dir_moves::FutureReplica;
 pub(crate) use manager::ReplicaManager;
 pub(crate) use partition::{Appended, FollowerFetch, FollowerRead, IsrProposal, Partition};
 #[cfg(feature = "fuzzing")]
@@ -41,6 +43,12 @@ pub(crate) enum ReplicaError {
     /// A fetch answer from leader epoch {epoch}, after this replica moved on.
     #[error("fetched from leader epoch {epoch}, which this replica no longer follows")]
     StaleFetch { epoch: i32 },
+    /// AlterReplicaLogDirs named a directory that is not one of `log.dirs`.
+    #[error("{0} is not a log directory of this broker")]
+    LogDirNotFound(String),
+    /// AlterReplicaLogDirs for a partition this broker does not host (yet).
+    #[error("this broker has no replica of {topic}-{partition}")]
+    ReplicaNotAvailable { topic: String, partition: i32 },
     #[error(transparent)]
     Log(#[from] LogError),
 }

@@ -739,6 +739,35 @@ impl Partition {
         .and_then(|point| synced.map(|_| point).map_err(ReplicaError::from))
     }
 
+    /// The last step of a log dir move, under the partition lock: `f` gets the log and returns
+    /// the one the partition keeps from now on (the swapped-in future log, or the same one
+    /// back; none if both failed, which leaves the partition unavailable).
+    pub(crate) fn replace_log<T>(&self, f: impl FnOnce(Log) -> (Option<Log>, T)) -> Result<T, ReplicaError> {
+        let mut guard = self.log.lock().expect("partition log lock");
+        let current = guard.take().ok_or_else(|| self.unknown())?;
+        let (kept, out) = f(current);
+        *guard = kept;
+        if let Some(log) = guard.as_ref() {
+            self.publish_offsets(log);
+        }
+        Ok(out)
+    }
+
+    /// Whether the log is open (not closed or deleted).
+    pub(crate) fn has_log(&self) -> bool {
+        self.log.lock().expect("partition log lock").is_some()
+    }
+
+    /// The partition's directory on disk (`<log dir>/<topic>-<partition>`); `None` once the
+    /// log is closed or deleted.
+    pub(crate) fn log_dir(&self) -> Option<std::path::PathBuf> {
+        self.log
+            .lock()
+            .expect("partition log lock")
+            .as_ref()
+            .map(|log| log.dir().to_path_buf())
+    }
+
     /// Takes the log out (later calls see the partition as unknown) and deletes it from disk.
     pub(crate) fn delete(&self) -> Result<(), ReplicaError> {
         let log = self.log.lock().expect("partition log lock").take();
@@ -789,7 +818,8 @@ impl CleanTarget for Partition {
     }
 
     fn upper_bound(&self) -> i64 {
-        self.high_watermark()
+        // Kafka's cleaner stops at the last stable offset: an open transaction may still abort.
+        self.last_stable_offset()
     }
 }
 
