@@ -649,7 +649,6 @@ def test_share_consumer(broker):
     assert r["describe"] == {"state": "EMPTY", "members": 0}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: ACLs (Kafka's authorizer settings, CreateAcls/DescribeAcls/DeleteAcls) not served yet")
 def test_create_describe_delete_acls(tmp_path):
     # As Kafka needs: an authorizer, and the PLAINTEXT listener's ANONYMOUS principal a super user.
     own = Broker(tmp_path / "data", {

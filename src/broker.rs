@@ -12,6 +12,8 @@ use kafka_protocol::ResponseError;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::authz::plan::Deleted;
+use crate::authz::{Acl, AclError, AclFilter, Authorizer};
 use crate::config::{Listener, Settings};
 use crate::controller::{Command, Controller, Reply};
 use crate::error::KafkaCode;
@@ -51,6 +53,9 @@ pub(crate) struct Broker {
     pub(crate) shutdown: CancellationToken,
     /// This start's incarnation, which the controller checks on ISR changes.
     pub(crate) incarnation_id: uuid::Uuid,
+    /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`; the ACLs
+    /// are in the metadata image.
+    pub(crate) authorizer: Authorizer,
     /// Client quota rates (produce and fetch byte rates).
     pub(crate) quotas: crate::quota::ClientQuotaManagers,
 }
@@ -359,5 +364,25 @@ impl Broker {
             assignments: assignments.map(<[Vec<i32>]>::to_vec),
             validate_only,
         })
+    }
+
+    /// Creates ACLs through the active controller; each one's outcome. Blocking.
+    pub(crate) fn create_acls(&self, acls: Vec<Acl>) -> Result<Vec<Result<(), AclError>>, MetadataError> {
+        match tokio::runtime::Handle::current().block_on(self.submit_published(Command::CreateAcls { acls }))? {
+            Reply::AclsCreated { results, .. } => Ok(results),
+            other => Err(MetadataError::UnexpectedReply(format!(
+                "unexpected controller reply {other:?}"
+            ))),
+        }
+    }
+
+    /// Deletes the ACLs each filter selects through the active controller. Blocking.
+    pub(crate) fn delete_acls(&self, filters: Vec<AclFilter>) -> Result<Vec<Deleted>, MetadataError> {
+        match tokio::runtime::Handle::current().block_on(self.submit_published(Command::DeleteAcls { filters }))? {
+            Reply::AclsDeleted { results, .. } => Ok(results),
+            other => Err(MetadataError::UnexpectedReply(format!(
+                "unexpected controller reply {other:?}"
+            ))),
+        }
     }
 }

@@ -7,6 +7,7 @@
 
 mod alloc;
 mod api;
+mod authz;
 mod broker;
 mod clock;
 pub mod config;

@@ -13,9 +13,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::ResponseError;
 
-use super::group_admin::{GROUP_OPERATIONS, OPERATIONS_NOT_REQUESTED};
+use super::group_admin::OPERATIONS_NOT_REQUESTED;
 use super::groups::{call, code, opt_text, text};
 use super::{Ctx, Reply};
+use crate::authz::{Operation, ResourceType};
 use crate::group::api::{ConsumerHeartbeatRequest, Event, Response};
 use crate::group::consumer::describe::{ConsumerGroupDescription, DescribedPartitions};
 use crate::group::consumer::{Assignment, TopicInfo, Topics};
@@ -115,15 +116,22 @@ pub(super) fn consumer_group_describe(
     ctx: &Ctx,
     req: ConsumerGroupDescribeRequest,
 ) -> Reply<ConsumerGroupDescribeResponse> {
-    let ops = if req.include_authorized_operations {
-        GROUP_OPERATIONS
-    } else {
-        OPERATIONS_NOT_REQUESTED
-    };
+    let access = ctx.access();
     let groups = req
         .group_ids
         .into_iter()
         .map(|g| {
+            if !access.group(Operation::Describe, &g) {
+                let refused = ResponseError::GroupAuthorizationFailed;
+                return DescribedGroup::default()
+                    .with_group_id(g)
+                    .with_error_code(ctx.count(refused))
+                    .with_authorized_operations(OPERATIONS_NOT_REQUESTED);
+            }
+            let ops = match req.include_authorized_operations {
+                true => access.operations(ResourceType::Group, &g),
+                false => OPERATIONS_NOT_REQUESTED,
+            };
             let described = ctx
                 .broker
                 .groups

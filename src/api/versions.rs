@@ -55,6 +55,9 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
     // v1 only: v0 would send the SASL tokens without Kafka framing (KIP-152).
+    (ApiKey::CreateAcls, 2, 3),
+    (ApiKey::DescribeAcls, 2, 3),
+    (ApiKey::DeleteAcls, 2, 3),
     (ApiKey::SaslHandshake, 1, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
 ];
@@ -74,6 +77,9 @@ pub(crate) fn all() -> impl Iterator<Item = (ApiKey, VersionRange)> {
 pub(crate) fn name(api: ApiKey) -> &'static str {
     match api {
         ApiKey::Produce => "Produce",
+        ApiKey::CreateAcls => "CreateAcls",
+        ApiKey::DescribeAcls => "DescribeAcls",
+        ApiKey::DeleteAcls => "DeleteAcls",
         ApiKey::Fetch => "Fetch",
         ApiKey::ListOffsets => "ListOffsets",
         ApiKey::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",

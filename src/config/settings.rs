@@ -274,6 +274,16 @@ fn sasl_mechanisms(v: &String) -> Result<(), String> {
     }
 }
 
+#[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
+fn authorizer_class(v: &String) -> Result<(), String> {
+    crate::authz::Authorizer::new(v, "", false).map(|_| ())
+}
+
+#[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
+fn super_users_list(v: &String) -> Result<(), String> {
+    crate::authz::Authorizer::new("", v, false).map(|_| ())
+}
+
 fn scram_bootstrap(v: &Option<String>) -> Result<(), String> {
     v.as_deref().map_or(Ok(()), |s| {
         crate::metadata::scram_credentials::parse_bootstrap(s).map(|_| ())
@@ -400,6 +410,13 @@ settings! {
     /// The listener other brokers replicate from, advertised in this broker's registration;
     /// unset, the listener named PLAINTEXT, else the first one. Must be PLAINTEXT in a cluster.
     inter_broker_listener_name: Option<String> = "inter.broker.listener.name", "", any;
+    /// The authorizer: empty (none: every request allowed) or Kafka's
+    /// org.apache.kafka.metadata.authorizer.StandardAuthorizer (ACLs in the metadata log).
+    authorizer_class_name: String = "authorizer.class.name", "", authorizer_class;
+    /// Principals allowed everything, semicolon separated (`User:admin;User:ANONYMOUS`).
+    super_users: String = "super.users", "", super_users_list;
+    /// Whether a resource no ACL covers is open to everyone (else only to super users).
+    allow_everyone_if_no_acl_found: bool = "allow.everyone.if.no.acl.found", "false", any;
     /// SASL mechanisms SASL_PLAINTEXT and SASL_SSL listeners accept: PLAIN, SCRAM-SHA-256,
     /// SCRAM-SHA-512.
     sasl_enabled_mechanisms: String = "sasl.enabled.mechanisms", "PLAIN", sasl_mechanisms, List;

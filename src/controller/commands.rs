@@ -13,6 +13,8 @@ use tracing::info;
 use uuid::Uuid;
 
 use super::{contacts, Controller, MetadataChange};
+use crate::authz::plan::{self, Deleted};
+use crate::authz::{Acl, AclError, AclFilter};
 use crate::clock::now_ms;
 use crate::error::KafkaCode;
 use crate::metadata::brokers::{self, Registration};
@@ -90,6 +92,14 @@ pub(crate) enum Command {
     ListReassignments {
         topics: Option<Vec<(String, Vec<i32>)>>,
     },
+    /// CreateAcls: each ACL written unless it exists.
+    CreateAcls {
+        acls: Vec<Acl>,
+    },
+    /// DeleteAcls: every ACL each filter selects removed.
+    DeleteAcls {
+        filters: Vec<AclFilter>,
+    },
     /// AlterClientQuotas (or only its checks, with `validate_only`).
     AlterClientQuotas {
         alterations: Vec<QuotaAlteration>,
@@ -137,6 +147,16 @@ pub(crate) enum Reply {
         index: u64,
     },
     Reassignments(Vec<(String, Vec<Ongoing>)>),
+    /// Each CreateAcls creation's outcome, in request order.
+    AclsCreated {
+        results: Vec<Result<(), AclError>>,
+        index: u64,
+    },
+    /// Each DeleteAcls filter's outcome (the ACLs it removed), in request order.
+    AclsDeleted {
+        results: Vec<Deleted>,
+        index: u64,
+    },
     /// Each alteration's outcome of AlterClientQuotas, in request order.
     QuotasAltered {
         results: Vec<Result<(), client_quotas::QuotaError>>,
@@ -159,6 +179,8 @@ impl Reply {
             | Reply::AlterPartition { index, .. }
             | Reply::Elections { index, .. }
             | Reply::Reassigned { index, .. }
+            | Reply::AclsCreated { index, .. }
+            | Reply::AclsDeleted { index, .. }
             | Reply::ScramAltered { index, .. }
             | Reply::QuotasAltered { index, .. } => Some(*index),
             Reply::Quorum(_) | Reply::Reassignments(_) => None,
@@ -347,6 +369,28 @@ impl Controller {
                 })
                 .await?;
                 Ok(Reply::Reassignments(listed))
+            }
+            Command::CreateAcls { acls } => {
+                let mut results = Vec::new();
+                let index = self
+                    .commit(false, |image| {
+                        let (records, planned) = plan::plan_create_acls(image.acls(), &acls, Uuid::new_v4);
+                        results = planned;
+                        Ok(records)
+                    })
+                    .await?;
+                Ok(Reply::AclsCreated { results, index })
+            }
+            Command::DeleteAcls { filters } => {
+                let mut results = Vec::new();
+                let index = self
+                    .commit(false, |image| {
+                        let (records, planned) = plan::plan_delete_acls(image.acls(), &filters);
+                        results = planned;
+                        Ok(records)
+                    })
+                    .await?;
+                Ok(Reply::AclsDeleted { results, index })
             }
             Command::AlterClientQuotas {
                 alterations,

@@ -13,6 +13,7 @@ use super::client_quotas::ClientQuotas;
 use super::records::MetadataRecord;
 use super::scram_credentials::ScramCredentials;
 use super::topic_config::MIN_INSYNC_REPLICAS;
+use crate::authz::AclTable;
 use crate::config::ClusterDefaults;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -154,6 +155,8 @@ pub(crate) struct MetadataImage {
     cluster_configs: ClusterDefaults,
     /// The first producer id no block has handed out yet.
     next_producer_id: i64,
+    /// The cluster's ACLs (AccessControlEntry records), shared until one changes.
+    acls: Arc<AclTable>,
     /// Users' SCRAM credentials.
     scram: ScramCredentials,
     /// Client quotas by user and client id.
@@ -175,6 +178,11 @@ impl MetadataImage {
 
     pub(crate) fn topics(&self) -> impl Iterator<Item = &Arc<TopicImage>> {
         self.topics.values()
+    }
+
+    /// The ACLs the authorizer decides with.
+    pub(crate) fn acls(&self) -> &AclTable {
+        &self.acls
     }
 
     pub(crate) fn cluster_id(&self) -> Option<&str> {
@@ -239,6 +247,12 @@ impl MetadataImage {
         if self.next_producer_id > 0 {
             out.push(MetadataRecord::ProducerIds {
                 next_producer_id: self.next_producer_id,
+            });
+        }
+        for (id, acl) in self.acls.iter() {
+            out.push(MetadataRecord::AccessControlEntry {
+                id: *id,
+                acl: acl.clone(),
             });
         }
         for t in self.topics.values() {
@@ -393,6 +407,16 @@ impl MetadataImage {
                     log_dirs: log_dirs.clone(),
                 };
                 self.brokers.insert(*broker_id, broker);
+            }
+            MetadataRecord::AccessControlEntry { id, acl } => {
+                if !Arc::make_mut(&mut self.acls).insert(*id, acl.clone()) {
+                    return Err(ApplyError(format!("ACL {id} exists")));
+                }
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                if Arc::make_mut(&mut self.acls).remove(id).is_none() {
+                    return Err(ApplyError(format!("no ACL with id {id}")));
+                }
             }
             MetadataRecord::UserScramCredential { .. } | MetadataRecord::RemoveUserScramCredential { .. } => {
                 self.scram.apply(record)?

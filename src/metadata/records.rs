@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::client_quotas::QuotaValue;
 use super::image::PartitionDelta;
+use crate::authz::Acl;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -123,6 +124,15 @@ pub(crate) enum MetadataRecord {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last_known_elr: Option<Vec<i32>>,
     },
+    /// An ACL came into being under `id` (Kafka's AccessControlEntryRecord: resource type,
+    /// name and pattern type, principal, host, operation and permission type as Kafka codes).
+    AccessControlEntry {
+        id: Uuid,
+        #[serde(flatten)]
+        acl: Acl,
+    },
+    /// The ACL with `id` is gone (Kafka's RemoveAccessControlEntryRecord).
+    RemoveAccessControlEntry { id: Uuid },
 }
 
 impl MetadataRecord {
