@@ -642,7 +642,6 @@ def test_consumer_group_protocol_kip848(broker):
     assert r["secondRead"] == [f"second-{i}" for i in range(10)], "the next member resumes after the commits"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: share groups (KIP-932: KafkaShareConsumer, group configs) not served yet")
 def test_share_consumer(broker):
     r = run_scenario(broker, "share_consumer")
     assert r["got"] == [{"offset": i, "value": f"v{i}", "deliveryCount": 1} for i in range(10)]

@@ -931,6 +931,10 @@ SERVED = {
     "AddOffsetsToTxn": (0, 4), "EndTxn": (0, 4), "WriteTxnMarkers": (1, 1), "TxnOffsetCommit": (0, 4),
     "DescribeTransactions": (0, 0), "ListTransactions": (0, 1), "SaslHandshake": (1, 1), "SaslAuthenticate": (0, 2),
     "CreateAcls": (2, 3), "DescribeAcls": (2, 3), "DeleteAcls": (2, 3),
+    "ShareGroupHeartbeat": (1, 1), "ShareGroupDescribe": (1, 1), "ShareFetch": (1, 1), "ShareAcknowledge": (1, 1),
+    "DescribeShareGroupOffsets": (0, 0), "AlterShareGroupOffsets": (0, 0), "DeleteShareGroupOffsets": (0, 0),
+    "InitializeShareGroupState": (0, 0), "ReadShareGroupState": (0, 0), "WriteShareGroupState": (0, 0),
+    "DeleteShareGroupState": (0, 0), "ReadShareGroupStateSummary": (0, 0),
     "DescribeUserScramCredentials": (0, 0), "AlterUserScramCredentials": (0, 0),
     "DescribeClientQuotas": (0, 1), "AlterClientQuotas": (0, 1),
 }

@@ -45,6 +45,10 @@ pub(crate) struct Broker {
     pub(crate) txns: TxnCoordinator,
     /// Connections to other brokers for transaction markers and verifications.
     pub(crate) txn_peers: crate::txn::verification::Peers,
+    /// Share groups (KIP-932): membership, share-partitions and share sessions of this broker.
+    pub(crate) shares: crate::share::ShareService,
+    /// The share coordinator: shards of `__share_group_state` led here.
+    pub(crate) share_states: crate::share::state::shard::ShareCoordinator,
     /// The metadata log index replicas and groups have been brought in line with.
     pub(crate) published: watch::Sender<u64>,
     /// The image of that index; held while publishing, so publications never interleave.
@@ -92,6 +96,7 @@ impl Broker {
         let _ = self.replicas.reconcile(&applied.image);
         self.groups.reconcile(&self.replicas);
         self.txns.reconcile(&self.replicas);
+        self.share_states.reconcile(&self.replicas);
         let deleted: Vec<(String, i32)> = last
             .topics()
             .filter(|t| applied.image.topic_by_id(&t.id).is_none())
@@ -191,6 +196,7 @@ impl Broker {
             let _ = self.replicas.reconcile(&last);
             self.groups.reconcile(&self.replicas);
             self.txns.reconcile(&self.replicas);
+            self.share_states.reconcile(&self.replicas);
         }
     }
 
@@ -260,6 +266,28 @@ impl Broker {
             TRANSACTION_STATE_TOPIC,
             self.txns.partitions,
             s.transaction_state_log_replication_factor,
+            &configs,
+        )
+    }
+
+    /// Creates `__share_group_state` if it does not exist yet (Kafka's share coordinator does on
+    /// first use): compacted, `share.coordinator.state.topic.*` partitions, segment size, min ISR.
+    pub(crate) fn ensure_share_state_topic(&self) -> Result<(), MetadataError> {
+        let s = &self.settings;
+        let configs = [
+            (
+                "segment.bytes",
+                s.share_coordinator_state_topic_segment_bytes.to_string(),
+            ),
+            (
+                "min.insync.replicas",
+                s.share_coordinator_state_topic_min_isr.to_string(),
+            ),
+        ];
+        self.ensure_internal_topic(
+            crate::share::state::SHARE_STATE_TOPIC,
+            self.share_states.partitions,
+            s.share_coordinator_state_topic_replication_factor,
             &configs,
         )
     }
@@ -345,6 +373,21 @@ impl Broker {
         validate_only: bool,
     ) -> Result<Arc<MetadataImage>, MetadataError> {
         self.change(Command::AlterClusterConfigs {
+            changes: changes.to_vec(),
+            replace_all,
+            validate_only,
+        })
+    }
+
+    pub(crate) fn alter_group_configs(
+        &self,
+        group: &str,
+        changes: &[(String, ConfigChange)],
+        replace_all: bool,
+        validate_only: bool,
+    ) -> Result<Arc<MetadataImage>, MetadataError> {
+        self.change(Command::AlterGroupConfigs {
+            group: group.to_string(),
             changes: changes.to_vec(),
             replace_all,
             validate_only,

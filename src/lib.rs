@@ -28,6 +28,7 @@ mod quota;
 mod replica;
 pub mod security;
 mod server;
+mod share;
 #[cfg(test)]
 mod testing;
 mod txn;

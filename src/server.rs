@@ -241,6 +241,13 @@ impl Server {
                 Some(markers),
             ),
             txn_peers: Default::default(),
+            shares: crate::share::ShareService::new(crate::share::service::ShareSettings::from_settings(&settings)),
+            share_states: crate::share::state::shard::ShareCoordinator::new(
+                (),
+                settings.share_coordinator_state_topic_num_partitions,
+                Duration::from_millis(settings.request_timeout_ms as u64),
+                None,
+            ),
             published: tokio::sync::watch::Sender::new(0),
             last_published: std::sync::Mutex::new(applied.image.clone()),
             incarnation_id: registration_id,

@@ -35,6 +35,7 @@ pub(super) fn list_groups(ctx: &Ctx, req: ListGroupsRequest) -> Reply<ListGroups
                 .with_group_type(text(g.group_type))
         })
         .collect();
+    groups.extend(super::share_admin::listed_share_groups(ctx, &states, &types));
     // Kafka's: every group with DESCRIBE on the cluster, else those the principal may describe.
     let access = ctx.access();
     if !access.may(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
@@ -103,6 +104,11 @@ pub(super) fn delete_groups(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply<Delete
             waiting.push((g, Err(ResponseError::GroupAuthorizationFailed)));
             continue;
         }
+        // A share group is deleted here and now; None: the share groups have no such group.
+        if let Some(done) = super::share_admin::delete_share_group(ctx, &id) {
+            waiting.push((g, done.map(|()| None)));
+            continue;
+        }
         let rx = ctx.broker.groups.shard(&id).map_err(|u| u.error()).and_then(|shard| {
             shard
                 .request(|req| {
@@ -113,7 +119,7 @@ pub(super) fn delete_groups(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply<Delete
                 })
                 .ok_or(ResponseError::NotCoordinator)
         });
-        waiting.push((g, rx));
+        waiting.push((g, rx.map(Some)));
     }
     let c = ctx.clone();
     Reply::Later(Box::pin(async move {
@@ -121,7 +127,8 @@ pub(super) fn delete_groups(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply<Delete
         for (group, rx) in waiting {
             let error = match rx {
                 Err(e) => Some(e),
-                Ok(rx) => match rx.await {
+                Ok(None) => None,
+                Ok(Some(rx)) => match rx.await {
                     Ok(Response::DeleteGroups(d)) => d.results.into_iter().next().and_then(|(_, e)| e),
                     Ok(_) => Some(ResponseError::UnknownServerError),
                     Err(_) => Some(ResponseError::NotCoordinator),

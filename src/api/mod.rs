@@ -35,6 +35,11 @@ mod reassignments;
 mod request_error;
 pub(crate) mod sasl;
 mod scram_credentials;
+mod share_admin;
+mod share_fetch;
+mod share_groups;
+mod share_persist;
+mod share_state;
 mod throttling;
 mod topic_partitions;
 mod topics;
@@ -582,6 +587,37 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             let req = decode(&mut body, v)?;
             respond(&ctx, blocking(&ctx, move |ctx| acls::delete_acls(ctx, req)))
         }
+        ApiKey::ShareGroupHeartbeat => respond(&ctx, share_groups::share_group_heartbeat(&ctx, decode(&mut body, v)?)),
+        ApiKey::ShareGroupDescribe => respond(&ctx, share_groups::share_group_describe(&ctx, decode(&mut body, v)?)),
+        ApiKey::ShareFetch => respond(&ctx, share_fetch::share_fetch(&ctx, decode(&mut body, v)?)),
+        ApiKey::ShareAcknowledge => respond(&ctx, share_fetch::share_acknowledge(&ctx, decode(&mut body, v)?)),
+        ApiKey::DescribeShareGroupOffsets => respond(
+            &ctx,
+            share_admin::describe_share_group_offsets(&ctx, decode(&mut body, v)?),
+        ),
+        ApiKey::AlterShareGroupOffsets => respond(
+            &ctx,
+            share_admin::alter_share_group_offsets(&ctx, decode(&mut body, v)?),
+        ),
+        ApiKey::ReadShareGroupState => respond(&ctx, share_state::read_share_group_state(&ctx, decode(&mut body, v)?)),
+        ApiKey::WriteShareGroupState => {
+            respond(&ctx, share_state::write_share_group_state(&ctx, decode(&mut body, v)?))
+        }
+        ApiKey::InitializeShareGroupState => respond(
+            &ctx,
+            share_state::initialize_share_group_state(&ctx, decode(&mut body, v)?),
+        ),
+        ApiKey::DeleteShareGroupState => {
+            respond(&ctx, share_state::delete_share_group_state(&ctx, decode(&mut body, v)?))
+        }
+        ApiKey::ReadShareGroupStateSummary => respond(
+            &ctx,
+            share_state::read_share_group_state_summary(&ctx, decode(&mut body, v)?),
+        ),
+        ApiKey::DeleteShareGroupOffsets => respond(
+            &ctx,
+            share_admin::delete_share_group_offsets(&ctx, decode(&mut body, v)?),
+        ),
         // Only reached once authenticated (or on a listener without SASL): Kafka's answer.
         ApiKey::SaslHandshake => respond(&ctx, Reply::Now(sasl::after_authentication_handshake())),
         ApiKey::SaslAuthenticate => respond(&ctx, Reply::Now(sasl::after_authentication_authenticate())),
@@ -690,6 +726,17 @@ no_payloads!(
     ListPartitionReassignmentsResponse,
     SaslHandshakeResponse,
     SaslAuthenticateResponse,
+    ShareGroupHeartbeatResponse,
+    ShareGroupDescribeResponse,
+    ShareAcknowledgeResponse,
+    DescribeShareGroupOffsetsResponse,
+    AlterShareGroupOffsetsResponse,
+    DeleteShareGroupOffsetsResponse,
+    ReadShareGroupStateResponse,
+    WriteShareGroupStateResponse,
+    InitializeShareGroupStateResponse,
+    DeleteShareGroupStateResponse,
+    ReadShareGroupStateSummaryResponse,
 );
 
 /// Runs a handler that does blocking file work (creating, deleting or reconfiguring partitions)

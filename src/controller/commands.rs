@@ -19,13 +19,13 @@ use crate::clock::now_ms;
 use crate::error::KafkaCode;
 use crate::metadata::brokers::{self, Registration};
 use crate::metadata::client_quotas::{self, QuotaAlteration};
-use crate::metadata::cluster_configs;
 use crate::metadata::elections::{self, ElectionType, IsrChange, IsrCommitted, TopicElections};
 use crate::metadata::image::ApplyError;
 use crate::metadata::reassignments::{self, Ongoing, Reassignment, ReassignmentError};
 use crate::metadata::scram_credentials::{self, ScramDeletion, ScramUpsertion};
 use crate::metadata::topic_config::{self, MIN_INSYNC_REPLICAS};
 use crate::metadata::topics::{self, ConfigChange, NewTopic, Placement};
+use crate::metadata::{cluster_configs, group_configs};
 use crate::metadata::{MetadataError, MetadataImage, MetadataRecord};
 
 /// A metadata change or question for the active controller.
@@ -52,6 +52,13 @@ pub(crate) enum Command {
     },
     /// The cluster-wide broker defaults (the BROKER resource "").
     AlterClusterConfigs {
+        changes: Vec<(String, ConfigChange)>,
+        replace_all: bool,
+        validate_only: bool,
+    },
+    /// A group's config overrides (the GROUP resource).
+    AlterGroupConfigs {
+        group: String,
         changes: Vec<(String, ConfigChange)>,
         replace_all: bool,
         validate_only: bool,
@@ -301,6 +308,19 @@ impl Controller {
                 let index = self
                     .commit(validate_only, |image| {
                         cluster_configs::plan_alter_cluster_configs(image, &changes, replace_all)
+                    })
+                    .await?;
+                Ok(Reply::Committed { index })
+            }
+            Command::AlterGroupConfigs {
+                group,
+                changes,
+                replace_all,
+                validate_only,
+            } => {
+                let index = self
+                    .commit(validate_only, |image| {
+                        group_configs::plan_alter_group_configs(image, &self.settings, &group, &changes, replace_all)
                     })
                     .await?;
                 Ok(Reply::Committed { index })

@@ -153,6 +153,8 @@ pub(crate) struct MetadataImage {
     cluster_id: Option<String>,
     /// Broker settings set for every broker in the metadata log (`ClusterConfig` records).
     cluster_configs: ClusterDefaults,
+    /// Group config overrides (`GroupConfig` records), by group.
+    group_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// The first producer id no block has handed out yet.
     next_producer_id: i64,
     /// The cluster's ACLs (AccessControlEntry records), shared until one changes.
@@ -194,6 +196,16 @@ impl MetadataImage {
         &self.cluster_configs
     }
 
+    /// The groups that have config overrides.
+    pub(crate) fn groups_with_configs(&self) -> impl Iterator<Item = &str> {
+        self.group_configs.keys().map(String::as_str)
+    }
+
+    /// A group's config overrides, if it has any.
+    pub(crate) fn group_configs(&self, group: &str) -> Option<&BTreeMap<String, String>> {
+        self.group_configs.get(group)
+    }
+
     /// Users' SCRAM credentials, as SASL/SCRAM authenticates against them.
     pub(crate) fn scram_credentials(&self) -> &ScramCredentials {
         &self.scram
@@ -228,6 +240,15 @@ impl MetadataImage {
                 name: name.clone(),
                 value: Some(value.clone()),
             });
+        }
+        for (group, configs) in &self.group_configs {
+            for (name, value) in configs {
+                out.push(MetadataRecord::GroupConfig {
+                    group: group.clone(),
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                });
+            }
         }
         for b in self.brokers.values() {
             out.push(MetadataRecord::RegisterBroker {
@@ -346,6 +367,20 @@ impl MetadataImage {
                     None => self.cluster_configs.remove(name),
                 };
             }
+            MetadataRecord::GroupConfig { group, name, value } => match value {
+                Some(v) => {
+                    let configs = self.group_configs.entry(group.clone()).or_default();
+                    configs.insert(name.clone(), v.clone());
+                }
+                None => {
+                    if let Some(configs) = self.group_configs.get_mut(group) {
+                        configs.remove(name);
+                        if configs.is_empty() {
+                            self.group_configs.remove(group);
+                        }
+                    }
+                }
+            },
             MetadataRecord::ClearElr { topic_id } => {
                 let has_elr = |t: &TopicImage| {
                     t.partitions

@@ -62,6 +62,13 @@ pub(crate) enum MetadataRecord {
     /// ConfigRecord for the default BROKER resource ""). The active controller writes
     /// `min.insync.replicas` here at bootstrap, as Kafka's does with eligible leader replicas.
     ClusterConfig { name: String, value: Option<String> },
+    /// A group config override was set (Some) or removed (None) (KRaft's ConfigRecord for a
+    /// GROUP resource).
+    GroupConfig {
+        group: String,
+        name: String,
+        value: Option<String>,
+    },
     /// Every eligible leader replica of a topic (or of all topics) is no longer eligible: the
     /// `min.insync.replicas` they were counted against changed (KRaft's ClearElrRecord).
     ClearElr { topic_id: Option<Uuid> },
