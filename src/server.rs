@@ -20,7 +20,7 @@ use crate::config::{ConfigError, Listener, Settings};
 use crate::controller::lifecycle::BrokerLifecycle;
 use crate::controller::{Controller, Quorum};
 use crate::data_dirs::DataDirs;
-use crate::group::config::GroupConfig;
+use crate::group::config::{ConsumerGroupConfig, GroupConfig};
 use crate::group::runtime::GroupCoordinator;
 use crate::log::LogError;
 use crate::metadata::brokers::Registration;
@@ -362,6 +362,16 @@ fn group_config(s: &Settings) -> GroupConfig {
         offsets_retention_ms: i64::from(s.offsets_retention_minutes).saturating_mul(60_000),
         offsets_retention_check_interval_ms: s.offsets_retention_check_interval_ms,
         offset_metadata_max_bytes: s.offset_metadata_max_bytes as usize,
+        consumer: ConsumerGroupConfig {
+            enabled: s
+                .group_coordinator_rebalance_protocols
+                .split(',')
+                .any(|p| p.trim() == "consumer"),
+            session_timeout_ms: s.group_consumer_session_timeout_ms,
+            heartbeat_interval_ms: s.group_consumer_heartbeat_interval_ms,
+            max_size: s.group_consumer_max_size as usize,
+            assignors: crate::group::consumer::assignor::configured(&s.group_consumer_assignors),
+        },
         ..GroupConfig::default()
     }
 }

@@ -14,6 +14,7 @@ mod client_quotas;
 mod cluster;
 mod config_resources;
 mod configs;
+mod consumer_groups;
 mod coordinator;
 mod delete_records;
 mod elections;
@@ -472,6 +473,18 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             let gate = authorize::group_member(&ctx, &req.group_id, LeaveGroupResponse::with_error_code);
             respond(&ctx, guard(gate, || groups::leave_group(&ctx, req)))
         }
+        ApiKey::ConsumerGroupHeartbeat => {
+            let req: ConsumerGroupHeartbeatRequest = decode(&mut body, v)?;
+            let gate = authorize::group_member(&ctx, &req.group_id, ConsumerGroupHeartbeatResponse::with_error_code);
+            respond(
+                &ctx,
+                guard(gate, || consumer_groups::consumer_group_heartbeat(&ctx, req)),
+            )
+        }
+        ApiKey::ConsumerGroupDescribe => respond(
+            &ctx,
+            consumer_groups::consumer_group_describe(&ctx, decode(&mut body, v)?),
+        ),
         ApiKey::ListGroups => respond(&ctx, group_admin::list_groups(&ctx, decode(&mut body, v)?)),
         ApiKey::DescribeGroups => respond(&ctx, group_admin::describe_groups(&ctx, decode(&mut body, v)?)),
         ApiKey::DeleteGroups => respond(&ctx, group_admin::delete_groups(&ctx, decode(&mut body, v)?)),
@@ -734,6 +747,8 @@ no_payloads!(
     TxnOffsetCommitResponse,
     FindCoordinatorResponse,
     JoinGroupResponse,
+    ConsumerGroupHeartbeatResponse,
+    ConsumerGroupDescribeResponse,
     SyncGroupResponse,
     HeartbeatResponse,
     LeaveGroupResponse,
