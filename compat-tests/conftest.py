@@ -373,11 +373,13 @@ def consume_range(
         c.close()
 
 
-def consume_until_eof(bootstrap: str, topic: str, partition: int = 0, start=None, timeout: float = 20.0) -> list:
-    """Everything from `start` (default: beginning) up to the end of the partition."""
+def consume_until_eof(bootstrap: str, topic: str, partition: int = 0, start=None, timeout: float = 20.0,
+                      **config) -> list:
+    """Everything from `start` (default: beginning) up to the end of the partition (for
+    read_committed, `**{"isolation.level": "read_committed"}`: up to the last stable offset)."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-    c = Consumer(consumer_config(bootstrap))
+    c = Consumer(consumer_config(bootstrap, **config))
     try:
         c.assign([TopicPartition(topic, partition, OFFSET_BEGINNING if start is None else start)])
         got = []

@@ -8,7 +8,15 @@ use std::time::Duration;
 use clap::Parser;
 
 /// The workloads, in the order they run.
-pub const ALL_WORKLOADS: &[&str] = &["ceilings", "produce", "consume", "perf-test", "latency", "connections"];
+pub const ALL_WORKLOADS: &[&str] = &[
+    "ceilings",
+    "produce",
+    "consume",
+    "perf-test",
+    "latency",
+    "connections",
+    "cleaner",
+];
 /// The brokers the harness can start, in the order they run by default.
 pub const ALL_BROKERS: &[&str] = &["sluice", "kafka"];
 
@@ -62,11 +70,12 @@ pub struct Args {
     #[arg(long)]
     pub quick: bool,
 
-    /// Comma-separated subset of: ceilings, produce, consume, perf-test, latency, connections.
+    /// Comma-separated subset of: ceilings, produce, consume, perf-test, latency, connections,
+    /// cleaner (Sluice only).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "ceilings,produce,consume,perf-test,latency,connections"
+        default_value = "ceilings,produce,consume,perf-test,latency,connections,cleaner"
     )]
     pub workloads: Vec<String>,
 
@@ -92,6 +101,10 @@ pub struct Args {
     /// disturbed attempt is kept).
     #[arg(long, default_value_t = 2)]
     pub retries: u32,
+
+    /// MB of dirty compacted log the cleaner workload writes and has cleaned (64 with --quick).
+    #[arg(long, default_value_t = 2048)]
+    pub cleaner_mb: u64,
 
     /// Idle client connections in the connections workload.
     #[arg(long, default_value_t = 200)]
@@ -152,6 +165,14 @@ impl Args {
             self.run_time()
         } else {
             Duration::from_secs(self.latency_secs.max(1))
+        }
+    }
+
+    pub fn cleaner_mb(&self) -> u64 {
+        if self.quick {
+            self.cleaner_mb.min(64)
+        } else {
+            self.cleaner_mb.max(1)
         }
     }
 

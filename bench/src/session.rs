@@ -11,7 +11,7 @@ use crate::broker::{procfs, BrokerProcess, Flavor, ProcWatch};
 use crate::cli::Args;
 use crate::kafka_tool::KafkaTool;
 use crate::report::{table, BrokerRun, StartTimes, WorkloadResult};
-use crate::workloads::{connections, consume, disturbance, latency, perf_test, produce, startup, Ctx};
+use crate::workloads::{cleaner, connections, consume, disturbance, latency, perf_test, produce, startup, Ctx};
 
 /// Pause between the last workload and the final reading of the broker's memory.
 const SETTLE: Duration = Duration::from_secs(2);
@@ -285,6 +285,17 @@ fn run_workloads(plan: &Plan, ctx: &Ctx, started: &mut Option<BrokerProcess>, ru
                 run.workloads.extend(rs);
             }
             Err(e) => fail(run, "connections", e),
+        }
+    }
+    // The cleaner's window comes from Sluice's /metrics: Kafka has no row.
+    if args.wants("cleaner") && !ctx.metrics.is_empty() && !broker_gone(started) {
+        eprintln!("== cleaner: {} MB dirty", args.cleaner_mb());
+        match least_disturbed_rows(ctx, || cleaner::run(ctx, args.cleaner_mb())) {
+            Ok(rs) => {
+                rs.iter().for_each(progress);
+                run.workloads.extend(rs);
+            }
+            Err(e) => fail(run, "cleaner", e),
         }
     }
     if broker_gone(started) {

@@ -6,7 +6,7 @@
 //! because only `baseOffset` and `partitionLeaderEpoch`, which lie before it, are rewritten.
 //! A new CRC is computed only where Kafka computes one: a LogAppendTime topic's leader stamps
 //! its clock into the batch (`stamp_log_append_time`), and the log cleaner writes a batch it
-//! rewrote or emptied (`finish_rewritten`, `empty_batch`).
+//! rewrote, emptied or stamped with a delete horizon (`rebuilt_batch`, `empty_batch`).
 
 use super::error::LogError;
 
@@ -40,6 +40,9 @@ const RECORDS_COUNT_AT: usize = 57;
 const ATTR_LOG_APPEND_TIME: i16 = 1 << 3;
 const ATTR_TRANSACTIONAL: i16 = 1 << 4;
 const ATTR_CONTROL: i16 = 1 << 5;
+/// KIP-534: the batch's base timestamp is the time its tombstones and its marker may be
+/// deleted (`deleteHorizonMs`), set by the log cleaner.
+const ATTR_DELETE_HORIZON: i16 = 1 << 6;
 
 /// The fixed header of one v2 record batch, as stored at its start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +139,12 @@ impl BatchHeader {
     /// Part of a producer's transaction (data), or its marker (control).
     pub(crate) fn is_transactional(&self) -> bool {
         self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+
+    /// KIP-534's `deleteHorizonMs`: set by the log cleaner on a batch whose tombstones (or
+    /// marker) it kept, the time after which a cleaning may drop them.
+    pub(crate) fn delete_horizon_ms(&self) -> Option<i64> {
+        (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.base_timestamp)
     }
 
     /// Producer batches are never compacted: exactly `recordsCount` consecutive offsets.
@@ -306,10 +315,25 @@ pub(crate) fn stamp_log_append_time(buf: &mut [u8], headers: &mut [BatchHeader],
 /// attributes: all kept, so each kept record's bytes stay valid as they are) over a new
 /// records section, with its record count, the kept records' max timestamp (a LogAppendTime
 /// batch keeps its own) and a new CRC.
-pub(crate) fn rebuilt_batch(original: &[u8], records_count: i32, max_timestamp: i64, section: &[u8]) -> Vec<u8> {
+///
+/// With `delete_horizon_ms` (KIP-534) the header's base timestamp becomes that horizon and the
+/// delete-horizon attribute is set; the records in `section` must then carry timestamp deltas
+/// relative to it (`cleaned_batch` re-encodes them).
+pub(crate) fn rebuilt_batch(
+    original: &[u8],
+    records_count: i32,
+    max_timestamp: i64,
+    section: &[u8],
+    delete_horizon_ms: Option<i64>,
+) -> Vec<u8> {
     let mut batch = Vec::with_capacity(HEADER_BYTES + section.len());
     batch.extend_from_slice(&original[..HEADER_BYTES]);
     batch.extend_from_slice(section);
+    if let Some(horizon) = delete_horizon_ms {
+        let attributes = be_i16(original, CRC_START) | ATTR_DELETE_HORIZON;
+        batch[CRC_START..CRC_START + 2].copy_from_slice(&attributes.to_be_bytes());
+        batch[BASE_TIMESTAMP_AT..BASE_TIMESTAMP_AT + 8].copy_from_slice(&horizon.to_be_bytes());
+    }
     let length = (batch.len() - LOG_OVERHEAD_BYTES) as i32;
     batch[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
     batch[RECORDS_COUNT_AT..RECORDS_COUNT_AT + 4].copy_from_slice(&records_count.to_be_bytes());
@@ -321,11 +345,12 @@ pub(crate) fn rebuilt_batch(original: &[u8], records_count: i32, max_timestamp: 
 }
 
 /// Kafka's `writeEmptyHeader`: what the cleaner keeps of a batch whose records all went but
-/// whose offsets (and producer fields) must stay: the header alone, no records, uncompressed.
+/// whose offsets (and producer fields) must stay: the header alone, no records, uncompressed,
+/// no delete horizon (nothing is left to delete).
 pub(crate) fn empty_batch(original: &BatchHeader) -> (Vec<u8>, BatchHeader) {
     let mut header = BatchHeader {
         batch_length: MIN_BATCH_LENGTH,
-        attributes: original.attributes & !0x7,
+        attributes: original.attributes & !0x7 & !ATTR_DELETE_HORIZON,
         base_timestamp: original.max_timestamp,
         records_count: 0,
         ..*original
@@ -471,7 +496,7 @@ mod tests {
         // The first record alone (records are laid out back to back after the header).
         let first_len = usize::from(buf[HEADER_BYTES] >> 1) + 1;
         let section = &buf[HEADER_BYTES..HEADER_BYTES + first_len];
-        let rebuilt = rebuilt_batch(&buf, 1, 10, section);
+        let rebuilt = rebuilt_batch(&buf, 1, 10, section, None);
         let header = validate_replicated(&rebuilt).unwrap()[0];
         assert_eq!(
             (header.base_offset, header.last_offset(), header.records_count),

@@ -244,6 +244,7 @@ impl Shared {
                     segments_after = stats.segments_after,
                     end_offset = stats.end_offset,
                     elapsed_ms = stats.elapsed.as_millis() as u64,
+                    swap_locked_ms = stats.swap_locked.as_millis() as u64,
                     "log cleaned"
                 );
                 Some(stats)

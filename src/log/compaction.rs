@@ -14,11 +14,14 @@
 //! deleted) and the next round starts over.
 //!
 //! Offsets are preserved (a cleaned log has gaps), the active segment is never cleaned, and
-//! nothing at or past the partition's high watermark (`upper_bound`) is cleaned: a leader's
-//! uncommitted tail may still be truncated. May call: `segment`, `scan`, `swap`,
-//! `cleaned_batch`, `offset_map`, `throttle`, `records`. Must never: hold a partition's lock
-//! while reading or writing segment data, or swap in a segment built from segments the log no
-//! longer has.
+//! no key is mapped at or past the partition's last stable offset (`upper_bound`): a leader's
+//! uncommitted tail may still be truncated, and an open transaction may still abort. Records
+//! of aborted transactions are never mapped and are removed (`txn_cleaning` walks the
+//! aborted transactions of the `.txnindex` files alongside the batches), and each cleaned
+//! segment's `.txnindex` lists only the aborted transactions whose markers it keeps. May call:
+//! `segment`, `scan`, `swap`, `cleaned_batch`, `txn_cleaning`, `offset_map`, `throttle`,
+//! `records`. Must never: hold a partition's lock while reading or writing segment data, or
+//! swap in a segment built from segments the log no longer has.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,7 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::batch::BatchHeader;
-use super::cleaned_batch::{clean_batch, Kept, Retention};
+use super::cleaned_batch::{clean_batch, marker_says, Kept, Retention};
 use super::config::CompactionConfig;
 use super::error::LogError;
 use super::index::{INDEX_MAX_BYTES, OFFSET_ENTRY_BYTES};
@@ -34,9 +37,11 @@ use super::log::Log;
 use super::offset_map::OffsetMap;
 use super::records::{walk_records, Detail};
 use super::scan::{BatchScanner, Scanned};
-use super::segment::{Segment, SegmentSource};
+use super::segment::{segment_path, Segment, SegmentSource};
 use super::swap::{self, Step, CLEANED};
 use super::throttle::Throttle;
+use super::txn_cleaning::TxnWalk;
+use super::txn_index::{AbortedTxn, TXN_INDEX_SUFFIX};
 
 /// A log the cleaner may clean: the partition layer hands its logs over through this, so the
 /// cleaner takes their locks and learns their high watermarks without knowing partitions.
@@ -45,7 +50,8 @@ pub(crate) trait CleanTarget: Send + Sync {
     fn name(&self) -> (String, i32);
     /// Runs `f` on the log under its lock; false if the log is gone (deleted).
     fn lock_log(&self, f: &mut dyn FnMut(&mut Log)) -> bool;
-    /// The offset cleaning stops before: Kafka's last stable offset, here the high watermark.
+    /// The offset key mapping stops before: the last stable offset (below it every
+    /// transaction is decided and every record replicated).
     fn upper_bound(&self) -> i64;
 }
 
@@ -108,6 +114,9 @@ pub(crate) struct CleanStats {
     pub(crate) end_offset: i64,
     pub(crate) map_utilization: f64,
     pub(crate) elapsed: Duration,
+    /// Time the swaps held (or waited for) the partition's lock: what produce and fetch may
+    /// have waited on.
+    pub(crate) swap_locked: Duration,
 }
 
 /// Why a cleaning stopped without finishing.
@@ -158,7 +167,21 @@ struct Sources {
     segment_bytes: u64,
     index_interval_bytes: u32,
     producers_last: HashMap<i64, i64>,
-    tombstones_due_below: i64,
+    delete_retention_ms: i64,
+    /// The aborted transactions overlapping the segments (from every `.txnindex` that lists
+    /// them, the active segment's included).
+    aborted: Vec<AbortedTxn>,
+}
+
+impl Sources {
+    /// The aborted transactions that overlap [from, to): what a walk over that range tracks.
+    fn aborted_in(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.aborted
+            .iter()
+            .filter(|a| a.last_offset >= from && a.first_offset < to)
+            .copied()
+            .collect()
+    }
 }
 
 impl Log {
@@ -225,7 +248,7 @@ impl Log {
 
     /// Second handles on the sealed segments below `first_uncleanable`, and the facts the
     /// cleaning needs, taken under the lock.
-    fn clean_sources(&self, first_uncleanable: i64, now_ms: i64) -> Result<Sources, LogError> {
+    fn clean_sources(&self, first_uncleanable: i64) -> Result<Sources, LogError> {
         let config = self.config.compaction.unwrap_or_default();
         let mut segments = Vec::new();
         let last = self.segments.len() - 1;
@@ -238,13 +261,18 @@ impl Log {
                 next_base: self.segments[i + 1].base_offset(),
             });
         }
+        let aborted = match (segments.first(), segments.last()) {
+            (Some(first), Some(last)) => self.aborted_transactions(first.segment.base_offset, last.next_base),
+            _ => Vec::new(),
+        };
         Ok(Sources {
             dir: self.dir().to_path_buf(),
             segments,
             segment_bytes: self.config.segment_bytes.min(i32::MAX as u64),
             index_interval_bytes: self.config.index_interval_bytes,
             producers_last: self.producers.last_offsets(),
-            tombstones_due_below: self.cleaning.tombstone_horizon(now_ms, config.delete_retention_ms),
+            delete_retention_ms: config.delete_retention_ms,
+            aborted,
         })
     }
 
@@ -300,9 +328,8 @@ impl Log {
     }
 
     /// A cleaning covered the log up to `end_offset`.
-    fn cleaning_done(&mut self, end_offset: i64, now_ms: i64) {
-        let retention = self.config.compaction.unwrap_or_default().delete_retention_ms;
-        self.cleaning.cleaned(end_offset, now_ms, retention);
+    fn cleaning_done(&mut self, end_offset: i64) {
+        self.cleaning.cleaned(end_offset);
     }
 }
 
@@ -314,7 +341,7 @@ pub(crate) fn clean(
     now_ms: i64,
 ) -> Result<CleanStats, CleanError> {
     let started = Instant::now();
-    let sources = with_log(target, |log| log.clean_sources(dirtiness.first_uncleanable, now_ms))
+    let sources = with_log(target, |log| log.clean_sources(dirtiness.first_uncleanable))
         .ok_or(CleanError::Abandoned("the log is gone"))??;
     let mut stats = CleanStats {
         segments_before: sources.segments.len(),
@@ -356,7 +383,8 @@ fn clean_sources(
     stats.map_utilization = io.map.utilization();
     let retention = Retention {
         map: io.map,
-        tombstones_due_below: sources.tombstones_due_below,
+        now_ms,
+        delete_retention_ms: sources.delete_retention_ms,
         producers_last: &sources.producers_last,
         round_end: dirtiness.first_uncleanable,
     };
@@ -365,10 +393,18 @@ fn clean_sources(
         .iter()
         .take_while(|s| s.segment.base_offset < end_offset)
         .collect();
+    // One walk over the transactions of the whole round, as Kafka's: a transaction whose
+    // batches lie in one group and whose marker in the next is seen whole.
+    let mut txns = TxnWalk::new(match cleanable.last() {
+        Some(last) => sources.aborted_in(sources.segments[0].segment.base_offset, last.next_base),
+        None => Vec::new(),
+    });
     for group in groups(&cleanable, sources.segment_bytes, dirtiness.first_uncleanable) {
-        let base = write_cleaned(sources, &group, &retention, io, stats)?;
+        let base = write_cleaned(sources, &group, &retention, &mut txns, io, stats)?;
         let ids: Vec<(u64, u64)> = group.iter().map(|s| (s.segment.id, s.segment.size_bytes)).collect();
+        let swap_started = Instant::now();
         let swapped = with_log(target, |log| log.replace_cleaned(base, &ids, io.swap_until));
+        stats.swap_locked += swap_started.elapsed();
         match swapped {
             Some(Ok(Swapped::Done)) => stats.segments_after += 1,
             Some(Ok(Swapped::LogChanged)) => return Err(CleanError::Abandoned("the log changed during the cleaning")),
@@ -381,7 +417,7 @@ fn clean_sources(
         }
     }
     stats.segments_after += sources.segments.len() - cleanable.len();
-    with_log(target, |log| log.cleaning_done(end_offset, now_ms)).ok_or(CleanError::Abandoned("the log is gone"))
+    with_log(target, |log| log.cleaning_done(end_offset)).ok_or(CleanError::Abandoned("the log is gone"))
 }
 
 fn discard_quietly(sources: &Sources, base: i64) {
@@ -391,7 +427,8 @@ fn discard_quietly(sources: &Sources, base: i64) {
 }
 
 /// Kafka's `buildOffsetMap`: the latest offset of every key in [first dirty, first
-/// uncleanable), segment by segment until the map is full.
+/// uncleanable), segment by segment until the map is full; aborted transactions' keys and
+/// markers are not mapped.
 fn map_keys(
     sources: &Sources,
     d: &Dirtiness,
@@ -399,6 +436,7 @@ fn map_keys(
     stats: &mut CleanStats,
 ) -> Result<(), CleanError> {
     let (from, to) = (d.first_dirty, d.first_uncleanable);
+    let mut txns = TxnWalk::new(sources.aborted_in(from, to));
     for source in sources.segments.iter().filter(|s| s.next_base > from) {
         let mut scanner = scanner(&source.segment);
         loop {
@@ -417,7 +455,13 @@ fn map_keys(
             if header.last_offset() < from {
                 continue;
             }
-            if !header.is_control() && !header.is_transactional() && !map_batch(&header, bytes, from, to, io.map) {
+            let mapped = if header.is_control() {
+                txns.on_marker(&header, marker_says(&header, bytes).unwrap_or(None));
+                true
+            } else {
+                txns.on_batch(&header) || map_batch(&header, bytes, from, to, io.map)
+            };
+            if !mapped {
                 return Ok(());
             }
             io.map.update_latest_offset(header.last_offset().min(to - 1));
@@ -478,6 +522,7 @@ fn write_cleaned(
     sources: &Sources,
     group: &[&Source],
     retention: &Retention<'_>,
+    txns: &mut TxnWalk,
     io: &CleanerIo<'_>,
     stats: &mut CleanStats,
 ) -> Result<i64, CleanError> {
@@ -486,19 +531,21 @@ fn write_cleaned(
     let written = (|| {
         let mut out = Output::default();
         for source in group {
-            clean_segment(
-                source,
-                retention,
-                io,
-                stats,
-                &mut cleaned,
-                &mut out,
-                sources.index_interval_bytes,
-            )?;
-            // Transactional batches and markers are kept whole, so every abort stays listed.
-            for aborted in &source.segment.aborted {
-                cleaned.txn_index_mut().append(*aborted)?;
-            }
+            let mut walk = SegmentWalk {
+                cleaned: &mut cleaned,
+                out: &mut out,
+                txns,
+            };
+            clean_segment(source, retention, io, stats, &mut walk, sources.index_interval_bytes)?;
+        }
+        // Kafka's rule: an abort whose batches are all gone leaves the index with its marker's
+        // first cleaning; one whose batches (or emptied headers) stay is listed by the group
+        // that holds its marker.
+        for aborted in txns.take_index() {
+            cleaned.txn_index_mut().append(aborted)?;
+        }
+        if segment_path(&sources.dir, base, TXN_INDEX_SUFFIX).exists() {
+            cleaned.txn_index_mut().materialize()?;
         }
         stats.bytes_written += out.write(&mut cleaned, sources.index_interval_bytes)?;
         cleaned.seal()?;
@@ -541,16 +588,23 @@ impl Output {
     }
 }
 
+/// Where one group's cleaning writes, and its walk over the group's transactions.
+struct SegmentWalk<'a> {
+    cleaned: &'a mut Segment,
+    out: &'a mut Output,
+    txns: &'a mut TxnWalk,
+}
+
 /// One source segment's batches, filtered into the cleaned segment.
 fn clean_segment(
     source: &Source,
     retention: &Retention<'_>,
     io: &CleanerIo<'_>,
     stats: &mut CleanStats,
-    cleaned: &mut Segment,
-    out: &mut Output,
+    walk: &mut SegmentWalk<'_>,
     index_interval_bytes: u32,
 ) -> Result<(), CleanError> {
+    let SegmentWalk { cleaned, out, txns } = walk;
     let mut scanner = scanner(&source.segment);
     loop {
         check_stop(io)?;
@@ -561,7 +615,7 @@ fn clean_segment(
         };
         let bytes = scanner.batch_bytes(position, &header)?;
         stats.bytes_read += bytes.len() as u64;
-        let batch = clean_batch(&header, bytes, retention)?;
+        let batch = clean_batch(&header, bytes, retention, txns)?;
         stats.records_read += batch.records_read;
         stats.records_kept += batch.records_kept;
         match batch.kept {
@@ -615,5 +669,9 @@ fn throttle(io: &CleanerIo<'_>, bytes: u64) -> Result<(), CleanError> {
 }
 
 #[cfg(test)]
-#[path = "compaction_tests.rs"]
+#[path = "tests/compaction.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "tests/compaction_txn.rs"]
+mod txn_tests;

@@ -1,9 +1,8 @@
 //! The log manager: every partition log under one log directory, and the directory's
 //! checkpoints: `recovery-point-offset-checkpoint`, `replication-offset-checkpoint` (high
 //! watermarks), `log-start-offset-checkpoint` (start offsets moved into a segment),
-//! `cleaner-offset-checkpoint` (where each compacted log's dirty part begins) and
-//! `cleaner-delete-horizon-checkpoint` (Sluice's own: when tombstones become due, see
-//! `cleaning_progress`).
+//! `cleaner-offset-checkpoint` (where each compacted log's dirty part begins). An older
+//! Sluice's `cleaner-delete-horizon-checkpoint` is deleted at open (see `cleaning_progress`).
 //!
 //! Owns: the mapping `<dir>/<topic>-<partition>` <-> (topic, partition), the checkpoint files,
 //! opening logs at start (in parallel). May call: `log`, `checkpoint`, std, tracing. Must never:
@@ -11,7 +10,7 @@
 //! exist.
 
 use super::checkpoint::{self, CheckpointEntry};
-use super::cleaning_progress::{CleaningProgress, PendingHorizon};
+use super::cleaning_progress::CleaningProgress;
 use super::error::{IoContext, LogError};
 use super::log::{remove_deleted_dir, Log, LogConfig, DELETED_SUFFIX};
 use super::volume::{volume_space, VolumeSpace};
@@ -25,7 +24,8 @@ pub(crate) const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkp
 pub(crate) const HIGH_WATERMARK_CHECKPOINT: &str = "replication-offset-checkpoint";
 pub(crate) const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
 pub(crate) const CLEANER_CHECKPOINT: &str = "cleaner-offset-checkpoint";
-pub(crate) const CLEANER_HORIZON_CHECKPOINT: &str = "cleaner-delete-horizon-checkpoint";
+/// Where an older Sluice kept tombstones' delete horizons; now in the batches (KIP-534).
+const OLD_CLEANER_HORIZON_CHECKPOINT: &str = "cleaner-delete-horizon-checkpoint";
 /// Kafka's limit on topic name length.
 const MAX_TOPIC_NAME_BYTES: usize = 249;
 
@@ -198,56 +198,29 @@ impl LogManager {
     }
 
     /// Atomically replaces `cleaner-offset-checkpoint` (the first dirty offset of each
-    /// compacted log the cleaner has been through) and `cleaner-delete-horizon-checkpoint`.
+    /// compacted log the cleaner has been through).
     pub(crate) fn write_cleaning(&self, progress: &[(String, i32, CleaningProgress)]) -> Result<(), LogError> {
         let _guard = self.checkpoint_lock.lock().unwrap_or_else(PoisonError::into_inner);
         let dirty: Vec<CheckpointEntry> = progress
             .iter()
             .filter_map(|(t, p, c)| c.first_dirty.map(|d| (t.clone(), *p, d)))
             .collect();
-        checkpoint::write_checkpoint(&self.dir.join(CLEANER_CHECKPOINT), &dirty)?;
-        let lines: Vec<String> = progress
-            .iter()
-            .map(|(t, p, c)| {
-                let (at, end) = c.pending.map_or((-1, -1), |h| (h.cleaned_at_ms, h.end_offset));
-                format!("{t} {p} {} {at} {end}", c.tombstones_due_below)
-            })
-            .collect();
-        checkpoint::write_entries(&self.dir.join(CLEANER_HORIZON_CHECKPOINT), &lines)
+        checkpoint::write_checkpoint(&self.dir.join(CLEANER_CHECKPOINT), &dirty)
     }
 }
 
-/// The cleaner's checkpoints of a log dir, joined per log.
+/// The cleaner's checkpoint of a log dir, per log. The older horizon file goes: the horizons
+/// now live in the batches, and a tombstone without one only waits longer (`cleaning_progress`).
 fn read_cleaning(dir: &Path) -> Result<HashMap<(String, i32), CleaningProgress>, LogError> {
     let mut out: HashMap<(String, i32), CleaningProgress> = HashMap::new();
     for (t, p, offset) in checkpoint::read_checkpoint(&dir.join(CLEANER_CHECKPOINT))? {
         out.entry((t, p)).or_default().first_dirty = Some(offset);
     }
-    let horizons = checkpoint::read_entries(&dir.join(CLEANER_HORIZON_CHECKPOINT), parse_horizon)?;
-    for (t, p, due_below, pending) in horizons.unwrap_or_default() {
-        let progress = out.entry((t, p)).or_default();
-        progress.tombstones_due_below = due_below;
-        progress.pending = pending;
+    let old = dir.join(OLD_CLEANER_HORIZON_CHECKPOINT);
+    if old.exists() {
+        fs::remove_file(&old).at("remove the old cleaner horizon checkpoint", &old)?;
     }
     Ok(out)
-}
-
-/// `<topic> <partition> <due below> <pending time ms> <pending end offset>` (-1 -1: none).
-fn parse_horizon(line: &str) -> Option<(String, i32, i64, Option<PendingHorizon>)> {
-    let mut f = line.split_whitespace();
-    let topic = f.next()?.to_string();
-    let partition = f.next()?.parse().ok()?;
-    let due_below = f.next()?.parse().ok()?;
-    let cleaned_at_ms: i64 = f.next()?.parse().ok()?;
-    let end_offset: i64 = f.next()?.parse().ok()?;
-    if f.next().is_some() {
-        return None;
-    }
-    let pending = (end_offset >= 0).then_some(PendingHorizon {
-        cleaned_at_ms,
-        end_offset,
-    });
-    Some((topic, partition, due_below, pending))
 }
 
 /// `<topic>-<partition>`, split at the last '-' (topics may contain '-').
@@ -345,6 +318,17 @@ mod tests {
             let result = manager.create(topic, partition, config());
             assert!(matches!(result, Err(LogError::InvalidPartition { .. })), "{topic:?}");
         }
+    }
+
+    #[test]
+    fn an_older_sluices_delete_horizon_file_goes_and_the_cleaner_checkpoint_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join(OLD_CLEANER_HORIZON_CHECKPOINT);
+        fs::write(&old, "0\n1\nt 0 100 5 200\n").unwrap();
+        checkpoint::write_checkpoint(&dir.path().join(CLEANER_CHECKPOINT), &[("t".to_string(), 0, 300)]).unwrap();
+        let manager = LogManager::open(dir.path()).unwrap();
+        assert!(!old.exists(), "horizons now live in the batches");
+        assert_eq!(manager.cleaning[&("t".to_string(), 0)].first_dirty, Some(300));
     }
 
     #[test]

@@ -53,10 +53,12 @@ mod swap;
 mod throttle;
 mod time_index;
 mod transactions;
+mod txn_cleaning;
 mod txn_index;
 mod volume;
 
 #[cfg(test)]
+#[path = "tests/contract.rs"]
 mod contract_tests;
 #[cfg(test)]
 pub(crate) mod testutil;

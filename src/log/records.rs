@@ -111,6 +111,39 @@ pub(crate) fn first_at_or_after(found: &BatchToSearch, timestamp: i64) -> Result
     Ok(hit.or(batch_level))
 }
 
+/// Writes the record `raw` (as stored, length prefix included) to `out` with its timestamp
+/// delta moved by `shift`: what a batch whose base timestamp changes (the cleaner setting
+/// KIP-534's delete horizon) does to each record so its timestamp stays the same. Only the
+/// length, the attributes and the delta are re-encoded; the rest is copied as it is.
+pub(crate) fn write_rebased(raw: &[u8], shift: i64, out: &mut impl io::Write) -> io::Result<()> {
+    let mut r = raw;
+    let length = varint(&mut r, None)?;
+    if length < 1 || length as usize != r.len() {
+        return Err(invalid("record length does not match its bytes"));
+    }
+    let attributes = r[0];
+    let mut rest = &r[1..];
+    let delta = varint(&mut rest, None)?;
+    let mut head = Vec::with_capacity(12);
+    head.push(attributes);
+    put_varint(&mut head, delta.wrapping_add(shift));
+    let mut prefix = Vec::with_capacity(5);
+    put_varint(&mut prefix, (head.len() + rest.len()) as i64);
+    out.write_all(&prefix)?;
+    out.write_all(&head)?;
+    out.write_all(rest)
+}
+
+/// Appends `v` as a zig-zag varint (Kafka's varlong; a varint's values encode the same).
+fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut raw = ((v << 1) ^ (v >> 63)) as u64;
+    while raw >= 0x80 {
+        out.push((raw as u8 & 0x7f) | 0x80);
+        raw >>= 7;
+    }
+    out.push(raw as u8);
+}
+
 /// The fields of one record the walk reports.
 struct RecordFields {
     timestamp_delta: i64,

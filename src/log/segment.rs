@@ -13,7 +13,7 @@ use super::read_map::ReadMap;
 use super::records::BatchToSearch;
 use super::scan::{BatchScanner, Scanned};
 use super::time_index::TimeIndex;
-use super::txn_index::{AbortedTxn, TxnIndex, TXN_INDEX_SUFFIX};
+use super::txn_index::{TxnIndex, TXN_INDEX_SUFFIX};
 use bytes::{Bytes, BytesMut};
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -133,9 +133,6 @@ pub(crate) struct SegmentSource {
     pub(crate) log_path: PathBuf,
     pub(crate) index_entries: usize,
     pub(crate) modified: Option<std::time::SystemTime>,
-    /// The aborted transactions its `.txnindex` lists: a cleaned segment lists them too, as
-    /// the cleaner keeps transactional batches and markers whole.
-    pub(crate) aborted: Vec<AbortedTxn>,
 }
 
 #[derive(Debug)]
@@ -252,7 +249,6 @@ impl Segment {
             log_path: self.log_path.clone(),
             index_entries: self.tracker.index.entries(),
             modified,
-            aborted: self.txn_index.entries().to_vec(),
         })
     }
 

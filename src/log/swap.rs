@@ -7,7 +7,8 @@
 //! segment's offsets, which misses an old segment whose every record was cleaned away):
 //!
 //! 0. the cleaner writes `<base>.{log,index,timeindex}.cleaned` (and `.txnindex.cleaned` when
-//!    a source segment lists aborted transactions) and fsyncs them (no lock);
+//!    it keeps an aborted transaction's marker, or when the segment at `<base>` has a
+//!    `.txnindex` it must replace, possibly by an empty one) and fsyncs them (no lock);
 //! 1. every old segment but the first (whose names the new one takes) is renamed
 //!    `*.replaced`; directory fsync;
 //! 2. the `.cleaned` files are renamed `.swap`, the `.log` first; directory fsync. The last

@@ -196,3 +196,16 @@ pub(crate) fn read_records(log: &super::Log) -> Vec<(i64, Option<Bytes>, Option<
     }
     all
 }
+
+/// Every aborted transaction the log's `.txnindex` files list, as (producer, first, last offset).
+pub(crate) fn txn_index_entries(log: &super::Log) -> Vec<(i64, i64, i64)> {
+    log.segments
+        .iter()
+        .flat_map(|s| {
+            s.txn_index()
+                .entries()
+                .iter()
+                .map(|e| (e.producer_id, e.first_offset, e.last_offset))
+        })
+        .collect()
+}

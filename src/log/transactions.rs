@@ -262,7 +262,9 @@ fn aborted_txn(done: CompletedTxn) -> AbortedTxn {
 mod tests {
     use super::*;
     use crate::log::control::encode_marker;
-    use crate::log::testutil::{batch_of, config, decode_offsets, producer_batch, read_all};
+    use crate::log::testutil::{
+        batch_of, config, decode_offsets, producer_batch, read_all, txn_index_entries as entries,
+    };
     use std::path::Path;
 
     fn open(dir: &Path) -> Log {
@@ -282,18 +284,6 @@ mod tests {
         };
         let mut batch = encode_marker(pid, 0, marker, 0);
         Ok(log.append_from(&mut batch, 0, 0, Origin::Coordinator)?.base_offset)
-    }
-
-    fn entries(log: &Log) -> Vec<(i64, i64, i64)> {
-        log.segments
-            .iter()
-            .flat_map(|s| {
-                s.txn_index()
-                    .entries()
-                    .iter()
-                    .map(|e| (e.producer_id, e.first_offset, e.last_offset))
-            })
-            .collect()
     }
 
     fn txn_as(log: &mut Log, pid: i64, seq: i32, verification: TxnVerification) -> Result<i64, LogError> {

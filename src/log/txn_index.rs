@@ -128,6 +128,17 @@ impl TxnIndex {
         Ok(index)
     }
 
+    /// Makes the file exist even with no entries: a cleaned segment whose name an older
+    /// segment with a `.txnindex` had must replace that file, not leave it behind (`swap`
+    /// renames only the files there are).
+    pub(crate) fn materialize(&mut self) -> Result<(), LogError> {
+        if self.file.is_none() {
+            self.file = Some(open_file(&self.path)?);
+            self.dirty = true;
+        }
+        Ok(())
+    }
+
     pub(crate) fn entries(&self) -> &[AbortedTxn] {
         &self.entries
     }

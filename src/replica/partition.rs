@@ -818,7 +818,8 @@ impl CleanTarget for Partition {
     }
 
     fn upper_bound(&self) -> i64 {
-        self.high_watermark()
+        // Kafka's cleaner stops at the last stable offset: an open transaction may still abort.
+        self.last_stable_offset()
     }
 }
 

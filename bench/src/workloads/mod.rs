@@ -4,6 +4,7 @@
 //! the broker only through librdkafka or Kafka's own tools; they never encode Kafka requests
 //! themselves.
 
+pub mod cleaner;
 pub mod connections;
 pub mod consume;
 pub mod disturbance;
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -113,6 +114,11 @@ impl<'a> Ctx<'a> {
     /// replica per node (RF 1 on one node; on a cluster, min.insync.replicas=2), and waits until
     /// every partition has a leader in the metadata a client sees.
     pub fn create_topic(&self, name: &str, partitions: i32) -> Result<String> {
+        self.create_topic_with(name, partitions, &[])
+    }
+
+    /// `create_topic` with topic configs of its own.
+    pub fn create_topic_with(&self, name: &str, partitions: i32, configs: &[(&str, &str)]) -> Result<String> {
         let n = self.topics_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let topic = format!("bench-{}-{n}-{name}", self.run_id);
         let min_isr = min_insync_replicas(self.replication_factor).to_string();
@@ -123,6 +129,9 @@ impl<'a> Ctx<'a> {
         );
         if self.replication_factor > 1 {
             new = new.set("min.insync.replicas", &min_isr);
+        }
+        for (k, v) in configs {
+            new = new.set(k, v);
         }
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let results = self.runtime.block_on(self.admin.create_topics([&new], &opts))?;
@@ -155,6 +164,22 @@ impl<'a> Ctx<'a> {
             std::thread::sleep(Duration::from_millis(20));
         }
         bail!("topic {topic} not ready (all {partitions} partitions led) after {TOPIC_READY_TIMEOUT:?}")
+    }
+
+    /// Sets a topic's configs (AlterConfigs replaces them all: `configs` must list every one the
+    /// topic is to keep).
+    pub fn alter_topic_configs(&self, topic: &str, configs: &[(&str, &str)]) -> Result<()> {
+        let mut alter = AlterConfig::new(ResourceSpecifier::Topic(topic));
+        for (k, v) in configs {
+            alter = alter.set(k, v);
+        }
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for r in self.runtime.block_on(self.admin.alter_configs([&alter], &opts))? {
+            if let Err((t, code)) = r {
+                bail!("alter configs of {t:?}: {code}");
+            }
+        }
+        Ok(())
     }
 
     /// Deletes benchmark topics (errors are reported, not fatal: benchmarks only report).

@@ -100,7 +100,7 @@ final class ReplicationScenarios {
 
             List<Object> states = Collections.synchronizedList(new ArrayList<>()); // [state, epoch ms]
             String[] failure = {null};
-            KafkaStreams streams = new KafkaStreams(StreamsScenarios.topology(in, outTopic), p);
+            KafkaStreams streams = new KafkaStreams(StreamsScenarios.topology(in, outTopic, Map.of()), p);
             streams.setStateListener((now, before) -> states.add(List.of(now.name(), System.currentTimeMillis())));
             streams.setUncaughtExceptionHandler(e -> {
                 failure[0] = Ctx.describe(e);

@@ -73,13 +73,21 @@ final class StreamsScenarios {
         return out;
     }
 
-    static Topology topology(String in, String out) {
+    /** The changelog's topic configs when the scenario has the broker's cleaner compact it
+     *  between the runs: small segments that roll as soon as they are older than 100 ms, and
+     *  any dirt at all worth a cleaning. */
+    static final Map<String, String> COMPACTED_CHANGELOG = Map.of(
+            "segment.bytes", "1024", "segment.ms", "100", "min.cleanable.dirty.ratio", "0.01");
+
+    static Topology topology(String in, String out, Map<String, String> changelogConfig) {
+        Materialized<String, Long, KeyValueStore<Bytes, byte[]>> store = Materialized.<String, Long, KeyValueStore<Bytes, byte[]>>as("counts")
+                .withKeySerde(Serdes.String()).withValueSerde(Serdes.Long());
+        if (!changelogConfig.isEmpty()) store = store.withLoggingEnabled(changelogConfig);
         StreamsBuilder b = new StreamsBuilder();
         b.stream(in, Consumed.with(Serdes.String(), Serdes.String()))
                 .flatMapValues(StreamsScenarios::words)
                 .groupBy((key, word) -> word, Grouped.with("words", Serdes.String(), Serdes.String()))
-                .count(Materialized.<String, Long, KeyValueStore<Bytes, byte[]>>as("counts")
-                        .withKeySerde(Serdes.String()).withValueSerde(Serdes.Long()))
+                .count(store)
                 .toStream()
                 .to(out, Produced.with(Serdes.String(), Serdes.Long()));
         return b.build();
@@ -87,6 +95,8 @@ final class StreamsScenarios {
 
     static Object wordCount(Ctx ctx) throws Exception {
         String guarantee = ctx.param("guarantee", StreamsConfig.AT_LEAST_ONCE);
+        boolean compacted = Boolean.parseBoolean(ctx.param("compactChangelog", "false"));
+        Map<String, String> changelogConfig = compacted ? COMPACTED_CHANGELOG : Map.of();
         String stateBase = ctx.param("stateDir");
         String app = ctx.name("wc");
         String in = ctx.name("lines");
@@ -103,7 +113,7 @@ final class StreamsScenarios {
             get(admin.createTopics(List.of(new NewTopic(in, 2, (short) 1), new NewTopic(outTopic, 2, (short) 1))).all());
             produce(producer, in, first);
             Map<String, Long> expected = expectedCounts(first);
-            out.put("firstRun", run(ctx, app, in, outTopic, stateBase + "/run-1", guarantee, expected));
+            out.put("firstRun", run(ctx, app, in, outTopic, stateBase + "/run-1", guarantee, expected, changelogConfig));
 
             Map<String, Object> internal = new TreeMap<>();
             List<String> internalNames = AdminScenarios.listTopics(admin).stream().filter(n -> n.startsWith(app + "-")).sorted().toList();
@@ -127,13 +137,37 @@ final class StreamsScenarios {
                 }
             }
             out.put("internalEndOffsetsAfterFirstRun", ends);
+            if (compacted) out.put("changelogAfterCleaning", waitForCleanedChangelog(ctx, app + "-counts-changelog", ends));
 
             produce(producer, in, second);
             List<String> all = new ArrayList<>(first);
             all.addAll(second);
-            out.put("secondRun", run(ctx, app, in, outTopic, stateBase + "/run-2", guarantee, expectedCounts(all)));
+            out.put("secondRun", run(ctx, app, in, outTopic, stateBase + "/run-2", guarantee, expectedCounts(all), changelogConfig));
             out.put("groupOffsetsAfterSecondRun", AdminScenarios.committed(
                     get(admin.listConsumerGroupOffsets(app).partitionsToOffsetAndMetadata())));
+        }
+        return out;
+    }
+
+    /** Waits until the broker's cleaner has compacted each changelog partition (it holds fewer
+     *  records than its end offset: some were cleaned away); returns each one's end and the
+     *  records it holds then. */
+    static Map<String, Object> waitForCleanedChangelog(Ctx ctx, String changelog, Map<String, Object> ends) throws Exception {
+        Map<String, Object> out = new TreeMap<>();
+        try (KafkaConsumer<String, String> c = ctx.consumer(null)) {
+            ctx.waitFor("the cleaner to compact " + changelog, 40_000, () -> {
+                for (int p = 0; p < 2; p++) {
+                    TopicPartition tp = new TopicPartition(changelog, p);
+                    long end = (Long) ends.get(tp.toString());
+                    c.assign(List.of(tp));
+                    c.seekToBeginning(List.of(tp));
+                    long held = 0;
+                    while (c.position(tp) < end) held += c.poll(Duration.ofMillis(100)).count();
+                    out.put(tp.toString(), obj("end", end, "records", held));
+                    if (held >= end) return false;
+                }
+                return true;
+            });
         }
         return out;
     }
@@ -148,7 +182,7 @@ final class StreamsScenarios {
     /** One run of the application on a fresh state dir: start, wait until RUNNING, read the
      *  output until its latest count per word is `expected`, close (leaving the group). */
     static Map<String, Object> run(Ctx ctx, String app, String in, String outTopic, String stateDir, String guarantee,
-            Map<String, Long> expected) throws Exception {
+            Map<String, Long> expected, Map<String, String> changelogConfig) throws Exception {
         Properties p = new Properties();
         p.put(StreamsConfig.APPLICATION_ID_CONFIG, app);
         p.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, ctx.bootstrap);
@@ -166,7 +200,7 @@ final class StreamsScenarios {
         String[] failure = {null};
         Map<String, Object> result = new java.util.LinkedHashMap<>();
         long t0 = System.currentTimeMillis();
-        KafkaStreams streams = new KafkaStreams(topology(in, outTopic), p);
+        KafkaStreams streams = new KafkaStreams(topology(in, outTopic, changelogConfig), p);
         streams.setStateListener((now, before) -> states.add(now.name()));
         streams.setUncaughtExceptionHandler(e -> {
             failure[0] = Ctx.describe(e);

@@ -14,20 +14,20 @@ use crate::log::config::{CompactionConfig, LogConfig};
 use crate::log::records::{walk_records, Detail};
 use crate::log::testutil::{config, files_with_suffix, keyed_batch, read_records, KeyValue};
 
-const DAY: i64 = 86_400_000;
+pub(super) const DAY: i64 = 86_400_000;
 
 /// What a test does to the log at its n-th locking.
 type BeforeLock = Box<dyn Fn(usize, &mut Log) + Send + Sync>;
 
 /// A log behind a lock, as a partition holds it; `before_lock` runs on each locking.
-struct Target {
+pub(super) struct Target {
     log: Mutex<Option<Log>>,
     locks: AtomicUsize,
     before_lock: BeforeLock,
 }
 
 impl Target {
-    fn new(log: Log) -> Target {
+    pub(super) fn new(log: Log) -> Target {
         Target {
             log: Mutex::new(Some(log)),
             locks: AtomicUsize::new(0),
@@ -35,11 +35,11 @@ impl Target {
         }
     }
 
-    fn log<T>(&self, f: impl FnOnce(&mut Log) -> T) -> T {
+    pub(super) fn log<T>(&self, f: impl FnOnce(&mut Log) -> T) -> T {
         f(self.log.lock().unwrap().as_mut().unwrap())
     }
 
-    fn into_log(self) -> Log {
+    pub(super) fn into_log(self) -> Log {
         self.log.into_inner().unwrap().unwrap()
     }
 }
@@ -63,7 +63,7 @@ impl CleanTarget for Target {
     }
 }
 
-fn compacted(segment_bytes: u64) -> LogConfig {
+pub(super) fn compacted(segment_bytes: u64) -> LogConfig {
     LogConfig {
         segment_bytes,
         index_interval_bytes: 256,
@@ -76,7 +76,7 @@ fn compacted(segment_bytes: u64) -> LogConfig {
     }
 }
 
-fn key(i: usize) -> String {
+pub(super) fn key(i: usize) -> String {
     format!("key-{i:03}")
 }
 
@@ -157,7 +157,7 @@ impl Io {
     }
 }
 
-fn clean_at(target: &Target, now_ms: i64) -> CleanStats {
+pub(super) fn clean_at(target: &Target, now_ms: i64) -> CleanStats {
     Io::new().run(target, now_ms, Step::Deleted).unwrap()
 }
 
@@ -568,9 +568,9 @@ fn an_empty_cleanup_policy_is_never_cleaned() {
     assert!(log.dirtiness(i64::MAX, 0).unwrap().is_none());
 }
 
-/// The cleaner keeps transactional batches and their markers whole, so the aborted
-/// transactions the source segments list stay listed by the segment that replaces them, on
-/// disk too: read_committed fetches of a cleaned log still skip the aborted records.
+/// An aborted transaction whose batch is its producer's last keeps that batch as an empty
+/// header, so its ABORT marker and its `.txnindex` entry stay with the segment that replaces
+/// the sources, on disk too.
 #[test]
 fn an_aborted_transaction_stays_listed_in_the_txn_index_of_the_cleaned_segment() {
     use crate::log::control::{encode_marker, Marker};
@@ -595,17 +595,7 @@ fn an_aborted_transaction_stays_listed_in_the_txn_index_of_the_cleaned_segment()
         .base_offset;
     write_rounds(&mut log, 3, 50, Compression::None);
     log.roll().unwrap();
-    let aborted = |log: &Log| -> Vec<(i64, i64, i64)> {
-        log.segments
-            .iter()
-            .flat_map(|s| {
-                s.txn_index()
-                    .entries()
-                    .iter()
-                    .map(|e| (e.producer_id, e.first_offset, e.last_offset))
-            })
-            .collect()
-    };
+    let aborted = crate::log::testutil::txn_index_entries;
     assert_eq!(aborted(&log), [(9, first, last)]);
     let target = Target::new(log);
     let stats = clean_at(&target, 0);
