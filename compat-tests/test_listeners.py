@@ -6,12 +6,14 @@ client listener (SCRAM). A confluent-kafka client bootstrapped on node 1's SASL 
 produces to and consumes from partitions led by each of the three nodes, and joins a group
 (FindCoordinator names the coordinator at its SASL port); Metadata and DescribeCluster through
 the SASL listener list every broker at its SASL port, through PLAINTEXT at its PLAINTEXT port.
+A node without the SASL listener is left out of SASL clients' answers, and a partition it leads
+has no leader for them (LISTENER_NOT_FOUND), as in Kafka.
 """
 
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from cluster import wait_for
+from cluster import ClusterNode, wait_for
 from conftest import consume_range, consumer_config, delivered_offsets, poll_messages, produce_all, producer_config, unique_topic
 from test_scram import ADMIN, SCRAM_SETTINGS, ScramCluster, scram
 
@@ -72,6 +74,45 @@ def test_a_sasl_client_bootstrapped_on_one_node_reaches_every_node_on_its_listen
             assert sorted((tp.partition, tp.offset) for tp in committed) == [(0, 5), (1, 5), (2, 5)]
         finally:
             consumer.close()
+        cluster.assert_healthy()
+    finally:
+        cluster.kill_all()
+
+
+class NoSaslOnNode3(ScramCluster):
+    """Nodes 1 and 2 have the SASL listener, node 3 only PLAINTEXT."""
+
+    def new_node(self, node_id, roles, data_dir, overrides):
+        if node_id == 3:
+            return ClusterNode(node_id, roles, data_dir, overrides)
+        return super().new_node(node_id, roles, data_dir, overrides)
+
+
+def test_a_broker_without_the_clients_listener_is_left_out_and_leads_nothing_for_it(tmp_path):
+    cluster = NoSaslOnNode3(tmp_path / "cluster", overrides=SCRAM_SETTINGS).start()
+    try:
+        node1 = cluster.node(1)
+        admin = AdminClient({"bootstrap.servers": node1.sasl_bootstrap, **SASL})
+        topic = unique_topic("no-listener")
+        admin.create_topics([NewTopic(topic, num_partitions=2, replica_assignment=[[1, 3], [3, 1]])])[topic].result(
+            timeout=10
+        )
+
+        def partitions():
+            t = admin.list_topics(topic, timeout=10).topics[topic]
+            return {p.id: (p.leader, p.error and p.error.code(), sorted(p.replicas)) for p in t.partitions.values()}
+
+        listener_not_found = 72
+        wait_for(
+            lambda: partitions() == {0: (1, None, [1, 3]), 1: (-1, listener_not_found, [1, 3])},
+            WAIT_S,
+            "partition 1 (led by node 3) without a leader for SASL clients",
+        )
+        md = admin.list_topics(timeout=10)
+        assert {b.id: b.port for b in md.brokers.values()} == {1: node1.sasl_port, 2: cluster.node(2).sasl_port}
+        # PLAINTEXT clients still see all three, node 3 leading partition 1.
+        assert cluster.leaders(topic, via=1) == {0: 1, 1: 3}
+        assert sorted(cluster.metadata(1).brokers) == [1, 2, 3]
         cluster.assert_healthy()
     finally:
         cluster.kill_all()
