@@ -533,7 +533,6 @@ def test_delete_records(franz_bin, broker):
     assert r["delete_beyond_end"] == "OFFSET_OUT_OF_RANGE"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: ACLs (Kafka's authorizer settings, CreateAcls/DescribeAcls/DeleteAcls)")
 def test_acls(franz_bin, tmp_path):
     """CreateACLs / DescribeACLs / DeleteACLs on a broker configured as Kafka needs for them: an
     authorizer, and the PLAINTEXT listener's ANONYMOUS principal a super user."""

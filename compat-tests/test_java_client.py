@@ -643,14 +643,12 @@ def test_consumer_group_protocol_kip848(broker):
     assert r["secondRead"] == [f"second-{i}" for i in range(10)], "the next member resumes after the commits"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: share groups (KIP-932: KafkaShareConsumer, group configs) not served yet")
 def test_share_consumer(broker):
     r = run_scenario(broker, "share_consumer")
     assert r["got"] == [{"offset": i, "value": f"v{i}", "deliveryCount": 1} for i in range(10)]
     assert r["describe"] == {"state": "EMPTY", "members": 0}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: ACLs (Kafka's authorizer settings, CreateAcls/DescribeAcls/DeleteAcls) not served yet")
 def test_create_describe_delete_acls(tmp_path):
     # As Kafka needs: an authorizer, and the PLAINTEXT listener's ANONYMOUS principal a super user.
     own = Broker(tmp_path / "data", {

@@ -930,6 +930,11 @@ SERVED = {
     "ListPartitionReassignments": (0, 0), "DeleteRecords": (0, 2), "AddPartitionsToTxn": (0, 5),
     "AddOffsetsToTxn": (0, 4), "EndTxn": (0, 4), "WriteTxnMarkers": (1, 1), "TxnOffsetCommit": (0, 4),
     "DescribeTransactions": (0, 0), "ListTransactions": (0, 1), "SaslHandshake": (1, 1), "SaslAuthenticate": (0, 2),
+    "CreateAcls": (2, 3), "DescribeAcls": (2, 3), "DeleteAcls": (2, 3),
+    "ShareGroupHeartbeat": (1, 1), "ShareGroupDescribe": (1, 1), "ShareFetch": (1, 1), "ShareAcknowledge": (1, 1),
+    "DescribeShareGroupOffsets": (0, 0), "AlterShareGroupOffsets": (0, 0), "DeleteShareGroupOffsets": (0, 0),
+    "InitializeShareGroupState": (0, 0), "ReadShareGroupState": (0, 0), "WriteShareGroupState": (0, 0),
+    "DeleteShareGroupState": (0, 0), "ReadShareGroupStateSummary": (0, 0),
     "DescribeUserScramCredentials": (0, 0), "AlterUserScramCredentials": (0, 0),
     "DescribeClientQuotas": (0, 1), "AlterClientQuotas": (0, 1),
 }
@@ -1019,13 +1024,32 @@ def test_transactions_list_and_describe_after_a_transactional_producer(broker, t
     assert described.rc == 0 and "CompleteCommit" in described.stdout, described
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15: ACLs (CreateAcls, DescribeAcls)")
-def test_acls_add_and_list(broker, topic):
-    create_topic(broker, topic)
-    tool_ok("kafka-acls", "--bootstrap-server", broker.bootstrap, "--add", "--allow-principal", "User:alice",
-            "--operation", "Read", "--topic", topic)
-    r = tool_ok("kafka-acls", "--bootstrap-server", broker.bootstrap, "--list", "--topic", topic)
-    assert "(principal=User:alice, host=*, operation=READ, permissionType=ALLOW)" in r.stdout, r
+def test_acls_add_list_and_remove(tmp_path):
+    # As Kafka needs for kafka-acls: an authorizer, and the PLAINTEXT listener's ANONYMOUS
+    # principal a super user.
+    own = Broker(tmp_path / "data", {
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": "User:ANONYMOUS",
+    })
+    try:
+        own.start()
+        topic = "acl-tools-topic"
+        create_topic(own, topic)
+        acls = ("kafka-acls", "--bootstrap-server", own.bootstrap)
+        tool_ok(*acls, "--add", "--allow-principal", "User:alice", "--operation", "Read", "--topic", topic)
+        tool_ok(*acls, "--add", "--deny-principal", "User:bob", "--operation", "All", "--topic", "acl-",
+                "--resource-pattern-type", "prefixed")
+        r = tool_ok(*acls, "--list", "--topic", topic)
+        assert "(principal=User:alice, host=*, operation=READ, permissionType=ALLOW)" in r.stdout, r
+        assert "User:bob" not in r.stdout, "a literal --list shows that resource's ACLs only"
+        r = tool_ok(*acls, "--list", "--topic", topic, "--resource-pattern-type", "match")
+        assert "(principal=User:bob, host=*, operation=ALL, permissionType=DENY)" in r.stdout, r
+        tool_ok(*acls, "--remove", "--force", "--allow-principal", "User:alice", "--operation", "Read", "--topic", topic)
+        r = tool_ok(*acls, "--list")
+        assert "User:alice" not in r.stdout and "User:bob" in r.stdout, r
+        own.assert_healthy()
+    finally:
+        own.kill9()
 
 
 @pytest.mark.xfail(strict=True, reason="issue 16: KIP-848 consumer groups (ConsumerGroupHeartbeat)")

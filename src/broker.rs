@@ -12,6 +12,8 @@ use kafka_protocol::ResponseError;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::authz::plan::Deleted;
+use crate::authz::{Acl, AclError, AclFilter, Authorizer};
 use crate::config::{Listener, Settings};
 use crate::controller::{Command, Controller, Reply};
 use crate::error::KafkaCode;
@@ -43,6 +45,10 @@ pub(crate) struct Broker {
     pub(crate) txns: TxnCoordinator,
     /// Connections to other brokers for transaction markers and verifications.
     pub(crate) txn_peers: crate::txn::verification::Peers,
+    /// Share groups (KIP-932): membership, share-partitions and share sessions of this broker.
+    pub(crate) shares: crate::share::ShareService,
+    /// The share coordinator: shards of `__share_group_state` led here.
+    pub(crate) share_states: crate::share::state::shard::ShareCoordinator,
     /// The metadata log index replicas and groups have been brought in line with.
     pub(crate) published: watch::Sender<u64>,
     /// The image of that index; held while publishing, so publications never interleave.
@@ -51,6 +57,9 @@ pub(crate) struct Broker {
     pub(crate) shutdown: CancellationToken,
     /// This start's incarnation, which the controller checks on ISR changes.
     pub(crate) incarnation_id: uuid::Uuid,
+    /// `authorizer.class.name`, `super.users`, `allow.everyone.if.no.acl.found`; the ACLs
+    /// are in the metadata image.
+    pub(crate) authorizer: Authorizer,
     /// Client quota rates (produce and fetch byte rates).
     pub(crate) quotas: crate::quota::ClientQuotaManagers,
 }
@@ -88,6 +97,7 @@ impl Broker {
         let _ = self.replicas.reconcile(&applied.image);
         self.groups.reconcile(&self.replicas);
         self.txns.reconcile(&self.replicas);
+        self.share_states.reconcile(&self.replicas);
         let deleted: Vec<(String, i32)> = last
             .topics()
             .filter(|t| applied.image.topic_by_id(&t.id).is_none())
@@ -187,6 +197,7 @@ impl Broker {
             let _ = self.replicas.reconcile(&last);
             self.groups.reconcile(&self.replicas);
             self.txns.reconcile(&self.replicas);
+            self.share_states.reconcile(&self.replicas);
         }
     }
 
@@ -256,6 +267,28 @@ impl Broker {
             TRANSACTION_STATE_TOPIC,
             self.txns.partitions,
             s.transaction_state_log_replication_factor,
+            &configs,
+        )
+    }
+
+    /// Creates `__share_group_state` if it does not exist yet (Kafka's share coordinator does on
+    /// first use): compacted, `share.coordinator.state.topic.*` partitions, segment size, min ISR.
+    pub(crate) fn ensure_share_state_topic(&self) -> Result<(), MetadataError> {
+        let s = &self.settings;
+        let configs = [
+            (
+                "segment.bytes",
+                s.share_coordinator_state_topic_segment_bytes.to_string(),
+            ),
+            (
+                "min.insync.replicas",
+                s.share_coordinator_state_topic_min_isr.to_string(),
+            ),
+        ];
+        self.ensure_internal_topic(
+            crate::share::state::SHARE_STATE_TOPIC,
+            self.share_states.partitions,
+            s.share_coordinator_state_topic_replication_factor,
             &configs,
         )
     }
@@ -347,6 +380,21 @@ impl Broker {
         })
     }
 
+    pub(crate) fn alter_group_configs(
+        &self,
+        group: &str,
+        changes: &[(String, ConfigChange)],
+        replace_all: bool,
+        validate_only: bool,
+    ) -> Result<Arc<MetadataImage>, MetadataError> {
+        self.change(Command::AlterGroupConfigs {
+            group: group.to_string(),
+            changes: changes.to_vec(),
+            replace_all,
+            validate_only,
+        })
+    }
+
     pub(crate) fn create_partitions(
         &self,
         name: &str,
@@ -360,5 +408,25 @@ impl Broker {
             assignments: assignments.map(<[Vec<i32>]>::to_vec),
             validate_only,
         })
+    }
+
+    /// Creates ACLs through the active controller; each one's outcome. Blocking.
+    pub(crate) fn create_acls(&self, acls: Vec<Acl>) -> Result<Vec<Result<(), AclError>>, MetadataError> {
+        match tokio::runtime::Handle::current().block_on(self.submit_published(Command::CreateAcls { acls }))? {
+            Reply::AclsCreated { results, .. } => Ok(results),
+            other => Err(MetadataError::UnexpectedReply(format!(
+                "unexpected controller reply {other:?}"
+            ))),
+        }
+    }
+
+    /// Deletes the ACLs each filter selects through the active controller. Blocking.
+    pub(crate) fn delete_acls(&self, filters: Vec<AclFilter>) -> Result<Vec<Deleted>, MetadataError> {
+        match tokio::runtime::Handle::current().block_on(self.submit_published(Command::DeleteAcls { filters }))? {
+            Reply::AclsDeleted { results, .. } => Ok(results),
+            other => Err(MetadataError::UnexpectedReply(format!(
+                "unexpected controller reply {other:?}"
+            ))),
+        }
     }
 }

@@ -84,6 +84,16 @@ impl KafkaCode for MetadataError {
     }
 }
 
+impl KafkaCode for crate::authz::AclError {
+    fn kafka_error(&self) -> ResponseError {
+        match self {
+            crate::authz::AclError::Invalid(_) => ResponseError::InvalidRequest,
+            // Kafka has no limit on ACLs, so no code of its own for reaching ours.
+            crate::authz::AclError::TooMany(_) => ResponseError::PolicyViolation,
+        }
+    }
+}
+
 impl KafkaCode for RequestError {
     fn kafka_error(&self) -> ResponseError {
         match self {

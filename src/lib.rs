@@ -7,6 +7,7 @@
 
 mod alloc;
 mod api;
+mod authz;
 mod broker;
 mod clock;
 pub mod config;
@@ -27,6 +28,7 @@ mod quota;
 mod replica;
 pub mod security;
 mod server;
+mod share;
 #[cfg(test)]
 mod testing;
 mod txn;

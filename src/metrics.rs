@@ -36,6 +36,8 @@ pub(crate) struct Metrics {
     /// SASL authentications on SASL listeners, by result (success, failure) and mechanism
     /// ("" before the handshake named one).
     pub(crate) sasl_authentications: IntCounterVec,
+    /// Requests (or parts of them) the authorizer refused, by API, resource type and operation.
+    pub(crate) authorization_denials: IntCounterVec,
     /// acks=all produces waiting for their partitions' ISR (Kafka's produce purgatory).
     pub(crate) produce_purgatory: IntGauge,
     pub(crate) isr_shrinks: IntCounter,
@@ -105,6 +107,11 @@ impl Metrics {
                 "sasl_authentications_total",
                 "SASL authentications on SASL listeners, by result and mechanism",
                 &["result", "mechanism"],
+            ),
+            authorization_denials: counter_vec(
+                "authorization_denials_total",
+                "Operations on resources the authorizer refused, by API, resource type and operation",
+                &["api", "resource_type", "operation"],
             ),
             produce_purgatory: gauge(
                 "produce_purgatory_size",

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use crate::authz::Authorizer;
 use crate::broker::Broker;
 use crate::clock::now_ms;
 use crate::config::{ConfigError, Listener, Settings};
@@ -250,9 +251,22 @@ impl Server {
                 Some(markers),
             ),
             txn_peers: Default::default(),
+            shares: crate::share::ShareService::new(crate::share::service::ShareSettings::from_settings(&settings)),
+            share_states: crate::share::state::shard::ShareCoordinator::new(
+                (),
+                settings.share_coordinator_state_topic_num_partitions,
+                Duration::from_millis(settings.request_timeout_ms as u64),
+                None,
+            ),
             published: tokio::sync::watch::Sender::new(0),
             last_published: std::sync::Mutex::new(applied.image.clone()),
             incarnation_id: registration_id,
+            authorizer: Authorizer::new(
+                &settings.authorizer_class_name,
+                &settings.super_users,
+                settings.allow_everyone_if_no_acl_found,
+            )
+            .map_err(StartError::Security)?,
             quotas: crate::quota::ClientQuotaManagers::new(
                 settings.quota_window_num as usize,
                 settings.quota_window_size_seconds as u64 * 1000,

@@ -5,8 +5,9 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::metadata::{operations, CLUSTER_OPERATIONS, OPERATIONS_NOT_REQUESTED};
+use super::metadata::OPERATIONS_NOT_REQUESTED;
 use super::{Ctx, Reply};
+use crate::authz::{Operation, ResourceType, CLUSTER_NAME};
 
 pub(super) fn describe_cluster(ctx: &Ctx, req: DescribeClusterRequest) -> Reply<DescribeClusterResponse> {
     let b = &ctx.broker;
@@ -23,7 +24,11 @@ pub(super) fn describe_cluster(ctx: &Ctx, req: DescribeClusterRequest) -> Reply<
         })
         .collect();
     let ops = if req.include_cluster_authorized_operations {
-        operations(CLUSTER_OPERATIONS)
+        let access = ctx.access();
+        match access.cluster(Operation::Describe) {
+            true => access.operations(ResourceType::Cluster, CLUSTER_NAME),
+            false => 0,
+        }
     } else {
         OPERATIONS_NOT_REQUESTED
     };

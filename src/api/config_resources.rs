@@ -6,8 +6,8 @@
 //! As in Kafka 4.4 (`KafkaApis.handleListConfigResources`): v0 lists client metrics only, v1
 //! topics, brokers, broker loggers, client metrics and groups, in Kafka's order (groups, client
 //! metrics, broker loggers, brokers, topics); a type outside the version's set fails the whole
-//! request with UNSUPPORTED_VERSION. Groups are those with config overrides and client metrics
-//! the metrics subscriptions; Sluice has neither (no API sets them), so both lists are empty.
+//! request with UNSUPPORTED_VERSION. Groups are those with config overrides (the metadata log's
+//! GroupConfig records) and client metrics the metrics subscriptions, which Sluice has none of.
 //! Every live broker has its broker and broker-logger resources; every topic its topic one.
 
 use kafka_protocol::messages::list_config_resources_response::ConfigResource;
@@ -70,7 +70,9 @@ fn names(image: &MetadataImage, resource_type: i8) -> Vec<String> {
     match resource_type {
         TOPIC => image.topics().map(|t| t.name.clone()).collect(),
         BROKER | BROKER_LOGGER => image.live_brokers().map(|b| b.id.to_string()).collect(),
-        // No group config overrides and no client-metrics subscriptions exist in Sluice.
+        // The groups with config overrides, as Kafka lists them.
+        GROUP => image.groups_with_configs().map(str::to_string).collect(),
+        // No client-metrics subscriptions exist in Sluice.
         _ => Vec::new(),
     }
 }

@@ -1,11 +1,11 @@
 //! Configs: DescribeConfigs (every topic config with its effective value, source, type and
 //! synonyms; the broker's own settings, and "" for the cluster-wide defaults the metadata log
-//! holds; the broker's loggers, from `logging.level`; groups, which have no configs in Sluice;
-//! Kafka returns all configs with defaults, never an empty list where it has some), and
-//! IncrementalAlterConfigs / AlterConfigs for topic overrides and the cluster-wide defaults
-//! (both committed to the metadata log). A broker's own settings are static (a restart applies
-//! them), so altering one is refused; of the cluster-wide ones only `min.insync.replicas` is
-//! dynamic (see `metadata::cluster_configs`).
+//! holds; the broker's loggers, from `logging.level`; a group's share-group configs with their
+//! overrides or defaults; Kafka returns all configs with defaults, never an empty list where it
+//! has some), and IncrementalAlterConfigs / AlterConfigs for topic overrides, group overrides
+//! and the cluster-wide defaults (all committed to the metadata log). A broker's own settings
+//! are static (a restart applies them), so altering one is refused; of the cluster-wide ones
+//! only `min.insync.replicas` is dynamic (see `metadata::cluster_configs`).
 
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::{
@@ -22,6 +22,7 @@ use super::{Ctx, Reply, RequestError};
 use crate::config::{ClusterDefaults, Settings};
 use crate::error::KafkaCode;
 use crate::metadata::cluster_configs::{BROKER_MIN_ISR_REFUSED, DYNAMIC_CLUSTER_SETTINGS};
+use crate::metadata::group_configs;
 use crate::metadata::topic_config::{self, ConfigSource, ConfigSynonym, ConfigType, MIN_INSYNC_REPLICAS};
 use crate::metadata::topics::{self, ConfigChange};
 use crate::metadata::MetadataError;
@@ -111,11 +112,8 @@ fn entries(ctx: &Ctx, r: &DescribeConfigsResource) -> Result<Vec<Entry>, Refusal
             check_broker_name(ctx, name, false)?;
             Ok(logger_entries(&ctx.broker.settings))
         }
-        // Kafka 4.4's group configs (and its 21 defaults) are those of KIP-848 consumer groups,
-        // share groups and streams groups, none of which Sluice serves; a classic group has
-        // none. So any named group has no configs, which kafka-configs shows as an empty list.
         RESOURCE_GROUP if name.is_empty() => Err(refused(RequestError::EmptyGroupName)),
-        RESOURCE_GROUP => Ok(Vec::new()),
+        RESOURCE_GROUP => Ok(group_entries(ctx, name)),
         other => Err(refused(RequestError::UnsupportedConfigResource(other))),
     }
 }
@@ -141,6 +139,32 @@ fn topic_entries(ctx: &Ctx, name: &str) -> Result<Vec<Entry>, Refusal> {
             })
             .collect(),
     )
+}
+
+/// The group configs Sluice serves (the share-group ones; Kafka 4.4 also has KIP-848's and
+/// streams groups'), each with its override or its default from the broker's settings.
+fn group_entries(ctx: &Ctx, name: &str) -> Vec<Entry> {
+    let image = ctx.broker.metadata.image();
+    let overrides = image.group_configs(name);
+    group_configs::definitions(&ctx.broker.settings)
+        .into_iter()
+        .map(|d| {
+            let set = overrides.and_then(|o| o.get(d.name)).cloned();
+            Entry {
+                name: d.name.to_string(),
+                source: if set.is_some() {
+                    ConfigSource::Group
+                } else {
+                    ConfigSource::Default
+                },
+                value: Some(set.unwrap_or(d.default)),
+                config_type: d.config_type,
+                read_only: false,
+                doc: Some(d.doc),
+                synonyms: Vec::new(),
+            }
+        })
+        .collect()
 }
 
 /// Every broker setting, with Kafka's synonyms; the value is the cluster-wide one where the
@@ -279,6 +303,9 @@ fn alter_resource(
             .broker
             .alter_topic_configs(name, &changes, replace_all, validate_only),
         RESOURCE_BROKER if name.is_empty() => ctx.broker.alter_cluster_configs(&changes, replace_all, validate_only),
+        RESOURCE_GROUP => ctx
+            .broker
+            .alter_group_configs(name, &changes, replace_all, validate_only),
         RESOURCE_BROKER if changes.iter().any(|(n, _)| n == MIN_INSYNC_REPLICAS) => {
             return refused(ResponseError::InvalidConfig, BROKER_MIN_ISR_REFUSED.into());
         }

@@ -16,6 +16,8 @@ use crate::txn::TRANSACTION_STATE_TOPIC;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
+/// KIP-932's share coordinator: the key is `group:topicId:partition`.
+const KEY_TYPE_SHARE: i8 = 2;
 /// From v4 the keys come as a list and the answers as a list of coordinators.
 const BATCHED_FROM_VERSION: i16 = 4;
 
@@ -64,6 +66,12 @@ fn find(ctx: &Ctx, key_type: i8, key: StrBytes) -> Coordinator {
             b.txns.partitions,
             b.ensure_transaction_state_topic(),
             b.txns.shard(&key).is_ok(),
+        ),
+        KEY_TYPE_SHARE => (
+            crate::share::state::SHARE_STATE_TOPIC,
+            b.share_states.partitions,
+            b.ensure_share_state_topic(),
+            b.share_states.shard(&key).is_ok(),
         ),
         _ => return failed(ResponseError::InvalidRequest, "unknown coordinator key type"),
     };

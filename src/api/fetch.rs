@@ -59,7 +59,7 @@ struct Plan {
 }
 
 /// The replica id of a follower's fetch: `ReplicaState` from v15, the `replica_id` field before.
-fn follower_id(req: &FetchRequest, version: i16) -> Option<i32> {
+pub(super) fn follower_id(req: &FetchRequest, version: i16) -> Option<i32> {
     let id = if version >= 15 {
         req.replica_state.replica_id.0
     } else {

@@ -12,10 +12,9 @@ use kafka_protocol::ResponseError;
 
 use super::groups::{code, opt_text, text};
 use super::{Ctx, Reply};
+use crate::authz::{Operation, ResourceType, CLUSTER_NAME};
 use crate::group::api::{self as core, Event, Response};
 
-/// Kafka's AclOperation codes an unsecured broker grants on a group: READ, DELETE, DESCRIBE.
-const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 pub(super) fn list_groups(ctx: &Ctx, req: ListGroupsRequest) -> Reply<ListGroupsResponse> {
@@ -36,23 +35,33 @@ pub(super) fn list_groups(ctx: &Ctx, req: ListGroupsRequest) -> Reply<ListGroups
                 .with_group_type(text(g.group_type))
         })
         .collect();
+    groups.extend(super::share_admin::listed_share_groups(ctx, &states, &types));
+    // Kafka's: every group with DESCRIBE on the cluster, else those the principal may describe.
+    let access = ctx.access();
+    if !access.may(Operation::Describe, ResourceType::Cluster, CLUSTER_NAME) {
+        groups.retain(|g| access.may(Operation::Describe, ResourceType::Group, &g.group_id.0));
+    }
     groups.sort_by(|a, b| a.group_id.0.cmp(&b.group_id.0));
     Reply::Now(ListGroupsResponse::default().with_groups(groups))
 }
 
 pub(super) fn describe_groups(ctx: &Ctx, req: DescribeGroupsRequest) -> Reply<DescribeGroupsResponse> {
-    let ops = if req.include_authorized_operations {
-        GROUP_OPERATIONS
-    } else {
-        OPERATIONS_NOT_REQUESTED
-    };
+    let access = ctx.access();
     let groups = req
         .groups
         .iter()
         .map(|g| {
-            let base = DescribedGroup::default()
-                .with_group_id(g.clone())
-                .with_authorized_operations(ops);
+            let base = DescribedGroup::default().with_group_id(g.clone());
+            if !access.group(Operation::Describe, g) {
+                return base
+                    .with_error_code(ctx.count(ResponseError::GroupAuthorizationFailed))
+                    .with_authorized_operations(OPERATIONS_NOT_REQUESTED);
+            }
+            let ops = match req.include_authorized_operations {
+                true => access.operations(ResourceType::Group, g),
+                false => OPERATIONS_NOT_REQUESTED,
+            };
+            let base = base.with_authorized_operations(ops);
             let described = ctx.broker.groups.shard(g).map_err(|u| u.error()).and_then(|shard| {
                 shard
                     .query(|s| s.describe_group(g))
@@ -88,8 +97,18 @@ pub(super) fn describe_groups(ctx: &Ctx, req: DescribeGroupsRequest) -> Reply<De
 pub(super) fn delete_groups(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply<DeleteGroupsResponse> {
     // Each group goes to its own shard; answers are merged back in request order.
     let mut waiting = Vec::new();
+    let access = ctx.access();
     for g in req.groups_names {
         let id = g.0.to_string();
+        if !access.group(Operation::Delete, &id) {
+            waiting.push((g, Err(ResponseError::GroupAuthorizationFailed)));
+            continue;
+        }
+        // A share group is deleted here and now; None: the share groups have no such group.
+        if let Some(done) = super::share_admin::delete_share_group(ctx, &id) {
+            waiting.push((g, done.map(|()| None)));
+            continue;
+        }
         let rx = ctx.broker.groups.shard(&id).map_err(|u| u.error()).and_then(|shard| {
             shard
                 .request(|req| {
@@ -100,7 +119,7 @@ pub(super) fn delete_groups(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply<Delete
                 })
                 .ok_or(ResponseError::NotCoordinator)
         });
-        waiting.push((g, rx));
+        waiting.push((g, rx.map(Some)));
     }
     let c = ctx.clone();
     Reply::Later(Box::pin(async move {
@@ -108,7 +127,8 @@ pub(super) fn delete_groups(ctx: &Ctx, req: DeleteGroupsRequest) -> Reply<Delete
         for (group, rx) in waiting {
             let error = match rx {
                 Err(e) => Some(e),
-                Ok(rx) => match rx.await {
+                Ok(None) => None,
+                Ok(Some(rx)) => match rx.await {
                     Ok(Response::DeleteGroups(d)) => d.results.into_iter().next().and_then(|(_, e)| e),
                     Ok(_) => Some(ResponseError::UnknownServerError),
                     Err(_) => Some(ResponseError::NotCoordinator),

@@ -12,21 +12,16 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
+use super::access::Access;
 use super::Ctx;
+use crate::authz::{Operation, ResourceType, CLUSTER_NAME};
 use crate::error::KafkaCode;
 use crate::metadata::image::Unreachable;
 use crate::metadata::topics::{self, NewTopic};
 use crate::metadata::{MetadataError, MetadataImage, PartitionImage, TopicImage};
 
-/// Kafka's AclOperation codes an unsecured broker grants on a topic and on the cluster.
-pub(super) const TOPIC_OPERATIONS: &[i32] = &[3, 4, 5, 6, 7, 8, 10, 11];
-pub(super) const CLUSTER_OPERATIONS: &[i32] = &[5, 7, 8, 9, 10, 11, 12];
 /// "Not requested" for authorized operations fields; any other value breaks some clients.
 pub(super) const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
-
-pub(super) fn operations(ops: &[i32]) -> i32 {
-    ops.iter().fold(0, |acc, op| acc | (1 << op))
-}
 
 /// Whether answering may create a topic (and so wait for the controller): auto-creation is
 /// allowed and a requested name is not in the image.
@@ -38,6 +33,11 @@ pub(super) fn may_create(ctx: &Ctx, req: &MetadataRequest) -> bool {
             .iter()
             .flatten()
             .any(|t| matches!(asked_for(t), Asked::Name(n) if image.topic(&n).is_none()))
+}
+
+/// Auto-creation needs CREATE on the cluster or on the topic (Kafka's).
+fn may_auto_create(access: &Access, name: &str) -> bool {
+    access.may(Operation::Create, ResourceType::Cluster, CLUSTER_NAME) || access.topic(Operation::Create, name)
 }
 
 fn allows_creation(ctx: &Ctx, req: &MetadataRequest) -> bool {
@@ -53,21 +53,36 @@ pub(super) fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
         _ => None,
     };
     let mut image = broker.metadata.image();
+    let access = ctx.access();
+    let with_ops = req.include_topic_authorized_operations;
     let topics = match wanted {
+        // Every topic the principal may describe; the others are not mentioned (Kafka's).
         None => image
             .topics()
-            .map(|t| describe(ctx, t, req.include_topic_authorized_operations))
+            .filter(|t| access.may(Operation::Describe, ResourceType::Topic, &t.name))
+            .map(|t| describe(ctx, t, with_ops))
             .collect(),
         Some(requested) if !ids_allowed(ctx.version, &requested) => refused(ctx, requested),
         Some(requested) => requested
             .into_iter()
             .map(|t| match asked_for(&t) {
                 Asked::Id(id) => match image.topic_by_id(&id) {
-                    Some(topic) => describe(ctx, topic, req.include_topic_authorized_operations),
+                    // Ids are not secret: Kafka says which one is refused.
+                    Some(topic) if !access.topic(Operation::Describe, &topic.name) => {
+                        missing(ctx, None, id, ResponseError::TopicAuthorizationFailed)
+                    }
+                    Some(topic) => describe(ctx, topic, with_ops),
                     None => missing(ctx, None, id, ResponseError::UnknownTopicId),
                 },
+                // Refused whether or not it exists, so its existence is not disclosed.
+                Asked::Name(name) if !access.topic(Operation::Describe, &name) => {
+                    missing(ctx, Some(name), Uuid::nil(), ResponseError::TopicAuthorizationFailed)
+                }
                 Asked::Name(name) => match image.topic(&name).cloned() {
-                    Some(topic) => describe(ctx, &topic, req.include_topic_authorized_operations),
+                    Some(topic) => describe(ctx, &topic, with_ops),
+                    None if allow_create && !may_auto_create(&access, &name) => {
+                        missing(ctx, Some(name), Uuid::nil(), ResponseError::TopicAuthorizationFailed)
+                    }
                     None if allow_create => auto_create(ctx, &mut image, &name.0),
                     None => {
                         let e = unknown_or_invalid(&name);
@@ -78,7 +93,10 @@ pub(super) fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
             .collect(),
     };
     let cluster_ops = if req.include_cluster_authorized_operations && (8..=10).contains(&ctx.version) {
-        operations(CLUSTER_OPERATIONS)
+        match access.cluster(Operation::Describe) {
+            true => access.operations(ResourceType::Cluster, CLUSTER_NAME),
+            false => 0,
+        }
     } else {
         OPERATIONS_NOT_REQUESTED
     };
@@ -259,7 +277,7 @@ fn describe(ctx: &Ctx, topic: &TopicImage, with_ops: bool) -> MetadataResponseTo
         })
         .collect();
     let ops = if with_ops && ctx.version >= 8 {
-        operations(TOPIC_OPERATIONS)
+        ctx.access().operations(ResourceType::Topic, &topic.name)
     } else {
         OPERATIONS_NOT_REQUESTED
     };

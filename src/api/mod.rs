@@ -6,7 +6,10 @@
 //! it takes a frame and gives back a future of the response frame, so the network layer can
 //! keep responses in request order while a long-poll fetch waits.
 
+mod access;
+mod acls;
 mod api_versions;
+mod authorize;
 mod client_quotas;
 mod cluster;
 mod config_resources;
@@ -31,6 +34,11 @@ mod reassignments;
 mod request_error;
 pub(crate) mod sasl;
 mod scram_credentials;
+mod share_admin;
+mod share_fetch;
+mod share_groups;
+mod share_persist;
+mod share_state;
 mod throttling;
 mod topic_partitions;
 mod topics;
@@ -50,9 +58,11 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use kafka_protocol::ResponseError;
 use tracing::debug;
 
+use crate::authz::Operation;
 use crate::broker::Broker;
 use crate::config::Listener;
 use crate::error::KafkaCode;
+use authorize::guard;
 pub(crate) use frame::Frame;
 use frame::SpliceBuf;
 pub(crate) use request_error::RequestError;
@@ -113,11 +123,13 @@ pub(crate) struct Ctx {
     pub(crate) peer: Option<SocketAddr>,
     /// This node's endpoint on the listener the request arrived on (see [`Session`]).
     pub(crate) endpoint: Option<Arc<Listener>>,
+    /// The connection's principal (`User:ANONYMOUS`, `User:<name>`), which the authorizer checks
+    /// and client quotas name.
+    pub(crate) principal: Arc<str>,
+    /// The connection's quota mute (see [`Session`]).
+    pub(crate) throttle: Arc<crate::quota::Throttle>,
     pub(crate) api: ApiKey,
     pub(crate) version: i16,
-    /// The connection's principal and its quota mute (see [`Session`]).
-    pub(crate) principal: Arc<str>,
-    pub(crate) throttle: Arc<crate::quota::Throttle>,
     correlation_id: i32,
     started: Instant,
 }
@@ -226,10 +238,10 @@ fn parse(broker: &Arc<Broker>, mut frame: Bytes, session: &Session) -> Result<Pa
         client_id: StrBytes::default(),
         peer: Some(session.peer),
         endpoint: session.endpoint.clone(),
-        api,
-        version,
         principal: session.principal.clone(),
         throttle: session.throttle.clone(),
+        api,
+        version,
         correlation_id,
         started: Instant::now(),
     };
@@ -281,59 +293,110 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         }
         ApiKey::Produce => {
             let size = body.len();
-            let reply = produce::handle(&ctx, decode(&mut body, v)?);
+            let mut req = decode(&mut body, v)?;
+            let gate = authorize::produce(&ctx, &mut req);
+            let reply = guard(gate, || produce::handle(&ctx, req));
             respond(&ctx, throttling::produce(&ctx, size, reply))
         }
         ApiKey::Fetch => {
-            let req: FetchRequest = decode(&mut body, v)?;
-            match throttling::is_follower(&req) {
-                true => respond(&ctx, fetch::handle(&ctx, req)),
-                false => respond(&ctx, throttling::fetch(&ctx, fetch::handle(&ctx, req))),
+            let mut req: FetchRequest = decode(&mut body, v)?;
+            let follower = throttling::is_follower(&req);
+            let gate = authorize::fetch(&ctx, &mut req);
+            let reply = guard(gate, || fetch::handle(&ctx, req));
+            match follower {
+                true => respond(&ctx, reply),
+                false => respond(&ctx, throttling::fetch(&ctx, reply)),
             }
         }
         ApiKey::ListOffsets => {
-            let req = decode(&mut body, v)?;
+            let mut req = decode(&mut body, v)?;
+            let gate = authorize::list_offsets(&ctx, &mut req);
             if list_offsets::reads_records(&req) {
-                respond(&ctx, blocking(&ctx, move |ctx| list_offsets::reply(ctx, req)))
+                respond(
+                    &ctx,
+                    guard(gate, || blocking(&ctx, move |ctx| list_offsets::reply(ctx, req))),
+                )
             } else {
-                respond(&ctx, list_offsets::handle(&ctx, req))
+                respond(&ctx, guard(gate, || list_offsets::handle(&ctx, req)))
             }
         }
-        ApiKey::OffsetForLeaderEpoch => respond(&ctx, leader_epochs::handle(&ctx, decode(&mut body, v)?)),
-        ApiKey::DeleteRecords => respond(&ctx, delete_records::delete_records(&ctx, decode(&mut body, v)?)),
+        ApiKey::OffsetForLeaderEpoch => {
+            let mut req = decode(&mut body, v)?;
+            let gate = authorize::offset_for_leader_epoch(&ctx, &mut req);
+            respond(&ctx, guard(gate, || leader_epochs::handle(&ctx, req)))
+        }
+        ApiKey::DeleteRecords => {
+            let mut req = decode(&mut body, v)?;
+            let gate = authorize::delete_records(&ctx, &mut req);
+            respond(&ctx, guard(gate, || delete_records::delete_records(&ctx, req)))
+        }
         ApiKey::CreateTopics => {
-            let req = decode(&mut body, v)?;
-            respond(&ctx, blocking(&ctx, move |ctx| topics::create_topics(ctx, req)))
-        }
-        ApiKey::DeleteTopics => {
-            let req = decode(&mut body, v)?;
-            respond(&ctx, blocking(&ctx, move |ctx| topics::delete_topics(ctx, req)))
-        }
-        ApiKey::CreatePartitions => {
-            let req = decode(&mut body, v)?;
-            respond(&ctx, blocking(&ctx, move |ctx| topics::create_partitions(ctx, req)))
-        }
-        ApiKey::DescribeConfigs => respond(&ctx, configs::describe_configs(&ctx, decode(&mut body, v)?)),
-        ApiKey::ListConfigResources => respond(
-            &ctx,
-            config_resources::list_config_resources(&ctx, decode(&mut body, v)?),
-        ),
-        ApiKey::IncrementalAlterConfigs => {
-            let req = decode(&mut body, v)?;
+            let mut req = decode(&mut body, v)?;
+            let gate = authorize::create_topics(&ctx, &mut req);
             respond(
                 &ctx,
-                blocking(&ctx, move |ctx| configs::incremental_alter_configs(ctx, req)),
+                guard(gate, || blocking(&ctx, move |ctx| topics::create_topics(ctx, req))),
+            )
+        }
+        ApiKey::DeleteTopics => {
+            let mut req = decode(&mut body, v)?;
+            let gate = authorize::delete_topics(&ctx, &mut req);
+            respond(
+                &ctx,
+                guard(gate, || blocking(&ctx, move |ctx| topics::delete_topics(ctx, req))),
+            )
+        }
+        ApiKey::CreatePartitions => {
+            let mut req = decode(&mut body, v)?;
+            let gate = authorize::create_partitions(&ctx, &mut req);
+            respond(
+                &ctx,
+                guard(gate, || blocking(&ctx, move |ctx| topics::create_partitions(ctx, req))),
+            )
+        }
+        ApiKey::DescribeConfigs => {
+            let mut req = decode(&mut body, v)?;
+            let gate = authorize::describe_configs(&ctx, &mut req);
+            respond(&ctx, guard(gate, || configs::describe_configs(&ctx, req)))
+        }
+        ApiKey::ListConfigResources => {
+            let req = decode(&mut body, v)?;
+            let gate = authorize::cluster(
+                &ctx,
+                Operation::DescribeConfigs,
+                ListConfigResourcesResponse::with_error_code,
+            );
+            respond(&ctx, guard(gate, || config_resources::list_config_resources(&ctx, req)))
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let mut req = decode(&mut body, v)?;
+            let gate = authorize::incremental_alter_configs(&ctx, &mut req);
+            respond(
+                &ctx,
+                guard(gate, || {
+                    blocking(&ctx, move |ctx| configs::incremental_alter_configs(ctx, req))
+                }),
             )
         }
         ApiKey::AlterConfigs => {
-            let req = decode(&mut body, v)?;
-            respond(&ctx, blocking(&ctx, move |ctx| configs::alter_configs(ctx, req)))
+            let mut req = decode(&mut body, v)?;
+            let gate = authorize::alter_configs(&ctx, &mut req);
+            respond(
+                &ctx,
+                guard(gate, || blocking(&ctx, move |ctx| configs::alter_configs(ctx, req))),
+            )
         }
         ApiKey::DescribeCluster => respond(&ctx, cluster::describe_cluster(&ctx, decode(&mut body, v)?)),
         ApiKey::DescribeLogDirs => {
             // Blocking: statvfs of the log directory can stall on a sick disk.
             let req = decode(&mut body, v)?;
-            respond(&ctx, blocking(&ctx, move |ctx| log_dirs::describe_log_dirs(ctx, req)))
+            let gate = authorize::cluster(&ctx, Operation::Describe, DescribeLogDirsResponse::with_error_code);
+            respond(
+                &ctx,
+                guard(gate, || {
+                    blocking(&ctx, move |ctx| log_dirs::describe_log_dirs(ctx, req))
+                }),
+            )
         }
         ApiKey::AlterReplicaLogDirs => {
             // Blocking: it reads the log dirs' paths and takes partition locks.
@@ -347,47 +410,207 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             &ctx,
             Reply::Now(topic_partitions::describe_topic_partitions(&ctx, decode(&mut body, v)?)),
         ),
-        ApiKey::DescribeQuorum => respond(&ctx, quorum::describe_quorum(&ctx, decode(&mut body, v)?)),
+        ApiKey::DescribeQuorum => {
+            let req = decode(&mut body, v)?;
+            let gate = authorize::cluster(&ctx, Operation::Describe, DescribeQuorumResponse::with_error_code);
+            respond(&ctx, guard(gate, || quorum::describe_quorum(&ctx, req)))
+        }
         ApiKey::FindCoordinator => {
             // Blocking: the first one creates __consumer_offsets through the controller.
-            let req = decode(&mut body, v)?;
-            respond(&ctx, blocking(&ctx, move |ctx| coordinator::find_coordinator(ctx, req)))
+            let mut req = decode(&mut body, v)?;
+            let gate = authorize::find_coordinator(&ctx, &mut req);
+            respond(
+                &ctx,
+                guard(gate, || {
+                    blocking(&ctx, move |ctx| coordinator::find_coordinator(ctx, req))
+                }),
+            )
         }
-        ApiKey::JoinGroup => respond(&ctx, groups::join_group(&ctx, decode(&mut body, v)?)),
-        ApiKey::SyncGroup => respond(&ctx, groups::sync_group(&ctx, decode(&mut body, v)?)),
-        ApiKey::Heartbeat => respond(&ctx, groups::heartbeat(&ctx, decode(&mut body, v)?)),
-        ApiKey::LeaveGroup => respond(&ctx, groups::leave_group(&ctx, decode(&mut body, v)?)),
+        ApiKey::JoinGroup => {
+            let req: JoinGroupRequest = decode(&mut body, v)?;
+            let gate = authorize::join_group(&ctx, &req);
+            respond(&ctx, guard(gate, || groups::join_group(&ctx, req)))
+        }
+        ApiKey::SyncGroup => {
+            let req: SyncGroupRequest = decode(&mut body, v)?;
+            let gate = authorize::group_member(&ctx, &req.group_id, SyncGroupResponse::with_error_code);
+            respond(&ctx, guard(gate, || groups::sync_group(&ctx, req)))
+        }
+        ApiKey::Heartbeat => {
+            let req: HeartbeatRequest = decode(&mut body, v)?;
+            let gate = authorize::group_member(&ctx, &req.group_id, HeartbeatResponse::with_error_code);
+            respond(&ctx, guard(gate, || groups::heartbeat(&ctx, req)))
+        }
+        ApiKey::LeaveGroup => {
+            let req: LeaveGroupRequest = decode(&mut body, v)?;
+            let gate = authorize::group_member(&ctx, &req.group_id, LeaveGroupResponse::with_error_code);
+            respond(&ctx, guard(gate, || groups::leave_group(&ctx, req)))
+        }
         ApiKey::ListGroups => respond(&ctx, group_admin::list_groups(&ctx, decode(&mut body, v)?)),
         ApiKey::DescribeGroups => respond(&ctx, group_admin::describe_groups(&ctx, decode(&mut body, v)?)),
         ApiKey::DeleteGroups => respond(&ctx, group_admin::delete_groups(&ctx, decode(&mut body, v)?)),
-        ApiKey::OffsetCommit => respond(&ctx, offset_commits::offset_commit(&ctx, decode(&mut body, v)?)),
-        ApiKey::OffsetFetch => respond(&ctx, offset_commits::offset_fetch(&ctx, decode(&mut body, v)?)),
-        ApiKey::OffsetDelete => respond(&ctx, offset_commits::offset_delete(&ctx, decode(&mut body, v)?)),
-        ApiKey::InitProducerId => respond(&ctx, producer_ids::init_producer_id(&ctx, decode(&mut body, v)?)),
-        ApiKey::DescribeProducers => respond(&ctx, producer_ids::describe_producers(&ctx, decode(&mut body, v)?)),
-        ApiKey::WriteTxnMarkers => respond(&ctx, txn_markers::write_txn_markers(&ctx, decode(&mut body, v)?)),
-        ApiKey::AddPartitionsToTxn => respond(&ctx, transactions::add_partitions_to_txn(&ctx, decode(&mut body, v)?)),
-        ApiKey::AddOffsetsToTxn => respond(&ctx, transactions::add_offsets_to_txn(&ctx, decode(&mut body, v)?)),
-        ApiKey::EndTxn => respond(&ctx, transactions::end_txn(&ctx, decode(&mut body, v)?)),
-        ApiKey::DescribeTransactions => respond(&ctx, transactions::describe_transactions(&ctx, decode(&mut body, v)?)),
-        ApiKey::TxnOffsetCommit => respond(&ctx, offset_commits::txn_offset_commit(&ctx, decode(&mut body, v)?)),
-        ApiKey::ListTransactions => respond(&ctx, transactions::list_transactions(&ctx, decode(&mut body, v)?)),
-        ApiKey::ElectLeaders => respond(&ctx, elections::elect_leaders(&ctx, decode(&mut body, v)?)),
-        ApiKey::AlterPartitionReassignments => respond(
+        ApiKey::OffsetCommit => {
+            let mut req = decode(&mut body, v)?;
+            let gate = authorize::offset_commit(&ctx, &mut req);
+            respond(&ctx, guard(gate, || offset_commits::offset_commit(&ctx, req)))
+        }
+        ApiKey::OffsetFetch => {
+            let mut req = decode(&mut body, v)?;
+            let gate = authorize::offset_fetch(&ctx, &mut req);
+            respond(&ctx, guard(gate, || offset_commits::offset_fetch(&ctx, req)))
+        }
+        ApiKey::OffsetDelete => {
+            let mut req = decode(&mut body, v)?;
+            let gate = authorize::offset_delete(&ctx, &mut req);
+            respond(&ctx, guard(gate, || offset_commits::offset_delete(&ctx, req)))
+        }
+        ApiKey::InitProducerId => {
+            let req = decode(&mut body, v)?;
+            let gate = authorize::init_producer_id(&ctx, &req);
+            respond(&ctx, guard(gate, || producer_ids::init_producer_id(&ctx, req)))
+        }
+        ApiKey::DescribeProducers => {
+            let mut req = decode(&mut body, v)?;
+            let gate = authorize::describe_producers(&ctx, &mut req);
+            respond(&ctx, guard(gate, || producer_ids::describe_producers(&ctx, req)))
+        }
+        ApiKey::WriteTxnMarkers => {
+            let req = decode(&mut body, v)?;
+            let gate = authorize::write_txn_markers(&ctx, &req);
+            respond(&ctx, guard(gate, || txn_markers::write_txn_markers(&ctx, req)))
+        }
+        ApiKey::AddPartitionsToTxn => {
+            let req = decode(&mut body, v)?;
+            let gate = authorize::add_partitions_to_txn(&ctx, &req);
+            respond(&ctx, guard(gate, || transactions::add_partitions_to_txn(&ctx, req)))
+        }
+        ApiKey::AddOffsetsToTxn => {
+            let req: AddOffsetsToTxnRequest = decode(&mut body, v)?;
+            let gate = authorize::transactional(
+                &ctx,
+                &req.transactional_id,
+                Some(&req.group_id),
+                AddOffsetsToTxnResponse::with_error_code,
+            );
+            respond(&ctx, guard(gate, || transactions::add_offsets_to_txn(&ctx, req)))
+        }
+        ApiKey::EndTxn => {
+            let req: EndTxnRequest = decode(&mut body, v)?;
+            let gate = authorize::transactional(&ctx, &req.transactional_id, None, EndTxnResponse::with_error_code);
+            respond(&ctx, guard(gate, || transactions::end_txn(&ctx, req)))
+        }
+        ApiKey::DescribeTransactions => {
+            let mut req = decode(&mut body, v)?;
+            let gate = authorize::describe_transactions(&ctx, &mut req);
+            respond(&ctx, guard(gate, || transactions::describe_transactions(&ctx, req)))
+        }
+        ApiKey::TxnOffsetCommit => {
+            let mut req = decode(&mut body, v)?;
+            let gate = authorize::txn_offset_commit(&ctx, &mut req);
+            respond(&ctx, guard(gate, || offset_commits::txn_offset_commit(&ctx, req)))
+        }
+        ApiKey::ListTransactions => {
+            let req = decode(&mut body, v)?;
+            let gate = authorize::list_transactions(&ctx);
+            respond(&ctx, guard(gate, || transactions::list_transactions(&ctx, req)))
+        }
+        ApiKey::ElectLeaders => {
+            let req = decode(&mut body, v)?;
+            let gate = authorize::cluster(&ctx, Operation::Alter, ElectLeadersResponse::with_error_code);
+            respond(&ctx, guard(gate, || elections::elect_leaders(&ctx, req)))
+        }
+        ApiKey::AlterPartitionReassignments => {
+            let req = decode(&mut body, v)?;
+            let gate = authorize::cluster(
+                &ctx,
+                Operation::Alter,
+                AlterPartitionReassignmentsResponse::with_error_code,
+            );
+            respond(
+                &ctx,
+                guard(gate, || reassignments::alter_partition_reassignments(&ctx, req)),
+            )
+        }
+        ApiKey::ListPartitionReassignments => {
+            let req = decode(&mut body, v)?;
+            let gate = authorize::cluster(
+                &ctx,
+                Operation::Describe,
+                ListPartitionReassignmentsResponse::with_error_code,
+            );
+            respond(
+                &ctx,
+                guard(gate, || reassignments::list_partition_reassignments(&ctx, req)),
+            )
+        }
+        ApiKey::DescribeClientQuotas => {
+            let req = decode(&mut body, v)?;
+            let gate = authorize::cluster(
+                &ctx,
+                Operation::DescribeConfigs,
+                DescribeClientQuotasResponse::with_error_code,
+            );
+            respond(&ctx, guard(gate, || Reply::Now(client_quotas::describe(&ctx, req))))
+        }
+        ApiKey::AlterClientQuotas => {
+            let req = decode(&mut body, v)?;
+            let gate = authorize::alter_client_quotas(&ctx, &req);
+            respond(&ctx, guard(gate, || client_quotas::alter(&ctx, req)))
+        }
+        ApiKey::DescribeUserScramCredentials => {
+            let req = decode(&mut body, v)?;
+            let gate = authorize::cluster(
+                &ctx,
+                Operation::Describe,
+                DescribeUserScramCredentialsResponse::with_error_code,
+            );
+            respond(&ctx, guard(gate, || Reply::Now(scram_credentials::describe(&ctx, req))))
+        }
+        ApiKey::AlterUserScramCredentials => {
+            let req = decode(&mut body, v)?;
+            let gate = authorize::alter_user_scram_credentials(&ctx, &req);
+            respond(&ctx, guard(gate, || scram_credentials::alter(&ctx, req)))
+        }
+        ApiKey::CreateAcls => {
+            let req = decode(&mut body, v)?;
+            respond(&ctx, blocking(&ctx, move |ctx| acls::create_acls(ctx, req)))
+        }
+        ApiKey::DescribeAcls => respond(&ctx, Reply::Now(acls::describe_acls(&ctx, decode(&mut body, v)?))),
+        ApiKey::DeleteAcls => {
+            let req = decode(&mut body, v)?;
+            respond(&ctx, blocking(&ctx, move |ctx| acls::delete_acls(ctx, req)))
+        }
+        ApiKey::ShareGroupHeartbeat => respond(&ctx, share_groups::share_group_heartbeat(&ctx, decode(&mut body, v)?)),
+        ApiKey::ShareGroupDescribe => respond(&ctx, share_groups::share_group_describe(&ctx, decode(&mut body, v)?)),
+        ApiKey::ShareFetch => respond(&ctx, share_fetch::share_fetch(&ctx, decode(&mut body, v)?)),
+        ApiKey::ShareAcknowledge => respond(&ctx, share_fetch::share_acknowledge(&ctx, decode(&mut body, v)?)),
+        ApiKey::DescribeShareGroupOffsets => respond(
             &ctx,
-            reassignments::alter_partition_reassignments(&ctx, decode(&mut body, v)?),
+            share_admin::describe_share_group_offsets(&ctx, decode(&mut body, v)?),
         ),
-        ApiKey::ListPartitionReassignments => respond(
+        ApiKey::AlterShareGroupOffsets => respond(
             &ctx,
-            reassignments::list_partition_reassignments(&ctx, decode(&mut body, v)?),
+            share_admin::alter_share_group_offsets(&ctx, decode(&mut body, v)?),
         ),
-        ApiKey::DescribeClientQuotas => respond(&ctx, Reply::Now(client_quotas::describe(&ctx, decode(&mut body, v)?))),
-        ApiKey::AlterClientQuotas => respond(&ctx, client_quotas::alter(&ctx, decode(&mut body, v)?)),
-        ApiKey::DescribeUserScramCredentials => respond(
+        ApiKey::ReadShareGroupState => respond(&ctx, share_state::read_share_group_state(&ctx, decode(&mut body, v)?)),
+        ApiKey::WriteShareGroupState => {
+            respond(&ctx, share_state::write_share_group_state(&ctx, decode(&mut body, v)?))
+        }
+        ApiKey::InitializeShareGroupState => respond(
             &ctx,
-            Reply::Now(scram_credentials::describe(&ctx, decode(&mut body, v)?)),
+            share_state::initialize_share_group_state(&ctx, decode(&mut body, v)?),
         ),
-        ApiKey::AlterUserScramCredentials => respond(&ctx, scram_credentials::alter(&ctx, decode(&mut body, v)?)),
+        ApiKey::DeleteShareGroupState => {
+            respond(&ctx, share_state::delete_share_group_state(&ctx, decode(&mut body, v)?))
+        }
+        ApiKey::ReadShareGroupStateSummary => respond(
+            &ctx,
+            share_state::read_share_group_state_summary(&ctx, decode(&mut body, v)?),
+        ),
+        ApiKey::DeleteShareGroupOffsets => respond(
+            &ctx,
+            share_admin::delete_share_group_offsets(&ctx, decode(&mut body, v)?),
+        ),
         // Only reached once authenticated (or on a listener without SASL): Kafka's answer.
         ApiKey::SaslHandshake => respond(&ctx, Reply::Now(sasl::after_authentication_handshake())),
         ApiKey::SaslAuthenticate => respond(&ctx, Reply::Now(sasl::after_authentication_authenticate())),
@@ -449,6 +672,9 @@ no_payloads!(
     AlterUserScramCredentialsResponse,
     DescribeClientQuotasResponse,
     AlterClientQuotasResponse,
+    CreateAclsResponse,
+    DescribeAclsResponse,
+    DeleteAclsResponse,
     MetadataResponse,
     ProduceResponse,
     ListOffsetsResponse,
@@ -491,6 +717,17 @@ no_payloads!(
     ListPartitionReassignmentsResponse,
     SaslHandshakeResponse,
     SaslAuthenticateResponse,
+    ShareGroupHeartbeatResponse,
+    ShareGroupDescribeResponse,
+    ShareAcknowledgeResponse,
+    DescribeShareGroupOffsetsResponse,
+    AlterShareGroupOffsetsResponse,
+    DeleteShareGroupOffsetsResponse,
+    ReadShareGroupStateResponse,
+    WriteShareGroupStateResponse,
+    InitializeShareGroupStateResponse,
+    DeleteShareGroupStateResponse,
+    ReadShareGroupStateSummaryResponse,
 );
 
 /// Runs a handler that does blocking file work (creating, deleting or reconfiguring partitions)

@@ -16,11 +16,13 @@ use kafka_protocol::messages::describe_topic_partitions_response::{
 };
 use kafka_protocol::messages::{BrokerId, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use super::metadata::{missing_topic_error, operations, partition_view, TOPIC_OPERATIONS};
+use super::metadata::{missing_topic_error, partition_view};
 use super::request_error::RequestError;
 use super::Ctx;
+use crate::authz::{Operation, ResourceType};
 use crate::metadata::{is_internal_topic, MetadataImage, TopicImage};
 
 /// The most partitions one response holds, whatever the client asks: Kafka's default of
@@ -37,6 +39,8 @@ enum PageTopic<'a> {
         end: i32,
     },
     Missing(String),
+    /// Named by the client, who may not describe it (whether or not it exists).
+    Denied(String),
 }
 
 /// One response's worth of topics, and where the next one starts (topic, partition).
@@ -52,7 +56,9 @@ pub(super) fn describe_topic_partitions(
 ) -> DescribeTopicPartitionsResponse {
     let image = ctx.broker.metadata.image();
     let limit = req.response_partition_limit.clamp(1, RESPONSE_PARTITIONS_MAX);
-    match plan(&image, &req, limit) {
+    let access = ctx.access();
+    let describable = |name: &str| access.may(Operation::Describe, ResourceType::Topic, name);
+    match plan(&image, &req, limit, &describable) {
         Ok(page) => respond(ctx, &image, page),
         Err(e) => refused(ctx, &req, &e),
     }
@@ -63,6 +69,7 @@ fn plan<'a>(
     image: &'a MetadataImage,
     req: &DescribeTopicPartitionsRequest,
     limit: i32,
+    describable: &dyn Fn(&str) -> bool,
 ) -> Result<Page<'a>, RequestError> {
     let cursor = req
         .cursor
@@ -72,7 +79,12 @@ fn plan<'a>(
     let every_topic = req.topics.is_empty();
     // Sorted and without duplicates, as Kafka's sorted set of names.
     let names: BTreeSet<&str> = if every_topic {
-        image.topics().map(|t| t.name.as_str()).filter(|n| *n >= from).collect()
+        // Every topic the principal may describe; the others are not mentioned (Kafka's).
+        image
+            .topics()
+            .map(|t| t.name.as_str())
+            .filter(|n| *n >= from && describable(n))
+            .collect()
     } else {
         req.topics
             .iter()
@@ -99,6 +111,10 @@ fn plan<'a>(
             page.next = Some((name.to_string(), 0));
             break;
         }
+        if !every_topic && !describable(name) {
+            page.topics.push(PageTopic::Denied(name.to_string()));
+            continue;
+        }
         let Some(topic) = image.topic(name) else {
             if !every_topic {
                 page.topics.push(PageTopic::Missing(name.to_string()));
@@ -119,6 +135,7 @@ fn plan<'a>(
 }
 
 fn respond(ctx: &Ctx, image: &MetadataImage, page: Page<'_>) -> DescribeTopicPartitionsResponse {
+    let access = ctx.access();
     let topics = page
         .topics
         .into_iter()
@@ -130,9 +147,16 @@ fn respond(ctx: &Ctx, image: &MetadataImage, page: Page<'_>) -> DescribeTopicPar
                     .with_error_code(ctx.code(&e))
                     .with_is_internal(is_internal_topic(&name))
             }
+            PageTopic::Denied(name) => {
+                topic_entry(&name).with_error_code(ctx.count(ResponseError::TopicAuthorizationFailed))
+            }
         })
         // Kafka sets them on every topic of a normal answer, found or not.
-        .map(|t| t.with_topic_authorized_operations(operations(TOPIC_OPERATIONS)))
+        .map(|t| {
+            let name = t.name.as_ref().map_or("", |n| n.0.as_str());
+            let ops = access.operations(ResourceType::Topic, name);
+            t.with_topic_authorized_operations(ops)
+        })
         .collect();
     let next = page.next.map(|(topic, partition)| {
         Cursor::default()
@@ -250,13 +274,14 @@ mod tests {
             .map(|t| match t {
                 PageTopic::Found { topic, first, end } => (topic.name.clone(), first, end),
                 PageTopic::Missing(name) => (name, 0, -1),
+                PageTopic::Denied(name) => (name, -1, -1),
             })
             .collect();
         (topics, page.next)
     }
 
     fn paged(topics: &[&str], cursor: Option<(&str, i32)>, limit: i32) -> Shape {
-        shape(plan(&image(), &request(topics, cursor), limit).unwrap())
+        shape(plan(&image(), &request(topics, cursor), limit, &|_| true).unwrap())
     }
 
     fn t(name: &str, first: i32, end: i32) -> (String, i32, i32) {
@@ -313,7 +338,8 @@ mod tests {
 
     #[test]
     fn a_cursor_outside_the_named_topics_or_negative_is_refused() {
-        let refused = |topics: &[&str], cursor| plan(&image(), &request(topics, Some(cursor)), 10).unwrap_err();
+        let refused =
+            |topics: &[&str], cursor| plan(&image(), &request(topics, Some(cursor)), 10, &|_| true).unwrap_err();
         assert!(matches!(
             refused(&["a"], ("b", 0)),
             RequestError::CursorTopicNotRequested(_)

@@ -165,6 +165,30 @@ fn positive_i32(v: &i32) -> Result<(), String> {
     (*v > 0).then_some(()).ok_or_else(|| "must be > 0".into())
 }
 
+/// Kafka's bounds on `group.share.record.lock.duration.ms`.
+fn share_lock_duration(v: &i32) -> Result<(), String> {
+    (1000..=3_600_000)
+        .contains(v)
+        .then_some(())
+        .ok_or_else(|| "must be in [1000, 3600000]".into())
+}
+
+/// Kafka's bounds on `group.share.delivery.count.limit`.
+fn share_delivery_count(v: &i32) -> Result<(), String> {
+    (2..=10)
+        .contains(v)
+        .then_some(())
+        .ok_or_else(|| "must be in [2, 10]".into())
+}
+
+/// Kafka's bounds on `group.share.partition.max.record.locks`.
+fn share_record_locks(v: &i32) -> Result<(), String> {
+    (100..=10_000)
+        .contains(v)
+        .then_some(())
+        .ok_or_else(|| "must be in [100, 10000]".into())
+}
+
 fn non_negative_i32(v: &i32) -> Result<(), String> {
     (*v >= 0).then_some(()).ok_or_else(|| "must be >= 0".into())
 }
@@ -242,6 +266,16 @@ fn sasl_mechanisms(v: &String) -> Result<(), String> {
         )),
         None => Ok(()),
     }
+}
+
+#[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
+fn authorizer_class(v: &String) -> Result<(), String> {
+    crate::authz::Authorizer::new(v, "", false).map(|_| ())
+}
+
+#[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
+fn super_users_list(v: &String) -> Result<(), String> {
+    crate::authz::Authorizer::new("", v, false).map(|_| ())
 }
 
 fn scram_bootstrap(v: &Option<String>) -> Result<(), String> {
@@ -370,6 +404,13 @@ settings! {
     /// The listener other brokers replicate from, advertised in this broker's registration;
     /// unset, the listener named PLAINTEXT, else the first one. Must be PLAINTEXT in a cluster.
     inter_broker_listener_name: Option<String> = "inter.broker.listener.name", "", any;
+    /// The authorizer: empty (none: every request allowed) or Kafka's
+    /// org.apache.kafka.metadata.authorizer.StandardAuthorizer (ACLs in the metadata log).
+    authorizer_class_name: String = "authorizer.class.name", "", authorizer_class;
+    /// Principals allowed everything, semicolon separated (`User:admin;User:ANONYMOUS`).
+    super_users: String = "super.users", "", super_users_list;
+    /// Whether a resource no ACL covers is open to everyone (else only to super users).
+    allow_everyone_if_no_acl_found: bool = "allow.everyone.if.no.acl.found", "false", any;
     /// SASL mechanisms SASL_PLAINTEXT and SASL_SSL listeners accept: PLAIN, SCRAM-SHA-256,
     /// SCRAM-SHA-512.
     sasl_enabled_mechanisms: String = "sasl.enabled.mechanisms", "PLAIN", sasl_mechanisms, List;
@@ -591,6 +632,30 @@ settings! {
     transaction_remove_expired_transaction_cleanup_interval_ms: i32 = "transaction.remove.expired.transaction.cleanup.interval.ms", "3600000", positive_i32;
     /// Whether a partition leader asks a transaction's coordinator before a producer's first transactional batch there (KIP-890).
     transaction_partition_verification_enable: bool = "transaction.partition.verification.enable", "true", any;
+    /// Share groups (KIP-932): how long a share consumer holds an acquired record before it is delivered again (a group's `share.record.lock.duration.ms` overrides it).
+    group_share_record_lock_duration_ms: i32 = "group.share.record.lock.duration.ms", "30000", share_lock_duration;
+    /// Share groups: deliveries of one record before it is archived (a group's `share.delivery.count.limit` overrides it).
+    group_share_delivery_count_limit: i32 = "group.share.delivery.count.limit", "5", share_delivery_count;
+    /// Share groups: most records in flight (acquired or awaiting redelivery) per share-partition.
+    group_share_partition_max_record_locks: i32 = "group.share.partition.max.record.locks", "2000", share_record_locks;
+    /// Share groups: most members one share group may have.
+    group_share_max_size: i32 = "group.share.max.size", "200", positive_i32;
+    /// Share groups: most share groups this broker coordinates.
+    group_share_max_groups: i32 = "group.share.max.groups", "10", positive_i32;
+    /// Share groups: most share sessions (one per member and broker) this broker holds.
+    group_share_max_share_sessions: i32 = "group.share.max.share.sessions", "2000", positive_i32;
+    /// Share groups: how long a member may go without a heartbeat (a group's `share.session.timeout.ms` overrides it).
+    group_share_session_timeout_ms: i32 = "group.share.session.timeout.ms", "45000", positive_i32;
+    /// Partitions of `__share_group_state`; a share-partition's state lives on partition hash(group:topic:partition) % this. Fixed once created.
+    share_coordinator_state_topic_num_partitions: i32 = "share.coordinator.state.topic.num.partitions", "50", positive_i32;
+    /// Replication factor of `__share_group_state` (capped at the number of brokers).
+    share_coordinator_state_topic_replication_factor: i16 = "share.coordinator.state.topic.replication.factor", "3", positive_i16;
+    /// min.insync.replicas of `__share_group_state` (capped at its replication factor).
+    share_coordinator_state_topic_min_isr: i32 = "share.coordinator.state.topic.min.isr", "2", positive_i32;
+    /// Segment size of `__share_group_state`.
+    share_coordinator_state_topic_segment_bytes: i32 = "share.coordinator.state.topic.segment.bytes", "104857600", segment_bytes;
+    /// Share groups: how often members are asked to heartbeat (a group's `share.heartbeat.interval.ms` overrides it).
+    group_share_heartbeat_interval_ms: i32 = "group.share.heartbeat.interval.ms", "5000", positive_i32;
     /// Where Prometheus scrapes /metrics (host:port).
     metrics_listener: String = "metrics.listener", "127.0.0.1:9644", host_port;
     /// Log level when RUST_LOG is not set (error, warn, info, debug, trace or a tracing filter).

@@ -13,17 +13,19 @@ use tracing::info;
 use uuid::Uuid;
 
 use super::{contacts, Controller, MetadataChange};
+use crate::authz::plan::{self, Deleted};
+use crate::authz::{Acl, AclError, AclFilter};
 use crate::clock::now_ms;
 use crate::error::KafkaCode;
 use crate::metadata::brokers::{self, Registration};
 use crate::metadata::client_quotas::{self, QuotaAlteration};
-use crate::metadata::cluster_configs;
 use crate::metadata::elections::{self, ElectionType, IsrChange, IsrCommitted, TopicElections};
 use crate::metadata::image::ApplyError;
 use crate::metadata::reassignments::{self, Ongoing, Reassignment, ReassignmentError};
 use crate::metadata::scram_credentials::{self, ScramDeletion, ScramUpsertion};
 use crate::metadata::topic_config::{self, MIN_INSYNC_REPLICAS};
 use crate::metadata::topics::{self, ConfigChange, NewTopic, Placement};
+use crate::metadata::{cluster_configs, group_configs};
 use crate::metadata::{MetadataError, MetadataImage, MetadataRecord};
 
 /// A metadata change or question for the active controller.
@@ -50,6 +52,13 @@ pub(crate) enum Command {
     },
     /// The cluster-wide broker defaults (the BROKER resource "").
     AlterClusterConfigs {
+        changes: Vec<(String, ConfigChange)>,
+        replace_all: bool,
+        validate_only: bool,
+    },
+    /// A group's config overrides (the GROUP resource).
+    AlterGroupConfigs {
+        group: String,
         changes: Vec<(String, ConfigChange)>,
         replace_all: bool,
         validate_only: bool,
@@ -89,6 +98,14 @@ pub(crate) enum Command {
     /// ListPartitionReassignments: `topics` `None` means all.
     ListReassignments {
         topics: Option<Vec<(String, Vec<i32>)>>,
+    },
+    /// CreateAcls: each ACL written unless it exists.
+    CreateAcls {
+        acls: Vec<Acl>,
+    },
+    /// DeleteAcls: every ACL each filter selects removed.
+    DeleteAcls {
+        filters: Vec<AclFilter>,
     },
     /// AlterClientQuotas (or only its checks, with `validate_only`).
     AlterClientQuotas {
@@ -137,6 +154,16 @@ pub(crate) enum Reply {
         index: u64,
     },
     Reassignments(Vec<(String, Vec<Ongoing>)>),
+    /// Each CreateAcls creation's outcome, in request order.
+    AclsCreated {
+        results: Vec<Result<(), AclError>>,
+        index: u64,
+    },
+    /// Each DeleteAcls filter's outcome (the ACLs it removed), in request order.
+    AclsDeleted {
+        results: Vec<Deleted>,
+        index: u64,
+    },
     /// Each alteration's outcome of AlterClientQuotas, in request order.
     QuotasAltered {
         results: Vec<Result<(), client_quotas::QuotaError>>,
@@ -159,6 +186,8 @@ impl Reply {
             | Reply::AlterPartition { index, .. }
             | Reply::Elections { index, .. }
             | Reply::Reassigned { index, .. }
+            | Reply::AclsCreated { index, .. }
+            | Reply::AclsDeleted { index, .. }
             | Reply::ScramAltered { index, .. }
             | Reply::QuotasAltered { index, .. } => Some(*index),
             Reply::Quorum(_) | Reply::Reassignments(_) => None,
@@ -283,6 +312,19 @@ impl Controller {
                     .await?;
                 Ok(Reply::Committed { index })
             }
+            Command::AlterGroupConfigs {
+                group,
+                changes,
+                replace_all,
+                validate_only,
+            } => {
+                let index = self
+                    .commit(validate_only, |image| {
+                        group_configs::plan_alter_group_configs(image, &self.settings, &group, &changes, replace_all)
+                    })
+                    .await?;
+                Ok(Reply::Committed { index })
+            }
             Command::AllocateProducerIds { count } => {
                 let mut end = 0;
                 let index = self
@@ -347,6 +389,28 @@ impl Controller {
                 })
                 .await?;
                 Ok(Reply::Reassignments(listed))
+            }
+            Command::CreateAcls { acls } => {
+                let mut results = Vec::new();
+                let index = self
+                    .commit(false, |image| {
+                        let (records, planned) = plan::plan_create_acls(image.acls(), &acls, Uuid::new_v4);
+                        results = planned;
+                        Ok(records)
+                    })
+                    .await?;
+                Ok(Reply::AclsCreated { results, index })
+            }
+            Command::DeleteAcls { filters } => {
+                let mut results = Vec::new();
+                let index = self
+                    .commit(false, |image| {
+                        let (records, planned) = plan::plan_delete_acls(image.acls(), &filters);
+                        results = planned;
+                        Ok(records)
+                    })
+                    .await?;
+                Ok(Reply::AclsDeleted { results, index })
             }
             Command::AlterClientQuotas {
                 alterations,

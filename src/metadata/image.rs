@@ -14,6 +14,7 @@ use super::client_quotas::ClientQuotas;
 use super::records::MetadataRecord;
 use super::scram_credentials::ScramCredentials;
 use super::topic_config::MIN_INSYNC_REPLICAS;
+use crate::authz::AclTable;
 use crate::config::ClusterDefaults;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -183,8 +184,12 @@ pub(crate) struct MetadataImage {
     cluster_id: Option<String>,
     /// Broker settings set for every broker in the metadata log (`ClusterConfig` records).
     cluster_configs: ClusterDefaults,
+    /// Group config overrides (`GroupConfig` records), by group.
+    group_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// The first producer id no block has handed out yet.
     next_producer_id: i64,
+    /// The cluster's ACLs (AccessControlEntry records), shared until one changes.
+    acls: Arc<AclTable>,
     /// Users' SCRAM credentials.
     scram: ScramCredentials,
     /// Client quotas by user and client id.
@@ -208,6 +213,11 @@ impl MetadataImage {
         self.topics.values()
     }
 
+    /// The ACLs the authorizer decides with.
+    pub(crate) fn acls(&self) -> &AclTable {
+        &self.acls
+    }
+
     pub(crate) fn cluster_id(&self) -> Option<&str> {
         self.cluster_id.as_deref()
     }
@@ -215,6 +225,16 @@ impl MetadataImage {
     /// Broker settings set for every broker at run time; they win over each broker's file.
     pub(crate) fn cluster_configs(&self) -> &ClusterDefaults {
         &self.cluster_configs
+    }
+
+    /// The groups that have config overrides.
+    pub(crate) fn groups_with_configs(&self) -> impl Iterator<Item = &str> {
+        self.group_configs.keys().map(String::as_str)
+    }
+
+    /// A group's config overrides, if it has any.
+    pub(crate) fn group_configs(&self, group: &str) -> Option<&BTreeMap<String, String>> {
+        self.group_configs.get(group)
     }
 
     /// Users' SCRAM credentials, as SASL/SCRAM authenticates against them.
@@ -268,6 +288,15 @@ impl MetadataImage {
                 value: Some(value.clone()),
             });
         }
+        for (group, configs) in &self.group_configs {
+            for (name, value) in configs {
+                out.push(MetadataRecord::GroupConfig {
+                    group: group.clone(),
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                });
+            }
+        }
         for b in self.brokers.values() {
             out.push(MetadataRecord::RegisterBroker {
                 broker_id: b.id,
@@ -287,6 +316,12 @@ impl MetadataImage {
         if self.next_producer_id > 0 {
             out.push(MetadataRecord::ProducerIds {
                 next_producer_id: self.next_producer_id,
+            });
+        }
+        for (id, acl) in self.acls.iter() {
+            out.push(MetadataRecord::AccessControlEntry {
+                id: *id,
+                acl: acl.clone(),
             });
         }
         for t in self.topics.values() {
@@ -380,6 +415,20 @@ impl MetadataImage {
                     None => self.cluster_configs.remove(name),
                 };
             }
+            MetadataRecord::GroupConfig { group, name, value } => match value {
+                Some(v) => {
+                    let configs = self.group_configs.entry(group.clone()).or_default();
+                    configs.insert(name.clone(), v.clone());
+                }
+                None => {
+                    if let Some(configs) = self.group_configs.get_mut(group) {
+                        configs.remove(name);
+                        if configs.is_empty() {
+                            self.group_configs.remove(group);
+                        }
+                    }
+                }
+            },
             MetadataRecord::ClearElr { topic_id } => {
                 let has_elr = |t: &TopicImage| {
                     t.partitions
@@ -443,6 +492,16 @@ impl MetadataImage {
                     listeners: listeners.clone(),
                 };
                 self.brokers.insert(*broker_id, broker);
+            }
+            MetadataRecord::AccessControlEntry { id, acl } => {
+                if !Arc::make_mut(&mut self.acls).insert(*id, acl.clone()) {
+                    return Err(ApplyError(format!("ACL {id} exists")));
+                }
+            }
+            MetadataRecord::RemoveAccessControlEntry { id } => {
+                if Arc::make_mut(&mut self.acls).remove(id).is_none() {
+                    return Err(ApplyError(format!("no ACL with id {id}")));
+                }
             }
             MetadataRecord::UserScramCredential { .. } | MetadataRecord::RemoveUserScramCredential { .. } => {
                 self.scram.apply(record)?

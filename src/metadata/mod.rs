@@ -8,6 +8,7 @@ pub(crate) mod brokers;
 pub(crate) mod client_quotas;
 pub(crate) mod cluster_configs;
 pub(crate) mod elections;
+pub(crate) mod group_configs;
 pub(crate) mod image;
 pub(crate) mod reassignments;
 pub(crate) mod records;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::brokers::BrokerEndpoint;
 use super::client_quotas::QuotaValue;
 use super::image::PartitionDelta;
+use crate::authz::Acl;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -62,6 +63,13 @@ pub(crate) enum MetadataRecord {
     /// ConfigRecord for the default BROKER resource ""). The active controller writes
     /// `min.insync.replicas` here at bootstrap, as Kafka's does with eligible leader replicas.
     ClusterConfig { name: String, value: Option<String> },
+    /// A group config override was set (Some) or removed (None) (KRaft's ConfigRecord for a
+    /// GROUP resource).
+    GroupConfig {
+        group: String,
+        name: String,
+        value: Option<String>,
+    },
     /// Every eligible leader replica of a topic (or of all topics) is no longer eligible: the
     /// `min.insync.replicas` they were counted against changed (KRaft's ClearElrRecord).
     ClearElr { topic_id: Option<Uuid> },
@@ -128,6 +136,15 @@ pub(crate) enum MetadataRecord {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last_known_elr: Option<Vec<i32>>,
     },
+    /// An ACL came into being under `id` (Kafka's AccessControlEntryRecord: resource type,
+    /// name and pattern type, principal, host, operation and permission type as Kafka codes).
+    AccessControlEntry {
+        id: Uuid,
+        #[serde(flatten)]
+        acl: Acl,
+    },
+    /// The ACL with `id` is gone (Kafka's RemoveAccessControlEntryRecord).
+    RemoveAccessControlEntry { id: Uuid },
 }
 
 impl MetadataRecord {

@@ -21,6 +21,8 @@ pub(crate) enum ConfigSource {
     StaticBroker = 4,
     Default = 5,
     DynamicBrokerLogger = 6,
+    /// A group config override (Kafka's GROUP_CONFIG).
+    Group = 8,
 }
 
 #[derive(Debug)]

@@ -37,7 +37,11 @@ public final class Main {
         SCENARIOS.put("streams_word_count_failover", ReplicationScenarios::wordCountFailover);
         SCENARIOS.put("transactions", PendingScenarios::transactions);
         SCENARIOS.put("consumer_protocol", PendingScenarios::consumerProtocol);
-        SCENARIOS.put("share_consumer", PendingScenarios::shareConsumer);
+        SCENARIOS.put("share_consumer", ShareScenarios::shareConsumer);
+        SCENARIOS.put("share_two_consumers", ShareScenarios::twoConsumers);
+        SCENARIOS.put("share_release", ShareScenarios::release);
+        SCENARIOS.put("share_hold", ShareScenarios::hold);
+        SCENARIOS.put("share_consume", ShareScenarios::consume);
         SCENARIOS.put("acls", PendingScenarios::acls);
         SCENARIOS.put("delete_records", PendingScenarios::deleteRecords);
     }

@@ -45,7 +45,7 @@ import org.apache.kafka.common.resource.ResourcePatternFilter;
 import org.apache.kafka.common.resource.ResourceType;
 import org.apache.kafka.common.serialization.StringDeserializer;
 
-/** Scenarios for features Sluice does not serve yet (transactions, KIP-848 and share groups,
+/** Scenarios for features Sluice does not serve yet (transactions, KIP-848 consumer groups,
  *  ACLs, DeleteRecords). Each is what works against Apache Kafka 4.4. */
 final class PendingScenarios {
     private PendingScenarios() {}
@@ -134,43 +134,6 @@ final class PendingScenarios {
                 for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(300))) got.add(r);
                 out.put("secondRead", got.stream().map(ConsumerRecord::value).sorted().toList());
             }
-        }
-        return out;
-    }
-
-    // ---- share groups (KIP-932, issue 16) -----------------------------------------------------------
-
-    /** A KafkaShareConsumer (share.auto.offset.reset=earliest set on the group) reads 10
-     *  records, accepts each, commits. */
-    static Object shareConsumer(Ctx ctx) throws Exception {
-        Map<String, Object> out = new LinkedHashMap<>();
-        String t = ctx.name("share");
-        String g = ctx.name("share-group");
-        try (Admin admin = ctx.admin(); KafkaProducer<String, String> producer = ctx.producer()) {
-            get(admin.createTopics(List.of(new NewTopic(t, 1, (short) 1))).all());
-            for (int i = 0; i < 10; i++) producer.send(new ProducerRecord<>(t, 0, "k" + i, "v" + i));
-            producer.flush();
-            get(admin.incrementalAlterConfigs(Map.of(new ConfigResource(ConfigResource.Type.GROUP, g), List.of(
-                    new AlterConfigOp(new ConfigEntry("share.auto.offset.reset", "earliest"), AlterConfigOp.OpType.SET)))).all());
-            Properties p = ctx.common("share-consumer");
-            p.put(ConsumerConfig.GROUP_ID_CONFIG, g);
-            p.put("share.acknowledgement.mode", "explicit");
-            List<Object> got = new ArrayList<>();
-            try (KafkaShareConsumer<String, String> c = new KafkaShareConsumer<>(p, new StringDeserializer(), new StringDeserializer())) {
-                c.subscribe(List.of(t));
-                long until = System.currentTimeMillis() + 20_000;
-                while (got.size() < 10) {
-                    if (System.currentTimeMillis() > until) throw new AssertionError("share consumer read only " + got.size() + " of 10");
-                    for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) {
-                        got.add(obj("offset", r.offset(), "value", r.value(), "deliveryCount", r.deliveryCount()));
-                        c.acknowledge(r, AcknowledgeType.ACCEPT);
-                    }
-                    c.commitSync();
-                }
-            }
-            out.put("got", got);
-            var d = get(admin.describeShareGroups(List.of(g)).all()).get(g);
-            out.put("describe", obj("state", d.groupState().name(), "members", d.members().size()));
         }
         return out;
     }
