@@ -73,6 +73,7 @@ impl KafkaCode for MetadataError {
             MetadataError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
             MetadataError::InvalidConfig(_) => ResponseError::InvalidConfig,
             MetadataError::InvalidRequest(_) => ResponseError::InvalidRequest,
+            MetadataError::InvalidUpdateVersion(_) => ResponseError::InvalidUpdateVersion,
             MetadataError::LocalStorage(_) => ResponseError::KafkaStorageError,
             MetadataError::ControllerUnavailable(_) => ResponseError::RequestTimedOut,
             MetadataError::Remote { code, .. } => {

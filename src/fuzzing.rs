@@ -72,6 +72,7 @@ pub fn request(frame: &[u8]) {
         peer,
         endpoint: None,
         principal: crate::api::Session::ANONYMOUS.into(),
+        append_order: Default::default(),
         throttle: Default::default(),
     };
     if let Ok(mut pending) = crate::api::dispatch(&target.broker, Bytes::copy_from_slice(frame), &session) {

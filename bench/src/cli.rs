@@ -13,6 +13,7 @@ pub const ALL_WORKLOADS: &[&str] = &[
     "produce",
     "consume",
     "perf-test",
+    "transactions",
     "latency",
     "connections",
     "cleaner",
@@ -70,12 +71,12 @@ pub struct Args {
     #[arg(long)]
     pub quick: bool,
 
-    /// Comma-separated subset of: ceilings, produce, consume, perf-test, latency, connections,
-    /// cleaner (Sluice only).
+    /// Comma-separated subset of: ceilings, produce, consume, perf-test, transactions, latency,
+    /// connections, cleaner (Sluice only).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "ceilings,produce,consume,perf-test,latency,connections,cleaner"
+        default_value = "ceilings,produce,consume,perf-test,transactions,latency,connections,cleaner"
     )]
     pub workloads: Vec<String>,
 

@@ -61,10 +61,12 @@ fn run(args: &Args) -> Result<()> {
 
     // Kafka's jars are resolved (downloaded on a fresh machine) before any broker starts.
     let kafka_broker = args.bootstrap.is_none() && args.brokers.iter().any(|b| b == "kafka");
+    // The perf tools are the perf-test workload's generator and half of the transactions one.
+    let perf_tools = args.wants("perf-test") || args.wants("transactions");
     let kafka_tool = match KafkaTool::new(&args.kafka_tool) {
-        Ok(tool) => Some(tool).filter(|_| kafka_broker || args.wants("perf-test")),
+        Ok(tool) => Some(tool).filter(|_| kafka_broker || perf_tools),
         Err(e) if kafka_broker => return Err(e),
-        Err(e) if args.wants("perf-test") => {
+        Err(e) if perf_tools => {
             eprintln!("Kafka's perf tools will not run: {e:#}");
             None
         }

@@ -11,7 +11,9 @@ use crate::broker::{procfs, BrokerProcess, Flavor, ProcWatch};
 use crate::cli::Args;
 use crate::kafka_tool::KafkaTool;
 use crate::report::{table, BrokerRun, StartTimes, WorkloadResult};
-use crate::workloads::{cleaner, connections, consume, disturbance, latency, perf_test, produce, startup, Ctx};
+use crate::workloads::{
+    cleaner, connections, consume, disturbance, latency, perf_test, produce, startup, transactions, Ctx,
+};
 
 /// Pause between the last workload and the final reading of the broker's memory.
 const SETTLE: Duration = Duration::from_secs(2);
@@ -241,6 +243,20 @@ fn run_workloads(plan: &Plan, ctx: &Ctx, started: &mut Option<BrokerProcess>, ru
                 .map(|w| w.records_per_sec)
         };
         let (rs, failures) = perf_test::run(ctx, tool, measured);
+        rs.iter().for_each(progress);
+        failures.iter().for_each(|f| eprintln!("   failed: {f}"));
+        run.workloads.extend(rs);
+        run.failures.extend(failures);
+    }
+
+    if args.wants("transactions") && !broker_gone(started) {
+        let measured = |name: &str| {
+            run.workloads
+                .iter()
+                .find(|w| w.name == name && w.generator == "librdkafka")
+                .map(|w| w.records_per_sec)
+        };
+        let (rs, failures) = transactions::run(ctx, plan.perf_tool, measured);
         rs.iter().for_each(progress);
         failures.iter().for_each(|f| eprintln!("   failed: {f}"));
         run.workloads.extend(rs);

@@ -23,12 +23,14 @@ pub(super) fn handle(ctx: &Ctx, _req: ApiVersionsRequest) -> Reply<ApiVersionsRe
     if ctx.version < 3 {
         return Reply::Now(response);
     }
-    // Kafka's epoch of the finalized features is the metadata log offset they were read at.
+    // Kafka's epoch of the finalized features is the metadata log offset they were read at
+    // (clients look at the features again when it grows, e.g. after an UpdateFeatures).
+    let applied = ctx.broker.metadata.applied();
     Reply::Now(
         response
             .with_supported_features(features::supported(ctx.version))
-            .with_finalized_features(features::finalized())
-            .with_finalized_features_epoch(ctx.broker.metadata.applied_index() as i64),
+            .with_finalized_features(features::finalized(&applied.image))
+            .with_finalized_features_epoch(applied.index as i64),
     )
 }
 

@@ -132,6 +132,35 @@ pub(crate) struct Ctx {
     pub(crate) version: i16,
     correlation_id: i32,
     started: Instant,
+    /// The connection's place in line for its produce appends (see [`AppendOrder`]).
+    pub(crate) append_order: Arc<AppendOrder>,
+}
+
+/// Keeps a connection's produce appends in request order when some must first wait (for a
+/// transaction coordinator's verification or add): each produce takes its place in line when
+/// it is dispatched, in request order, and hands its appends to the log writer lane only once
+/// the one before it has. Kafka reads a connection's next request only after answering the
+/// last; Sluice pipelines them, so this is what keeps a producer's pipelined batches from
+/// reaching the log out of sequence.
+#[derive(Debug, Default)]
+pub(crate) struct AppendOrder {
+    /// The signal the last produce in line gives once its appends are handed to the lane.
+    last: std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>,
+}
+
+impl AppendOrder {
+    /// Takes the next place in line: the turn to wait for (the one before, if any), and the
+    /// signal to give the next one (sent, or dropped, once this one's appends are handed over).
+    pub(crate) fn enter(
+        &self,
+    ) -> (
+        Option<tokio::sync::oneshot::Receiver<()>>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (done, next_turn) = tokio::sync::oneshot::channel();
+        let turn = self.last.lock().expect("append order lock").replace(next_turn);
+        (turn, done)
+    }
 }
 
 impl std::fmt::Debug for Ctx {
@@ -194,6 +223,8 @@ pub(crate) struct Session {
     pub(crate) endpoint: Option<Arc<Listener>>,
     /// Kafka's principal: `User:ANONYMOUS`, or `User:<name>` once SASL authenticated.
     pub(crate) principal: Arc<str>,
+    /// The order of the connection's produce appends.
+    pub(crate) append_order: Arc<AppendOrder>,
     /// Set when a client quota throttles the connection: no request is read until it ends.
     pub(crate) throttle: Arc<crate::quota::Throttle>,
 }
@@ -244,6 +275,7 @@ fn parse(broker: &Arc<Broker>, mut frame: Bytes, session: &Session) -> Result<Pa
         version,
         correlation_id,
         started: Instant::now(),
+        append_order: session.append_order.clone(),
     };
     let Some(range) = versions::supported(api) else {
         return Err(ProtocolError::UnknownApiKey(raw_key));
@@ -519,6 +551,11 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             let gate = authorize::cluster(&ctx, Operation::Alter, ElectLeadersResponse::with_error_code);
             respond(&ctx, guard(gate, || elections::elect_leaders(&ctx, req)))
         }
+        ApiKey::UpdateFeatures => {
+            let req = decode(&mut body, v)?;
+            let gate = authorize::cluster(&ctx, Operation::Alter, UpdateFeaturesResponse::with_error_code);
+            respond(&ctx, guard(gate, || features::update_features(&ctx, req)))
+        }
         ApiKey::AlterPartitionReassignments => {
             let req = decode(&mut body, v)?;
             let gate = authorize::cluster(
@@ -713,6 +750,7 @@ no_payloads!(
     OffsetFetchResponse,
     OffsetDeleteResponse,
     ElectLeadersResponse,
+    UpdateFeaturesResponse,
     AlterPartitionReassignmentsResponse,
     ListPartitionReassignmentsResponse,
     SaslHandshakeResponse,

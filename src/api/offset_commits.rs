@@ -21,6 +21,8 @@ use super::groups::{call, code, text};
 use super::{Ctx, Reply};
 use crate::group::api::{self as core, Event, Response, TopicErrors};
 use crate::group::query::FetchedOffsets;
+use crate::group::OFFSETS_TOPIC;
+use crate::txn::verification::{self as txn_verification, Ask};
 
 /// From v8 OffsetFetch asks about a list of groups.
 const BATCHED_FETCH_FROM_VERSION: i16 = 8;
@@ -72,8 +74,68 @@ pub(super) fn offset_commit(ctx: &Ctx, req: OffsetCommitRequest) -> Reply<Offset
 }
 
 /// TxnOffsetCommit: offsets committed as part of a producer's transaction, visible to
-/// OffsetFetch only once its COMMIT marker is written in the group's partition.
+/// OffsetFetch only once its COMMIT marker is written in the group's partition. From v5 the
+/// producer speaks transactions v2 and sends no AddOffsetsToTxn: the group's partition is
+/// added to the transaction here first, as Kafka's group coordinator does through its
+/// partition's verification (KIP-890 part 2).
 pub(super) fn txn_offset_commit(ctx: &Ctx, req: TxnOffsetCommitRequest) -> Reply<TxnOffsetCommitResponse> {
+    if ctx.version < TXN_OFFSETS_ADD_FROM_VERSION {
+        return txn_offset_commit_to_group(ctx, req);
+    }
+    let ctx = ctx.clone();
+    Reply::Later(Box::pin(async move {
+        let partition = crate::coordinator::partition_for(&req.group_id, ctx.broker.groups.partitions);
+        let added = txn_verification::verify(
+            &ctx.broker,
+            &req.transactional_id,
+            req.producer_id.0,
+            req.producer_epoch,
+            &[(OFFSETS_TOPIC.to_string(), partition)],
+            Ask::Add,
+        )
+        .await;
+        let refused = |e: ResponseError| txn_offset_commit_refused(&ctx, &req, e);
+        if let Some(e) = added.into_iter().flatten().next() {
+            return refused(e);
+        }
+        match txn_offset_commit_to_group(&ctx, req.clone()) {
+            Reply::Now(r) => r,
+            Reply::Later(f) => f.await,
+            // The group's commits are always answered.
+            _ => refused(ResponseError::UnknownServerError),
+        }
+    }))
+}
+
+/// From v5 TxnOffsetCommit adds the group's partition to the transaction (transactions v2).
+const TXN_OFFSETS_ADD_FROM_VERSION: i16 = 5;
+
+/// Every partition of a TxnOffsetCommit answered `error`.
+fn txn_offset_commit_refused(ctx: &Ctx, req: &TxnOffsetCommitRequest, error: ResponseError) -> TxnOffsetCommitResponse {
+    let code = ctx.count(error);
+    let topics = req
+        .topics
+        .iter()
+        .map(|t| {
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            TxnOffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+/// The commit itself, through the group's coordinator.
+fn txn_offset_commit_to_group(ctx: &Ctx, req: TxnOffsetCommitRequest) -> Reply<TxnOffsetCommitResponse> {
     let topics = core_topics!(req.topics);
     let request = core::CommitRequest {
         req: 0,

@@ -23,15 +23,17 @@ use super::{Ctx, Reply};
 use crate::clock::now_ms;
 use crate::log::{BatchHeader, LogError, RecordError, TxnVerification};
 use crate::replica::{Appended, Partition, ReplicaError};
-use crate::txn::verification as txn_verification;
+use crate::txn::verification::{self as txn_verification, Ask};
 
 /// Produce from version 13 names topics by id only.
 const TOPIC_IDS_FROM_VERSION: i16 = 13;
 
 /// Hands the request's appends to this connection's log writer lane (in request order, off
 /// the async workers) and answers once they are done (and, for acks=all, committed). A
-/// transactional producer's first batch in a partition waits for its coordinator to confirm
-/// the partition is in its transaction (KIP-890), unless verification is turned off.
+/// transactional producer's first batch in a partition waits for its coordinator: to confirm
+/// the partition is in its transaction (KIP-890 part 1), unless verification is turned off;
+/// or, from Produce v12 (transactions v2, KIP-890 part 2), to add it to the transaction —
+/// always, the producer no longer adds partitions itself.
 pub(super) fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply<ProduceResponse> {
     let transactional_id = req
         .transactional_id
@@ -39,21 +41,31 @@ pub(super) fn handle(ctx: &Ctx, req: ProduceRequest) -> Reply<ProduceResponse> {
         .map(|t| t.to_string())
         .filter(|t| !t.is_empty());
     let ctx = ctx.clone();
+    let ask = Ask::for_produce(ctx.version);
+    let verifying = ctx.broker.settings.transaction_partition_verification_enable || ask == Ask::Add;
     let verifications = match transactional_id {
-        Some(id) if ctx.broker.settings.transaction_partition_verification_enable => Some((id, to_verify(&ctx, &req))),
+        Some(id) if verifying => Some((id, to_verify(&ctx, &req))),
         _ => None,
     };
+    // In line now, in request order: a produce that waits for a coordinator below must not
+    // let the connection's next one reach the log first.
+    let (turn, handed_over) = ctx.append_order.enter();
     Reply::Decided(Box::pin(async move {
         let verifications = match verifications {
             None => Verifications::off(),
-            Some((id, needed)) => verify(&ctx, &id, needed).await,
+            Some((id, needed)) => verify(&ctx, &id, needed, ask).await,
         };
+        if let Some(turn) = turn {
+            // Err: the one before was dropped (its connection is closing); nothing to wait for.
+            let _ = turn.await;
+        }
         let job_ctx = ctx.clone();
         let appended = ctx
             .broker
             .replicas
             .appender()
             .run(ctx.lane(), move || append_request(&job_ctx, req, &verifications));
+        drop(handed_over);
         match appended.await {
             Ok(done) => answer(&ctx, done).await,
             Err(_) => Reply::Close("the log writer threads have stopped".into()),
@@ -128,8 +140,8 @@ fn to_verify(ctx: &Ctx, req: &ProduceRequest) -> Vec<ToVerify> {
     out
 }
 
-/// Asks the transaction's coordinator about every partition to verify.
-async fn verify(ctx: &Ctx, transactional_id: &str, needed: Vec<ToVerify>) -> Verifications {
+/// Asks the transaction's coordinator about (or to add) every partition to verify.
+async fn verify(ctx: &Ctx, transactional_id: &str, needed: Vec<ToVerify>, ask: Ask) -> Verifications {
     let mut by_partition = HashMap::new();
     let mut producers: Vec<(i64, i16)> = needed.iter().map(|v| (v.producer_id, v.producer_epoch)).collect();
     producers.dedup();
@@ -139,8 +151,15 @@ async fn verify(ctx: &Ctx, transactional_id: &str, needed: Vec<ToVerify>) -> Ver
             .filter(|v| (v.producer_id, v.producer_epoch) == (producer_id, producer_epoch))
             .collect();
         let partitions: Vec<(String, i32)> = mine.iter().map(|v| v.partition.clone()).collect();
-        let answers =
-            txn_verification::verify(&ctx.broker, transactional_id, producer_id, producer_epoch, &partitions).await;
+        let answers = txn_verification::verify(
+            &ctx.broker,
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            &partitions,
+            ask,
+        )
+        .await;
         for (v, answer) in mine.into_iter().zip(answers) {
             let result = match answer {
                 None => Ok(v.guard),

@@ -1,8 +1,10 @@
 //! Transactions, the producer's side: InitProducerId with a transactional id,
 //! AddPartitionsToTxn (the clients' v0-v3 form, and the brokers' batched v4+ form with its
-//! verify-only transactions, KIP-890), AddOffsetsToTxn and EndTxn. Each becomes an event of the
-//! transactional id's coordinator shard (`txn::api`); a verification is a read of its state.
-//! DescribeTransactions and ListTransactions, the admin's side, are here too.
+//! verify-only transactions of KIP-890 part 1, and from v5 the adds leaders make for
+//! transactions-v2 producers), AddOffsetsToTxn and EndTxn (v5: the epoch bump of transactions
+//! v2). Each becomes an event of the transactional id's coordinator shard (`txn::api`); a
+//! verification is a read of its state. DescribeTransactions and ListTransactions, the admin's
+//! side, are here too.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +32,19 @@ use crate::txn::records::TxnState;
 
 /// From v4 AddPartitionsToTxn is the brokers' batched form.
 const BATCHED_ADD_FROM_VERSION: i16 = 4;
+/// From v5 a broker's (non verify-only) AddPartitionsToTxn adds partitions for a
+/// transactions-v2 producer, and EndTxn bumps the epoch (KIP-890 part 2; Kafka's
+/// `TransactionVersion.transactionVersionForAddPartitionsToTxn` / `ForEndTxn`).
+const TRANSACTIONS_V2_FROM_VERSION: i16 = 5;
+
+/// The client transaction version a request's version speaks (2 from v5, else 0).
+fn client_transaction_version(version: i16) -> i16 {
+    if version >= TRANSACTIONS_V2_FROM_VERSION {
+        2
+    } else {
+        0
+    }
+}
 
 /// PRODUCER_FENCED exists from these versions on; older ones get INVALID_PRODUCER_EPOCH, as
 /// Kafka answers them.
@@ -125,6 +140,7 @@ pub(super) fn add_partitions_to_txn(ctx: &Ctx, req: AddPartitionsToTxnRequest) -
             producer_epoch: single.v3_and_below_producer_epoch,
             verify_only: false,
             topics: single.v3_and_below_topics,
+            client_transaction_version: 0,
         };
         let version = ctx.version;
         return match add_one(ctx, add) {
@@ -147,6 +163,7 @@ pub(super) fn add_partitions_to_txn(ctx: &Ctx, req: AddPartitionsToTxnRequest) -
                 producer_epoch: t.producer_epoch,
                 verify_only: t.verify_only,
                 topics: t.topics,
+                client_transaction_version: client_transaction_version(ctx.version),
             };
             let id = add.transactional_id.clone();
             let result = |topics| {
@@ -179,6 +196,7 @@ struct Transaction {
     producer_epoch: i16,
     verify_only: bool,
     topics: Vec<AddPartitionsToTxnTopic>,
+    client_transaction_version: i16,
 }
 
 type TopicResults = Vec<AddPartitionsToTxnTopicResult>;
@@ -229,6 +247,7 @@ fn add_one(ctx: &Ctx, t: Transaction) -> Result<Answer<TopicResults>, TopicResul
             producer_id: t.producer_id,
             producer_epoch: t.producer_epoch,
             partitions,
+            client_transaction_version: t.client_transaction_version,
         })
     };
     call(
@@ -307,6 +326,7 @@ pub(super) fn add_offsets_to_txn(ctx: &Ctx, req: AddOffsetsToTxnRequest) -> Repl
             producer_id: req.producer_id.0,
             producer_epoch: req.producer_epoch,
             partitions: vec![(OFFSETS_TOPIC.to_string(), partition)],
+            client_transaction_version: 0,
         })
     };
     now_or_later(call(
@@ -321,34 +341,67 @@ pub(super) fn add_offsets_to_txn(ctx: &Ctx, req: AddOffsetsToTxnRequest) -> Repl
     ))
 }
 
+/// EndTxn. From v5 (transactions v2) the coordinator bumps the epoch and answers the producer
+/// id and epoch to continue with; a producer id is reserved first when the state says the
+/// epochs are used up (the core cannot ask the controller for one itself).
 pub(super) fn end_txn(ctx: &Ctx, req: EndTxnRequest) -> Reply<EndTxnResponse> {
     let version = ctx.version;
-    let respond = move |e: Option<ResponseError>| {
+    let respond = move |e: Option<ResponseError>, producer_id: i64, producer_epoch: i16| {
         EndTxnResponse::default()
             .with_error_code(fenced_for(version, 2, e).map_or(0, |e| e.code()))
-            .with_producer_id(ProducerId(-1))
-            .with_producer_epoch(-1)
+            .with_producer_id(ProducerId(producer_id))
+            .with_producer_epoch(producer_epoch)
     };
     let transactional_id = req.transactional_id.to_string();
-    let build = |id| {
-        Event::EndTxn(core::EndTxnRequest {
-            req: id,
-            transactional_id: transactional_id.clone(),
-            producer_id: req.producer_id.0,
-            producer_epoch: req.producer_epoch,
-            commit: req.committed,
-        })
-    };
-    now_or_later(call(
-        ctx,
-        &transactional_id,
-        build,
-        move |r| match r {
-            Response::EndTxn { error } => Some(respond(error)),
+    let client_tv = client_transaction_version(version);
+    let needs_id = client_tv >= 2
+        && ctx
+            .broker
+            .txns
+            .shard(&transactional_id)
+            .ok()
+            .and_then(|s| s.query(|s| s.end_needs_producer_id(&transactional_id)))
+            .unwrap_or(false);
+    let ctx = ctx.clone();
+    Reply::Later(Box::pin(async move {
+        let fresh_producer_id = if needs_id {
+            match ctx.broker.producer_ids.next_id(&ctx.broker.controller).await {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reserve producer ids");
+                    let code = ctx.code(&e);
+                    return respond(ResponseError::try_from_code(code), -1, -1);
+                }
+            }
+        } else {
+            None
+        };
+        let build = |id| {
+            Event::EndTxn(core::EndTxnRequest {
+                req: id,
+                transactional_id: transactional_id.clone(),
+                producer_id: req.producer_id.0,
+                producer_epoch: req.producer_epoch,
+                commit: req.committed,
+                client_transaction_version: client_tv,
+                fresh_producer_id,
+            })
+        };
+        let answer = move |r| match r {
+            Response::EndTxn {
+                error,
+                producer_id,
+                producer_epoch,
+            } => Some(respond(error, producer_id, producer_epoch)),
             _ => None,
-        },
-        move |e| respond(Some(e)),
-    ))
+        };
+        match call(&ctx, &transactional_id, build, answer, move |e| {
+            respond(Some(e), -1, -1)
+        }) {
+            Ok(later) => later.await,
+            Err(now) => now,
+        }
+    }))
 }
 
 pub(super) fn describe_transactions(

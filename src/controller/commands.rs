@@ -20,6 +20,7 @@ use crate::error::KafkaCode;
 use crate::metadata::brokers::{self, Registration};
 use crate::metadata::client_quotas::{self, QuotaAlteration};
 use crate::metadata::elections::{self, ElectionType, IsrChange, IsrCommitted, TopicElections};
+use crate::metadata::features::{self, FeatureUpdate};
 use crate::metadata::image::ApplyError;
 use crate::metadata::reassignments::{self, Ongoing, Reassignment, ReassignmentError};
 use crate::metadata::scram_credentials::{self, ScramDeletion, ScramUpsertion};
@@ -54,6 +55,11 @@ pub(crate) enum Command {
     AlterClusterConfigs {
         changes: Vec<(String, ConfigChange)>,
         replace_all: bool,
+        validate_only: bool,
+    },
+    /// UpdateFeatures: finalize new feature levels, all or none.
+    UpdateFeatures {
+        updates: Vec<FeatureUpdate>,
         validate_only: bool,
     },
     /// A group's config overrides (the GROUP resource).
@@ -312,6 +318,12 @@ impl Controller {
                     .await?;
                 Ok(Reply::Committed { index })
             }
+            Command::UpdateFeatures { updates, validate_only } => {
+                let index = self
+                    .commit(validate_only, |image| features::plan_update(image, &updates))
+                    .await?;
+                Ok(Reply::Committed { index })
+            }
             Command::AlterGroupConfigs {
                 group,
                 changes,
@@ -470,8 +482,12 @@ impl Controller {
                 return Ok(applied.index);
             }
             if applied.image.cluster_id().is_none() {
-                // A new cluster's first credentials, once (Kafka's `format --add-scram`).
+                // A new cluster: its id, its first credentials, once (Kafka's `format
+                // --add-scram`), and the feature levels it starts at (as `kafka-storage format`
+                // bootstraps them). An existing cluster keeps its levels until UpdateFeatures
+                // changes them.
                 records.splice(0..0, self.bootstrap_scram_records()?);
+                records.splice(0..0, features::bootstrap_records());
                 records.insert(
                     0,
                     MetadataRecord::ClusterId {

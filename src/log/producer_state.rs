@@ -181,7 +181,15 @@ impl ProducerState {
         let expected_ok = if h.producer_epoch > entry.epoch {
             h.base_sequence == 0
         } else {
-            entry.last_seq().is_none_or(|last| in_sequence(last, h.base_sequence))
+            match entry.last_seq() {
+                Some(last) => in_sequence(last, h.base_sequence),
+                // No batch at this epoch yet: a marker moved the producer to it (transactions
+                // v2 bump the epoch at every end), and the epoch's first batch starts at 0 — a
+                // later one first would let the retry of the first be refused as out of order
+                // (Kafka's inSequence(NO_SEQUENCE, seq)). Only a producer with no epoch at all
+                // may start anywhere.
+                None => entry.epoch == NO_EPOCH || h.base_sequence == 0,
+            }
         };
         if !expected_ok {
             return Err(LogError::OutOfOrderSequence {

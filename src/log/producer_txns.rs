@@ -83,10 +83,22 @@ impl ProducerState {
     }
 
     /// Whether `producer_id` has a transaction open in this partition.
+    #[cfg(test)]
     pub(crate) fn has_ongoing_txn(&self, producer_id: i64) -> bool {
         self.producers
             .get(&producer_id)
             .is_some_and(|e| e.current_txn_first_offset.is_some())
+    }
+
+    /// Whether `producer_id` has a transaction open here at `producer_epoch` (Kafka's
+    /// `hasOngoingTransaction(producerId, producerEpoch)`): a transactions-v2 producer starts
+    /// its next transaction at the epoch its EndTxn bumped to, possibly before that end's
+    /// marker is here, and that batch must wait for its coordinator rather than join the
+    /// transaction being ended.
+    pub(crate) fn has_ongoing_txn_at(&self, producer_id: i64, producer_epoch: i16) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|e| e.current_txn_first_offset.is_some() && e.epoch == producer_epoch)
     }
 
     /// Kafka's epoch check for batches the broker's own coordinators write (no sequences).
@@ -222,6 +234,22 @@ mod tests {
         assert!(done.aborted);
         assert_eq!(done.last_stable_offset, 2, "producer 8's transaction is still open");
         assert_eq!(s.first_unstable_offset(), Some(0));
+    }
+
+    #[test]
+    fn after_a_marker_bumps_the_epoch_the_epochs_first_batch_must_start_at_zero() {
+        let mut s = ProducerState::default();
+        appended(&mut s, txn(7, 0, 0, 30, 0));
+        s.record_marker(&marker_at(7, 1, 30), &COMMIT).unwrap();
+        // Transactions v2: the next transaction runs at the marker's epoch, from sequence 0.
+        assert!(matches!(
+            s.check(&txn(7, 1, 10, 10, 31)),
+            Err(LogError::OutOfOrderSequence { .. })
+        ));
+        assert_eq!(
+            s.check(&txn(7, 1, 0, 10, 31)).unwrap(),
+            super::super::producer_state::Verdict::Append
+        );
     }
 
     #[test]

@@ -96,7 +96,7 @@ impl Log {
                 log_append_time_ms: -1,
             }));
         }
-        if h.is_transactional() && !self.producers.has_ongoing_txn(h.producer_id) {
+        if h.is_transactional() && !self.producers.has_ongoing_txn_at(h.producer_id, h.producer_epoch) {
             let admitted = match verification {
                 TxnVerification::Off => true,
                 TxnVerification::Unverified => false,
@@ -115,7 +115,7 @@ impl Log {
     /// asked whether the partition is in its transaction (KIP-890): the guard that append must
     /// present, or `None` when the producer has a transaction open here already.
     pub(crate) fn start_verification(&mut self, producer_id: i64, producer_epoch: i16, now_ms: i64) -> Option<u64> {
-        if self.producers.has_ongoing_txn(producer_id) {
+        if self.producers.has_ongoing_txn_at(producer_id, producer_epoch) {
             return None;
         }
         Some(self.producers.start_verification(producer_id, producer_epoch, now_ms))

@@ -188,6 +188,8 @@ pub(crate) struct MetadataImage {
     group_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// The first producer id no block has handed out yet.
     next_producer_id: i64,
+    /// Finalized feature levels from `FeatureLevel` records (`metadata::features`).
+    features: BTreeMap<String, i16>,
     /// The cluster's ACLs (AccessControlEntry records), shared until one changes.
     acls: Arc<AclTable>,
     /// Users' SCRAM credentials.
@@ -225,6 +227,11 @@ impl MetadataImage {
     /// Broker settings set for every broker at run time; they win over each broker's file.
     pub(crate) fn cluster_configs(&self) -> &ClusterDefaults {
         &self.cluster_configs
+    }
+
+    /// The level a `FeatureLevel` record finalized for feature `name` (0 without one).
+    pub(crate) fn feature_level(&self, name: &str) -> i16 {
+        self.features.get(name).copied().unwrap_or(0)
     }
 
     /// The groups that have config overrides.
@@ -286,6 +293,12 @@ impl MetadataImage {
             out.push(MetadataRecord::ClusterConfig {
                 name: name.clone(),
                 value: Some(value.clone()),
+            });
+        }
+        for (name, level) in &self.features {
+            out.push(MetadataRecord::FeatureLevel {
+                name: name.clone(),
+                level: *level,
             });
         }
         for (group, configs) in &self.group_configs {
@@ -413,6 +426,12 @@ impl MetadataImage {
                 match value {
                     Some(v) => self.cluster_configs.insert(name.clone(), v.clone()),
                     None => self.cluster_configs.remove(name),
+                };
+            }
+            MetadataRecord::FeatureLevel { name, level } => {
+                match *level {
+                    0 => self.features.remove(name),
+                    l => self.features.insert(name.clone(), l),
                 };
             }
             MetadataRecord::GroupConfig { group, name, value } => match value {

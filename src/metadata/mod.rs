@@ -8,6 +8,7 @@ pub(crate) mod brokers;
 pub(crate) mod client_quotas;
 pub(crate) mod cluster_configs;
 pub(crate) mod elections;
+pub(crate) mod features;
 pub(crate) mod group_configs;
 pub(crate) mod image;
 pub(crate) mod reassignments;
@@ -47,6 +48,9 @@ pub(crate) enum MetadataError {
     InvalidConfig(String),
     #[error("{0}")]
     InvalidRequest(String),
+    /// An UpdateFeatures that cannot be carried out (Kafka's INVALID_UPDATE_VERSION).
+    #[error("{0}")]
+    InvalidUpdateVersion(String),
     #[error(transparent)]
     Apply(#[from] image::ApplyError),
     /// The active controller refused the change; it chose the Kafka code.
@@ -89,8 +93,8 @@ impl Metadata {
         self.applied.borrow().image.clone()
     }
 
-    /// The index of the metadata log entry the current image includes last.
-    pub(crate) fn applied_index(&self) -> u64 {
-        self.applied.borrow().index
+    /// The current image and the index it was read at, together.
+    pub(crate) fn applied(&self) -> Applied {
+        self.applied.borrow().clone()
     }
 }

@@ -63,6 +63,8 @@ pub(crate) enum MetadataRecord {
     /// ConfigRecord for the default BROKER resource ""). The active controller writes
     /// `min.insync.replicas` here at bootstrap, as Kafka's does with eligible leader replicas.
     ClusterConfig { name: String, value: Option<String> },
+    /// A feature's finalized level (KRaft's FeatureLevelRecord); level 0 removes it.
+    FeatureLevel { name: String, level: i16 },
     /// A group config override was set (Some) or removed (None) (KRaft's ConfigRecord for a
     /// GROUP resource).
     GroupConfig {

@@ -122,6 +122,7 @@ async fn serve<S: Transport>(
         peer,
         endpoint: Some(listener.endpoint.clone()),
         principal: Session::ANONYMOUS.into(),
+        append_order: Default::default(),
         throttle: Default::default(),
     };
     if let Some(sasl) = &listener.sasl {

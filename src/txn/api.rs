@@ -34,6 +34,9 @@ pub(crate) struct AddPartitionsRequest {
     pub(crate) producer_id: i64,
     pub(crate) producer_epoch: i16,
     pub(crate) partitions: Vec<TopicPartition>,
+    /// 2 when a partition leader adds them for a transactions-v2 producer (AddPartitionsToTxn
+    /// v5, KIP-890 part 2); 0 for a client's AddPartitionsToTxn and AddOffsetsToTxn.
+    pub(crate) client_transaction_version: i16,
 }
 
 /// EndTxn.
@@ -44,6 +47,11 @@ pub(crate) struct EndTxnRequest {
     pub(crate) producer_id: i64,
     pub(crate) producer_epoch: i16,
     pub(crate) commit: bool,
+    /// 2 for EndTxn v5+ (transactions v2: the epoch is bumped), else 0.
+    pub(crate) client_transaction_version: i16,
+    /// A producer id reserved for this request, for a transactions-v2 end whose epochs are used
+    /// up (the shell reserves one when the state it read says so); `None` otherwise.
+    pub(crate) fresh_producer_id: Option<i64>,
 }
 
 /// Timers the core asks the shell to run (the periodic sweeps).
@@ -115,11 +123,24 @@ pub(crate) enum Response {
     },
     /// AddPartitionsToTxn / AddOffsetsToTxn: one error for every partition asked.
     AddPartitions { error: Option<ResponseError> },
-    /// EndTxn.
-    EndTxn { error: Option<ResponseError> },
+    /// EndTxn, with the producer id and epoch the producer continues with (transactions v2;
+    /// -1, -1 with an error).
+    EndTxn {
+        error: Option<ResponseError>,
+        producer_id: i64,
+        producer_epoch: i16,
+    },
 }
 
 impl Response {
+    pub(crate) fn end_error(error: ResponseError) -> Response {
+        Response::EndTxn {
+            error: Some(error),
+            producer_id: -1,
+            producer_epoch: -1,
+        }
+    }
+
     pub(crate) fn init_error(error: ResponseError) -> Response {
         Response::InitProducerId {
             error: Some(error),

@@ -234,7 +234,7 @@ fn add_partitions(state: &mut TxnCoordinatorState, r: AddPartitionsRequest) {
     if meta.data.state == TxnState::Ongoing && r.partitions.iter().all(|p| meta.data.partitions.contains(p)) {
         return respond(out, None);
     }
-    let data = meta.prepare_add_partitions(&r.partitions, out.now_ms);
+    let data = meta.prepare_add_partitions(&r.partitions, r.client_transaction_version, out.now_ms);
     out.transit(
         meta,
         data.clone(),
@@ -248,40 +248,108 @@ fn add_partitions(state: &mut TxnCoordinatorState, r: AddPartitionsRequest) {
 
 fn end_txn(state: &mut TxnCoordinatorState, r: EndTxnRequest) {
     let TxnCoordinatorState { txns, out } = state;
-    let respond = |out: &mut Outbox, error| out.respond(r.req, Response::EndTxn { error });
+    let fail = |out: &mut Outbox, e| out.respond(r.req, Response::end_error(e));
     let Some(meta) = txns.get_mut(&r.transactional_id) else {
-        return respond(out, Some(ResponseError::InvalidProducerIdMapping));
+        return fail(out, ResponseError::InvalidProducerIdMapping);
     };
-    if let Err(e) = meta.is_current(r.producer_id, r.producer_epoch) {
-        return respond(out, Some(e));
+    let v2 = r.client_transaction_version >= 2;
+    let check = end_check(meta, &r);
+    if let Err(e) = check.valid {
+        return fail(out, e);
     }
     if meta.pending.is_some() {
-        return respond(out, Some(ResponseError::ConcurrentTransactions));
+        return fail(out, ResponseError::ConcurrentTransactions);
     }
-    let invalid = Some(ResponseError::InvalidTxnState);
-    match (meta.data.state, r.commit) {
-        (TxnState::Ongoing, commit) => {
-            let data = meta.prepare_end(commit, out.now_ms);
-            out.transit(
-                meta,
-                data.clone(),
-                PendingWrite::End {
-                    req: r.req,
-                    transactional_id: r.transactional_id,
-                    data,
+    let d = &meta.data;
+    // Transactions v2 may abort with nothing added (the producer cannot know whether a leader
+    // added a partition for it): a new, empty transaction is prepared and aborted at once.
+    let abort_nothing = v2 && !r.commit && !check.retry;
+    match (d.state, r.commit) {
+        (TxnState::Ongoing, _) => {}
+        (TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort, false) if abort_nothing => {}
+        // A retry of an EndTxn that got through: the producer id and epoch it continues with.
+        (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) if check.retry || !v2 => {
+            let (producer_id, producer_epoch) = (d.producer_id, d.producer_epoch);
+            return out.respond(
+                r.req,
+                Response::EndTxn {
+                    error: None,
+                    producer_id,
+                    producer_epoch,
                 },
             );
         }
-        // A retry of an EndTxn that got through.
-        (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => respond(out, None),
         (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
-            respond(out, Some(ResponseError::ConcurrentTransactions))
+            return fail(out, ResponseError::ConcurrentTransactions)
         }
         (state, _) => {
             warn!(transactional_id = %r.transactional_id, state = state.name(), commit = r.commit, "EndTxn in a state that cannot end that way");
-            respond(out, invalid)
+            return fail(out, ResponseError::InvalidTxnState);
         }
     }
+    let next_producer_id = if v2 && epoch_exhausted(d.producer_epoch) {
+        match r.fresh_producer_id {
+            Some(id) => id,
+            // The shell read the state before the epochs ran out: let the producer retry.
+            None => return fail(out, ResponseError::ConcurrentTransactions),
+        }
+    } else {
+        super::state::NO_PRODUCER_ID
+    };
+    let data = meta.prepare_end(r.commit, r.client_transaction_version, next_producer_id, out.now_ms);
+    out.transit(
+        meta,
+        data.clone(),
+        PendingWrite::End {
+            req: r.req,
+            transactional_id: r.transactional_id,
+            data,
+        },
+    );
+}
+
+/// Whether an EndTxn's producer id and epoch may end the transaction (Kafka's
+/// `TransactionCoordinator.endTransaction`), and whether it is a transactions-v2 retry.
+struct EndCheck {
+    valid: Result<(), ResponseError>,
+    retry: bool,
+}
+
+fn end_check(meta: &TxnMetadata, r: &EndTxnRequest) -> EndCheck {
+    let d = &meta.data;
+    let fencing = meta.pending == Some(TxnState::PrepareEpochFence);
+    let current_v2 = !fencing && d.client_transaction_version >= 2;
+    // A v2 producer retrying an end that bumped its epoch names the epoch before the bump; one
+    // whose end moved it to a new producer id names the old id at the last epoch.
+    let retry_on_overflow = current_v2
+        && d.previous_producer_id == r.producer_id
+        && r.producer_epoch == i16::MAX - 1
+        && d.producer_epoch == 0;
+    let retry_on_bump = current_v2 && i32::from(d.producer_epoch) == i32::from(r.producer_epoch) + 1;
+    let valid_epoch = if current_v2 {
+        // The same epoch in a completed state is the next transaction's end, not a retry.
+        match d.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort => retry_on_bump,
+            TxnState::CompleteCommit | TxnState::CompleteAbort => {
+                retry_on_bump || retry_on_overflow || r.producer_epoch == d.producer_epoch
+            }
+            _ => r.producer_epoch == d.producer_epoch,
+        }
+    } else {
+        r.producer_epoch == d.producer_epoch
+    };
+    let retry = (retry_on_bump || retry_on_overflow) && d.state != TxnState::Ongoing;
+    let valid = if d.producer_id != r.producer_id && !retry_on_overflow {
+        Err(ResponseError::InvalidProducerIdMapping)
+    } else if !valid_epoch {
+        Err(ResponseError::ProducerFenced)
+    } else if r.client_transaction_version >= 2 && d.producer_epoch == i16::MAX && !retry {
+        // Only a fence reaches the last epoch, and it never hands it to a producer.
+        Err(ResponseError::ProducerFenced)
+    } else {
+        Ok(())
+    };
+    EndCheck { valid, retry }
 }
 
 /// Markers are written on some partitions of a transaction being completed.
@@ -447,8 +515,19 @@ fn persisted(state: &mut TxnCoordinatorState, token: u64, result: Result<(), Res
             transactional_id,
             data,
         } => {
+            let response = match error {
+                None => {
+                    let (producer_id, producer_epoch) = TxnMetadata::continues_as(&data);
+                    Response::EndTxn {
+                        error: None,
+                        producer_id,
+                        producer_epoch,
+                    }
+                }
+                Some(e) => Response::end_error(e),
+            };
             state.settle(&transactional_id, data, error);
-            state.out.respond(req, Response::EndTxn { error });
+            state.out.respond(req, response);
             if error.is_none() {
                 send_markers(state, &transactional_id);
             }

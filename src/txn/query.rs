@@ -48,6 +48,14 @@ impl Default for ListFilter {
 }
 
 impl TxnCoordinatorState {
+    /// Whether a transactions-v2 EndTxn of `transactional_id` would use up its producer's
+    /// epochs and move it to a new producer id (the shell then reserves one for the request).
+    pub(crate) fn end_needs_producer_id(&self, transactional_id: &str) -> bool {
+        self.txns
+            .get(transactional_id)
+            .is_some_and(|m| super::state::epoch_exhausted(m.data.producer_epoch))
+    }
+
     /// DescribeTransactions of one transactional id; `None` if unknown here (or expiring).
     pub(crate) fn describe(&self, transactional_id: &str) -> Option<TxnDescription> {
         let meta = self.txns.get(transactional_id)?;

@@ -83,12 +83,7 @@ pub(crate) fn unload(mut state: TxnCoordinatorState) -> Vec<Action> {
                     error: Some(not_coordinator),
                 },
             )),
-            PendingWrite::End { req, .. } => Some((
-                req,
-                Response::EndTxn {
-                    error: Some(not_coordinator),
-                },
-            )),
+            PendingWrite::End { req, .. } => Some((req, Response::end_error(not_coordinator))),
             PendingWrite::FenceAbort { req: None, .. }
             | PendingWrite::Complete { .. }
             | PendingWrite::Expire { .. } => None,

@@ -184,12 +184,19 @@ impl TxnMetadata {
     /// The open transaction is aborted by the coordinator (a new producer with the same
     /// transactional id, or the transaction's timeout): the epoch is bumped so the old producer
     /// is fenced, unless a fence before failed to be written (then it was never handed out).
+    /// A transactions-v2 abort bumps once more, as each of its ends does (Kafka fences, then
+    /// ends): the fenced producer's EndTxn then cannot pass for a retry of this end.
     pub(crate) fn prepare_fence_abort(&self, now_ms: i64) -> TxnData {
         let d = &self.data;
-        let epoch = if self.has_failed_epoch_fence || d.producer_epoch == i16::MAX {
+        let fenced = if self.has_failed_epoch_fence {
             d.producer_epoch
         } else {
-            d.producer_epoch + 1
+            d.producer_epoch.saturating_add(1)
+        };
+        let epoch = if d.client_transaction_version >= 2 {
+            fenced.saturating_add(1)
+        } else {
+            fenced
         };
         TxnData {
             producer_epoch: epoch,
@@ -201,8 +208,14 @@ impl TxnMetadata {
     }
 
     /// Partitions join the transaction (Kafka's `prepareAddPartitions`): it starts now if none
-    /// was open.
-    pub(crate) fn prepare_add_partitions(&self, partitions: &[TopicPartition], now_ms: i64) -> TxnData {
+    /// was open. `client_transaction_version` is 2 when a partition leader adds them for a
+    /// transactions-v2 producer (KIP-890 part 2), which then ends with an epoch bump.
+    pub(crate) fn prepare_add_partitions(
+        &self,
+        partitions: &[TopicPartition],
+        client_transaction_version: i16,
+        now_ms: i64,
+    ) -> TxnData {
         let d = &self.data;
         let starts = matches!(
             d.state,
@@ -215,29 +228,70 @@ impl TxnMetadata {
             partitions: all,
             start_ms: if starts { now_ms } else { d.start_ms },
             last_update_ms: now_ms,
+            client_transaction_version,
             ..d.clone()
         }
     }
 
-    /// EndTxn of an open transaction: PrepareCommit or PrepareAbort, same epoch (transactions
-    /// v0 and v1).
-    pub(crate) fn prepare_end(&self, commit: bool, now_ms: i64) -> TxnData {
+    /// EndTxn: PrepareCommit or PrepareAbort (Kafka's `prepareAbortOrCommit`). Transactions v0
+    /// and v1 keep the epoch. Transactions v2 (`client_transaction_version` 2) bump it, so the
+    /// markers carry an epoch above every batch of the transaction and a zombie's late batch is
+    /// fenced; when the epochs are used up, `next_producer_id` is the id the producer moves to
+    /// once the markers are written. An abort with no partition (v2 allows it) starts now.
+    pub(crate) fn prepare_end(
+        &self,
+        commit: bool,
+        client_transaction_version: i16,
+        next_producer_id: i64,
+        now_ms: i64,
+    ) -> TxnData {
+        let d = &self.data;
+        let bumps = client_transaction_version >= 2;
         TxnData {
             state: if commit {
                 TxnState::PrepareCommit
             } else {
                 TxnState::PrepareAbort
             },
-            next_producer_id: NO_PRODUCER_ID,
+            producer_epoch: if bumps { d.producer_epoch + 1 } else { d.producer_epoch },
+            last_producer_epoch: if bumps { d.producer_epoch } else { d.last_producer_epoch },
+            next_producer_id: if bumps { next_producer_id } else { NO_PRODUCER_ID },
+            start_ms: if d.partitions.is_empty() { now_ms } else { d.start_ms },
             last_update_ms: now_ms,
-            ..self.data.clone()
+            client_transaction_version: if bumps {
+                client_transaction_version
+            } else {
+                d.client_transaction_version
+            },
+            ..d.clone()
         }
     }
 
-    /// Every marker is written: CompleteCommit or CompleteAbort, no partitions left.
+    /// The producer id and epoch a transactions-v2 producer continues with once this prepared
+    /// transaction is written: the next producer id at epoch 0 when the epochs ran out.
+    pub(crate) fn continues_as(data: &TxnData) -> (i64, i16) {
+        if data.next_producer_id != NO_PRODUCER_ID {
+            (data.next_producer_id, 0)
+        } else {
+            (data.producer_id, data.producer_epoch)
+        }
+    }
+
+    /// Every marker is written: CompleteCommit or CompleteAbort, no partitions left. A
+    /// transactions-v2 end whose epochs ran out moves to its next producer id at epoch 0 now
+    /// that the markers (at the last epoch of the old id) are in.
     pub(crate) fn prepare_complete(&self, now_ms: i64) -> TxnData {
         let d = &self.data;
+        let (producer_id, producer_epoch) = TxnMetadata::continues_as(d);
+        let previous_producer_id = if producer_id != d.producer_id {
+            d.producer_id
+        } else {
+            d.previous_producer_id
+        };
         TxnData {
+            producer_id,
+            producer_epoch,
+            previous_producer_id,
             state: if d.state == TxnState::PrepareCommit {
                 TxnState::CompleteCommit
             } else {

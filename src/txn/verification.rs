@@ -1,16 +1,20 @@
 //! A partition leader's question to a transaction coordinator before a producer's first
-//! transactional batch in one of its partitions (KIP-890 part 1, Kafka's
-//! `AddPartitionsToTxnManager`): is this partition in the producer's open transaction? Asked of
-//! this broker's own coordinator shard directly, of another broker's with AddPartitionsToTxn v4
-//! `verify_only` over a `peer` connection (one per broker, shared, requests one at a time).
+//! transactional batch in one of its partitions (Kafka's `AddPartitionsToTxnManager`): for a
+//! classic producer (KIP-890 part 1), is this partition in the producer's open transaction?
+//! (AddPartitionsToTxn v4 `verify_only`); for a transactions-v2 producer (Produce v12+,
+//! TxnOffsetCommit v5+, KIP-890 part 2), add it to the transaction, which the producer no
+//! longer does itself (AddPartitionsToTxn v5, not verify-only). Asked of this broker's own
+//! coordinator shard directly, of another broker's over a `peer` connection (one per broker,
+//! shared, requests one at a time).
 //!
 //! The answer is mapped as Kafka maps it for Produce: a coordinator that cannot answer (moving,
 //! loading, unreachable, or the transaction ending) is NOT_ENOUGH_REPLICAS, which producers
 //! retry; a partition not in the transaction is INVALID_TXN_STATE; a fenced producer
 //! INVALID_PRODUCER_EPOCH.
 //!
-//! May call: the transaction coordinator (a read of its state), `metadata` (where it is),
-//! `peer`. Must never: append anything; the produce path appends once the answer is in.
+//! May call: the transaction coordinator (a read of its state, or an add), `metadata` (where
+//! it is), `peer`. Must never: append to a partition; the produce path appends once the answer
+//! is in.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,13 +26,37 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use tracing::debug;
 
-use super::api::TopicPartition;
+use super::api::{AddPartitionsRequest, Event, Response, TopicPartition};
 use super::TRANSACTION_STATE_TOPIC;
 use crate::broker::Broker;
 use crate::peer::PeerClient;
 
 /// AddPartitionsToTxn's brokers' form (batched, verify-only).
 const VERIFY_VERSION: i16 = 4;
+/// AddPartitionsToTxn's brokers' form that adds for a transactions-v2 producer.
+const ADD_VERSION: i16 = 5;
+
+/// What a partition leader asks of a transaction coordinator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ask {
+    /// Is the partition in the open transaction? (classic producers)
+    Verify,
+    /// Add the partition to the transaction (transactions-v2 producers).
+    Add,
+}
+
+impl Ask {
+    /// A produce request of `version` from a transactional producer: from v12 the producer
+    /// speaks transactions v2 and leaves the adds to the leaders (Kafka's
+    /// `produceRequestVersionToTransactionSupportedOperation`).
+    pub(crate) fn for_produce(version: i16) -> Ask {
+        if version >= 12 {
+            Ask::Add
+        } else {
+            Ask::Verify
+        }
+    }
+}
 /// An AddPartitionsToTxn answer is small; this is plenty.
 const RESPONSE_MAX_BYTES: usize = 1 << 20;
 
@@ -63,31 +91,35 @@ impl Peers {
 }
 
 /// What the coordinator of `transactional_id` says of each partition, in order: `None` when it
-/// is in the producer's open transaction, else the error Produce answers.
+/// is (or, asked to add, now is) in the producer's open transaction, else the error Produce
+/// answers.
 pub(crate) async fn verify(
     broker: &Broker,
     transactional_id: &str,
     producer_id: i64,
     producer_epoch: i16,
     partitions: &[TopicPartition],
+    ask: Ask,
 ) -> Vec<Option<ResponseError>> {
     let answer = match coordinator_of(broker, transactional_id) {
         Err(e) => Err(e),
-        Ok(leader) if leader == broker.node_id => {
-            ask_local(broker, transactional_id, producer_id, producer_epoch, partitions)
-        }
+        Ok(leader) if leader == broker.node_id => match ask {
+            Ask::Verify => ask_local(broker, transactional_id, producer_id, producer_epoch, partitions),
+            Ask::Add => add_local(broker, transactional_id, producer_id, producer_epoch, partitions).await,
+        },
         Ok(leader) => {
-            ask_remote(
-                broker,
-                leader,
-                transactional_id,
-                producer_id,
-                producer_epoch,
-                partitions,
-            )
-            .await
+            let txn = (transactional_id, producer_id, producer_epoch);
+            ask_remote(broker, leader, txn, partitions, ask).await
         }
     };
+    debug!(
+        transactional_id,
+        producer_id,
+        producer_epoch,
+        ?ask,
+        ?answer,
+        "transaction coordinator answered a leader"
+    );
     let answers = answer.unwrap_or_else(|e| vec![Some(e); partitions.len()]);
     answers.into_iter().map(|e| e.map(for_produce)).collect()
 }
@@ -118,13 +150,43 @@ fn ask_local(
         .unwrap_or(Err(ResponseError::NotCoordinator))
 }
 
-async fn ask_remote(
+/// Adds the partitions through this broker's own coordinator shard, as a v5 AddPartitionsToTxn
+/// from a leader would: answered once the transaction's new state is in the log.
+async fn add_local(
     broker: &Broker,
-    leader: i32,
     transactional_id: &str,
     producer_id: i64,
     producer_epoch: i16,
     partitions: &[TopicPartition],
+) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+    let shard = broker.txns.shard(transactional_id).map_err(|u| u.error())?;
+    let rx = shard
+        .request(|req| {
+            Event::AddPartitions(AddPartitionsRequest {
+                req,
+                transactional_id: transactional_id.to_owned(),
+                producer_id,
+                producer_epoch,
+                partitions: partitions.to_vec(),
+                client_transaction_version: 2,
+            })
+        })
+        .ok_or(ResponseError::NotCoordinator)?;
+    match rx.await {
+        Ok(Response::AddPartitions { error }) => Ok(vec![error; partitions.len()]),
+        Ok(_) => Err(ResponseError::UnknownServerError),
+        // The shard was unloaded with the request parked.
+        Err(_) => Err(ResponseError::NotCoordinator),
+    }
+}
+
+/// Asks another broker's coordinator with AddPartitionsToTxn (v4 verify-only, or v5 add).
+async fn ask_remote(
+    broker: &Broker,
+    leader: i32,
+    (transactional_id, producer_id, producer_epoch): (&str, i64, i16),
+    partitions: &[TopicPartition],
+    ask: Ask,
 ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
     let addr = broker
         .metadata
@@ -148,14 +210,18 @@ async fn ask_remote(
             .with_transactional_id(TransactionalId(StrBytes::from_string(transactional_id.to_owned())))
             .with_producer_id(ProducerId(producer_id))
             .with_producer_epoch(producer_epoch)
-            .with_verify_only(true)
+            .with_verify_only(ask == Ask::Verify)
             .with_topics(topics)]);
+    let version = match ask {
+        Ask::Verify => VERIFY_VERSION,
+        Ask::Add => ADD_VERSION,
+    };
     let timeout = Duration::from_millis(broker.settings.request_timeout_ms as u64);
     let client = broker.txn_peers.client(broker.node_id, leader, addr);
     let response = client
         .lock()
         .await
-        .send(VERIFY_VERSION, &request, timeout)
+        .send(version, &request, timeout)
         .await
         .map_err(|e| {
             debug!(leader, error = %e, "transaction verification not answered");

@@ -12,6 +12,7 @@ pub mod latency;
 pub mod perf_test;
 pub mod produce;
 pub mod startup;
+pub mod transactions;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;

@@ -9,6 +9,7 @@ mod init;
 mod load;
 mod partitions;
 mod simulation;
+mod v2;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -47,6 +48,9 @@ pub(super) struct Sim {
     /// Report appends as done right after each event (else tests call `persist_next`).
     pub(super) auto_persist: bool,
     next_producer_id: i64,
+    /// The transaction version the simulated producers speak: 2 makes their adds the
+    /// leaders' v5 form and their EndTxn v5 (epoch bumps).
+    pub(super) client_tv: i16,
 }
 
 impl Sim {
@@ -74,6 +78,7 @@ impl Sim {
             markers: Vec::new(),
             auto_persist: true,
             next_producer_id: 1000,
+            client_tv: 0,
         }
     }
 
@@ -84,6 +89,7 @@ impl Sim {
         let mut sim = Self::from_state(state, self.now);
         sim.log = self.log.clone();
         sim.next_producer_id = self.next_producer_id;
+        sim.client_tv = self.client_tv;
         sim.apply(actions);
         sim.settle();
         sim
@@ -114,6 +120,7 @@ impl Sim {
         sim.issued = std::mem::take(&mut self.issued);
         sim.responses = std::mem::take(&mut self.responses);
         sim.auto_persist = self.auto_persist;
+        sim.client_tv = self.client_tv;
         sim.apply(actions);
         sim.settle();
         sim
@@ -252,6 +259,7 @@ impl Sim {
             producer_id: pid,
             producer_epoch: epoch,
             partitions: partitions.to_vec(),
+            client_transaction_version: self.client_tv,
         }));
         req
     }
@@ -272,20 +280,42 @@ impl Sim {
 
     pub(super) fn send_end(&mut self, id: &str, pid: i64, epoch: i16, commit: bool) -> RequestId {
         let req = self.next_req();
+        // As the shell: a producer id is reserved only when the state read says the epochs
+        // are used up.
+        let exhausted = self
+            .state
+            .txns
+            .get(id)
+            .is_some_and(|m| crate::txn::state::epoch_exhausted(m.data.producer_epoch));
+        let fresh_producer_id = (self.client_tv >= 2 && exhausted).then(|| {
+            self.next_producer_id += 1;
+            self.next_producer_id
+        });
         self.event(Event::EndTxn(EndTxnRequest {
             req,
             transactional_id: id.to_owned(),
             producer_id: pid,
             producer_epoch: epoch,
             commit,
+            client_transaction_version: self.client_tv,
+            fresh_producer_id,
         }));
         req
     }
 
     pub(super) fn end(&mut self, id: &str, pid: i64, epoch: i16, commit: bool) -> Option<ResponseError> {
+        self.end_v2(id, pid, epoch, commit).0
+    }
+
+    /// EndTxn: (error, producer id, epoch the producer continues with).
+    pub(super) fn end_v2(&mut self, id: &str, pid: i64, epoch: i16, commit: bool) -> (Option<ResponseError>, i64, i16) {
         let req = self.send_end(id, pid, epoch, commit);
         match self.take_response(req) {
-            Response::EndTxn { error } => error,
+            Response::EndTxn {
+                error,
+                producer_id,
+                producer_epoch,
+            } => (error, producer_id, producer_epoch),
             other => panic!("not an EndTxn answer: {other:?}"),
         }
     }

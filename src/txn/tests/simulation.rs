@@ -3,6 +3,10 @@
 //! at random points — between PrepareCommit and its markers too — and is reloaded from its log,
 //! with appends in flight either lost or written unacknowledged.
 //!
+//! Half the producers speak transactions v2 (KIP-890 part 2): their partitions are added as a
+//! leader adds them, every EndTxn bumps their epoch (markers at the bumped epoch) and they
+//! continue with the epoch it answers; they also abort transactions with nothing added.
+//!
 //! The oracle is the partitions: every marker written lands in `written`, and a transaction
 //! (producer id, epoch) must never be committed on one partition and aborted on another. A
 //! producer told its commit succeeded must see only COMMIT markers for it. After the safety
@@ -37,6 +41,8 @@ struct Producer {
     pid: i64,
     epoch: i16,
     phase: Phase,
+    /// Speaks transactions v2.
+    v2: bool,
 }
 
 /// Transactional id → (producer id, epoch, commit?) of a transaction with markers on some
@@ -104,6 +110,7 @@ fn step(sim: &mut Sim, rng: &mut Rng, producers: &mut [Producer], written: &mut 
     forget_completed(sim, written);
     let i = rng.below(producers.len() as u64) as usize;
     let p = &mut producers[i];
+    sim.client_tv = if p.v2 { 2 } else { 0 };
     match p.phase.clone() {
         Phase::Fresh => {
             p.phase = Phase::Initing {
@@ -127,8 +134,8 @@ fn step(sim: &mut Sim, rng: &mut Rng, producers: &mut [Producer], written: &mut 
                 let req = sim.send_add(&p.id, p.pid, p.epoch, &parts[..1 + rng.below(2) as usize]);
                 p.phase = Phase::Adding { req };
             }
-            _ if open => {
-                let commit = rng.chance(60);
+            _ if open || p.v2 => {
+                let commit = open && rng.chance(60);
                 let req = sim.send_end(&p.id, p.pid, p.epoch, commit);
                 p.phase = Phase::Ending { req, commit };
             }
@@ -146,19 +153,31 @@ fn step(sim: &mut Sim, rng: &mut Rng, producers: &mut [Producer], written: &mut 
         },
         Phase::Ending { req, commit } => match sim.responses.remove(&req) {
             None => {}
-            Some(Response::EndTxn { error: None }) => {
+            Some(Response::EndTxn {
+                error: None,
+                producer_id,
+                producer_epoch,
+            }) => {
                 let held = decision(sim, &p.id).map(|(pid, epoch, c, _)| (pid, epoch, c));
+                // v2: the decision (and its markers) is at the bumped epoch, which the
+                // producer continues with.
+                let decided_epoch = if p.v2 { p.epoch + 1 } else { p.epoch };
                 assert_eq!(
                     held,
-                    Some((p.pid, p.epoch, commit)),
+                    Some((p.pid, decided_epoch, commit)),
                     "{}: EndTxn acknowledged, not decided",
                     p.id
                 );
+                if p.v2 {
+                    assert_eq!((producer_id, producer_epoch), (p.pid, decided_epoch));
+                    (p.pid, p.epoch) = (producer_id, producer_epoch);
+                }
                 p.phase = Phase::Ready { open: false };
             }
             // Retry: the same EndTxn again (a retry of a finished one is answered OK).
             Some(Response::EndTxn {
                 error: Some(ResponseError::ConcurrentTransactions | ResponseError::NotCoordinator),
+                ..
             }) => {
                 let req = sim.send_end(&p.id, p.pid, p.epoch, commit);
                 p.phase = Phase::Ending { req, commit };
@@ -166,6 +185,7 @@ fn step(sim: &mut Sim, rng: &mut Rng, producers: &mut [Producer], written: &mut 
             // INVALID_TXN_STATE: nothing was open after all (the add never got in).
             Some(Response::EndTxn {
                 error: Some(ResponseError::InvalidTxnState),
+                ..
             }) => p.phase = Phase::Ready { open: false },
             Some(Response::EndTxn { .. }) => p.phase = Phase::Fresh,
             Some(other) => panic!("EndTxn answered with {other:?}"),
@@ -210,6 +230,7 @@ fn run(seed: u64) {
             pid: -1,
             epoch: -1,
             phase: Phase::Fresh,
+            v2: i % 2 == 1,
         })
         .collect();
     // Safety phase: faults.

@@ -105,7 +105,7 @@ pub fn run(
     (results, failures)
 }
 
-fn records_for(rate: Option<f64>, run_time: Duration) -> u64 {
+pub fn records_for(rate: Option<f64>, run_time: Duration) -> u64 {
     ((rate.unwrap_or(FALLBACK_RATE) * run_time.as_secs_f64()) as u64).max(MIN_RECORDS)
 }
 
@@ -122,30 +122,68 @@ fn measured(ctx: &Ctx, command: std::process::Command) -> Result<(Finished, Brac
 }
 
 fn produce(ctx: &Ctx, tool: &KafkaTool, spec: &Spec, records: u64) -> Result<(WorkloadResult, String)> {
+    produce_as(ctx, tool, &spec.name(), spec, records, &Producing::plain())
+}
+
+/// How the perf tool's producer runs: idempotent or not, and with `--transactional-id` and
+/// `--transaction-duration-ms` a transaction committed every that many ms.
+#[derive(Debug, Clone)]
+pub struct Producing {
+    pub idempotent: bool,
+    pub transaction_ms: Option<u64>,
+}
+
+impl Producing {
+    fn plain() -> Producing {
+        Producing {
+            idempotent: false,
+            transaction_ms: None,
+        }
+    }
+}
+
+/// One `kafka-producer-perf-test` run of `spec`, named `name`, into a fresh topic.
+pub fn produce_as(
+    ctx: &Ctx,
+    tool: &KafkaTool,
+    name: &str,
+    spec: &Spec,
+    records: u64,
+    producing: &Producing,
+) -> Result<(WorkloadResult, String)> {
     let topic = ctx.create_topic(&format!("perf-{}", spec.slug()), ctx.args.partitions)?;
     let mut command = tool.command("kafka-producer-perf-test", PERF_TOOL_HEAP);
     command
         .args(["--bootstrap-server", &ctx.bootstrap, "--topic", &topic])
         .args(["--num-records", &records.to_string()])
         .args(["--record-size", &spec.record_bytes.to_string()])
-        .args(["--throughput", "-1", "--command-property"])
+        .args(["--throughput", "-1"]);
+    if let Some(ms) = producing.transaction_ms {
+        command
+            .args(["--transactional-id", &format!("bench-{}-{}", ctx.run_id, spec.slug())])
+            .args(["--transaction-duration-ms", &ms.to_string()]);
+    }
+    command
+        .arg("--command-property")
         .arg(format!("acks={}", spec.acks))
         .arg(format!("linger.ms={}", spec.linger_ms))
-        .args([
-            "enable.idempotence=false",
-            "compression.type=none",
-            "client.id=sluice-bench-perf",
-        ]);
+        .arg(format!("enable.idempotence={}", producing.idempotent))
+        .args(["compression.type=none", "client.id=sluice-bench-perf"]);
     let (finished, bracket) = measured(ctx, command)?;
     let summary =
         ProducerSummary::find(&finished.stdout).ok_or_else(|| anyhow!("no summary line ({})", finished.failure()))?;
-    let mut r = ctx.result(&spec.name(), "produce", &bracket);
+    let mut r = ctx.result(name, "produce", &bracket);
     r.generator = GENERATOR;
     r.param("record_bytes", spec.record_bytes)
         .param("acks", spec.acks)
         .param("linger_ms", spec.linger_ms)
         .param("partitions", ctx.args.partitions)
         .param("num_records", records)
+        .param("enable.idempotence", producing.idempotent)
+        .param(
+            "transaction_duration_ms",
+            producing.transaction_ms.map_or("none".to_string(), |ms| ms.to_string()),
+        )
         .param(
             "producer",
             "Java client defaults otherwise (batch.size 16384, buffer.memory 32 MiB)",

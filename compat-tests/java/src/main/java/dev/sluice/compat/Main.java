@@ -36,6 +36,8 @@ public final class Main {
         SCENARIOS.put("streams_word_count", StreamsScenarios::wordCount);
         SCENARIOS.put("streams_word_count_failover", ReplicationScenarios::wordCountFailover);
         SCENARIOS.put("transactions", PendingScenarios::transactions);
+        SCENARIOS.put("transaction_epochs", TransactionScenarios::epochs);
+        SCENARIOS.put("transaction_zombie", TransactionScenarios::zombie);
         SCENARIOS.put("consumer_protocol", PendingScenarios::consumerProtocol);
         SCENARIOS.put("share_consumer", ShareScenarios::shareConsumer);
         SCENARIOS.put("share_two_consumers", ShareScenarios::twoConsumers);
