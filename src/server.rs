@@ -23,7 +23,7 @@ use crate::data_dirs::DataDirs;
 use crate::group::config::{ConsumerGroupConfig, GroupConfig};
 use crate::group::runtime::GroupCoordinator;
 use crate::log::LogError;
-use crate::metadata::brokers::Registration;
+use crate::metadata::brokers::{BrokerEndpoint, Registration};
 use crate::metadata::{Applied, Metadata, MetadataError};
 use crate::metrics::Metrics;
 use crate::net::SecuredListener;
@@ -195,6 +195,16 @@ impl Server {
             rack: settings.broker_rack.clone().filter(|r| !r.is_empty()),
             previous_incarnation,
             log_dirs: data_dirs.dirs.iter().map(|(_, id)| *id).collect(),
+            // Every listener, so clients on each are told the other brokers' endpoints on it.
+            listeners: secured
+                .iter()
+                .map(|s| BrokerEndpoint {
+                    name: s.endpoint.name.clone(),
+                    host: s.endpoint.host.clone(),
+                    port: s.endpoint.port,
+                    security_protocol: s.protocol.to_string(),
+                })
+                .collect(),
         };
         // A broker that is not a voter is sent the metadata log as a Raft learner.
         let learner = controller_addr.filter(|_| !quorum.is_voter(settings.node_id));

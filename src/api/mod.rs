@@ -179,9 +179,15 @@ impl Ctx {
         h.finish()
     }
 
-    /// The host and port a client on this connection is told for `node`, registered at
-    /// `host:port`: this node's own endpoint on the connection's listener, else the registered one.
-    pub(crate) fn endpoint_of(&self, node: i32, host: &str, port: u16) -> (StrBytes, i32) {
+    /// The name of the listener this request arrived on: brokers are named to the client by
+    /// their endpoint on a listener of that name. None (no listener) asks for registered ones.
+    pub(crate) fn listener(&self) -> Option<&str> {
+        self.endpoint.as_deref().map(|l| l.name.as_str())
+    }
+
+    /// The host and port a client on this connection is told for `node`, whose endpoint on the
+    /// connection's listener is `host:port`: this node's own comes from the listener itself.
+    pub(crate) fn endpoint_of(&self, node: i32, (host, port): (&str, u16)) -> (StrBytes, i32) {
         match &self.endpoint {
             Some(l) if node == self.broker.node_id => (StrBytes::from_string(l.host.clone()), i32::from(l.port)),
             _ => (StrBytes::from_string(host.to_string()), i32::from(port)),
