@@ -508,9 +508,6 @@ def test_transactions_and_group_transact_session(franz_bin, broker):
     assert r["group_offsets"][r["input"]]["0"]["at"] in (5, 10), r["group_offsets"]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 16: KIP-848 consumer groups (ConsumerGroupHeartbeat, ConsumerGroupDescribe)"
-)
 def test_kip848_consumer_group(franz_bin, broker):
     """Two members with kgo.ServerSideBalancer: a KIP-848 `consumer` group, server-side range
     assignor, both members sharing the 4 partitions."""

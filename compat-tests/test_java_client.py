@@ -635,7 +635,6 @@ def test_streams_word_count_exactly_once_v2(broker, tmp_path):
     assert r["secondRun"]["restores"], "the second run restores from the changelog"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: KIP-848 consumer groups (group.protocol=consumer, ConsumerGroupHeartbeat) not served yet")
 def test_consumer_group_protocol_kip848(broker):
     r = run_scenario(broker, "consumer_protocol")
     assert r["firstRead"] == 20

@@ -925,7 +925,7 @@ SERVED = {
     "IncrementalAlterConfigs": (0, 1), "ListConfigResources": (0, 1), "CreatePartitions": (0, 3),
     "DescribeCluster": (0, 2), "DescribeTopicPartitions": (0, 0), "DescribeLogDirs": (1, 4), "AlterReplicaLogDirs": (1, 2), "DescribeQuorum": (0, 2), "FindCoordinator": (0, 6), "JoinGroup": (0, 9), "SyncGroup": (0, 5),
     "Heartbeat": (0, 4), "LeaveGroup": (0, 5), "OffsetCommit": (2, 9), "OffsetFetch": (1, 9), "ListGroups": (0, 5),
-    "DescribeGroups": (0, 5), "DeleteGroups": (0, 2), "OffsetDelete": (0, 0), "InitProducerId": (0, 5),
+    "DescribeGroups": (0, 5), "DeleteGroups": (0, 2), "ConsumerGroupHeartbeat": (0, 1), "ConsumerGroupDescribe": (0, 1), "OffsetDelete": (0, 0), "InitProducerId": (0, 5),
     "DescribeProducers": (0, 0), "ElectLeaders": (0, 2), "AlterPartitionReassignments": (0, 1),
     "ListPartitionReassignments": (0, 0), "DeleteRecords": (0, 2), "AddPartitionsToTxn": (0, 5),
     "AddOffsetsToTxn": (0, 4), "EndTxn": (0, 5), "WriteTxnMarkers": (1, 1), "TxnOffsetCommit": (0, 5),
@@ -1053,7 +1053,6 @@ def test_acls_add_list_and_remove(tmp_path):
         own.kill9()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: KIP-848 consumer groups (ConsumerGroupHeartbeat)")
 def test_console_consumer_with_the_kip848_consumer_protocol(broker, topic, group):
     create_topic(broker, topic)
     produce_console(broker, topic, ["a", "b", "c"])

@@ -220,8 +220,8 @@ def authenticates_at(node: ScramClusterNode, user: str, password: str) -> bool:
 def test_a_credential_made_through_one_node_authenticates_at_every_node(tmp_path):
     cluster = ScramCluster(tmp_path / "cluster", overrides=SCRAM_SETTINGS).start()
     try:
-        # Through node 1's PLAINTEXT listener: a client is sent to the other brokers at their
-        # registered (inter-broker, PLAINTEXT) endpoint, so SASL clients stay on one node here.
+        # Through node 1's PLAINTEXT listener (test_listeners.py has SASL clients reaching
+        # every node through one).
         tool_ok(
             "kafka-configs", "--bootstrap-server", cluster.node(1).bootstrap, "--alter",
             "--add-config", "SCRAM-SHA-256=[password=erin-secret]", "--entity-type", "users", "--entity-name", "erin",

@@ -7,9 +7,11 @@ for 127.0.0.1 and localhost). SASL users come from `sasl.plain.users`. Checked: 
 consume over each secured listener, Metadata naming the port of the listener asked, a wrong
 password refused with SASL_AUTHENTICATION_FAILED while other clients carry on, a plaintext
 client on the TLS port closed cleanly, and Kafka's answers to SASL requests out of order
-(raw frames: ILLEGAL_SASL_STATE, UNSUPPORTED_SASL_MECHANISM, closing before authentication).
+(raw frames: ILLEGAL_SASL_STATE, UNSUPPORTED_SASL_MECHANISM, closing before authentication), and
+the mTLS principal: a client certificate's DN through ssl.principal.mapping.rules.
 """
 
+import re
 import socket
 import struct
 import subprocess
@@ -192,6 +194,105 @@ def test_console_tools_over_sasl_ssl(secure_broker, certs, tmp_path):
         "--create", "--topic", topic, "--partitions", "1",
     )
     console_round_trip(bootstrap, props, topic)
+
+
+# mTLS: the principal of a client certificate
+
+
+def make_client_certificate(d: Path, subject: str, name: str) -> dict:
+    """A client certificate signed by the test CA (made by make_certificates in `d`)."""
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=60)
+
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject)
+    (d / f"{name}.cnf").write_text("extendedKeyUsage=clientAuth\n")
+    openssl(
+        "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", f"{name}.pem", "-days", "2", "-extfile", f"{name}.cnf",
+    )
+    return {"ssl.certificate.location": str(d / f"{name}.pem"), "ssl.key.location": str(d / f"{name}.key")}
+
+
+class MtlsBroker(Broker):
+    """A broker whose SSL listener checks client certificates against the test CA."""
+
+    def __init__(self, data_dir: Path, certs: dict, client_auth: str, rules: str):
+        self.ssl_port = free_port()
+        super().__init__(
+            data_dir,
+            {
+                "ssl.keystore.location": str(certs["keystore"]),
+                "ssl.truststore.location": str(certs["ca"]),
+                "ssl.client.auth": client_auth,
+                "ssl.principal.mapping.rules": rules,
+                # The principal is logged at debug when the connection authenticates.
+                "logging.level": "info,sluice::net=debug",
+            },
+        )
+
+    def base_settings(self) -> dict:
+        settings = super().base_settings()
+        settings["listeners"] += f",SSL://{self.host}:{self.ssl_port}"
+        return settings
+
+    @property
+    def ssl_bootstrap(self) -> str:
+        return f"{self.host}:{self.ssl_port}"
+
+
+def authenticated_as(broker: Broker, principal: str, timeout: float = 5.0) -> bool:
+    """True once the broker logs a TLS connection authenticated as `principal`."""
+    line = re.compile(rf"authenticated over TLS .*principal={re.escape(principal)}$", re.M)
+    deadline = time.monotonic() + timeout
+    while not line.search(broker.all_logs()):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.parametrize("client_auth", ["required", "requested"])
+def test_client_certificate_subject_is_the_mapped_principal(tmp_path_factory, certs, client_auth):
+    """CN=alice,O=Acme through RULE:^CN=([^,]+),.*$/$1/L is User:alice, as on Kafka."""
+    d = certs["ca"].parent
+    alice = make_client_certificate(d, "/O=Acme/CN=alice", f"alice-{client_auth}")
+    broker = MtlsBroker(
+        tmp_path_factory.mktemp(f"sluice-mtls-{client_auth}") / "data", certs, client_auth, "RULE:^CN=([^,]+),.*$/$1/L,DEFAULT"
+    ).start()
+    try:
+        settings = {"security.protocol": "SSL", "ssl.ca.location": str(certs["ca"]), **alice}
+        topic = unique_topic(f"mtls-{client_auth}")
+        p = Producer(producer_config(broker.ssl_bootstrap, **settings))
+        values = [f"mtls-{i}".encode() for i in range(50)]
+        assert delivered_offsets(produce_all(p, topic, values)) == list(range(50))
+        got = consume_range(broker.ssl_bootstrap, topic, 0, 0, 50, **settings)
+        assert [m.value() for m in got] == values
+        assert authenticated_as(broker, "User:alice"), broker.log_text()[-2000:]
+        if client_auth == "requested":
+            # No certificate at all: served, as User:ANONYMOUS.
+            anonymous = {"security.protocol": "SSL", "ssl.ca.location": str(certs["ca"])}
+            p = Producer(producer_config(broker.ssl_bootstrap, **anonymous))
+            assert delivered_offsets(produce_all(p, topic, [b"anonymous"])) == [50]
+            assert authenticated_as(broker, "User:ANONYMOUS"), broker.log_text()[-2000:]
+        else:
+            # Required: a client without a certificate fails the handshake.
+            errors = []
+            p = Producer(
+                producer_config(
+                    broker.ssl_bootstrap,
+                    **{"security.protocol": "SSL", "ssl.ca.location": str(certs["ca"])},
+                    error_cb=lambda e: errors.append(e),
+                )
+            )
+            p.produce(topic, b"refused")
+            deadline = time.monotonic() + WAIT_S
+            while not broker.wait_for_log("TLS handshake failed", timeout=0.1) and time.monotonic() < deadline:
+                p.poll(0.1)
+            assert broker.wait_for_log("TLS handshake failed", timeout=1)
+        broker.assert_healthy()
+    finally:
+        broker.kill9()
 
 
 # Raw frames

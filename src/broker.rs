@@ -73,15 +73,16 @@ impl Broker {
     /// The controller id clients are given (Metadata, DescribeCluster): the active controller
     /// when it is also a live broker that answers this node, else a live broker (this one if it
     /// can). Admin clients send their requests to that id and expect it among the brokers; any
-    /// broker forwards them to the active controller, as Kafka's KRaft brokers do.
-    pub(crate) fn controller_for_clients(&self, image: &MetadataImage) -> i32 {
-        let live = |id: i32| image.broker(id).is_some_and(|b| !b.fenced);
+    /// broker forwards them to the active controller, as Kafka's KRaft brokers do. Only brokers
+    /// with an endpoint on the client's `listener` are among those it is told about.
+    pub(crate) fn controller_for_clients(&self, image: &MetadataImage, listener: Option<&str>) -> i32 {
+        let live = |id: i32| image.live_endpoint(id, listener).is_ok();
         // Three missed heartbeats: the named controller has gone quiet.
         let max_age = Duration::from_millis(3 * self.settings.broker_heartbeat_interval_ms as u64);
         match self.controller.active_and_answering(max_age) {
             Some(id) if live(id) => id,
             _ if live(self.node_id) => self.node_id,
-            _ => image.live_brokers().next().map_or(-1, |b| b.id),
+            _ => image.live_endpoints(listener).next().map_or(-1, |(b, _)| b.id),
         }
     }
 

@@ -20,16 +20,17 @@ use crate::config::{ConfigError, Listener, Settings};
 use crate::controller::lifecycle::BrokerLifecycle;
 use crate::controller::{Controller, Quorum};
 use crate::data_dirs::DataDirs;
-use crate::group::config::GroupConfig;
+use crate::group::config::{ConsumerGroupConfig, GroupConfig};
 use crate::group::runtime::GroupCoordinator;
 use crate::log::LogError;
-use crate::metadata::brokers::Registration;
+use crate::metadata::brokers::{BrokerEndpoint, Registration};
 use crate::metadata::{Applied, Metadata, MetadataError};
 use crate::metrics::Metrics;
 use crate::net::SecuredListener;
 use crate::replica::ReplicaManager;
 use crate::security::plain::PlainUsers;
 use crate::security::sasl::SaslConfig;
+use crate::security::ssl_principal::SslPrincipalMapper;
 use crate::txn::coordinator::TxnConfig;
 use crate::txn::runtime::TxnCoordinator;
 
@@ -194,6 +195,16 @@ impl Server {
             rack: settings.broker_rack.clone().filter(|r| !r.is_empty()),
             previous_incarnation,
             log_dirs: data_dirs.dirs.iter().map(|(_, id)| *id).collect(),
+            // Every listener, so clients on each are told the other brokers' endpoints on it.
+            listeners: secured
+                .iter()
+                .map(|s| BrokerEndpoint {
+                    name: s.endpoint.name.clone(),
+                    host: s.endpoint.host.clone(),
+                    port: s.endpoint.port,
+                    security_protocol: s.protocol.to_string(),
+                })
+                .collect(),
         };
         // A broker that is not a voter is sent the metadata log as a Raft learner.
         let learner = controller_addr.filter(|_| !quorum.is_voter(settings.node_id));
@@ -361,6 +372,16 @@ fn group_config(s: &Settings) -> GroupConfig {
         offsets_retention_ms: i64::from(s.offsets_retention_minutes).saturating_mul(60_000),
         offsets_retention_check_interval_ms: s.offsets_retention_check_interval_ms,
         offset_metadata_max_bytes: s.offset_metadata_max_bytes as usize,
+        consumer: ConsumerGroupConfig {
+            enabled: s
+                .group_coordinator_rebalance_protocols
+                .split(',')
+                .any(|p| p.trim() == "consumer"),
+            session_timeout_ms: s.group_consumer_session_timeout_ms,
+            heartbeat_interval_ms: s.group_consumer_heartbeat_interval_ms,
+            max_size: s.group_consumer_max_size as usize,
+            assignors: crate::group::consumer::assignor::configured(&s.group_consumer_assignors),
+        },
         ..GroupConfig::default()
     }
 }
@@ -397,6 +418,7 @@ async fn bind(addr: &str) -> Result<TcpListener, StartError> {
 /// SASL, and this node's advertised endpoint on it.
 fn secure(settings: &Settings, listeners: &[(TcpListener, Listener)]) -> Result<Vec<Arc<SecuredListener>>, StartError> {
     let mut tls = None;
+    let mut ssl_principal = None;
     let mut sasl = None;
     let mut secured = Vec::new();
     for (bound, l) in listeners {
@@ -405,6 +427,9 @@ fn secure(settings: &Settings, listeners: &[(TcpListener, Listener)]) -> Result<
             .ok_or_else(|| StartError::Security(format!("listener {} has no security protocol", l.name)))?;
         if protocol.uses_tls() && tls.is_none() {
             tls = Some(crate::security::tls::acceptor(settings).map_err(|e| StartError::Security(e.to_string()))?);
+            let rules = SslPrincipalMapper::parse(&settings.ssl_principal_mapping_rules)
+                .map_err(|e| StartError::Security(format!("ssl.principal.mapping.rules: {e}")))?;
+            ssl_principal = Some(Arc::new(rules));
         }
         if protocol.uses_sasl() && sasl.is_none() {
             sasl = Some(Arc::new(sasl_config(settings)?));
@@ -414,6 +439,9 @@ fn secure(settings: &Settings, listeners: &[(TcpListener, Listener)]) -> Result<
             protocol,
             tls: tls.clone().filter(|_| protocol.uses_tls()),
             sasl: sasl.clone().filter(|_| protocol.uses_sasl()),
+            ssl_principal: ssl_principal
+                .clone()
+                .filter(|_| protocol == crate::security::SecurityProtocol::Ssl),
             endpoint: Arc::new(advertised(settings, l, port)),
         }));
     }

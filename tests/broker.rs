@@ -82,10 +82,11 @@ async fn api_versions_reports_the_features_sluice_implements() {
         .map(|f| (f.name.to_string(), f.min_version, f.max_version))
         .collect();
     assert!(supported.contains(&("metadata.version".into(), 7, 7)), "{supported:?}");
-    for zero in ["kraft.version", "transaction.version", "group.version"] {
-        assert!(supported.contains(&(zero.into(), 0, 0)), "{zero}: {supported:?}");
+    assert!(supported.contains(&("kraft.version".into(), 0, 0)), "{supported:?}");
+    assert!(supported.contains(&("transaction.version".into(), 0, 2)), "{supported:?}");
+    for on in ["eligible.leader.replicas.version", "group.version", "share.version"] {
+        assert!(supported.contains(&(on.into(), 0, 1)), "{on}: {supported:?}");
     }
-    assert!(supported.contains(&("eligible.leader.replicas.version".into(), 0, 1)));
     let finalized: Vec<(String, i16, i16)> = resp
         .finalized_features
         .iter()
@@ -95,7 +96,10 @@ async fn api_versions_reports_the_features_sluice_implements() {
         finalized,
         [
             ("eligible.leader.replicas.version".to_string(), 1, 1),
-            ("metadata.version".to_string(), 7, 7)
+            ("group.version".to_string(), 1, 1),
+            ("metadata.version".to_string(), 7, 7),
+            ("share.version".to_string(), 1, 1),
+            ("transaction.version".to_string(), 2, 2)
         ]
     );
     assert!(resp.finalized_features_epoch > 0);

@@ -1,5 +1,5 @@
 //! DescribeCluster: the cluster id, the controller (see `Broker::controller_for_clients`), and
-//! the live brokers (KIP-700).
+//! the live brokers with an endpoint on the client's listener (KIP-700).
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -13,9 +13,9 @@ pub(super) fn describe_cluster(ctx: &Ctx, req: DescribeClusterRequest) -> Reply<
     let b = &ctx.broker;
     let image = b.metadata.image();
     let brokers = image
-        .live_brokers()
-        .map(|broker| {
-            let (host, port) = ctx.endpoint_of(broker.id, &broker.host, broker.port);
+        .live_endpoints(ctx.listener())
+        .map(|(broker, endpoint)| {
+            let (host, port) = ctx.endpoint_of(broker.id, endpoint);
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(broker.id))
                 .with_host(host)
@@ -36,7 +36,7 @@ pub(super) fn describe_cluster(ctx: &Ctx, req: DescribeClusterRequest) -> Reply<
         DescribeClusterResponse::default()
             .with_endpoint_type(req.endpoint_type)
             .with_cluster_id(StrBytes::from_string(b.cluster_id()))
-            .with_controller_id(BrokerId(b.controller_for_clients(&image)))
+            .with_controller_id(BrokerId(b.controller_for_clients(&image, ctx.listener())))
             .with_brokers(brokers)
             .with_cluster_authorized_operations(ops),
     )

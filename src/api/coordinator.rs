@@ -94,16 +94,17 @@ fn find(ctx: &Ctx, key_type: i8, key: StrBytes) -> Coordinator {
             "the coordinator's partition is still loading",
         );
     }
-    match image.broker(leader).filter(|l| !l.fenced) {
-        Some(l) => {
-            let (host, port) = ctx.endpoint_of(l.id, &l.host, l.port);
+    // As Kafka's getAliveBrokerNode: a leader without the client's listener is not available.
+    match image.live_endpoint(leader, ctx.listener()) {
+        Ok(endpoint) => {
+            let (host, port) = ctx.endpoint_of(leader, endpoint);
             Coordinator::default()
                 .with_key(key.clone())
-                .with_node_id(BrokerId(l.id))
+                .with_node_id(BrokerId(leader))
                 .with_host(host)
                 .with_port(port)
         }
-        None => failed(
+        Err(_) => failed(
             ResponseError::CoordinatorNotAvailable,
             "the coordinator's partition has no leader",
         ),

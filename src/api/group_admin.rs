@@ -15,7 +15,7 @@ use super::{Ctx, Reply};
 use crate::authz::{Operation, ResourceType, CLUSTER_NAME};
 use crate::group::api::{self as core, Event, Response};
 
-const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+pub(super) const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 pub(super) fn list_groups(ctx: &Ctx, req: ListGroupsRequest) -> Reply<ListGroupsResponse> {
     let states: Vec<String> = req.states_filter.iter().map(|s| s.to_string()).collect();

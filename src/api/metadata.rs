@@ -16,6 +16,7 @@ use super::access::Access;
 use super::Ctx;
 use crate::authz::{Operation, ResourceType, CLUSTER_NAME};
 use crate::error::KafkaCode;
+use crate::metadata::image::Unreachable;
 use crate::metadata::topics::{self, NewTopic};
 use crate::metadata::{MetadataError, MetadataImage, PartitionImage, TopicImage};
 
@@ -102,7 +103,7 @@ pub(super) fn handle(ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
     MetadataResponse::default()
         .with_brokers(brokers(ctx, &image))
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id())))
-        .with_controller_id(BrokerId(broker.controller_for_clients(&image)))
+        .with_controller_id(BrokerId(broker.controller_for_clients(&image, ctx.listener())))
         .with_topics(topics)
         .with_cluster_authorized_operations(cluster_ops)
 }
@@ -150,12 +151,13 @@ pub(super) fn missing_topic_error(name: &str) -> MetadataError {
         .unwrap_or_else(|| MetadataError::UnknownTopic(name.to_string()))
 }
 
-/// Every live (registered, unfenced) broker, from the metadata image.
+/// Every live (registered, unfenced) broker with an endpoint on the client's listener, from
+/// the metadata image (Kafka's getAliveBrokerNodes).
 fn brokers(ctx: &Ctx, image: &MetadataImage) -> Vec<MetadataResponseBroker> {
     image
-        .live_brokers()
-        .map(|b| {
-            let (host, port) = ctx.endpoint_of(b.id, &b.host, b.port);
+        .live_endpoints(ctx.listener())
+        .map(|(b, endpoint)| {
+            let (host, port) = ctx.endpoint_of(b.id, endpoint);
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.id))
                 .with_host(host)
@@ -210,12 +212,15 @@ fn missing(ctx: &Ctx, name: Option<TopicName>, id: Uuid, err: ResponseError) -> 
 
 /// A partition as clients are told about it (Metadata, DescribeTopicPartitions).
 pub(super) struct PartitionView {
-    /// The leader, if it can serve the partition: a live broker, and when that is this node,
-    /// with the partition's log open here.
+    /// The leader, if it can serve the partition: a live broker with an endpoint on the
+    /// client's listener, and when that is this node, with the partition's log open here.
     pub(super) leader: Option<i32>,
+    /// No leader because the live leader has no listener of the client's listener name.
+    pub(super) leader_without_listener: bool,
     pub(super) replicas: Vec<BrokerId>,
     pub(super) isr: Vec<BrokerId>,
-    /// Replicas on brokers that are not live (unregistered or fenced).
+    /// Replicas on brokers that are not live (unregistered or fenced) or that the client cannot
+    /// reach (no listener of its listener name), as Kafka's getOfflineReplicas.
     pub(super) offline: Vec<BrokerId>,
 }
 
@@ -226,16 +231,24 @@ pub(super) fn partition_view(
     index: i32,
     p: &PartitionImage,
 ) -> PartitionView {
-    let live = |id: i32| image.broker(id).is_some_and(|b| !b.fenced);
-    // Led here but not open here (its log could not be created), or led by nobody alive: no
-    // usable leader, and clients retry.
+    let reachable = |id: i32| image.live_endpoint(id, ctx.listener()).is_ok();
+    // Led here but not open here (its log could not be created), or led by nobody alive (on
+    // the client's listener): no usable leader, and clients retry.
     let offline_here = p.leader == ctx.broker.node_id && ctx.broker.replicas.get(topic, index).is_none();
+    let leader = image.live_endpoint(p.leader, ctx.listener());
     let ids = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect();
     PartitionView {
-        leader: (!offline_here && live(p.leader)).then_some(p.leader),
+        leader: (!offline_here && leader.is_ok()).then_some(p.leader),
+        leader_without_listener: leader == Err(Unreachable::NoListener),
         replicas: ids(&p.replicas),
         isr: ids(&p.isr),
-        offline: p.replicas.iter().copied().filter(|r| !live(*r)).map(BrokerId).collect(),
+        offline: p
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| !reachable(*r))
+            .map(BrokerId)
+            .collect(),
     }
 }
 
@@ -246,8 +259,11 @@ fn describe(ctx: &Ctx, topic: &TopicImage, with_ops: bool) -> MetadataResponseTo
         .iter()
         .map(|(&index, p)| {
             let view = partition_view(ctx, &image, &topic.name, index, p);
+            // Kafka answers LISTENER_NOT_FOUND from version 6 on when the leader lacks the
+            // client's listener (errorUnavailableListeners), LEADER_NOT_AVAILABLE before.
             let error = match view.leader {
                 Some(_) => 0,
+                None if view.leader_without_listener && ctx.version >= 6 => ctx.count(ResponseError::ListenerNotFound),
                 None => ctx.count(ResponseError::LeaderNotAvailable),
             };
             MetadataResponsePartition::default()

@@ -14,6 +14,7 @@ mod client_quotas;
 mod cluster;
 mod config_resources;
 mod configs;
+mod consumer_groups;
 mod coordinator;
 mod delete_records;
 mod elections;
@@ -178,9 +179,15 @@ impl Ctx {
         h.finish()
     }
 
-    /// The host and port a client on this connection is told for `node`, registered at
-    /// `host:port`: this node's own endpoint on the connection's listener, else the registered one.
-    pub(crate) fn endpoint_of(&self, node: i32, host: &str, port: u16) -> (StrBytes, i32) {
+    /// The name of the listener this request arrived on: brokers are named to the client by
+    /// their endpoint on a listener of that name. None (no listener) asks for registered ones.
+    pub(crate) fn listener(&self) -> Option<&str> {
+        self.endpoint.as_deref().map(|l| l.name.as_str())
+    }
+
+    /// The host and port a client on this connection is told for `node`, whose endpoint on the
+    /// connection's listener is `host:port`: this node's own comes from the listener itself.
+    pub(crate) fn endpoint_of(&self, node: i32, (host, port): (&str, u16)) -> (StrBytes, i32) {
         match &self.endpoint {
             Some(l) if node == self.broker.node_id => (StrBytes::from_string(l.host.clone()), i32::from(l.port)),
             _ => (StrBytes::from_string(host.to_string()), i32::from(port)),
@@ -472,6 +479,18 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             let gate = authorize::group_member(&ctx, &req.group_id, LeaveGroupResponse::with_error_code);
             respond(&ctx, guard(gate, || groups::leave_group(&ctx, req)))
         }
+        ApiKey::ConsumerGroupHeartbeat => {
+            let req: ConsumerGroupHeartbeatRequest = decode(&mut body, v)?;
+            let gate = authorize::group_member(&ctx, &req.group_id, ConsumerGroupHeartbeatResponse::with_error_code);
+            respond(
+                &ctx,
+                guard(gate, || consumer_groups::consumer_group_heartbeat(&ctx, req)),
+            )
+        }
+        ApiKey::ConsumerGroupDescribe => respond(
+            &ctx,
+            consumer_groups::consumer_group_describe(&ctx, decode(&mut body, v)?),
+        ),
         ApiKey::ListGroups => respond(&ctx, group_admin::list_groups(&ctx, decode(&mut body, v)?)),
         ApiKey::DescribeGroups => respond(&ctx, group_admin::describe_groups(&ctx, decode(&mut body, v)?)),
         ApiKey::DeleteGroups => respond(&ctx, group_admin::delete_groups(&ctx, decode(&mut body, v)?)),
@@ -772,6 +791,8 @@ no_payloads!(
     TxnOffsetCommitResponse,
     FindCoordinatorResponse,
     JoinGroupResponse,
+    ConsumerGroupHeartbeatResponse,
+    ConsumerGroupDescribeResponse,
     SyncGroupResponse,
     HeartbeatResponse,
     LeaveGroupResponse,

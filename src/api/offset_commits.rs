@@ -254,8 +254,15 @@ fn fetch_group(
     group_id: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
     require_stable: bool,
+    member: (Option<&str>, i32),
 ) -> FetchedOffsets {
     let fetch = |s: &crate::group::coordinator::GroupCoordinatorState| {
+        if let Err(e) = s.validate_consumer_offset_fetch(group_id, member.0, member.1) {
+            return FetchedOffsets {
+                error: Some(e),
+                topics: Vec::new(),
+            };
+        }
         let mut fetched = s.fetch_offsets(group_id, topics.as_deref());
         if require_stable {
             s.mark_unstable(group_id, &mut fetched);
@@ -285,7 +292,8 @@ pub(super) fn offset_fetch(ctx: &Ctx, req: OffsetFetchRequest) -> Reply<OffsetFe
                         .map(|t| (t.name.to_string(), t.partition_indexes))
                         .collect()
                 });
-                let f = fetch_group(ctx, &g.group_id, topics, req.require_stable);
+                let member = (g.member_id.as_deref(), g.member_epoch);
+                let f = fetch_group(ctx, &g.group_id, topics, req.require_stable, member);
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
                     .with_error_code(code(ctx, f.error))
@@ -320,7 +328,7 @@ pub(super) fn offset_fetch(ctx: &Ctx, req: OffsetFetchRequest) -> Reply<OffsetFe
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let f = fetch_group(ctx, &req.group_id, topics, req.require_stable);
+    let f = fetch_group(ctx, &req.group_id, topics, req.require_stable, (None, -1));
     let topics = f
         .topics
         .into_iter()

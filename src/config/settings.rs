@@ -161,6 +161,36 @@ fn positive(v: &i64) -> Result<(), String> {
     (*v > 0).then_some(()).ok_or_else(|| "must be > 0".into())
 }
 
+/// `group.coordinator.rebalance.protocols`: a list of `classic` and `consumer` with `classic`
+/// in it, as Kafka requires (`streams` and `share` are accepted and not served).
+#[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
+fn rebalance_protocols(v: &String) -> Result<(), String> {
+    let listed: Vec<&str> = v.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    if let Some(bad) = listed
+        .iter()
+        .find(|p| !matches!(**p, "classic" | "consumer" | "streams" | "share"))
+    {
+        return Err(format!("unknown group protocol {bad}"));
+    }
+    if !listed.contains(&"classic") {
+        return Err("must contain classic".into());
+    }
+    Ok(())
+}
+
+/// `group.consumer.assignors`: at least one, each a known server-side assignor.
+#[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
+fn consumer_assignors(v: &String) -> Result<(), String> {
+    let names: Vec<String> = crate::group::consumer::assignor::configured(v);
+    if names.is_empty() {
+        return Err("must name at least one assignor".into());
+    }
+    match names.iter().find(|n| !crate::group::consumer::assignor::is_known(n)) {
+        Some(bad) => Err(format!("unknown assignor {bad} (uniform and range are served)")),
+        None => Ok(()),
+    }
+}
+
 fn positive_i32(v: &i32) -> Result<(), String> {
     (*v > 0).then_some(()).ok_or_else(|| "must be > 0".into())
 }
@@ -292,6 +322,13 @@ fn plain_users(v: &Option<String>) -> Result<(), String> {
 #[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
 fn pem_only(v: &String) -> Result<(), String> {
     (v == "PEM").then_some(()).ok_or_else(|| "only PEM is supported".into())
+}
+
+#[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
+fn principal_rules(v: &String) -> Result<(), String> {
+    crate::security::ssl_principal::SslPrincipalMapper::parse(v)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 #[allow(clippy::ptr_arg)] // The settings table hands every check a `&T` of the field type.
@@ -439,6 +476,9 @@ settings! {
     ssl_truststore_certificates: Option<String> = "ssl.truststore.certificates", "", any, Password;
     /// Client certificates on SSL listeners: none, requested, or required.
     ssl_client_auth: String = "ssl.client.auth", "none", client_auth;
+    /// How the subject of a client certificate becomes the principal's name: Kafka's
+    /// `RULE:pattern/replacement/[LU]` entries and `DEFAULT` (the DN itself), first match wins.
+    ssl_principal_mapping_rules: String = "ssl.principal.mapping.rules", "DEFAULT", principal_rules;
     /// Log directories, comma-separated (JBOD): partition logs are spread over them, the
     /// metadata log lives in the first. Unset, `log.dir` is used.
     log_dirs: Option<String> = "log.dirs", "", any, List;
@@ -598,6 +638,16 @@ settings! {
     group_max_session_timeout_ms: i32 = "group.max.session.timeout.ms", "1800000", positive_i32;
     /// Most members one consumer group may have.
     group_max_size: i32 = "group.max.size", "2147483647", positive_i32;
+    /// Which group protocols the coordinator serves: `classic`, `consumer` (KIP-848).
+    group_coordinator_rebalance_protocols: String = "group.coordinator.rebalance.protocols", "classic,consumer", rebalance_protocols, List;
+    /// A KIP-848 consumer group member that sends no heartbeat for this long is removed.
+    group_consumer_session_timeout_ms: i32 = "group.consumer.session.timeout.ms", "45000", positive_i32;
+    /// How often KIP-848 consumer group members heartbeat.
+    group_consumer_heartbeat_interval_ms: i32 = "group.consumer.heartbeat.interval.ms", "5000", positive_i32;
+    /// Most members one KIP-848 consumer group may have.
+    group_consumer_max_size: i32 = "group.consumer.max.size", "2147483647", positive_i32;
+    /// Server-side assignors of KIP-848 consumer groups (`uniform`, `range`, or Kafka's class names), the first the default.
+    group_consumer_assignors: String = "group.consumer.assignors", "uniform,range", consumer_assignors, List;
     /// Partitions of `__consumer_offsets`; a group lives on partition hash(group) % this. Fixed once created.
     offsets_topic_num_partitions: i32 = "offsets.topic.num.partitions", "50", positive_i32;
     /// Replication factor of `__consumer_offsets` (capped at the number of brokers).

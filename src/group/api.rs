@@ -9,6 +9,7 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 
 use crate::coordinator::runtime;
+pub(crate) use crate::group::consumer::heartbeat::{ConsumerHeartbeatRequest, ConsumerHeartbeatResponse};
 
 #[cfg(test)]
 pub(crate) use crate::coordinator::runtime::RawRecord;
@@ -149,6 +150,10 @@ pub(crate) enum TimerKey {
     Sync { group_id: String },
     /// The periodic offset expiry sweep (`offsets.retention.check.interval.ms`).
     OffsetExpiration,
+    /// A consumer group member's session (`group.consumer.session.timeout.ms`).
+    ConsumerSession { group_id: String, member_id: String },
+    /// A consumer group member's deadline to revoke partitions (its rebalance timeout).
+    ConsumerRevocation { group_id: String, member_id: String },
 }
 
 /// Everything that can happen to a coordinator.
@@ -161,6 +166,8 @@ pub(crate) enum Event {
     CommitOffsets(CommitRequest),
     DeleteGroups(DeleteGroupsRequest),
     OffsetDelete(OffsetDeleteRequest),
+    /// KIP-848's ConsumerGroupHeartbeat.
+    ConsumerHeartbeat(ConsumerHeartbeatRequest),
     /// The COMMIT or ABORT marker of `producer_id`'s transaction is written in this partition:
     /// its transactional offset commits take effect, or are dropped.
     TxnCompleted {
@@ -201,6 +208,7 @@ pub(crate) enum Response {
     OffsetCommit(OffsetCommitResponse),
     DeleteGroups(DeleteGroupsResponse),
     OffsetDelete(OffsetDeleteResponse),
+    ConsumerHeartbeat(ConsumerHeartbeatResponse),
 }
 
 #[derive(Debug, Clone, PartialEq)]

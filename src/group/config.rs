@@ -21,6 +21,35 @@ pub(crate) struct GroupConfig {
     pub(crate) offsets_retention_check_interval_ms: i64,
     /// `offset.metadata.max.bytes` (compared, as Kafka does, with the UTF-16 length).
     pub(crate) offset_metadata_max_bytes: usize,
+    /// KIP-848 consumer groups.
+    pub(crate) consumer: ConsumerGroupConfig,
+}
+
+/// Settings of KIP-848 consumer groups, with Kafka's names and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConsumerGroupConfig {
+    /// Whether `group.coordinator.rebalance.protocols` lists `consumer`.
+    pub(crate) enabled: bool,
+    /// `group.consumer.session.timeout.ms`.
+    pub(crate) session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`.
+    pub(crate) heartbeat_interval_ms: i32,
+    /// `group.consumer.max.size`.
+    pub(crate) max_size: usize,
+    /// `group.consumer.assignors` as short names (`uniform`, `range`); the first is the default.
+    pub(crate) assignors: Vec<String>,
+}
+
+impl Default for ConsumerGroupConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 5_000,
+            max_size: i32::MAX as usize,
+            assignors: vec!["uniform".into(), "range".into()],
+        }
+    }
 }
 
 impl Default for GroupConfig {
@@ -34,6 +63,7 @@ impl Default for GroupConfig {
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1_000,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4_096,
+            consumer: ConsumerGroupConfig::default(),
         }
     }
 }

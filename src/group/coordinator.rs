@@ -16,7 +16,7 @@ use super::api::{Action, Event, OffsetCommitResponse, Protocol, RequestId, Respo
 use super::config::GroupConfig;
 use super::records::Record;
 use super::state::{CommittedOffset, Group, Member};
-use super::{membership, offsets};
+use super::{consumer, membership, offsets};
 
 /// All groups of one `__consumer_offsets` partition (one coordinator "shard", as in Kafka):
 /// the shell keeps one per partition it leads, built by [`super::load`] and dropped after
@@ -134,7 +134,13 @@ pub(crate) fn handle(state: &mut GroupCoordinatorState, now_ms: i64, event: Even
     let GroupCoordinatorState { groups, out } = state;
     out.now_ms = now_ms;
     match event {
-        Event::Join(r) => membership::join(groups, out, r),
+        Event::Join(r) => {
+            if consumer::leave::refuse_classic_join(groups, out, &r) {
+                return out.take_actions();
+            }
+            membership::join(groups, out, r)
+        }
+        Event::ConsumerHeartbeat(r) => consumer::heartbeat::heartbeat(groups, out, r),
         Event::Sync(r) => membership::sync(groups, out, r),
         Event::Heartbeat(r) => membership::heartbeat(groups, out, r),
         Event::Leave(r) => membership::leave(groups, out, r),
@@ -173,6 +179,12 @@ fn timer_fired(groups: &mut BTreeMap<String, Group>, out: &mut Outbox, key: Time
         }
         (TimerKey::Sync { .. }, _) => {}
         (TimerKey::OffsetExpiration, _) => offsets::expire_offsets(groups, out),
+        (TimerKey::ConsumerSession { group_id, member_id }, _) => {
+            consumer::leave::session_expired(groups, out, &group_id, &member_id)
+        }
+        (TimerKey::ConsumerRevocation { group_id, member_id }, _) => {
+            consumer::leave::revocation_expired(groups, out, &group_id, &member_id)
+        }
     }
 }
 
@@ -281,6 +293,11 @@ impl Outbox {
         }
         self.actions.push(Action::Persist { token, write });
         token
+    }
+
+    /// A fresh UUID (KIP-848 member ids of ConsumerGroupHeartbeat v0).
+    pub(crate) fn new_uuid(&mut self) -> String {
+        self.ids.uuid()
     }
 
     /// A fresh member id: `prefix` (client id or group.instance.id) + "-" + a UUID, as Kafka.

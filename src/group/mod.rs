@@ -21,6 +21,7 @@
 // (ListGroups, DescribeGroups, OffsetFetch views), `records` (the codec), `state` (the group).
 pub(crate) mod api;
 pub(crate) mod config;
+pub(crate) mod consumer;
 pub(crate) mod coordinator;
 mod membership;
 mod offsets;

@@ -46,6 +46,8 @@ pub(crate) fn commit(groups: &mut BTreeMap<String, Group>, out: &mut Outbox, r: 
         r.transaction.is_some() && r.generation_id < 0 && r.member_id.is_empty() && r.group_instance_id.is_none();
     let validated = if anonymous_txn && !group.is(GroupState::Dead) {
         Ok(())
+    } else if let Some(consumer) = &group.consumer {
+        consumer.validate_offset_commit(&r.member_id, r.generation_id, r.api_version, r.transaction.is_some())
     } else {
         group.validate_offset_commit(&r.member_id, r.group_instance_id.as_deref(), r.generation_id)
     };
@@ -247,6 +249,9 @@ pub(crate) fn delete_groups(groups: &mut BTreeMap<String, Group>, out: &mut Outb
     for group_id in r.group_ids {
         let error = match groups.get(&group_id).map(|g| g.state) {
             None | Some(GroupState::Dead) => Some(ResponseError::GroupIdNotFound),
+            Some(GroupState::Empty) if groups.get(&group_id).is_some_and(|g| !g.has_no_members()) => {
+                Some(ResponseError::NonEmptyGroup)
+            }
             Some(GroupState::Empty) => {
                 if let Some(group) = groups.remove(&group_id) {
                     records.extend(group_tombstones(&group));
@@ -281,6 +286,10 @@ fn group_tombstones(group: &Group) -> Vec<Record> {
         .into_iter()
         .map(|(t, p)| offset_record(&group.group_id, &t, p, None))
         .collect();
+    if let Some(cg) = &group.consumer {
+        let consumer = super::consumer::records::group_tombstones(&group.group_id, cg);
+        records.extend(consumer.into_iter().map(Record::Consumer));
+    }
     records.push(Record::GroupMetadata {
         group: group.group_id.clone(),
         value: None,
@@ -323,6 +332,16 @@ pub(crate) fn reply_persisted(out: &mut Outbox, req: RequestId, response: Respon
             }
             Response::DeleteGroups(d)
         }
+        (Err(e), Response::ConsumerHeartbeat(_)) => {
+            Response::ConsumerHeartbeat(super::consumer::heartbeat::ConsumerHeartbeatResponse {
+                error: Some(append_error_to_response_error(e)),
+                error_message: None,
+                member_id: None,
+                member_epoch: 0,
+                heartbeat_interval_ms: 0,
+                assignment: None,
+            })
+        }
         (Err(e), Response::OffsetDelete(_)) => Response::OffsetDelete(OffsetDeleteResponse {
             error: Some(append_error_to_response_error(e)),
             topics: Vec::new(),
@@ -357,7 +376,11 @@ pub(crate) fn expire_offsets(groups: &mut BTreeMap<String, Group>, out: &mut Out
     let mut dead = Vec::new();
     for group in groups.values_mut() {
         let all_expired = expire_group_offsets(group, now_ms, retention_ms, &mut records);
-        if all_expired && group.is(GroupState::Empty) {
+        if all_expired && group.is(GroupState::Empty) && group.has_no_members() {
+            if let Some(cg) = &group.consumer {
+                let consumer = super::consumer::records::group_tombstones(&group.group_id, cg);
+                records.extend(consumer.into_iter().map(Record::Consumer));
+            }
             records.push(Record::GroupMetadata {
                 group: group.group_id.clone(),
                 value: None,
@@ -394,6 +417,15 @@ enum RetentionBase {
 /// empty; Stable consumer groups expire offsets of topics they no longer subscribe to, retention
 /// after the commit; simple groups (no protocol type) likewise; anything else keeps its offsets.
 fn retention_base(group: &Group) -> Option<RetentionBase> {
+    if let Some(consumer) = &group.consumer {
+        // As Kafka's ConsumerGroup: with members, offsets of topics it no longer subscribes to
+        // expire from their commit; once empty, all expire from when it became empty.
+        return Some(if consumer.members.is_empty() {
+            RetentionBase::StateTimestamp(group.state_timestamp_ms)
+        } else {
+            RetentionBase::CommitTimestamp
+        });
+    }
     match &group.protocol_type {
         None => Some(RetentionBase::CommitTimestamp),
         Some(_) if group.is(GroupState::Empty) => Some(RetentionBase::StateTimestamp(group.state_timestamp_ms)),

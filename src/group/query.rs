@@ -4,11 +4,14 @@
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
 
+use super::consumer::describe::ConsumerGroupDescription;
 use super::coordinator::GroupCoordinatorState;
 use super::state::GroupState;
 
 /// Kafka's group type of every classic group, as ListGroups v5+ reports it.
 pub(crate) const CLASSIC_GROUP_TYPE: &str = "classic";
+/// Kafka's group type of KIP-848 consumer groups.
+pub(crate) const CONSUMER_GROUP_TYPE: &str = "consumer";
 
 /// One ListGroups entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,24 +73,33 @@ impl GroupCoordinatorState {
     /// an empty filter matches everything).
     pub(crate) fn list_groups(&self, states: &[String], types: &[String]) -> Vec<GroupListing> {
         let states: Vec<String> = states.iter().map(|s| s.to_lowercase()).collect();
-        if !types.is_empty() && !types.iter().any(|t| t.eq_ignore_ascii_case(CLASSIC_GROUP_TYPE)) {
-            return Vec::new();
-        }
         self.groups
             .values()
-            .filter(|g| states.is_empty() || states.contains(&g.state.as_str().to_lowercase()))
-            .map(|g| GroupListing {
-                group_id: g.group_id.clone(),
-                protocol_type: g.protocol_type.clone().unwrap_or_default(),
-                state: g.state.as_str(),
-                group_type: CLASSIC_GROUP_TYPE,
+            .map(|g| match &g.consumer {
+                // A consumer group's protocol type is "consumer", as Kafka lists it.
+                Some(c) => GroupListing {
+                    group_id: g.group_id.clone(),
+                    protocol_type: super::state::CONSUMER_PROTOCOL_TYPE.to_owned(),
+                    state: c.state().as_str(),
+                    group_type: CONSUMER_GROUP_TYPE,
+                },
+                None => GroupListing {
+                    group_id: g.group_id.clone(),
+                    protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                    state: g.state.as_str(),
+                    group_type: CLASSIC_GROUP_TYPE,
+                },
             })
+            .filter(|g| states.is_empty() || states.contains(&g.state.to_lowercase()))
+            .filter(|g| types.is_empty() || types.iter().any(|t| t.eq_ignore_ascii_case(g.group_type)))
             .collect()
     }
 
     /// DescribeGroups of one group; an unknown group is reported Dead, without error.
     pub(crate) fn describe_group(&self, group_id: &str) -> GroupDescription {
-        let Some(group) = self.groups.get(group_id) else {
+        // Kafka describes only classic groups here: any other is Dead (ConsumerGroupDescribe
+        // describes consumer groups).
+        let Some(group) = self.groups.get(group_id).filter(|g| g.consumer.is_none()) else {
             return GroupDescription {
                 group_id: group_id.to_owned(),
                 error: None,
@@ -117,6 +129,35 @@ impl GroupCoordinatorState {
             protocol_type: group.protocol_type.clone().unwrap_or_default(),
             protocol_data: protocol.unwrap_or_default(),
             members,
+        }
+    }
+
+    /// ConsumerGroupDescribe of one group: GROUP_ID_NOT_FOUND unless it is a consumer group.
+    pub(crate) fn describe_consumer_group(&self, group_id: &str) -> ConsumerGroupDescription {
+        match self.groups.get(group_id) {
+            None => {
+                ConsumerGroupDescription::error(ResponseError::GroupIdNotFound, format!("Group {group_id} not found."))
+            }
+            Some(g) => match &g.consumer {
+                Some(c) => c.describe(),
+                None => ConsumerGroupDescription::error(
+                    ResponseError::GroupIdNotFound,
+                    format!("Group {group_id} is not a consumer group."),
+                ),
+            },
+        }
+    }
+
+    /// OffsetFetch v9+ from a member of a consumer group: its member epoch must be current.
+    pub(crate) fn validate_consumer_offset_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), ResponseError> {
+        match self.groups.get(group_id).and_then(|g| g.consumer.as_deref()) {
+            Some(c) => c.validate_offset_fetch(member_id, member_epoch),
+            None => Ok(()),
         }
     }
 

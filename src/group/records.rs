@@ -16,6 +16,7 @@
 
 use bytes::{BufMut, Bytes};
 
+use super::consumer::records::ConsumerRecord;
 use crate::coordinator::codec::{CodecError, Reader, Writer};
 
 /// Record type (key version) Kafka writes for offset commits; 0 is read too.
@@ -68,6 +69,8 @@ pub(crate) enum Record {
         group: String,
         value: Option<GroupMetadataValue>,
     },
+    /// A KIP-848 consumer group record (types 3-8), in `group::consumer::records`.
+    Consumer(ConsumerRecord),
 }
 
 /// `OffsetCommitValue`: `leader_epoch` and `expire_timestamp_ms` are -1 when absent.
@@ -138,11 +141,12 @@ impl Record {
                     value.as_ref().map(|v| v.encode(GROUP_METADATA_VALUE_VERSION)),
                 )
             }
+            Record::Consumer(r) => r.encode(),
         }
     }
 
-    /// Decodes one record. Types other than 0, 1 and 2 (KIP-848 consumer group records, share
-    /// groups) give [`RecordError::UnknownRecordType`], which a loader skips as Kafka does.
+    /// Decodes one record. Types other than 0-8 (share groups, streams groups, KIP-848
+    /// regexes) give [`RecordError::UnknownRecordType`], which a loader skips as Kafka does.
     pub(crate) fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Record, RecordError> {
         let mut r = Reader::new(key, false, "key");
         let record_type = r.i16()?;
@@ -164,6 +168,7 @@ impl Record {
                 let value = value.map(GroupMetadataValue::decode).transpose()?;
                 Ok(Record::GroupMetadata { group, value })
             }
+            3..=8 => ConsumerRecord::decode(key, value).map(Record::Consumer),
             other => Err(RecordError::UnknownRecordType(other)),
         }
     }
@@ -475,8 +480,8 @@ mod tests {
     #[test]
     fn unknown_record_types_and_truncation_are_reported() {
         assert_eq!(
-            Record::decode(&[0, 3, 0, 0], None),
-            Err(RecordError::UnknownRecordType(3))
+            Record::decode(&[3, 232, 0, 0], None),
+            Err(RecordError::UnknownRecordType(1000))
         );
         assert_eq!(
             Record::decode(&[0, 2, 0, 5, b'a'], None),

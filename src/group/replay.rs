@@ -143,6 +143,7 @@ pub(crate) fn load_log(
         for member in group.members.values() {
             out.reschedule_heartbeat(&group.group_id, member);
         }
+        super::consumer::replay::loaded(group, out);
         if group.members.len() > out.config.max_size {
             prepare_rebalance(group, out, "loaded group is over group.max.size");
         }
@@ -193,6 +194,7 @@ fn replay(groups: &mut BTreeMap<String, Group>, record: Record, now_ms: i64) {
             g.offsets = offsets;
             groups.insert(group, g);
         }
+        Record::Consumer(r) => super::consumer::replay::replay(groups, r, now_ms),
         Record::GroupMetadata { group, value: None } => {
             // Deletion tombstones offsets before the group; any left over stay, as a simple group.
             if let Some(g) = groups.remove(&group) {

@@ -147,6 +147,9 @@ pub(crate) struct Group {
     /// producer id → the offsets its open transaction committed (TxnOffsetCommit, in the log),
     /// applied when its COMMIT marker comes, dropped at its ABORT.
     pub(crate) pending_txn_offsets: BTreeMap<i64, BTreeMap<(String, i32), CommittedOffset>>,
+    /// Set when this is a KIP-848 consumer group (`consumer`); the classic part then has no
+    /// members and stays Empty, and only holds the offsets.
+    pub(crate) consumer: Option<Box<super::consumer::ConsumerGroup>>,
 }
 
 impl Group {
@@ -169,7 +172,13 @@ impl Group {
             offsets: BTreeMap::new(),
             pending_offset_commits: BTreeMap::new(),
             pending_txn_offsets: BTreeMap::new(),
+            consumer: None,
         }
+    }
+
+    /// Whether the group has no members of either protocol (it may be deleted, its offsets expire).
+    pub(crate) fn has_no_members(&self) -> bool {
+        self.members.is_empty() && self.consumer.as_ref().is_none_or(|c| c.members.is_empty())
     }
 
     pub(crate) fn is(&self, state: GroupState) -> bool {
@@ -461,6 +470,9 @@ impl Group {
 
     /// Whether the group consumes `topic`; when unknown, a consumer group is assumed to.
     pub(crate) fn is_subscribed_to_topic(&self, topic: &str) -> bool {
+        if let Some(consumer) = &self.consumer {
+            return consumer.subscription_metadata.contains_key(topic);
+        }
         match &self.subscribed_topics {
             Some(topics) => topics.contains(topic),
             None => self.uses_consumer_protocol(),

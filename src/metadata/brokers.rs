@@ -11,6 +11,18 @@ use super::elections::{self, UncleanAllowed};
 use super::image::MetadataImage;
 use super::records::MetadataRecord;
 
+/// One listener of a broker as it registers it (KRaft's BrokerRegistrationRequest `Listeners`
+/// and RegisterBrokerRecord `EndPoints`): clients that connected on a listener of this name are
+/// told to reach the broker here.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct BrokerEndpoint {
+    pub(crate) name: String,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    pub(crate) security_protocol: String,
+}
+
 /// What a broker tells the controller when it starts.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Registration {
@@ -28,6 +40,10 @@ pub(crate) struct Registration {
     /// LogDirs).
     #[serde(default)]
     pub(crate) log_dirs: Vec<Uuid>,
+    /// Every Kafka listener's advertised endpoint; `host`:`port` is the inter-broker one among
+    /// them. Empty from brokers that predate per-listener registration.
+    #[serde(default)]
+    pub(crate) listeners: Vec<BrokerEndpoint>,
 }
 
 /// A new incarnation (or a moved endpoint) is recorded; the same registration sent again is not.
@@ -44,6 +60,7 @@ pub(crate) fn plan_register(
             && b.port == r.port
             && b.rack == r.rack
             && b.log_dirs == r.log_dirs
+            && b.listeners == r.listeners
     });
     if same {
         return Vec::new();
@@ -73,6 +90,7 @@ pub(crate) fn plan_register(
         port: r.port,
         rack: r.rack.clone(),
         log_dirs: r.log_dirs.clone(),
+        listeners: r.listeners.clone(),
     });
     out
 }
@@ -162,6 +180,20 @@ mod tests {
             ..r.clone()
         };
         assert_eq!(plan_register(&image, &more_dirs, &|_| false).len(), 1);
+        // So is a listener added (or moved).
+        let more_listeners = Registration {
+            listeners: vec![BrokerEndpoint {
+                name: "SASL_SSL".into(),
+                host: "h".into(),
+                port: 9,
+                security_protocol: "SASL_SSL".into(),
+            }],
+            ..r.clone()
+        };
+        let records = plan_register(&image, &more_listeners, &|_| false);
+        assert!(
+            matches!(&records[..], [MetadataRecord::RegisterBroker { listeners, .. }] if listeners == &more_listeners.listeners)
+        );
         let restarted = Registration {
             incarnation_id: Uuid::new_v4(),
             ..r

@@ -18,9 +18,11 @@
 //!   version bootstraps TV_2); a cluster created before the feature existed stays at 0 until
 //!   `kafka-features upgrade`. Kafka ties level 2 to metadata.version 4.0-IV2; Sluice's fixed
 //!   metadata.version cannot move, so that dependency is not checked.
-//! - `kraft.version` 0 (voters fixed by configuration), `group.version` (KIP-848),
-//!   `share.version` (KIP-932), `streams.version` (KIP-1071): 0, as Sluice has none of these;
-//!   listed so clients see they cannot be turned on here.
+//! - `group.version` 1 (KIP-848: the consumer rebalance protocol is served) and
+//!   `share.version` 1 (KIP-932: share groups are served), as a Kafka 4 cluster reports them
+//!   when those protocols are on. Fixed on.
+//! - `kraft.version` 0 (voters fixed by configuration), `streams.version` (KIP-1071): 0, as
+//!   Sluice has neither; listed so clients see they cannot be turned on here.
 //!
 //! May call: nothing but the image. Must never: write anything (the controller commits what
 //! [`plan_update`] returns).
@@ -60,8 +62,8 @@ pub(crate) const FEATURES: &[Feature] = &[
     Feature {
         name: "group.version",
         min: 0,
-        max: 0,
-        finalized: Finalized::Fixed(0),
+        max: 1,
+        finalized: Finalized::Fixed(1),
     },
     Feature {
         name: "kraft.version",
@@ -78,8 +80,8 @@ pub(crate) const FEATURES: &[Feature] = &[
     Feature {
         name: "share.version",
         min: 0,
-        max: 0,
-        finalized: Finalized::Fixed(0),
+        max: 1,
+        finalized: Finalized::Fixed(1),
     },
     Feature {
         name: "streams.version",
@@ -246,7 +248,12 @@ mod tests {
         assert_eq!(finalized_level(&old, TRANSACTION_VERSION), 0);
         assert_eq!(
             finalized(&old),
-            [("eligible.leader.replicas.version", 1), ("metadata.version", 7)]
+            [
+                ("eligible.leader.replicas.version", 1),
+                ("group.version", 1),
+                ("metadata.version", 7),
+                ("share.version", 1)
+            ]
         );
     }
 

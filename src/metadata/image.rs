@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::brokers::BrokerEndpoint;
 use super::client_quotas::ClientQuotas;
 use super::records::MetadataRecord;
 use super::scram_credentials::ScramCredentials;
@@ -143,6 +144,36 @@ pub(crate) struct BrokerImage {
     pub(crate) fenced: bool,
     /// Its log directories' ids, as it registered them.
     pub(crate) log_dirs: Vec<Uuid>,
+    /// Every listener it registered; empty when its registration predates them, and then
+    /// `host`:`port` is its only endpoint.
+    pub(crate) listeners: Vec<BrokerEndpoint>,
+}
+
+impl BrokerImage {
+    /// Where a client that connected on `listener` reaches this broker (Kafka's
+    /// `BrokerRegistration.node(listenerName)`); None when the broker has no listener of that
+    /// name, so it is left out of that client's answers. A registration without listeners
+    /// (older records) has one endpoint, given to every client. `None` as the listener asks for
+    /// the registered (inter-broker) endpoint.
+    pub(crate) fn endpoint(&self, listener: Option<&str>) -> Option<(&str, u16)> {
+        match listener {
+            Some(name) if !self.listeners.is_empty() => self
+                .listeners
+                .iter()
+                .find(|l| l.name == name)
+                .map(|l| (l.host.as_str(), l.port)),
+            _ => Some((self.host.as_str(), self.port)),
+        }
+    }
+}
+
+/// Why a client on some listener is told no node for a broker id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unreachable {
+    /// Not registered, or fenced.
+    NotAlive,
+    /// Alive, but without a listener of the client's listener name (LISTENER_NOT_FOUND).
+    NoListener,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -236,6 +267,22 @@ impl MetadataImage {
         self.brokers.values().filter(|b| !b.fenced)
     }
 
+    /// Live brokers with their endpoint on `listener` (Kafka's `getAliveBrokerNodes`): those
+    /// without that listener are left out.
+    pub(crate) fn live_endpoints<'a>(
+        &'a self,
+        listener: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a BrokerImage, (&'a str, u16))> + 'a {
+        self.live_brokers()
+            .filter_map(move |b| b.endpoint(listener).map(|e| (b, e)))
+    }
+
+    /// A live broker's endpoint on `listener` (Kafka's `getAliveBrokerNode`), or why there is none.
+    pub(crate) fn live_endpoint(&self, id: i32, listener: Option<&str>) -> Result<(&str, u16), Unreachable> {
+        let b = self.broker(id).filter(|b| !b.fenced).ok_or(Unreachable::NotAlive)?;
+        b.endpoint(listener).ok_or(Unreachable::NoListener)
+    }
+
     /// Records that replay into this image: what a snapshot of the metadata log holds.
     pub(crate) fn to_records(&self) -> Vec<MetadataRecord> {
         let mut out = Vec::new();
@@ -271,6 +318,7 @@ impl MetadataImage {
                 port: b.port,
                 rack: b.rack.clone(),
                 log_dirs: b.log_dirs.clone(),
+                listeners: b.listeners.clone(),
             });
             if !b.fenced {
                 out.push(MetadataRecord::UnfenceBroker { broker_id: b.id });
@@ -450,6 +498,7 @@ impl MetadataImage {
                 port,
                 rack,
                 log_dirs,
+                listeners,
             } => {
                 let broker = BrokerImage {
                     id: *broker_id,
@@ -459,6 +508,7 @@ impl MetadataImage {
                     rack: rack.clone(),
                     fenced: true,
                     log_dirs: log_dirs.clone(),
+                    listeners: listeners.clone(),
                 };
                 self.brokers.insert(*broker_id, broker);
             }
@@ -612,7 +662,72 @@ mod tests {
             port: 9000 + id as u16,
             rack: None,
             log_dirs: vec![Uuid::from_u128(u128::from(id as u32))],
+            listeners: vec![
+                endpoint("PLAINTEXT", 9000 + id as u16),
+                endpoint("SASL", 9100 + id as u16),
+            ],
         }
+    }
+
+    fn endpoint(name: &str, port: u16) -> BrokerEndpoint {
+        BrokerEndpoint {
+            name: name.into(),
+            host: "127.0.0.1".into(),
+            port,
+            security_protocol: "PLAINTEXT".into(),
+        }
+    }
+
+    #[test]
+    fn clients_get_brokers_on_their_listener_and_not_brokers_without_it() {
+        let mut image = MetadataImage::default();
+        image.apply(&register(1)).unwrap();
+        // Broker 2 has no SASL listener.
+        let mut two = register(2);
+        if let MetadataRecord::RegisterBroker { listeners, .. } = &mut two {
+            listeners.truncate(1);
+        }
+        image.apply(&two).unwrap();
+        image.apply(&register(3)).unwrap();
+        for id in [1, 2] {
+            image.apply(&MetadataRecord::UnfenceBroker { broker_id: id }).unwrap();
+        }
+        let ports = |listener| {
+            image
+                .live_endpoints(listener)
+                .map(|(b, (_, port))| (b.id, port))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ports(Some("SASL")), [(1, 9101)]);
+        assert_eq!(ports(Some("PLAINTEXT")), [(1, 9001), (2, 9002)]);
+        assert_eq!(ports(Some("OTHER")), []);
+        assert_eq!(ports(None), [(1, 9001), (2, 9002)], "the registered endpoint");
+        assert_eq!(image.live_endpoint(1, Some("SASL")), Ok(("127.0.0.1", 9101)));
+        assert_eq!(image.live_endpoint(2, Some("SASL")), Err(Unreachable::NoListener));
+        assert_eq!(
+            image.live_endpoint(3, Some("SASL")),
+            Err(Unreachable::NotAlive),
+            "fenced"
+        );
+        assert_eq!(image.live_endpoint(4, Some("SASL")), Err(Unreachable::NotAlive));
+        // A registration from before listeners were registered has one endpoint for everyone.
+        let old: MetadataRecord = serde_json::from_str(
+            r#"{"type":"RegisterBroker","broker_id":5,"incarnation_id":"00000000-0000-0000-0000-000000000005","host":"h","port":7,"rack":null}"#,
+        )
+        .unwrap();
+        image.apply(&old).unwrap();
+        image.apply(&MetadataRecord::UnfenceBroker { broker_id: 5 }).unwrap();
+        assert_eq!(image.live_endpoint(5, Some("SASL")), Ok(("h", 7)));
+        // Listeners survive a snapshot.
+        let mut replayed = MetadataImage::default();
+        for r in image.to_records() {
+            replayed.apply(&r).unwrap();
+        }
+        assert_eq!(
+            replayed.broker(1).unwrap().listeners,
+            image.broker(1).unwrap().listeners
+        );
+        assert_eq!(replayed.live_endpoint(2, Some("SASL")), Err(Unreachable::NoListener));
     }
 
     #[test]

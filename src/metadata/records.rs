@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::brokers::BrokerEndpoint;
 use super::client_quotas::QuotaValue;
 use super::image::PartitionDelta;
 use crate::authz::Acl;
@@ -86,6 +87,10 @@ pub(crate) enum MetadataRecord {
         /// written before Sluice had several.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         log_dirs: Vec<Uuid>,
+        /// Every listener's endpoint (RegisterBrokerRecord `EndPoints`); absent in records
+        /// written before brokers registered more than their inter-broker endpoint.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        listeners: Vec<BrokerEndpoint>,
     },
     /// The broker stopped heartbeating (or asked to shut down): it leads nothing until unfenced.
     FenceBroker { broker_id: i32 },

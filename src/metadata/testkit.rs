@@ -17,6 +17,7 @@ pub(crate) fn registration(id: i32, rack: Option<&str>) -> Registration {
         rack: rack.map(String::from),
         previous_incarnation: None,
         log_dirs: Vec::new(),
+        listeners: Vec::new(),
     }
 }
 

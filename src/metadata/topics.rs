@@ -460,6 +460,7 @@ mod tests {
             rack: None,
             previous_incarnation: None,
             log_dirs: Vec::new(),
+            listeners: Vec::new(),
         };
         for r in brokers::plan_register(&image, &registration, &|_| false) {
             image.apply(&r).unwrap();
@@ -604,6 +605,7 @@ mod tests {
             rack: None,
             previous_incarnation: None,
             log_dirs: Vec::new(),
+            listeners: Vec::new(),
         };
         for r in brokers::plan_register(&image, &second, &|_| false) {
             image.apply(&r).unwrap();

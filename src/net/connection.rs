@@ -97,9 +97,27 @@ pub(super) async fn accept(
         debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
     match &listener.tls {
-        None => serve(stream, peer, &listener, broker, memory, shutdown).await,
+        None => {
+            serve(
+                stream,
+                peer,
+                &listener,
+                Session::ANONYMOUS.into(),
+                broker,
+                memory,
+                shutdown,
+            )
+            .await
+        }
         Some(acceptor) => match stream::accept_tls(acceptor, stream).await {
-            Ok(tls) => serve(tls, peer, &listener, broker, memory, shutdown).await,
+            Ok(tls) => match stream::certificate_principal(&tls, listener.ssl_principal.as_deref()) {
+                Ok(principal) => {
+                    debug!(%peer, %principal, "authenticated over TLS");
+                    serve(tls, peer, &listener, principal, broker, memory, shutdown).await
+                }
+                // Kafka closes the connection too when no mapping rule applies to the DN.
+                Err(e) => info!(%peer, "closing connection: SSL authentication failed: {e}"),
+            },
             // A plaintext client on a TLS port, a certificate the client refused, a timeout.
             Err(e) => info!(%peer, "closing connection: TLS handshake failed: {e}"),
         },
@@ -108,12 +126,14 @@ pub(super) async fn accept(
     debug!(%peer, "connection closed");
 }
 
-/// Serves one connection over its stream: SASL authentication first on a SASL listener, then
-/// requests until either side closes.
+/// Serves one connection over its stream: SASL authentication first on a SASL listener (its
+/// identity replaces `principal`, the TLS one), then requests until either side closes.
+#[allow(clippy::too_many_arguments)] // The connection's parts, handed over once.
 async fn serve<S: Transport>(
     mut stream: S,
     peer: SocketAddr,
     listener: &SecuredListener,
+    principal: Arc<str>,
     broker: Arc<Broker>,
     memory: RequestMemory,
     shutdown: CancellationToken,
@@ -121,7 +141,7 @@ async fn serve<S: Transport>(
     let mut session = Session {
         peer,
         endpoint: Some(listener.endpoint.clone()),
-        principal: Session::ANONYMOUS.into(),
+        principal,
         append_order: Default::default(),
         throttle: Default::default(),
     };

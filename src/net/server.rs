@@ -13,6 +13,7 @@ use super::connection::{self, RequestMemory};
 use crate::broker::Broker;
 use crate::config::Listener;
 use crate::security::sasl::SaslConfig;
+use crate::security::ssl_principal::SslPrincipalMapper;
 use crate::security::SecurityProtocol;
 
 /// A bound listener and what its connections go through before their first request: TLS
@@ -21,6 +22,8 @@ pub(crate) struct SecuredListener {
     pub(crate) protocol: SecurityProtocol,
     pub(crate) tls: Option<TlsAcceptor>,
     pub(crate) sasl: Option<Arc<SaslConfig>>,
+    /// `ssl.principal.mapping.rules`, on TLS listeners: a client certificate's principal.
+    pub(crate) ssl_principal: Option<Arc<SslPrincipalMapper>>,
     /// This node's advertised endpoint on this listener.
     pub(crate) endpoint: Arc<Listener>,
 }

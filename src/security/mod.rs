@@ -1,6 +1,7 @@
 //! Listener security: which protocol each listener speaks (`listener.security.protocol.map`),
 //! the TLS server configuration of SSL and SASL_SSL listeners, and the SASL server exchange
-//! (mechanisms, credentials) of SASL_PLAINTEXT and SASL_SSL listeners.
+//! (mechanisms, credentials) of SASL_PLAINTEXT and SASL_SSL listeners, and the principal of a
+//! client certificate (`ssl.principal.mapping.rules`).
 //!
 //! Pure policy and credentials: it never reads or writes a socket (the network layer drives
 //! the TLS handshake and the SASL frames) and never touches topics or the metadata log.
@@ -8,6 +9,7 @@
 pub(crate) mod plain;
 pub(crate) mod sasl;
 pub(crate) mod scram;
+pub(crate) mod ssl_principal;
 pub(crate) mod tls;
 
 use std::collections::BTreeMap;

@@ -100,11 +100,12 @@ fn loaded_members_resume_their_sessions() {
 
 #[test]
 fn load_skips_unknown_record_types_and_fails_on_corrupt_ones() {
-    let consumer_group_record = (
-        Bytes::from_static(&[0, 3, 0, 1, b'x']),
+    // A record type this coordinator does not know (1000).
+    let unknown_record = (
+        Bytes::from_static(&[3, 232, 0, 1, b'x']),
         Some(Bytes::from_static(&[0, 0])),
     );
-    let loaded = load(GroupConfig::default(), 1, 0, vec![consumer_group_record]).unwrap();
+    let loaded = load(GroupConfig::default(), 1, 0, vec![unknown_record]).unwrap();
     assert_eq!(loaded.skipped_records, 1);
     assert!(loaded.state.groups.is_empty());
 
