@@ -218,7 +218,7 @@ async fn acl_apis_answer_security_disabled_without_an_authorizer() {
 }
 
 #[tokio::test]
-async fn share_group_apis_need_read_on_the_group_describe_on_topics_and_cluster_action_for_state() {
+async fn group_heartbeats_need_read_on_the_group_and_describe_on_topics_and_state_rpcs_cluster_action() {
     use kafka_protocol::messages::read_share_group_state_request::{PartitionData, ReadStateData};
     const GROUP: i8 = 3;
     const READ: i8 = 3;
@@ -239,6 +239,18 @@ async fn share_group_apis_need_read_on_the_group_describe_on_topics_and_cluster_
         bob.send(1, &heartbeat).await.error_code,
         ResponseError::TopicAuthorizationFailed.code(),
         "READ on the group, but no DESCRIBE on the subscribed topic"
+    );
+
+    let consumer = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("workers")))
+        .with_member_id(StrBytes::from_static_str("AAAAAAAAAAAAAAAAAAAAAA"))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30000)
+        .with_subscribed_topic_names(Some(vec![name("jobs")]));
+    assert_eq!(
+        bob.send(1, &consumer).await.error_code,
+        ResponseError::TopicAuthorizationFailed.code(),
+        "a KIP-848 heartbeat needs DESCRIBE on its subscribed topics too"
     );
 
     let describe = ShareGroupDescribeRequest::default().with_group_ids(vec![

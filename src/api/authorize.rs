@@ -34,6 +34,11 @@ use crate::authz::{Operation, ResourceType};
 
 pub(super) mod share;
 
+/// Kafka's message for a described group (KIP-848 or KIP-932) assigned topics the client may
+/// not describe: the group answers TOPIC_AUTHORIZATION_FAILED instead of its members.
+pub(super) const UNDESCRIBABLE_TOPICS: &str =
+    "The group has described topic(s) that the client is not authorized to describe.";
+
 /// What a request may do.
 pub(super) enum Gate<R> {
     /// Refused whole: this is the answer.
@@ -645,6 +650,34 @@ pub(super) fn group_member<R: Default>(ctx: &Ctx, group: &str, with_error: fn(R,
         false => Gate::Deny(with_error(
             R::default(),
             ctx.count(ResponseError::GroupAuthorizationFailed),
+        )),
+    }
+}
+
+/// A heartbeat of KIP-848 or KIP-932 membership: READ on the group, then DESCRIBE on every
+/// topic it subscribes to by name (one refused refuses the heartbeat,
+/// TOPIC_AUTHORIZATION_FAILED), as Kafka's handlers check both.
+pub(super) fn group_subscriber<R: Default>(
+    ctx: &Ctx,
+    group: &str,
+    subscribed: Option<&Vec<TopicName>>,
+    with_error: fn(R, i16) -> R,
+) -> Gate<R> {
+    let gate = group_member(ctx, group, with_error);
+    let Some(access) = checking(ctx).filter(|_| matches!(gate, Gate::Pass(_))) else {
+        return gate;
+    };
+    // Every subscribed topic is checked (and each refusal counted), as Kafka filters them all.
+    let refused = subscribed
+        .into_iter()
+        .flatten()
+        .filter(|t| !access.topic(Operation::Describe, t))
+        .count();
+    match refused {
+        0 => pass(),
+        _ => Gate::Deny(with_error(
+            R::default(),
+            ctx.count(ResponseError::TopicAuthorizationFailed),
         )),
     }
 }

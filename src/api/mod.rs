@@ -481,7 +481,12 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         }
         ApiKey::ConsumerGroupHeartbeat => {
             let req: ConsumerGroupHeartbeatRequest = decode(&mut body, v)?;
-            let gate = authorize::group_member(&ctx, &req.group_id, ConsumerGroupHeartbeatResponse::with_error_code);
+            let gate = authorize::group_subscriber(
+                &ctx,
+                &req.group_id,
+                req.subscribed_topic_names.as_ref(),
+                ConsumerGroupHeartbeatResponse::with_error_code,
+            );
             respond(
                 &ctx,
                 guard(gate, || consumer_groups::consumer_group_heartbeat(&ctx, req)),
@@ -632,7 +637,12 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         }
         ApiKey::ShareGroupHeartbeat => {
             let req: ShareGroupHeartbeatRequest = decode(&mut body, v)?;
-            let gate = authorize::share::share_group_heartbeat(&ctx, &req);
+            let gate = authorize::group_subscriber(
+                &ctx,
+                &req.group_id,
+                req.subscribed_topic_names.as_ref(),
+                ShareGroupHeartbeatResponse::with_error_code,
+            );
             respond(&ctx, guard(gate, || share_groups::share_group_heartbeat(&ctx, req)))
         }
         ApiKey::ShareGroupDescribe => {

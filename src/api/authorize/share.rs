@@ -1,9 +1,9 @@
 //! The authorization gates of the share-group APIs (KIP-932), as Kafka's `KafkaApis` checks
-//! them: READ on the group to be a member (ShareGroupHeartbeat, ShareFetch, ShareAcknowledge),
-//! DESCRIBE on every topic a member subscribes to, READ on each topic fetched or acknowledged,
-//! DESCRIBE on each group (and on its assigned topics) to describe it, the share offsets APIs
-//! as their consumer-group counterparts, and CLUSTER_ACTION for the share-state RPCs (only
-//! brokers call them).
+//! them: READ on the group to be a member (ShareFetch, ShareAcknowledge; the heartbeat's gate,
+//! with DESCRIBE on its subscribed topics, is `group_subscriber`, shared with KIP-848), READ on
+//! each topic fetched or acknowledged, DESCRIBE on each group (and on its assigned topics) to
+//! describe it, the share offsets APIs as their consumer-group counterparts, and
+//! CLUSTER_ACTION for the share-state RPCs (only brokers call them).
 //!
 //! A ShareFetch session keeps the partitions it was given even when their topic is refused
 //! (as Kafka's): each fetch answers them TOPIC_AUTHORIZATION_FAILED until READ is granted,
@@ -32,40 +32,16 @@ use uuid::Uuid;
 
 use super::{
     checking, cluster_refusal, group_member, group_offsets_refusals, pass, patch, refused_topics, take_denied,
-    topic_name, Gate,
+    topic_name, Gate, UNDESCRIBABLE_TOPICS,
 };
 use crate::api::access::Access;
 use crate::api::Ctx;
 use crate::authz::Operation;
 
-/// Kafka's message for a described share group assigned topics the client may not describe.
-const UNDESCRIBABLE_TOPICS: &str = "The group has described topic(s) that the client is not authorized to describe.";
-
 /// Whether READ on the topic of `id` is refused. An unknown (or null) id is not: the handler
 /// answers it UNKNOWN_TOPIC_ID, as Kafka does before checking.
 fn unreadable(ctx: &Ctx, access: &Access, id: Uuid) -> bool {
     !id.is_nil() && topic_name(ctx, &TopicName::default(), id).is_some_and(|n| !access.topic(Operation::Read, &n))
-}
-
-/// ShareGroupHeartbeat: READ on the group, then DESCRIBE on every subscribed topic (one
-/// refused refuses the heartbeat, TOPIC_AUTHORIZATION_FAILED).
-pub(in crate::api) fn share_group_heartbeat(
-    ctx: &Ctx,
-    req: &ShareGroupHeartbeatRequest,
-) -> Gate<ShareGroupHeartbeatResponse> {
-    let gate = group_member(ctx, &req.group_id, ShareGroupHeartbeatResponse::with_error_code);
-    let Some(access) = checking(ctx).filter(|_| matches!(gate, Gate::Pass(_))) else {
-        return gate;
-    };
-    let subscribed = req.subscribed_topic_names.iter().flatten();
-    // Every subscribed topic is checked (and each refusal counted), as Kafka filters them all.
-    let refused = subscribed.filter(|t| !access.topic(Operation::Describe, t)).count();
-    match refused {
-        0 => pass(),
-        _ => Gate::Deny(
-            ShareGroupHeartbeatResponse::default().with_error_code(ctx.count(ResponseError::TopicAuthorizationFailed)),
-        ),
-    }
 }
 
 /// ShareGroupDescribe: DESCRIBE on each group (refused ones answer GROUP_AUTHORIZATION_FAILED,
@@ -85,19 +61,13 @@ pub(in crate::api) fn share_group_describe(
     let c = ctx.clone();
     patch(move |r: &mut ShareGroupDescribeResponse| {
         for g in r.groups.iter_mut().filter(|g| g.error_code == 0) {
-            let assigned: BTreeSet<&TopicName> = g
+            let assigned: BTreeSet<&str> = g
                 .members
                 .iter()
                 .flat_map(|m| &m.assignment.topic_partitions)
-                .map(|t| &t.topic_name)
+                .map(|t| t.topic_name.0.as_str())
                 .collect();
-            // Each assigned topic is checked, as Kafka's filter does; one refused hides the group.
-            if assigned
-                .iter()
-                .filter(|t| !access.topic(Operation::Describe, t))
-                .count()
-                > 0
-            {
+            if access.refuses_any_topic(Operation::Describe, assigned) {
                 c.count(ResponseError::TopicAuthorizationFailed);
                 *g = DescribedGroup::default()
                     .with_group_id(g.group_id.clone())
