@@ -80,7 +80,7 @@ pub(in crate::api) fn share_group_describe(
             DescribedGroup::default()
                 .with_group_id(id)
                 .with_error_code(group_code)
-                .with_authorized_operations(super::super::metadata::OPERATIONS_NOT_REQUESTED)
+                .with_authorized_operations(crate::api::metadata::OPERATIONS_NOT_REQUESTED)
         });
         r.groups.splice(0..0, refused);
     })
