@@ -266,3 +266,84 @@ def test_bob_may_not_alter_scram_credentials_or_client_quotas(acl_broker, tmp_pa
         r = run_tool(*configs, "--command-config", properties(tmp_path, "bob"), *change)
         assert "ClusterAuthorizationException" in r.stdout + r.stderr, r
         tool_ok(*configs, "--command-config", properties(tmp_path, "alice"), *change)
+
+
+# ---------------------------------------------------------------------------------------------
+# Share groups (KIP-932): READ on the group to be a member, DESCRIBE on the subscribed topics,
+# READ on the topics fetched, as Kafka's KafkaApis checks them.
+
+
+def share_group_earliest(broker: AclBroker, group: str) -> None:
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+    resource = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+        ConfigEntry("share.auto.offset.reset", "earliest", incremental_operation=AlterConfigOpType.SET)])
+    admin = AdminClient(client(broker, "alice"))  # held: its futures fail once it is freed
+    for f in admin.incremental_alter_configs([resource]).values():
+        f.result(timeout=WAIT_S)
+
+
+def share_poll(broker: AclBroker, user: str, topic: str, group: str, count: int):
+    """Reads `count` records in share group `group` as `user` (librdkafka's ShareConsumer),
+    accepting each; (values, the first error seen)."""
+    from confluent_kafka import AcknowledgeType, ShareConsumer
+    c = ShareConsumer(client(broker, user, **{"group.id": group, "share.acknowledgement.mode": "explicit"}))
+    got, error = [], None
+    try:
+        c.subscribe([topic])
+        deadline = time.monotonic() + WAIT_S
+        while len(got) < count and error is None and time.monotonic() < deadline:
+            try:
+                messages = c.poll(0.5)
+            except KafkaException as e:
+                error = e.args[0]
+                break
+            for m in messages:
+                if m.error():
+                    error = error or m.error()
+                else:
+                    got.append(m.value())
+                    c.acknowledge(m, AcknowledgeType.ACCEPT)
+            if messages:
+                c.commit_sync()
+    finally:
+        c.close()
+    return got, error
+
+
+def test_share_consumer_needs_read_on_group_and_topic(acl_broker, names, tmp_path):
+    topic, group = f"{names}-share", f"{names}-share-group"
+    create_topics(acl_broker, topic)
+    for i in range(3):
+        assert produce_error(acl_broker, "alice", topic, f"s{i}".encode()) is None
+    share_group_earliest(acl_broker, group)
+
+    got, error = share_poll(acl_broker, "bob", topic, group, 3)
+    assert error is not None and error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED, (got, error)
+    acls(acl_broker, tmp_path, "--add", "--allow-principal", "User:bob", "--operation", "Read", "--group", group)
+    got, error = share_poll(acl_broker, "bob", topic, group, 3)
+    assert error is not None and error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, (got, error)
+    acls(acl_broker, tmp_path, "--add", "--allow-principal", "User:bob", "--operation", "Read", "--topic", topic)
+    got, error = share_poll(acl_broker, "bob", topic, group, 3)
+    assert error is None and sorted(got) == [b"s0", b"s1", b"s2"], (got, error)
+
+
+def test_java_share_consumer_raises_authorization_exceptions(acl_broker, names, tmp_path):
+    topic, group = f"{names}-jshare", f"{names}-jshare-group"
+    create_topics(acl_broker, topic)
+    assert produce_error(acl_broker, "alice", topic, b"j0") is None
+    share_group_earliest(acl_broker, group)
+    bob = properties(tmp_path, "bob")
+
+    def share_consume():
+        return run_tool("kafka-console-share-consumer", "--bootstrap-server", acl_broker.sasl_bootstrap,
+                        "--command-config", bob, "--topic", topic, "--group", group,
+                        "--max-messages", "1", "--timeout-ms", "20000")
+
+    r = share_consume()
+    assert "GroupAuthorizationException" in r.stdout + r.stderr, r
+    acls(acl_broker, tmp_path, "--add", "--allow-principal", "User:bob", "--operation", "Read", "--group", group)
+    r = share_consume()
+    assert "TopicAuthorizationException" in r.stdout + r.stderr, r
+    acls(acl_broker, tmp_path, "--add", "--allow-principal", "User:bob", "--operation", "Read", "--topic", topic)
+    r = share_consume()
+    assert r.rc == 0 and r.lines == ["j0"], r

@@ -216,3 +216,66 @@ async fn acl_apis_answer_security_disabled_without_an_authorizer() {
     let described = c.send(3, &describe_all()).await;
     assert_eq!(described.error_code, ResponseError::SecurityDisabled.code());
 }
+
+#[tokio::test]
+async fn group_heartbeats_need_read_on_the_group_and_describe_on_topics_and_state_rpcs_cluster_action() {
+    use kafka_protocol::messages::read_share_group_state_request::{PartitionData, ReadStateData};
+    const GROUP: i8 = 3;
+    const READ: i8 = 3;
+    let broker = TestBroker::start(SETTINGS).await;
+    let mut alice = login(&broker, "alice").await;
+    assert_eq!(create_topic(&mut alice, "jobs", 1, &[]).await, 0);
+    let mut bob = login(&broker, "bob").await;
+    let heartbeat = ShareGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("workers")))
+        .with_member_id(StrBytes::from_static_str("AAAAAAAAAAAAAAAAAAAAAA"))
+        .with_subscribed_topic_names(Some(vec![name("jobs")]));
+    let refused_group = ResponseError::GroupAuthorizationFailed.code();
+    assert_eq!(bob.send(1, &heartbeat).await.error_code, refused_group);
+
+    let group_read = acl("workers", LITERAL, READ, ALLOW).with_resource_type(GROUP);
+    assert_eq!(create_acls(&mut alice, vec![group_read]).await, vec![0]);
+    assert_eq!(
+        bob.send(1, &heartbeat).await.error_code,
+        ResponseError::TopicAuthorizationFailed.code(),
+        "READ on the group, but no DESCRIBE on the subscribed topic"
+    );
+
+    let consumer = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("workers")))
+        .with_member_id(StrBytes::from_static_str("AAAAAAAAAAAAAAAAAAAAAA"))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30000)
+        .with_subscribed_topic_names(Some(vec![name("jobs")]));
+    assert_eq!(
+        bob.send(1, &consumer).await.error_code,
+        ResponseError::TopicAuthorizationFailed.code(),
+        "a KIP-848 heartbeat needs DESCRIBE on its subscribed topics too"
+    );
+
+    let describe = ShareGroupDescribeRequest::default().with_group_ids(vec![
+        GroupId(StrBytes::from_static_str("workers")),
+        GroupId(StrBytes::from_static_str("others")),
+    ]);
+    let described = bob.send(1, &describe).await;
+    let codes: Vec<(&str, i16)> = described
+        .groups
+        .iter()
+        .map(|g| (g.group_id.0.as_str(), g.error_code))
+        .collect();
+    assert_eq!(codes[0], ("others", refused_group), "refused groups come first");
+    // READ implies DESCRIBE: "workers" gets past the check (to the coordinator's answer).
+    assert!(codes[1].0 == "workers" && codes[1].1 != refused_group, "{codes:?}");
+
+    let state = ReadShareGroupStateRequest::default()
+        .with_group_id(StrBytes::from_static_str("workers"))
+        .with_topics(vec![ReadStateData::default()
+            .with_topic_id(uuid::Uuid::new_v4())
+            .with_partitions(vec![PartitionData::default().with_partition(0)])]);
+    let read = bob.send(0, &state).await;
+    assert_eq!(
+        read.results[0].partitions[0].error_code,
+        ResponseError::ClusterAuthorizationFailed.code(),
+        "the share-state RPCs are for brokers"
+    );
+}

@@ -83,7 +83,10 @@ async fn api_versions_reports_the_features_sluice_implements() {
         .collect();
     assert!(supported.contains(&("metadata.version".into(), 7, 7)), "{supported:?}");
     assert!(supported.contains(&("kraft.version".into(), 0, 0)), "{supported:?}");
-    assert!(supported.contains(&("transaction.version".into(), 0, 2)), "{supported:?}");
+    assert!(
+        supported.contains(&("transaction.version".into(), 0, 2)),
+        "{supported:?}"
+    );
     for on in ["eligible.leader.replicas.version", "group.version", "share.version"] {
         assert!(supported.contains(&(on.into(), 0, 1)), "{on}: {supported:?}");
     }

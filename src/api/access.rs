@@ -81,6 +81,12 @@ impl Access {
         self.allows(op, ResourceType::Topic, name)
     }
 
+    /// Whether `op` is refused on one of `topics`. Each is checked (and each refusal counted),
+    /// as Kafka's `filterByAuthorized` does.
+    pub(crate) fn refuses_any_topic<'a>(&self, op: Operation, topics: impl IntoIterator<Item = &'a str>) -> bool {
+        topics.into_iter().filter(|t| !self.topic(op, t)).count() > 0
+    }
+
     pub(crate) fn group(&self, op: Operation, name: &str) -> bool {
         self.allows(op, ResourceType::Group, name)
     }

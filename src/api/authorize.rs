@@ -6,7 +6,8 @@
 //!
 //! With no authorizer configured every gate passes at once, so the hot paths pay one branch.
 //! Metadata, DescribeTopicPartitions, DescribeCluster and the group administration APIs check
-//! inside their handlers (they list what the principal may see); the ACL APIs in `acls`.
+//! inside their handlers (they list what the principal may see); the ACL APIs in `acls`. The
+//! share-group APIs' gates are in `share`.
 //!
 //! May call: `access` (the decision). Never touches a service.
 
@@ -30,6 +31,13 @@ use uuid::Uuid;
 use super::access::Access;
 use super::{Ctx, Reply};
 use crate::authz::{Operation, ResourceType};
+
+pub(super) mod share;
+
+/// Kafka's message for a described group (KIP-848 or KIP-932) assigned topics the client may
+/// not describe: the group answers TOPIC_AUTHORIZATION_FAILED instead of its members.
+pub(super) const UNDESCRIBABLE_TOPICS: &str =
+    "The group has described topic(s) that the client is not authorized to describe.";
 
 /// What a request may do.
 pub(super) enum Gate<R> {
@@ -402,58 +410,121 @@ pub(super) fn offset_fetch(ctx: &Ctx, req: &mut OffsetFetchRequest) -> Gate<Offs
         return offset_fetch_single(ctx, access, req);
     }
     let topic_code = ctx.count(ResponseError::TopicAuthorizationFailed);
-    let mut denied_groups = Vec::new();
-    let mut denied_topics: Vec<(GroupId, OffsetFetchResponseTopics)> = Vec::new();
-    let mut every_topic_groups = Vec::new();
-    req.groups.retain_mut(|g| {
-        if !access.group(Operation::Describe, &g.group_id) {
-            denied_groups.push(g.group_id.clone());
+    let refusals = group_offsets_refusals(
+        &access,
+        &mut req.groups,
+        |g| (&g.group_id, g.topics.as_mut()),
+        |t| t.name.0.as_str(),
+        |t| {
+            let partitions = t
+                .partition_indexes
+                .iter()
+                .map(|i| unauthorized_offset(*i, topic_code))
+                .collect();
+            OffsetFetchResponseTopics::default()
+                .with_name(t.name)
+                .with_topic_id(t.topic_id)
+                .with_partitions(partitions)
+        },
+    );
+    if refusals.is_empty() {
+        return pass();
+    }
+    let group_code = refusals.group_code(ctx);
+    patch(move |r: &mut OffsetFetchResponse| {
+        refusals.answer(
+            &access,
+            &mut r.groups,
+            |g| (&g.group_id, &mut g.topics),
+            |t| t.name.0.as_str(),
+            |id| {
+                kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup::default()
+                    .with_group_id(id)
+                    .with_error_code(group_code)
+            },
+        )
+    })
+}
+
+/// The refusals of a request for the offsets of several groups (OffsetFetch v8+,
+/// DescribeShareGroupOffsets): DESCRIBE on each group and on each topic it names; a group
+/// naming no topics asks for all of them, and is shown only those the principal may describe.
+struct GroupOffsetsRefusals<A> {
+    /// Groups refused DESCRIBE.
+    groups: Vec<GroupId>,
+    /// The answers of the refused topics of the other groups.
+    topics: Vec<(GroupId, A)>,
+    /// Groups asking for all their topics.
+    every_topic: Vec<GroupId>,
+}
+
+/// Takes the groups, and the topics of the others, refused DESCRIBE out of `groups` (each
+/// group's id and topics by `parts`, None for all); `answer` answers a refused topic.
+fn group_offsets_refusals<G, T, A>(
+    access: &Access,
+    groups: &mut Vec<G>,
+    parts: impl Fn(&mut G) -> (&GroupId, Option<&mut Vec<T>>),
+    name: impl Fn(&T) -> &str,
+    mut answer: impl FnMut(T) -> A,
+) -> GroupOffsetsRefusals<A> {
+    let mut out = GroupOffsetsRefusals {
+        groups: Vec::new(),
+        topics: Vec::new(),
+        every_topic: Vec::new(),
+    };
+    groups.retain_mut(|g| {
+        let (id, topics) = parts(g);
+        if !access.group(Operation::Describe, id) {
+            out.groups.push(id.clone());
             return false;
         }
-        match &mut g.topics {
-            None => every_topic_groups.push(g.group_id.clone()),
+        match topics {
+            None => out.every_topic.push(id.clone()),
             Some(topics) => {
-                for t in take_denied(topics, |t| !access.topic(Operation::Describe, &t.name)) {
-                    let partitions = t
-                        .partition_indexes
-                        .iter()
-                        .map(|i| unauthorized_offset(*i, topic_code))
-                        .collect();
-                    let answer = OffsetFetchResponseTopics::default()
-                        .with_name(t.name)
-                        .with_topic_id(t.topic_id)
-                        .with_partitions(partitions);
-                    denied_topics.push((g.group_id.clone(), answer));
+                for t in take_denied(topics, |t| !access.topic(Operation::Describe, name(t))) {
+                    out.topics.push((id.clone(), answer(t)));
                 }
             }
         }
         true
     });
-    if denied_groups.is_empty() && denied_topics.is_empty() && every_topic_groups.is_empty() {
-        return pass();
+    out
+}
+
+impl<A: Clone> GroupOffsetsRefusals<A> {
+    fn is_empty(&self) -> bool {
+        self.groups.is_empty() && self.topics.is_empty() && self.every_topic.is_empty()
     }
-    let group_code = match denied_groups.is_empty() {
-        true => 0,
-        false => ctx.count(ResponseError::GroupAuthorizationFailed),
-    };
-    let describable = move |name: &str| access.may(Operation::Describe, ResourceType::Topic, name);
-    patch(move |r: &mut OffsetFetchResponse| {
-        for g in &mut r.groups {
-            if every_topic_groups.contains(&g.group_id) {
-                g.topics.retain(|t| describable(&t.name));
-            }
-            for (_, t) in denied_topics.iter().filter(|(id, _)| *id == g.group_id) {
-                g.topics.push(t.clone());
-            }
+
+    /// The code refused groups answer (counted when there are some).
+    fn group_code(&self, ctx: &Ctx) -> i16 {
+        match self.groups.is_empty() {
+            true => 0,
+            false => ctx.count(ResponseError::GroupAuthorizationFailed),
         }
-        for id in denied_groups {
-            r.groups.push(
-                kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup::default()
-                    .with_group_id(id)
-                    .with_error_code(group_code),
-            );
+    }
+
+    /// Adds the refusals to the handler's answer `groups`: hides the topics the principal may
+    /// not describe from groups asking for all, adds the refused topics' answers, and the
+    /// refused groups' (`refused_group`).
+    fn answer<RG>(
+        self,
+        access: &Access,
+        groups: &mut Vec<RG>,
+        parts: impl Fn(&mut RG) -> (&GroupId, &mut Vec<A>),
+        name: impl Fn(&A) -> &str,
+        refused_group: impl Fn(GroupId) -> RG,
+    ) {
+        for g in groups.iter_mut() {
+            let (id, topics) = parts(g);
+            if self.every_topic.contains(id) {
+                topics.retain(|t| access.may(Operation::Describe, ResourceType::Topic, name(t)));
+            }
+            let refused = self.topics.iter().filter(|(group, _)| group == id);
+            topics.extend(refused.map(|(_, t)| t.clone()));
         }
-    })
+        groups.extend(self.groups.into_iter().map(refused_group));
+    }
 }
 
 fn offset_fetch_single(ctx: &Ctx, access: Access, req: &mut OffsetFetchRequest) -> Gate<OffsetFetchResponse> {
@@ -583,6 +654,34 @@ pub(super) fn group_member<R: Default>(ctx: &Ctx, group: &str, with_error: fn(R,
     }
 }
 
+/// A heartbeat of KIP-848 or KIP-932 membership: READ on the group, then DESCRIBE on every
+/// topic it subscribes to by name (one refused refuses the heartbeat,
+/// TOPIC_AUTHORIZATION_FAILED), as Kafka's handlers check both.
+pub(super) fn group_subscriber<R: Default>(
+    ctx: &Ctx,
+    group: &str,
+    subscribed: Option<&Vec<TopicName>>,
+    with_error: fn(R, i16) -> R,
+) -> Gate<R> {
+    let gate = group_member(ctx, group, with_error);
+    let Some(access) = checking(ctx).filter(|_| matches!(gate, Gate::Pass(_))) else {
+        return gate;
+    };
+    // Every subscribed topic is checked (and each refusal counted), as Kafka filters them all.
+    let refused = subscribed
+        .into_iter()
+        .flatten()
+        .filter(|t| !access.topic(Operation::Describe, t))
+        .count();
+    match refused {
+        0 => pass(),
+        _ => Gate::Deny(with_error(
+            R::default(),
+            ctx.count(ResponseError::TopicAuthorizationFailed),
+        )),
+    }
+}
+
 /// JoinGroup's refusal: as Kafka's, with the member id asked for and a null protocol name
 /// where the version allows it.
 pub(super) fn join_group(ctx: &Ctx, req: &JoinGroupRequest) -> Gate<JoinGroupResponse> {
@@ -598,10 +697,16 @@ pub(super) fn join_group(ctx: &Ctx, req: &JoinGroupRequest) -> Gate<JoinGroupRes
 
 /// A request refused whole unless `op` on the cluster is allowed (CLUSTER_AUTHORIZATION_FAILED).
 pub(super) fn cluster<R: Default>(ctx: &Ctx, op: Operation, with_error: fn(R, i16) -> R) -> Gate<R> {
+    cluster_refusal(ctx, op, |code| with_error(R::default(), code))
+}
+
+/// A request refused whole unless `op` on the cluster is allowed; `refusal` builds the answer
+/// from the error code (for answers that carry it per part, not at the top).
+fn cluster_refusal<R>(ctx: &Ctx, op: Operation, refusal: impl FnOnce(i16) -> R) -> Gate<R> {
     let Some(access) = checking(ctx) else { return pass() };
     match access.require_cluster(op) {
         Ok(()) => pass(),
-        Err(e) => Gate::Deny(with_error(R::default(), ctx.count(e))),
+        Err(e) => Gate::Deny(refusal(ctx.count(e))),
     }
 }
 

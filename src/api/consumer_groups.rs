@@ -143,9 +143,29 @@ pub(super) fn consumer_group_describe(
                         .ok_or(ResponseError::NotCoordinator)
                 })
                 .unwrap_or_else(|e| ConsumerGroupDescription::error(e, e.to_string()));
-            described_group(ctx, described)
+            let group = described_group(ctx, described)
                 .with_group_id(g)
-                .with_authorized_operations(ops)
+                .with_authorized_operations(ops);
+            let assigned: std::collections::BTreeSet<&str> = group
+                .members
+                .iter()
+                .flat_map(|m| {
+                    m.assignment
+                        .topic_partitions
+                        .iter()
+                        .chain(&m.target_assignment.topic_partitions)
+                })
+                .map(|t| t.topic_name.0.as_str())
+                .collect();
+            // Kafka hides a group assigned topics the client may not describe.
+            match group.error_code == 0 && access.refuses_any_topic(Operation::Describe, assigned) {
+                false => group,
+                true => DescribedGroup::default()
+                    .with_group_id(group.group_id)
+                    .with_error_code(ctx.count(ResponseError::TopicAuthorizationFailed))
+                    .with_error_message(Some(text(super::authorize::UNDESCRIBABLE_TOPICS.to_string())))
+                    .with_authorized_operations(ops),
+            }
         })
         .collect();
     Reply::Now(ConsumerGroupDescribeResponse::default().with_groups(groups))

@@ -481,7 +481,12 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
         }
         ApiKey::ConsumerGroupHeartbeat => {
             let req: ConsumerGroupHeartbeatRequest = decode(&mut body, v)?;
-            let gate = authorize::group_member(&ctx, &req.group_id, ConsumerGroupHeartbeatResponse::with_error_code);
+            let gate = authorize::group_subscriber(
+                &ctx,
+                &req.group_id,
+                req.subscribed_topic_names.as_ref(),
+                ConsumerGroupHeartbeatResponse::with_error_code,
+            );
             respond(
                 &ctx,
                 guard(gate, || consumer_groups::consumer_group_heartbeat(&ctx, req)),
@@ -630,37 +635,80 @@ fn route(ctx: Ctx, mut body: Bytes) -> anyhow::Result<Pending> {
             let req = decode(&mut body, v)?;
             respond(&ctx, blocking(&ctx, move |ctx| acls::delete_acls(ctx, req)))
         }
-        ApiKey::ShareGroupHeartbeat => respond(&ctx, share_groups::share_group_heartbeat(&ctx, decode(&mut body, v)?)),
-        ApiKey::ShareGroupDescribe => respond(&ctx, share_groups::share_group_describe(&ctx, decode(&mut body, v)?)),
-        ApiKey::ShareFetch => respond(&ctx, share_fetch::share_fetch(&ctx, decode(&mut body, v)?)),
-        ApiKey::ShareAcknowledge => respond(&ctx, share_fetch::share_acknowledge(&ctx, decode(&mut body, v)?)),
-        ApiKey::DescribeShareGroupOffsets => respond(
-            &ctx,
-            share_admin::describe_share_group_offsets(&ctx, decode(&mut body, v)?),
-        ),
-        ApiKey::AlterShareGroupOffsets => respond(
-            &ctx,
-            share_admin::alter_share_group_offsets(&ctx, decode(&mut body, v)?),
-        ),
-        ApiKey::ReadShareGroupState => respond(&ctx, share_state::read_share_group_state(&ctx, decode(&mut body, v)?)),
+        ApiKey::ShareGroupHeartbeat => {
+            let req: ShareGroupHeartbeatRequest = decode(&mut body, v)?;
+            let gate = authorize::group_subscriber(
+                &ctx,
+                &req.group_id,
+                req.subscribed_topic_names.as_ref(),
+                ShareGroupHeartbeatResponse::with_error_code,
+            );
+            respond(&ctx, guard(gate, || share_groups::share_group_heartbeat(&ctx, req)))
+        }
+        ApiKey::ShareGroupDescribe => {
+            let mut req: ShareGroupDescribeRequest = decode(&mut body, v)?;
+            let gate = authorize::share::share_group_describe(&ctx, &mut req);
+            respond(&ctx, guard(gate, || share_groups::share_group_describe(&ctx, req)))
+        }
+        ApiKey::ShareFetch => {
+            let mut req: ShareFetchRequest = decode(&mut body, v)?;
+            let gate = authorize::share::share_fetch(&ctx, &mut req);
+            respond(&ctx, guard(gate, || share_fetch::share_fetch(&ctx, req)))
+        }
+        ApiKey::ShareAcknowledge => {
+            let mut req: ShareAcknowledgeRequest = decode(&mut body, v)?;
+            let gate = authorize::share::share_acknowledge(&ctx, &mut req);
+            respond(&ctx, guard(gate, || share_fetch::share_acknowledge(&ctx, req)))
+        }
+        ApiKey::DescribeShareGroupOffsets => {
+            let mut req: DescribeShareGroupOffsetsRequest = decode(&mut body, v)?;
+            let gate = authorize::share::describe_share_group_offsets(&ctx, &mut req);
+            respond(
+                &ctx,
+                guard(gate, || share_admin::describe_share_group_offsets(&ctx, req)),
+            )
+        }
+        ApiKey::AlterShareGroupOffsets => {
+            let mut req: AlterShareGroupOffsetsRequest = decode(&mut body, v)?;
+            let gate = authorize::share::alter_share_group_offsets(&ctx, &mut req);
+            respond(&ctx, guard(gate, || share_admin::alter_share_group_offsets(&ctx, req)))
+        }
+        ApiKey::DeleteShareGroupOffsets => {
+            let mut req: DeleteShareGroupOffsetsRequest = decode(&mut body, v)?;
+            let gate = authorize::share::delete_share_group_offsets(&ctx, &mut req);
+            respond(&ctx, guard(gate, || share_admin::delete_share_group_offsets(&ctx, req)))
+        }
+        ApiKey::ReadShareGroupState => {
+            let req: ReadShareGroupStateRequest = decode(&mut body, v)?;
+            let gate = authorize::share::read_share_group_state(&ctx, &req);
+            respond(&ctx, guard(gate, || share_state::read_share_group_state(&ctx, req)))
+        }
         ApiKey::WriteShareGroupState => {
-            respond(&ctx, share_state::write_share_group_state(&ctx, decode(&mut body, v)?))
+            let req: WriteShareGroupStateRequest = decode(&mut body, v)?;
+            let gate = authorize::share::write_share_group_state(&ctx, &req);
+            respond(&ctx, guard(gate, || share_state::write_share_group_state(&ctx, req)))
         }
-        ApiKey::InitializeShareGroupState => respond(
-            &ctx,
-            share_state::initialize_share_group_state(&ctx, decode(&mut body, v)?),
-        ),
+        ApiKey::InitializeShareGroupState => {
+            let req: InitializeShareGroupStateRequest = decode(&mut body, v)?;
+            let gate = authorize::share::initialize_share_group_state(&ctx, &req);
+            respond(
+                &ctx,
+                guard(gate, || share_state::initialize_share_group_state(&ctx, req)),
+            )
+        }
         ApiKey::DeleteShareGroupState => {
-            respond(&ctx, share_state::delete_share_group_state(&ctx, decode(&mut body, v)?))
+            let req: DeleteShareGroupStateRequest = decode(&mut body, v)?;
+            let gate = authorize::share::delete_share_group_state(&ctx, &req);
+            respond(&ctx, guard(gate, || share_state::delete_share_group_state(&ctx, req)))
         }
-        ApiKey::ReadShareGroupStateSummary => respond(
-            &ctx,
-            share_state::read_share_group_state_summary(&ctx, decode(&mut body, v)?),
-        ),
-        ApiKey::DeleteShareGroupOffsets => respond(
-            &ctx,
-            share_admin::delete_share_group_offsets(&ctx, decode(&mut body, v)?),
-        ),
+        ApiKey::ReadShareGroupStateSummary => {
+            let req: ReadShareGroupStateSummaryRequest = decode(&mut body, v)?;
+            let gate = authorize::share::read_share_group_state_summary(&ctx, &req);
+            respond(
+                &ctx,
+                guard(gate, || share_state::read_share_group_state_summary(&ctx, req)),
+            )
+        }
         // Only reached once authenticated (or on a listener without SASL): Kafka's answer.
         ApiKey::SaslHandshake => respond(&ctx, Reply::Now(sasl::after_authentication_handshake())),
         ApiKey::SaslAuthenticate => respond(&ctx, Reply::Now(sasl::after_authentication_authenticate())),

@@ -215,7 +215,7 @@ pub(super) fn share_fetch(ctx: &Ctx, req: ShareFetchRequest) -> Reply<ShareFetch
             );
         }
     }
-    let session_partitions = match outcome {
+    let mut session_partitions = match outcome {
         Outcome::Closed => {
             // The final request only acknowledges; then what the member still holds goes back.
             shares.close_session(&group, &member);
@@ -223,6 +223,8 @@ pub(super) fn share_fetch(ctx: &Ctx, req: ShareFetchRequest) -> Reply<ShareFetch
         }
         _ => shares.session_partitions(&group, &member),
     };
+    // Every session partition is checked on each fetch: a revoked READ stops its reads.
+    let refused = super::authorize::share::unreadable_session_partitions(ctx, &mut session_partitions);
     let targets = session_partitions
         .into_iter()
         .map(|(topic_id, index)| {
@@ -277,6 +279,8 @@ pub(super) fn share_fetch(ctx: &Ctx, req: ShareFetchRequest) -> Reply<ShareFetch
         if !created.is_empty() {
             share_persist::persist(&plan.ctx, created).await;
         }
+        let mut response = response;
+        response.responses.extend(refused);
         response
     }))
 }

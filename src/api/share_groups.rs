@@ -13,6 +13,7 @@ use kafka_protocol::ResponseError;
 use super::groups::text;
 use super::metadata::OPERATIONS_NOT_REQUESTED;
 use super::{Ctx, Reply};
+use crate::authz::ResourceType;
 use crate::clock::now_ms;
 use crate::metadata::MetadataImage;
 use crate::share::assignor::TopicPartition;
@@ -101,7 +102,17 @@ pub(super) fn share_group_heartbeat(ctx: &Ctx, req: ShareGroupHeartbeatRequest) 
 
 pub(super) fn share_group_describe(ctx: &Ctx, req: ShareGroupDescribeRequest) -> Reply<ShareGroupDescribeResponse> {
     let image = ctx.broker.metadata.image();
-    let groups = req.group_ids.iter().map(|g| describe_one(ctx, &image, g)).collect();
+    let groups = req
+        .group_ids
+        .iter()
+        .map(|g| {
+            let described = describe_one(ctx, &image, g);
+            match described.error_code == 0 && req.include_authorized_operations {
+                true => described.with_authorized_operations(ctx.access().operations(ResourceType::Group, g)),
+                false => described,
+            }
+        })
+        .collect();
     Reply::Now(ShareGroupDescribeResponse::default().with_groups(groups))
 }
 
