@@ -72,49 +72,76 @@ fn state_of(r: Result<Response, ResponseError>) -> Result<Option<ShareState>, Re
     }
 }
 
+/// Asks the coordinator for the state of every partition a read request names, in order.
+fn read_asks<'a>(
+    ctx: &Ctx,
+    group: &str,
+    partitions: impl Iterator<Item = (Uuid, i32)> + 'a,
+) -> Vec<(
+    Uuid,
+    i32,
+    impl Future<Output = Result<Response, ResponseError>> + Send + 'static,
+)> {
+    partitions
+        .map(|(t, p)| (t, p, ask(ctx, key(group, t, p), |req, key| Event::Read { req, key })))
+        .collect()
+}
+
+/// Runs the per-partition reads of a request: each partition's result built by `partition`
+/// from its state (None: no state yet) or its error code, grouped by topic by `topic`.
+async fn read_outcomes<F, T, P>(
+    c: &Ctx,
+    asks: Vec<(Uuid, i32, F)>,
+    topic: impl Fn(Uuid, Vec<P>) -> T,
+    partition: impl Fn(i32, Result<Option<ShareState>, i16>) -> P,
+) -> Vec<T>
+where
+    F: Future<Output = Result<Response, ResponseError>>,
+{
+    let mut done = Vec::with_capacity(asks.len());
+    for (topic_id, p, answer) in asks {
+        let state = state_of(answer.await).map_err(|e| c.count(e));
+        done.push((topic_id, partition(p, state)));
+    }
+    by_topic(done).into_iter().map(|(t, ps)| topic(t, ps)).collect()
+}
+
 pub(super) fn read_share_group_state(ctx: &Ctx, req: ReadShareGroupStateRequest) -> Reply<ReadShareGroupStateResponse> {
     let c = ctx.clone();
-    let asks: Vec<_> = req
+    let partitions = req
         .topics
         .iter()
-        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, p.partition)))
-        .map(|(t, p)| {
-            (
-                t,
-                p,
-                ask(ctx, key(&req.group_id, t, p), |req, key| Event::Read { req, key }),
-            )
-        })
-        .collect();
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, p.partition)));
+    let asks = read_asks(ctx, &req.group_id, partitions);
     Reply::Later(Box::pin(async move {
-        let mut done = Vec::new();
-        for (topic_id, partition, answer) in asks {
-            let base = read::PartitionResult::default().with_partition(partition);
-            let r = match state_of(answer.await) {
-                Err(e) => base.with_error_code(c.count(e)).with_start_offset(UNINITIALIZED),
-                Ok(None) => base.with_start_offset(UNINITIALIZED),
-                Ok(Some(s)) => base
-                    .with_state_epoch(s.state_epoch)
-                    .with_start_offset(s.start_offset)
-                    .with_state_batches(
-                        s.batches
-                            .iter()
-                            .map(|b| {
-                                read::StateBatch::default()
-                                    .with_first_offset(b.first_offset)
-                                    .with_last_offset(b.last_offset)
-                                    .with_delivery_state(b.delivery_state)
-                                    .with_delivery_count(b.delivery_count)
-                            })
-                            .collect(),
-                    ),
-            };
-            done.push((topic_id, r));
-        }
-        let results = by_topic(done)
-            .into_iter()
-            .map(|(id, ps)| read::ReadStateResult::default().with_topic_id(id).with_partitions(ps))
-            .collect();
+        let results = read_outcomes(
+            &c,
+            asks,
+            |id, ps| read::ReadStateResult::default().with_topic_id(id).with_partitions(ps),
+            |partition, state| {
+                let base = read::PartitionResult::default().with_partition(partition);
+                match state {
+                    Err(code) => base.with_error_code(code).with_start_offset(UNINITIALIZED),
+                    Ok(None) => base.with_start_offset(UNINITIALIZED),
+                    Ok(Some(s)) => base
+                        .with_state_epoch(s.state_epoch)
+                        .with_start_offset(s.start_offset)
+                        .with_state_batches(
+                            s.batches
+                                .iter()
+                                .map(|b| {
+                                    read::StateBatch::default()
+                                        .with_first_offset(b.first_offset)
+                                        .with_last_offset(b.last_offset)
+                                        .with_delivery_state(b.delivery_state)
+                                        .with_delivery_count(b.delivery_count)
+                                })
+                                .collect(),
+                        ),
+                }
+            },
+        )
+        .await;
         ReadShareGroupStateResponse::default().with_results(results)
     }))
 }
@@ -124,40 +151,33 @@ pub(super) fn read_share_group_state_summary(
     req: ReadShareGroupStateSummaryRequest,
 ) -> Reply<ReadShareGroupStateSummaryResponse> {
     let c = ctx.clone();
-    let asks: Vec<_> = req
+    let partitions = req
         .topics
         .iter()
-        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, p.partition)))
-        .map(|(t, p)| {
-            (
-                t,
-                p,
-                ask(ctx, key(&req.group_id, t, p), |req, key| Event::Read { req, key }),
-            )
-        })
-        .collect();
+        .flat_map(|t| t.partitions.iter().map(move |p| (t.topic_id, p.partition)));
+    let asks = read_asks(ctx, &req.group_id, partitions);
     Reply::Later(Box::pin(async move {
-        let mut done = Vec::new();
-        for (topic_id, partition, answer) in asks {
-            let base = summary::PartitionResult::default().with_partition(partition);
-            let r = match state_of(answer.await) {
-                Err(e) => base.with_error_code(c.count(e)).with_start_offset(UNINITIALIZED),
-                Ok(None) => base.with_start_offset(UNINITIALIZED),
-                Ok(Some(s)) => base
-                    .with_state_epoch(s.state_epoch)
-                    .with_leader_epoch(s.leader_epoch)
-                    .with_start_offset(s.start_offset),
-            };
-            done.push((topic_id, r));
-        }
-        let results = by_topic(done)
-            .into_iter()
-            .map(|(id, ps)| {
+        let results = read_outcomes(
+            &c,
+            asks,
+            |id, ps| {
                 summary::ReadStateSummaryResult::default()
                     .with_topic_id(id)
                     .with_partitions(ps)
-            })
-            .collect();
+            },
+            |partition, state| {
+                let base = summary::PartitionResult::default().with_partition(partition);
+                match state {
+                    Err(code) => base.with_error_code(code).with_start_offset(UNINITIALIZED),
+                    Ok(None) => base.with_start_offset(UNINITIALIZED),
+                    Ok(Some(s)) => base
+                        .with_state_epoch(s.state_epoch)
+                        .with_leader_epoch(s.leader_epoch)
+                        .with_start_offset(s.start_offset),
+                }
+            },
+        )
+        .await;
         ReadShareGroupStateSummaryResponse::default().with_results(results)
     }))
 }
